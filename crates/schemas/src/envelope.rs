@@ -1,0 +1,354 @@
+//! The event envelope: `{"v":1,"kind":"session","data":{…}}`.
+//!
+//! The version lets a consumer refuse what it cannot read instead of
+//! misreading it; the kind lets one topic (the catalog) carry several record
+//! kinds. Decoding never panics: any input gives a record or a [`Rejection`].
+
+use crate::types::{Category, Product, Session, Transaction, User};
+use crate::validate::{self, Rejection};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A [`Session`].
+    Session,
+    /// A [`Transaction`].
+    Transaction,
+    /// A [`User`].
+    User,
+    /// A [`Product`].
+    Product,
+    /// A [`Category`].
+    Category,
+}
+
+impl Kind {
+    /// The name written in the envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Session => "session",
+            Kind::Transaction => "transaction",
+            Kind::User => "user",
+            Kind::Product => "product",
+            Kind::Category => "category",
+        }
+    }
+}
+
+/// Wraps an already-serialised record (`data`, JSON text) in an envelope.
+///
+/// Takes bytes rather than a value so that deliberately broken records
+/// (the generator's dirty share) travel exactly as broken as they are.
+pub fn wrap(kind: Kind, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 32);
+    out.extend_from_slice(br#"{"v":"#);
+    out.extend_from_slice(SCHEMA_VERSION.to_string().as_bytes());
+    out.extend_from_slice(br#","kind":""#);
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.extend_from_slice(br#"","data":"#);
+    out.extend_from_slice(data);
+    out.push(b'}');
+    out
+}
+
+/// Serialises a record and wraps it in an envelope.
+pub fn encode<T: Serialize>(kind: Kind, record: &T) -> Vec<u8> {
+    // Serialising our own plain structs to a Vec cannot fail: no maps with
+    // non-string keys, no I/O.
+    let data = serde_json::to_vec(record).unwrap_or_default();
+    wrap(kind, &data)
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    v: Option<serde_json::Value>,
+    kind: Option<String>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// Opens an envelope: checks version and kind, returns the kind and data.
+fn open(bytes: &[u8]) -> Result<(String, &RawValue), Rejection> {
+    let header: Header<'_> = serde_json::from_slice(bytes).map_err(|e| Rejection::from_json(&e))?;
+    match header.v {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SCHEMA_VERSION) => {}
+        Some(serde_json::Value::Number(n)) => {
+            return Err(Rejection::UnsupportedVersion(n.as_u64().unwrap_or(u64::MAX)))
+        }
+        Some(other) => return Err(Rejection::WrongType(format!("schema version {other}"))),
+        None => return Err(Rejection::MissingField("v")),
+    }
+    let kind = header.kind.ok_or(Rejection::MissingField("kind"))?;
+    let data = header.data.ok_or(Rejection::MissingField("data"))?;
+    Ok((kind, data))
+}
+
+fn open_kind(bytes: &[u8], expected: Kind) -> Result<&RawValue, Rejection> {
+    let (kind, data) = open(bytes)?;
+    if kind != expected.as_str() {
+        return Err(Rejection::WrongKind { expected: expected.as_str(), found: kind });
+    }
+    Ok(data)
+}
+
+fn parse<'a, T: Deserialize<'a>>(data: &'a RawValue) -> Result<T, Rejection> {
+    serde_json::from_str(data.get()).map_err(|e| Rejection::from_json(&e))
+}
+
+/// Decodes and validates a session event.
+pub fn decode_session(bytes: &[u8]) -> Result<Session, Rejection> {
+    validate::session(parse(open_kind(bytes, Kind::Session)?)?)
+}
+
+/// Decodes and validates a transaction event.
+pub fn decode_transaction(bytes: &[u8]) -> Result<Transaction, Rejection> {
+    validate::transaction(parse(open_kind(bytes, Kind::Transaction)?)?)
+}
+
+/// A record from the catalog topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogRecord {
+    /// A category.
+    Category(Category),
+    /// A product.
+    Product(Product),
+    /// A user.
+    User(User),
+}
+
+/// Decodes and validates a catalog event (category, product or user).
+pub fn decode_catalog(bytes: &[u8]) -> Result<CatalogRecord, Rejection> {
+    let (kind, data) = open(bytes)?;
+    match kind.as_str() {
+        "category" => validate::category(parse(data)?).map(CatalogRecord::Category),
+        "product" => validate::product(parse(data)?).map(CatalogRecord::Product),
+        "user" => validate::user(parse(data)?).map(CatalogRecord::User),
+        _ => Err(Rejection::WrongKind { expected: "category, product or user", found: kind }),
+    }
+}
+
+/// A record that could not be used, as published on the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Topic the record came from.
+    pub source_topic: String,
+    /// Partition it came from.
+    pub partition: u32,
+    /// Offset it had there.
+    pub offset: u64,
+    /// Stable reason code ([`Rejection::code`]).
+    pub reason_code: String,
+    /// Human-readable reason.
+    pub reason: String,
+    /// The record as received (lossy UTF-8).
+    pub payload: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::*;
+    use chrono::NaiveDateTime;
+
+    fn ts(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, crate::time::CANONICAL).expect("test literal")
+    }
+
+    /// The seed's example transaction, with its discount made explicit:
+    /// 2 x 129.99 = 259.98, minus 25.99 = 233.99.
+    fn seed_transaction() -> Transaction {
+        Transaction {
+            transaction_id: "txn_c8d9e7f3a2b1".into(),
+            session_id: "sess_00000000002a".into(),
+            user_id: "user_000042".into(),
+            timestamp: ts("2025-03-12T14:52:41"),
+            items: vec![LineItem {
+                product_id: "prod_00123".into(),
+                quantity: 2,
+                unit_price: 129.99,
+                subtotal: 259.98,
+            }],
+            discount: 25.99,
+            total: 233.99,
+            payment_method: PaymentMethod::CreditCard,
+        }
+    }
+
+    fn seed_session() -> Session {
+        Session {
+            session_id: "sess_00000000002a".into(),
+            user_id: "user_000042".into(),
+            start_time: ts("2025-03-12T14:40:00"),
+            duration_seconds: 900,
+            referrer: "google".into(),
+            device_info: DeviceInfo {
+                device_type: DeviceType::Desktop,
+                os: "Windows".into(),
+                browser: "Chrome".into(),
+                city: "Kigali".into(),
+                state: "Kigali".into(),
+                ip: "41.186.0.7".into(),
+            },
+            conversion_status: ConversionStatus::Converted,
+            viewed_products: vec!["prod_00123".into(), "prod_00456".into()],
+            cart_contents: vec![CartItem {
+                product_id: "prod_00123".into(),
+                quantity: 2,
+                price: 129.99,
+            }],
+        }
+    }
+
+    fn txn_json() -> serde_json::Value {
+        serde_json::to_value(seed_transaction()).expect("serialise")
+    }
+
+    fn decode_txn_value(v: &serde_json::Value) -> Result<Transaction, Rejection> {
+        decode_transaction(&wrap(Kind::Transaction, v.to_string().as_bytes()))
+    }
+
+    #[test]
+    fn clean_records_round_trip() {
+        let t = seed_transaction();
+        assert_eq!(decode_transaction(&encode(Kind::Transaction, &t)), Ok(t));
+        let s = seed_session();
+        assert_eq!(decode_session(&encode(Kind::Session, &s)), Ok(s));
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_invalid_json() {
+        let r = decode_transaction(b"this is not json").map(|_| ());
+        assert_eq!(r.map_err(|e| e.code()), Err("invalid_json"));
+        let full = encode(Kind::Transaction, &seed_transaction());
+        let cut = &full[..full.len() / 2];
+        let r = decode_transaction(cut).map(|_| ());
+        assert_eq!(r.map_err(|e| e.code()), Err("invalid_json"));
+        assert_eq!(decode_transaction(b"").map(|_| ()).map_err(|e| e.code()), Err("invalid_json"));
+        // Invalid UTF-8 inside a string.
+        let r = decode_transaction(b"{\"v\":1,\"kind\":\"transaction\",\"data\":\"\xff\"}");
+        assert!(matches!(r, Err(Rejection::InvalidJson(_))), "{r:?}");
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let mut v = txn_json();
+        v["items"][0]["quantity"] = serde_json::json!("two");
+        assert!(matches!(decode_txn_value(&v), Err(Rejection::WrongType(m)) if m.contains("string")));
+        let mut v = txn_json();
+        v["payment_method"] = serde_json::json!("bitcoin");
+        assert_eq!(decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()), Err("wrong_type"));
+        let r = decode_transaction(br#"[1,2,3]"#).map(|_| ());
+        assert_eq!(r.map_err(|e| e.code()), Err("wrong_type"));
+    }
+
+    #[test]
+    fn unknown_version_and_wrong_kind_are_refused() {
+        let s = String::from_utf8(encode(Kind::Session, &seed_session())).expect("utf8");
+        let v2 = s.replacen("\"v\":1", "\"v\":2", 1);
+        assert_eq!(decode_session(v2.as_bytes()), Err(Rejection::UnsupportedVersion(2)));
+        let vs = s.replacen("\"v\":1", "\"v\":\"1\"", 1);
+        assert_eq!(decode_session(vs.as_bytes()).map_err(|e| e.code()), Err("wrong_type"));
+        let nov = s.replacen("\"v\":1,", "", 1);
+        assert_eq!(decode_session(nov.as_bytes()), Err(Rejection::MissingField("v")));
+        let r = decode_transaction(s.as_bytes()).map(|_| ());
+        assert_eq!(r.map_err(|e| e.code()), Err("wrong_kind"));
+    }
+
+    #[test]
+    fn seed_cleaning_rules() {
+        let mut v = txn_json();
+        v["user_id"] = serde_json::Value::Null;
+        assert_eq!(decode_txn_value(&v), Err(Rejection::MissingUserId));
+        let mut v = txn_json();
+        v["user_id"] = serde_json::json!("  ");
+        assert_eq!(decode_txn_value(&v), Err(Rejection::MissingUserId));
+        let mut v = txn_json();
+        v["items"] = serde_json::json!([]);
+        assert_eq!(decode_txn_value(&v), Err(Rejection::EmptyItems));
+        let mut v = txn_json();
+        v.as_object_mut().expect("object").remove("items");
+        assert_eq!(decode_txn_value(&v), Err(Rejection::EmptyItems));
+        let mut v = txn_json();
+        v["timestamp"] = serde_json::json!("2025-02-30T10:00:00");
+        assert_eq!(decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()), Err("bad_timestamp"));
+        let mut v = txn_json();
+        v["items"][0]["unit_price"] = serde_json::json!(0.0);
+        assert_eq!(
+            decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()),
+            Err("non_positive_price")
+        );
+    }
+
+    #[test]
+    fn money_must_add_up() {
+        let mut v = txn_json();
+        v["items"][0]["subtotal"] = serde_json::json!(300.0);
+        assert_eq!(
+            decode_txn_value(&v),
+            Err(Rejection::SubtotalMismatch {
+                product_id: "prod_00123".into(),
+                subtotal: 300.0,
+                expected: 259.98
+            })
+        );
+        let mut v = txn_json();
+        v["total"] = serde_json::json!(259.98);
+        assert_eq!(
+            decode_txn_value(&v),
+            Err(Rejection::TotalMismatch { total: 259.98, expected: 233.99 })
+        );
+        let mut v = txn_json();
+        v["items"][0]["quantity"] = serde_json::json!(-1);
+        assert_eq!(
+            decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()),
+            Err("non_positive_quantity")
+        );
+        // A cent of rounding is tolerated; the record keeps its own figures.
+        let mut v = txn_json();
+        v["total"] = serde_json::json!(234.0);
+        assert_eq!(decode_txn_value(&v).map(|t| t.total), Ok(234.0));
+    }
+
+    #[test]
+    fn session_rules() {
+        let base = serde_json::to_value(seed_session()).expect("serialise");
+        let dec = |v: &serde_json::Value| {
+            decode_session(&wrap(Kind::Session, v.to_string().as_bytes())).map(|_| ())
+        };
+        let mut v = base.clone();
+        v["duration_seconds"] = serde_json::json!(-5);
+        assert_eq!(dec(&v), Err(Rejection::BadDuration(-5)));
+        let mut v = base.clone();
+        v["conversion_status"] = serde_json::json!("browsed");
+        assert_eq!(
+            dec(&v),
+            Err(Rejection::InconsistentStatus { status: "browsed", cart_items: 1 })
+        );
+        let mut v = base.clone();
+        v["cart_contents"] = serde_json::json!([]);
+        assert_eq!(
+            dec(&v),
+            Err(Rejection::InconsistentStatus { status: "converted", cart_items: 0 })
+        );
+        let mut v = base.clone();
+        v["device_info"]["type"] = serde_json::json!("smartwatch");
+        assert_eq!(dec(&v).map_err(|e| e.code()), Err("wrong_type"));
+        let mut v = base;
+        v.as_object_mut().expect("object").remove("session_id");
+        assert_eq!(dec(&v), Err(Rejection::MissingField("session_id")));
+    }
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let mut codes = Rejection::CODES.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Rejection::CODES.len());
+        assert!(Rejection::CODES.contains(&Rejection::Late { lag_seconds: 1 }.code()));
+    }
+}

@@ -1,0 +1,43 @@
+//! The shared language of ecomflow: the records a shop produces, the envelope
+//! they travel in on the event log, their ids, and the validators that turn
+//! raw bytes into clean records or a typed reason why not.
+//!
+//! Every other crate depends on this one; this one depends on nothing of ours.
+//!
+//! # Layout
+//!
+//! - [`types`]: `User`, `Category`, `Product`, `Session`, `Transaction` and
+//!   their parts, as stored and as published.
+//! - [`ids`]: id formats (`user_000042`, `prod_00123`, `cat_007`,
+//!   `sess_…`, `txn_…`) and their parsers.
+//! - [`envelope`]: the versioned event envelope, topic names, encode/decode.
+//! - [`validate`]: one validator per record kind and the [`Rejection`] reasons.
+//! - [`time`]: the timestamp formats we accept and the one we write.
+
+pub mod envelope;
+pub mod ids;
+pub mod time;
+pub mod types;
+pub mod validate;
+
+pub use envelope::{
+    decode_catalog, decode_session, decode_transaction, encode, CatalogRecord, DeadLetter, Kind,
+    SCHEMA_VERSION,
+};
+pub use types::{
+    CartItem, Category, ConversionStatus, DeviceInfo, DeviceType, GeoData, LineItem,
+    PaymentMethod, PricePoint, Product, PurchaseSummary, Session, Transaction, User,
+};
+pub use validate::Rejection;
+
+/// Topic names on the event log, shared by producer, ingest and aggregator.
+pub mod topics {
+    /// Browsing sessions, keyed by user id.
+    pub const SESSIONS: &str = "sessions";
+    /// Purchases, keyed by user id.
+    pub const TRANSACTIONS: &str = "transactions";
+    /// Reference data (categories, products, users), keyed by record id.
+    pub const CATALOG: &str = "catalog";
+    /// Records that could not be used, with the reason.
+    pub const DEAD_LETTERS: &str = "dead-letters";
+}
