@@ -1,1 +1,228 @@
-//! placeholder
+//! The event log every stage talks through: keyed, partitioned topics,
+//! consumer groups and committed offsets, behind one trait.
+//!
+//! Two implementations:
+//! - [`embedded::EmbeddedLog`], the default: a durable log in one local
+//!   directory on the fjall storage engine, for one process.
+//! - [`kafka::KafkaLog`]: Apache Kafka (or any Kafka-protocol broker) through
+//!   rdkafka.
+//!
+//! Contract, the same for both:
+//! - records with the same key land in the same partition, in send order;
+//! - [`LogProducer::flush`] returns only when everything sent before it is
+//!   durable (or returns an error);
+//! - each partition of a subscribed topic is read by exactly one member of a
+//!   consumer group at a time; a member starts at the group's committed
+//!   offset (or at the beginning), and offsets are committed only when the
+//!   caller says its work is done ([`LogConsumer::commit`]).
+//!
+//! # Layout
+//!
+//! - this file: the traits, [`Record`], [`TopicSpec`], [`LogError`].
+//! - [`embedded`]: the fjall-backed log.
+//! - [`kafka`]: the rdkafka-backed log.
+
+pub mod embedded;
+pub mod kafka;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One record read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Topic it was read from.
+    pub topic: String,
+    /// Partition within the topic.
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
+    /// Partitioning key (a user id for events).
+    pub key: Vec<u8>,
+    /// The encoded event.
+    pub payload: Vec<u8>,
+    /// Event time, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// A topic to create, with its partition count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name: ASCII letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+}
+
+impl TopicSpec {
+    /// A topic with `partitions` partitions.
+    pub fn new(name: &str, partitions: u32) -> Self {
+        TopicSpec { name: name.to_string(), partitions }
+    }
+}
+
+/// Next offset to read, per (topic, partition).
+pub type Offsets = BTreeMap<(String, u32), u64>;
+
+/// The offsets to commit after `records` have been processed: one past the
+/// highest offset seen per partition.
+pub fn offsets_after(records: &[Record]) -> Offsets {
+    let mut out = Offsets::new();
+    for r in records {
+        let next = out.entry((r.topic.clone(), r.partition)).or_insert(0);
+        *next = (*next).max(r.offset + 1);
+    }
+    out
+}
+
+/// Errors from either implementation.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The embedded storage engine failed.
+    #[error("embedded log storage: {0}")]
+    Storage(#[from] fjall::Error),
+    /// Another process holds the embedded log directory.
+    #[error("the log directory {0} is in use by another process (is another ecomflow running on this --data-dir?)")]
+    Locked(String),
+    /// A file-system error.
+    #[error("log I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The Kafka client or broker failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Messages the broker did not acknowledge.
+    #[error("{count} message(s) were not delivered; first error: {first}")]
+    Delivery {
+        /// How many failed.
+        count: u64,
+        /// The first failure.
+        first: String,
+    },
+    /// A topic that was never created.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// A topic name the log cannot hold.
+    #[error("invalid topic name {0:?}: use ASCII letters, digits, '.', '_' and '-'")]
+    InvalidTopic(String),
+    /// A stored record that cannot be decoded.
+    #[error("corrupt record at {topic}/{partition}@{offset}")]
+    Corrupt {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// Offset.
+        offset: u64,
+    },
+    /// An operation that did not finish in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+}
+
+impl LogError {
+    /// Whether trying again later may succeed (broker down, timeout) as
+    /// opposed to a permanent fault (bad configuration, corrupt data).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LogError::Kafka(_) | LogError::Delivery { .. } | LogError::Timeout(_))
+    }
+}
+
+/// Result alias for log operations.
+pub type Result<T> = std::result::Result<T, LogError>;
+
+/// Checks a topic name (the embedded log uses a NUL separator in its keys).
+pub fn check_topic_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(LogError::InvalidTopic(name.to_string()))
+    }
+}
+
+/// A log: creates topics and hands out producers and consumers.
+pub trait EventLog: Send + Sync {
+    /// Which implementation this is (`embedded`, `kafka`), for logs.
+    fn describe(&self) -> String;
+
+    /// Creates the topics that do not exist yet; existing ones are kept.
+    fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()>;
+
+    /// A new producer.
+    fn producer(&self) -> Result<Box<dyn LogProducer>>;
+
+    /// A new member of consumer group `group`, subscribed to `topics`.
+    fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn LogConsumer>>;
+
+    /// The marker last stored with [`LogProducer::flush_with_marker`] under
+    /// `name`, if any: how a producer finds where it left off.
+    fn marker(&self, name: &str) -> Result<Option<Vec<u8>>>;
+}
+
+/// Publishes records.
+pub trait LogProducer: Send {
+    /// Queues a record; partitioned by `key`. Not durable until a flush.
+    fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], timestamp_ms: i64) -> Result<()>;
+
+    /// Makes everything sent so far durable.
+    fn flush(&mut self) -> Result<()>;
+
+    /// Flushes, then records `marker` under `name` (see
+    /// [`EventLog::marker`]). On the embedded log the records and the marker
+    /// are written atomically, so a producer that resumes from the marker
+    /// neither loses nor repeats a record. On Kafka the marker is written
+    /// after the broker acknowledged the records, so a crash between the two
+    /// can repeat records (at least once).
+    fn flush_with_marker(&mut self, name: &str, marker: &[u8]) -> Result<()>;
+}
+
+/// Reads records as a member of a consumer group.
+pub trait LogConsumer: Send {
+    /// Up to `max` records from the assigned partitions, waiting at most
+    /// `timeout` when none is available. An empty result is not an error.
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>>;
+
+    /// Commits `offsets` (next offset to read, per partition) for the group.
+    fn commit(&mut self, offsets: &Offsets) -> Result<()>;
+
+    /// Leaves the group; bounded in time even if the client misbehaves.
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// How long Kafka clients may take to close before we give up on them.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(topic: &str, partition: u32, offset: u64) -> Record {
+        Record {
+            topic: topic.into(),
+            partition,
+            offset,
+            key: vec![],
+            payload: vec![],
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn offsets_after_takes_one_past_the_highest_per_partition() {
+        let got = offsets_after(&[rec("a", 0, 4), rec("a", 0, 2), rec("a", 1, 0), rec("b", 0, 9)]);
+        let want: Offsets =
+            [(("a".into(), 0), 5), (("a".into(), 1), 1), (("b".into(), 0), 10)].into_iter().collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn topic_names_are_checked() {
+        assert!(check_topic_name("dead-letters").is_ok());
+        assert!(check_topic_name("a.b_c").is_ok());
+        assert!(check_topic_name("").is_err());
+        assert!(check_topic_name("a\0b").is_err());
+        assert!(check_topic_name("a/b").is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! The log contract, written once and run against every implementation that
+//! is available: the embedded log always, Kafka when `ECOMFLOW_KAFKA_BROKERS`
+//! names a broker (CI starts one; see `.ci/run`).
+
+use eventlog::embedded::EmbeddedLog;
+use eventlog::kafka::KafkaLog;
+use eventlog::{offsets_after, EventLog, Offsets, Record, TopicSpec};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Unique names, so reruns against a long-lived broker never see old data.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+fn kafka() -> Option<KafkaLog> {
+    match std::env::var("ECOMFLOW_KAFKA_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => {
+            let dir = std::env::temp_dir().join(unique("ecomflow-markers"));
+            Some(KafkaLog::new(&b, dir))
+        }
+        _ => {
+            eprintln!("skipped: no Kafka (set ECOMFLOW_KAFKA_BROKERS=127.0.0.1:PORT to run the Kafka contract)");
+            None
+        }
+    }
+}
+
+/// Publishes `n` records over 50 keys; the payload is the sequence number.
+fn publish(log: &dyn EventLog, topic: &str, n: u64) {
+    let mut p = log.producer().expect("producer");
+    for i in 0..n {
+        let key = format!("user_{:06}", i % 50);
+        p.send(topic, key.as_bytes(), i.to_string().as_bytes(), 1_700_000_000_000 + i as i64)
+            .expect("send");
+    }
+    p.flush().expect("flush");
+}
+
+fn seq(r: &Record) -> u64 {
+    std::str::from_utf8(&r.payload).expect("utf8").parse().expect("number")
+}
+
+/// Two members of one group read a 4-partition topic: every record arrives,
+/// none twice once its offset is committed, and each key's records arrive in
+/// the order they were sent.
+fn group_reads_everything_once(log: &dyn EventLog) {
+    let topic = unique("roundtrip");
+    log.ensure_topics(&[TopicSpec::new(&topic, 4)]).expect("topics");
+    let n = 2_000;
+    publish(log, &topic, n);
+    let group = unique("g");
+    let mut members = vec![
+        log.consumer(&group, &[&topic]).expect("consumer a"),
+        log.consumer(&group, &[&topic]).expect("consumer b"),
+    ];
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    let mut uncommitted: HashSet<u64> = HashSet::new();
+    let mut last_per_key: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut per_member = [0usize; 2];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen.len() < n as usize && Instant::now() < deadline {
+        for (i, c) in members.iter_mut().enumerate() {
+            let batch = c.poll(300, Duration::from_millis(200)).expect("poll");
+            per_member[i] += batch.len();
+            for r in &batch {
+                *seen.entry(seq(r)).or_default() += 1;
+                if let Some(prev) = last_per_key.insert(r.key.clone(), seq(r)) {
+                    // A redelivery after a failed commit may step back; a
+                    // fresh record never does.
+                    assert!(prev < seq(r) || uncommitted.contains(&seq(r)), "key order broken at {}", seq(r));
+                }
+            }
+            if c.commit(&offsets_after(&batch)).is_err() {
+                uncommitted.extend(batch.iter().map(seq));
+            }
+        }
+    }
+    assert_eq!(seen.len(), n as usize, "records missing after 120 s");
+    for (s, count) in &seen {
+        assert!(*count == 1 || uncommitted.contains(s), "record {s} consumed {count} times");
+    }
+    assert!(per_member.iter().all(|c| *c > 0), "both members should get partitions: {per_member:?}");
+    for c in members {
+        c.close().expect("close");
+    }
+}
+
+/// A member that stops after committing 40 of 60 records read is followed by
+/// one that starts at record 40; another group starts at 0.
+fn resumes_from_committed_offset(log: &dyn EventLog) {
+    let topic = unique("resume");
+    log.ensure_topics(&[TopicSpec::new(&topic, 1)]).expect("topics");
+    publish(log, &topic, 100);
+    let group = unique("g");
+    let mut first = log.consumer(&group, &[&topic]).expect("consumer");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < 60 && Instant::now() < deadline {
+        got.extend(first.poll(60 - got.len(), Duration::from_millis(500)).expect("poll"));
+    }
+    assert_eq!(got.len(), 60);
+    let committed: Offsets = offsets_after(&got[..40]);
+    assert_eq!(committed.values().copied().collect::<Vec<_>>(), vec![40]);
+    first.commit(&committed).expect("commit");
+    first.close().expect("close");
+
+    let mut second = log.consumer(&group, &[&topic]).expect("consumer");
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rest.len() < 60 && Instant::now() < deadline {
+        rest.extend(second.poll(100, Duration::from_millis(500)).expect("poll"));
+    }
+    assert_eq!(rest.iter().map(seq).collect::<Vec<_>>(), (40..100).collect::<Vec<_>>());
+    assert_eq!(rest.iter().map(|r| r.offset).collect::<Vec<_>>(), (40..100).collect::<Vec<_>>());
+    second.close().expect("close");
+
+    let mut other = log.consumer(&unique("other"), &[&topic]).expect("consumer");
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while all.len() < 100 && Instant::now() < deadline {
+        all.extend(other.poll(100, Duration::from_millis(500)).expect("poll"));
+    }
+    assert_eq!(all.len(), 100);
+    assert_eq!(seq(&all[0]), 0);
+    assert_eq!(all[0].timestamp_ms, 1_700_000_000_000);
+    other.close().expect("close");
+}
+
+/// Markers: absent at first, then what was last stored.
+fn markers(log: &dyn EventLog) {
+    let topic = unique("marker");
+    log.ensure_topics(&[TopicSpec::new(&topic, 2)]).expect("topics");
+    let name = unique("replay");
+    assert_eq!(log.marker(&name).expect("marker"), None);
+    let mut p = log.producer().expect("producer");
+    p.send(&topic, b"k", b"1", 0).expect("send");
+    p.flush_with_marker(&name, b"1").expect("flush");
+    p.send(&topic, b"k", b"2", 0).expect("send");
+    p.flush_with_marker(&name, b"2").expect("flush");
+    assert_eq!(log.marker(&name).expect("marker").as_deref(), Some(b"2".as_slice()));
+}
+
+#[test]
+fn embedded_group_reads_everything_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    group_reads_everything_once(&EmbeddedLog::open(dir.path()).expect("open"));
+}
+
+#[test]
+fn embedded_resumes_from_committed_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    resumes_from_committed_offset(&EmbeddedLog::open(dir.path()).expect("open"));
+}
+
+#[test]
+fn embedded_markers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    markers(&EmbeddedLog::open(dir.path()).expect("open"));
+}
+
+#[test]
+fn kafka_group_reads_everything_once() {
+    if let Some(log) = kafka() {
+        group_reads_everything_once(&log);
+    }
+}
+
+#[test]
+fn kafka_resumes_from_committed_offset() {
+    if let Some(log) = kafka() {
+        resumes_from_committed_offset(&log);
+    }
+}
+
+#[test]
+fn kafka_markers() {
+    if let Some(log) = kafka() {
+        markers(&log);
+    }
+}
+
+/// What was flushed survives closing and reopening the directory (what a
+/// restart after a crash sees); what was only sent does not appear; offsets
+/// and partition lengths are recovered.
+#[test]
+fn embedded_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        log.ensure_topics(&[TopicSpec::new("t", 3)]).expect("topics");
+        publish(&log, "t", 90);
+        let mut p = log.producer().expect("producer");
+        p.send("t", b"user_000001", b"never flushed", 0).expect("send");
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let got = c.poll(30, Duration::from_millis(100)).expect("poll");
+        c.commit(&offsets_after(&got)).expect("commit");
+    }
+    let log = EmbeddedLog::open(dir.path()).expect("reopen");
+    assert_eq!(log.partitions("t"), Some(3));
+    let total: u64 = (0..3).map(|p| log.end_offset("t", p)).sum();
+    assert_eq!(total, 90);
+    let committed: u64 = (0..3).filter_map(|p| log.committed("g", "t", p).expect("committed")).sum();
+    assert_eq!(committed, 30);
+    let mut c = log.consumer("g", &["t"]).expect("consumer");
+    let mut rest = Vec::new();
+    loop {
+        let got = c.poll(1000, Duration::from_millis(50)).expect("poll");
+        if got.is_empty() {
+            break;
+        }
+        rest.extend(got);
+    }
+    assert_eq!(rest.len(), 60);
+    assert!(rest.iter().all(|r| r.payload != b"never flushed"));
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for r in &rest {
+        by_partition.entry(r.partition).or_default().push(r.offset);
+    }
+    for offsets in by_partition.values() {
+        assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "offsets contiguous: {offsets:?}");
+    }
+}
+
+#[test]
+fn embedded_refuses_unknown_topics_and_a_second_opener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EmbeddedLog::open(dir.path()).expect("open");
+    assert!(log.consumer("g", &["nope"]).is_err());
+    let mut p = log.producer().expect("producer");
+    assert!(p.send("nope", b"k", b"v", 0).is_err());
+    assert!(log.ensure_topics(&[TopicSpec::new("bad/name", 1)]).is_err());
+    match EmbeddedLog::open(dir.path()) {
+        Err(e) => assert!(e.to_string().contains("in use"), "{e}"),
+        Ok(_) => panic!("a second open of a locked directory must fail"),
+    }
+}
