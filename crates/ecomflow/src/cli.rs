@@ -1,0 +1,189 @@
+//! Command-line flags. Every flag has an `ECOMFLOW_*` environment variable;
+//! with no flags at all everything runs embedded, in `./ecomflow-data`.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use producer::ShopConfig;
+use std::path::PathBuf;
+
+/// ecomflow: streaming analytics for e-commerce data.
+///
+/// Generates a deterministic 90-day shop (sessions and transactions),
+/// streams it through an event log, and turns it into live and nightly
+/// insight. With no flags everything runs in one process on embedded
+/// engines under ./ecomflow-data; with --kafka-brokers the log is Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "ecomflow", version, propagate_version = true)]
+pub struct Cli {
+    /// Log filter, e.g. `info`, `debug`, `ecomflow=debug,eventlog=trace`.
+    #[arg(long, global = true, env = "ECOMFLOW_LOG", default_value = "info")]
+    pub log: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the shop as newline-delimited JSON files (one per record kind),
+    /// with the planted complements and a manifest, and print its shape.
+    Generate(GenerateArgs),
+    /// Publish the shop's 90 days to the event log in event-time order,
+    /// as fast as possible or at --speed. Resumes an interrupted replay.
+    Replay(ReplayArgs),
+}
+
+/// The shop to generate: the same flags for every subcommand that generates.
+#[derive(Debug, Clone, Args)]
+pub struct ShopArgs {
+    /// Seed of every random choice: same seed, same bytes.
+    #[arg(long, env = "ECOMFLOW_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// First simulated day (YYYY-MM-DD).
+    #[arg(long, env = "ECOMFLOW_START_DATE", default_value = "2025-01-01")]
+    pub start_date: String,
+    /// Number of simulated days.
+    #[arg(long, env = "ECOMFLOW_DAYS", default_value_t = 90)]
+    pub days: u32,
+    /// Registered users.
+    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = 10_000)]
+    pub users: u32,
+    /// Products in the catalog.
+    #[arg(long, env = "ECOMFLOW_PRODUCTS", default_value_t = 5_000)]
+    pub products: u32,
+    /// Product categories.
+    #[arg(long, env = "ECOMFLOW_CATEGORIES", default_value_t = 25)]
+    pub categories: u32,
+    /// Browsing sessions over the period.
+    #[arg(long, env = "ECOMFLOW_SESSIONS", default_value_t = 2_000_000)]
+    pub sessions: u64,
+    /// Transactions over the period (one per converted session).
+    #[arg(long, env = "ECOMFLOW_TRANSACTIONS", default_value_t = 500_000)]
+    pub transactions: u64,
+    /// Share of records made deliberately dirty (0..1).
+    #[arg(long, env = "ECOMFLOW_DIRTY_SHARE", default_value_t = 0.0025)]
+    pub dirty_share: f64,
+    /// Share of sessions that abandon a cart (0..1).
+    #[arg(long, env = "ECOMFLOW_ABANDONMENT", default_value_t = 0.18)]
+    pub abandonment: f64,
+}
+
+impl ShopArgs {
+    /// The validated shop configuration.
+    pub fn config(&self) -> anyhow::Result<ShopConfig> {
+        let start_date = schemas::time::parse_date(&self.start_date)
+            .with_context(|| format!("--start-date {:?} is not a date like 2025-01-01", self.start_date))?;
+        let cfg = ShopConfig {
+            seed: self.seed,
+            start_date,
+            days: self.days,
+            users: self.users,
+            products: self.products,
+            categories: self.categories,
+            sessions: self.sessions,
+            transactions: self.transactions,
+            dirty_share: self.dirty_share,
+            abandonment: self.abandonment,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Where the event log is.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Directory where every embedded engine keeps its files.
+    #[arg(long, env = "ECOMFLOW_DATA_DIR", default_value = "./ecomflow-data")]
+    pub data_dir: PathBuf,
+    /// Kafka bootstrap servers (host:port,...). Without it the embedded log
+    /// in --data-dir is used.
+    #[arg(long, env = "ECOMFLOW_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Partitions per event topic, when the topics are created.
+    #[arg(long, env = "ECOMFLOW_PARTITIONS", default_value_t = 4)]
+    pub partitions: u32,
+    /// fsync the embedded log on every flush (survives power loss, slower).
+    /// Without it, flushed data survives a crash of the process.
+    #[arg(long, env = "ECOMFLOW_FSYNC")]
+    pub fsync: bool,
+}
+
+/// `ecomflow generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Shop size and seed.
+    #[command(flatten)]
+    pub shop: ShopArgs,
+    /// Directory to write the dataset into (created if missing).
+    #[arg(long, env = "ECOMFLOW_OUT", default_value = "./ecomflow-dataset")]
+    pub out: PathBuf,
+}
+
+/// `ecomflow replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Shop size and seed.
+    #[command(flatten)]
+    pub shop: ShopArgs,
+    /// Event log.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Replay speed: simulated seconds per second (`86400`), or a rate like
+    /// `1d/s`, `2h/s`, `30m/s`. Default: as fast as possible.
+    #[arg(long, env = "ECOMFLOW_SPEED", value_parser = parse_speed)]
+    pub speed: Option<f64>,
+    /// Forget earlier progress and start over (deletes the embedded log).
+    #[arg(long, env = "ECOMFLOW_FRESH")]
+    pub fresh: bool,
+    /// Events per flushed batch.
+    #[arg(long, env = "ECOMFLOW_BATCH", default_value_t = 5_000)]
+    pub batch: usize,
+}
+
+/// Parses `86400`, `1d/s`, `2h/s`, `30m/s`, `10s/s`.
+pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
+    let t = s.trim();
+    let v = if let Some(rate) = t.strip_suffix("/s") {
+        let (num, unit) = rate.split_at(rate.len().saturating_sub(1));
+        let mult = match unit {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3_600.0,
+            "d" => 86_400.0,
+            _ => bail!("speed {s:?}: use a number of simulated seconds per second, or N followed by s, m, h or d and '/s' (e.g. 1d/s)"),
+        };
+        num.parse::<f64>().with_context(|| format!("speed {s:?}: {num:?} is not a number"))? * mult
+    } else {
+        t.parse::<f64>().with_context(|| format!("speed {s:?} is not a number; try 86400 or 1d/s"))?
+    };
+    if !(v.is_finite() && v > 0.0) {
+        bail!("speed must be positive, got {s:?}");
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn speeds_parse() {
+        assert_eq!(parse_speed("86400").ok(), Some(86_400.0));
+        assert_eq!(parse_speed("1d/s").ok(), Some(86_400.0));
+        assert_eq!(parse_speed("2h/s").ok(), Some(7_200.0));
+        assert_eq!(parse_speed("0.5m/s").ok(), Some(30.0));
+        assert!(parse_speed("fast").is_err());
+        assert!(parse_speed("1w/s").is_err());
+        assert!(parse_speed("-3").is_err());
+        assert!(parse_speed("0").is_err());
+    }
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,179 @@
+//! Publishes the shop's events to the event log in event-time order, as fast
+//! as possible or paced, and resumably.
+//!
+//! Progress is recorded as a marker written with each flushed batch (on the
+//! embedded log, atomically with the batch), so a replay that was stopped or
+//! killed continues after the last published event instead of starting over.
+
+use crate::catalog::Catalog;
+use crate::config::ShopConfig;
+use crate::events::EventStream;
+use chrono::NaiveDateTime;
+use eventlog::{EventLog, LogError, TopicSpec};
+use schemas::topics;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Marker name under which the replay records its progress.
+pub const MARKER: &str = "producer-replay";
+
+/// How to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Simulated seconds per wall-clock second; `None` is as fast as possible.
+    pub speed: Option<f64>,
+    /// Events per flushed batch.
+    pub batch: usize,
+    /// Partitions of the event topics when they are created.
+    pub partitions: u32,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions { speed: None, batch: 5_000, partitions: 4 }
+    }
+}
+
+/// Where a replay stands, reported after every batch.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Events published so far (including earlier runs).
+    pub published: u64,
+    /// Events in the whole replay.
+    pub total: u64,
+    /// Event time of the latest published event.
+    pub event_time: NaiveDateTime,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplaySummary {
+    /// Events published by this run.
+    pub published: u64,
+    /// Events published by earlier runs that this one skipped.
+    pub resumed_from: u64,
+    /// Events in the whole replay.
+    pub total: u64,
+    /// Whether the run stopped early (stop flag).
+    pub interrupted: bool,
+    /// Wall time of this run.
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Marker {
+    config: ShopConfig,
+    published: u64,
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The log holds a replay of another shop.
+    #[error("the log already holds a replay of another shop ({0}); start over with --fresh or use another --data-dir")]
+    OtherShop(String),
+    /// The stored marker cannot be read.
+    #[error("the replay marker in the log is unreadable: {0}")]
+    BadMarker(String),
+}
+
+/// The topics a replay publishes to, and the dead-letter topic.
+pub fn topic_specs(partitions: u32) -> Vec<TopicSpec> {
+    vec![
+        TopicSpec::new(topics::CATALOG, partitions),
+        TopicSpec::new(topics::SESSIONS, partitions),
+        TopicSpec::new(topics::TRANSACTIONS, partitions),
+        TopicSpec::new(topics::DEAD_LETTERS, 1),
+    ]
+}
+
+/// Events already published by earlier runs of this replay.
+pub fn published_before(log: &dyn EventLog, cfg: &ShopConfig) -> Result<u64, ReplayError> {
+    match log.marker(MARKER)? {
+        None => Ok(0),
+        Some(bytes) => {
+            let m: Marker = serde_json::from_slice(&bytes).map_err(|e| ReplayError::BadMarker(e.to_string()))?;
+            if m.config != *cfg {
+                return Err(ReplayError::OtherShop(format!(
+                    "seed {}, {} users, {} sessions",
+                    m.config.seed, m.config.users, m.config.sessions
+                )));
+            }
+            Ok(m.published)
+        }
+    }
+}
+
+/// Publishes the shop for `cfg` to `log`, resuming after what earlier runs
+/// published. Checks `stop` between batches; calls `progress` after each.
+pub fn run(
+    cfg: &ShopConfig,
+    log: &dyn EventLog,
+    opts: &ReplayOptions,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(&Progress),
+) -> Result<ReplaySummary, ReplayError> {
+    let started = Instant::now();
+    log.ensure_topics(&topic_specs(opts.partitions))?;
+    let skip = published_before(log, cfg)?;
+    let catalog = Arc::new(Catalog::generate(cfg));
+    let mut stream = EventStream::new(cfg, catalog);
+    let total = stream.total();
+    if skip > 0 {
+        tracing::info!(skip, total, "Resuming replay after events published by an earlier run.");
+    }
+    for _ in 0..skip {
+        if stream.next().is_none() {
+            break;
+        }
+    }
+    let mut producer = log.producer()?;
+    let mut published = skip;
+    let mut in_batch = 0usize;
+    let mut pace_origin: Option<(NaiveDateTime, Instant)> = None;
+    let mut last_time = cfg.start_date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let mut interrupted = false;
+    let flush = |producer: &mut Box<dyn eventlog::LogProducer>, published: u64| -> Result<(), LogError> {
+        let marker = serde_json::to_vec(&Marker { config: cfg.clone(), published }).unwrap_or_default();
+        producer.flush_with_marker(MARKER, &marker)
+    };
+    for ev in stream.by_ref() {
+        if let Some(speed) = opts.speed.filter(|s| *s > 0.0) {
+            let (t0, w0) = *pace_origin.get_or_insert((ev.time, Instant::now()));
+            let due = w0 + Duration::from_secs_f64(((ev.time - t0).num_milliseconds().max(0) as f64 / 1000.0) / speed);
+            if due > Instant::now() && in_batch > 0 {
+                // Make what is due visible before waiting for what is not.
+                flush(&mut producer, published)?;
+                in_batch = 0;
+                progress(&Progress { published, total, event_time: last_time });
+            }
+            while due > Instant::now() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(100)));
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        producer.send(ev.stream.topic(), ev.key.as_bytes(), &ev.payload(), ev.timestamp_ms())?;
+        published += 1;
+        in_batch += 1;
+        last_time = ev.time;
+        if in_batch >= opts.batch {
+            flush(&mut producer, published)?;
+            in_batch = 0;
+            progress(&Progress { published, total, event_time: last_time });
+        }
+    }
+    flush(&mut producer, published)?;
+    progress(&Progress { published, total, event_time: last_time });
+    Ok(ReplaySummary { published: published - skip, resumed_from: skip, total, interrupted, elapsed: started.elapsed() })
+}
