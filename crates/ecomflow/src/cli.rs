@@ -73,8 +73,12 @@ pub struct ShopArgs {
 impl ShopArgs {
     /// The validated shop configuration.
     pub fn config(&self) -> anyhow::Result<ShopConfig> {
-        let start_date = schemas::time::parse_date(&self.start_date)
-            .with_context(|| format!("--start-date {:?} is not a date like 2025-01-01", self.start_date))?;
+        let start_date = schemas::time::parse_date(&self.start_date).with_context(|| {
+            format!(
+                "--start-date {:?} is not a date like 2025-01-01",
+                self.start_date
+            )
+        })?;
         let cfg = ShopConfig {
             seed: self.seed,
             start_date,
@@ -155,9 +159,12 @@ pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
             "d" => 86_400.0,
             _ => bail!("speed {s:?}: use a number of simulated seconds per second, or N followed by s, m, h or d and '/s' (e.g. 1d/s)"),
         };
-        num.parse::<f64>().with_context(|| format!("speed {s:?}: {num:?} is not a number"))? * mult
+        num.parse::<f64>()
+            .with_context(|| format!("speed {s:?}: {num:?} is not a number"))?
+            * mult
     } else {
-        t.parse::<f64>().with_context(|| format!("speed {s:?} is not a number; try 86400 or 1d/s"))?
+        t.parse::<f64>()
+            .with_context(|| format!("speed {s:?} is not a number; try 86400 or 1d/s"))?
     };
     if !(v.is_finite() && v > 0.0) {
         bail!("speed must be positive, got {s:?}");

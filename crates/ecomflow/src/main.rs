@@ -15,8 +15,12 @@ use std::time::Instant;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Generate(args) => generate(args),
         Command::Replay(args) => replay(args),
@@ -33,7 +37,11 @@ fn main() -> std::process::ExitCode {
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     let template = format!("{{elapsed_precise}} [{{bar:32}}] {{human_pos}}/{{human_len}} {what} ({{per_sec}}, eta {{eta}}) {{msg}}");
-    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
     bar
 }
 
@@ -70,16 +78,23 @@ fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
                     }
                     _ => {}
                 }
-                tracing::warn!("--fresh with Kafka forgets the replay's progress but cannot empty the topics.");
+                tracing::warn!(
+                    "--fresh with Kafka forgets the replay's progress but cannot empty the topics."
+                );
             }
             Ok(Arc::new(KafkaLog::new(brokers, markers)))
         }
         None => {
             let dir = args.data_dir.join("log");
             if fresh && dir.exists() {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
             }
-            let durability = if args.fsync { Durability::Machine } else { Durability::Process };
+            let durability = if args.fsync {
+                Durability::Machine
+            } else {
+                Durability::Process
+            };
             Ok(Arc::new(EmbeddedLog::open_with(&dir, durability)?))
         }
     }
@@ -116,11 +131,20 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         bar.set_length(p.total);
         bar.set_position(p.published);
         let day = (p.event_time.date() - start_day).num_days() + 1;
-        bar.set_message(format!("day {}/{} ({})", day.clamp(1, i64::from(days)), days, p.event_time.date()));
+        bar.set_message(format!(
+            "day {}/{} ({})",
+            day.clamp(1, i64::from(days)),
+            days,
+            p.event_time.date()
+        ));
     })?;
     bar.finish_and_clear();
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
-    let state = if summary.interrupted { "Stopped" } else { "Replayed" };
+    let state = if summary.interrupted {
+        "Stopped"
+    } else {
+        "Replayed"
+    };
     println!(
         "{state}: {} of {} events published ({} by this run in {:.1} s, {:.0} events/s) to the {}.",
         summary.resumed_from + summary.published,

@@ -132,8 +132,17 @@ fn encode_value(key: &[u8], payload: &[u8], timestamp_ms: i64) -> Vec<u8> {
 }
 
 fn decode_value(topic: &str, partition: u32, offset: u64, v: &[u8]) -> Result<Record> {
-    let corrupt = || LogError::Corrupt { topic: topic.to_string(), partition, offset };
-    let ts = i64::from_be_bytes(v.get(..8).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?);
+    let corrupt = || LogError::Corrupt {
+        topic: topic.to_string(),
+        partition,
+        offset,
+    };
+    let ts = i64::from_be_bytes(
+        v.get(..8)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    );
     let key_len = be_u32(v.get(8..).ok_or_else(corrupt)?).ok_or_else(corrupt)? as usize;
     let key = v.get(12..12 + key_len).ok_or_else(corrupt)?;
     let payload = v.get(12 + key_len..).ok_or_else(corrupt)?;
@@ -203,7 +212,12 @@ impl EmbeddedLog {
 
     /// The offset the next record of a partition will get (its length).
     pub fn end_offset(&self, topic: &str, partition: u32) -> u64 {
-        self.inner.lock().next.get(&(topic.to_string(), partition)).copied().unwrap_or(0)
+        self.inner
+            .lock()
+            .next
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Partition count of a topic, if it exists.
@@ -213,7 +227,11 @@ impl EmbeddedLog {
 
     /// The committed offset of `group` on a partition, if any.
     pub fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>> {
-        Ok(self.inner.meta.get(offset_key(group, topic, partition))?.and_then(|v| be_u64(&v)))
+        Ok(self
+            .inner
+            .meta
+            .get(offset_key(group, topic, partition))?
+            .and_then(|v| be_u64(&v)))
     }
 
     /// Bytes the log takes on disk.
@@ -234,12 +252,20 @@ impl EventLog for EmbeddedLog {
 
     fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()> {
         let mut state = self.inner.lock();
-        let mut batch = self.inner.db.batch().durability(Some(self.inner.durability.mode()));
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(self.inner.durability.mode()));
         let mut created = Vec::new();
         for t in topics {
             check_topic_name(&t.name)?;
             if !state.topics.contains_key(&t.name) {
-                batch.insert(&self.inner.meta, topic_key(&t.name), t.partitions.max(1).to_be_bytes());
+                batch.insert(
+                    &self.inner.meta,
+                    topic_key(&t.name),
+                    t.partitions.max(1).to_be_bytes(),
+                );
                 created.push(t);
             }
         }
@@ -310,13 +336,27 @@ impl EmbeddedProducer {
             return Ok(());
         }
         let mut state = self.inner.lock();
-        let mut batch = self.inner.db.batch().durability(Some(self.inner.durability.mode()));
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(self.inner.durability.mode()));
         let mut next: HashMap<(Arc<str>, u32), u64> = HashMap::new();
         for p in self.pending.drain(..) {
             let offset = next
                 .entry((p.topic.clone(), p.partition))
-                .or_insert_with(|| state.next.get(&(p.topic.to_string(), p.partition)).copied().unwrap_or(0));
-            batch.insert(&self.inner.records, record_key(&p.topic, p.partition, *offset), p.value);
+                .or_insert_with(|| {
+                    state
+                        .next
+                        .get(&(p.topic.to_string(), p.partition))
+                        .copied()
+                        .unwrap_or(0)
+                });
+            batch.insert(
+                &self.inner.records,
+                record_key(&p.topic, p.partition, *offset),
+                p.value,
+            );
             *offset += 1;
         }
         if let Some((name, value)) = marker {
@@ -381,22 +421,38 @@ impl EmbeddedConsumer {
     /// Recomputes this member's partitions after a join or leave, and
     /// restarts each from the group's committed offset, as Kafka does.
     fn rebalance(&mut self, state: &State) -> Result<()> {
-        let Some(group) = state.groups.get(&self.group) else { return Ok(()) };
+        let Some(group) = state.groups.get(&self.group) else {
+            return Ok(());
+        };
         if group.generation == self.generation {
             return Ok(());
         }
         let members = group.members.len().max(1);
-        let rank = group.members.iter().position(|m| *m == self.member).unwrap_or(0);
+        let rank = group
+            .members
+            .iter()
+            .position(|m| *m == self.member)
+            .unwrap_or(0);
         let mut all = Vec::new();
         for t in &self.topics {
             for p in 0..state.topics.get(t).copied().unwrap_or(0) {
                 all.push((t.clone(), p));
             }
         }
-        self.assigned = all.into_iter().enumerate().filter(|(i, _)| i % members == rank).map(|(_, tp)| tp).collect();
+        self.assigned = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % members == rank)
+            .map(|(_, tp)| tp)
+            .collect();
         self.positions.clear();
         for (t, p) in &self.assigned {
-            let start = self.inner.meta.get(offset_key(&self.group, t, *p))?.and_then(|v| be_u64(&v)).unwrap_or(0);
+            let start = self
+                .inner
+                .meta
+                .get(offset_key(&self.group, t, *p))?
+                .and_then(|v| be_u64(&v))
+                .unwrap_or(0);
             self.positions.insert((t.clone(), *p), start);
         }
         self.generation = group.generation;
@@ -461,22 +517,40 @@ impl LogConsumer for EmbeddedConsumer {
     }
 
     fn commit(&mut self, offsets: &Offsets) -> Result<()> {
-        let mut batch = self.inner.db.batch().durability(Some(self.inner.durability.mode()));
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(self.inner.durability.mode()));
         let mut any = false;
         for ((topic, partition), offset) in offsets {
-            if !self.assigned.iter().any(|(t, p)| t == topic && p == partition) {
+            if !self
+                .assigned
+                .iter()
+                .any(|(t, p)| t == topic && p == partition)
+            {
                 // Kafka refuses commits for partitions a member lost in a
                 // rebalance; the new owner re-reads from the last commit.
                 tracing::debug!(%topic, partition, "Skipped commit for a partition no longer assigned.");
                 continue;
             }
-            batch.insert(&self.inner.meta, offset_key(&self.group, topic, *partition), offset.to_be_bytes());
+            batch.insert(
+                &self.inner.meta,
+                offset_key(&self.group, topic, *partition),
+                offset.to_be_bytes(),
+            );
             any = true;
         }
         if any {
             batch.commit()?;
         }
         Ok(())
+    }
+
+    fn assignment(&self) -> Result<Vec<(String, u32)>> {
+        let mut a = self.assigned.clone();
+        a.sort();
+        Ok(a)
     }
 
     fn close(self: Box<Self>) -> Result<()> {
@@ -515,7 +589,13 @@ mod tests {
     fn value_encoding_round_trips_and_detects_truncation() {
         let v = encode_value(b"user_000042", b"{}", -5);
         let r = decode_value("t", 1, 9, &v).expect("decode");
-        assert_eq!((r.key.as_slice(), r.payload.as_slice(), r.timestamp_ms), (b"user_000042".as_slice(), b"{}".as_slice(), -5));
-        assert!(matches!(decode_value("t", 1, 9, &v[..10]), Err(LogError::Corrupt { offset: 9, .. })));
+        assert_eq!(
+            (r.key.as_slice(), r.payload.as_slice(), r.timestamp_ms),
+            (b"user_000042".as_slice(), b"{}".as_slice(), -5)
+        );
+        assert!(matches!(
+            decode_value("t", 1, 9, &v[..10]),
+            Err(LogError::Corrupt { offset: 9, .. })
+        ));
     }
 }

@@ -9,7 +9,9 @@
 //! the same partition. Consumers join a group with auto-commit off: offsets
 //! are committed only by [`LogConsumer::commit`], after the work is done.
 
-use crate::{EventLog, LogConsumer, LogError, LogProducer, Offsets, Record, Result, TopicSpec, CLOSE_TIMEOUT};
+use crate::{
+    EventLog, LogConsumer, LogError, LogProducer, Offsets, Record, Result, TopicSpec, CLOSE_TIMEOUT,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
@@ -38,7 +40,10 @@ impl KafkaLog {
     /// A log on the cluster at `brokers` (`host:port,…`). Producer markers
     /// are kept as files in `marker_dir`, since Kafka has no place for them.
     pub fn new(brokers: &str, marker_dir: PathBuf) -> Self {
-        KafkaLog { brokers: brokers.to_string(), marker_dir }
+        KafkaLog {
+            brokers: brokers.to_string(),
+            marker_dir,
+        }
     }
 
     fn base_config(&self) -> ClientConfig {
@@ -51,7 +56,16 @@ impl KafkaLog {
     }
 
     fn marker_path(&self, name: &str) -> PathBuf {
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         self.marker_dir.join(format!("{safe}.marker"))
     }
 }
@@ -68,10 +82,18 @@ impl EventLog for KafkaLog {
         let admin: AdminClient<DefaultClientContext> = self.base_config().create()?;
         let new: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|t| NewTopic::new(&t.name, t.partitions.max(1) as i32, TopicReplication::Fixed(1)))
+            .map(|t| {
+                NewTopic::new(
+                    &t.name,
+                    t.partitions.max(1) as i32,
+                    TopicReplication::Fixed(1),
+                )
+            })
             .collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let results = runtime.block_on(admin.create_topics(new.iter(), &opts))?;
         for r in results {
             match r {
@@ -100,7 +122,10 @@ impl EventLog for KafkaLog {
             .set("message.timeout.ms", "60000")
             .set("partitioner", "murmur2_random")
             .create_with_context(DeliveryTracker::default())?;
-        Ok(Box::new(KafkaProducer { producer, log: self.clone() }))
+        Ok(Box::new(KafkaProducer {
+            producer,
+            log: self.clone(),
+        }))
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn LogConsumer>> {
@@ -114,7 +139,9 @@ impl EventLog for KafkaLog {
             .set("enable.partition.eof", "false")
             .create()?;
         consumer.subscribe(topics)?;
-        Ok(Box::new(KafkaConsumer { consumer: Some(consumer) }))
+        Ok(Box::new(KafkaConsumer {
+            consumer: Some(consumer),
+        }))
     }
 
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -154,7 +181,10 @@ struct KafkaProducer {
 
 impl LogProducer for KafkaProducer {
     fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], timestamp_ms: i64) -> Result<()> {
-        let mut record = BaseRecord::to(topic).key(key).payload(payload).timestamp(timestamp_ms);
+        let mut record = BaseRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .timestamp(timestamp_ms);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -171,15 +201,20 @@ impl LogProducer for KafkaProducer {
 
     fn flush(&mut self) -> Result<()> {
         self.producer.flush(FLUSH_TIMEOUT).map_err(|e| match e {
-            KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => {
-                LogError::Timeout(format!("broker did not acknowledge within {FLUSH_TIMEOUT:?}"))
-            }
+            KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => LogError::Timeout(format!(
+                "broker did not acknowledge within {FLUSH_TIMEOUT:?}"
+            )),
             other => other.into(),
         })?;
         let ctx = self.producer.context();
         let count = ctx.failed.swap(0, Ordering::Relaxed);
         if count > 0 {
-            let first = ctx.first.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+            let first = ctx
+                .first
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
             return Err(LogError::Delivery { count, first });
         }
         Ok(())
@@ -204,11 +239,17 @@ struct KafkaConsumer {
 
 impl LogConsumer for KafkaConsumer {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
-        let Some(consumer) = self.consumer.as_ref() else { return Ok(Vec::new()) };
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok(Vec::new());
+        };
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < max {
-            let wait = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
+            let wait = if out.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             match consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => out.push(Record {
@@ -231,7 +272,9 @@ impl LogConsumer for KafkaConsumer {
     }
 
     fn commit(&mut self, offsets: &Offsets) -> Result<()> {
-        let Some(consumer) = self.consumer.as_ref() else { return Ok(()) };
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok(());
+        };
         if offsets.is_empty() {
             return Ok(());
         }
@@ -241,6 +284,20 @@ impl LogConsumer for KafkaConsumer {
         }
         consumer.commit(&tpl, CommitMode::Sync)?;
         Ok(())
+    }
+
+    fn assignment(&self) -> Result<Vec<(String, u32)>> {
+        let Some(consumer) = self.consumer.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mut a: Vec<(String, u32)> = consumer
+            .assignment()?
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition().max(0) as u32))
+            .collect();
+        a.sort();
+        Ok(a)
     }
 
     fn close(mut self: Box<Self>) -> Result<()> {
@@ -259,13 +316,20 @@ impl Drop for KafkaConsumer {
 /// librdkafka's destroy was seen to hang after heavy consuming; close on a
 /// helper thread and give up waiting after [`CLOSE_TIMEOUT`].
 fn close_bounded(consumer: Option<BaseConsumer>) -> Result<()> {
-    let Some(consumer) = consumer else { return Ok(()) };
+    let Some(consumer) = consumer else {
+        return Ok(());
+    };
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
-        consumer.unsubscribe();
-        drop(consumer);
-        let _ = tx.send(());
-    })?;
-    rx.recv_timeout(CLOSE_TIMEOUT)
-        .map_err(|_| LogError::Timeout(format!("Kafka consumer did not close within {CLOSE_TIMEOUT:?}")))
+    std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = tx.send(());
+        })?;
+    rx.recv_timeout(CLOSE_TIMEOUT).map_err(|_| {
+        LogError::Timeout(format!(
+            "Kafka consumer did not close within {CLOSE_TIMEOUT:?}"
+        ))
+    })
 }

@@ -57,7 +57,10 @@ pub struct TopicSpec {
 impl TopicSpec {
     /// A topic with `partitions` partitions.
     pub fn new(name: &str, partitions: u32) -> Self {
-        TopicSpec { name: name.to_string(), partitions }
+        TopicSpec {
+            name: name.to_string(),
+            partitions,
+        }
     }
 }
 
@@ -123,7 +126,10 @@ impl LogError {
     /// Whether trying again later may succeed (broker down, timeout) as
     /// opposed to a permanent fault (bad configuration, corrupt data).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LogError::Kafka(_) | LogError::Delivery { .. } | LogError::Timeout(_))
+        matches!(
+            self,
+            LogError::Kafka(_) | LogError::Delivery { .. } | LogError::Timeout(_)
+        )
     }
 }
 
@@ -134,7 +140,9 @@ pub type Result<T> = std::result::Result<T, LogError>;
 pub fn check_topic_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 249
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -187,6 +195,10 @@ pub trait LogConsumer: Send {
     /// Commits `offsets` (next offset to read, per partition) for the group.
     fn commit(&mut self, offsets: &Offsets) -> Result<()>;
 
+    /// The partitions this member currently reads, sorted. Assignment
+    /// happens during [`poll`](Self::poll), as in Kafka.
+    fn assignment(&self) -> Result<Vec<(String, u32)>>;
+
     /// Leaves the group; bounded in time even if the client misbehaves.
     fn close(self: Box<Self>) -> Result<()>;
 }
@@ -211,9 +223,19 @@ mod tests {
 
     #[test]
     fn offsets_after_takes_one_past_the_highest_per_partition() {
-        let got = offsets_after(&[rec("a", 0, 4), rec("a", 0, 2), rec("a", 1, 0), rec("b", 0, 9)]);
-        let want: Offsets =
-            [(("a".into(), 0), 5), (("a".into(), 1), 1), (("b".into(), 0), 10)].into_iter().collect();
+        let got = offsets_after(&[
+            rec("a", 0, 4),
+            rec("a", 0, 2),
+            rec("a", 1, 0),
+            rec("b", 0, 9),
+        ]);
+        let want: Offsets = [
+            (("a".into(), 0), 5),
+            (("a".into(), 1), 1),
+            (("b".into(), 0), 10),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(got, want);
     }
 

@@ -35,14 +35,22 @@ fn publish(log: &dyn EventLog, topic: &str, n: u64) {
     let mut p = log.producer().expect("producer");
     for i in 0..n {
         let key = format!("user_{:06}", i % 50);
-        p.send(topic, key.as_bytes(), i.to_string().as_bytes(), 1_700_000_000_000 + i as i64)
-            .expect("send");
+        p.send(
+            topic,
+            key.as_bytes(),
+            i.to_string().as_bytes(),
+            1_700_000_000_000 + i as i64,
+        )
+        .expect("send");
     }
     p.flush().expect("flush");
 }
 
 fn seq(r: &Record) -> u64 {
-    std::str::from_utf8(&r.payload).expect("utf8").parse().expect("number")
+    std::str::from_utf8(&r.payload)
+        .expect("utf8")
+        .parse()
+        .expect("number")
 }
 
 /// Two members of one group read a 4-partition topic: every record arrives,
@@ -50,14 +58,35 @@ fn seq(r: &Record) -> u64 {
 /// the order they were sent.
 fn group_reads_everything_once(log: &dyn EventLog) {
     let topic = unique("roundtrip");
-    log.ensure_topics(&[TopicSpec::new(&topic, 4)]).expect("topics");
-    let n = 2_000;
-    publish(log, &topic, n);
+    log.ensure_topics(&[TopicSpec::new(&topic, 4)])
+        .expect("topics");
     let group = unique("g");
     let mut members = vec![
         log.consumer(&group, &[&topic]).expect("consumer a"),
         log.consumer(&group, &[&topic]).expect("consumer b"),
     ];
+    // Let the group settle: the two members split the four partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for c in members.iter_mut() {
+            assert!(c
+                .poll(10, Duration::from_millis(100))
+                .expect("poll")
+                .is_empty());
+        }
+        let a = members[0].assignment().expect("assignment");
+        let b = members[1].assignment().expect("assignment");
+        let union: HashSet<(String, u32)> = a.iter().chain(&b).cloned().collect();
+        if !a.is_empty() && !b.is_empty() && a.len() + b.len() == 4 && union.len() == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group did not settle: {a:?} / {b:?}"
+        );
+    }
+    let n = 2_000;
+    publish(log, &topic, n);
     let mut seen: HashMap<u64, usize> = HashMap::new();
     let mut uncommitted: HashSet<u64> = HashSet::new();
     let mut last_per_key: HashMap<Vec<u8>, u64> = HashMap::new();
@@ -72,7 +101,11 @@ fn group_reads_everything_once(log: &dyn EventLog) {
                 if let Some(prev) = last_per_key.insert(r.key.clone(), seq(r)) {
                     // A redelivery after a failed commit may step back; a
                     // fresh record never does.
-                    assert!(prev < seq(r) || uncommitted.contains(&seq(r)), "key order broken at {}", seq(r));
+                    assert!(
+                        prev < seq(r) || uncommitted.contains(&seq(r)),
+                        "key order broken at {}",
+                        seq(r)
+                    );
                 }
             }
             if c.commit(&offsets_after(&batch)).is_err() {
@@ -82,9 +115,15 @@ fn group_reads_everything_once(log: &dyn EventLog) {
     }
     assert_eq!(seen.len(), n as usize, "records missing after 120 s");
     for (s, count) in &seen {
-        assert!(*count == 1 || uncommitted.contains(s), "record {s} consumed {count} times");
+        assert!(
+            *count == 1 || uncommitted.contains(s),
+            "record {s} consumed {count} times"
+        );
     }
-    assert!(per_member.iter().all(|c| *c > 0), "both members should get partitions: {per_member:?}");
+    assert!(
+        per_member.iter().all(|c| *c > 0),
+        "both members should get partitions: {per_member:?}"
+    );
     for c in members {
         c.close().expect("close");
     }
@@ -94,14 +133,19 @@ fn group_reads_everything_once(log: &dyn EventLog) {
 /// one that starts at record 40; another group starts at 0.
 fn resumes_from_committed_offset(log: &dyn EventLog) {
     let topic = unique("resume");
-    log.ensure_topics(&[TopicSpec::new(&topic, 1)]).expect("topics");
+    log.ensure_topics(&[TopicSpec::new(&topic, 1)])
+        .expect("topics");
     publish(log, &topic, 100);
     let group = unique("g");
     let mut first = log.consumer(&group, &[&topic]).expect("consumer");
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while got.len() < 60 && Instant::now() < deadline {
-        got.extend(first.poll(60 - got.len(), Duration::from_millis(500)).expect("poll"));
+        got.extend(
+            first
+                .poll(60 - got.len(), Duration::from_millis(500))
+                .expect("poll"),
+        );
     }
     assert_eq!(got.len(), 60);
     let committed: Offsets = offsets_after(&got[..40]);
@@ -115,8 +159,14 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     while rest.len() < 60 && Instant::now() < deadline {
         rest.extend(second.poll(100, Duration::from_millis(500)).expect("poll"));
     }
-    assert_eq!(rest.iter().map(seq).collect::<Vec<_>>(), (40..100).collect::<Vec<_>>());
-    assert_eq!(rest.iter().map(|r| r.offset).collect::<Vec<_>>(), (40..100).collect::<Vec<_>>());
+    assert_eq!(
+        rest.iter().map(seq).collect::<Vec<_>>(),
+        (40..100).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (40..100).collect::<Vec<_>>()
+    );
     second.close().expect("close");
 
     let mut other = log.consumer(&unique("other"), &[&topic]).expect("consumer");
@@ -134,7 +184,8 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
 /// Markers: absent at first, then what was last stored.
 fn markers(log: &dyn EventLog) {
     let topic = unique("marker");
-    log.ensure_topics(&[TopicSpec::new(&topic, 2)]).expect("topics");
+    log.ensure_topics(&[TopicSpec::new(&topic, 2)])
+        .expect("topics");
     let name = unique("replay");
     assert_eq!(log.marker(&name).expect("marker"), None);
     let mut p = log.producer().expect("producer");
@@ -142,7 +193,10 @@ fn markers(log: &dyn EventLog) {
     p.flush_with_marker(&name, b"1").expect("flush");
     p.send(&topic, b"k", b"2", 0).expect("send");
     p.flush_with_marker(&name, b"2").expect("flush");
-    assert_eq!(log.marker(&name).expect("marker").as_deref(), Some(b"2".as_slice()));
+    assert_eq!(
+        log.marker(&name).expect("marker").as_deref(),
+        Some(b"2".as_slice())
+    );
 }
 
 #[test]
@@ -192,10 +246,12 @@ fn embedded_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let log = EmbeddedLog::open(dir.path()).expect("open");
-        log.ensure_topics(&[TopicSpec::new("t", 3)]).expect("topics");
+        log.ensure_topics(&[TopicSpec::new("t", 3)])
+            .expect("topics");
         publish(&log, "t", 90);
         let mut p = log.producer().expect("producer");
-        p.send("t", b"user_000001", b"never flushed", 0).expect("send");
+        p.send("t", b"user_000001", b"never flushed", 0)
+            .expect("send");
         let mut c = log.consumer("g", &["t"]).expect("consumer");
         let got = c.poll(30, Duration::from_millis(100)).expect("poll");
         c.commit(&offsets_after(&got)).expect("commit");
@@ -204,7 +260,9 @@ fn embedded_survives_reopen() {
     assert_eq!(log.partitions("t"), Some(3));
     let total: u64 = (0..3).map(|p| log.end_offset("t", p)).sum();
     assert_eq!(total, 90);
-    let committed: u64 = (0..3).filter_map(|p| log.committed("g", "t", p).expect("committed")).sum();
+    let committed: u64 = (0..3)
+        .filter_map(|p| log.committed("g", "t", p).expect("committed"))
+        .sum();
     assert_eq!(committed, 30);
     let mut c = log.consumer("g", &["t"]).expect("consumer");
     let mut rest = Vec::new();
@@ -222,7 +280,10 @@ fn embedded_survives_reopen() {
         by_partition.entry(r.partition).or_default().push(r.offset);
     }
     for offsets in by_partition.values() {
-        assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "offsets contiguous: {offsets:?}");
+        assert!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1),
+            "offsets contiguous: {offsets:?}"
+        );
     }
 }
 

@@ -94,7 +94,9 @@ fn title_case(s: &str) -> String {
     s.split_whitespace()
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -115,12 +117,18 @@ impl Catalog {
         let categories: Vec<Category> = (0..n_cat)
             .map(|i| Category {
                 category_id: ids::category_id(i as u32 + 1),
-                name: CATEGORY_NAMES.get(i).map_or_else(|| format!("Category {}", i + 1), |n| n.to_string()),
+                name: CATEGORY_NAMES
+                    .get(i)
+                    .map_or_else(|| format!("Category {}", i + 1), |n| n.to_string()),
             })
             .collect();
         let price_level: Vec<f64> = (0..n_cat).map(|_| lognormal(&mut rng, 35.0, 0.8)).collect();
-        let cat_size = Alias::new(&(0..n_cat).map(|_| lognormal(&mut rng, 1.0, 0.4)).collect::<Vec<_>>())
-            .expect("positive weights");
+        let cat_size = Alias::new(
+            &(0..n_cat)
+                .map(|_| lognormal(&mut rng, 1.0, 0.4))
+                .collect::<Vec<_>>(),
+        )
+        .expect("positive weights");
         // Each category is bought with two partner categories (phones with
         // phone accessories, say): that is where most complements come from.
         let partners: Vec<[usize; 2]> = (0..n_cat)
@@ -144,21 +152,32 @@ impl Catalog {
             let c = cat_size.sample(&mut rng);
             let creation_date = day_offset(start, -rng.random_range(30..400));
             let base_price = shop_price(lognormal(&mut rng, price_level[c], 0.6));
-            let mut price_history = vec![PricePoint { price: base_price, date: creation_date }];
+            let mut price_history = vec![PricePoint {
+                price: base_price,
+                date: creation_date,
+            }];
             let mut price = base_price;
             if rng.random_bool(0.35) {
                 let span = (start - creation_date).num_days().max(2);
                 price = shop_price(price * rng.random_range(0.8..1.1));
-                price_history.push(PricePoint { price, date: day_offset(creation_date, rng.random_range(1..span)) });
+                price_history.push(PricePoint {
+                    price,
+                    date: day_offset(creation_date, rng.random_range(1..span)),
+                });
             }
             if rng.random_bool(0.3) {
                 let changes = rng.random_range(1..=2);
-                let mut days: Vec<i64> = (0..changes).map(|_| rng.random_range(1..i64::from(cfg.days).max(2))).collect();
+                let mut days: Vec<i64> = (0..changes)
+                    .map(|_| rng.random_range(1..i64::from(cfg.days).max(2)))
+                    .collect();
                 days.sort_unstable();
                 days.dedup();
                 for d in days {
                     price = shop_price(price * rng.random_range(0.75..1.15));
-                    price_history.push(PricePoint { price, date: day_offset(start, d) });
+                    price_history.push(PricePoint {
+                        price,
+                        date: day_offset(start, d),
+                    });
                 }
             }
             price_history.sort_by_key(|p| p.date);
@@ -184,7 +203,11 @@ impl Catalog {
         }
         let mut pop = vec![0.0; n_prod];
         for (rank, &p) in order.iter().enumerate() {
-            pop[p] = if sellable(p) { ((rank + 1) as f64).powf(-ZIPF_EXPONENT) } else { 0.0 };
+            pop[p] = if sellable(p) {
+                ((rank + 1) as f64).powf(-ZIPF_EXPONENT)
+            } else {
+                0.0
+            };
         }
         let fallback = |w: &[f64]| Alias::new(w).or_else(|| Alias::new(&vec![1.0; w.len().max(1)]));
         let popularity = fallback(&pop).expect("non-empty");
@@ -207,7 +230,16 @@ impl Catalog {
         // found, but are not simply the best-sellers.
         let soft: Vec<(Vec<u32>, Option<Alias>)> = by_category
             .iter()
-            .map(|(m, _)| (m.clone(), Alias::new(&m.iter().map(|&p| pop[p as usize].sqrt()).collect::<Vec<_>>())))
+            .map(|(m, _)| {
+                (
+                    m.clone(),
+                    Alias::new(
+                        &m.iter()
+                            .map(|&p| pop[p as usize].sqrt())
+                            .collect::<Vec<_>>(),
+                    ),
+                )
+            })
             .collect();
         let mut complements = vec![Vec::new(); n_prod];
         for (p, comps) in complements.iter_mut().enumerate() {
@@ -220,7 +252,11 @@ impl Catalog {
                     break;
                 }
                 let home = product_category[p] as usize;
-                let c = if rng.random_bool(0.7) { partners[home][rng.random_range(0..2)] } else { home };
+                let c = if rng.random_bool(0.7) {
+                    partners[home][rng.random_range(0..2)]
+                } else {
+                    home
+                };
                 let (m, alias) = &soft[c];
                 let Some(alias) = alias else { continue };
                 let q = m[alias.sample(&mut rng)];
@@ -242,21 +278,50 @@ impl Catalog {
             let last: String = LastName().fake_with_rng(&mut rng);
             let city: String = CityName().fake_with_rng(&mut rng);
             let state: String = StateName().fake_with_rng(&mut rng);
-            let domain = pick(&mut rng, &[("gmail.com", 5.0), ("yahoo.com", 2.0), ("outlook.com", 2.0), ("icloud.com", 1.0)]);
+            let domain = pick(
+                &mut rng,
+                &[
+                    ("gmail.com", 5.0),
+                    ("yahoo.com", 2.0),
+                    ("outlook.com", 2.0),
+                    ("icloud.com", 1.0),
+                ],
+            );
             users.push(User {
                 user_id: ids::user_id(i as u32 + 1),
-                email: format!("{}.{}{}@{}", first.to_lowercase(), last.to_lowercase().replace(' ', ""), i + 1, domain),
+                email: format!(
+                    "{}.{}{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase().replace(' ', ""),
+                    i + 1,
+                    domain
+                ),
                 name: format!("{first} {last}"),
-                geo_data: GeoData { city, state, country: "US".into() },
+                geo_data: GeoData {
+                    city,
+                    state,
+                    country: "US".into(),
+                },
                 registration_date: day_offset(start, -rng.random_range(1..730)),
                 purchase_summary: PurchaseSummary::default(),
             });
             personas.push(Persona {
-                device: *pick(&mut rng, &[(DeviceType::Mobile, 55.0), (DeviceType::Desktop, 35.0), (DeviceType::Tablet, 10.0)]),
+                device: *pick(
+                    &mut rng,
+                    &[
+                        (DeviceType::Mobile, 55.0),
+                        (DeviceType::Desktop, 35.0),
+                        (DeviceType::Tablet, 10.0),
+                    ],
+                ),
                 propensity: lognormal(&mut rng, 1.0, 0.5),
             });
             let dirty = rng.random_bool(cfg.dirty_share);
-            activity.push(if dirty { 0.0 } else { lognormal(&mut rng, 1.0, 1.0) });
+            activity.push(if dirty {
+                0.0
+            } else {
+                lognormal(&mut rng, 1.0, 1.0)
+            });
             dirty_users.push(dirty);
         }
         let user_activity = fallback(&activity).expect("non-empty");
@@ -278,9 +343,17 @@ impl Catalog {
 
     /// Planted complement pairs as `(product_id, complement_id)`.
     pub fn complement_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.complements.iter().enumerate().flat_map(move |(p, cs)| {
-            cs.iter().map(move |&c| (self.products[p].product_id.as_str(), self.products[c as usize].product_id.as_str()))
-        })
+        self.complements
+            .iter()
+            .enumerate()
+            .flat_map(move |(p, cs)| {
+                cs.iter().map(move |&c| {
+                    (
+                        self.products[p].product_id.as_str(),
+                        self.products[c as usize].product_id.as_str(),
+                    )
+                })
+            })
     }
 
     /// Index of a product id in [`Catalog::products`].
@@ -308,6 +381,6 @@ pub(crate) fn weekday_weight(d: NaiveDate) -> f64 {
 
 /// Hour-of-day traffic weight: quiet nights, an evening peak.
 pub(crate) const HOUR_WEIGHTS: [f64; 24] = [
-    0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.5, 0.7, 0.9, 1.0, 1.0, 1.1, 1.0, 0.95, 0.95, 1.0, 1.1, 1.3,
-    1.5, 1.6, 1.4, 1.0, 0.6,
+    0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.5, 0.7, 0.9, 1.0, 1.0, 1.1, 1.0, 0.95, 0.95, 1.0, 1.1,
+    1.3, 1.5, 1.6, 1.4, 1.0, 0.6,
 ];

@@ -111,7 +111,10 @@ impl ShopConfig {
                 return Err(ConfigError::TooMany { name, max });
             }
         }
-        for (name, value) in [("dirty-share", self.dirty_share), ("abandonment", self.abandonment)] {
+        for (name, value) in [
+            ("dirty-share", self.dirty_share),
+            ("abandonment", self.abandonment),
+        ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Share { name, value });
             }
@@ -147,23 +150,53 @@ mod tests {
     #[test]
     fn defaults_are_the_seed_shop_and_valid() {
         let c = ShopConfig::default();
-        assert_eq!((c.users, c.products, c.sessions, c.transactions, c.days), (10_000, 5_000, 2_000_000, 500_000, 90));
+        assert_eq!(
+            (c.users, c.products, c.sessions, c.transactions, c.days),
+            (10_000, 5_000, 2_000_000, 500_000, 90)
+        );
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.abandoned_sessions(), 360_000);
     }
 
     #[test]
     fn bad_configs_name_the_flag() {
-        let c = ShopConfig { sessions: 100, transactions: 90, ..ShopConfig::small() };
+        let c = ShopConfig {
+            sessions: 100,
+            transactions: 90,
+            ..ShopConfig::small()
+        };
         assert_eq!(
             c.validate(),
-            Err(ConfigError::TooFewSessions { transactions: 90, abandoned: 18, sessions: 100 })
+            Err(ConfigError::TooFewSessions {
+                transactions: 90,
+                abandoned: 18,
+                sessions: 100
+            })
         );
-        let c = ShopConfig { dirty_share: 1.5, ..ShopConfig::small() };
-        assert!(c.validate().map_err(|e| e.to_string()).unwrap_err().contains("--dirty-share"));
-        let c = ShopConfig { users: 0, ..ShopConfig::small() };
+        let c = ShopConfig {
+            dirty_share: 1.5,
+            ..ShopConfig::small()
+        };
+        assert!(c
+            .validate()
+            .map_err(|e| e.to_string())
+            .unwrap_err()
+            .contains("--dirty-share"));
+        let c = ShopConfig {
+            users: 0,
+            ..ShopConfig::small()
+        };
         assert_eq!(c.validate(), Err(ConfigError::Zero("users")));
-        let c = ShopConfig { products: 100_000, ..ShopConfig::small() };
-        assert!(matches!(c.validate(), Err(ConfigError::TooMany { name: "products", .. })));
+        let c = ShopConfig {
+            products: 100_000,
+            ..ShopConfig::small()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::TooMany {
+                name: "products",
+                ..
+            })
+        ));
     }
 }

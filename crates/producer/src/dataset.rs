@@ -44,12 +44,18 @@ fn create(dir: &Path, name: &str) -> std::io::Result<BufWriter<File>> {
     let path: PathBuf = dir.join(name);
     File::create(&path)
         .map(|f| BufWriter::with_capacity(1 << 20, f))
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+        })
 }
 
 /// Writes the dataset for `cfg` into `dir` (created if missing), calling
 /// `progress(done, total)` now and then.
-pub fn write(cfg: &ShopConfig, dir: &Path, mut progress: impl FnMut(u64, u64)) -> std::io::Result<Manifest> {
+pub fn write(
+    cfg: &ShopConfig,
+    dir: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> std::io::Result<Manifest> {
     std::fs::create_dir_all(dir)?;
     let catalog = Arc::new(Catalog::generate(cfg));
     let mut writers = Vec::new();
@@ -90,7 +96,12 @@ pub fn write(cfg: &ShopConfig, dir: &Path, mut progress: impl FnMut(u64, u64)) -
         writeln!(w, "{text}")?;
     }
     w.flush()?;
-    let manifest = Manifest { config: cfg.clone(), records, bytes, shape: shape.report() };
+    let manifest = Manifest {
+        config: cfg.clone(),
+        records,
+        bytes,
+        shape: shape.report(),
+    };
     let mut w = create(dir, MANIFEST_FILE)?;
     serde_json::to_writer_pretty(&mut w, &manifest).map_err(std::io::Error::other)?;
     w.flush()?;

@@ -7,8 +7,8 @@
 //! details are then drawn from its own RNG stream as the iterator reaches
 //! it, and its transaction waits in a small heap until its time comes.
 
-use crate::catalog::{Catalog, HOUR_WEIGHTS, STREAM_FIRST_SESSION, STREAM_SKELETON};
 use crate::catalog::weekday_weight;
+use crate::catalog::{Catalog, HOUR_WEIGHTS, STREAM_FIRST_SESSION, STREAM_SKELETON};
 use crate::config::ShopConfig;
 use crate::sampling::{lognormal, pick, scramble48, Alias};
 use chrono::{Duration, NaiveDate, NaiveDateTime};
@@ -17,7 +17,10 @@ use rand::{RngExt, SeedableRng};
 use schemas::envelope::{wrap, Kind};
 use schemas::types::round_cents;
 use schemas::{ids, topics};
-use schemas::{CartItem, ConversionStatus, DeviceInfo, DeviceType, LineItem, PaymentMethod, Session, Transaction};
+use schemas::{
+    CartItem, ConversionStatus, DeviceInfo, DeviceType, LineItem, PaymentMethod, Session,
+    Transaction,
+};
 use serde_json::{json, Value};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -133,13 +136,22 @@ fn skeleton(cfg: &ShopConfig, catalog: &Catalog) -> Vec<Slot> {
         let t = day * 86_400 + hour * 3_600 + rng.random_range(0..3_600);
         let user = catalog.user_activity.sample(&mut rng) as u32;
         let persona = &catalog.personas[user as usize];
-        let device = if rng.random_bool(0.8) { persona.device } else { DeviceType::ALL[rng.random_range(0..3)] };
+        let device = if rng.random_bool(0.8) {
+            persona.device
+        } else {
+            DeviceType::ALL[rng.random_range(0..3)]
+        };
         // Efraimidis-Spirakis: the T largest u^(1/w) are a weighted sample
         // without replacement, giving exactly T conversions.
         let w = device_conversion_weight(device) * persona.propensity;
         let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
         keys.push(u.ln() / w);
-        slots.push(Slot { t, user, device: device_index(device), outcome: BROWSED });
+        slots.push(Slot {
+            t,
+            user,
+            device: device_index(device),
+            outcome: BROWSED,
+        });
     }
     let mut idx: Vec<u32> = (0..n as u32).collect();
     let t = (cfg.transactions as usize).min(n);
@@ -228,13 +240,28 @@ impl EventStream {
         let rng = &mut self.catalog_rng;
         let (kind, key, value, dirty) = if pos < nc {
             let cat = &c.categories[pos];
-            (Kind::Category, cat.category_id.clone(), to_value(cat), false)
+            (
+                Kind::Category,
+                cat.category_id.clone(),
+                to_value(cat),
+                false,
+            )
         } else if pos < nc + np {
             let p = &c.products[pos - nc];
-            (Kind::Product, p.product_id.clone(), to_value(p), c.dirty_products[pos - nc])
+            (
+                Kind::Product,
+                p.product_id.clone(),
+                to_value(p),
+                c.dirty_products[pos - nc],
+            )
         } else {
             let u = &c.users[pos - nc - np];
-            (Kind::User, u.user_id.clone(), to_value(u), c.dirty_users[pos - nc - np])
+            (
+                Kind::User,
+                u.user_id.clone(),
+                to_value(u),
+                c.dirty_users[pos - nc - np],
+            )
         };
         let (data, label) = if dirty {
             let (d, l) = match kind {
@@ -245,22 +272,48 @@ impl EventStream {
         } else {
             (value.to_string().into_bytes(), None)
         };
-        Event { stream: Stream::Catalog, kind, time: self.start, key, data, dirty: label }
+        Event {
+            stream: Stream::Catalog,
+            kind,
+            time: self.start,
+            key,
+            data,
+            dirty: label,
+        }
     }
 
     fn session_events(&mut self, i: usize) -> (Event, Option<(i64, Event)>) {
         let slot = self.slots[i];
         let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
         rng.set_stream(STREAM_FIRST_SESSION + i as u64);
-        let (session, txn) = build_session(&self.catalog, &mut rng, self.start, i as u64, self.cfg.seed, slot);
-        let session_event = finish(&mut rng, self.cfg.dirty_share, Stream::Sessions, session.start_time, &session.user_id, &session, |r, v| {
-            dirty_session(r, v)
-        });
+        let (session, txn) = build_session(
+            &self.catalog,
+            &mut rng,
+            self.start,
+            i as u64,
+            self.cfg.seed,
+            slot,
+        );
+        let session_event = finish(
+            &mut rng,
+            self.cfg.dirty_share,
+            Stream::Sessions,
+            session.start_time,
+            &session.user_id,
+            &session,
+            dirty_session,
+        );
         let txn_event = txn.map(|t| {
             let secs = (t.timestamp - self.start).num_seconds();
-            let ev = finish(&mut rng, self.cfg.dirty_share, Stream::Transactions, t.timestamp, &t.user_id, &t, |r, v| {
-                dirty_transaction(r, v)
-            });
+            let ev = finish(
+                &mut rng,
+                self.cfg.dirty_share,
+                Stream::Transactions,
+                t.timestamp,
+                &t.user_id,
+                &t,
+                dirty_transaction,
+            );
             (secs, ev)
         });
         (session_event, txn_event)
@@ -283,20 +336,39 @@ fn finish<T: serde::Serialize>(
     record: &T,
     breaker: impl FnOnce(&mut ChaCha8Rng, Value) -> (Vec<u8>, &'static str),
 ) -> Event {
-    let kind = if stream == Stream::Sessions { Kind::Session } else { Kind::Transaction };
-    let time_field = if stream == Stream::Sessions { "start_time" } else { "timestamp" };
+    let kind = if stream == Stream::Sessions {
+        Kind::Session
+    } else {
+        Kind::Transaction
+    };
+    let time_field = if stream == Stream::Sessions {
+        "start_time"
+    } else {
+        "timestamp"
+    };
     let (data, dirty) = if rng.random_bool(dirty_share) {
         let (d, l) = breaker(rng, to_value(record));
         (d, Some(l))
     } else if rng.random_bool(0.01) {
         let mut v = to_value(record);
-        let alt = if rng.random_bool(0.5) { time.format("%Y-%m-%d %H:%M:%S") } else { time.format("%Y-%m-%dT%H:%M:%SZ") };
+        let alt = if rng.random_bool(0.5) {
+            time.format("%Y-%m-%d %H:%M:%S")
+        } else {
+            time.format("%Y-%m-%dT%H:%M:%SZ")
+        };
         v[time_field] = json!(alt.to_string());
         (v.to_string().into_bytes(), None)
     } else {
         (serde_json::to_vec(record).unwrap_or_default(), None)
     };
-    Event { stream, kind, time, key: user_id.to_string(), data, dirty }
+    Event {
+        stream,
+        kind,
+        time,
+        key: user_id.to_string(),
+        data,
+        dirty,
+    }
 }
 
 fn build_session(
@@ -347,8 +419,15 @@ fn build_session(
     // Cart: seeded from what was viewed, grown along planted complements.
     let mut cart: Vec<u32> = Vec::new();
     if slot.outcome != BROWSED {
-        let size = *pick(rng, &[(1usize, 0.40), (2, 0.30), (3, 0.17), (4, 0.08), (5, 0.05)]);
-        cart.push(if rng.random_bool(0.6) { viewed[0] } else { viewed[rng.random_range(0..viewed.len())] });
+        let size = *pick(
+            rng,
+            &[(1usize, 0.40), (2, 0.30), (3, 0.17), (4, 0.08), (5, 0.05)],
+        );
+        cart.push(if rng.random_bool(0.6) {
+            viewed[0]
+        } else {
+            viewed[rng.random_range(0..viewed.len())]
+        });
         let mut attempts = 0;
         while cart.len() < size && attempts < 20 {
             attempts += 1;
@@ -356,8 +435,16 @@ fn build_session(
                 let comps = &c.complements[cart[rng.random_range(0..cart.len())] as usize];
                 (!comps.is_empty()).then(|| comps[rng.random_range(0..comps.len())])
             } else {
-                let free: Vec<u32> = viewed.iter().copied().filter(|p| !cart.contains(p)).collect();
-                Some(if free.is_empty() { c.popular(rng) } else { free[rng.random_range(0..free.len())] })
+                let free: Vec<u32> = viewed
+                    .iter()
+                    .copied()
+                    .filter(|p| !cart.contains(p))
+                    .collect();
+                Some(if free.is_empty() {
+                    c.popular(rng)
+                } else {
+                    free[rng.random_range(0..free.len())]
+                })
             };
             if let Some(p) = cand {
                 if !cart.contains(&p) {
@@ -369,12 +456,17 @@ fn build_session(
             }
         }
     }
-    let quantity = |rng: &mut ChaCha8Rng| *pick(rng, &[(1u32, 0.78), (2, 0.16), (3, 0.05), (4, 0.01)]);
+    let quantity =
+        |rng: &mut ChaCha8Rng| *pick(rng, &[(1u32, 0.78), (2, 0.16), (3, 0.05), (4, 0.01)]);
     let cart_contents: Vec<CartItem> = cart
         .iter()
         .map(|&p| {
             let prod = &c.products[p as usize];
-            CartItem { product_id: prod.product_id.clone(), quantity: quantity(rng), price: prod.price_on(day) }
+            CartItem {
+                product_id: prod.product_id.clone(),
+                quantity: quantity(rng),
+                price: prod.price_on(day),
+            }
         })
         .collect();
 
@@ -383,11 +475,26 @@ fn build_session(
     let (os, browser) = match device {
         DeviceType::Mobile => (
             *pick(rng, &[("Android", 0.55), ("iOS", 0.45)]),
-            *pick(rng, &[("Chrome", 0.55), ("Safari", 0.35), ("Samsung Internet", 0.10)]),
+            *pick(
+                rng,
+                &[
+                    ("Chrome", 0.55),
+                    ("Safari", 0.35),
+                    ("Samsung Internet", 0.10),
+                ],
+            ),
         ),
         DeviceType::Desktop => (
             *pick(rng, &[("Windows", 0.70), ("macOS", 0.25), ("Linux", 0.05)]),
-            *pick(rng, &[("Chrome", 0.65), ("Edge", 0.15), ("Firefox", 0.10), ("Safari", 0.10)]),
+            *pick(
+                rng,
+                &[
+                    ("Chrome", 0.65),
+                    ("Edge", 0.15),
+                    ("Firefox", 0.10),
+                    ("Safari", 0.10),
+                ],
+            ),
         ),
         DeviceType::Tablet => (
             *pick(rng, &[("iPadOS", 0.6), ("Android", 0.4)]),
@@ -412,7 +519,15 @@ fn build_session(
     );
     let referrer = *pick(
         rng,
-        &[("google", 35.0), ("direct", 25.0), ("facebook", 10.0), ("email", 10.0), ("instagram", 8.0), ("affiliate", 7.0), ("bing", 5.0)],
+        &[
+            ("google", 35.0),
+            ("direct", 25.0),
+            ("facebook", 10.0),
+            ("email", 10.0),
+            ("instagram", 8.0),
+            ("affiliate", 7.0),
+            ("bing", 5.0),
+        ],
     );
     let session_id = ids::session_id(scramble48(index, seed ^ 0x5e55));
     let conversion_status = match slot.outcome {
@@ -469,9 +584,19 @@ fn build_session(
         start_time,
         duration_seconds,
         referrer: referrer.to_string(),
-        device_info: DeviceInfo { device_type: device, os: os.to_string(), browser: browser.to_string(), city, state, ip },
+        device_info: DeviceInfo {
+            device_type: device,
+            os: os.to_string(),
+            browser: browser.to_string(),
+            city,
+            state,
+            ip,
+        },
         conversion_status,
-        viewed_products: viewed.iter().map(|&p| c.products[p as usize].product_id.clone()).collect(),
+        viewed_products: viewed
+            .iter()
+            .map(|&p| c.products[p as usize].product_id.clone())
+            .collect(),
         cart_contents,
     };
     (session, txn)
@@ -499,7 +624,11 @@ impl Iterator for EventStream {
         self.next_slot += 1;
         let (session, txn) = self.session_events(i);
         if let Some((t, event)) = txn {
-            self.pending.push(Reverse(PendingTxn { t, seq: i as u64, event }));
+            self.pending.push(Reverse(PendingTxn {
+                t,
+                seq: i as u64,
+                event,
+            }));
         }
         Some(session)
     }
@@ -507,7 +636,13 @@ impl Iterator for EventStream {
 
 // Dirty records: each breaker breaks exactly one rule and returns its code.
 
-const BAD_TIMESTAMPS: [&str; 5] = ["2025-02-30T10:00:00", "N/A", "", "12/03/2025 14:52", "2025-13-01T00:00:00"];
+const BAD_TIMESTAMPS: [&str; 5] = [
+    "2025-02-30T10:00:00",
+    "N/A",
+    "",
+    "12/03/2025 14:52",
+    "2025-13-01T00:00:00",
+];
 
 fn truncated(rng: &mut ChaCha8Rng, v: &Value) -> Vec<u8> {
     let mut bytes = v.to_string().into_bytes();
@@ -546,17 +681,32 @@ fn dirty_session(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) 
     }
     let rule = rules[rng.random_range(0..rules.len())];
     match rule {
-        "missing_user_id" => v["user_id"] = if rng.random_bool(0.5) { Value::Null } else { json!("") },
+        "missing_user_id" => {
+            v["user_id"] = if rng.random_bool(0.5) {
+                Value::Null
+            } else {
+                json!("")
+            }
+        }
         "bad_timestamp" => v["start_time"] = bad_timestamp(rng),
         "bad_duration" => {
-            v["duration_seconds"] =
-                if rng.random_bool(0.5) { json!(-rng.random_range(1..600)) } else { json!(rng.random_range(90_000..900_000)) }
+            v["duration_seconds"] = if rng.random_bool(0.5) {
+                json!(-rng.random_range(1..600))
+            } else {
+                json!(rng.random_range(90_000..900_000))
+            }
         }
-        "inconsistent_status" => v["conversion_status"] = json!(if has_cart { "browsed" } else { "converted" }),
+        "inconsistent_status" => {
+            v["conversion_status"] = json!(if has_cart { "browsed" } else { "converted" })
+        }
         "wrong_type" => v["duration_seconds"] = json!(format!("{}s", rng.random_range(5..900))),
         "missing_field" => remove(&mut v, "session_id"),
-        "non_positive_price" => v["cart_contents"][0]["price"] = json!(-(rng.random_range(0..50) as f64)),
-        "non_positive_quantity" => v["cart_contents"][0]["quantity"] = json!(-rng.random_range(0..3)),
+        "non_positive_price" => {
+            v["cart_contents"][0]["price"] = json!(-(rng.random_range(0..50) as f64))
+        }
+        "non_positive_quantity" => {
+            v["cart_contents"][0]["quantity"] = json!(-rng.random_range(0..3))
+        }
         _ => return (truncated(rng, &v), "invalid_json"),
     }
     (v.to_string().into_bytes(), rule)
@@ -577,7 +727,13 @@ fn dirty_transaction(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static s
     ];
     let rule = RULES[rng.random_range(0..RULES.len())];
     match rule {
-        "missing_user_id" => v["user_id"] = if rng.random_bool(0.5) { Value::Null } else { json!("") },
+        "missing_user_id" => {
+            v["user_id"] = if rng.random_bool(0.5) {
+                Value::Null
+            } else {
+                json!("")
+            }
+        }
         "empty_items" => {
             if rng.random_bool(0.5) {
                 v["items"] = json!([]);
@@ -614,7 +770,13 @@ fn dirty_transaction(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static s
 }
 
 fn dirty_product(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) {
-    const RULES: [&str; 5] = ["non_positive_price", "bad_timestamp", "missing_field", "wrong_type", "invalid_json"];
+    const RULES: [&str; 5] = [
+        "non_positive_price",
+        "bad_timestamp",
+        "missing_field",
+        "wrong_type",
+        "invalid_json",
+    ];
     let rule = RULES[rng.random_range(0..RULES.len())];
     match rule {
         "non_positive_price" => v["base_price"] = json!(-(rng.random_range(0..100) as f64)),
@@ -627,7 +789,13 @@ fn dirty_product(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) 
 }
 
 fn dirty_user(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) {
-    const RULES: [&str; 5] = ["missing_user_id", "bad_timestamp", "missing_field", "wrong_type", "invalid_json"];
+    const RULES: [&str; 5] = [
+        "missing_user_id",
+        "bad_timestamp",
+        "missing_field",
+        "wrong_type",
+        "invalid_json",
+    ];
     let rule = RULES[rng.random_range(0..RULES.len())];
     match rule {
         "missing_user_id" => v["user_id"] = Value::Null,

@@ -32,7 +32,11 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        ReplayOptions { speed: None, batch: 5_000, partitions: 4 }
+        ReplayOptions {
+            speed: None,
+            batch: 5_000,
+            partitions: 4,
+        }
     }
 }
 
@@ -97,7 +101,8 @@ pub fn published_before(log: &dyn EventLog, cfg: &ShopConfig) -> Result<u64, Rep
     match log.marker(MARKER)? {
         None => Ok(0),
         Some(bytes) => {
-            let m: Marker = serde_json::from_slice(&bytes).map_err(|e| ReplayError::BadMarker(e.to_string()))?;
+            let m: Marker = serde_json::from_slice(&bytes)
+                .map_err(|e| ReplayError::BadMarker(e.to_string()))?;
             if m.config != *cfg {
                 return Err(ReplayError::OtherShop(format!(
                     "seed {}, {} users, {} sessions",
@@ -125,7 +130,11 @@ pub fn run(
     let mut stream = EventStream::new(cfg, catalog);
     let total = stream.total();
     if skip > 0 {
-        tracing::info!(skip, total, "Resuming replay after events published by an earlier run.");
+        tracing::info!(
+            skip,
+            total,
+            "Resuming replay after events published by an earlier run."
+        );
     }
     for _ in 0..skip {
         if stream.next().is_none() {
@@ -138,19 +147,31 @@ pub fn run(
     let mut pace_origin: Option<(NaiveDateTime, Instant)> = None;
     let mut last_time = cfg.start_date.and_hms_opt(0, 0, 0).unwrap_or_default();
     let mut interrupted = false;
-    let flush = |producer: &mut Box<dyn eventlog::LogProducer>, published: u64| -> Result<(), LogError> {
-        let marker = serde_json::to_vec(&Marker { config: cfg.clone(), published }).unwrap_or_default();
-        producer.flush_with_marker(MARKER, &marker)
-    };
+    let flush =
+        |producer: &mut Box<dyn eventlog::LogProducer>, published: u64| -> Result<(), LogError> {
+            let marker = serde_json::to_vec(&Marker {
+                config: cfg.clone(),
+                published,
+            })
+            .unwrap_or_default();
+            producer.flush_with_marker(MARKER, &marker)
+        };
     for ev in stream.by_ref() {
         if let Some(speed) = opts.speed.filter(|s| *s > 0.0) {
             let (t0, w0) = *pace_origin.get_or_insert((ev.time, Instant::now()));
-            let due = w0 + Duration::from_secs_f64(((ev.time - t0).num_milliseconds().max(0) as f64 / 1000.0) / speed);
+            let due = w0
+                + Duration::from_secs_f64(
+                    ((ev.time - t0).num_milliseconds().max(0) as f64 / 1000.0) / speed,
+                );
             if due > Instant::now() && in_batch > 0 {
                 // Make what is due visible before waiting for what is not.
                 flush(&mut producer, published)?;
                 in_batch = 0;
-                progress(&Progress { published, total, event_time: last_time });
+                progress(&Progress {
+                    published,
+                    total,
+                    event_time: last_time,
+                });
             }
             while due > Instant::now() {
                 if stop.load(Ordering::Relaxed) {
@@ -163,17 +184,36 @@ pub fn run(
             interrupted = true;
             break;
         }
-        producer.send(ev.stream.topic(), ev.key.as_bytes(), &ev.payload(), ev.timestamp_ms())?;
+        producer.send(
+            ev.stream.topic(),
+            ev.key.as_bytes(),
+            &ev.payload(),
+            ev.timestamp_ms(),
+        )?;
         published += 1;
         in_batch += 1;
         last_time = ev.time;
         if in_batch >= opts.batch {
             flush(&mut producer, published)?;
             in_batch = 0;
-            progress(&Progress { published, total, event_time: last_time });
+            progress(&Progress {
+                published,
+                total,
+                event_time: last_time,
+            });
         }
     }
     flush(&mut producer, published)?;
-    progress(&Progress { published, total, event_time: last_time });
-    Ok(ReplaySummary { published: published - skip, resumed_from: skip, total, interrupted, elapsed: started.elapsed() })
+    progress(&Progress {
+        published,
+        total,
+        event_time: last_time,
+    });
+    Ok(ReplaySummary {
+        published: published - skip,
+        resumed_from: skip,
+        total,
+        interrupted,
+        elapsed: started.elapsed(),
+    })
 }

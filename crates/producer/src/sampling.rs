@@ -22,11 +22,18 @@ impl Alias {
         }
         let mut scaled: Vec<f64> = weights
             .iter()
-            .map(|w| if w.is_finite() && *w > 0.0 { w * n as f64 / total } else { 0.0 })
+            .map(|w| {
+                if w.is_finite() && *w > 0.0 {
+                    w * n as f64 / total
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let mut prob = vec![0.0; n];
         let mut alias = vec![0u32; n];
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+            (0..n).partition(|&i| scaled[i] < 1.0);
         while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
             prob[s] = scaled[s];
             alias[s] = l as u32;
@@ -123,7 +130,10 @@ mod tests {
         }
         assert_eq!(counts[1], 0, "zero weight never drawn");
         let share = f64::from(counts[2]) / 40_000.0;
-        assert!((share - 0.75).abs() < 0.01, "share of weight 3/4 was {share}");
+        assert!(
+            (share - 0.75).abs() < 0.01,
+            "share of weight 3/4 was {share}"
+        );
         assert!(Alias::new(&[0.0, 0.0]).is_none());
         assert!(Alias::new(&[]).is_none());
     }

@@ -121,7 +121,12 @@ impl ShapeCollector {
             self.label_mismatches += 1;
         }
         if let Some(code) = code {
-            *self.rejected.entry(ev.kind.as_str().to_string()).or_default().entry(code.to_string()).or_default() += 1;
+            *self
+                .rejected
+                .entry(ev.kind.as_str().to_string())
+                .or_default()
+                .entry(code.to_string())
+                .or_default() += 1;
         }
     }
 
@@ -147,7 +152,11 @@ impl ShapeCollector {
 
     fn transaction(&mut self, t: &schemas::Transaction) {
         self.revenue += t.total;
-        let mut items: Vec<u32> = t.items.iter().filter_map(|i| self.product(&i.product_id)).collect();
+        let mut items: Vec<u32> = t
+            .items
+            .iter()
+            .filter_map(|i| self.product(&i.product_id))
+            .collect();
         items.sort_unstable();
         items.dedup();
         if items.len() < 2 {
@@ -186,7 +195,11 @@ impl ShapeCollector {
             label_mismatches: self.label_mismatches,
             abandonment_rate: ratio(self.status[1], self.sessions_clean),
             conversion_rate: ratio(self.status[2], self.sessions_clean),
-            conversion_by_device: self.by_device.iter().map(|(d, (n, c))| (d.as_str().to_string(), ratio(*c, *n))).collect(),
+            conversion_by_device: self
+                .by_device
+                .iter()
+                .map(|(d, (n, c))| (d.as_str().to_string(), ratio(*c, *n)))
+                .collect(),
             mean_views: ratio(self.view_total, self.sessions_clean),
             mean_cart_items: ratio(self.cart_total, self.status[1] + self.status[2]),
             top1pct_view_share: share(0.01),
@@ -196,7 +209,8 @@ impl ShapeCollector {
             complement_lift: if possible == 0 || self.pairs == 0 {
                 0.0
             } else {
-                ratio(self.complement_pairs, self.pairs) / (self.complements.len() as f64 / possible as f64)
+                ratio(self.complement_pairs, self.pairs)
+                    / (self.complements.len() as f64 / possible as f64)
             },
             revenue: (self.revenue * 100.0).round() / 100.0,
         }
@@ -215,7 +229,10 @@ pub fn zipf_fit(counts_desc: &[u64]) -> f64 {
     if pts.len() < 2 {
         return 0.0;
     }
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
     let sxy: f64 = pts.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
     let sxx: f64 = pts.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
     if sxx == 0.0 {
@@ -231,19 +248,40 @@ impl fmt::Display for ShapeReport {
         writeln!(f, "records:")?;
         for (k, n) in &self.records {
             let bad: u64 = self.rejected.get(k).map_or(0, |m| m.values().sum());
-            writeln!(f, "  {k:<12} {n:>10}  dirty {bad:>6} ({})", pct(if *n == 0 { 0.0 } else { bad as f64 / *n as f64 }))?;
+            writeln!(
+                f,
+                "  {k:<12} {n:>10}  dirty {bad:>6} ({})",
+                pct(if *n == 0 { 0.0 } else { bad as f64 / *n as f64 })
+            )?;
         }
         writeln!(f, "dirty records by rule:")?;
         for (k, m) in &self.rejected {
             let rules: Vec<String> = m.iter().map(|(c, n)| format!("{c} {n}")).collect();
             writeln!(f, "  {k:<12} {}", rules.join(", "))?;
         }
-        writeln!(f, "dirty share:          {} (validator and generator disagree on {} records)", pct(self.dirty_share), self.label_mismatches)?;
+        writeln!(
+            f,
+            "dirty share:          {} (validator and generator disagree on {} records)",
+            pct(self.dirty_share),
+            self.label_mismatches
+        )?;
         writeln!(f, "conversion:           {}", pct(self.conversion_rate))?;
-        writeln!(f, "cart abandonment:     {} of sessions", pct(self.abandonment_rate))?;
-        let dev: Vec<String> = self.conversion_by_device.iter().map(|(d, r)| format!("{d} {}", pct(*r))).collect();
+        writeln!(
+            f,
+            "cart abandonment:     {} of sessions",
+            pct(self.abandonment_rate)
+        )?;
+        let dev: Vec<String> = self
+            .conversion_by_device
+            .iter()
+            .map(|(d, r)| format!("{d} {}", pct(*r)))
+            .collect();
         writeln!(f, "conversion by device: {}", dev.join(", "))?;
-        writeln!(f, "views per session:    {:.2} (cart items per cart {:.2})", self.mean_views, self.mean_cart_items)?;
+        writeln!(
+            f,
+            "views per session:    {:.2} (cart items per cart {:.2})",
+            self.mean_views, self.mean_cart_items
+        )?;
         writeln!(
             f,
             "view skew:            top 1% of products {}, top 10% {}, Zipf exponent {:.2}",
@@ -267,7 +305,9 @@ mod tests {
 
     #[test]
     fn zipf_fit_recovers_the_exponent_of_exact_power_laws() {
-        let exact: Vec<u64> = (1..=200u64).map(|r| (1e6 / r as f64).round() as u64).collect();
+        let exact: Vec<u64> = (1..=200u64)
+            .map(|r| (1e6 / r as f64).round() as u64)
+            .collect();
         assert!((zipf_fit(&exact) - 1.0).abs() < 0.01);
         let flat = vec![5u64; 50];
         assert!(zipf_fit(&flat).abs() < 1e-12);

@@ -15,12 +15,23 @@ fn events(cfg: &ShopConfig) -> (Arc<Catalog>, Vec<Event>) {
     let stream = EventStream::new(cfg, catalog.clone());
     let total = stream.total();
     let evs: Vec<Event> = stream.collect();
-    assert_eq!(evs.len() as u64, total, "total() must count what the stream yields");
+    assert_eq!(
+        evs.len() as u64,
+        total,
+        "total() must count what the stream yields"
+    );
     (catalog, evs)
 }
 
 fn tiny() -> ShopConfig {
-    ShopConfig { users: 120, products: 90, categories: 6, sessions: 4_000, transactions: 1_000, ..ShopConfig::default() }
+    ShopConfig {
+        users: 120,
+        products: 90,
+        categories: 6,
+        sessions: 4_000,
+        transactions: 1_000,
+        ..ShopConfig::default()
+    }
 }
 
 #[test]
@@ -30,20 +41,28 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     let c = tempfile::tempdir().expect("tempdir");
     producer::dataset::write(&tiny(), a.path(), |_, _| {}).expect("write a");
     producer::dataset::write(&tiny(), b.path(), |_, _| {}).expect("write b");
-    producer::dataset::write(&ShopConfig { seed: 43, ..tiny() }, c.path(), |_, _| {}).expect("write c");
+    producer::dataset::write(&ShopConfig { seed: 43, ..tiny() }, c.path(), |_, _| {})
+        .expect("write c");
     for (_, name) in producer::dataset::FILES {
         let fa = std::fs::read(a.path().join(name)).expect("read");
         let fb = std::fs::read(b.path().join(name)).expect("read");
         assert!(!fa.is_empty(), "{name} is empty");
         assert!(fa == fb, "{name} differs between two runs with one seed");
     }
-    for name in ["sessions.jsonl", "transactions.jsonl", "products.jsonl", "users.jsonl", "complements.jsonl"] {
+    for name in [
+        "sessions.jsonl",
+        "transactions.jsonl",
+        "products.jsonl",
+        "users.jsonl",
+        "complements.jsonl",
+    ] {
         let fa = std::fs::read(a.path().join(name)).expect("read");
         let fc = std::fs::read(c.path().join(name)).expect("read");
         assert!(fa != fc, "{name} is the same for seeds 42 and 43");
     }
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(a.path().join("manifest.json")).expect("manifest")).expect("json");
+        serde_json::from_slice(&std::fs::read(a.path().join("manifest.json")).expect("manifest"))
+            .expect("json");
     assert_eq!(manifest["config"]["seed"], 42);
     assert_eq!(manifest["records"], 6 + 90 + 120 + 4_000 + 1_000);
 }
@@ -58,40 +77,100 @@ fn small_shop_has_the_intended_shape() {
     }
     let r = shape.report();
     println!("{r}");
-    let want: BTreeMap<String, u64> = [("category", 12), ("product", 400), ("user", 500), ("session", 40_000), ("transaction", 10_000)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let want: BTreeMap<String, u64> = [
+        ("category", 12),
+        ("product", 400),
+        ("user", 500),
+        ("session", 40_000),
+        ("transaction", 10_000),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(r.records, want);
-    assert_eq!(r.label_mismatches, 0, "every planted dirty record, and only those, is rejected with its planted reason");
-    assert!((0.0015..0.0035).contains(&r.dirty_share), "dirty share {}", r.dirty_share);
+    assert_eq!(
+        r.label_mismatches, 0,
+        "every planted dirty record, and only those, is rejected with its planted reason"
+    );
+    assert!(
+        (0.0015..0.0035).contains(&r.dirty_share),
+        "dirty share {}",
+        r.dirty_share
+    );
     // 18% of all sessions abandon, exactly; among clean sessions within 0.2 points.
-    assert!((r.abandonment_rate - 0.18).abs() < 0.002, "abandonment {}", r.abandonment_rate);
-    assert!((r.conversion_rate - 0.25).abs() < 0.002, "conversion {}", r.conversion_rate);
+    assert!(
+        (r.abandonment_rate - 0.18).abs() < 0.002,
+        "abandonment {}",
+        r.abandonment_rate
+    );
+    assert!(
+        (r.conversion_rate - 0.25).abs() < 0.002,
+        "conversion {}",
+        r.conversion_rate
+    );
     let dev = |d: &str| r.conversion_by_device.get(d).copied().unwrap_or(0.0);
-    assert!(dev("desktop") - dev("mobile") > 0.03, "mobile converts less: {:?}", r.conversion_by_device);
-    assert!(r.mean_views > r.mean_cart_items + 1.0, "sessions view more than they buy");
-    assert!(r.top10pct_view_share > 0.4, "top 10% of products take {} of views", r.top10pct_view_share);
-    assert!((0.6..1.3).contains(&r.zipf_exponent), "zipf exponent {}", r.zipf_exponent);
-    assert!(r.complement_lift > 10.0, "planted complements over-represented: lift {}", r.complement_lift);
-    assert!(r.baskets_with_complement > 0.5, "{}", r.baskets_with_complement);
+    assert!(
+        dev("desktop") - dev("mobile") > 0.03,
+        "mobile converts less: {:?}",
+        r.conversion_by_device
+    );
+    assert!(
+        r.mean_views > r.mean_cart_items + 1.0,
+        "sessions view more than they buy"
+    );
+    assert!(
+        r.top10pct_view_share > 0.4,
+        "top 10% of products take {} of views",
+        r.top10pct_view_share
+    );
+    assert!(
+        (0.6..1.3).contains(&r.zipf_exponent),
+        "zipf exponent {}",
+        r.zipf_exponent
+    );
+    assert!(
+        r.complement_lift > 10.0,
+        "planted complements over-represented: lift {}",
+        r.complement_lift
+    );
+    assert!(
+        r.baskets_with_complement > 0.5,
+        "{}",
+        r.baskets_with_complement
+    );
 }
 
 #[test]
 fn events_are_in_time_order_with_unique_ids() {
     let (_, evs) = events(&tiny());
     let timed: Vec<&Event> = evs.iter().filter(|e| e.stream != Stream::Catalog).collect();
-    assert!(evs.iter().take(6 + 90 + 120).all(|e| e.stream == Stream::Catalog), "catalog comes first");
-    assert!(timed.windows(2).all(|w| w[0].time <= w[1].time), "event-time order");
+    assert!(
+        evs.iter()
+            .take(6 + 90 + 120)
+            .all(|e| e.stream == Stream::Catalog),
+        "catalog comes first"
+    );
+    assert!(
+        timed.windows(2).all(|w| w[0].time <= w[1].time),
+        "event-time order"
+    );
     let mut sessions = HashSet::new();
     let mut txns = HashSet::new();
     for e in &timed {
         if let Ok(s) = decode_session(&e.payload()) {
-            assert!(s.session_id.starts_with("sess_") && s.session_id.len() == 17, "{}", s.session_id);
+            assert!(
+                s.session_id.starts_with("sess_") && s.session_id.len() == 17,
+                "{}",
+                s.session_id
+            );
             assert!(sessions.insert(s.session_id), "duplicate session id");
         }
         if let Ok(t) = decode_transaction(&e.payload()) {
-            assert!(t.transaction_id.starts_with("txn_") && t.transaction_id.len() == 16, "{}", t.transaction_id);
+            assert!(
+                t.transaction_id.starts_with("txn_") && t.transaction_id.len() == 16,
+                "{}",
+                t.transaction_id
+            );
             assert!(txns.insert(t.transaction_id), "duplicate transaction id");
         }
     }
@@ -117,10 +196,16 @@ fn transactions_agree_with_their_sessions() {
     // Sessions whose id was removed or whose JSON was cut cannot be found.
     let unfindable = evs
         .iter()
-        .filter(|e| e.stream == Stream::Sessions && matches!(e.dirty, Some("missing_field" | "invalid_json")))
+        .filter(|e| {
+            e.stream == Stream::Sessions
+                && matches!(e.dirty, Some("missing_field" | "invalid_json"))
+        })
         .count();
     let (mut checked, mut missing) = (0, 0);
-    for e in evs.iter().filter(|e| e.stream == Stream::Transactions && e.dirty.is_none()) {
+    for e in evs
+        .iter()
+        .filter(|e| e.stream == Stream::Transactions && e.dirty.is_none())
+    {
         let t = decode_transaction(&e.payload()).expect("clean transaction decodes");
         let Some(s) = by_id.get(&t.session_id) else {
             missing += 1;
@@ -134,10 +219,22 @@ fn transactions_agree_with_their_sessions() {
             .as_array()
             .expect("cart")
             .iter()
-            .map(|c| (c["product_id"].as_str().unwrap_or("").to_string(), c["quantity"].as_u64().unwrap_or(0)))
+            .map(|c| {
+                (
+                    c["product_id"].as_str().unwrap_or("").to_string(),
+                    c["quantity"].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
-        let items: Vec<(String, u64)> = t.items.iter().map(|i| (i.product_id.clone(), u64::from(i.quantity))).collect();
-        if s["cart_contents"][0]["quantity"].as_i64().is_some_and(|q| q > 0) {
+        let items: Vec<(String, u64)> = t
+            .items
+            .iter()
+            .map(|i| (i.product_id.clone(), u64::from(i.quantity)))
+            .collect();
+        if s["cart_contents"][0]["quantity"]
+            .as_i64()
+            .is_some_and(|q| q > 0)
+        {
             assert_eq!(items, cart, "items are the cart of {}", t.session_id);
         }
         if let Some(start) = s["start_time"].as_str().and_then(schemas::time::parse) {
@@ -145,17 +242,30 @@ fn transactions_agree_with_their_sessions() {
         }
         for i in &t.items {
             let p = &catalog.products[catalog.product_index(&i.product_id).expect("known product")];
-            assert_eq!(i.unit_price, p.price_on(t.timestamp.date()), "price in force on the day");
+            assert_eq!(
+                i.unit_price,
+                p.price_on(t.timestamp.date()),
+                "price in force on the day"
+            );
             assert!(p.is_active, "only active products are sold");
         }
         checked += 1;
     }
-    assert!(missing <= unfindable, "{missing} transactions without a session, {unfindable} sessions unfindable");
+    assert!(
+        missing <= unfindable,
+        "{missing} transactions without a session, {unfindable} sessions unfindable"
+    );
     assert!(checked > 950, "checked {checked}");
     // Every converted clean session has exactly one transaction.
     let converted = evs
         .iter()
-        .filter_map(|e| if e.stream == Stream::Sessions { decode_session(&e.payload()).ok() } else { None })
+        .filter_map(|e| {
+            if e.stream == Stream::Sessions {
+                decode_session(&e.payload()).ok()
+            } else {
+                None
+            }
+        })
         .filter(|s| s.conversion_status == ConversionStatus::Converted)
         .count();
     assert!(converted <= 1_000 && converted > 980, "{converted}");
@@ -165,7 +275,10 @@ fn transactions_agree_with_their_sessions() {
 /// validator gives each record the reason the generator planted.
 #[test]
 fn dirty_records_cover_every_rule() {
-    let cfg = ShopConfig { dirty_share: 0.3, ..tiny() };
+    let cfg = ShopConfig {
+        dirty_share: 0.3,
+        ..tiny()
+    };
     let (_, evs) = events(&cfg);
     let mut seen: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for e in &evs {
@@ -174,28 +287,75 @@ fn dirty_records_cover_every_rule() {
             Stream::Transactions => decode_transaction(&e.payload()).err(),
             Stream::Catalog => schemas::decode_catalog(&e.payload()).err(),
         };
-        assert_eq!(verdict.as_ref().map(Rejection::code), e.dirty, "{:?}", String::from_utf8_lossy(&e.data));
+        assert_eq!(
+            verdict.as_ref().map(Rejection::code),
+            e.dirty,
+            "{:?}",
+            String::from_utf8_lossy(&e.data)
+        );
         if let Some(code) = e.dirty {
             seen.entry(e.kind.as_str()).or_default().insert(code);
         }
     }
     let set = |v: &[&'static str]| v.iter().copied().collect::<BTreeSet<_>>();
-    let common = ["missing_user_id", "bad_timestamp", "wrong_type", "missing_field", "invalid_json"];
+    let common = [
+        "missing_user_id",
+        "bad_timestamp",
+        "wrong_type",
+        "missing_field",
+        "invalid_json",
+    ];
     let with = |extra: &[&'static str]| set(&[&common[..], extra].concat());
-    assert_eq!(seen["session"], with(&["bad_duration", "inconsistent_status", "non_positive_price", "non_positive_quantity"]));
+    assert_eq!(
+        seen["session"],
+        with(&[
+            "bad_duration",
+            "inconsistent_status",
+            "non_positive_price",
+            "non_positive_quantity"
+        ])
+    );
     assert_eq!(
         seen["transaction"],
-        with(&["empty_items", "non_positive_price", "non_positive_quantity", "subtotal_mismatch", "total_mismatch"])
+        with(&[
+            "empty_items",
+            "non_positive_price",
+            "non_positive_quantity",
+            "subtotal_mismatch",
+            "total_mismatch"
+        ])
     );
-    assert_eq!(seen["product"], set(&["non_positive_price", "bad_timestamp", "missing_field", "wrong_type", "invalid_json"]));
-    assert_eq!(seen["user"], set(&["missing_user_id", "bad_timestamp", "missing_field", "wrong_type", "invalid_json"]));
+    assert_eq!(
+        seen["product"],
+        set(&[
+            "non_positive_price",
+            "bad_timestamp",
+            "missing_field",
+            "wrong_type",
+            "invalid_json"
+        ])
+    );
+    assert_eq!(
+        seen["user"],
+        set(&[
+            "missing_user_id",
+            "bad_timestamp",
+            "missing_field",
+            "wrong_type",
+            "invalid_json"
+        ])
+    );
 }
 
 #[test]
 fn planted_complements_are_listed() {
     let catalog = Catalog::generate(&tiny());
     let pairs: Vec<(&str, &str)> = catalog.complement_pairs().collect();
-    assert!(pairs.len() >= 2 * 80, "2-3 complements per sellable product, got {}", pairs.len());
+    assert!(
+        pairs.len() >= 2 * 80,
+        "2-3 complements per sellable product, got {}",
+        pairs.len()
+    );
     assert!(pairs.iter().all(|(a, b)| a != b));
     let cross = pairs
         .iter()
@@ -205,5 +365,9 @@ fn planted_complements_are_listed() {
             ca != cb
         })
         .count();
-    assert!(cross * 2 > pairs.len(), "most complements cross categories: {cross} of {}", pairs.len());
+    assert!(
+        cross * 2 > pairs.len(),
+        "most complements cross categories: {cross} of {}",
+        pairs.len()
+    );
 }

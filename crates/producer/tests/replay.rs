@@ -12,12 +12,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn tiny() -> ShopConfig {
-    ShopConfig { users: 100, products: 80, categories: 5, sessions: 3_000, transactions: 700, ..ShopConfig::default() }
+    ShopConfig {
+        users: 100,
+        products: 80,
+        categories: 5,
+        sessions: 3_000,
+        transactions: 700,
+        ..ShopConfig::default()
+    }
 }
 
 /// Everything in the log, read by a fresh group, by topic and partition.
 fn drain(log: &dyn EventLog, expected: usize) -> Vec<Record> {
-    let mut c = log.consumer("drain", &["catalog", "sessions", "transactions"]).expect("consumer");
+    let mut c = log
+        .consumer("drain", &["catalog", "sessions", "transactions"])
+        .expect("consumer");
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while out.len() < expected && Instant::now() < deadline {
@@ -35,7 +44,9 @@ fn expected_by_key(cfg: &ShopConfig) -> BTreeMap<(String, Vec<u8>), Vec<Vec<u8>>
     let mut want: BTreeMap<(String, Vec<u8>), Vec<Vec<u8>>> = BTreeMap::new();
     for e in EventStream::new(cfg, Arc::new(Catalog::generate(cfg))) {
         let payload = e.payload();
-        want.entry((e.stream.topic().to_string(), e.key.into_bytes())).or_default().push(payload);
+        want.entry((e.stream.topic().to_string(), e.key.into_bytes()))
+            .or_default()
+            .push(payload);
     }
     want
 }
@@ -45,7 +56,9 @@ fn by_key(records: &[Record]) -> BTreeMap<(String, Vec<u8>), Vec<Vec<u8>>> {
     sorted.sort_by_key(|r| (r.topic.clone(), r.partition, r.offset));
     let mut got: BTreeMap<(String, Vec<u8>), Vec<Vec<u8>>> = BTreeMap::new();
     for r in sorted {
-        got.entry((r.topic.clone(), r.key.clone())).or_default().push(r.payload.clone());
+        got.entry((r.topic.clone(), r.key.clone()))
+            .or_default()
+            .push(r.payload.clone());
     }
     got
 }
@@ -55,7 +68,10 @@ fn interrupted_replay_resumes_exactly() {
     let cfg = tiny();
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
-    let opts = ReplayOptions { batch: 500, ..ReplayOptions::default() };
+    let opts = ReplayOptions {
+        batch: 500,
+        ..ReplayOptions::default()
+    };
     let stop = AtomicBool::new(false);
     let mut batches = 0;
     let first = replay::run(&cfg, &log, &opts, &stop, |_| {
@@ -67,13 +83,22 @@ fn interrupted_replay_resumes_exactly() {
     .expect("first run");
     assert!(first.interrupted);
     assert_eq!(first.published, 1_500, "three batches of 500");
-    let second = replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| {}).expect("second run");
+    let second =
+        replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| {}).expect("second run");
     assert!(!second.interrupted);
     assert_eq!(second.resumed_from, 1_500);
     assert_eq!(first.published + second.published, second.total);
     let records = drain(&log, second.total as usize);
-    assert_eq!(records.len() as u64, second.total, "each event exactly once");
-    assert_eq!(by_key(&records), expected_by_key(&cfg), "same events, same order per user");
+    assert_eq!(
+        records.len() as u64,
+        second.total,
+        "each event exactly once"
+    );
+    assert_eq!(
+        by_key(&records),
+        expected_by_key(&cfg),
+        "same events, same order per user"
+    );
     // A third run has nothing left to do.
     let third = replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| {}).expect("third run");
     assert_eq!((third.published, third.resumed_from), (0, second.total));
@@ -83,45 +108,96 @@ fn interrupted_replay_resumes_exactly() {
 fn replay_refuses_a_log_of_another_shop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
-    let small = ShopConfig { sessions: 300, transactions: 50, ..tiny() };
-    replay::run(&small, &log, &ReplayOptions::default(), &AtomicBool::new(false), |_| {}).expect("run");
+    let small = ShopConfig {
+        sessions: 300,
+        transactions: 50,
+        ..tiny()
+    };
+    replay::run(
+        &small,
+        &log,
+        &ReplayOptions::default(),
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .expect("run");
     let other = ShopConfig { seed: 7, ..small };
-    let err = replay::run(&other, &log, &ReplayOptions::default(), &AtomicBool::new(false), |_| {});
+    let err = replay::run(
+        &other,
+        &log,
+        &ReplayOptions::default(),
+        &AtomicBool::new(false),
+        |_| {},
+    );
     assert!(matches!(err, Err(ReplayError::OtherShop(_))), "{err:?}");
 }
 
 #[test]
 fn paced_replay_takes_the_time_it_should() {
     // 3 simulated days at 2 days per second: about 1.5 s of wall time.
-    let cfg = ShopConfig { days: 3, sessions: 300, transactions: 60, ..tiny() };
+    let cfg = ShopConfig {
+        days: 3,
+        sessions: 300,
+        transactions: 60,
+        ..tiny()
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
-    let opts = ReplayOptions { speed: Some(2.0 * 86_400.0), ..ReplayOptions::default() };
+    let opts = ReplayOptions {
+        speed: Some(2.0 * 86_400.0),
+        ..ReplayOptions::default()
+    };
     let mut updates = 0;
     let s = replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| updates += 1).expect("run");
     assert_eq!(s.published, s.total);
     // Pacing shows up as many small flushes instead of one.
-    assert!(updates > 10, "paced replay should flush as time passes, got {updates} updates");
+    assert!(
+        updates > 10,
+        "paced replay should flush as time passes, got {updates} updates"
+    );
 }
 
 #[test]
 fn kafka_replay_round_trip() {
-    let Some(brokers) = std::env::var("ECOMFLOW_KAFKA_BROKERS").ok().filter(|b| !b.is_empty()) else {
+    let Some(brokers) = std::env::var("ECOMFLOW_KAFKA_BROKERS")
+        .ok()
+        .filter(|b| !b.is_empty())
+    else {
         eprintln!("skipped: no Kafka (set ECOMFLOW_KAFKA_BROKERS=127.0.0.1:PORT)");
         return;
     };
     // Topic names are fixed and the broker may hold other runs' records, so
     // a fresh seed makes this run's payloads unique and only they are counted.
-    let cfg = ShopConfig { seed: std::process::id() as u64, sessions: 1_000, transactions: 200, ..tiny() };
+    let cfg = ShopConfig {
+        seed: std::process::id() as u64,
+        sessions: 1_000,
+        transactions: 200,
+        ..tiny()
+    };
     let markers = tempfile::tempdir().expect("tempdir");
     let log = KafkaLog::new(&brokers, markers.path().to_path_buf());
-    let s = replay::run(&cfg, &log, &ReplayOptions::default(), &AtomicBool::new(false), |_| {}).expect("replay");
+    let s = replay::run(
+        &cfg,
+        &log,
+        &ReplayOptions::default(),
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .expect("replay");
     assert_eq!(s.published, s.total);
     let want = expected_by_key(&cfg);
     let records = drain(&log, s.total as usize);
     let got = by_key(&records);
     for (k, payloads) in &want {
-        let mine: Vec<&Vec<u8>> = got.get(k).map(|v| v.iter().filter(|p| payloads.contains(p)).collect()).unwrap_or_default();
-        assert_eq!(mine.len(), payloads.len(), "all events of {:?} delivered once", String::from_utf8_lossy(&k.1));
+        let mine: Vec<&Vec<u8>> = got
+            .get(k)
+            .map(|v| v.iter().filter(|p| payloads.contains(p)).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            mine.len(),
+            payloads.len(),
+            "all events of {:?} delivered once",
+            String::from_utf8_lossy(&k.1)
+        );
     }
 }

@@ -78,7 +78,9 @@ fn open(bytes: &[u8]) -> Result<(String, &RawValue), Rejection> {
     match header.v {
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SCHEMA_VERSION) => {}
         Some(serde_json::Value::Number(n)) => {
-            return Err(Rejection::UnsupportedVersion(n.as_u64().unwrap_or(u64::MAX)))
+            return Err(Rejection::UnsupportedVersion(
+                n.as_u64().unwrap_or(u64::MAX),
+            ))
         }
         Some(other) => return Err(Rejection::WrongType(format!("schema version {other}"))),
         None => return Err(Rejection::MissingField("v")),
@@ -91,7 +93,10 @@ fn open(bytes: &[u8]) -> Result<(String, &RawValue), Rejection> {
 fn open_kind(bytes: &[u8], expected: Kind) -> Result<&RawValue, Rejection> {
     let (kind, data) = open(bytes)?;
     if kind != expected.as_str() {
-        return Err(Rejection::WrongKind { expected: expected.as_str(), found: kind });
+        return Err(Rejection::WrongKind {
+            expected: expected.as_str(),
+            found: kind,
+        });
     }
     Ok(data)
 }
@@ -128,7 +133,10 @@ pub fn decode_catalog(bytes: &[u8]) -> Result<CatalogRecord, Rejection> {
         "category" => validate::category(parse(data)?).map(CatalogRecord::Category),
         "product" => validate::product(parse(data)?).map(CatalogRecord::Product),
         "user" => validate::user(parse(data)?).map(CatalogRecord::User),
-        _ => Err(Rejection::WrongKind { expected: "category, product or user", found: kind }),
+        _ => Err(Rejection::WrongKind {
+            expected: "category, product or user",
+            found: kind,
+        }),
     }
 }
 
@@ -228,7 +236,10 @@ mod tests {
         let cut = &full[..full.len() / 2];
         let r = decode_transaction(cut).map(|_| ());
         assert_eq!(r.map_err(|e| e.code()), Err("invalid_json"));
-        assert_eq!(decode_transaction(b"").map(|_| ()).map_err(|e| e.code()), Err("invalid_json"));
+        assert_eq!(
+            decode_transaction(b"").map(|_| ()).map_err(|e| e.code()),
+            Err("invalid_json")
+        );
         // Invalid UTF-8 inside a string.
         let r = decode_transaction(b"{\"v\":1,\"kind\":\"transaction\",\"data\":\"\xff\"}");
         assert!(matches!(r, Err(Rejection::InvalidJson(_))), "{r:?}");
@@ -238,10 +249,15 @@ mod tests {
     fn wrong_types_are_named() {
         let mut v = txn_json();
         v["items"][0]["quantity"] = serde_json::json!("two");
-        assert!(matches!(decode_txn_value(&v), Err(Rejection::WrongType(m)) if m.contains("string")));
+        assert!(
+            matches!(decode_txn_value(&v), Err(Rejection::WrongType(m)) if m.contains("string"))
+        );
         let mut v = txn_json();
         v["payment_method"] = serde_json::json!("bitcoin");
-        assert_eq!(decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()), Err("wrong_type"));
+        assert_eq!(
+            decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()),
+            Err("wrong_type")
+        );
         let r = decode_transaction(br#"[1,2,3]"#).map(|_| ());
         assert_eq!(r.map_err(|e| e.code()), Err("wrong_type"));
     }
@@ -250,11 +266,20 @@ mod tests {
     fn unknown_version_and_wrong_kind_are_refused() {
         let s = String::from_utf8(encode(Kind::Session, &seed_session())).expect("utf8");
         let v2 = s.replacen("\"v\":1", "\"v\":2", 1);
-        assert_eq!(decode_session(v2.as_bytes()), Err(Rejection::UnsupportedVersion(2)));
+        assert_eq!(
+            decode_session(v2.as_bytes()),
+            Err(Rejection::UnsupportedVersion(2))
+        );
         let vs = s.replacen("\"v\":1", "\"v\":\"1\"", 1);
-        assert_eq!(decode_session(vs.as_bytes()).map_err(|e| e.code()), Err("wrong_type"));
+        assert_eq!(
+            decode_session(vs.as_bytes()).map_err(|e| e.code()),
+            Err("wrong_type")
+        );
         let nov = s.replacen("\"v\":1,", "", 1);
-        assert_eq!(decode_session(nov.as_bytes()), Err(Rejection::MissingField("v")));
+        assert_eq!(
+            decode_session(nov.as_bytes()),
+            Err(Rejection::MissingField("v"))
+        );
         let r = decode_transaction(s.as_bytes()).map(|_| ());
         assert_eq!(r.map_err(|e| e.code()), Err("wrong_kind"));
     }
@@ -275,7 +300,10 @@ mod tests {
         assert_eq!(decode_txn_value(&v), Err(Rejection::EmptyItems));
         let mut v = txn_json();
         v["timestamp"] = serde_json::json!("2025-02-30T10:00:00");
-        assert_eq!(decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()), Err("bad_timestamp"));
+        assert_eq!(
+            decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()),
+            Err("bad_timestamp")
+        );
         let mut v = txn_json();
         v["items"][0]["unit_price"] = serde_json::json!(0.0);
         assert_eq!(
@@ -300,7 +328,10 @@ mod tests {
         v["total"] = serde_json::json!(259.98);
         assert_eq!(
             decode_txn_value(&v),
-            Err(Rejection::TotalMismatch { total: 259.98, expected: 233.99 })
+            Err(Rejection::TotalMismatch {
+                total: 259.98,
+                expected: 233.99
+            })
         );
         let mut v = txn_json();
         v["items"][0]["quantity"] = serde_json::json!(-1);
@@ -327,13 +358,19 @@ mod tests {
         v["conversion_status"] = serde_json::json!("browsed");
         assert_eq!(
             dec(&v),
-            Err(Rejection::InconsistentStatus { status: "browsed", cart_items: 1 })
+            Err(Rejection::InconsistentStatus {
+                status: "browsed",
+                cart_items: 1
+            })
         );
         let mut v = base.clone();
         v["cart_contents"] = serde_json::json!([]);
         assert_eq!(
             dec(&v),
-            Err(Rejection::InconsistentStatus { status: "converted", cart_items: 0 })
+            Err(Rejection::InconsistentStatus {
+                status: "converted",
+                cart_items: 0
+            })
         );
         let mut v = base.clone();
         v["device_info"]["type"] = serde_json::json!("smartwatch");

@@ -274,8 +274,14 @@ mod tests {
             current_stock: 47,
             is_active: true,
             price_history: vec![
-                PricePoint { price: 149.99, date: day("2024-12-20") },
-                PricePoint { price: 129.99, date: day("2025-02-15") },
+                PricePoint {
+                    price: 149.99,
+                    date: day("2024-12-20"),
+                },
+                PricePoint {
+                    price: 129.99,
+                    date: day("2025-02-15"),
+                },
             ],
             creation_date: day("2024-12-20"),
         };

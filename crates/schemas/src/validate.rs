@@ -8,8 +8,8 @@
 //! wrong types and broken JSON.
 
 use crate::types::{
-    round_cents, CartItem, Category, ConversionStatus, DeviceInfo, LineItem, PaymentMethod,
-    PricePoint, Product, PurchaseSummary, Session, Transaction, User, GeoData,
+    round_cents, CartItem, Category, ConversionStatus, DeviceInfo, GeoData, LineItem,
+    PaymentMethod, PricePoint, Product, PurchaseSummary, Session, Transaction, User,
 };
 use serde::Deserialize;
 
@@ -241,10 +241,19 @@ pub fn transaction(raw: RawTransaction) -> Result<Transaction, Rejection> {
         let expected = round_cents(f64::from(quantity) * unit_price);
         let subtotal = it.subtotal.unwrap_or(expected);
         if (subtotal - expected).abs() > MONEY_TOLERANCE {
-            return Err(Rejection::SubtotalMismatch { product_id, subtotal, expected });
+            return Err(Rejection::SubtotalMismatch {
+                product_id,
+                subtotal,
+                expected,
+            });
         }
         sum += subtotal;
-        items.push(LineItem { product_id, quantity, unit_price, subtotal });
+        items.push(LineItem {
+            product_id,
+            quantity,
+            unit_price,
+            subtotal,
+        });
     }
     let discount = raw.discount.unwrap_or(0.0);
     let expected = round_cents(sum - discount);
@@ -260,7 +269,9 @@ pub fn transaction(raw: RawTransaction) -> Result<Transaction, Rejection> {
         items,
         discount,
         total,
-        payment_method: raw.payment_method.ok_or(Rejection::MissingField("payment_method"))?,
+        payment_method: raw
+            .payment_method
+            .ok_or(Rejection::MissingField("payment_method"))?,
     })
 }
 
@@ -291,18 +302,28 @@ pub fn session(raw: RawSession) -> Result<Session, Rejection> {
     let session_id = required(raw.session_id, "session_id")?;
     let user_id = user_id(raw.user_id)?;
     let start_time = timestamp(raw.start_time)?;
-    let duration = raw.duration_seconds.ok_or(Rejection::MissingField("duration_seconds"))?;
+    let duration = raw
+        .duration_seconds
+        .ok_or(Rejection::MissingField("duration_seconds"))?;
     if !(0..=MAX_SESSION_SECONDS).contains(&duration) {
         return Err(Rejection::BadDuration(duration));
     }
-    let device_info = raw.device_info.ok_or(Rejection::MissingField("device_info"))?;
-    let status = raw.conversion_status.ok_or(Rejection::MissingField("conversion_status"))?;
+    let device_info = raw
+        .device_info
+        .ok_or(Rejection::MissingField("device_info"))?;
+    let status = raw
+        .conversion_status
+        .ok_or(Rejection::MissingField("conversion_status"))?;
     let mut cart_contents = Vec::new();
     for it in raw.cart_contents.unwrap_or_default() {
         let product_id = required(it.product_id, "cart_contents.product_id")?;
         let price = positive_price(&product_id, it.price)?;
         let quantity = positive_quantity(&product_id, it.quantity)?;
-        cart_contents.push(CartItem { product_id, quantity, price });
+        cart_contents.push(CartItem {
+            product_id,
+            quantity,
+            price,
+        });
     }
     let has_cart = !cart_contents.is_empty();
     if has_cart == (status == ConversionStatus::Browsed) {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's test command (README.md; CI's .ci/run calls exactly this).
+#
+# Checks formatting and lints, then runs every test in the workspace. When
+# ECOMFLOW_KAFKA_BROKERS is unset and the `tansu` broker is installed, it
+# starts one on 127.0.0.1 for the Kafka tests and stops it afterwards;
+# without a broker those tests print "skipped: no Kafka" and pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if [ -z "${ECOMFLOW_KAFKA_BROKERS:-}" ]; then
+  if command -v tansu >/dev/null 2>&1; then
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    state=$(mktemp -d -t ecomflow-tansu.XXXXXX)
+    eval "$(scripts/kafka-broker.sh "$port" "$state")"
+    trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
+    export ECOMFLOW_KAFKA_BROKERS
+    echo "== Kafka tests against tansu at $ECOMFLOW_KAFKA_BROKERS (log: $state/tansu.log)"
+  else
+    echo "== NOTE: no Kafka broker: Kafka tests will say 'skipped: no Kafka'."
+    echo "   Install one with: cargo install tansu --version 0.6.0 --locked --no-default-features --features libsql"
+  fi
+fi
+
+echo "== cargo test"
+# --nocapture so that tests which skip (no broker) say so on the terminal.
+cargo test --workspace --locked -- --nocapture
