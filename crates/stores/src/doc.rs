@@ -1,0 +1,86 @@
+//! The document store: MongoDB's role in the seed report's design.
+
+use crate::Result;
+use chrono::NaiveDateTime;
+use schemas::types::round_cents;
+use schemas::{Category, Product, PurchaseSummary, Transaction, User};
+use serde::Serialize;
+
+/// Documents per collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DocCounts {
+    /// Users.
+    pub users: u64,
+    /// Products.
+    pub products: u64,
+    /// Categories.
+    pub categories: u64,
+    /// Transactions.
+    pub transactions: u64,
+}
+
+/// Collections `users`, `products`, `categories`, `transactions`.
+///
+/// Every write is idempotent: documents are keyed by their ids, so a
+/// replayed batch overwrites itself, and a transaction already stored is
+/// never counted again in its user's purchase summary.
+pub trait DocumentStore: Send + Sync {
+    /// Which implementation this is, for logs.
+    fn describe(&self) -> String;
+
+    /// Inserts or replaces categories.
+    fn upsert_categories(&self, items: &[Category]) -> Result<()>;
+
+    /// Inserts or replaces products (price history embedded).
+    fn upsert_products(&self, items: &[Product]) -> Result<()>;
+
+    /// Inserts or replaces users' profiles; their purchase summaries are
+    /// kept by the store and are not overwritten.
+    fn upsert_users(&self, items: &[User]) -> Result<()>;
+
+    /// Stores transactions and folds the new ones into their users'
+    /// purchase summaries. Returns how many were new.
+    fn put_transactions(&self, items: &[Transaction]) -> Result<u64>;
+
+    /// A user with the current purchase summary.
+    fn user(&self, user_id: &str) -> Result<Option<User>>;
+
+    /// A product.
+    fn product(&self, product_id: &str) -> Result<Option<Product>>;
+
+    /// Ids of the products of a category (category index), sorted.
+    fn products_in_category(&self, category_id: &str) -> Result<Vec<String>>;
+
+    /// A transaction.
+    fn transaction(&self, transaction_id: &str) -> Result<Option<Transaction>>;
+
+    /// A user's transactions with `from <= timestamp <= to`, oldest first
+    /// (user id + time index).
+    fn user_transactions(
+        &self,
+        user_id: &str,
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    ) -> Result<Vec<Transaction>>;
+
+    /// Documents per collection.
+    fn counts(&self) -> Result<DocCounts>;
+}
+
+/// Folds one transaction into a summary.
+pub fn add_to_summary(s: &mut PurchaseSummary, t: &Transaction) {
+    s.total_purchases += 1;
+    s.total_spent = round_cents(s.total_spent + t.total);
+    s.avg_order_value = round_cents(s.total_spent / s.total_purchases as f64);
+    s.first_purchase = Some(s.first_purchase.map_or(t.timestamp, |f| f.min(t.timestamp)));
+    s.last_purchase = Some(s.last_purchase.map_or(t.timestamp, |l| l.max(t.timestamp)));
+}
+
+/// The summary of a set of transactions, computed from scratch.
+pub fn summarize<'a>(txns: impl IntoIterator<Item = &'a Transaction>) -> PurchaseSummary {
+    let mut s = PurchaseSummary::default();
+    for t in txns {
+        add_to_summary(&mut s, t);
+    }
+    s
+}

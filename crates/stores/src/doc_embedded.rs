@@ -1,0 +1,260 @@
+//! The document store on fjall: one keyspace per collection (documents as
+//! JSON, keyed by id), plus index keyspaces and the purchase summaries.
+//!
+//! - `products_by_category`: `category_id NUL product_id`;
+//! - `products_by_active`: `0|1 NUL product_id`;
+//! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
+//! - `purchase_summaries`: user id → summary, kept apart from the profile so
+//!   that a profile update never resets it.
+//!
+//! A batch of transactions, its index entries and the updated summaries are
+//! committed in one atomic write batch; writers are serialised, and a
+//! transaction already present is skipped, so a retried batch changes
+//! nothing.
+
+use crate::doc::{add_to_summary, DocCounts, DocumentStore};
+use crate::{Result, StoreError};
+use chrono::NaiveDateTime;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use schemas::{Category, Product, PurchaseSummary, Transaction, User};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The embedded document store.
+pub struct EmbeddedDocStore {
+    path: PathBuf,
+    db: Database,
+    users: Keyspace,
+    products: Keyspace,
+    categories: Keyspace,
+    transactions: Keyspace,
+    by_category: Keyspace,
+    by_active: Keyspace,
+    by_user: Keyspace,
+    summaries: Keyspace,
+    writer: Mutex<()>,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn from_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0u8)
+}
+
+impl EmbeddedDocStore {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = crate::open_fjall(path)?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        Ok(EmbeddedDocStore {
+            users: ks("users")?,
+            products: ks("products")?,
+            categories: ks("categories")?,
+            transactions: ks("transactions")?,
+            by_category: ks("products_by_category")?,
+            by_active: ks("products_by_active")?,
+            by_user: ks("transactions_by_user")?,
+            summaries: ks("purchase_summaries")?,
+            writer: Mutex::new(()),
+            path: path.to_path_buf(),
+            db,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn disk_space(&self) -> Result<u64> {
+        Ok(self.db.disk_space()?)
+    }
+
+    /// Every transaction, in id order (for checks and snapshots).
+    pub fn all_transactions(&self) -> Result<Vec<Transaction>> {
+        self.transactions
+            .iter()
+            .map(|kv| {
+                let (_, v) = kv.into_inner()?;
+                from_json("transaction", &v)
+            })
+            .collect()
+    }
+
+    /// Every user id that has a stored purchase summary.
+    pub fn summarized_users(&self) -> Result<Vec<String>> {
+        self.summaries
+            .iter()
+            .map(|kv| Ok(String::from_utf8_lossy(&kv.key()?).into_owned()))
+            .collect()
+    }
+}
+
+impl DocumentStore for EmbeddedDocStore {
+    fn describe(&self) -> String {
+        format!("embedded document store at {}", self.path.display())
+    }
+
+    fn upsert_categories(&self, items: &[Category]) -> Result<()> {
+        let _w = self.lock();
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for c in items {
+            batch.insert(&self.categories, c.category_id.as_bytes(), to_json(c));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn upsert_products(&self, items: &[Product]) -> Result<()> {
+        let _w = self.lock();
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for p in items {
+            let id = p.product_id.as_bytes();
+            if let Some(old) = self.products.get(id)? {
+                let old: Product = from_json("product", &old)?;
+                batch.remove(&self.by_category, key(&[old.category_id.as_bytes(), id]));
+                batch.remove(
+                    &self.by_active,
+                    key(&[if old.is_active { b"1" } else { b"0" }, id]),
+                );
+            }
+            batch.insert(&self.products, id, to_json(p));
+            batch.insert(&self.by_category, key(&[p.category_id.as_bytes(), id]), b"");
+            batch.insert(
+                &self.by_active,
+                key(&[if p.is_active { b"1" } else { b"0" }, id]),
+                b"",
+            );
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn upsert_users(&self, items: &[User]) -> Result<()> {
+        let _w = self.lock();
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for u in items {
+            let profile = User {
+                purchase_summary: PurchaseSummary::default(),
+                ..u.clone()
+            };
+            batch.insert(&self.users, u.user_id.as_bytes(), to_json(&profile));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn put_transactions(&self, items: &[Transaction]) -> Result<u64> {
+        let _w = self.lock();
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        let mut summaries: HashMap<&str, PurchaseSummary> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut new = 0u64;
+        for t in items {
+            let id = t.transaction_id.as_str();
+            if !seen.insert(id) || self.transactions.contains_key(id)? {
+                continue;
+            }
+            new += 1;
+            batch.insert(&self.transactions, id, to_json(t));
+            let ts = schemas::time::format(t.timestamp);
+            batch.insert(
+                &self.by_user,
+                key(&[t.user_id.as_bytes(), ts.as_bytes(), id.as_bytes()]),
+                b"",
+            );
+            let summary = match summaries.entry(t.user_id.as_str()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let current = match self.summaries.get(t.user_id.as_bytes())? {
+                        Some(v) => from_json("purchase summary", &v)?,
+                        None => PurchaseSummary::default(),
+                    };
+                    e.insert(current)
+                }
+            };
+            add_to_summary(summary, t);
+        }
+        for (user, s) in &summaries {
+            batch.insert(&self.summaries, user.as_bytes(), to_json(s));
+        }
+        batch.commit()?;
+        Ok(new)
+    }
+
+    fn user(&self, user_id: &str) -> Result<Option<User>> {
+        let Some(v) = self.users.get(user_id)? else {
+            return Ok(None);
+        };
+        let mut user: User = from_json("user", &v)?;
+        if let Some(s) = self.summaries.get(user_id)? {
+            user.purchase_summary = from_json("purchase summary", &s)?;
+        }
+        Ok(Some(user))
+    }
+
+    fn product(&self, product_id: &str) -> Result<Option<Product>> {
+        self.products
+            .get(product_id)?
+            .map(|v| from_json("product", &v))
+            .transpose()
+    }
+
+    fn products_in_category(&self, category_id: &str) -> Result<Vec<String>> {
+        let prefix = key(&[category_id.as_bytes(), b""]);
+        self.by_category
+            .prefix(&prefix)
+            .map(|kv| Ok(String::from_utf8_lossy(&kv.key()?[prefix.len()..]).into_owned()))
+            .collect()
+    }
+
+    fn transaction(&self, transaction_id: &str) -> Result<Option<Transaction>> {
+        self.transactions
+            .get(transaction_id)?
+            .map(|v| from_json("transaction", &v))
+            .transpose()
+    }
+
+    fn user_transactions(
+        &self,
+        user_id: &str,
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    ) -> Result<Vec<Transaction>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let start = key(&[user_id.as_bytes(), schemas::time::format(from).as_bytes()]);
+        // Keys are `user NUL timestamp NUL id` with fixed-width timestamps:
+        // `user NUL to \x01` sorts after every key at `to` and before any later.
+        let mut stop = key(&[user_id.as_bytes(), schemas::time::format(to).as_bytes()]);
+        stop.push(1);
+        let mut out = Vec::new();
+        for kv in self.by_user.range(start..stop) {
+            let k = kv.key()?;
+            let id = k.rsplit(|b| *b == 0).next().unwrap_or_default();
+            if let Some(t) = self.transactions.get(id)? {
+                out.push(from_json("transaction", &t)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn counts(&self) -> Result<DocCounts> {
+        Ok(DocCounts {
+            users: self.users.len()? as u64,
+            products: self.products.len()? as u64,
+            categories: self.categories.len()? as u64,
+            transactions: self.transactions.len()? as u64,
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! The stores ingest writes to and the serving and batch sides read from,
+//! behind traits, with an embedded and a server implementation each.
+//!
+//! - The **document store** plays MongoDB's role: collections `users`,
+//!   `products`, `categories`, `transactions`, shaped as in the seed report
+//!   (transactions embed their items; products embed `price_history`; users
+//!   embed `geo_data` and a `purchase_summary` kept current by ingest).
+//! - The **wide-column store** plays HBase's role. Its trait is HBase's own
+//!   model (tables, column families, cells, row-range scans); the domain
+//!   tables on top of it (`user_sessions`, `product_daily`) are one piece of
+//!   code shared by every implementation, so row keys and cells are the same
+//!   byte for byte whichever store is behind.
+//!
+//! # Layout
+//!
+//! - [`error`]: [`StoreError`], retryable or permanent.
+//! - [`doc`]: the [`DocumentStore`] trait and the summary arithmetic.
+//! - [`doc_embedded`]: the document store on fjall.
+//! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
+//! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per family.
+//! - [`sessions`]: `user_sessions` and `product_daily`: row keys, cells,
+//!   and the queries (last N sessions, sessions between two times, a
+//!   product's daily counts).
+
+pub mod doc;
+pub mod doc_embedded;
+pub mod error;
+pub mod sessions;
+pub mod wide;
+pub mod wide_embedded;
+
+pub use doc::{DocCounts, DocumentStore};
+pub use error::{Result, StoreError};
+pub use sessions::{DailyCounts, SessionStore};
+pub use wide::{Cell, Row, RowMutation, WideColumnStore};
+
+/// Maps fjall's "directory is locked" to a message that names the cause.
+pub(crate) fn open_fjall(path: &std::path::Path) -> Result<fjall::Database> {
+    std::fs::create_dir_all(path)?;
+    fjall::Database::builder(path).open().map_err(|e| match e {
+        fjall::Error::Locked => StoreError::Locked(path.display().to_string()),
+        other => StoreError::Storage(other),
+    })
+}

@@ -1,0 +1,340 @@
+//! The two wide-column tables of the seed report's HBase design, on any
+//! [`WideColumnStore`]:
+//!
+//! - `user_sessions`: row key `user_id _ reversed-ms _ session_id`, so a
+//!   prefix scan on `user_000042_` returns that user's newest sessions first;
+//!   families `session_info` (session_id, start_time, duration, referrer),
+//!   `device_info` (type, os, browser, city, state, ip) and `behavior`
+//!   (conversion_status, viewed_products, cart_contents).
+//! - `product_daily`: row key `product_id _ reversed-yyyymmdd`; families
+//!   `views`, `cart_adds`, `purchases`, one cell per session
+//!   (qualifier = session id). Counting cells instead of incrementing
+//!   counters keeps the table idempotent: replaying a session rewrites the
+//!   same cells instead of counting it twice.
+
+use crate::wide::{prefix_end, Cell, Row, RowMutation, WideColumnStore};
+use crate::{Result, StoreError};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use schemas::{CartItem, ConversionStatus, DeviceInfo, DeviceType, Session};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Table of sessions per user.
+pub const USER_SESSIONS: &str = "user_sessions";
+/// Families of [`USER_SESSIONS`].
+pub const SESSION_FAMILIES: [&str; 3] = ["session_info", "device_info", "behavior"];
+/// Table of per-product daily interactions.
+pub const PRODUCT_DAILY: &str = "product_daily";
+/// Families of [`PRODUCT_DAILY`].
+pub const DAILY_FAMILIES: [&str; 3] = ["views", "cart_adds", "purchases"];
+
+const REVERSE_MS: i64 = 9_999_999_999_999;
+const REVERSE_DAY: u32 = 99_999_999;
+
+/// `user_000042_` + 13-digit reversed epoch milliseconds + `_` + session id.
+pub fn session_row_key(user_id: &str, start: NaiveDateTime, session_id: &str) -> Vec<u8> {
+    let rev = REVERSE_MS - schemas::time::epoch_millis(start).clamp(0, REVERSE_MS);
+    format!("{user_id}_{rev:013}_{session_id}").into_bytes()
+}
+
+/// The row-key prefix of all of a user's sessions.
+pub fn user_prefix(user_id: &str) -> Vec<u8> {
+    format!("{user_id}_").into_bytes()
+}
+
+fn user_time_key(user_id: &str, t: NaiveDateTime) -> Vec<u8> {
+    let rev = REVERSE_MS - schemas::time::epoch_millis(t).clamp(0, REVERSE_MS);
+    format!("{user_id}_{rev:013}").into_bytes()
+}
+
+fn day_number(d: NaiveDate) -> u32 {
+    d.year().max(0) as u32 * 10_000 + d.month() * 100 + d.day()
+}
+
+/// `prod_00123_` + 8-digit reversed `yyyymmdd`: a product's newest day first.
+pub fn product_day_key(product_id: &str, day: NaiveDate) -> Vec<u8> {
+    format!("{product_id}_{:08}", REVERSE_DAY - day_number(day)).into_bytes()
+}
+
+/// The cells of a session.
+pub fn session_mutation(s: &Session) -> RowMutation {
+    let d = &s.device_info;
+    RowMutation {
+        row: session_row_key(&s.user_id, s.start_time, &s.session_id),
+        cells: vec![
+            Cell::new("session_info", "session_id", s.session_id.as_str()),
+            Cell::new(
+                "session_info",
+                "start_time",
+                schemas::time::format(s.start_time),
+            ),
+            Cell::new("session_info", "duration", s.duration_seconds.to_string()),
+            Cell::new("session_info", "referrer", s.referrer.as_str()),
+            Cell::new("device_info", "type", d.device_type.as_str()),
+            Cell::new("device_info", "os", d.os.as_str()),
+            Cell::new("device_info", "browser", d.browser.as_str()),
+            Cell::new("device_info", "city", d.city.as_str()),
+            Cell::new("device_info", "state", d.state.as_str()),
+            Cell::new("device_info", "ip", d.ip.as_str()),
+            Cell::new(
+                "behavior",
+                "conversion_status",
+                s.conversion_status.as_str(),
+            ),
+            Cell::new("behavior", "viewed_products", json(&s.viewed_products)),
+            Cell::new("behavior", "cart_contents", json(&s.cart_contents)),
+        ],
+    }
+}
+
+/// Serialises plain data (no maps with non-string keys, so it cannot fail).
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn text(row: &Row, family: &str, q: &str) -> Result<String> {
+    let v = row.get(family, q).ok_or_else(|| {
+        StoreError::corrupt(format!(
+            "{} lacks {family}:{q}",
+            String::from_utf8_lossy(&row.key)
+        ))
+    })?;
+    String::from_utf8(v.to_vec())
+        .map_err(|_| StoreError::corrupt(format!("{family}:{q} is not UTF-8")))
+}
+
+fn parse<T: std::str::FromStr>(row: &Row, family: &str, q: &str) -> Result<T> {
+    text(row, family, q)?
+        .parse()
+        .map_err(|_| StoreError::corrupt(format!("{family}:{q} does not parse")))
+}
+
+/// Rebuilds a session from its row.
+pub fn session_from_row(row: &Row) -> Result<Session> {
+    let key = String::from_utf8_lossy(&row.key);
+    // Ids contain '_' themselves: strip the known `_<13 digits>_<session id>`.
+    let session_id = text(row, "session_info", "session_id")?;
+    let user_id = key
+        .strip_suffix(session_id.as_str())
+        .and_then(|k| k.len().checked_sub(15).map(|n| &k[..n]))
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| StoreError::corrupt(format!("row key {key}")))?;
+    let device_type: DeviceType =
+        serde_json::from_value(serde_json::Value::String(text(row, "device_info", "type")?))
+            .map_err(|e| StoreError::corrupt(format!("device_info:type: {e}")))?;
+    let status: ConversionStatus = serde_json::from_value(serde_json::Value::String(text(
+        row,
+        "behavior",
+        "conversion_status",
+    )?))
+    .map_err(|e| StoreError::corrupt(format!("behavior:conversion_status: {e}")))?;
+    let start = schemas::time::parse(&text(row, "session_info", "start_time")?)
+        .ok_or_else(|| StoreError::corrupt("session_info:start_time"))?;
+    let viewed: Vec<String> =
+        serde_json::from_slice(row.get("behavior", "viewed_products").unwrap_or(b"[]"))
+            .map_err(|e| StoreError::corrupt(format!("behavior:viewed_products: {e}")))?;
+    let cart: Vec<CartItem> =
+        serde_json::from_slice(row.get("behavior", "cart_contents").unwrap_or(b"[]"))
+            .map_err(|e| StoreError::corrupt(format!("behavior:cart_contents: {e}")))?;
+    Ok(Session {
+        session_id,
+        user_id: user_id.to_string(),
+        start_time: start,
+        duration_seconds: parse(row, "session_info", "duration")?,
+        referrer: text(row, "session_info", "referrer")?,
+        device_info: DeviceInfo {
+            device_type,
+            os: text(row, "device_info", "os")?,
+            browser: text(row, "device_info", "browser")?,
+            city: text(row, "device_info", "city")?,
+            state: text(row, "device_info", "state")?,
+            ip: text(row, "device_info", "ip")?,
+        },
+        conversion_status: status,
+        viewed_products: viewed,
+        cart_contents: cart,
+    })
+}
+
+/// The `product_daily` cells a session contributes.
+pub fn product_day_mutations(s: &Session) -> Vec<RowMutation> {
+    let day = s.start_time.date();
+    let sid = s.session_id.as_bytes();
+    let mut by_row: std::collections::BTreeMap<Vec<u8>, Vec<Cell>> =
+        std::collections::BTreeMap::new();
+    for p in &s.viewed_products {
+        by_row
+            .entry(product_day_key(p, day))
+            .or_default()
+            .push(Cell::new("views", sid, "1"));
+    }
+    for c in &s.cart_contents {
+        let q = c.quantity.to_string();
+        by_row
+            .entry(product_day_key(&c.product_id, day))
+            .or_default()
+            .push(Cell::new("cart_adds", sid, q.as_str()));
+        if s.conversion_status == ConversionStatus::Converted {
+            by_row
+                .entry(product_day_key(&c.product_id, day))
+                .or_default()
+                .push(Cell::new("purchases", sid, q.as_str()));
+        }
+    }
+    by_row
+        .into_iter()
+        .map(|(row, cells)| RowMutation { row, cells })
+        .collect()
+}
+
+/// A product's interactions on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DailyCounts {
+    /// The day.
+    pub day: NaiveDate,
+    /// Sessions that viewed the product.
+    pub views: u64,
+    /// Units put in carts.
+    pub cart_adds: u64,
+    /// Units bought (carts of converted sessions).
+    pub purchases: u64,
+}
+
+fn units(row: &Row, family: &str) -> u64 {
+    row.family(family)
+        .filter_map(|c| std::str::from_utf8(&c.value).ok()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Domain queries over a wide-column store.
+#[derive(Clone)]
+pub struct SessionStore {
+    store: Arc<dyn WideColumnStore>,
+}
+
+impl SessionStore {
+    /// Wraps a store and makes sure both tables exist.
+    pub fn new(store: Arc<dyn WideColumnStore>) -> Result<Self> {
+        store.ensure_table(USER_SESSIONS, &SESSION_FAMILIES)?;
+        store.ensure_table(PRODUCT_DAILY, &DAILY_FAMILIES)?;
+        Ok(SessionStore { store })
+    }
+
+    /// The store underneath.
+    pub fn inner(&self) -> &Arc<dyn WideColumnStore> {
+        &self.store
+    }
+
+    /// Writes sessions and their product interactions (idempotent).
+    pub fn put_sessions(&self, sessions: &[Session]) -> Result<()> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<RowMutation> = sessions.iter().map(session_mutation).collect();
+        self.store.put(USER_SESSIONS, &rows)?;
+        let daily: Vec<RowMutation> = sessions.iter().flat_map(product_day_mutations).collect();
+        self.store.put(PRODUCT_DAILY, &daily)
+    }
+
+    /// A user's `n` newest sessions, newest first: one short prefix scan.
+    pub fn last_sessions(&self, user_id: &str, n: usize) -> Result<Vec<Session>> {
+        let prefix = user_prefix(user_id);
+        let rows = self.store.scan(
+            USER_SESSIONS,
+            &prefix,
+            &prefix_end(&prefix),
+            &SESSION_FAMILIES,
+            n,
+        )?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// A user's sessions that started in `[from, to]`, newest first.
+    pub fn sessions_between(
+        &self,
+        user_id: &str,
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    ) -> Result<Vec<Session>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let start = user_time_key(user_id, to);
+        let stop = prefix_end(&user_time_key(user_id, from));
+        let rows = self
+            .store
+            .scan(USER_SESSIONS, &start, &stop, &SESSION_FAMILIES, usize::MAX)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// A product's counts for each day in `[from, to]` with any interaction,
+    /// oldest first.
+    pub fn product_daily(
+        &self,
+        product_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyCounts>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let start = product_day_key(product_id, to);
+        let stop = prefix_end(&product_day_key(product_id, from));
+        let rows = self
+            .store
+            .scan(PRODUCT_DAILY, &start, &stop, &DAILY_FAMILIES, usize::MAX)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.iter().rev() {
+            let key = String::from_utf8_lossy(&row.key);
+            let rev: u32 = key
+                .rsplit('_')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .ok_or_else(|| StoreError::corrupt(format!("row key {key}")))?;
+            let n = REVERSE_DAY - rev;
+            let day = NaiveDate::from_ymd_opt((n / 10_000) as i32, n / 100 % 100, n % 100)
+                .ok_or_else(|| StoreError::corrupt(format!("day in {key}")))?;
+            out.push(DailyCounts {
+                day,
+                views: row.family("views").count() as u64,
+                cart_adds: units(row, "cart_adds"),
+                purchases: units(row, "purchases"),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> NaiveDateTime {
+        schemas::time::parse(s).expect("test literal")
+    }
+
+    #[test]
+    fn row_keys_sort_newest_first() {
+        let older = session_row_key("user_000042", ts("2025-03-12T14:52:41"), "sess_a");
+        let newer = session_row_key("user_000042", ts("2025-03-12T14:52:42"), "sess_b");
+        assert!(newer < older);
+        // 2025-03-12T14:52:41Z is 1741791161000 ms; 9999999999999 - that.
+        assert_eq!(
+            String::from_utf8(older).expect("ascii"),
+            "user_000042_8258208838999_sess_a"
+        );
+        let d1 = product_day_key(
+            "prod_00123",
+            NaiveDate::from_ymd_opt(2025, 3, 12).expect("date"),
+        );
+        let d2 = product_day_key(
+            "prod_00123",
+            NaiveDate::from_ymd_opt(2025, 3, 13).expect("date"),
+        );
+        assert_eq!(
+            String::from_utf8(d1.clone()).expect("ascii"),
+            "prod_00123_79749687"
+        );
+        assert!(d2 < d1);
+    }
+}

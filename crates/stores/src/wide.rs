@@ -1,0 +1,109 @@
+//! The wide-column model, as in HBase: a table has column families; a row
+//! (a byte-string key) has cells `family:qualifier = value`; rows are kept
+//! sorted by key, and scans read a key range in order.
+
+use crate::Result;
+
+/// One cell of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// Column family.
+    pub family: String,
+    /// Column qualifier within the family.
+    pub qualifier: Vec<u8>,
+    /// Value.
+    pub value: Vec<u8>,
+}
+
+impl Cell {
+    /// A cell from string parts.
+    pub fn new(family: &str, qualifier: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Cell {
+            family: family.to_string(),
+            qualifier: qualifier.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Cells to put into one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowMutation {
+    /// Row key.
+    pub row: Vec<u8>,
+    /// Cells to write (overwriting cells of the same family and qualifier).
+    pub cells: Vec<Cell>,
+}
+
+/// A row read back: its key and cells, sorted by family then qualifier.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Row {
+    /// Row key.
+    pub key: Vec<u8>,
+    /// Cells.
+    pub cells: Vec<Cell>,
+}
+
+impl Row {
+    /// The value of `family:qualifier`, if present.
+    pub fn get(&self, family: &str, qualifier: &str) -> Option<&[u8]> {
+        self.cells
+            .iter()
+            .find(|c| c.family == family && c.qualifier == qualifier.as_bytes())
+            .map(|c| c.value.as_slice())
+    }
+
+    /// The cells of one family.
+    pub fn family<'a>(&'a self, family: &'a str) -> impl Iterator<Item = &'a Cell> + 'a {
+        self.cells.iter().filter(move |c| c.family == family)
+    }
+}
+
+/// A wide-column store. Writes of the same cell are idempotent (last write
+/// wins), which is what makes replayed batches harmless.
+pub trait WideColumnStore: Send + Sync {
+    /// Which implementation this is, for logs.
+    fn describe(&self) -> String;
+
+    /// Creates the table with these families if it does not exist.
+    fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()>;
+
+    /// Writes the mutations (batched; durable when this returns).
+    fn put(&self, table: &str, mutations: &[RowMutation]) -> Result<()>;
+
+    /// Rows with `start <= key < stop` (an empty `stop` means no upper
+    /// bound), in key order, at most `limit` rows, reading only `families`.
+    fn scan(
+        &self,
+        table: &str,
+        start: &[u8],
+        stop: &[u8],
+        families: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Row>>;
+}
+
+/// The smallest key greater than every key starting with `prefix`, for
+/// prefix scans (`None` when there is none, i.e. all bytes are 0xff).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"user_000042_"), b"user_000042`".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), Vec::<u8>::new());
+    }
+}

@@ -1,0 +1,469 @@
+//! Store contracts, written once and run against every implementation that
+//! is available here. Server implementations run the same functions from
+//! their own test files when a server address is given.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use schemas::*;
+use std::sync::Arc;
+use stores::doc_embedded::EmbeddedDocStore;
+use stores::wide_embedded::EmbeddedWideStore;
+use stores::{DailyCounts, DocumentStore, SessionStore};
+
+pub fn ts(s: &str) -> NaiveDateTime {
+    schemas::time::parse(s).expect("test literal")
+}
+
+fn day(s: &str) -> NaiveDate {
+    schemas::time::parse_date(s).expect("test literal")
+}
+
+fn txn(id: &str, user: &str, at: &str, total: f64) -> Transaction {
+    Transaction {
+        transaction_id: id.into(),
+        session_id: format!("sess_{id}"),
+        user_id: user.into(),
+        timestamp: ts(at),
+        items: vec![LineItem {
+            product_id: "prod_00001".into(),
+            quantity: 1,
+            unit_price: total,
+            subtotal: total,
+        }],
+        discount: 0.0,
+        total,
+        payment_method: PaymentMethod::Paypal,
+    }
+}
+
+fn user(id: &str) -> User {
+    User {
+        user_id: id.into(),
+        name: "Ada Lovelace".into(),
+        email: "ada@example.com".into(),
+        geo_data: GeoData {
+            city: "Kigali".into(),
+            state: "Kigali".into(),
+            country: "RW".into(),
+        },
+        registration_date: day("2024-12-15"),
+        purchase_summary: PurchaseSummary::default(),
+    }
+}
+
+fn product(id: &str, cat: &str, active: bool) -> Product {
+    Product {
+        product_id: id.into(),
+        name: "Innovative Executive Paradigm".into(),
+        category_id: cat.into(),
+        base_price: 149.99,
+        current_stock: 47,
+        is_active: active,
+        price_history: vec![
+            PricePoint {
+                price: 149.99,
+                date: day("2024-12-20"),
+            },
+            PricePoint {
+                price: 129.99,
+                date: day("2025-02-15"),
+            },
+        ],
+        creation_date: day("2024-12-20"),
+    }
+}
+
+/// Idempotent re-writes, summaries after duplicates and retries, indexes,
+/// time ranges across days, unknown ids.
+pub fn document_store_contract(store: &dyn DocumentStore) {
+    store
+        .upsert_categories(&[Category {
+            category_id: "cat_001".into(),
+            name: "Books".into(),
+        }])
+        .expect("categories");
+    store
+        .upsert_users(&[user("user_000001"), user("user_000002")])
+        .expect("users");
+    store
+        .upsert_products(&[
+            product("prod_00001", "cat_001", true),
+            product("prod_00002", "cat_001", false),
+        ])
+        .expect("products");
+    store
+        .upsert_products(&[product("prod_00001", "cat_001", true)])
+        .expect("products again");
+    assert_eq!(
+        store.product("prod_00001").expect("get"),
+        Some(product("prod_00001", "cat_001", true))
+    );
+    assert_eq!(
+        store.products_in_category("cat_001").expect("index"),
+        vec!["prod_00001", "prod_00002"]
+    );
+    // Moving a product to another category moves its index entry.
+    store
+        .upsert_products(&[product("prod_00002", "cat_002", false)])
+        .expect("move");
+    assert_eq!(
+        store.products_in_category("cat_001").expect("index"),
+        vec!["prod_00001"]
+    );
+    assert_eq!(
+        store.products_in_category("cat_002").expect("index"),
+        vec!["prod_00002"]
+    );
+
+    let t1 = txn(
+        "txn_000000000001",
+        "user_000001",
+        "2025-03-11T23:59:30",
+        100.0,
+    );
+    let t2 = txn(
+        "txn_000000000002",
+        "user_000001",
+        "2025-03-12T00:00:10",
+        50.5,
+    );
+    let t3 = txn(
+        "txn_000000000003",
+        "user_000001",
+        "2025-03-14T09:00:00",
+        20.25,
+    );
+    let t4 = txn(
+        "txn_000000000004",
+        "user_000002",
+        "2025-03-12T08:00:00",
+        9.99,
+    );
+    // A batch with a duplicate inside, then a retry of the whole batch, then
+    // a batch overlapping it.
+    assert_eq!(
+        store
+            .put_transactions(&[t1.clone(), t2.clone(), t1.clone()])
+            .expect("put"),
+        2
+    );
+    assert_eq!(
+        store
+            .put_transactions(&[t1.clone(), t2.clone()])
+            .expect("retry"),
+        0
+    );
+    assert_eq!(
+        store
+            .put_transactions(&[t2.clone(), t3.clone(), t4.clone()])
+            .expect("overlap"),
+        2
+    );
+    assert_eq!(store.counts().expect("counts").transactions, 4);
+
+    // 100.00 + 50.50 + 20.25 = 170.75 over 3 orders; 170.75 / 3 = 56.9166...
+    let u = store.user("user_000001").expect("get").expect("exists");
+    let s = &u.purchase_summary;
+    assert_eq!(
+        (s.total_purchases, s.total_spent, s.avg_order_value),
+        (3, 170.75, 56.92)
+    );
+    assert_eq!(
+        (s.first_purchase, s.last_purchase),
+        (Some(t1.timestamp), Some(t3.timestamp))
+    );
+    assert_eq!(u.geo_data.city, "Kigali");
+    // A profile update keeps the summary.
+    store
+        .upsert_users(&[user("user_000001")])
+        .expect("users again");
+    assert_eq!(
+        store
+            .user("user_000001")
+            .expect("get")
+            .expect("exists")
+            .purchase_summary
+            .total_purchases,
+        3
+    );
+    let u2 = store.user("user_000002").expect("get").expect("exists");
+    assert_eq!(
+        (
+            u2.purchase_summary.total_purchases,
+            u2.purchase_summary.total_spent
+        ),
+        (1, 9.99)
+    );
+
+    assert_eq!(
+        store.transaction("txn_000000000002").expect("get"),
+        Some(t2.clone())
+    );
+    // Inclusive range that crosses midnight: t1 at 23:59:30, t2 at 00:00:10.
+    let got = store
+        .user_transactions(
+            "user_000001",
+            ts("2025-03-11T23:59:30"),
+            ts("2025-03-12T00:00:10"),
+        )
+        .expect("range");
+    assert_eq!(got, vec![t1.clone(), t2.clone()]);
+    let got = store
+        .user_transactions(
+            "user_000001",
+            ts("2025-03-12T00:00:00"),
+            ts("2025-03-31T00:00:00"),
+        )
+        .expect("range");
+    assert_eq!(got, vec![t2, t3]);
+
+    assert_eq!(store.user("user_999999").expect("get"), None);
+    assert_eq!(store.product("prod_99999").expect("get"), None);
+    assert_eq!(store.transaction("txn_ffffffffffff").expect("get"), None);
+    assert!(store
+        .user_transactions(
+            "user_999999",
+            ts("2025-01-01T00:00:00"),
+            ts("2026-01-01T00:00:00")
+        )
+        .expect("range")
+        .is_empty());
+    assert!(store
+        .products_in_category("cat_999")
+        .expect("index")
+        .is_empty());
+    let c = store.counts().expect("counts");
+    assert_eq!((c.users, c.products, c.categories), (2, 2, 1));
+}
+
+fn session(
+    id: &str,
+    user: &str,
+    at: &str,
+    status: ConversionStatus,
+    viewed: &[&str],
+    cart: &[(&str, u32)],
+) -> Session {
+    Session {
+        session_id: id.into(),
+        user_id: user.into(),
+        start_time: ts(at),
+        duration_seconds: 300,
+        referrer: "google".into(),
+        device_info: DeviceInfo {
+            device_type: DeviceType::Mobile,
+            os: "iOS".into(),
+            browser: "Safari".into(),
+            city: "Kigali".into(),
+            state: "Kigali".into(),
+            ip: "41.186.0.7".into(),
+        },
+        conversion_status: status,
+        viewed_products: viewed.iter().map(|s| s.to_string()).collect(),
+        cart_contents: cart
+            .iter()
+            .map(|(p, q)| CartItem {
+                product_id: p.to_string(),
+                quantity: *q,
+                price: 9.99,
+            })
+            .collect(),
+    }
+}
+
+/// Newest-first scans, ranges across days, idempotent re-writes, product
+/// daily counts, unknown ids.
+pub fn wide_store_contract(store: &SessionStore) {
+    use ConversionStatus::*;
+    let a = session(
+        "sess_a",
+        "user_000001",
+        "2025-03-11T23:59:00",
+        Browsed,
+        &["prod_00001", "prod_00002"],
+        &[],
+    );
+    let b = session(
+        "sess_b",
+        "user_000001",
+        "2025-03-12T00:01:00",
+        Abandoned,
+        &["prod_00001"],
+        &[("prod_00001", 2)],
+    );
+    let c = session(
+        "sess_c",
+        "user_000001",
+        "2025-03-12T10:00:00",
+        Converted,
+        &["prod_00001", "prod_00003"],
+        &[("prod_00001", 1), ("prod_00003", 3)],
+    );
+    let d = session(
+        "sess_d",
+        "user_000011",
+        "2025-03-12T11:00:00",
+        Converted,
+        &["prod_00001"],
+        &[("prod_00001", 1)],
+    );
+    store.put_sessions(&[a.clone(), b.clone()]).expect("put");
+    store.put_sessions(&[c.clone(), d.clone()]).expect("put");
+    // A retried batch changes nothing.
+    store.put_sessions(&[b.clone(), c.clone()]).expect("retry");
+
+    assert_eq!(
+        store.last_sessions("user_000001", 2).expect("scan"),
+        vec![c.clone(), b.clone()]
+    );
+    assert_eq!(
+        store.last_sessions("user_000001", 10).expect("scan"),
+        vec![c.clone(), b.clone(), a.clone()]
+    );
+    assert_eq!(
+        store.last_sessions("user_000011", 10).expect("scan"),
+        vec![d.clone()]
+    );
+    assert!(store
+        .last_sessions("user_000002", 10)
+        .expect("scan")
+        .is_empty());
+    // Inclusive bounds, across midnight.
+    assert_eq!(
+        store
+            .sessions_between(
+                "user_000001",
+                ts("2025-03-11T23:59:00"),
+                ts("2025-03-12T00:01:00")
+            )
+            .expect("range"),
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(
+        store
+            .sessions_between(
+                "user_000001",
+                ts("2025-03-11T23:59:01"),
+                ts("2025-03-12T23:00:00")
+            )
+            .expect("range"),
+        vec![c, b]
+    );
+    assert!(store
+        .sessions_between(
+            "user_000001",
+            ts("2025-03-13T00:00:00"),
+            ts("2025-03-12T00:00:00")
+        )
+        .expect("range")
+        .is_empty());
+
+    // prod_00001: on 03-11 viewed once (a); on 03-12 viewed by b, c and d,
+    // carts 2 (b) + 1 (c) + 1 (d) = 4 units, bought 1 (c) + 1 (d) = 2.
+    assert_eq!(
+        store
+            .product_daily("prod_00001", day("2025-03-01"), day("2025-03-31"))
+            .expect("daily"),
+        vec![
+            DailyCounts {
+                day: day("2025-03-11"),
+                views: 1,
+                cart_adds: 0,
+                purchases: 0
+            },
+            DailyCounts {
+                day: day("2025-03-12"),
+                views: 3,
+                cart_adds: 4,
+                purchases: 2
+            },
+        ]
+    );
+    assert_eq!(
+        store
+            .product_daily("prod_00003", day("2025-03-12"), day("2025-03-12"))
+            .expect("daily"),
+        vec![DailyCounts {
+            day: day("2025-03-12"),
+            views: 1,
+            cart_adds: 3,
+            purchases: 3
+        }]
+    );
+    assert_eq!(
+        store
+            .product_daily("prod_00002", day("2025-03-12"), day("2025-03-31"))
+            .expect("daily"),
+        Vec::<DailyCounts>::new()
+    );
+    assert!(store
+        .product_daily("prod_99999", day("2025-01-01"), day("2025-12-31"))
+        .expect("daily")
+        .is_empty());
+}
+
+#[test]
+fn embedded_document_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    document_store_contract(&EmbeddedDocStore::open(dir.path()).expect("open"));
+}
+
+#[test]
+fn embedded_wide_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SessionStore::new(Arc::new(EmbeddedWideStore::open(dir.path()).expect("open")))
+        .expect("tables");
+    wide_store_contract(&store);
+}
+
+#[test]
+fn embedded_stores_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("open");
+        docs.upsert_users(&[user("user_000001")]).expect("users");
+        docs.put_transactions(&[txn(
+            "txn_000000000001",
+            "user_000001",
+            "2025-03-11T23:59:30",
+            100.0,
+        )])
+        .expect("put");
+        let wide = SessionStore::new(Arc::new(
+            EmbeddedWideStore::open(&dir.path().join("wide")).expect("open"),
+        ))
+        .expect("tables");
+        wide.put_sessions(&[session(
+            "sess_a",
+            "user_000001",
+            "2025-03-11T23:59:00",
+            ConversionStatus::Browsed,
+            &["prod_00001"],
+            &[],
+        )])
+        .expect("put");
+    }
+    let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("reopen");
+    assert_eq!(
+        docs.user("user_000001")
+            .expect("get")
+            .expect("exists")
+            .purchase_summary
+            .total_spent,
+        100.0
+    );
+    assert_eq!(
+        docs.put_transactions(&[txn(
+            "txn_000000000001",
+            "user_000001",
+            "2025-03-11T23:59:30",
+            100.0
+        )])
+        .expect("put"),
+        0
+    );
+    let wide = SessionStore::new(Arc::new(
+        EmbeddedWideStore::open(&dir.path().join("wide")).expect("open"),
+    ))
+    .expect("tables");
+    assert_eq!(wide.last_sessions("user_000001", 5).expect("scan").len(), 1);
+}
