@@ -31,8 +31,12 @@ pub enum Command {
     /// with the planted complements and a manifest, and print its shape.
     Generate(GenerateArgs),
     /// Publish the shop's 90 days to the event log in event-time order,
-    /// as fast as possible or at --speed. Resumes an interrupted replay.
+    /// as fast as possible or at --speed, and ingest them into the stores
+    /// in the same process. Resumes an interrupted replay.
     Replay(ReplayArgs),
+    /// Run ingest workers as a service: consume the event log, write the
+    /// stores, dead-letter bad records. Stops on Ctrl-C (or --until-idle).
+    Ingest(IngestArgs),
 }
 
 /// The shop to generate: the same flags for every subcommand that generates.
@@ -145,6 +149,41 @@ pub struct ReplayArgs {
     /// Events per flushed batch.
     #[arg(long, env = "ECOMFLOW_BATCH", default_value_t = 5_000)]
     pub batch: usize,
+    /// Only publish; leave ingesting to `ecomflow ingest` services.
+    #[arg(long, env = "ECOMFLOW_PUBLISH_ONLY")]
+    pub publish_only: bool,
+    /// Ingest settings.
+    #[command(flatten)]
+    pub ingest: IngestFlags,
+}
+
+/// Ingest worker settings, shared by `replay` and `ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestFlags {
+    /// Ingest workers (threads), members of one consumer group.
+    #[arg(long, env = "ECOMFLOW_INGEST_WORKERS", default_value_t = 2)]
+    pub ingest_workers: usize,
+    /// Records per ingest batch (one store write and one offset commit).
+    #[arg(long, env = "ECOMFLOW_INGEST_BATCH", default_value_t = 2_000)]
+    pub ingest_batch: usize,
+    /// Consumer group of the ingest workers.
+    #[arg(long, env = "ECOMFLOW_INGEST_GROUP", default_value = "ingest")]
+    pub ingest_group: String,
+}
+
+/// `ecomflow ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Event log.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Ingest settings.
+    #[command(flatten)]
+    pub ingest: IngestFlags,
+    /// Stop once the group has consumed everything and nothing new arrived
+    /// for this many seconds (for batch-style runs and tests).
+    #[arg(long, env = "ECOMFLOW_UNTIL_IDLE")]
+    pub until_idle: Option<u64>,
 }
 
 /// Parses `86400`, `1d/s`, `2h/s`, `30m/s`, `10s/s`.

@@ -1,10 +1,11 @@
 //! The `ecomflow` binary: thin wiring of the stage crates behind one CLI.
 
 mod cli;
+mod pipeline;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command, GenerateArgs, LogArgs, ReplayArgs};
+use cli::{Cli, Command, GenerateArgs, IngestArgs, LogArgs, ReplayArgs};
 use eventlog::embedded::{Durability, EmbeddedLog};
 use eventlog::kafka::KafkaLog;
 use eventlog::EventLog;
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate(args),
         Command::Replay(args) => replay(args),
+        Command::Ingest(args) => ingest_service(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -116,9 +118,30 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let cfg = args.shop.config()?;
+    if args.fresh && args.log.kafka_brokers.is_some() {
+        pipeline::remove_embedded(&args.log)?;
+    }
     let log = open_log(&args.log, args.fresh)?;
     tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.");
     let stop = stop_flag()?;
+    let ingest_stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(ingest::IngestStats::default());
+    let (stores, workers) = if args.publish_only {
+        (None, Vec::new())
+    } else {
+        // Topics must exist before consumers subscribe.
+        log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+        let stores = pipeline::open_stores(&args.log.data_dir)?;
+        let workers = pipeline::spawn_ingest(
+            log.clone(),
+            stores.clone(),
+            pipeline::ingest_config(&args.ingest),
+            args.ingest.ingest_workers,
+            stats.clone(),
+            ingest_stop.clone(),
+        )?;
+        (Some(stores), workers)
+    };
     let opts = producer::replay::ReplayOptions {
         speed: args.speed,
         batch: args.batch.max(1),
@@ -127,24 +150,45 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let bar = progress_bar(0, "events");
     let start_day = cfg.start_date;
     let days = cfg.days;
-    let summary = producer::replay::run(&cfg, log.as_ref(), &opts, &stop, |p| {
+    let ingest_msg = |s: &ingest::StatsSnapshot| {
+        format!("ingested {}, dead letters {}", s.consumed, s.dead_total())
+    };
+    let result = producer::replay::run(&cfg, log.as_ref(), &opts, &stop, |p| {
         bar.set_length(p.total);
         bar.set_position(p.published);
         let day = (p.event_time.date() - start_day).num_days() + 1;
         bar.set_message(format!(
-            "day {}/{} ({})",
+            "day {}/{} ({}); {}",
             day.clamp(1, i64::from(days)),
             days,
-            p.event_time.date()
+            p.event_time.date(),
+            ingest_msg(&stats.snapshot())
         ));
-    })?;
+    });
+    // Let ingest catch up unless stopping early; then stop it.
+    if result.as_ref().is_ok_and(|s| !s.interrupted) && stores.is_some() {
+        let group = args.ingest.ingest_group.as_str();
+        let inputs = ingest::worker::INPUT_TOPICS;
+        loop {
+            let lag = log.lag(group, &inputs)?;
+            bar.set_message(format!(
+                "catching up: {lag} left; {}",
+                ingest_msg(&stats.snapshot())
+            ));
+            if lag == 0 || stop.load(Ordering::Relaxed) || workers.iter().all(|w| w.is_finished()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    ingest_stop.store(true, Ordering::SeqCst);
+    let joined = pipeline::join_all(workers);
     bar.finish_and_clear();
+    let summary = result?;
+    joined?;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
-    let state = if summary.interrupted {
-        "Stopped"
-    } else {
-        "Replayed"
-    };
+    let interrupted = summary.interrupted || stop.load(Ordering::Relaxed);
+    let state = if interrupted { "Stopped" } else { "Replayed" };
     println!(
         "{state}: {} of {} events published ({} by this run in {:.1} s, {:.0} events/s) to the {}.",
         summary.resumed_from + summary.published,
@@ -154,8 +198,80 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         summary.published as f64 / secs,
         log.describe()
     );
-    if summary.interrupted {
+    if let Some(stores) = &stores {
+        print_ingest_summary(&stats.snapshot(), stores)?;
+    }
+    if interrupted {
         println!("Run the same command again to resume where it stopped.");
     }
     Ok(())
+}
+
+fn print_ingest_summary(
+    s: &ingest::StatsSnapshot,
+    stores: &pipeline::Stores,
+) -> anyhow::Result<()> {
+    println!(
+        "Ingested by this run: {} records: {} sessions, {} transactions ({} new), {} catalog records; {} dead letters{}.",
+        s.consumed,
+        s.sessions,
+        s.transactions,
+        s.new_transactions,
+        s.catalog,
+        s.dead_total(),
+        if s.dead_letters.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.dead_letters.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
+        }
+    );
+    let c = stores.docs.counts()?;
+    println!(
+        "Stored: {} users, {} products, {} categories, {} transactions in the {}; sessions in the {}.",
+        c.users,
+        c.products,
+        c.categories,
+        c.transactions,
+        stores.docs.describe(),
+        stores.sessions.inner().describe()
+    );
+    Ok(())
+}
+
+fn ingest_service(args: IngestArgs) -> anyhow::Result<()> {
+    let log = open_log(&args.log, false)?;
+    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+    let stores = pipeline::open_stores(&args.log.data_dir)?;
+    let stop = stop_flag()?;
+    let stats = Arc::new(ingest::IngestStats::default());
+    tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");
+    let workers = pipeline::spawn_ingest(
+        log.clone(),
+        stores.clone(),
+        pipeline::ingest_config(&args.ingest),
+        args.ingest.ingest_workers,
+        stats.clone(),
+        stop.clone(),
+    )?;
+    let mut idle_since = Instant::now();
+    let mut last = 0;
+    while !stop.load(Ordering::Relaxed) && !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let consumed = stats.snapshot().consumed;
+        if consumed != last {
+            last = consumed;
+            idle_since = Instant::now();
+        }
+        if let Some(idle) = args.until_idle {
+            let inputs = ingest::worker::INPUT_TOPICS;
+            if idle_since.elapsed().as_secs() >= idle
+                && log.lag(&args.ingest.ingest_group, &inputs)? == 0
+            {
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    pipeline::join_all(workers)?;
+    print_ingest_summary(&stats.snapshot(), &stores)
 }

@@ -315,6 +315,32 @@ impl EventLog for EmbeddedLog {
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.inner.meta.get(marker_key(name))?.map(|v| v.to_vec()))
     }
+
+    fn lag(&self, group: &str, topics: &[&str]) -> Result<u64> {
+        let ends: Vec<(String, u32, u64)> = {
+            let state = self.inner.lock();
+            let mut v = Vec::new();
+            for t in topics {
+                let n = *state
+                    .topics
+                    .get(*t)
+                    .ok_or_else(|| LogError::UnknownTopic(t.to_string()))?;
+                for p in 0..n {
+                    v.push((
+                        t.to_string(),
+                        p,
+                        state.next.get(&(t.to_string(), p)).copied().unwrap_or(0),
+                    ));
+                }
+            }
+            v
+        };
+        let mut lag = 0;
+        for (t, p, end) in ends {
+            lag += end.saturating_sub(self.committed(group, &t, p)?.unwrap_or(0));
+        }
+        Ok(lag)
+    }
 }
 
 struct Pending {
@@ -331,8 +357,8 @@ struct EmbeddedProducer {
 }
 
 impl EmbeddedProducer {
-    fn write(&mut self, marker: Option<(&str, &[u8])>) -> Result<()> {
-        if self.pending.is_empty() && marker.is_none() {
+    fn write(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()> {
+        if self.pending.is_empty() && markers.is_empty() {
             return Ok(());
         }
         let mut state = self.inner.lock();
@@ -359,8 +385,8 @@ impl EmbeddedProducer {
             );
             *offset += 1;
         }
-        if let Some((name, value)) = marker {
-            batch.insert(&self.inner.meta, marker_key(name), value);
+        for (name, value) in markers {
+            batch.insert(&self.inner.meta, marker_key(name), value.as_slice());
         }
         batch.commit()?;
         for ((topic, partition), offset) in next {
@@ -397,11 +423,11 @@ impl LogProducer for EmbeddedProducer {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.write(None)
+        self.write(&[])
     }
 
-    fn flush_with_marker(&mut self, name: &str, marker: &[u8]) -> Result<()> {
-        self.write(Some((name, marker)))
+    fn flush_with_markers(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()> {
+        self.write(markers)
     }
 }
 

@@ -144,6 +144,43 @@ impl EventLog for KafkaLog {
         }))
     }
 
+    fn lag(&self, group: &str, topics: &[&str]) -> Result<u64> {
+        let consumer: BaseConsumer = self
+            .base_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(None, timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = Vec::new();
+        for t in metadata
+            .topics()
+            .iter()
+            .filter(|t| topics.contains(&t.name()))
+        {
+            for p in t.partitions() {
+                tpl.add_partition(t.name(), p.id());
+                let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
+                ends.push(((t.name().to_string(), p.id()), high.max(0) as u64));
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        let mut lag = 0;
+        for ((topic, partition), end) in ends {
+            let done = committed
+                .find_partition(&topic, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o.max(0) as u64),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            lag += end.saturating_sub(done);
+        }
+        close_bounded(Some(consumer))?;
+        Ok(lag)
+    }
+
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match std::fs::read(self.marker_path(name)) {
             Ok(b) => Ok(Some(b)),
@@ -220,15 +257,17 @@ impl LogProducer for KafkaProducer {
         Ok(())
     }
 
-    fn flush_with_marker(&mut self, name: &str, marker: &[u8]) -> Result<()> {
+    fn flush_with_markers(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()> {
         self.flush()?;
-        let path = self.log.marker_path(name);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        for (name, marker) in markers {
+            let path = self.log.marker_path(name);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, marker)?;
+            std::fs::rename(&tmp, &path)?;
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, marker)?;
-        std::fs::rename(&tmp, &path)?;
         Ok(())
     }
 }

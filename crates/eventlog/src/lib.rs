@@ -164,9 +164,13 @@ pub trait EventLog: Send + Sync {
     /// A new member of consumer group `group`, subscribed to `topics`.
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn LogConsumer>>;
 
-    /// The marker last stored with [`LogProducer::flush_with_marker`] under
+    /// The marker last stored with [`LogProducer::flush_with_markers`] under
     /// `name`, if any: how a producer finds where it left off.
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Records in `topics` that `group` has not committed yet (end offsets
+    /// minus committed offsets, over all partitions).
+    fn lag(&self, group: &str, topics: &[&str]) -> Result<u64>;
 }
 
 /// Publishes records.
@@ -177,13 +181,18 @@ pub trait LogProducer: Send {
     /// Makes everything sent so far durable.
     fn flush(&mut self) -> Result<()>;
 
-    /// Flushes, then records `marker` under `name` (see
-    /// [`EventLog::marker`]). On the embedded log the records and the marker
-    /// are written atomically, so a producer that resumes from the marker
-    /// neither loses nor repeats a record. On Kafka the marker is written
+    /// Flushes, then records each `(name, value)` marker (see
+    /// [`EventLog::marker`]). On the embedded log the records and the markers
+    /// are written atomically, so a producer that resumes from its markers
+    /// neither loses nor repeats a record. On Kafka the markers are written
     /// after the broker acknowledged the records, so a crash between the two
     /// can repeat records (at least once).
-    fn flush_with_marker(&mut self, name: &str, marker: &[u8]) -> Result<()>;
+    fn flush_with_markers(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()>;
+
+    /// [`flush_with_markers`](Self::flush_with_markers) with one marker.
+    fn flush_with_marker(&mut self, name: &str, marker: &[u8]) -> Result<()> {
+        self.flush_with_markers(&[(name.to_string(), marker.to_vec())])
+    }
 }
 
 /// Reads records as a member of a consumer group.

@@ -152,6 +152,11 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     assert_eq!(committed.values().copied().collect::<Vec<_>>(), vec![40]);
     first.commit(&committed).expect("commit");
     first.close().expect("close");
+    assert_eq!(
+        log.lag(&group, &[&topic]).expect("lag"),
+        60,
+        "100 records, 40 committed"
+    );
 
     let mut second = log.consumer(&group, &[&topic]).expect("consumer");
     let mut rest = Vec::new();

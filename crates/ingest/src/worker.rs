@@ -1,0 +1,291 @@
+//! The ingest worker loop.
+
+use eventlog::{offsets_after, EventLog, LogConsumer, LogError, LogProducer, Record};
+use schemas::envelope::{
+    decode_catalog, decode_session, decode_transaction, CatalogRecord, DeadLetter,
+};
+use schemas::{topics, Rejection};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use stores::{DocumentStore, SessionStore, StoreError};
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Consumer group shared by all ingest workers.
+    pub group: String,
+    /// Records per batch (one store write and one commit each).
+    pub batch: usize,
+    /// How long a poll waits for records.
+    pub poll_timeout: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            group: "ingest".into(),
+            batch: 2_000,
+            poll_timeout: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counters shared by the workers of a process.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    consumed: AtomicU64,
+    sessions: AtomicU64,
+    transactions: AtomicU64,
+    new_transactions: AtomicU64,
+    catalog: AtomicU64,
+    dead: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Records read from the log.
+    pub consumed: u64,
+    /// Valid sessions written.
+    pub sessions: u64,
+    /// Valid transactions written (including retried ones).
+    pub transactions: u64,
+    /// Transactions that were new to the store.
+    pub new_transactions: u64,
+    /// Catalog records written.
+    pub catalog: u64,
+    /// Dead letters sent, by reason code.
+    pub dead_letters: BTreeMap<String, u64>,
+}
+
+impl StatsSnapshot {
+    /// Dead letters of every reason.
+    pub fn dead_total(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+}
+
+impl IngestStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            consumed: self.consumed.load(Ordering::Relaxed),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+            new_transactions: self.new_transactions.load(Ordering::Relaxed),
+            catalog: self.catalog.load(Ordering::Relaxed),
+            dead_letters: self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+}
+
+/// The topics ingest reads.
+pub const INPUT_TOPICS: [&str; 3] = [topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS];
+
+/// Marker name for how far dead letters of a source partition were sent.
+fn dlq_marker(group: &str, topic: &str, partition: u32) -> String {
+    format!("dlq-{group}-{topic}-{partition}")
+}
+
+struct Worker<'a> {
+    log: &'a dyn EventLog,
+    consumer: Box<dyn LogConsumer>,
+    producer: Box<dyn LogProducer>,
+    docs: &'a dyn DocumentStore,
+    sessions: &'a SessionStore,
+    cfg: &'a IngestConfig,
+    stats: &'a IngestStats,
+    /// Next offset not yet dead-lettered, per source partition (cache of
+    /// the markers).
+    dlq_done: HashMap<(String, u32), u64>,
+}
+
+impl Worker<'_> {
+    fn dlq_done(&mut self, topic: &str, partition: u32) -> Result<u64, IngestError> {
+        if let Some(v) = self.dlq_done.get(&(topic.to_string(), partition)) {
+            return Ok(*v);
+        }
+        let v = self
+            .log
+            .marker(&dlq_marker(&self.cfg.group, topic, partition))?
+            .and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok())
+            .unwrap_or(0);
+        self.dlq_done.insert((topic.to_string(), partition), v);
+        Ok(v)
+    }
+
+    fn process(&mut self, records: &[Record]) -> Result<(), IngestError> {
+        let mut categories = Vec::new();
+        let mut products = Vec::new();
+        let mut users = Vec::new();
+        let mut sessions = Vec::new();
+        let mut transactions = Vec::new();
+        let mut dead: Vec<(&Record, Rejection)> = Vec::new();
+        for r in records {
+            let verdict = match r.topic.as_str() {
+                topics::CATALOG => decode_catalog(&r.payload).map(|c| match c {
+                    CatalogRecord::Category(c) => categories.push(c),
+                    CatalogRecord::Product(p) => products.push(p),
+                    CatalogRecord::User(u) => users.push(u),
+                }),
+                topics::SESSIONS => decode_session(&r.payload).map(|s| sessions.push(s)),
+                topics::TRANSACTIONS => {
+                    decode_transaction(&r.payload).map(|t| transactions.push(t))
+                }
+                other => Err(Rejection::WrongKind {
+                    expected: "catalog, session or transaction",
+                    found: other.to_string(),
+                }),
+            };
+            if let Err(reason) = verdict {
+                dead.push((r, reason));
+            }
+        }
+        // 1. Good records into the stores (idempotent writes).
+        self.docs.upsert_categories(&categories)?;
+        self.docs.upsert_products(&products)?;
+        self.docs.upsert_users(&users)?;
+        self.sessions.put_sessions(&sessions)?;
+        let new = self.docs.put_transactions(&transactions)?;
+        // 2. Bad records to the dead-letter topic, each exactly once.
+        let mut sent: BTreeMap<String, u64> = BTreeMap::new();
+        for (r, reason) in &dead {
+            if r.offset < self.dlq_done(&r.topic, r.partition)? {
+                continue;
+            }
+            let letter = DeadLetter {
+                source_topic: r.topic.clone(),
+                partition: r.partition,
+                offset: r.offset,
+                reason_code: reason.code().to_string(),
+                reason: reason.to_string(),
+                payload: String::from_utf8_lossy(&r.payload).into_owned(),
+            };
+            let body = serde_json::to_vec(&letter).unwrap_or_default();
+            self.producer
+                .send(topics::DEAD_LETTERS, &r.key, &body, r.timestamp_ms)?;
+            *sent.entry(reason.code().to_string()).or_default() += 1;
+            tracing::debug!(topic = %r.topic, partition = r.partition, offset = r.offset, reason = reason.code(), "Dead-lettered a record.");
+        }
+        let offsets = offsets_after(records);
+        let markers: Vec<(String, Vec<u8>)> = offsets
+            .iter()
+            .map(|((t, p), next)| {
+                (
+                    dlq_marker(&self.cfg.group, t, *p),
+                    next.to_string().into_bytes(),
+                )
+            })
+            .collect();
+        self.producer.flush_with_markers(&markers)?;
+        for ((t, p), next) in &offsets {
+            self.dlq_done.insert((t.clone(), *p), *next);
+        }
+        // 3. Only now is the batch done.
+        self.consumer.commit(&offsets)?;
+
+        let s = self.stats;
+        s.consumed
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        s.sessions
+            .fetch_add(sessions.len() as u64, Ordering::Relaxed);
+        s.transactions
+            .fetch_add(transactions.len() as u64, Ordering::Relaxed);
+        s.new_transactions.fetch_add(new, Ordering::Relaxed);
+        s.catalog.fetch_add(
+            (categories.len() + products.len() + users.len()) as u64,
+            Ordering::Relaxed,
+        );
+        if !sent.is_empty() {
+            let mut d = s.dead.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in sent {
+                *d.entry(k).or_default() += v;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_retryable(e: &IngestError) -> bool {
+    match e {
+        IngestError::Log(e) => e.is_retryable(),
+        IngestError::Store(e) => e.is_retryable(),
+    }
+}
+
+/// Runs one worker until `stop` is set, then returns after finishing and
+/// committing its current batch. Several workers with the same
+/// [`IngestConfig::group`] share the partitions.
+pub fn run_worker(
+    log: &dyn EventLog,
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    cfg: &IngestConfig,
+    stats: &IngestStats,
+    stop: &AtomicBool,
+) -> Result<(), IngestError> {
+    let mut worker = Worker {
+        log,
+        consumer: log.consumer(&cfg.group, &INPUT_TOPICS)?,
+        producer: log.producer()?,
+        docs,
+        sessions,
+        cfg,
+        stats,
+        dlq_done: HashMap::new(),
+    };
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        let records = match worker.consumer.poll(cfg.batch, cfg.poll_timeout) {
+            Ok(r) => r,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "Poll failed; retrying.");
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            Err(e) => break Err(e.into()),
+        };
+        if records.is_empty() {
+            continue;
+        }
+        // An uncommitted batch is safe to process again: retry what may
+        // pass later (a server down), stop on what will not.
+        let mut backoff = Duration::from_millis(200);
+        let outcome = loop {
+            match worker.process(&records) {
+                Err(e) if is_retryable(&e) && !stop.load(Ordering::Relaxed) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Ingest batch failed; retrying.");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => break other,
+            }
+        };
+        if let Err(e) = outcome {
+            // Not committed: read again after a restart, or by another
+            // member after a rebalance.
+            tracing::error!(error = %e, records = records.len(), "Ingest batch failed; stopping this worker.");
+            break Err(e);
+        }
+    };
+    let consumer = worker.consumer;
+    if let Err(e) = consumer.close() {
+        tracing::warn!(error = %e, "Consumer did not close cleanly.");
+    }
+    result
+}
