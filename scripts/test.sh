@@ -19,12 +19,30 @@ if [ -z "${ECOMFLOW_KAFKA_BROKERS:-}" ]; then
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     state=$(mktemp -d -t ecomflow-tansu.XXXXXX)
     eval "$(scripts/kafka-broker.sh "$port" "$state")"
-    trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
+    trap 'kill "${TANSU_PID:-}" "${SECANTUS_PID:-}" 2>/dev/null || true' EXIT
     export ECOMFLOW_KAFKA_BROKERS
     echo "== Kafka tests against tansu at $ECOMFLOW_KAFKA_BROKERS (log: $state/tansu.log)"
   else
     echo "== NOTE: no Kafka broker: Kafka tests will say 'skipped: no Kafka'."
     echo "   Install one with: cargo install tansu --version 0.6.0 --locked --no-default-features --features libsql"
+  fi
+fi
+
+if [ -z "${ECOMFLOW_MONGODB_URI:-}" ]; then
+  if command -v secantusd-py >/dev/null 2>&1; then
+    mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mlog=$(mktemp -t ecomflow-secantus.XXXXXX.log)
+    secantusd-py --host 127.0.0.1 --port "$mport" --storage-path :memory: >"$mlog" 2>&1 &
+    SECANTUS_PID=$!
+    trap 'kill "${TANSU_PID:-}" "${SECANTUS_PID:-}" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 100); do
+      (echo >"/dev/tcp/127.0.0.1/${mport}") 2>/dev/null && break
+      sleep 0.1
+    done
+    export ECOMFLOW_MONGODB_URI="mongodb://127.0.0.1:${mport}"
+    echo "== MongoDB tests against secantusdb at $ECOMFLOW_MONGODB_URI (log: $mlog)"
+  else
+    echo "== NOTE: no MongoDB: MongoDB tests will say 'skipped: no MongoDB' (pip install secantusdb to run them)."
   fi
 fi
 

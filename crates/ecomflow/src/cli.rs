@@ -117,6 +117,13 @@ pub struct LogArgs {
     /// Without it, flushed data survives a crash of the process.
     #[arg(long, env = "ECOMFLOW_FSYNC")]
     pub fsync: bool,
+    /// MongoDB connection string for the document store. Without it the
+    /// embedded document store in --data-dir is used.
+    #[arg(long, env = "ECOMFLOW_MONGODB_URI")]
+    pub mongodb_uri: Option<String>,
+    /// MongoDB database name.
+    #[arg(long, env = "ECOMFLOW_MONGODB_DATABASE", default_value = "ecomflow")]
+    pub mongodb_database: String,
 }
 
 /// `ecomflow generate`.

@@ -131,7 +131,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     } else {
         // Topics must exist before consumers subscribe.
         log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
-        let stores = pipeline::open_stores(&args.log.data_dir)?;
+        let stores = pipeline::open_stores(&args.log)?;
         let workers = pipeline::spawn_ingest(
             log.clone(),
             stores.clone(),
@@ -241,7 +241,7 @@ fn print_ingest_summary(
 fn ingest_service(args: IngestArgs) -> anyhow::Result<()> {
     let log = open_log(&args.log, false)?;
     log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
-    let stores = pipeline::open_stores(&args.log.data_dir)?;
+    let stores = pipeline::open_stores(&args.log)?;
     let stop = stop_flag()?;
     let stats = Arc::new(ingest::IngestStats::default());
     tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");

@@ -5,11 +5,11 @@ use crate::cli::{IngestFlags, LogArgs};
 use anyhow::Context;
 use eventlog::EventLog;
 use ingest::{IngestConfig, IngestError, IngestStats};
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use stores::doc_embedded::EmbeddedDocStore;
+use stores::doc_mongo::MongoDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
 use stores::{DocumentStore, SessionStore};
 
@@ -22,14 +22,23 @@ pub struct Stores {
     pub sessions: SessionStore,
 }
 
-/// Opens the embedded stores under `data_dir`.
-pub fn open_stores(data_dir: &Path) -> anyhow::Result<Stores> {
-    let docs =
-        EmbeddedDocStore::open(&data_dir.join("docs")).context("opening the document store")?;
-    let wide =
-        EmbeddedWideStore::open(&data_dir.join("wide")).context("opening the wide-column store")?;
+/// Opens the stores the flags ask for: servers when given, otherwise the
+/// embedded engines under `--data-dir`.
+pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
+    let docs: Arc<dyn DocumentStore> = match &args.mongodb_uri {
+        Some(uri) => Arc::new(
+            MongoDocStore::connect(uri, &args.mongodb_database)
+                .with_context(|| format!("connecting to MongoDB at {uri}"))?,
+        ),
+        None => Arc::new(
+            EmbeddedDocStore::open(&args.data_dir.join("docs"))
+                .context("opening the document store")?,
+        ),
+    };
+    let wide = EmbeddedWideStore::open(&args.data_dir.join("wide"))
+        .context("opening the wide-column store")?;
     Ok(Stores {
-        docs: Arc::new(docs),
+        docs,
         sessions: SessionStore::new(Arc::new(wide))?,
     })
 }

@@ -16,6 +16,7 @@
 //! - [`error`]: [`StoreError`], retryable or permanent.
 //! - [`doc`]: the [`DocumentStore`] trait and the summary arithmetic.
 //! - [`doc_embedded`]: the document store on fjall.
+//! - [`doc_mongo`]: the document store on MongoDB (official driver).
 //! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
 //! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per family.
 //! - [`sessions`]: `user_sessions` and `product_daily`: row keys, cells,
@@ -24,6 +25,7 @@
 
 pub mod doc;
 pub mod doc_embedded;
+pub mod doc_mongo;
 pub mod error;
 pub mod sessions;
 pub mod wide;

@@ -467,3 +467,23 @@ fn embedded_stores_survive_reopen() {
     .expect("tables");
     assert_eq!(wide.last_sessions("user_000001", 5).expect("scan").len(), 1);
 }
+
+/// The same document contract against MongoDB (or a wire-compatible server)
+/// when `ECOMFLOW_MONGODB_URI` is set; CI runs it against secantusdb.
+#[test]
+fn mongodb_document_store() {
+    let Some(uri) = std::env::var("ECOMFLOW_MONGODB_URI")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: no MongoDB (set ECOMFLOW_MONGODB_URI=mongodb://127.0.0.1:PORT)");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let db = format!("ecomflow_test_{}_{nanos}", std::process::id());
+    let store = stores::doc_mongo::MongoDocStore::connect(&uri, &db).expect("connect to MongoDB");
+    document_store_contract(&store);
+}

@@ -1,0 +1,380 @@
+//! The document store on MongoDB, through the official driver.
+//!
+//! Documents use their record id as `_id`, so writing a replayed record
+//! overwrites it instead of duplicating it. Writes are unordered
+//! multi-statement `update` commands with `upsert: true` (one round trip per
+//! batch). Purchase summaries are recomputed, not incremented: after a batch
+//! of transactions is stored, one `$group` aggregation over the stored
+//! transactions of the users it touched gives their summaries, which one
+//! more `update` writes back. A retried batch therefore yields the same
+//! summaries, whatever part of it had been applied before.
+//!
+//! The driver is async; the store owns a small Tokio runtime and blocks on
+//! it, so it can be used from the (synchronous) ingest workers. Do not call
+//! it from inside an async task: use `spawn_blocking`.
+
+use crate::doc::{DocCounts, DocumentStore};
+use crate::{Result, StoreError};
+use chrono::NaiveDateTime;
+use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Collection, Database, IndexModel};
+use schemas::types::round_cents;
+use schemas::{Category, Product, PurchaseSummary, Transaction, User};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// The MongoDB document store.
+pub struct MongoDocStore {
+    runtime: tokio::runtime::Runtime,
+    db: Database,
+    name: String,
+}
+
+fn server_error(e: mongodb::error::Error) -> StoreError {
+    use mongodb::error::ErrorKind;
+    let retryable = matches!(
+        *e.kind,
+        ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+    ) || e.contains_label("RetryableWriteError");
+    StoreError::Server {
+        server: "MongoDB",
+        message: e.to_string(),
+        retryable,
+    }
+}
+
+fn to_doc<T: Serialize>(v: &T, id: &str) -> Result<Document> {
+    let mut d = bson::to_document(v)
+        .map_err(|e| StoreError::corrupt(format!("encoding a document: {e}")))?;
+    d.insert("_id", id);
+    Ok(d)
+}
+
+fn from_doc<T: DeserializeOwned>(what: &str, mut d: Document) -> Result<T> {
+    d.remove("_id");
+    bson::from_document(d).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+impl MongoDocStore {
+    /// Connects to `uri` and uses database `database`, creating the indexes.
+    pub fn connect(uri: &str, database: &str) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let db = runtime.block_on(async {
+            let client = Client::with_uri_str(uri).await.map_err(server_error)?;
+            Ok::<_, StoreError>(client.database(database))
+        })?;
+        let store = MongoDocStore {
+            runtime,
+            db,
+            name: format!("MongoDB database {database} at {uri}"),
+        };
+        store.create_indexes()?;
+        Ok(store)
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    fn create_indexes(&self) -> Result<()> {
+        let unique = |keys: Document| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(true).build())
+                .build()
+        };
+        let plain = |keys: Document| IndexModel::builder().keys(keys).build();
+        self.runtime
+            .block_on(async {
+                self.coll("products")
+                    .create_indexes([
+                        unique(doc! {"product_id": 1}),
+                        plain(doc! {"category_id": 1}),
+                        plain(doc! {"is_active": 1}),
+                    ])
+                    .await?;
+                self.coll("transactions")
+                    .create_indexes([
+                        unique(doc! {"transaction_id": 1}),
+                        plain(doc! {"user_id": 1, "timestamp": 1}),
+                    ])
+                    .await?;
+                Ok::<_, mongodb::error::Error>(())
+            })
+            .map_err(server_error)
+    }
+
+    /// Runs one unordered `update` command with upserts.
+    fn upsert_many(&self, collection: &str, updates: Vec<Document>) -> Result<()> {
+        for chunk in updates.chunks(1_000) {
+            let cmd = doc! {"update": collection, "updates": chunk.to_vec(), "ordered": false};
+            let reply = self
+                .runtime
+                .block_on(async { self.db.run_command(cmd).await })
+                .map_err(server_error)?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                if let Some(first) = errors.first() {
+                    return Err(StoreError::Server {
+                        server: "MongoDB",
+                        message: format!(
+                            "{} write error(s) in {collection}, first: {first}",
+                            errors.len()
+                        ),
+                        retryable: false,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn find<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        collection: &str,
+        filter: Document,
+        sort: Option<Document>,
+    ) -> Result<Vec<T>> {
+        self.runtime.block_on(async {
+            let coll = self.coll(collection);
+            let mut cursor = match sort {
+                Some(s) => coll.find(filter).sort(s).await,
+                None => coll.find(filter).await,
+            }
+            .map_err(server_error)?;
+            let mut out = Vec::new();
+            while cursor.advance().await.map_err(server_error)? {
+                let d = cursor.deserialize_current().map_err(server_error)?;
+                out.push(from_doc(what, d)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn find_one<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<T>> {
+        let coll = self.coll(collection);
+        let found = self
+            .runtime
+            .block_on(async { coll.find_one(doc! {"_id": id}).await })
+            .map_err(server_error)?;
+        found.map(|d| from_doc(what, d)).transpose()
+    }
+}
+
+fn fmt_ts(t: NaiveDateTime) -> String {
+    schemas::time::format(t)
+}
+
+impl DocumentStore for MongoDocStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn upsert_categories(&self, items: &[Category]) -> Result<()> {
+        let updates = items
+            .iter()
+            .map(|c| Ok(doc! {"q": {"_id": &c.category_id}, "u": to_doc(c, &c.category_id)?, "upsert": true}))
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("categories", updates)
+    }
+
+    fn upsert_products(&self, items: &[Product]) -> Result<()> {
+        let updates = items
+            .iter()
+            .map(|p| Ok(doc! {"q": {"_id": &p.product_id}, "u": to_doc(p, &p.product_id)?, "upsert": true}))
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("products", updates)
+    }
+
+    fn upsert_users(&self, items: &[User]) -> Result<()> {
+        let updates = items
+            .iter()
+            .map(|u| {
+                // `$set` the profile only, so the summary kept beside it stays.
+                let mut profile = to_doc(u, &u.user_id)?;
+                profile.remove("purchase_summary");
+                profile.remove("_id");
+                Ok(doc! {"q": {"_id": &u.user_id}, "u": {"$set": profile}, "upsert": true})
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("users", updates)
+    }
+
+    fn put_transactions(&self, items: &[Transaction]) -> Result<u64> {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<&str> = items.iter().map(|t| t.transaction_id.as_str()).collect();
+        let existing: HashSet<String> = self.runtime.block_on(async {
+            let mut cursor = self
+                .coll("transactions")
+                .find(doc! {"_id": {"$in": &ids}})
+                .projection(doc! {"_id": 1})
+                .await
+                .map_err(server_error)?;
+            let mut set = HashSet::new();
+            while cursor.advance().await.map_err(server_error)? {
+                let d = cursor.deserialize_current().map_err(server_error)?;
+                if let Ok(id) = d.get_str("_id") {
+                    set.insert(id.to_string());
+                }
+            }
+            Ok::<_, StoreError>(set)
+        })?;
+        let mut seen = HashSet::new();
+        let new = ids
+            .iter()
+            .filter(|id| !existing.contains(**id) && seen.insert(**id))
+            .count() as u64;
+        let updates = items
+            .iter()
+            .map(|t| Ok(doc! {"q": {"_id": &t.transaction_id}, "u": to_doc(t, &t.transaction_id)?, "upsert": true}))
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("transactions", updates)?;
+
+        // Recompute the touched users' summaries from what is stored.
+        let users: Vec<&str> = items
+            .iter()
+            .map(|t| t.user_id.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let pipeline = [
+            doc! {"$match": {"user_id": {"$in": &users}}},
+            doc! {"$group": {"_id": "$user_id", "n": {"$sum": 1}, "spent": {"$sum": "$total"},
+            "first": {"$min": "$timestamp"}, "last": {"$max": "$timestamp"}}},
+        ];
+        let groups: Vec<Document> = self.runtime.block_on(async {
+            let mut cursor = self
+                .coll("transactions")
+                .aggregate(pipeline)
+                .await
+                .map_err(server_error)?;
+            let mut out = Vec::new();
+            while cursor.advance().await.map_err(server_error)? {
+                out.push(cursor.deserialize_current().map_err(server_error)?);
+            }
+            Ok::<_, StoreError>(out)
+        })?;
+        let mut updates = Vec::with_capacity(groups.len());
+        for g in groups {
+            let user = g
+                .get_str("_id")
+                .map_err(|e| StoreError::corrupt(format!("summary group: {e}")))?
+                .to_string();
+            let n = match g.get("n") {
+                Some(Bson::Int32(n)) => i64::from(*n),
+                Some(Bson::Int64(n)) => *n,
+                Some(Bson::Double(n)) => *n as i64,
+                _ => 0,
+            };
+            let spent = round_cents(g.get_f64("spent").unwrap_or(0.0));
+            let summary = PurchaseSummary {
+                total_purchases: n.max(0) as u64,
+                total_spent: spent,
+                avg_order_value: if n > 0 {
+                    round_cents(spent / n as f64)
+                } else {
+                    0.0
+                },
+                first_purchase: g.get_str("first").ok().and_then(schemas::time::parse),
+                last_purchase: g.get_str("last").ok().and_then(schemas::time::parse),
+            };
+            let s = bson::to_bson(&summary)
+                .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
+            updates.push(
+                doc! {"q": {"_id": &user}, "u": {"$set": {"purchase_summary": s}}, "upsert": true},
+            );
+        }
+        self.upsert_many("users", updates)?;
+        Ok(new)
+    }
+
+    fn user(&self, user_id: &str) -> Result<Option<User>> {
+        let users = self.coll("users");
+        let Some(mut d) = self
+            .runtime
+            .block_on(async { users.find_one(doc! {"_id": user_id}).await })
+            .map_err(server_error)?
+        else {
+            return Ok(None);
+        };
+        // A summary may arrive before the profile: no profile, no user.
+        if !d.contains_key("user_id") {
+            return Ok(None);
+        }
+        if !d.contains_key("purchase_summary") {
+            let s = bson::to_bson(&PurchaseSummary::default())
+                .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
+            d.insert("purchase_summary", s);
+        }
+        from_doc("user", d).map(Some)
+    }
+
+    fn product(&self, product_id: &str) -> Result<Option<Product>> {
+        self.find_one("product", "products", product_id)
+    }
+
+    fn products_in_category(&self, category_id: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            product_id: String,
+        }
+        let ids: Vec<Id> = self.find(
+            "product",
+            "products",
+            doc! {"category_id": category_id},
+            Some(doc! {"product_id": 1}),
+        )?;
+        Ok(ids.into_iter().map(|i| i.product_id).collect())
+    }
+
+    fn transaction(&self, transaction_id: &str) -> Result<Option<Transaction>> {
+        self.find_one("transaction", "transactions", transaction_id)
+    }
+
+    fn user_transactions(
+        &self,
+        user_id: &str,
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    ) -> Result<Vec<Transaction>> {
+        // Timestamps are stored in the canonical fixed-width format, so
+        // string order is time order.
+        let filter =
+            doc! {"user_id": user_id, "timestamp": {"$gte": fmt_ts(from), "$lte": fmt_ts(to)}};
+        self.find(
+            "transaction",
+            "transactions",
+            filter,
+            Some(doc! {"timestamp": 1, "_id": 1}),
+        )
+    }
+
+    fn counts(&self) -> Result<DocCounts> {
+        self.runtime.block_on(async {
+            let count = |c: &str, f: Document| {
+                let coll = self.coll(c);
+                async move { coll.count_documents(f).await.map_err(server_error) }
+            };
+            Ok(DocCounts {
+                users: count("users", doc! {"user_id": {"$exists": true}}).await?,
+                products: count("products", doc! {}).await?,
+                categories: count("categories", doc! {}).await?,
+                transactions: count("transactions", doc! {}).await?,
+            })
+        })
+    }
+}
