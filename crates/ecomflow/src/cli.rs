@@ -124,6 +124,10 @@ pub struct LogArgs {
     /// MongoDB database name.
     #[arg(long, env = "ECOMFLOW_MONGODB_DATABASE", default_value = "ecomflow")]
     pub mongodb_database: String,
+    /// HBase Thrift server (host:port) for the wide-column store. Without it
+    /// the embedded wide-column store in --data-dir is used.
+    #[arg(long, env = "ECOMFLOW_HBASE_THRIFT")]
+    pub hbase_thrift: Option<String>,
 }
 
 /// `ecomflow generate`.

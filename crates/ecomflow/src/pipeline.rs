@@ -11,7 +11,8 @@ use std::thread::JoinHandle;
 use stores::doc_embedded::EmbeddedDocStore;
 use stores::doc_mongo::MongoDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
-use stores::{DocumentStore, SessionStore};
+use stores::wide_hbase::HbaseWideStore;
+use stores::{DocumentStore, SessionStore, WideColumnStore};
 
 /// The stores of one process.
 #[derive(Clone)]
@@ -35,11 +36,19 @@ pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
                 .context("opening the document store")?,
         ),
     };
-    let wide = EmbeddedWideStore::open(&args.data_dir.join("wide"))
-        .context("opening the wide-column store")?;
+    let wide: Arc<dyn WideColumnStore> = match &args.hbase_thrift {
+        Some(addr) => Arc::new(
+            HbaseWideStore::connect(addr, 4)
+                .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
+        ),
+        None => Arc::new(
+            EmbeddedWideStore::open(&args.data_dir.join("wide"))
+                .context("opening the wide-column store")?,
+        ),
+    };
     Ok(Stores {
         docs,
-        sessions: SessionStore::new(Arc::new(wide))?,
+        sessions: SessionStore::new(wide)?,
     })
 }
 

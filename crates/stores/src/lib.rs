@@ -19,6 +19,7 @@
 //! - [`doc_mongo`]: the document store on MongoDB (official driver).
 //! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
 //! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per family.
+//! - [`wide_hbase`]: the wide-column store on HBase's Thrift API.
 //! - [`sessions`]: `user_sessions` and `product_daily`: row keys, cells,
 //!   and the queries (last N sessions, sessions between two times, a
 //!   product's daily counts).
@@ -30,6 +31,7 @@ pub mod error;
 pub mod sessions;
 pub mod wide;
 pub mod wide_embedded;
+pub mod wide_hbase;
 
 pub use doc::{DocCounts, DocumentStore};
 pub use error::{Result, StoreError};

@@ -487,3 +487,83 @@ fn mongodb_document_store() {
     let store = stores::doc_mongo::MongoDocStore::connect(&uri, &db).expect("connect to MongoDB");
     document_store_contract(&store);
 }
+
+mod support {
+    pub mod hbase_server;
+}
+
+/// The wide-column contract over HBase's Thrift interface: against a real
+/// HBase Thrift server when `ECOMFLOW_HBASE_THRIFT` is set, otherwise
+/// against the in-process test server (which tests our client and the wire
+/// protocol, not HBase).
+#[test]
+fn hbase_wide_store() {
+    let server;
+    let addr = match std::env::var("ECOMFLOW_HBASE_THRIFT")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        Some(a) => a,
+        None => {
+            eprintln!("no HBase (ECOMFLOW_HBASE_THRIFT unset): running the HBase client against the in-process Thrift test server");
+            server = support::hbase_server::start();
+            server.addr.clone()
+        }
+    };
+    let hbase =
+        stores::wide_hbase::HbaseWideStore::connect(&addr, 2).expect("connect to HBase Thrift");
+    let store = SessionStore::new(Arc::new(hbase)).expect("tables");
+    wide_store_contract(&store);
+    // Tables exist now: ensuring them again is a no-op, not AlreadyExists.
+    SessionStore::new(store.inner().clone()).expect("tables again");
+}
+
+/// Paging: a scan of more rows than one page returns them all, in order;
+/// a limit stops it early; errors from the server arrive as errors.
+#[test]
+fn hbase_scanner_pages_and_errors() {
+    use stores::wide::{Cell, RowMutation, WideColumnStore};
+    let server = support::hbase_server::start();
+    let hbase = stores::wide_hbase::HbaseWideStore::connect(&server.addr, 1).expect("connect");
+    hbase.ensure_table("t", &["f"]).expect("table");
+    let rows: Vec<RowMutation> = (0..2_500)
+        .map(|i| RowMutation {
+            row: format!("row{i:05}").into_bytes(),
+            cells: vec![Cell::new("f", "q", i.to_string())],
+        })
+        .collect();
+    hbase.put("t", &rows).expect("put in 3 batches");
+    let all = hbase.scan("t", b"", b"", &["f"], usize::MAX).expect("scan");
+    assert_eq!(all.len(), 2_500);
+    assert_eq!(all[1_234].key, b"row01234".to_vec());
+    assert_eq!(all[1_234].get("f", "q"), Some(b"1234".as_slice()));
+    assert_eq!(
+        hbase
+            .scan("t", b"row00100", b"row00200", &["f"], 7)
+            .expect("scan")
+            .len(),
+        7
+    );
+    let err = hbase.put(
+        "t",
+        &[RowMutation {
+            row: b"x".to_vec(),
+            cells: vec![Cell::new("nope", "q", "v")],
+        }],
+    );
+    assert!(
+        matches!(
+            err,
+            Err(stores::StoreError::Server {
+                server: "HBase",
+                retryable: false,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let err = hbase.scan("missing", b"", b"", &["f"], 10);
+    assert!(err.is_err());
+    // The connection survives server-side errors.
+    assert_eq!(hbase.scan("t", b"", b"", &["f"], 3).expect("scan").len(), 3);
+}
