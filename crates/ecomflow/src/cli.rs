@@ -37,6 +37,23 @@ pub enum Command {
     /// Run ingest workers as a service: consume the event log, write the
     /// stores, dead-letter bad records. Stops on Ctrl-C (or --until-idle).
     Ingest(IngestArgs),
+    /// Measure store lookups on ingested data: a user's last 10 sessions,
+    /// a user's profile, a user's transactions (median, p99, max).
+    Bench(BenchArgs),
+}
+
+/// `ecomflow bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where the stores are.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Lookups per query kind.
+    #[arg(long, env = "ECOMFLOW_BENCH_LOOKUPS", default_value_t = 5_000)]
+    pub lookups: usize,
+    /// Users to draw from (user_000001 up to this).
+    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = 10_000)]
+    pub users: u32,
 }
 
 /// The shop to generate: the same flags for every subcommand that generates.
