@@ -280,7 +280,12 @@ fn ingest_service(args: IngestArgs) -> anyhow::Result<()> {
 /// Latency figures of one query kind.
 fn report_latencies(what: &str, mut micros: Vec<u128>) {
     micros.sort_unstable();
-    let at = |q: f64| micros.get(((micros.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+    let at = |q: f64| {
+        micros
+            .get(((micros.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let total: u128 = micros.iter().sum();
     println!(
         "{what:<28} n={:<6} median {:>6} us  p99 {:>6} us  max {:>7} us  ({:.0} lookups/s on one thread)",
@@ -300,8 +305,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let (mut sessions, mut profiles, mut txns) = (Vec::new(), Vec::new(), Vec::new());
     let mut found = 0usize;
     let (from, to) = (
-        chrono::NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default(),
-        chrono::NaiveDate::from_ymd_opt(2100, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default(),
+        chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap_or_default(),
+        chrono::NaiveDate::from_ymd_opt(2100, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap_or_default(),
     );
     for i in 0..args.lookups {
         let u = pick(i);
@@ -315,7 +324,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         stores.docs.user_transactions(&u, from, to)?;
         txns.push(t.elapsed().as_micros());
     }
-    println!("{} against the {} and the {}:", args.lookups, stores.sessions.inner().describe(), stores.docs.describe());
+    println!(
+        "{} against the {} and the {}:",
+        args.lookups,
+        stores.sessions.inner().describe(),
+        stores.docs.describe()
+    );
     report_latencies("last 10 sessions of a user", sessions);
     report_latencies("user profile + summary", profiles);
     report_latencies("all transactions of a user", txns);
