@@ -1,1 +1,18 @@
-//! placeholder
+//! The aggregator's domain logic as plain functions over plain types:
+//! co-occurrence pairs, their significance, and counts kept by event time
+//! over a sliding window. No I/O here; the streaming process, serving and
+//! checkpoints build on these (issue 4).
+//!
+//! # Layout
+//!
+//! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
+//!   items per basket.
+//! - [`llr`]: Dunning's log-likelihood ratio (G-test) on the 2x2 table, as
+//!   Apache Mahout computes it, and the companion measures (support,
+//!   confidence, lift).
+//! - [`window`]: counts per key by event time, in buckets (one per day by
+//!   default) that slide by dropping whole buckets, plus all-time counts.
+
+pub mod llr;
+pub mod pairs;
+pub mod window;

@@ -1,0 +1,226 @@
+//! Counts by event time over a sliding window, in buckets.
+//!
+//! A window of `w` buckets of `bucket_secs` seconds covers the `w` buckets
+//! up to the one holding the newest event time it was advanced to. Each
+//! count is added to its event's bucket and to the window's running total;
+//! sliding drops whole buckets, subtracting their counts from the totals, so
+//! the cost of a slide is the size of one bucket, not of the window, and
+//! memory is bounded by the window, not by the length of the stream.
+//! All-time totals are kept beside it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+/// Seconds in a day, the default bucket.
+pub const DAY: i64 = 86_400;
+
+/// Counts per key over a sliding window of buckets, plus all-time counts.
+#[derive(Debug, Clone)]
+pub struct WindowedCounts<K: Hash + Eq + Clone> {
+    bucket_secs: i64,
+    window_buckets: i64,
+    buckets: BTreeMap<i64, HashMap<K, u64>>,
+    window: HashMap<K, u64>,
+    all_time: HashMap<K, u64>,
+    /// Newest bucket the window was advanced to.
+    head: Option<i64>,
+}
+
+impl<K: Hash + Eq + Clone> WindowedCounts<K> {
+    /// A window of `window_buckets` buckets of `bucket_secs` seconds each.
+    pub fn new(bucket_secs: i64, window_buckets: i64) -> Self {
+        WindowedCounts {
+            bucket_secs: bucket_secs.max(1),
+            window_buckets: window_buckets.max(1),
+            buckets: BTreeMap::new(),
+            window: HashMap::new(),
+            all_time: HashMap::new(),
+            head: None,
+        }
+    }
+
+    fn bucket_of(&self, t: i64) -> i64 {
+        t.div_euclid(self.bucket_secs)
+    }
+
+    /// Oldest bucket still in the window.
+    fn tail(&self) -> Option<i64> {
+        self.head.map(|h| h - self.window_buckets + 1)
+    }
+
+    /// Adds `n` to `key` at event time `t` (seconds). Returns `false` when
+    /// `t` falls before the window (it then only counts all-time); callers
+    /// screen such late events with a [`Watermark`] first.
+    pub fn add(&mut self, key: K, t: i64, n: u64) -> bool {
+        *self.all_time.entry(key.clone()).or_default() += n;
+        let b = self.bucket_of(t);
+        if self.tail().is_some_and(|tail| b < tail) {
+            return false;
+        }
+        *self
+            .buckets
+            .entry(b)
+            .or_default()
+            .entry(key.clone())
+            .or_default() += n;
+        *self.window.entry(key).or_default() += n;
+        if self.head.is_none_or(|h| b > h) {
+            self.advance_to(t);
+        }
+        true
+    }
+
+    /// Slides the window so that its newest bucket holds `t`, dropping the
+    /// buckets that fall out. Never moves backwards.
+    pub fn advance_to(&mut self, t: i64) {
+        let b = self.bucket_of(t);
+        if self.head.is_some_and(|h| b <= h) {
+            return;
+        }
+        self.head = Some(b);
+        let tail = b - self.window_buckets + 1;
+        let expired: Vec<i64> = self.buckets.range(..tail).map(|(k, _)| *k).collect();
+        for e in expired {
+            if let Some(bucket) = self.buckets.remove(&e) {
+                for (key, n) in bucket {
+                    if let Some(total) = self.window.get_mut(&key) {
+                        *total = total.saturating_sub(n);
+                        if *total == 0 {
+                            self.window.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count of `key` in the window.
+    pub fn window_count(&self, key: &K) -> u64 {
+        self.window.get(key).copied().unwrap_or(0)
+    }
+
+    /// Count of `key` over all time.
+    pub fn all_time_count(&self, key: &K) -> u64 {
+        self.all_time.get(key).copied().unwrap_or(0)
+    }
+
+    /// Keys with a count in the window (the window's state size).
+    pub fn window_keys(&self) -> usize {
+        self.window.len()
+    }
+
+    /// Buckets held (at most the window's length).
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// `[start, end)` in seconds covered by the window, once it has data.
+    pub fn covers(&self) -> Option<(i64, i64)> {
+        let (head, tail) = (self.head?, self.tail()?);
+        Some((tail * self.bucket_secs, (head + 1) * self.bucket_secs))
+    }
+
+    /// Keys and their window counts.
+    pub fn iter_window(&self) -> impl Iterator<Item = (&K, u64)> {
+        self.window.iter().map(|(k, n)| (k, *n))
+    }
+}
+
+/// Event-time watermark: the highest event time seen minus the allowed
+/// lateness. Events older than the watermark are late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    max_seen: Option<i64>,
+    lateness: i64,
+}
+
+/// Whether an event is on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lateness {
+    /// At or after the watermark.
+    OnTime,
+    /// Before the watermark by this many seconds.
+    Late(i64),
+}
+
+impl Watermark {
+    /// A watermark allowing `lateness_secs` of disorder.
+    pub fn new(lateness_secs: i64) -> Self {
+        Watermark {
+            max_seen: None,
+            lateness: lateness_secs.max(0),
+        }
+    }
+
+    /// The current watermark, once an event was seen.
+    pub fn current(&self) -> Option<i64> {
+        self.max_seen.map(|m| m - self.lateness)
+    }
+
+    /// Judges an event time and, if on time, takes it into account.
+    pub fn observe(&mut self, t: i64) -> Lateness {
+        if let Some(w) = self.current() {
+            if t < w {
+                return Lateness::Late(w - t);
+            }
+        }
+        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+        Lateness::OnTime
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_slides_by_whole_buckets() {
+        // Three one-day buckets.
+        let mut w = WindowedCounts::new(DAY, 3);
+        assert!(w.add("a", 0, 2)); // day 0
+        assert!(w.add("a", DAY + 5, 1)); // day 1
+        assert!(w.add("b", DAY + 6, 1)); // day 1
+        assert_eq!(w.window_count(&"a"), 3);
+        assert_eq!(w.covers(), Some((-DAY, 2 * DAY)), "days -1, 0, 1");
+        assert!(w.add("a", 3 * DAY, 1)); // day 3: day 0 falls out
+        assert_eq!(w.window_count(&"a"), 2, "day 1 + day 3");
+        assert_eq!(w.window_count(&"b"), 1);
+        assert_eq!(w.buckets(), 2);
+        assert_eq!(w.covers(), Some((DAY, 4 * DAY)));
+        // An event for day 0 is before the window now: all-time only.
+        assert!(!w.add("a", 10, 1));
+        assert_eq!(w.window_count(&"a"), 2);
+        assert_eq!(w.all_time_count(&"a"), 5);
+    }
+
+    #[test]
+    fn expired_keys_free_their_memory() {
+        let mut w = WindowedCounts::new(DAY, 2);
+        for i in 0..1_000u32 {
+            w.add(i, 0, 1);
+        }
+        assert_eq!(w.window_keys(), 1_000);
+        w.advance_to(5 * DAY);
+        assert_eq!(w.window_keys(), 0);
+        assert_eq!(w.buckets(), 0);
+        assert_eq!(w.all_time_count(&7), 1);
+        // Advancing backwards does nothing.
+        w.advance_to(0);
+        assert_eq!(w.covers(), Some((4 * DAY, 6 * DAY)));
+    }
+
+    #[test]
+    fn watermark_flags_events_older_than_the_allowed_lateness() {
+        let mut m = Watermark::new(3_600);
+        assert_eq!(m.current(), None);
+        assert_eq!(m.observe(10_000), Lateness::OnTime);
+        assert_eq!(m.current(), Some(6_400));
+        // Out of order but within the lateness: fine, and no regression.
+        assert_eq!(m.observe(7_000), Lateness::OnTime);
+        assert_eq!(m.current(), Some(6_400));
+        assert_eq!(m.observe(6_400), Lateness::OnTime);
+        assert_eq!(m.observe(6_000), Lateness::Late(400));
+        assert_eq!(m.observe(20_000), Lateness::OnTime);
+        assert_eq!(m.observe(16_000), Lateness::Late(400));
+    }
+}
