@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //!
+//! - [`cooccur`]: windowed item and pair counts, top-k partners by LLR or
+//!   count, and the per-user engagement score.
 //! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
 //!   items per basket.
 //! - [`llr`]: Dunning's log-likelihood ratio (G-test) on the 2x2 table, as
@@ -13,6 +15,7 @@
 //! - [`window`]: counts per key by event time, in buckets (one per day by
 //!   default) that slide by dropping whole buckets, plus all-time counts.
 
+pub mod cooccur;
 pub mod llr;
 pub mod pairs;
 pub mod window;

@@ -74,7 +74,7 @@ pub fn score(ab: u64, a: u64, b: u64, n: u64) -> PairScore {
         } else {
             confidence / ratio(b, n)
         },
-        llr: llr(ab, a - ab, b - ab, n - a - b + ab),
+        llr: llr(ab, a - ab, b - ab, (n + ab).saturating_sub(a + b)),
     }
 }
 
