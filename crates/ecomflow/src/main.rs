@@ -130,14 +130,10 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let (stores, workers) = if args.publish_only {
         (None, Vec::new())
     } else {
-        // Topics must exist before consumers subscribe.
-        log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
-        let stores = pipeline::open_stores(&args.log)?;
-        let workers = pipeline::spawn_ingest(
+        let (stores, workers) = pipeline::start_ingest(
             log.clone(),
-            stores.clone(),
-            pipeline::ingest_config(&args.ingest),
-            args.ingest.ingest_workers,
+            &args.log,
+            &args.ingest,
             stats.clone(),
             ingest_stop.clone(),
         )?;
@@ -241,19 +237,16 @@ fn print_ingest_summary(
 
 fn ingest_service(args: IngestArgs) -> anyhow::Result<()> {
     let log = open_log(&args.log, false)?;
-    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
-    let stores = pipeline::open_stores(&args.log)?;
     let stop = stop_flag()?;
     let stats = Arc::new(ingest::IngestStats::default());
-    tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");
-    let workers = pipeline::spawn_ingest(
+    let (stores, workers) = pipeline::start_ingest(
         log.clone(),
-        stores.clone(),
-        pipeline::ingest_config(&args.ingest),
-        args.ingest.ingest_workers,
+        &args.log,
+        &args.ingest,
         stats.clone(),
         stop.clone(),
     )?;
+    tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");
     let mut idle_since = Instant::now();
     let mut last = 0;
     while !stop.load(Ordering::Relaxed) && !workers.iter().all(|w| w.is_finished()) {

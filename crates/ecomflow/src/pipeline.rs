@@ -67,7 +67,7 @@ pub fn remove_embedded(args: &LogArgs) -> anyhow::Result<()> {
 }
 
 /// Ingest settings from flags.
-pub fn ingest_config(flags: &IngestFlags) -> IngestConfig {
+fn ingest_config(flags: &IngestFlags) -> IngestConfig {
     IngestConfig {
         group: flags.ingest_group.clone(),
         batch: flags.ingest_batch.max(1),
@@ -75,15 +75,41 @@ pub fn ingest_config(flags: &IngestFlags) -> IngestConfig {
     }
 }
 
+/// Worker threads of one process.
+pub type Workers = Vec<JoinHandle<Result<(), IngestError>>>;
+
+/// Creates the topics, opens the stores and starts the ingest workers the
+/// flags ask for; they run until `stop` is set.
+pub fn start_ingest(
+    log: Arc<dyn EventLog>,
+    args: &LogArgs,
+    flags: &IngestFlags,
+    stats: Arc<IngestStats>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(Stores, Workers)> {
+    // Topics must exist before consumers subscribe.
+    log.ensure_topics(&producer::replay::topic_specs(args.partitions.max(1)))?;
+    let stores = open_stores(args)?;
+    let workers = spawn_ingest(
+        log,
+        stores.clone(),
+        ingest_config(flags),
+        flags.ingest_workers,
+        stats,
+        stop,
+    )?;
+    Ok((stores, workers))
+}
+
 /// Starts `workers` ingest threads; they run until `stop` is set.
-pub fn spawn_ingest(
+fn spawn_ingest(
     log: Arc<dyn EventLog>,
     stores: Stores,
     cfg: IngestConfig,
     workers: usize,
     stats: Arc<IngestStats>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<Vec<JoinHandle<Result<(), IngestError>>>> {
+) -> anyhow::Result<Workers> {
     (0..workers.max(1))
         .map(|i| {
             let (log, stores, cfg, stats, stop) = (
@@ -111,7 +137,7 @@ pub fn spawn_ingest(
 }
 
 /// Joins worker threads and returns the first error.
-pub fn join_all(handles: Vec<JoinHandle<Result<(), IngestError>>>) -> anyhow::Result<()> {
+pub fn join_all(handles: Workers) -> anyhow::Result<()> {
     let mut first = Ok(());
     for h in handles {
         let r = match h.join() {
