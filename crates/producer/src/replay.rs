@@ -154,7 +154,9 @@ pub fn run(
                 published,
             })
             .unwrap_or_default();
-            producer.flush_with_marker(MARKER, &marker)
+            producer.flush_with_marker(MARKER, &marker)?;
+            tracing::debug!(published, "Published a batch.");
+            Ok(())
         };
     for ev in stream.by_ref() {
         if let Some(speed) = opts.speed.filter(|s| *s > 0.0) {
