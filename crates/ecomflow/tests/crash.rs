@@ -61,6 +61,19 @@ fn args(dir: &std::path::Path) -> Vec<String> {
     .collect()
 }
 
+/// The binary with none of the caller's `ECOMFLOW_*` settings: the test
+/// script exports broker and database addresses for other tests, and this
+/// one is about the embedded stack.
+fn ecomflow() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ECOMFLOW_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 fn published(dir: &std::path::Path) -> u64 {
     let log = EmbeddedLog::open(&dir.join("log")).expect("open log");
     let m = log.marker(producer::replay::MARKER).expect("marker");
@@ -71,7 +84,6 @@ fn published(dir: &std::path::Path) -> u64 {
 
 #[test]
 fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
-    let bin = env!("CARGO_BIN_EXE_ecomflow");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = shop();
     let catalog = Arc::new(Catalog::generate(&cfg));
@@ -80,7 +92,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
     // Paced at 3 simulated days per second, 12 days take about 4 s. Kill it
     // once a third of the events are published, as its log says: progress,
     // not a clock, so a slow machine does not change what is tested.
-    let mut child = Command::new(bin)
+    let mut child = ecomflow()
         .args(args(dir.path()))
         .args(["--speed", "3d/s", "--log", "warn,producer=debug"])
         .stdout(Stdio::null())
@@ -115,7 +127,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
     );
 
     let started = Instant::now();
-    let out = Command::new(bin)
+    let out = ecomflow()
         .args(args(dir.path()))
         .args(["--log", "warn"])
         .output()
