@@ -5,10 +5,12 @@
 use crate::llr::{score, PairScore};
 use crate::pairs::pairs;
 use crate::window::WindowedCounts;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// How partners are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ranking {
     /// Log-likelihood ratio: significance, not popularity (the default).
     Llr,
@@ -35,7 +37,7 @@ pub struct Partner {
 }
 
 /// Baskets, item counts and pair counts, by event time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CoOccurrence {
     max_items: usize,
     baskets: WindowedCounts<()>,
@@ -145,7 +147,7 @@ impl CoOccurrence {
 }
 
 /// A user's engagement over the window, with the seed report's score.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Engagement {
     /// Sessions.
     pub sessions: u64,

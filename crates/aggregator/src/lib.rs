@@ -12,10 +12,13 @@
 //! - [`llr`]: Dunning's log-likelihood ratio (G-test) on the 2x2 table, as
 //!   Apache Mahout computes it, and the companion measures (support,
 //!   confidence, lift).
+//! - [`processor`]: the state machine: records in, windows by event time,
+//!   watermark and late events, lookups, checkpoint with offsets.
 //! - [`window`]: counts per key by event time, in buckets (one per day by
 //!   default) that slide by dropping whole buckets, plus all-time counts.
 
 pub mod cooccur;
 pub mod llr;
 pub mod pairs;
+pub mod processor;
 pub mod window;

@@ -8,6 +8,7 @@
 //! memory is bounded by the window, not by the length of the stream.
 //! All-time totals are kept beside it.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -15,7 +16,17 @@ use std::hash::Hash;
 pub const DAY: i64 = 86_400;
 
 /// Counts per key over a sliding window of buckets, plus all-time counts.
-#[derive(Debug, Clone)]
+/// Serialises as its buckets and all-time counts; the window totals are
+/// derived from the buckets on restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    into = "WindowRepr<K>",
+    from = "WindowRepr<K>",
+    bound(
+        serialize = "K: Serialize + Clone + Hash + Eq",
+        deserialize = "K: Deserialize<'de> + Clone + Hash + Eq"
+    )
+)]
 pub struct WindowedCounts<K: Hash + Eq + Clone> {
     bucket_secs: i64,
     window_buckets: i64,
@@ -126,9 +137,60 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
     }
 }
 
+/// The checkpoint form of [`WindowedCounts`]: maps as lists of pairs, so
+/// keys need not be strings.
+#[derive(Serialize, Deserialize)]
+pub struct WindowRepr<K> {
+    bucket_secs: i64,
+    window_buckets: i64,
+    head: Option<i64>,
+    buckets: Vec<(i64, Vec<(K, u64)>)>,
+    all_time: Vec<(K, u64)>,
+}
+
+impl<K: Hash + Eq + Clone> From<WindowedCounts<K>> for WindowRepr<K> {
+    fn from(w: WindowedCounts<K>) -> Self {
+        WindowRepr {
+            bucket_secs: w.bucket_secs,
+            window_buckets: w.window_buckets,
+            head: w.head,
+            buckets: w
+                .buckets
+                .into_iter()
+                .map(|(b, m)| (b, m.into_iter().collect()))
+                .collect(),
+            all_time: w.all_time.into_iter().collect(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> From<WindowRepr<K>> for WindowedCounts<K> {
+    fn from(r: WindowRepr<K>) -> Self {
+        let mut window: HashMap<K, u64> = HashMap::new();
+        let buckets: BTreeMap<i64, HashMap<K, u64>> = r
+            .buckets
+            .into_iter()
+            .map(|(b, entries)| (b, entries.into_iter().collect()))
+            .collect();
+        for bucket in buckets.values() {
+            for (k, n) in bucket {
+                *window.entry(k.clone()).or_default() += n;
+            }
+        }
+        WindowedCounts {
+            bucket_secs: r.bucket_secs.max(1),
+            window_buckets: r.window_buckets.max(1),
+            buckets,
+            window,
+            all_time: r.all_time.into_iter().collect(),
+            head: r.head,
+        }
+    }
+}
+
 /// Event-time watermark: the highest event time seen minus the allowed
 /// lateness. Events older than the watermark are late.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark {
     max_seen: Option<i64>,
     lateness: i64,
@@ -207,6 +269,19 @@ mod tests {
         // Advancing backwards does nothing.
         w.advance_to(0);
         assert_eq!(w.covers(), Some((4 * DAY, 6 * DAY)));
+    }
+
+    #[test]
+    fn checkpoint_round_trip_keeps_window_and_all_time() {
+        let mut w = WindowedCounts::new(DAY, 2);
+        w.add((1u32, 2u32), 0, 3);
+        w.add((1, 3), DAY, 1);
+        w.add((1, 2), 2 * DAY, 1);
+        let json = serde_json::to_string(&w).expect("serialise");
+        let back: WindowedCounts<(u32, u32)> = serde_json::from_str(&json).expect("restore");
+        assert_eq!(back, w);
+        assert_eq!(back.window_count(&(1, 2)), 1);
+        assert_eq!(back.all_time_count(&(1, 2)), 4);
     }
 
     #[test]

@@ -1,0 +1,228 @@
+//! The aggregator's state machine: events in (by topic, partition and
+//! offset), windows updated by event time, lookups out, and a checkpoint
+//! that holds the state together with the offsets it reflects.
+//!
+//! Restoring a checkpoint and replaying the log from before it neither loses
+//! nor double-counts an event: records at offsets the state already reflects
+//! are skipped. Late events (older than the watermark) change nothing and
+//! are reported, so the caller can dead-letter them with reason `late`.
+
+use crate::cooccur::{CoOccurrence, Engagement, Partner, Ranking, Span};
+use crate::window::{Lateness, Watermark, WindowedCounts, DAY};
+use schemas::envelope::{decode_session, decode_transaction};
+use schemas::{ids, topics, ConversionStatus, Rejection};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Settings that shape the state (they are part of the checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregatorConfig {
+    /// Days in the sliding window.
+    pub window_days: i64,
+    /// Allowed lateness behind the highest event time seen, in seconds.
+    pub lateness_secs: i64,
+    /// Items taken from one basket at most.
+    pub max_items: usize,
+}
+
+impl Default for AggregatorConfig {
+    fn default() -> Self {
+        AggregatorConfig {
+            window_days: 30,
+            lateness_secs: 3_600,
+            max_items: crate::pairs::DEFAULT_MAX_ITEMS,
+        }
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Counted.
+    Applied,
+    /// Already reflected in the state (an offset before the checkpoint's).
+    AlreadyApplied,
+    /// Behind the watermark: not counted; dead-letter it with reason `late`.
+    Late(Rejection),
+    /// Not a valid event (ingest dead-letters those; here they are skipped).
+    Invalid(Rejection),
+}
+
+/// Per-user counters over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EngagementWindows {
+    sessions: WindowedCounts<u32>,
+    converted: WindowedCounts<u32>,
+    viewed: WindowedCounts<u32>,
+    abandoned: WindowedCounts<u32>,
+}
+
+/// The aggregator state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Aggregator {
+    config: AggregatorConfig,
+    bought: CoOccurrence,
+    viewed: CoOccurrence,
+    engagement: EngagementWindows,
+    watermark: Watermark,
+    /// Next offset not yet reflected, per "topic/partition".
+    offsets: BTreeMap<String, u64>,
+    late: u64,
+}
+
+/// A checkpoint that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable aggregator checkpoint: {0}")]
+pub struct CheckpointError(String);
+
+fn offset_key(topic: &str, partition: u32) -> String {
+    format!("{topic}/{partition}")
+}
+
+impl Aggregator {
+    /// An empty state.
+    pub fn new(config: AggregatorConfig) -> Self {
+        let w = config.window_days.max(1);
+        let counts = || WindowedCounts::new(DAY, w);
+        Aggregator {
+            bought: CoOccurrence::new(DAY, w, config.max_items),
+            viewed: CoOccurrence::new(DAY, w, config.max_items),
+            engagement: EngagementWindows {
+                sessions: counts(),
+                converted: counts(),
+                viewed: counts(),
+                abandoned: counts(),
+            },
+            watermark: Watermark::new(config.lateness_secs),
+            offsets: BTreeMap::new(),
+            late: 0,
+            config,
+        }
+    }
+
+    /// Applies one record read from the log.
+    pub fn apply(&mut self, topic: &str, partition: u32, offset: u64, payload: &[u8]) -> Outcome {
+        let key = offset_key(topic, partition);
+        if offset < self.offsets.get(&key).copied().unwrap_or(0) {
+            return Outcome::AlreadyApplied;
+        }
+        self.offsets.insert(key, offset + 1);
+        let outcome = match topic {
+            topics::TRANSACTIONS => match decode_transaction(payload) {
+                Ok(t) => {
+                    let time = t.timestamp.and_utc().timestamp();
+                    self.admit(time).map(|()| {
+                        let items: Vec<u32> = t
+                            .items
+                            .iter()
+                            .filter_map(|i| ids::parse_product_id(&i.product_id))
+                            .collect();
+                        self.bought.add_basket(&items, time);
+                    })
+                }
+                Err(e) => Err(Outcome::Invalid(e)),
+            },
+            topics::SESSIONS => match decode_session(payload) {
+                Ok(s) => {
+                    let time = s.start_time.and_utc().timestamp();
+                    self.admit(time).map(|()| {
+                        let items: Vec<u32> = s
+                            .viewed_products
+                            .iter()
+                            .filter_map(|p| ids::parse_product_id(p))
+                            .collect();
+                        self.viewed.add_basket(&items, time);
+                        if let Some(u) = ids::parse_user_id(&s.user_id) {
+                            let e = &mut self.engagement;
+                            e.sessions.add(u, time, 1);
+                            e.viewed.add(u, time, s.viewed_products.len() as u64);
+                            if s.conversion_status == ConversionStatus::Converted {
+                                e.converted.add(u, time, 1);
+                            }
+                            if s.conversion_status == ConversionStatus::Abandoned {
+                                e.abandoned.add(u, time, 1);
+                            }
+                        }
+                    })
+                }
+                Err(e) => Err(Outcome::Invalid(e)),
+            },
+            _ => return Outcome::AlreadyApplied,
+        };
+        outcome.map_or_else(|o| o, |()| Outcome::Applied)
+    }
+
+    fn admit(&mut self, time: i64) -> Result<(), Outcome> {
+        match self.watermark.observe(time) {
+            Lateness::OnTime => Ok(()),
+            Lateness::Late(lag) => {
+                self.late += 1;
+                Err(Outcome::Late(Rejection::Late { lag_seconds: lag }))
+            }
+        }
+    }
+
+    /// Top `k` "bought together" partners of a product.
+    pub fn bought_together(
+        &self,
+        product: u32,
+        k: usize,
+        ranking: Ranking,
+        span: Span,
+    ) -> Vec<Partner> {
+        self.bought.top_partners(product, k, ranking, span)
+    }
+
+    /// Top `k` "viewed together" partners of a product.
+    pub fn viewed_together(
+        &self,
+        product: u32,
+        k: usize,
+        ranking: Ranking,
+        span: Span,
+    ) -> Vec<Partner> {
+        self.viewed.top_partners(product, k, ranking, span)
+    }
+
+    /// A user's engagement over the window.
+    pub fn engagement(&self, user: u32) -> Engagement {
+        let e = &self.engagement;
+        Engagement {
+            sessions: e.sessions.window_count(&user),
+            converted: e.converted.window_count(&user),
+            viewed: e.viewed.window_count(&user),
+            abandoned: e.abandoned.window_count(&user),
+        }
+    }
+
+    /// Late events seen.
+    pub fn late_events(&self) -> u64 {
+        self.late
+    }
+
+    /// Next offset to read per (topic, partition), as the state reflects.
+    pub fn offsets(&self) -> BTreeMap<(String, u32), u64> {
+        self.offsets
+            .iter()
+            .filter_map(|(k, v)| {
+                let (t, p) = k.rsplit_once('/')?;
+                Some(((t.to_string(), p.parse().ok()?), *v))
+            })
+            .collect()
+    }
+
+    /// The `[start, end)` seconds the bought-together window covers.
+    pub fn covers(&self) -> Option<(i64, i64)> {
+        self.bought.covers()
+    }
+
+    /// The state and its offsets, as bytes.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A state from [`checkpoint`](Self::checkpoint) bytes.
+    pub fn restore(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        serde_json::from_slice(bytes).map_err(|e| CheckpointError(e.to_string()))
+    }
+}

@@ -1,0 +1,289 @@
+//! The processor on streams whose answers are known: a hand-made stream
+//! (expected values worked out by hand, below), and a generated shop
+//! processed with a checkpoint, a stop and a restore in the middle, which
+//! must give exactly the state of an uninterrupted run.
+
+use aggregator::cooccur::{Ranking, Span};
+use aggregator::processor::{Aggregator, AggregatorConfig, Outcome};
+use producer::{Catalog, EventStream, ShopConfig};
+use schemas::envelope::{encode, Kind};
+use schemas::*;
+use std::sync::Arc;
+
+fn ts(s: &str) -> chrono::NaiveDateTime {
+    schemas::time::parse(s).expect("test literal")
+}
+
+fn txn(id: &str, at: &str, products: &[&str]) -> Vec<u8> {
+    let items: Vec<LineItem> = products
+        .iter()
+        .map(|p| LineItem {
+            product_id: p.to_string(),
+            quantity: 1,
+            unit_price: 10.0,
+            subtotal: 10.0,
+        })
+        .collect();
+    let total = 10.0 * products.len() as f64;
+    encode(
+        Kind::Transaction,
+        &Transaction {
+            transaction_id: id.into(),
+            session_id: "sess_x".into(),
+            user_id: "user_000007".into(),
+            timestamp: ts(at),
+            items,
+            discount: 0.0,
+            total,
+            payment_method: PaymentMethod::Paypal,
+        },
+    )
+}
+
+fn session(at: &str, viewed: &[&str], status: ConversionStatus) -> Vec<u8> {
+    let cart = if status == ConversionStatus::Browsed {
+        vec![]
+    } else {
+        vec![CartItem {
+            product_id: viewed[0].to_string(),
+            quantity: 1,
+            price: 10.0,
+        }]
+    };
+    encode(
+        Kind::Session,
+        &Session {
+            session_id: format!("sess_{at}"),
+            user_id: "user_000007".into(),
+            start_time: ts(at),
+            duration_seconds: 60,
+            referrer: "direct".into(),
+            device_info: DeviceInfo {
+                device_type: DeviceType::Desktop,
+                os: "Linux".into(),
+                browser: "Firefox".into(),
+                city: "Kigali".into(),
+                state: "Kigali".into(),
+                ip: "10.0.0.1".into(),
+            },
+            conversion_status: status,
+            viewed_products: viewed.iter().map(|s| s.to_string()).collect(),
+            cart_contents: cart,
+        },
+    )
+}
+
+#[test]
+fn hand_made_stream() {
+    let mut a = Aggregator::new(AggregatorConfig::default());
+    let t = topics::TRANSACTIONS;
+    let s = topics::SESSIONS;
+    assert_eq!(
+        a.apply(
+            t,
+            0,
+            0,
+            &txn(
+                "txn_1",
+                "2025-01-01T10:00:00",
+                &["prod_00001", "prod_00002"]
+            )
+        ),
+        Outcome::Applied
+    );
+    let t2 = txn(
+        "txn_2",
+        "2025-01-01T11:00:00",
+        &["prod_00001", "prod_00002", "prod_00003"],
+    );
+    assert_eq!(a.apply(t, 0, 1, &t2), Outcome::Applied);
+    assert_eq!(
+        a.apply(
+            t,
+            0,
+            2,
+            &txn(
+                "txn_3",
+                "2025-01-02T09:00:00",
+                &["prod_00001", "prod_00003"]
+            )
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(
+        a.apply(
+            t,
+            0,
+            3,
+            &txn("txn_4", "2025-01-02T10:00:00", &["prod_00004"])
+        ),
+        Outcome::Applied
+    );
+    // Re-reading an offset already counted changes nothing.
+    assert_eq!(a.apply(t, 0, 1, &t2), Outcome::AlreadyApplied);
+    // Watermark: 2025-01-02T10:00 - 1 h = 09:00 on the 2nd. An event at
+    // 08:00 on the 1st is 25 h = 90,000 s behind it.
+    assert_eq!(
+        a.apply(
+            t,
+            0,
+            4,
+            &txn(
+                "txn_5",
+                "2025-01-01T08:00:00",
+                &["prod_00001", "prod_00004"]
+            )
+        ),
+        Outcome::Late(Rejection::Late {
+            lag_seconds: 90_000
+        })
+    );
+    assert_eq!(a.late_events(), 1);
+    assert!(matches!(a.apply(t, 0, 5, b"garbage"), Outcome::Invalid(_)));
+
+    // Baskets: 4; product 1 in 3, 2 in 2, 3 in 2. Pairs with 1: (1,2) x2,
+    // (1,3) x2: the same 2x2 table (2,1,0,1), so the same LLR; the tie
+    // breaks on count, then on the lower id.
+    let top = a.bought_together(1, 10, Ranking::Llr, Span::Window);
+    assert_eq!(
+        top.iter()
+            .map(|p| (p.item, p.score.count))
+            .collect::<Vec<_>>(),
+        vec![(2, 2), (3, 2)]
+    );
+    assert!((top[0].score.llr - aggregator::llr::llr(2, 1, 0, 1)).abs() < 1e-12);
+    assert!((top[0].score.confidence - 2.0 / 3.0).abs() < 1e-12);
+    // Lift of (1,2): P(2|1) / P(2) = (2/3) / (2/4) = 4/3.
+    assert!((top[0].score.lift - 4.0 / 3.0).abs() < 1e-12);
+    assert!(
+        a.bought_together(4, 10, Ranking::Count, Span::Window)
+            .is_empty(),
+        "the late basket did not count"
+    );
+
+    // Sessions of user 7: viewed [1,2,3] converted, viewed [1,2] abandoned.
+    assert_eq!(
+        a.apply(
+            s,
+            1,
+            0,
+            &session(
+                "2025-01-02T09:30:00",
+                &["prod_00001", "prod_00002", "prod_00003"],
+                ConversionStatus::Converted
+            )
+        ),
+        Outcome::Applied
+    );
+    assert_eq!(
+        a.apply(
+            s,
+            1,
+            1,
+            &session(
+                "2025-01-02T09:45:00",
+                &["prod_00001", "prod_00002"],
+                ConversionStatus::Abandoned
+            )
+        ),
+        Outcome::Applied
+    );
+    let e = a.engagement(7);
+    assert_eq!(
+        (e.sessions, e.converted, e.viewed, e.abandoned),
+        (2, 1, 5, 1)
+    );
+    // 2 x 0.3 + 1 x 0.5 + 5 / 100 x 0.2 = 1.11.
+    assert!((e.score() - 1.11).abs() < 1e-12);
+    let v = a.viewed_together(1, 10, Ranking::Count, Span::Window);
+    assert_eq!(
+        v.iter()
+            .map(|p| (p.item, p.score.count))
+            .collect::<Vec<_>>(),
+        vec![(2, 2), (3, 1)]
+    );
+    let offsets = a.offsets();
+    assert_eq!(
+        offsets.get(&(topics::TRANSACTIONS.to_string(), 0)),
+        Some(&6)
+    );
+    assert_eq!(offsets.get(&(topics::SESSIONS.to_string(), 1)), Some(&2));
+}
+
+#[test]
+fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
+    let cfg = ShopConfig {
+        users: 120,
+        products: 90,
+        categories: 6,
+        sessions: 6_000,
+        transactions: 1_500,
+        days: 40,
+        ..ShopConfig::default()
+    };
+    // Offsets as a one-partition log per topic would give them.
+    let mut next = std::collections::HashMap::new();
+    let records: Vec<(String, u64, Vec<u8>)> =
+        EventStream::new(&cfg, Arc::new(Catalog::generate(&cfg)))
+            .filter(|e| e.stream.topic() != topics::CATALOG)
+            .map(|e| {
+                let topic = e.stream.topic().to_string();
+                let o = next.entry(topic.clone()).or_insert(0u64);
+                *o += 1;
+                (topic, *o - 1, e.payload())
+            })
+            .collect();
+    let config = AggregatorConfig {
+        window_days: 14,
+        ..AggregatorConfig::default()
+    };
+
+    let mut whole = Aggregator::new(config.clone());
+    for (t, o, p) in &records {
+        whole.apply(t, 0, *o, p);
+    }
+
+    let half = records.len() / 2;
+    let mut first = Aggregator::new(config);
+    for (t, o, p) in &records[..half] {
+        first.apply(t, 0, *o, p);
+    }
+    let checkpoint = first.checkpoint();
+    drop(first);
+    let mut resumed = Aggregator::restore(&checkpoint).expect("restore");
+    // The log resumes from an older commit: 500 records are read again.
+    let mut again = 0;
+    for (t, o, p) in &records[half - 500..] {
+        if resumed.apply(t, 0, *o, p) == Outcome::AlreadyApplied {
+            again += 1;
+        }
+    }
+    assert_eq!(
+        again, 500,
+        "records before the checkpoint are not counted twice"
+    );
+    assert_eq!(resumed, whole, "same state as the uninterrupted run");
+    for p in 1..=90 {
+        for r in [Ranking::Llr, Ranking::Count] {
+            assert_eq!(
+                resumed.bought_together(p, 10, r, Span::Window),
+                whole.bought_together(p, 10, r, Span::Window)
+            );
+            assert_eq!(
+                resumed.viewed_together(p, 10, r, Span::AllTime),
+                whole.viewed_together(p, 10, r, Span::AllTime)
+            );
+        }
+    }
+    // The 14-day window slid: it ends on the last day and spans 14 days.
+    let (start, end) = whole.covers().expect("data");
+    assert_eq!(end - start, 14 * 86_400);
+    assert!(
+        whole
+            .bought_together(1, 10, Ranking::Count, Span::AllTime)
+            .len()
+            >= whole
+                .bought_together(1, 10, Ranking::Count, Span::Window)
+                .len()
+    );
+}
