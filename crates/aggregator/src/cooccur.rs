@@ -135,6 +135,17 @@ impl CoOccurrence {
         out
     }
 
+    /// The `k` items in the most baskets over `span` (ties: lower id first).
+    pub fn top_items(&self, k: usize, span: Span) -> Vec<(u32, u64)> {
+        let mut all: Vec<(u32, u64)> = match span {
+            Span::Window => self.items.iter_window().map(|(i, n)| (*i, n)).collect(),
+            Span::AllTime => self.items.iter_all_time().map(|(i, n)| (*i, n)).collect(),
+        };
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        all
+    }
+
     /// Pairs with a count in the window (state size).
     pub fn window_pairs(&self) -> usize {
         self.pairs.window_keys()

@@ -9,6 +9,8 @@
 //!   count, and the per-user engagement score.
 //! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
 //!   items per basket.
+//! - [`evaluate`]: hit rate of top-k recommendations on held-out baskets,
+//!   against a best-seller baseline, and recall of planted complements.
 //! - [`llr`]: Dunning's log-likelihood ratio (G-test) on the 2x2 table, as
 //!   Apache Mahout computes it, and the companion measures (support,
 //!   confidence, lift).
@@ -18,6 +20,7 @@
 //!   default) that slide by dropping whole buckets, plus all-time counts.
 
 pub mod cooccur;
+pub mod evaluate;
 pub mod llr;
 pub mod pairs;
 pub mod processor;

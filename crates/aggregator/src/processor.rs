@@ -184,6 +184,11 @@ impl Aggregator {
         self.viewed.top_partners(product, k, ranking, span)
     }
 
+    /// The `k` products in the most transactions over `span`.
+    pub fn best_sellers(&self, k: usize, span: Span) -> Vec<(u32, u64)> {
+        self.bought.top_items(k, span)
+    }
+
     /// A user's engagement over the window.
     pub fn engagement(&self, user: u32) -> Engagement {
         let e = &self.engagement;

@@ -135,6 +135,11 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
     pub fn iter_window(&self) -> impl Iterator<Item = (&K, u64)> {
         self.window.iter().map(|(k, n)| (k, *n))
     }
+
+    /// Keys and their all-time counts.
+    pub fn iter_all_time(&self) -> impl Iterator<Item = (&K, u64)> {
+        self.all_time.iter().map(|(k, n)| (k, *n))
+    }
 }
 
 /// The checkpoint form of [`WindowedCounts`]: maps as lists of pairs, so

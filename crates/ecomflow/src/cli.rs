@@ -40,6 +40,24 @@ pub enum Command {
     /// Measure store lookups on ingested data: a user's last 10 sessions,
     /// a user's profile, a user's transactions (median, p99, max).
     Bench(BenchArgs),
+    /// Offline quality of "bought together": train on the first days, then
+    /// for each later basket ask whether an item's top k holds another item
+    /// of the basket; LLR vs count vs best-sellers, and planted complements.
+    Evaluate(EvaluateArgs),
+}
+
+/// `ecomflow evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Shop size and seed.
+    #[command(flatten)]
+    pub shop: ShopArgs,
+    /// Days to train on; the rest are held out.
+    #[arg(long, env = "ECOMFLOW_TRAIN_DAYS", default_value_t = 80)]
+    pub train_days: u32,
+    /// Recommendations per query.
+    #[arg(long, short, env = "ECOMFLOW_K", default_value_t = 10)]
+    pub k: usize,
 }
 
 /// `ecomflow bench`.
