@@ -146,6 +146,11 @@ impl CoOccurrence {
         all
     }
 
+    /// Whether the item was ever in a basket.
+    pub fn knows(&self, item: u32) -> bool {
+        self.items.all_time_count(&item) > 0
+    }
+
     /// Pairs with a count in the window (state size).
     pub fn window_pairs(&self) -> usize {
         self.pairs.window_keys()

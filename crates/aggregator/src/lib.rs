@@ -11,6 +11,8 @@
 //!   items per basket.
 //! - [`evaluate`]: hit rate of top-k recommendations on held-out baskets,
 //!   against a best-seller baseline, and recall of planted complements.
+//! - [`http`]: the lookup API (axum): bought/viewed together, engagement,
+//!   health and metrics; errors map to 400/404 with a JSON body.
 //! - [`llr`]: Dunning's log-likelihood ratio (G-test) on the 2x2 table, as
 //!   Apache Mahout computes it, and the companion measures (support,
 //!   confidence, lift).
@@ -21,6 +23,7 @@
 
 pub mod cooccur;
 pub mod evaluate;
+pub mod http;
 pub mod llr;
 pub mod pairs;
 pub mod processor;

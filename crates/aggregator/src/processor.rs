@@ -200,6 +200,26 @@ impl Aggregator {
         }
     }
 
+    /// Whether a product was ever bought or viewed.
+    pub fn knows_product(&self, product: u32) -> bool {
+        self.bought.knows(product) || self.viewed.knows(product)
+    }
+
+    /// Whether a user ever had a session.
+    pub fn knows_user(&self, user: u32) -> bool {
+        self.engagement.sessions.all_time_count(&user) > 0
+    }
+
+    /// Pairs in the bought-together and viewed-together windows.
+    pub fn window_pairs(&self) -> (usize, usize) {
+        (self.bought.window_pairs(), self.viewed.window_pairs())
+    }
+
+    /// The current watermark (seconds since the epoch), once events arrived.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark.current()
+    }
+
     /// Late events seen.
     pub fn late_events(&self) -> u64 {
         self.late

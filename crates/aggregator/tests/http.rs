@@ -1,0 +1,151 @@
+//! The lookup API against a server on 127.0.0.1:0, answering while events
+//! are applied, and refusing bad input with 400/404 and a JSON body.
+
+mod common;
+
+use aggregator::cooccur::Ranking;
+use aggregator::http::{serve, ApiState};
+use aggregator::processor::{Aggregator, AggregatorConfig};
+use common::{session, txn};
+use schemas::{topics, ConversionStatus};
+use std::io::{Read, Write};
+use std::sync::{Arc, RwLock};
+
+/// A plain HTTP/1.1 GET: (status, body).
+fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let status: u16 = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string())),
+    )
+}
+
+#[test]
+fn answers_while_events_stream_in_and_refuses_bad_ids() {
+    let model = Arc::new(RwLock::new(Aggregator::new(AggregatorConfig::default())));
+    let state = Arc::new(ApiState::new(model.clone(), Ranking::Llr));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    runtime.spawn(serve(listener, state));
+
+    let apply = |offset: u64, payload: Vec<u8>, topic: &str| {
+        model
+            .write()
+            .expect("lock")
+            .apply(topic, 0, offset, &payload);
+    };
+    apply(
+        0,
+        txn(
+            "txn_1",
+            "2025-01-01T10:00:00",
+            &["prod_00001", "prod_00002"],
+        ),
+        topics::TRANSACTIONS,
+    );
+    let (status, body) = get(&addr, "/v1/products/prod_00001/bought-together?k=5");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["partners"][0]["product_id"], "prod_00002");
+    assert_eq!(body["partners"][0]["count"], 1);
+    assert_eq!(body["ranking"], "llr");
+    assert_eq!(body["window"]["end"], "2025-01-02T00:00:00");
+
+    // More events arrive; the next lookup sees them.
+    apply(
+        1,
+        txn(
+            "txn_2",
+            "2025-01-01T11:00:00",
+            &["prod_00001", "prod_00002"],
+        ),
+        topics::TRANSACTIONS,
+    );
+    apply(
+        2,
+        txn(
+            "txn_3",
+            "2025-01-01T12:00:00",
+            &["prod_00001", "prod_00003"],
+        ),
+        topics::TRANSACTIONS,
+    );
+    let (_, body) = get(
+        &addr,
+        "/v1/products/prod_00001/bought-together?ranking=count&k=1",
+    );
+    assert_eq!(body["partners"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["partners"][0]["count"], 2);
+    assert_eq!(body["partners"][0]["score"], 2.0);
+
+    apply(
+        0,
+        session(
+            "2025-01-01T12:30:00",
+            &["prod_00001", "prod_00003"],
+            ConversionStatus::Browsed,
+        ),
+        topics::SESSIONS,
+    );
+    let (status, body) = get(
+        &addr,
+        "/v1/products/prod_00003/viewed-together?span=all-time",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["partners"][0]["product_id"], "prod_00001");
+    assert_eq!(body["window"], "all-time");
+    let (status, body) = get(&addr, "/v1/users/user_000007/engagement");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sessions"], 1);
+    // 1 x 0.3 + 0 + 2 / 100 x 0.2 = 0.304.
+    assert!((body["engagement_score"].as_f64().unwrap_or(0.0) - 0.304).abs() < 1e-12);
+
+    // Refusals: malformed ids and parameters 400, unknown ids 404, JSON body.
+    for (path, want) in [
+        ("/v1/products/banana/bought-together", 400),
+        ("/v1/products/prod_00001/bought-together?k=0", 400),
+        ("/v1/products/prod_00001/bought-together?k=many", 400),
+        ("/v1/products/prod_00001/bought-together?ranking=magic", 400),
+        ("/v1/products/prod_00001/bought-together?colour=red", 400),
+        ("/v1/users/user_42/engagement", 400),
+        ("/v1/products/prod_09999/bought-together", 404),
+        ("/v1/users/user_000001/engagement", 404),
+        ("/v1/nothing", 404),
+    ] {
+        let (status, body) = get(&addr, path);
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: JSON error body, got {body}"
+        );
+    }
+    let (status, body) = get(&addr, "/healthz");
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap_or_default();
+    assert!(
+        text.contains("ecomflow_aggregator_window_pairs{relation=\"bought\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("ecomflow_aggregator_lookups_total"), "{text}");
+}
