@@ -76,7 +76,11 @@ impl CoOccurrence {
             self.partners.entry(a).or_default().insert(b);
             self.partners.entry(b).or_default().insert(a);
         }
-        // Keep the three windows in step even if a basket had no pairs.
+    }
+
+    /// Slides the windows so that their newest bucket holds `t`.
+    pub fn advance_to(&mut self, t: i64) {
+        self.baskets.advance_to(t);
         self.items.advance_to(t);
         self.pairs.advance_to(t);
     }
@@ -198,6 +202,7 @@ mod tests {
         for _ in 0..5 {
             m.add_basket(&[3, 9], 0);
         }
+        m.advance_to(0);
         m
     }
 
@@ -232,6 +237,7 @@ mod tests {
         let mut m = model();
         // Thirty days later a new basket slides everything out.
         m.add_basket(&[5, 6], 30 * DAY);
+        m.advance_to(30 * DAY);
         assert!(m.top_partners(1, 10, Ranking::Llr, Span::Window).is_empty());
         assert_eq!(m.window_pairs(), 1);
         assert_eq!(

@@ -18,6 +18,8 @@
 //!   confidence, lift).
 //! - [`processor`]: the state machine: records in, windows by event time,
 //!   watermark and late events, lookups, checkpoint with offsets.
+//! - [`runner`]: the aggregator as a consumer group member: apply,
+//!   dead-letter late events, checkpoint state with offsets, restore.
 //! - [`window`]: counts per key by event time, in buckets (one per day by
 //!   default) that slide by dropping whole buckets, plus all-time counts.
 
@@ -27,4 +29,5 @@ pub mod http;
 pub mod llr;
 pub mod pairs;
 pub mod processor;
+pub mod runner;
 pub mod window;

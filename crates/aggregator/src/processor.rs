@@ -106,12 +106,12 @@ impl Aggregator {
         if offset < self.offsets.get(&key).copied().unwrap_or(0) {
             return Outcome::AlreadyApplied;
         }
-        self.offsets.insert(key, offset + 1);
+        self.offsets.insert(key.clone(), offset + 1);
         let outcome = match topic {
             topics::TRANSACTIONS => match decode_transaction(payload) {
                 Ok(t) => {
                     let time = t.timestamp.and_utc().timestamp();
-                    self.admit(time).map(|()| {
+                    self.admit(&key, time).map(|()| {
                         let items: Vec<u32> = t
                             .items
                             .iter()
@@ -125,7 +125,7 @@ impl Aggregator {
             topics::SESSIONS => match decode_session(payload) {
                 Ok(s) => {
                     let time = s.start_time.and_utc().timestamp();
-                    self.admit(time).map(|()| {
+                    self.admit(&key, time).map(|()| {
                         let items: Vec<u32> = s
                             .viewed_products
                             .iter()
@@ -149,11 +149,31 @@ impl Aggregator {
             },
             _ => return Outcome::AlreadyApplied,
         };
+        if outcome.is_ok() {
+            self.slide();
+        }
         outcome.map_or_else(|o| o, |()| Outcome::Applied)
     }
 
-    fn admit(&mut self, time: i64) -> Result<(), Outcome> {
-        match self.watermark.observe(time) {
+    /// Slides every window to the low watermark.
+    fn slide(&mut self) {
+        if let Some(low) = self.watermark.low() {
+            self.bought.advance_to(low);
+            self.viewed.advance_to(low);
+            let e = &mut self.engagement;
+            for w in [
+                &mut e.sessions,
+                &mut e.converted,
+                &mut e.viewed,
+                &mut e.abandoned,
+            ] {
+                w.advance_to(low);
+            }
+        }
+    }
+
+    fn admit(&mut self, partition: &str, time: i64) -> Result<(), Outcome> {
+        match self.watermark.observe(partition, time) {
             Lateness::OnTime => Ok(()),
             Lateness::Late(lag) => {
                 self.late += 1;
@@ -215,9 +235,15 @@ impl Aggregator {
         (self.bought.window_pairs(), self.viewed.window_pairs())
     }
 
-    /// The current watermark (seconds since the epoch), once events arrived.
+    /// The low watermark (seconds since the epoch): the oldest of the
+    /// input partitions' newest event times, once events arrived.
     pub fn watermark(&self) -> Option<i64> {
-        self.watermark.current()
+        self.watermark.low()
+    }
+
+    /// The settings the state was made with.
+    pub fn config(&self) -> &AggregatorConfig {
+        &self.config
     }
 
     /// Late events seen.

@@ -61,7 +61,10 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
 
     /// Adds `n` to `key` at event time `t` (seconds). Returns `false` when
     /// `t` falls before the window (it then only counts all-time); callers
-    /// screen such late events with a [`Watermark`] first.
+    /// screen such late events with a [`Watermark`] first. Adding does not
+    /// slide the window: the caller does, with [`advance_to`](Self::advance_to)
+    /// and the low watermark, so a partition read ahead of the others cannot
+    /// push their events out.
     pub fn add(&mut self, key: K, t: i64, n: u64) -> bool {
         *self.all_time.entry(key.clone()).or_default() += n;
         let b = self.bucket_of(t);
@@ -75,9 +78,6 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
             .entry(key.clone())
             .or_default() += n;
         *self.window.entry(key).or_default() += n;
-        if self.head.is_none_or(|h| b > h) {
-            self.advance_to(t);
-        }
         true
     }
 
@@ -193,45 +193,55 @@ impl<K: Hash + Eq + Clone> From<WindowRepr<K>> for WindowedCounts<K> {
     }
 }
 
-/// Event-time watermark: the highest event time seen minus the allowed
-/// lateness. Events older than the watermark are late.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Event-time watermarks per input partition. Within a partition events
+/// arrive in event-time order (the producer publishes them so), so an event
+/// is late when it is older than its own partition's newest event time
+/// minus the allowed lateness. The windows slide by the low watermark, the
+/// oldest of the partitions' newest event times, so a partition read ahead
+/// of the others does not make their events late or expire them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark {
-    max_seen: Option<i64>,
+    newest: BTreeMap<String, i64>,
     lateness: i64,
 }
 
 /// Whether an event is on time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lateness {
-    /// At or after the watermark.
+    /// At or after its partition's watermark.
     OnTime,
-    /// Before the watermark by this many seconds.
+    /// Before it by this many seconds.
     Late(i64),
 }
 
 impl Watermark {
-    /// A watermark allowing `lateness_secs` of disorder.
+    /// Watermarks allowing `lateness_secs` of disorder.
     pub fn new(lateness_secs: i64) -> Self {
         Watermark {
-            max_seen: None,
+            newest: BTreeMap::new(),
             lateness: lateness_secs.max(0),
         }
     }
 
-    /// The current watermark, once an event was seen.
-    pub fn current(&self) -> Option<i64> {
-        self.max_seen.map(|m| m - self.lateness)
+    /// A partition's watermark, once it delivered an event.
+    pub fn current(&self, partition: &str) -> Option<i64> {
+        self.newest.get(partition).map(|m| m - self.lateness)
     }
 
-    /// Judges an event time and, if on time, takes it into account.
-    pub fn observe(&mut self, t: i64) -> Lateness {
-        if let Some(w) = self.current() {
+    /// The oldest of the partitions' newest event times.
+    pub fn low(&self) -> Option<i64> {
+        self.newest.values().min().copied()
+    }
+
+    /// Judges an event of `partition` and, if on time, takes it into account.
+    pub fn observe(&mut self, partition: &str, t: i64) -> Lateness {
+        if let Some(w) = self.current(partition) {
             if t < w {
                 return Lateness::Late(w - t);
             }
         }
-        self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
+        let newest = self.newest.entry(partition.to_string()).or_insert(t);
+        *newest = (*newest).max(t);
         Lateness::OnTime
     }
 }
@@ -247,9 +257,12 @@ mod tests {
         assert!(w.add("a", 0, 2)); // day 0
         assert!(w.add("a", DAY + 5, 1)); // day 1
         assert!(w.add("b", DAY + 6, 1)); // day 1
+        assert_eq!(w.covers(), None, "adding does not slide the window");
+        w.advance_to(DAY + 6);
         assert_eq!(w.window_count(&"a"), 3);
         assert_eq!(w.covers(), Some((-DAY, 2 * DAY)), "days -1, 0, 1");
-        assert!(w.add("a", 3 * DAY, 1)); // day 3: day 0 falls out
+        assert!(w.add("a", 3 * DAY, 1)); // day 3
+        w.advance_to(3 * DAY); // day 0 falls out
         assert_eq!(w.window_count(&"a"), 2, "day 1 + day 3");
         assert_eq!(w.window_count(&"b"), 1);
         assert_eq!(w.buckets(), 2);
@@ -282,6 +295,7 @@ mod tests {
         w.add((1u32, 2u32), 0, 3);
         w.add((1, 3), DAY, 1);
         w.add((1, 2), 2 * DAY, 1);
+        w.advance_to(2 * DAY);
         let json = serde_json::to_string(&w).expect("serialise");
         let back: WindowedCounts<(u32, u32)> = serde_json::from_str(&json).expect("restore");
         assert_eq!(back, w);
@@ -290,17 +304,20 @@ mod tests {
     }
 
     #[test]
-    fn watermark_flags_events_older_than_the_allowed_lateness() {
+    fn watermark_is_per_partition_and_windows_follow_the_low_one() {
         let mut m = Watermark::new(3_600);
-        assert_eq!(m.current(), None);
-        assert_eq!(m.observe(10_000), Lateness::OnTime);
-        assert_eq!(m.current(), Some(6_400));
+        assert_eq!(m.current("p0"), None);
+        assert_eq!(m.observe("p0", 10_000), Lateness::OnTime);
+        assert_eq!(m.current("p0"), Some(6_400));
         // Out of order but within the lateness: fine, and no regression.
-        assert_eq!(m.observe(7_000), Lateness::OnTime);
-        assert_eq!(m.current(), Some(6_400));
-        assert_eq!(m.observe(6_400), Lateness::OnTime);
-        assert_eq!(m.observe(6_000), Lateness::Late(400));
-        assert_eq!(m.observe(20_000), Lateness::OnTime);
-        assert_eq!(m.observe(16_000), Lateness::Late(400));
+        assert_eq!(m.observe("p0", 7_000), Lateness::OnTime);
+        assert_eq!(m.observe("p0", 6_400), Lateness::OnTime);
+        assert_eq!(m.observe("p0", 6_000), Lateness::Late(400));
+        // Another partition read behind p0 is not late: its own clock.
+        assert_eq!(m.observe("p1", 1_000), Lateness::OnTime);
+        assert_eq!(m.low(), Some(1_000));
+        assert_eq!(m.observe("p1", 20_000), Lateness::OnTime);
+        assert_eq!(m.low(), Some(10_000));
+        assert_eq!(m.observe("p1", 16_000), Lateness::Late(400));
     }
 }

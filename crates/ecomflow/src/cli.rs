@@ -201,6 +201,32 @@ pub struct ReplayArgs {
     /// Ingest settings.
     #[command(flatten)]
     pub ingest: IngestFlags,
+    /// Aggregator settings.
+    #[command(flatten)]
+    pub aggregator: AggregatorFlags,
+}
+
+/// Aggregator and lookup API settings.
+#[derive(Debug, Clone, Args)]
+pub struct AggregatorFlags {
+    /// Address of the lookup API (use 127.0.0.1:0 for any free port).
+    #[arg(long, env = "ECOMFLOW_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// Keep the lookup API up after the replay until Ctrl-C.
+    #[arg(long, env = "ECOMFLOW_KEEP_SERVING")]
+    pub keep_serving: bool,
+    /// Default ranking of partners: `llr` (significance) or `count`.
+    #[arg(long, env = "ECOMFLOW_RANKING", default_value = "llr", value_parser = ["llr", "count"])]
+    pub ranking: String,
+    /// Days in the sliding window of the live counts.
+    #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = 30)]
+    pub window_days: i64,
+    /// Allowed lateness behind the newest event time, in seconds.
+    #[arg(long, env = "ECOMFLOW_LATENESS", default_value_t = 3_600)]
+    pub lateness: i64,
+    /// Seconds between aggregator checkpoints.
+    #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = 10)]
+    pub checkpoint_every: u64,
 }
 
 /// Ingest worker settings, shared by `replay` and `ingest`.

@@ -142,6 +142,19 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         )?;
         (Some(stores), workers)
     };
+    let aggregator_stop = Arc::new(AtomicBool::new(false));
+    let mut aggregator = if args.publish_only {
+        None
+    } else {
+        let handle = pipeline::start_aggregator(
+            log.clone(),
+            &args.log.data_dir,
+            &args.aggregator,
+            aggregator_stop.clone(),
+        )?;
+        println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", handle.addr);
+        Some(handle)
+    };
     let opts = producer::replay::ReplayOptions {
         speed: args.speed,
         batch: args.batch.max(1),
@@ -183,6 +196,22 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     ingest_stop.store(true, Ordering::SeqCst);
     let joined = pipeline::join_all(workers);
+    // The aggregator catches up too, then checkpoints and stops.
+    if let Some(a) = aggregator.as_mut() {
+        if result.as_ref().is_ok_and(|s| !s.interrupted) {
+            let inputs = [schemas::topics::SESSIONS, schemas::topics::TRANSACTIONS];
+            loop {
+                let lag = log.lag("aggregator", &inputs)?;
+                if lag == 0 || stop.load(Ordering::Relaxed) || a.runner_finished() {
+                    break;
+                }
+                bar.set_message(format!("aggregator catching up: {lag} left"));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+        aggregator_stop.store(true, Ordering::SeqCst);
+        a.join_runner()?;
+    }
     bar.finish_and_clear();
     let summary = result?;
     joined?;
@@ -201,10 +230,54 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(stores) = &stores {
         print_ingest_summary(&stats.snapshot(), stores)?;
     }
+    if let Some(a) = aggregator {
+        print_aggregator_summary(&a);
+        if args.aggregator.keep_serving && !interrupted {
+            println!("Serving lookups on http://{} until Ctrl-C.", a.addr);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+        a.shutdown();
+    }
     if interrupted {
         println!("Run the same command again to resume where it stopped.");
     }
     Ok(())
+}
+
+fn print_aggregator_summary(a: &pipeline::AggregatorHandle) {
+    use aggregator::cooccur::{Ranking, Span};
+    let m = a.model.read().unwrap_or_else(|e| e.into_inner());
+    let (bought, viewed) = m.window_pairs();
+    println!(
+        "Aggregator: {} events applied by this run, {} late; {} bought-together and {} viewed-together pairs in the window.",
+        a.stats.applied.load(Ordering::Relaxed),
+        a.stats.late.load(Ordering::Relaxed),
+        bought,
+        viewed
+    );
+    println!("Frequently bought together (best-sellers of the window, top partners by LLR):");
+    for (p, n) in m.best_sellers(3, Span::Window) {
+        let partners: Vec<String> = m
+            .bought_together(p, 3, Ranking::Llr, Span::Window)
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} (x{}, LLR {:.0})",
+                    schemas::ids::product_id(x.item),
+                    x.score.count,
+                    x.score.llr
+                )
+            })
+            .collect();
+        println!(
+            "  {} (in {} baskets): {}",
+            schemas::ids::product_id(p),
+            n,
+            partners.join(", ")
+        );
+    }
 }
 
 fn print_ingest_summary(

@@ -1,7 +1,7 @@
 //! Wiring: opens the log and the stores the flags ask for, and runs ingest
 //! workers on threads.
 
-use crate::cli::{IngestFlags, LogArgs};
+use crate::cli::{AggregatorFlags, IngestFlags, LogArgs};
 use anyhow::Context;
 use eventlog::EventLog;
 use ingest::{IngestConfig, IngestError, IngestStats};
@@ -54,7 +54,7 @@ pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
 
 /// Removes the embedded engines' directories (for `--fresh`).
 pub fn remove_embedded(args: &LogArgs) -> anyhow::Result<()> {
-    for sub in ["log", "docs", "wide", "markers"] {
+    for sub in ["log", "docs", "wide", "markers", "aggregator"] {
         let dir = args.data_dir.join(sub);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -149,4 +149,103 @@ pub fn join_all(handles: Workers) -> anyhow::Result<()> {
         }
     }
     first
+}
+
+/// The aggregator of one process: its model, served over HTTP, fed by a
+/// runner thread.
+pub struct AggregatorHandle {
+    /// The live model.
+    pub model: Arc<std::sync::RwLock<aggregator::processor::Aggregator>>,
+    /// Address the API listens on.
+    pub addr: std::net::SocketAddr,
+    /// Runner counters.
+    pub stats: Arc<aggregator::runner::RunnerStats>,
+    runner: JoinHandle<Result<(), aggregator::runner::RunnerError>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl AggregatorHandle {
+    /// Waits for the runner (after its stop flag is set).
+    pub fn join_runner(&mut self) -> anyhow::Result<()> {
+        let runner = std::mem::replace(&mut self.runner, std::thread::spawn(|| Ok(())));
+        match runner.join() {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!("the aggregator thread panicked")),
+        }
+    }
+
+    /// Whether the runner has stopped.
+    pub fn runner_finished(&self) -> bool {
+        self.runner.is_finished()
+    }
+
+    /// Stops serving.
+    pub fn shutdown(self) {
+        self.runtime
+            .shutdown_timeout(std::time::Duration::from_secs(2));
+    }
+}
+
+/// Restores (or creates) the aggregator, starts its runner and its API.
+pub fn start_aggregator(
+    log: Arc<dyn EventLog>,
+    data_dir: &std::path::Path,
+    flags: &AggregatorFlags,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<AggregatorHandle> {
+    use aggregator::{cooccur::Ranking, http, processor::AggregatorConfig, runner};
+    let checkpoint = data_dir.join("aggregator").join("checkpoint.json");
+    let config = AggregatorConfig {
+        window_days: flags.window_days.max(1),
+        lateness_secs: flags.lateness.max(0),
+        ..AggregatorConfig::default()
+    };
+    let model = Arc::new(std::sync::RwLock::new(runner::restore_or_new(
+        &checkpoint,
+        config,
+    )?));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("http")
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&flags.http))
+        .with_context(|| {
+            format!(
+                "binding the lookup API to {} (use --http to pick another address)",
+                flags.http
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let ranking = if flags.ranking == "count" {
+        Ranking::Count
+    } else {
+        Ranking::Llr
+    };
+    let state = Arc::new(http::ApiState::new(model.clone(), ranking));
+    runtime.spawn(async move {
+        if let Err(e) = http::serve(listener, state).await {
+            tracing::error!(error = %e, "Lookup API stopped.");
+        }
+    });
+    let stats = Arc::new(runner::RunnerStats::default());
+    let cfg = runner::RunnerConfig {
+        group: "aggregator".into(),
+        checkpoint,
+        every: std::time::Duration::from_secs(flags.checkpoint_every.max(1)),
+        batch: 5_000,
+    };
+    let (m, s) = (model.clone(), stats.clone());
+    let runner = std::thread::Builder::new()
+        .name("aggregator".into())
+        .spawn(move || runner::run(log.as_ref(), &m, &cfg, &s, &stop))
+        .context("starting the aggregator thread")?;
+    Ok(AggregatorHandle {
+        model,
+        addr,
+        stats,
+        runner,
+        runtime,
+    })
 }

@@ -55,6 +55,8 @@ fn args(dir: &std::path::Path) -> Vec<String> {
         "300",
         "--ingest-batch",
         "300",
+        "--http",
+        "127.0.0.1:0",
     ]
     .iter()
     .map(|s| s.to_string())

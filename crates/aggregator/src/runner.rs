@@ -1,0 +1,160 @@
+//! The aggregator as a log consumer: reads sessions and transactions in its
+//! own consumer group, applies them to the shared model, dead-letters late
+//! events, and checkpoints the model with the offsets it reflects.
+//!
+//! Order of a checkpoint: late dead letters flushed, then the state written
+//! to a temporary file and renamed over the checkpoint (atomic), then the
+//! offsets committed. A crash before the rename keeps the older checkpoint
+//! and older offsets; a crash after it leaves offsets behind the checkpoint,
+//! and the records in between are skipped on restore (the state knows their
+//! offsets), so nothing is lost or counted twice.
+
+use crate::processor::{Aggregator, AggregatorConfig, Outcome};
+use eventlog::{EventLog, LogError, Offsets};
+use schemas::envelope::DeadLetter;
+use schemas::topics;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// Runner settings.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Consumer group.
+    pub group: String,
+    /// Checkpoint file.
+    pub checkpoint: PathBuf,
+    /// Time between checkpoints.
+    pub every: Duration,
+    /// Records per poll.
+    pub batch: usize,
+}
+
+/// Counters of a runner.
+#[derive(Debug, Default)]
+pub struct RunnerStats {
+    /// Records applied.
+    pub applied: AtomicU64,
+    /// Late events dead-lettered.
+    pub late: AtomicU64,
+    /// Checkpoints written.
+    pub checkpoints: AtomicU64,
+}
+
+/// Why the runner stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The checkpoint could not be written or read.
+    #[error("aggregator checkpoint {path}: {message}")]
+    Checkpoint {
+        /// File.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The model from the checkpoint at `path`, or a new one if there is none.
+/// A checkpoint made with other settings is refused.
+pub fn restore_or_new(path: &Path, config: AggregatorConfig) -> Result<Aggregator, RunnerError> {
+    let err = |message: String| RunnerError::Checkpoint {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let model = Aggregator::restore(&bytes).map_err(|e| err(e.to_string()))?;
+            if *model.config() != config {
+                return Err(err(
+                    "made with other aggregator settings; start over with --fresh".into(),
+                ));
+            }
+            tracing::info!(path = %path.display(), "Restored the aggregator checkpoint.");
+            Ok(model)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Aggregator::new(config)),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn write_checkpoint(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Consumes until `stop` is set, then checkpoints one last time.
+pub fn run(
+    log: &dyn EventLog,
+    model: &RwLock<Aggregator>,
+    cfg: &RunnerConfig,
+    stats: &RunnerStats,
+    stop: &AtomicBool,
+) -> Result<(), RunnerError> {
+    let mut consumer = log.consumer(&cfg.group, &[topics::SESSIONS, topics::TRANSACTIONS])?;
+    let mut producer = log.producer()?;
+    let mut last = Instant::now();
+    let checkpoint = |producer: &mut Box<dyn eventlog::LogProducer>,
+                      consumer: &mut Box<dyn eventlog::LogConsumer>|
+     -> Result<(), RunnerError> {
+        producer.flush()?;
+        let (bytes, offsets) = {
+            let m = model.read().unwrap_or_else(|e| e.into_inner());
+            (m.checkpoint(), m.offsets())
+        };
+        write_checkpoint(&cfg.checkpoint, &bytes).map_err(|e| RunnerError::Checkpoint {
+            path: cfg.checkpoint.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let offsets: Offsets = offsets.into_iter().collect();
+        consumer.commit(&offsets)?;
+        stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
+        if !records.is_empty() {
+            let mut m = model.write().unwrap_or_else(|e| e.into_inner());
+            for r in &records {
+                match m.apply(&r.topic, r.partition, r.offset, &r.payload) {
+                    Outcome::Applied => {
+                        stats.applied.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Outcome::Late(reason) => {
+                        stats.late.fetch_add(1, Ordering::Relaxed);
+                        let letter = DeadLetter {
+                            source_topic: r.topic.clone(),
+                            partition: r.partition,
+                            offset: r.offset,
+                            reason_code: reason.code().to_string(),
+                            reason: reason.to_string(),
+                            payload: String::from_utf8_lossy(&r.payload).into_owned(),
+                        };
+                        producer.send(
+                            topics::DEAD_LETTERS,
+                            &r.key,
+                            &serde_json::to_vec(&letter).unwrap_or_default(),
+                            r.timestamp_ms,
+                        )?;
+                    }
+                    // Invalid records are ingest's to dead-letter.
+                    Outcome::Invalid(_) | Outcome::AlreadyApplied => {}
+                }
+            }
+        }
+        if last.elapsed() >= cfg.every {
+            checkpoint(&mut producer, &mut consumer)?;
+            last = Instant::now();
+        }
+    }
+    checkpoint(&mut producer, &mut consumer)?;
+    consumer.close()?;
+    Ok(())
+}
