@@ -128,6 +128,22 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let log = open_log(&args.log, args.fresh)?;
     tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.");
     let stop = stop_flag()?;
+    // Topics exist before any consumer subscribes.
+    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+    // The API binds first, so a taken --http address fails before any work.
+    let aggregator_stop = Arc::new(AtomicBool::new(false));
+    let mut aggregator = if args.publish_only {
+        None
+    } else {
+        let handle = pipeline::start_aggregator(
+            log.clone(),
+            &args.log.data_dir,
+            &args.aggregator,
+            aggregator_stop.clone(),
+        )?;
+        println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", handle.addr);
+        Some(handle)
+    };
     let ingest_stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(ingest::IngestStats::default());
     let (stores, workers) = if args.publish_only {
@@ -141,19 +157,6 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             ingest_stop.clone(),
         )?;
         (Some(stores), workers)
-    };
-    let aggregator_stop = Arc::new(AtomicBool::new(false));
-    let mut aggregator = if args.publish_only {
-        None
-    } else {
-        let handle = pipeline::start_aggregator(
-            log.clone(),
-            &args.log.data_dir,
-            &args.aggregator,
-            aggregator_stop.clone(),
-        )?;
-        println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", handle.addr);
-        Some(handle)
     };
     let opts = producer::replay::ReplayOptions {
         speed: args.speed,
