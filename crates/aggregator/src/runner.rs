@@ -129,18 +129,12 @@ pub fn run(
                     }
                     Outcome::Late(reason) => {
                         stats.late.fetch_add(1, Ordering::Relaxed);
-                        let letter = DeadLetter {
-                            source_topic: r.topic.clone(),
-                            partition: r.partition,
-                            offset: r.offset,
-                            reason_code: reason.code().to_string(),
-                            reason: reason.to_string(),
-                            payload: String::from_utf8_lossy(&r.payload).into_owned(),
-                        };
+                        let letter =
+                            DeadLetter::new(&r.topic, r.partition, r.offset, &reason, &r.payload);
                         producer.send(
                             topics::DEAD_LETTERS,
                             &r.key,
-                            &serde_json::to_vec(&letter).unwrap_or_default(),
+                            &letter.to_bytes(),
                             r.timestamp_ms,
                         )?;
                     }

@@ -166,15 +166,8 @@ impl Worker<'_> {
             if r.offset < self.dlq_done(&r.topic, r.partition)? {
                 continue;
             }
-            let letter = DeadLetter {
-                source_topic: r.topic.clone(),
-                partition: r.partition,
-                offset: r.offset,
-                reason_code: reason.code().to_string(),
-                reason: reason.to_string(),
-                payload: String::from_utf8_lossy(&r.payload).into_owned(),
-            };
-            let body = serde_json::to_vec(&letter).unwrap_or_default();
+            let letter = DeadLetter::new(&r.topic, r.partition, r.offset, reason, &r.payload);
+            let body = letter.to_bytes();
             self.producer
                 .send(topics::DEAD_LETTERS, &r.key, &body, r.timestamp_ms)?;
             *sent.entry(reason.code().to_string()).or_default() += 1;

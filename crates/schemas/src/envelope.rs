@@ -157,6 +157,32 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+impl DeadLetter {
+    /// The dead letter for the record at `topic`/`partition`/`offset`.
+    pub fn new(
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        reason: &Rejection,
+        payload: &[u8],
+    ) -> Self {
+        DeadLetter {
+            source_topic: topic.to_string(),
+            partition,
+            offset,
+            reason_code: reason.code().to_string(),
+            reason: reason.to_string(),
+            payload: String::from_utf8_lossy(payload).into_owned(),
+        }
+    }
+
+    /// The dead letter as published (JSON).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A plain struct of strings and numbers: serialising cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
