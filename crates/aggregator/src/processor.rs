@@ -75,6 +75,11 @@ pub struct Aggregator {
 #[error("unreadable aggregator checkpoint: {0}")]
 pub struct CheckpointError(String);
 
+/// Product numbers of well-formed product ids (others are skipped).
+fn product_numbers<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    ids.filter_map(ids::parse_product_id).collect()
+}
+
 fn offset_key(topic: &str, partition: u32) -> String {
     format!("{topic}/{partition}")
 }
@@ -112,11 +117,7 @@ impl Aggregator {
                 Ok(t) => {
                     let time = t.timestamp.and_utc().timestamp();
                     self.admit(&key, time).map(|()| {
-                        let items: Vec<u32> = t
-                            .items
-                            .iter()
-                            .filter_map(|i| ids::parse_product_id(&i.product_id))
-                            .collect();
+                        let items = product_numbers(t.items.iter().map(|i| i.product_id.as_str()));
                         self.bought.add_basket(&items, time);
                     })
                 }
@@ -126,11 +127,7 @@ impl Aggregator {
                 Ok(s) => {
                     let time = s.start_time.and_utc().timestamp();
                     self.admit(&key, time).map(|()| {
-                        let items: Vec<u32> = s
-                            .viewed_products
-                            .iter()
-                            .filter_map(|p| ids::parse_product_id(p))
-                            .collect();
+                        let items = product_numbers(s.viewed_products.iter().map(String::as_str));
                         self.viewed.add_basket(&items, time);
                         if let Some(u) = ids::parse_user_id(&s.user_id) {
                             let e = &mut self.engagement;

@@ -18,6 +18,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+/// Consumer group of the aggregator.
+pub const GROUP: &str = "aggregator";
+
+/// The topics the aggregator reads.
+pub const INPUT_TOPICS: [&str; 2] = [topics::SESSIONS, topics::TRANSACTIONS];
+
 /// Runner settings.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -98,7 +104,7 @@ pub fn run(
     stats: &RunnerStats,
     stop: &AtomicBool,
 ) -> Result<(), RunnerError> {
-    let mut consumer = log.consumer(&cfg.group, &[topics::SESSIONS, topics::TRANSACTIONS])?;
+    let mut consumer = log.consumer(&cfg.group, &INPUT_TOPICS)?;
     let mut producer = log.producer()?;
     let mut last = Instant::now();
     let checkpoint = |producer: &mut Box<dyn eventlog::LogProducer>,

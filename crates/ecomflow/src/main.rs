@@ -183,34 +183,33 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     });
     // Let ingest catch up unless stopping early; then stop it.
     if result.as_ref().is_ok_and(|s| !s.interrupted) && stores.is_some() {
-        let group = args.ingest.ingest_group.as_str();
-        let inputs = ingest::worker::INPUT_TOPICS;
-        loop {
-            let lag = log.lag(group, &inputs)?;
-            bar.set_message(format!(
-                "catching up: {lag} left; {}",
-                ingest_msg(&stats.snapshot())
-            ));
-            if lag == 0 || stop.load(Ordering::Relaxed) || workers.iter().all(|w| w.is_finished()) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        wait_caught_up(
+            log.as_ref(),
+            &args.ingest.ingest_group,
+            &ingest::worker::INPUT_TOPICS,
+            &stop,
+            || workers.iter().all(|w| w.is_finished()),
+            |lag| {
+                bar.set_message(format!(
+                    "catching up: {lag} left; {}",
+                    ingest_msg(&stats.snapshot())
+                ))
+            },
+        )?;
     }
     ingest_stop.store(true, Ordering::SeqCst);
     let joined = pipeline::join_all(workers);
     // The aggregator catches up too, then checkpoints and stops.
     if let Some(a) = aggregator.as_mut() {
         if result.as_ref().is_ok_and(|s| !s.interrupted) {
-            let inputs = [schemas::topics::SESSIONS, schemas::topics::TRANSACTIONS];
-            loop {
-                let lag = log.lag("aggregator", &inputs)?;
-                if lag == 0 || stop.load(Ordering::Relaxed) || a.runner_finished() {
-                    break;
-                }
-                bar.set_message(format!("aggregator catching up: {lag} left"));
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
+            wait_caught_up(
+                log.as_ref(),
+                aggregator::runner::GROUP,
+                &aggregator::runner::INPUT_TOPICS,
+                &stop,
+                || a.runner_finished(),
+                |lag| bar.set_message(format!("aggregator catching up: {lag} left")),
+            )?;
         }
         aggregator_stop.store(true, Ordering::SeqCst);
         a.join_runner()?;
@@ -247,6 +246,26 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         println!("Run the same command again to resume where it stopped.");
     }
     Ok(())
+}
+
+/// Waits until `group` has consumed everything in `topics`, the user stops,
+/// or its consumers have `ended`; `show` gets the lag each time round.
+fn wait_caught_up(
+    log: &dyn EventLog,
+    group: &str,
+    topics: &[&str],
+    stop: &AtomicBool,
+    ended: impl Fn() -> bool,
+    mut show: impl FnMut(u64),
+) -> anyhow::Result<()> {
+    loop {
+        let lag = log.lag(group, topics)?;
+        show(lag);
+        if lag == 0 || stop.load(Ordering::Relaxed) || ended() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn print_aggregator_summary(a: &pipeline::AggregatorHandle) {

@@ -231,7 +231,7 @@ pub fn start_aggregator(
     });
     let stats = Arc::new(runner::RunnerStats::default());
     let cfg = runner::RunnerConfig {
-        group: "aggregator".into(),
+        group: runner::GROUP.into(),
         checkpoint,
         every: std::time::Duration::from_secs(flags.checkpoint_every.max(1)),
         batch: 5_000,

@@ -233,16 +233,6 @@ impl EmbeddedLog {
             .get(offset_key(group, topic, partition))?
             .and_then(|v| be_u64(&v)))
     }
-
-    /// Bytes the log takes on disk.
-    pub fn disk_space(&self) -> Result<u64> {
-        Ok(self.inner.db.disk_space()?)
-    }
-
-    /// Directory of the log.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
 }
 
 impl EventLog for EmbeddedLog {

@@ -73,30 +73,6 @@ impl EmbeddedDocStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// Bytes the store takes on disk.
-    pub fn disk_space(&self) -> Result<u64> {
-        Ok(self.db.disk_space()?)
-    }
-
-    /// Every transaction, in id order (for checks and snapshots).
-    pub fn all_transactions(&self) -> Result<Vec<Transaction>> {
-        self.transactions
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv.into_inner()?;
-                from_json("transaction", &v)
-            })
-            .collect()
-    }
-
-    /// Every user id that has a stored purchase summary.
-    pub fn summarized_users(&self) -> Result<Vec<String>> {
-        self.summaries
-            .iter()
-            .map(|kv| Ok(String::from_utf8_lossy(&kv.key()?).into_owned()))
-            .collect()
-    }
 }
 
 impl DocumentStore for EmbeddedDocStore {

@@ -39,11 +39,6 @@ impl EmbeddedWideStore {
             .cloned()
             .ok_or_else(|| StoreError::Unknown(table.to_string()))
     }
-
-    /// Bytes the store takes on disk.
-    pub fn disk_space(&self) -> Result<u64> {
-        Ok(self.db.disk_space()?)
-    }
 }
 
 impl WideColumnStore for EmbeddedWideStore {
