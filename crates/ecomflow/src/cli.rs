@@ -44,6 +44,100 @@ pub enum Command {
     /// for each later basket ask whether an item's top k holds another item
     /// of the basket; LLR vs count vs best-sellers, and planted complements.
     Evaluate(EvaluateArgs),
+    /// The nightly batch: snapshot the stores into Parquet (only days not
+    /// yet written), run the shop's analytics as SQL on DataFusion, compute
+    /// CLV segments and BG/NBD + Gamma-Gamma predictions, write each user's
+    /// segment and CLV back, and write <data-dir>/report/report.md with charts.
+    Batch(BatchArgs),
+    /// Run one SQL query on the Parquet snapshot the batch wrote. Tables:
+    /// transactions, sessions (both with a "date" column), users, products,
+    /// categories, dead_letters; views transaction_items, session_views.
+    Sql(SqlArgs),
+}
+
+/// `ecomflow batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Where the stores are.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Batch settings.
+    #[command(flatten)]
+    pub batch: BatchFlags,
+    /// Run again every this many seconds (a nightly schedule for services);
+    /// without it, run once and exit.
+    #[arg(long, env = "ECOMFLOW_BATCH_EVERY")]
+    pub every: Option<u64>,
+}
+
+/// Settings of the batch job, shared by `batch` and `replay`.
+#[derive(Debug, Clone, Args)]
+pub struct BatchFlags {
+    /// Last day to snapshot (YYYY-MM-DD). Default: everything stored; the
+    /// newest day stays open and is rewritten by the next run.
+    #[arg(long, env = "ECOMFLOW_THROUGH")]
+    pub through: Option<String>,
+    /// Share of customers in the VIP segment (highest CLV first).
+    #[arg(long, env = "ECOMFLOW_VIP_SHARE", default_value_t = 0.025)]
+    pub vip_share: f64,
+    /// Share of customers in the High segment, after VIP.
+    #[arg(long, env = "ECOMFLOW_HIGH_SHARE", default_value_t = 0.117)]
+    pub high_share: f64,
+    /// Share of customers in the Medium segment, after High; the rest are Low.
+    #[arg(long, env = "ECOMFLOW_MEDIUM_SHARE", default_value_t = 0.43)]
+    pub medium_share: f64,
+    /// Viewing sessions a product needs before it is ranked by conversion.
+    #[arg(long, env = "ECOMFLOW_MIN_VIEWS", default_value_t = 30)]
+    pub min_views: u64,
+    /// Days held out to check the CLV models against what happened.
+    #[arg(long, env = "ECOMFLOW_HOLDOUT_DAYS", default_value_t = 30)]
+    pub holdout_days: i64,
+    /// Do not write segments and CLV back to the user documents.
+    #[arg(long, env = "ECOMFLOW_NO_WRITE_BACK")]
+    pub no_write_back: bool,
+}
+
+impl BatchFlags {
+    /// The batch configuration for stores under `data_dir`.
+    pub fn config(&self, data_dir: &std::path::Path) -> anyhow::Result<batch::BatchConfig> {
+        let mut cfg = batch::BatchConfig::new(data_dir);
+        cfg.through =
+            match &self.through {
+                Some(t) => Some(schemas::time::parse_date(t).ok_or_else(|| {
+                    anyhow::anyhow!("--through {t:?} is not a date like 2025-03-31")
+                })?),
+                None => None,
+            };
+        let shares = [self.vip_share, self.high_share, self.medium_share];
+        if shares.iter().any(|s| !(0.0..=1.0).contains(s)) || shares.iter().sum::<f64>() > 1.0 {
+            anyhow::bail!(
+                "segment shares must be between 0 and 1 and add up to at most 1 \
+                 (got VIP {}, High {}, Medium {})",
+                self.vip_share,
+                self.high_share,
+                self.medium_share
+            );
+        }
+        cfg.cuts = batch::SegmentCuts {
+            vip: self.vip_share,
+            high: self.high_share,
+            medium: self.medium_share,
+        };
+        cfg.min_views = self.min_views;
+        cfg.holdout_days = self.holdout_days.max(1);
+        cfg.write_back = !self.no_write_back;
+        Ok(cfg)
+    }
+}
+
+/// `ecomflow sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query, e.g. "SELECT device_type, COUNT(*) FROM sessions GROUP BY 1".
+    pub query: String,
+    /// Directory where the batch wrote its snapshot (`snapshot/` under it).
+    #[arg(long, env = "ECOMFLOW_DATA_DIR", default_value = "./ecomflow-data")]
+    pub data_dir: PathBuf,
 }
 
 /// `ecomflow evaluate`.
@@ -204,6 +298,15 @@ pub struct ReplayArgs {
     /// Aggregator settings.
     #[command(flatten)]
     pub aggregator: AggregatorFlags,
+    /// Batch (report) settings.
+    #[command(flatten)]
+    pub report: BatchFlags,
+    /// Run the batch once at the end only, not after each simulated midnight.
+    #[arg(long, env = "ECOMFLOW_NO_NIGHTLY")]
+    pub no_nightly: bool,
+    /// Do not run the batch at all.
+    #[arg(long, env = "ECOMFLOW_NO_BATCH")]
+    pub no_batch: bool,
 }
 
 /// Aggregator and lookup API settings.

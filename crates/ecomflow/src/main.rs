@@ -1,6 +1,7 @@
 //! The `ecomflow` binary: thin wiring of the stage crates behind one CLI.
 
 mod cli;
+mod nightly;
 mod pipeline;
 
 use anyhow::Context;
@@ -30,6 +31,8 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => ingest_service(args),
         Command::Bench(args) => bench(args),
         Command::Evaluate(args) => evaluate(args),
+        Command::Batch(args) => stop_flag().and_then(|stop| nightly::batch_command(args, stop)),
+        Command::Sql(args) => nightly::sql_command(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -158,6 +161,34 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         )?;
         (Some(stores), workers)
     };
+    // The nightly batch: after each simulated midnight whose events are all
+    // stored, snapshot and report through that day.
+    let batch_cfg = args.report.config(&args.log.data_dir)?;
+    let nightly_day = Arc::new(std::sync::Mutex::new(None::<chrono::NaiveDate>));
+    let nightly = match &stores {
+        Some(s) if !args.no_batch && !args.no_nightly => {
+            let stats = stats.clone();
+            let partitions = args.log.partitions.max(1);
+            let shown = nightly_day.clone();
+            Some(nightly::Nightly::start(
+                s.clone(),
+                batch_cfg.clone(),
+                move || {
+                    let wm = stats.low_watermark_ms(partitions)?;
+                    let t = chrono::DateTime::from_timestamp_millis(wm)?.naive_utc();
+                    t.date().pred_opt()
+                },
+                move |o| {
+                    *shown.lock().unwrap_or_else(|e| e.into_inner()) = o.through;
+                },
+            ))
+        }
+        _ => None,
+    };
+    let nightly_msg = move || match *nightly_day.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(d) => format!("; report through {d}"),
+        None => String::new(),
+    };
     let opts = producer::replay::ReplayOptions {
         speed: args.speed,
         batch: args.batch.max(1),
@@ -167,7 +198,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let start_day = cfg.start_date;
     let days = cfg.days;
     let ingest_msg = |s: &ingest::StatsSnapshot| {
-        format!("ingested {}, dead letters {}", s.consumed, s.dead_total())
+        format!(
+            "ingested {}, dead letters {}{}",
+            s.consumed,
+            s.dead_total(),
+            nightly_msg()
+        )
     };
     let result = producer::replay::run(&cfg, log.as_ref(), &opts, &stop, |p| {
         bar.set_length(p.total);
@@ -199,6 +235,10 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     ingest_stop.store(true, Ordering::SeqCst);
     let joined = pipeline::join_all(workers);
+    let nightly_result = nightly.map(|n| {
+        bar.set_message("waiting for the nightly batch to finish its run");
+        n.finish()
+    });
     // The aggregator catches up too, then checkpoints and stops.
     if let Some(a) = aggregator.as_mut() {
         if result.as_ref().is_ok_and(|s| !s.interrupted) {
@@ -231,6 +271,18 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     );
     if let Some(stores) = &stores {
         print_ingest_summary(&stats.snapshot(), stores)?;
+    }
+    if let Some(r) = nightly_result {
+        r.context("the nightly batch")?;
+    }
+    // The last run covers everything stored, the final day included.
+    if let (Some(stores), false, false) = (&stores, args.no_batch, interrupted) {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message("final batch: snapshot, analytics, CLV, report");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &batch_cfg);
+        spinner.finish_and_clear();
+        nightly::print_outcome(&outcome.context("the final batch")?);
     }
     if let Some(a) = aggregator {
         print_aggregator_summary(&a);

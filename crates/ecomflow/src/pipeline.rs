@@ -54,7 +54,15 @@ pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
 
 /// Removes the embedded engines' directories (for `--fresh`).
 pub fn remove_embedded(args: &LogArgs) -> anyhow::Result<()> {
-    for sub in ["log", "docs", "wide", "markers", "aggregator"] {
+    for sub in [
+        "log",
+        "docs",
+        "wide",
+        "markers",
+        "aggregator",
+        "snapshot",
+        "report",
+    ] {
         let dir = args.data_dir.join(sub);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

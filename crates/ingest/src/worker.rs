@@ -52,6 +52,8 @@ pub struct IngestStats {
     new_transactions: AtomicU64,
     catalog: AtomicU64,
     dead: Mutex<BTreeMap<String, u64>>,
+    /// Highest event time (ms) stored, per session/transaction partition.
+    watermarks: Mutex<BTreeMap<(String, u32), i64>>,
 }
 
 /// A copy of the counters.
@@ -88,6 +90,28 @@ impl IngestStats {
             new_transactions: self.new_transactions.load(Ordering::Relaxed),
             catalog: self.catalog.load(Ordering::Relaxed),
             dead_letters: self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    /// The event time (ms) up to which everything has been stored: the
+    /// lowest of the per-partition highs, once all `partitions` of both the
+    /// session and the transaction topic have been seen. The producer
+    /// publishes in event-time order, so each partition is in order.
+    pub fn low_watermark_ms(&self, partitions: u32) -> Option<i64> {
+        let w = self.watermarks.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() < 2 * partitions as usize {
+            return None;
+        }
+        w.values().copied().min()
+    }
+
+    fn advance(&self, records: &[Record]) {
+        let mut w = self.watermarks.lock().unwrap_or_else(|e| e.into_inner());
+        for r in records {
+            if r.topic == topics::SESSIONS || r.topic == topics::TRANSACTIONS {
+                let e = w.entry((r.topic.clone(), r.partition)).or_insert(i64::MIN);
+                *e = (*e).max(r.timestamp_ms);
+            }
         }
     }
 }
@@ -160,13 +184,20 @@ impl Worker<'_> {
         self.docs.upsert_users(&users)?;
         self.sessions.put_sessions(&sessions)?;
         let new = self.docs.put_transactions(&transactions)?;
+        // Dead letters are kept in the document store too (keyed by source
+        // position, so a replay stores each once): the nightly cleaning
+        // statistics are computed from them.
+        let letters: Vec<DeadLetter> = dead
+            .iter()
+            .map(|(r, reason)| DeadLetter::new(&r.topic, r.partition, r.offset, reason, &r.payload))
+            .collect();
+        self.docs.put_dead_letters(&letters)?;
         // 2. Bad records to the dead-letter topic, each exactly once.
         let mut sent: BTreeMap<String, u64> = BTreeMap::new();
-        for (r, reason) in &dead {
+        for ((r, reason), letter) in dead.iter().zip(&letters) {
             if r.offset < self.dlq_done(&r.topic, r.partition)? {
                 continue;
             }
-            let letter = DeadLetter::new(&r.topic, r.partition, r.offset, reason, &r.payload);
             let body = letter.to_bytes();
             self.producer
                 .send(topics::DEAD_LETTERS, &r.key, &body, r.timestamp_ms)?;
@@ -189,6 +220,7 @@ impl Worker<'_> {
         }
         // 3. Only now is the batch done.
         self.consumer.commit(&offsets)?;
+        self.stats.advance(records);
 
         let s = self.stats;
         s.consumed

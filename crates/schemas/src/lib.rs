@@ -25,8 +25,8 @@ pub use envelope::{
     SCHEMA_VERSION,
 };
 pub use types::{
-    CartItem, Category, ConversionStatus, DeviceInfo, DeviceType, GeoData, LineItem, PaymentMethod,
-    PricePoint, Product, PurchaseSummary, Session, Transaction, User,
+    CartItem, Category, ConversionStatus, CustomerValue, DeviceInfo, DeviceType, GeoData, LineItem,
+    PaymentMethod, PricePoint, Product, PurchaseSummary, Session, Transaction, User,
 };
 pub use validate::Rejection;
 

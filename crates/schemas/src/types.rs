@@ -251,6 +251,29 @@ pub struct Transaction {
     pub payment_method: PaymentMethod,
 }
 
+/// A user's value as the nightly batch last computed it, written back to
+/// the user document so the serving side can read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerValue {
+    /// `user_000042`.
+    pub user_id: String,
+    /// `VIP`, `High`, `Medium` or `Low`.
+    pub segment: String,
+    /// Spent so far plus predicted future value (the seed's formula).
+    pub total_clv: f64,
+    /// Sum of the user's transaction totals.
+    pub total_spent: f64,
+    /// Average order value x engagement score x 0.5.
+    pub predicted_future_value: f64,
+    /// Sessions x 0.3 + converted x 0.5 + viewed / 100 x 0.2.
+    pub engagement_score: f64,
+    /// Expected spend over the next 90 days from BG/NBD and Gamma-Gamma,
+    /// when the models could be fitted.
+    pub predicted_spend_90d: Option<f64>,
+    /// Last day of data the batch saw.
+    pub as_of: NaiveDate,
+}
+
 /// Rounds a money amount to cents.
 pub fn round_cents(x: f64) -> f64 {
     (x * 100.0).round() / 100.0

@@ -1,9 +1,9 @@
 //! The document store: MongoDB's role in the seed report's design.
 
 use crate::Result;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use schemas::types::round_cents;
-use schemas::{Category, Product, PurchaseSummary, Transaction, User};
+use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::Serialize;
 
 /// Documents per collection.
@@ -65,6 +65,40 @@ pub trait DocumentStore: Send + Sync {
 
     /// Documents per collection.
     fn counts(&self) -> Result<DocCounts>;
+
+    /// Every user (with the current purchase summary), sorted by id.
+    fn all_users(&self) -> Result<Vec<User>>;
+
+    /// Every product, sorted by id.
+    fn all_products(&self) -> Result<Vec<Product>>;
+
+    /// Every category, sorted by id.
+    fn all_categories(&self) -> Result<Vec<Category>>;
+
+    /// The days on which transactions were stored, ascending (day index).
+    fn transaction_days(&self) -> Result<Vec<NaiveDate>>;
+
+    /// The transactions of one day, by timestamp then id.
+    fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>>;
+
+    /// Stores dead letters, keyed by where the record came from (topic,
+    /// partition, offset), so storing one twice keeps one.
+    fn put_dead_letters(&self, items: &[DeadLetter]) -> Result<()>;
+
+    /// Every dead letter, by topic, partition and offset.
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>>;
+
+    /// Writes the batch's customer values back to the users.
+    fn put_customer_values(&self, items: &[CustomerValue]) -> Result<()>;
+
+    /// The customer value last written back for a user.
+    fn customer_value(&self, user_id: &str) -> Result<Option<CustomerValue>>;
+}
+
+/// The first and last instant of a day, as stored (whole seconds).
+pub fn day_bounds(day: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
+    let start = day.and_time(chrono::NaiveTime::MIN);
+    (start, start + chrono::Duration::seconds(86_399))
 }
 
 /// Folds one transaction into a summary.

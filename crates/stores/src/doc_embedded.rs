@@ -4,8 +4,12 @@
 //! - `products_by_category`: `category_id NUL product_id`;
 //! - `products_by_active`: `0|1 NUL product_id`;
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
+//! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id`,
+//!   for the nightly snapshot of one day;
 //! - `purchase_summaries`: user id → summary, kept apart from the profile so
-//!   that a profile update never resets it.
+//!   that a profile update never resets it;
+//! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
+//! - `customer_values`: user id → the batch's CLV and segment.
 //!
 //! A batch of transactions, its index entries and the updated summaries are
 //! committed in one atomic write batch; writers are serialised, and a
@@ -14,9 +18,9 @@
 
 use crate::doc::{add_to_summary, DocCounts, DocumentStore};
 use crate::{Result, StoreError};
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use schemas::{Category, Product, PurchaseSummary, Transaction, User};
+use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -35,6 +39,9 @@ pub struct EmbeddedDocStore {
     by_active: Keyspace,
     by_user: Keyspace,
     summaries: Keyspace,
+    by_day: Keyspace,
+    dead: Keyspace,
+    values: Keyspace,
     writer: Mutex<()>,
 }
 
@@ -44,6 +51,15 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 
 fn from_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+fn all_values<T: DeserializeOwned>(ks: &Keyspace, what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for kv in ks.iter() {
+        let (_, v) = kv.into_inner()?;
+        out.push(from_json(what, &v)?);
+    }
+    Ok(out)
 }
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
@@ -64,6 +80,9 @@ impl EmbeddedDocStore {
             by_active: ks("products_by_active")?,
             by_user: ks("transactions_by_user")?,
             summaries: ks("purchase_summaries")?,
+            by_day: ks("transactions_by_day")?,
+            dead: ks("dead_letters")?,
+            values: ks("customer_values")?,
             writer: Mutex::new(()),
             path: path.to_path_buf(),
             db,
@@ -146,6 +165,11 @@ impl DocumentStore for EmbeddedDocStore {
             batch.insert(
                 &self.by_user,
                 key(&[t.user_id.as_bytes(), ts.as_bytes(), id.as_bytes()]),
+                b"",
+            );
+            batch.insert(
+                &self.by_day,
+                key(&[&ts.as_bytes()[..10], ts.as_bytes(), id.as_bytes()]),
                 b"",
             );
             let summary = match summaries.entry(t.user_id.as_str()) {
@@ -232,5 +256,97 @@ impl DocumentStore for EmbeddedDocStore {
             categories: self.categories.len()? as u64,
             transactions: self.transactions.len()? as u64,
         })
+    }
+
+    fn all_users(&self) -> Result<Vec<User>> {
+        let mut out = Vec::new();
+        for kv in self.users.iter() {
+            let (k, v) = kv.into_inner()?;
+            let mut user: User = from_json("user", &v)?;
+            if let Some(s) = self.summaries.get(&k)? {
+                user.purchase_summary = from_json("purchase summary", &s)?;
+            }
+            out.push(user);
+        }
+        Ok(out)
+    }
+
+    fn all_products(&self) -> Result<Vec<Product>> {
+        all_values(&self.products, "product")
+    }
+
+    fn all_categories(&self) -> Result<Vec<Category>> {
+        all_values(&self.categories, "category")
+    }
+
+    fn transaction_days(&self) -> Result<Vec<NaiveDate>> {
+        // Skip scan: one seek per day, not one step per transaction.
+        let mut days = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(kv) = self.by_day.range(from.clone()..).next() {
+            let k = kv.key()?;
+            let day = k.get(..10).unwrap_or_default();
+            let text = String::from_utf8_lossy(day);
+            let parsed = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map_err(|e| StoreError::corrupt(format!("day index key {text:?}: {e}")))?;
+            days.push(parsed);
+            from = day.to_vec();
+            from.push(1);
+        }
+        Ok(days)
+    }
+
+    fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>> {
+        let prefix = key(&[day.format("%Y-%m-%d").to_string().as_bytes(), b""]);
+        let mut out = Vec::new();
+        for kv in self.by_day.prefix(&prefix) {
+            let k = kv.key()?;
+            let id = k.rsplit(|b| *b == 0).next().unwrap_or_default();
+            if let Some(t) = self.transactions.get(id)? {
+                out.push(from_json("transaction", &t)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_dead_letters(&self, items: &[DeadLetter]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let _w = self.lock();
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for d in items {
+            let k = key(&[
+                d.source_topic.as_bytes(),
+                &d.partition.to_be_bytes(),
+                &d.offset.to_be_bytes(),
+            ]);
+            batch.insert(&self.dead, k, to_json(d));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        all_values(&self.dead, "dead letter")
+    }
+
+    fn put_customer_values(&self, items: &[CustomerValue]) -> Result<()> {
+        let _w = self.lock();
+        for chunk in items.chunks(10_000) {
+            let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+            for v in chunk {
+                batch.insert(&self.values, v.user_id.as_bytes(), to_json(v));
+            }
+            batch.commit()?;
+        }
+        Ok(())
+    }
+
+    fn customer_value(&self, user_id: &str) -> Result<Option<CustomerValue>> {
+        self.values
+            .get(user_id)?
+            .map(|v| from_json("customer value", &v))
+            .transpose()
     }
 }

@@ -15,12 +15,12 @@
 
 use crate::doc::{DocCounts, DocumentStore};
 use crate::{Result, StoreError};
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 use schemas::types::round_cents;
-use schemas::{Category, Product, PurchaseSummary, Transaction, User};
+use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -104,6 +104,7 @@ impl MongoDocStore {
                     .create_indexes([
                         unique(doc! {"transaction_id": 1}),
                         plain(doc! {"user_id": 1, "timestamp": 1}),
+                        plain(doc! {"timestamp": 1}),
                     ])
                     .await?;
                 Ok::<_, mongodb::error::Error>(())
@@ -171,6 +172,22 @@ impl MongoDocStore {
             .map_err(server_error)?;
         found.map(|d| from_doc(what, d)).transpose()
     }
+}
+
+/// A stored user document as a [`User`], with an empty summary when no
+/// transaction has been folded in yet.
+fn user_from_doc(mut d: Document) -> Result<User> {
+    d.remove("customer_value");
+    if !d.contains_key("purchase_summary") {
+        let s = bson::to_bson(&PurchaseSummary::default())
+            .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
+        d.insert("purchase_summary", s);
+    }
+    from_doc("user", d)
+}
+
+fn dead_letter_id(d: &DeadLetter) -> String {
+    format!("{}/{}/{}", d.source_topic, d.partition, d.offset)
 }
 
 fn fmt_ts(t: NaiveDateTime) -> String {
@@ -304,7 +321,7 @@ impl DocumentStore for MongoDocStore {
 
     fn user(&self, user_id: &str) -> Result<Option<User>> {
         let users = self.coll("users");
-        let Some(mut d) = self
+        let Some(d) = self
             .runtime
             .block_on(async { users.find_one(doc! {"_id": user_id}).await })
             .map_err(server_error)?
@@ -315,12 +332,7 @@ impl DocumentStore for MongoDocStore {
         if !d.contains_key("user_id") {
             return Ok(None);
         }
-        if !d.contains_key("purchase_summary") {
-            let s = bson::to_bson(&PurchaseSummary::default())
-                .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
-            d.insert("purchase_summary", s);
-        }
-        from_doc("user", d).map(Some)
+        user_from_doc(d).map(Some)
     }
 
     fn product(&self, product_id: &str) -> Result<Option<Product>> {
@@ -376,5 +388,114 @@ impl DocumentStore for MongoDocStore {
                 transactions: count("transactions", doc! {}).await?,
             })
         })
+    }
+
+    fn all_users(&self) -> Result<Vec<User>> {
+        let docs: Vec<Document> = self.find(
+            "user",
+            "users",
+            doc! {"user_id": {"$exists": true}},
+            Some(doc! {"_id": 1}),
+        )?;
+        docs.into_iter().map(user_from_doc).collect()
+    }
+
+    fn all_products(&self) -> Result<Vec<Product>> {
+        self.find("product", "products", doc! {}, Some(doc! {"_id": 1}))
+    }
+
+    fn all_categories(&self) -> Result<Vec<Category>> {
+        self.find("category", "categories", doc! {}, Some(doc! {"_id": 1}))
+    }
+
+    fn transaction_days(&self) -> Result<Vec<NaiveDate>> {
+        // Skip scan over the timestamp index: one query per day.
+        let coll = self.coll("transactions");
+        let mut days = Vec::new();
+        let mut from = String::new();
+        loop {
+            let next = self
+                .runtime
+                .block_on(async {
+                    coll.find_one(doc! {"timestamp": {"$gte": &from}})
+                        .sort(doc! {"timestamp": 1})
+                        .projection(doc! {"timestamp": 1})
+                        .await
+                })
+                .map_err(server_error)?;
+            let Some(d) = next else { break };
+            let ts = d
+                .get_str("timestamp")
+                .map_err(|e| StoreError::corrupt(format!("transaction timestamp: {e}")))?;
+            let day = ts
+                .get(..10)
+                .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+                .ok_or_else(|| StoreError::corrupt(format!("transaction timestamp {ts:?}")))?;
+            days.push(day);
+            let (start, _) = crate::doc::day_bounds(day + chrono::Duration::days(1));
+            from = fmt_ts(start);
+        }
+        Ok(days)
+    }
+
+    fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>> {
+        let (start, end) = crate::doc::day_bounds(day);
+        self.find(
+            "transaction",
+            "transactions",
+            doc! {"timestamp": {"$gte": fmt_ts(start), "$lte": fmt_ts(end)}},
+            Some(doc! {"timestamp": 1, "_id": 1}),
+        )
+    }
+
+    fn put_dead_letters(&self, items: &[DeadLetter]) -> Result<()> {
+        let updates = items
+            .iter()
+            .map(|d| {
+                let id = dead_letter_id(d);
+                Ok(doc! {"q": {"_id": &id}, "u": to_doc(d, &id)?, "upsert": true})
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("dead_letters", updates)
+    }
+
+    fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.find(
+            "dead letter",
+            "dead_letters",
+            doc! {},
+            Some(doc! {"source_topic": 1, "partition": 1, "offset": 1}),
+        )
+    }
+
+    fn put_customer_values(&self, items: &[CustomerValue]) -> Result<()> {
+        let updates = items
+            .iter()
+            .map(|v| {
+                let value = bson::to_bson(v)
+                    .map_err(|e| StoreError::corrupt(format!("customer value: {e}")))?;
+                Ok(doc! {"q": {"_id": &v.user_id}, "u": {"$set": {"customer_value": value}}, "upsert": true})
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("users", updates)
+    }
+
+    fn customer_value(&self, user_id: &str) -> Result<Option<CustomerValue>> {
+        let users = self.coll("users");
+        let found = self
+            .runtime
+            .block_on(async {
+                users
+                    .find_one(doc! {"_id": user_id})
+                    .projection(doc! {"customer_value": 1})
+                    .await
+            })
+            .map_err(server_error)?;
+        match found.and_then(|mut d| d.remove("customer_value")) {
+            Some(v) => bson::from_bson(v)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(format!("customer value: {e}"))),
+            None => Ok(None),
+        }
     }
 }

@@ -11,6 +11,10 @@
 //!   (qualifier = session id). Counting cells instead of incrementing
 //!   counters keeps the table idempotent: replaying a session rewrites the
 //!   same cells instead of counting it twice.
+//! - `sessions_by_day`: row key `YYYY-MM-DD _ 13-digit epoch ms _ session_id`,
+//!   family `session` with the whole session as one JSON cell: a secondary
+//!   index by day, so the nightly snapshot of a day is one range scan.
+//! - `session_days`: one row per day that has sessions (`YYYY-MM-DD`).
 
 use crate::wide::{prefix_end, Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
@@ -28,8 +32,24 @@ pub const PRODUCT_DAILY: &str = "product_daily";
 /// Families of [`PRODUCT_DAILY`].
 pub const DAILY_FAMILIES: [&str; 3] = ["views", "cart_adds", "purchases"];
 
+/// Sessions by day, for the nightly snapshot.
+pub const SESSIONS_BY_DAY: &str = "sessions_by_day";
+/// Days that have sessions.
+pub const SESSION_DAYS: &str = "session_days";
+
 const REVERSE_MS: i64 = 9_999_999_999_999;
 const REVERSE_DAY: u32 = 99_999_999;
+
+/// `YYYY-MM-DD_` + 13-digit epoch milliseconds + `_` + session id.
+fn day_row_key(s: &Session) -> Vec<u8> {
+    format!(
+        "{}_{:013}_{}",
+        s.start_time.date().format("%Y-%m-%d"),
+        s.start_time.and_utc().timestamp_millis().max(0),
+        s.session_id
+    )
+    .into_bytes()
+}
 
 /// `user_000042_` + 13-digit reversed epoch milliseconds + `_` + session id.
 pub fn session_row_key(user_id: &str, start: NaiveDateTime, session_id: &str) -> Vec<u8> {
@@ -217,6 +237,8 @@ impl SessionStore {
     pub fn new(store: Arc<dyn WideColumnStore>) -> Result<Self> {
         store.ensure_table(USER_SESSIONS, &SESSION_FAMILIES)?;
         store.ensure_table(PRODUCT_DAILY, &DAILY_FAMILIES)?;
+        store.ensure_table(SESSIONS_BY_DAY, &["session"])?;
+        store.ensure_table(SESSION_DAYS, &["day"])?;
         Ok(SessionStore { store })
     }
 
@@ -233,7 +255,63 @@ impl SessionStore {
         let rows: Vec<RowMutation> = sessions.iter().map(session_mutation).collect();
         self.store.put(USER_SESSIONS, &rows)?;
         let daily: Vec<RowMutation> = sessions.iter().flat_map(product_day_mutations).collect();
-        self.store.put(PRODUCT_DAILY, &daily)
+        self.store.put(PRODUCT_DAILY, &daily)?;
+        let by_day: Vec<RowMutation> = sessions
+            .iter()
+            .map(|s| RowMutation {
+                row: day_row_key(s),
+                cells: vec![Cell::new("session", "json", json(s))],
+            })
+            .collect();
+        self.store.put(SESSIONS_BY_DAY, &by_day)?;
+        let days: std::collections::BTreeSet<NaiveDate> =
+            sessions.iter().map(|s| s.start_time.date()).collect();
+        let days: Vec<RowMutation> = days
+            .into_iter()
+            .map(|d| RowMutation {
+                row: d.format("%Y-%m-%d").to_string().into_bytes(),
+                cells: vec![Cell::new("day", "seen", "1")],
+            })
+            .collect();
+        self.store.put(SESSION_DAYS, &days)
+    }
+
+    /// The days that have sessions, ascending.
+    pub fn session_days(&self) -> Result<Vec<NaiveDate>> {
+        let rows = self
+            .store
+            .scan(SESSION_DAYS, b"", b"", &["day"], usize::MAX)?;
+        rows.iter()
+            .map(|r| {
+                let key = String::from_utf8_lossy(&r.key);
+                NaiveDate::parse_from_str(&key, "%Y-%m-%d")
+                    .map_err(|e| StoreError::corrupt(format!("session day {key:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// The sessions that started on `day`, by start time then id.
+    pub fn sessions_on(&self, day: NaiveDate) -> Result<Vec<Session>> {
+        let prefix = format!("{}_", day.format("%Y-%m-%d")).into_bytes();
+        let rows = self.store.scan(
+            SESSIONS_BY_DAY,
+            &prefix,
+            &prefix_end(&prefix),
+            &["session"],
+            usize::MAX,
+        )?;
+        rows.iter()
+            .map(|r| {
+                let v = r.get("session", "json").ok_or_else(|| {
+                    StoreError::corrupt(format!(
+                        "{SESSIONS_BY_DAY} row {} has no session:json",
+                        String::from_utf8_lossy(&r.key)
+                    ))
+                })?;
+                serde_json::from_slice(v)
+                    .map_err(|e| StoreError::corrupt(format!("session JSON: {e}")))
+            })
+            .collect()
     }
 
     /// A user's `n` newest sessions, newest first: one short prefix scan.

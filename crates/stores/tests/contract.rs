@@ -214,7 +214,7 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
             ts("2025-03-31T00:00:00"),
         )
         .expect("range");
-    assert_eq!(got, vec![t2, t3]);
+    assert_eq!(got, vec![t2.clone(), t3]);
 
     assert_eq!(store.user("user_999999").expect("get"), None);
     assert_eq!(store.product("prod_99999").expect("get"), None);
@@ -233,6 +233,73 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
         .is_empty());
     let c = store.counts().expect("counts");
     assert_eq!((c.users, c.products, c.categories), (2, 2, 1));
+
+    // The day index: days in order, a day's transactions by time, even
+    // across midnight (t1 at 23:59:30 belongs to the 11th).
+    assert_eq!(
+        store.transaction_days().expect("days"),
+        vec![day("2025-03-11"), day("2025-03-12"), day("2025-03-14")]
+    );
+    assert_eq!(
+        store.transactions_on(day("2025-03-12")).expect("day"),
+        vec![t2.clone(), t4.clone()]
+    );
+    assert!(store
+        .transactions_on(day("2025-03-13"))
+        .expect("day")
+        .is_empty());
+    let users = store.all_users().expect("users");
+    assert_eq!(
+        users.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(),
+        ["user_000001", "user_000002"]
+    );
+    assert_eq!(users[1].purchase_summary.total_purchases, 1);
+    assert_eq!(store.all_products().expect("products").len(), 2);
+    assert_eq!(store.all_categories().expect("categories").len(), 1);
+
+    // Dead letters are keyed by source position: storing one twice keeps one.
+    let dl = |offset: u64, code: &str| DeadLetter {
+        source_topic: "transactions".into(),
+        partition: 1,
+        offset,
+        reason_code: code.into(),
+        reason: format!("{code} in the record"),
+        payload: "{}".into(),
+    };
+    store
+        .put_dead_letters(&[dl(7, "empty_items"), dl(3, "bad_total")])
+        .expect("dead letters");
+    store
+        .put_dead_letters(&[dl(7, "empty_items")])
+        .expect("dead letters");
+    assert_eq!(
+        store.dead_letters().expect("dead letters"),
+        vec![dl(3, "bad_total"), dl(7, "empty_items")]
+    );
+
+    // Customer values written back, read back; the profile is untouched.
+    let value = CustomerValue {
+        user_id: "user_000002".into(),
+        segment: "VIP".into(),
+        total_clv: 12.5,
+        total_spent: 9.99,
+        predicted_future_value: 2.51,
+        engagement_score: 1.1,
+        predicted_spend_90d: Some(4.25),
+        as_of: day("2025-03-14"),
+    };
+    store
+        .put_customer_values(std::slice::from_ref(&value))
+        .expect("write back");
+    assert_eq!(
+        store.customer_value("user_000002").expect("read"),
+        Some(value)
+    );
+    assert_eq!(store.customer_value("user_000001").expect("read"), None);
+    assert_eq!(
+        store.user("user_000002").expect("get").as_ref(),
+        Some(&users[1])
+    );
 }
 
 fn session(
@@ -398,6 +465,24 @@ pub fn wide_store_contract(store: &SessionStore) {
     assert!(store
         .product_daily("prod_99999", day("2025-01-01"), day("2025-12-31"))
         .expect("daily")
+        .is_empty());
+
+    // The day index: a at 23:59 on the 11th, b, c and d on the 12th, by time.
+    assert_eq!(
+        store.session_days().expect("days"),
+        vec![day("2025-03-11"), day("2025-03-12")]
+    );
+    assert_eq!(
+        store.sessions_on(day("2025-03-12")).expect("day"),
+        vec![b.clone(), c.clone(), d.clone()]
+    );
+    assert_eq!(
+        store.sessions_on(day("2025-03-11")).expect("day"),
+        vec![a.clone()]
+    );
+    assert!(store
+        .sessions_on(day("2025-03-13"))
+        .expect("day")
         .is_empty());
 }
 

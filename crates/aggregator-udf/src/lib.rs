@@ -1,0 +1,124 @@
+//! The aggregator's plain functions exported as Arroyo UDFs, so that the
+//! same pairs and scores can be computed by an Arroyo cluster from the
+//! Kafka topics (`sql/pipeline.sql`) when one aggregator process is not
+//! enough.
+//!
+//! The functions themselves live in the aggregator crate
+//! (`crates/aggregator/src/pairs.rs` and `llr.rs`) and are compiled into
+//! this plugin from the same source files, so the two can never disagree.
+//! The plugin pins arrow 51 through `arroyo-udf-plugin` 0.2.0 and takes
+//! minutes to build; it is a workspace member outside `default-members`:
+//! build it with `cargo build --release -p ecomflow-udf`.
+//!
+//! Arroyo UDFs take and return scalars (a `Vec` argument would make an
+//! aggregate), so baskets travel as JSON text in and as `a|b,c|d` text out;
+//! the pipeline splits them with `unnest(string_to_array(..., ','))`.
+
+use arroyo_udf_plugin::udf;
+
+#[path = "../../aggregator/src/pairs.rs"]
+pub mod pairs;
+
+#[path = "../../aggregator/src/llr.rs"]
+pub mod llr;
+
+/// Product ids of a basket given as JSON: a whole ecomflow record as read
+/// from Kafka (`{"v":1,"kind":"transaction","data":{"items":[...]}}` or a
+/// session with `viewed_products`), or just the array: ids
+/// (`["prod_00001", ...]`) or line items with a `product_id`. Anything else
+/// is an empty basket.
+pub fn basket_ids(json: &str) -> Vec<String> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    let list = match &value {
+        serde_json::Value::Array(items) => Some(items),
+        serde_json::Value::Object(o) => {
+            let data = o.get("data").unwrap_or(&value);
+            data.get("items")
+                .or_else(|| data.get("viewed_products"))
+                .and_then(|v| v.as_array())
+        }
+        _ => None,
+    };
+    let Some(items) = list else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => o.get("product_id")?.as_str().map(str::to_string),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cap(max_items: i64) -> usize {
+    if max_items <= 0 {
+        pairs::DEFAULT_MAX_ITEMS
+    } else {
+        max_items as usize
+    }
+}
+
+/// The basket's unordered pairs of distinct products, capped at
+/// `max_items` items (0 for the default, 50), as `a|b` joined by commas.
+#[udf]
+pub fn basket_pairs(items_json: String, max_items: i64) -> String {
+    let ids = basket_ids(&items_json);
+    pairs::pairs(&ids, cap(max_items))
+        .iter()
+        .map(|(a, b)| format!("{a}|{b}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The basket's distinct products (after the same cap), joined by commas:
+/// what item counts are counted from.
+#[udf]
+pub fn basket_items(items_json: String, max_items: i64) -> String {
+    let ids = basket_ids(&items_json);
+    pairs::distinct_capped(&ids, cap(max_items)).join(",")
+}
+
+/// How many distinct products the basket holds (after the cap).
+#[udf]
+pub fn basket_size(items_json: String, max_items: i64) -> i64 {
+    let ids = basket_ids(&items_json);
+    pairs::distinct_capped(&ids, cap(max_items)).len() as i64
+}
+
+fn counts(together: i64, count_a: i64, count_b: i64, baskets: i64) -> (u64, u64, u64, u64) {
+    let c = |x: i64| x.max(0) as u64;
+    (c(together), c(count_a), c(count_b), c(baskets))
+}
+
+/// Dunning's log-likelihood ratio of the pair (A, B): `together` baskets
+/// with both, `count_a` with A, `count_b` with B, `baskets` in all.
+#[udf]
+pub fn pair_llr(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
+    let (ab, a, b, n) = counts(together, count_a, count_b, baskets);
+    llr::score(ab, a, b, n).llr
+}
+
+/// Lift of the pair: P(B | A) / P(B).
+#[udf]
+pub fn pair_lift(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
+    let (ab, a, b, n) = counts(together, count_a, count_b, baskets);
+    llr::score(ab, a, b, n).lift
+}
+
+/// Confidence of the pair: P(B | A).
+#[udf]
+pub fn pair_confidence(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
+    let (ab, a, b, n) = counts(together, count_a, count_b, baskets);
+    llr::score(ab, a, b, n).confidence
+}
+
+/// The seed's engagement score: sessions x 0.3 + converted x 0.5 +
+/// products viewed / 100 x 0.2.
+#[udf]
+pub fn engagement_score(sessions: i64, converted: i64, viewed: i64) -> f64 {
+    sessions as f64 * 0.3 + converted as f64 * 0.5 + viewed as f64 / 100.0 * 0.2
+}

@@ -1,0 +1,342 @@
+//! The shop report: Markdown tables, findings in plain words, SVG charts.
+
+use crate::analytics::Findings;
+use crate::charts;
+use crate::clv::Prediction;
+use crate::table::{Table, Value};
+use crate::{BatchError, Result};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Chart files written next to the report.
+pub const CHARTS: [&str; 5] = [
+    "sales_over_time.svg",
+    "customer_spending.svg",
+    "top_products.svg",
+    "conversion_funnel.svg",
+    "segments.svg",
+];
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Int(i) => thousands(*i),
+        Value::Float(f) => format!("{f:.2}"),
+        Value::Text(s) => s.replace('|', "\\|"),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let s = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// A result table as Markdown.
+pub fn markdown_table(t: &Table) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| {} |", t.columns.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}|",
+        t.columns
+            .iter()
+            .map(|_| "---")
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for row in &t.rows {
+        let cells: Vec<String> = row.iter().map(cell).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Writes `report.md` and the charts into `dir`; returns the report's path.
+pub fn write(
+    dir: &Path,
+    f: &Findings,
+    prediction: Option<&Prediction>,
+    through: Option<chrono::NaiveDate>,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
+    let mut md = String::new();
+    let through = through.map_or("no data yet".to_string(), |d| d.to_string());
+    let _ = writeln!(md, "# Shop report\n\nData through {through}. Written by `ecomflow batch` from the Parquet snapshot, with the queries run on Apache DataFusion.\n");
+
+    // Key findings first, in words.
+    let _ = writeln!(md, "## Key findings\n");
+    if let (Some(vip), Some(high)) = (
+        f.segments.iter().find(|s| s.segment == "VIP"),
+        f.segments.iter().find(|s| s.segment == "High"),
+    ) {
+        let _ = writeln!(
+            md,
+            "- **Customers:** the top {:.1}% of customers (VIP) bring {:.1}% of revenue; VIP and High together ({:.1}% of customers) bring {:.1}%.",
+            vip.share_pct,
+            vip.revenue_share_pct,
+            vip.share_pct + high.share_pct,
+            vip.revenue_share_pct + high.revenue_share_pct
+        );
+    }
+    let fu = &f.funnel;
+    let _ = writeln!(
+        md,
+        "- **Funnel:** {:.1}% of sessions view a product, {:.1}% fill a cart, {:.1}% buy; {:.1}% of sessions leave a cart behind ({:.1}% of carts).",
+        pct(fu.with_views, fu.sessions),
+        pct(fu.with_cart, fu.sessions),
+        pct(fu.converted, fu.sessions),
+        pct(fu.abandoned, fu.sessions),
+        pct(fu.abandoned, fu.with_cart)
+    );
+    let mut devices = Vec::new();
+    for r in 0..f.by_device.rows.len() {
+        devices.push((
+            f.by_device.text(r, "device_type")?,
+            f.by_device.f64(r, "conversion_pct")?,
+        ));
+    }
+    if let (Some(best), Some(worst)) = (
+        devices.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+        devices.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+    ) {
+        let _ = writeln!(
+            md,
+            "- **Devices:** {} converts best ({:.1}%), {} worst ({:.1}%): {:.1} points apart.",
+            best.0,
+            best.1,
+            worst.0,
+            worst.1,
+            best.1 - worst.1
+        );
+    }
+    if let Some((a, b, n)) = f.co_purchase.top.first() {
+        let _ = writeln!(
+            md,
+            "- **Bought together:** {} distinct pairs; the top pair, {a} and {b}, was bought together {n} times; {:.1} co-purchases per pair on average.",
+            thousands(f.co_purchase.unique_pairs as i64),
+            f.co_purchase.avg_per_pair
+        );
+    }
+    let _ = writeln!(
+        md,
+        "- **Viewed together:** {} distinct pairs; {:.1}% of them were never bought together: browsing that did not turn into a basket.",
+        thousands(f.co_view.unique_pairs as i64),
+        f.viewed_never_bought_pct
+    );
+    let _ = writeln!(
+        md,
+        "- **Products:** among products viewed in at least {} sessions, conversion (units sold per 100 viewing sessions) ranges from {:.1}% to {:.1}%.",
+        f.min_views, f.conversion_range.0, f.conversion_range.1
+    );
+    if let Some(p) = prediction {
+        if let Some(best) = p
+            .scores
+            .iter()
+            .max_by(|a, b| a.rank_correlation.total_cmp(&b.rank_correlation))
+        {
+            let _ = writeln!(
+                md,
+                "- **Predicting value:** on the last {} days held out, {} ranked customers best (rank correlation {:.3}); see the table below before trusting a CLV figure.",
+                p.holdout_days, best.model, best.rank_correlation
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n## Cleaning\n\nRecords that failed validation were dead-lettered by ingest with their reason; the stores hold the rest.\n");
+    md.push_str(&markdown_table(&f.cleaning));
+    if !f.cleaning_reasons.rows.is_empty() {
+        md.push_str("\nRemoved, by reason:\n\n");
+        md.push_str(&markdown_table(&f.cleaning_reasons));
+    }
+
+    let _ = writeln!(md, "\n## Bought together and viewed together\n");
+    let _ = writeln!(md, "| | unique pairs | co-occurrences | average per pair | top pair | its count |\n|---|---|---|---|---|---|");
+    for (name, p) in [("bought", &f.co_purchase), ("viewed", &f.co_view)] {
+        let (top, n) = p
+            .top
+            .first()
+            .map_or((String::new(), 0), |(a, b, n)| (format!("{a} + {b}"), *n));
+        let _ = writeln!(
+            md,
+            "| {name} together | {} | {} | {:.2} | {top} | {n} |",
+            thousands(p.unique_pairs as i64),
+            thousands(p.total as i64),
+            p.avg_per_pair
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n{:.1}% of viewed-together pairs were never bought together.\n\nTop bought-together pairs:\n\n| product a | product b | times |\n|---|---|---|",
+        f.viewed_never_bought_pct
+    );
+    for (a, b, n) in &f.co_purchase.top {
+        let _ = writeln!(md, "| {a} | {b} | {n} |");
+    }
+
+    let _ = writeln!(md, "\n## Product performance\n\nTop 20 by conversion rate (units sold per 100 sessions that viewed the product; at least {} viewing sessions):\n", f.min_views);
+    md.push_str(&markdown_table(&f.top_converting));
+    md.push_str("\nTop 20 by units sold:\n\n");
+    md.push_str(&markdown_table(&f.top_selling));
+
+    let _ = writeln!(md, "\n## Customer lifetime value and segments\n\nCLV = total spent + average order value x engagement score x 0.5, engagement = sessions x 0.3 + converted x 0.5 + products viewed / 100 x 0.2 (the seed's formulas). Segments by CLV rank.\n");
+    let _ = writeln!(md, "| segment | customers | % of customers | average CLV | revenue | % of revenue |\n|---|---|---|---|---|---|");
+    for s in &f.segments {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1}% | {:.2} | {:.2} | {:.1}% |",
+            s.segment,
+            thousands(s.customers as i64),
+            s.share_pct,
+            s.avg_clv,
+            s.revenue,
+            s.revenue_share_pct
+        );
+    }
+    if let Some(p) = prediction {
+        let _ = writeln!(
+            md,
+            "\n### Predictive CLV: which model to trust\n\nFitted on the data through {} and checked on the {} days after it, over the {} customers who had bought by then (actual spend in the holdout: {:.2}).\n",
+            p.calibration_end,
+            p.holdout_days,
+            thousands(p.customers as i64),
+            p.actual_total
+        );
+        let _ = writeln!(
+            md,
+            "| model | mean absolute error | rank correlation | predicted total |\n|---|---|---|---|"
+        );
+        for s in &p.scores {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.3} | {:.2} |",
+                s.model, s.mae, s.rank_correlation, s.predicted_total
+            );
+        }
+        let b = p.bgnbd;
+        let g = p.gamma_gamma;
+        let _ = writeln!(md, "\nThe seed's predicted value is not scaled to any horizon, so its error is large by construction; its rank correlation is the fair comparison. On all data: BG/NBD r = {:.4}, alpha = {:.4}, a = {:.4}, b = {:.4}; Gamma-Gamma p = {:.4}, q = {:.4}, gamma = {:.4}. Each user's expected spend over the next 90 days is written back with the segment.", b.r, b.alpha, b.a, b.b, g.p, g.q, g.gamma);
+    }
+
+    let _ = writeln!(md, "\n## Funnel and devices\n");
+    let _ = writeln!(
+        md,
+        "| sessions | with views | with cart | converted | abandoned cart |\n|---|---|---|---|---|\n| {} | {} | {} | {} | {} |\n",
+        thousands(fu.sessions as i64),
+        thousands(fu.with_views as i64),
+        thousands(fu.with_cart as i64),
+        thousands(fu.converted as i64),
+        thousands(fu.abandoned as i64)
+    );
+    md.push_str(&markdown_table(&f.by_device));
+
+    let _ = writeln!(md, "\n## Charts\n");
+    let titles = [
+        "Sales over time",
+        "Customer spending distribution",
+        "Top-selling products",
+        "Conversion funnel",
+        "Segments",
+    ];
+    for (file, title) in CHARTS.iter().zip(titles) {
+        let _ = writeln!(md, "![{title}]({file})\n");
+    }
+    let _ = writeln!(md, "## Daily revenue\n");
+    md.push_str(&markdown_table(&f.daily_revenue));
+
+    // Charts.
+    let mut days = Vec::new();
+    let mut revenue = Vec::new();
+    for r in 0..f.daily_revenue.rows.len() {
+        days.push(f.daily_revenue.text(r, "date")?);
+        revenue.push(f.daily_revenue.f64(r, "revenue")?);
+    }
+    let mut names = Vec::new();
+    let mut units = Vec::new();
+    for r in 0..f.top_selling.rows.len() {
+        names.push(f.top_selling.text(r, "product_id")?);
+        units.push(f.top_selling.f64(r, "units_sold")?);
+    }
+    let svgs = [
+        charts::line("Sales over time", "day", "revenue per day", &days, &revenue),
+        charts::histogram(
+            "Customer spending distribution",
+            "total spent per customer",
+            "customers",
+            &f.spending,
+            20,
+        ),
+        charts::bars(
+            "Top-selling products",
+            "product",
+            "units sold",
+            &names,
+            &[("units sold", units)],
+        ),
+        charts::bars(
+            "Conversion funnel",
+            "stage",
+            "sessions",
+            &[
+                "all sessions".to_string(),
+                "viewed a product".to_string(),
+                "filled a cart".to_string(),
+                "converted".to_string(),
+            ],
+            &[(
+                "sessions",
+                vec![
+                    fu.sessions as f64,
+                    fu.with_views as f64,
+                    fu.with_cart as f64,
+                    fu.converted as f64,
+                ],
+            )],
+        ),
+        charts::bars(
+            "Segments: share of customers and of revenue",
+            "segment",
+            "percent",
+            &f.segments
+                .iter()
+                .map(|s| s.segment.clone())
+                .collect::<Vec<_>>(),
+            &[
+                (
+                    "% of customers",
+                    f.segments.iter().map(|s| s.share_pct).collect(),
+                ),
+                (
+                    "% of revenue",
+                    f.segments.iter().map(|s| s.revenue_share_pct).collect(),
+                ),
+            ],
+        ),
+    ];
+    for (file, svg) in CHARTS.iter().zip(svgs) {
+        let path = dir.join(file);
+        std::fs::write(&path, svg).map_err(|e| BatchError::io(&path, e))?;
+    }
+    let path = dir.join("report.md");
+    std::fs::write(&path, md).map_err(|e| BatchError::io(&path, e))?;
+    Ok(path)
+}

@@ -1,0 +1,580 @@
+//! Snapshots of the stores as Parquet, partitioned by day and written
+//! incrementally.
+//!
+//! Layout under the snapshot directory:
+//!
+//! ```text
+//! transactions/date=YYYY-MM-DD/part-0.parquet   one file per day
+//! sessions/date=YYYY-MM-DD/part-0.parquet       one file per day
+//! users/part-0.parquet                          whole table, every night
+//! products/part-0.parquet                       whole table, every night
+//! categories/part-0.parquet                     whole table, every night
+//! dead_letters/part-0.parquet                   whole table, every night
+//! _snapshot.json                                which days are written
+//! ```
+//!
+//! A day is written once it is *complete* (a later day exists in the
+//! stores, or the caller says so with `through`), and never rewritten after
+//! that; the newest day, which may still be receiving events, is written
+//! but marked open, and rewritten by the next run. Rows are sorted by time
+//! and id and the writer settings are fixed, so the same data always gives
+//! the same bytes: two nights give exactly the files of one full run.
+//!
+//! Every file is plain Parquet (zstd, nested lists for items, views and
+//! carts) that pandas, DuckDB or Spark open as they are.
+
+use crate::{BatchError, Result};
+use chrono::{NaiveDate, NaiveDateTime};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use schemas::{Category, DeadLetter, Product, Session, Transaction, User};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use stores::{DocumentStore, SessionStore};
+
+/// Name of the manifest file in the snapshot directory.
+pub const MANIFEST: &str = "_snapshot.json";
+/// Tables partitioned by day.
+pub const DAILY_TABLES: [&str; 2] = ["transactions", "sessions"];
+/// Tables rewritten whole every night.
+pub const WHOLE_TABLES: [&str; 4] = ["users", "products", "categories", "dead_letters"];
+
+/// One written day partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayEntry {
+    /// Rows in the partition.
+    pub rows: u64,
+    /// Whether the day is final (never rewritten again).
+    pub complete: bool,
+}
+
+/// What has been written so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Table → day → entry.
+    pub days: BTreeMap<String, BTreeMap<NaiveDate, DayEntry>>,
+}
+
+impl Manifest {
+    /// Reads the manifest of `dir` (empty when there is none yet).
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| BatchError::Corrupt(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(BatchError::io(&path, e)),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| BatchError::Corrupt(format!("manifest: {e}")))?;
+        write_atomic(&dir.join(MANIFEST), &bytes)
+    }
+
+    /// The last day written as complete for `table`, if any.
+    pub fn last_complete(&self, table: &str) -> Option<NaiveDate> {
+        self.days
+            .get(table)?
+            .iter()
+            .rev()
+            .find(|(_, e)| e.complete)
+            .map(|(d, _)| *d)
+    }
+}
+
+/// What one snapshot run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SnapshotStats {
+    /// Day partitions written (table, day, rows).
+    pub written: Vec<(String, NaiveDate, u64)>,
+    /// Day partitions already complete and left alone.
+    pub skipped: u64,
+    /// Rows written to the whole tables.
+    pub whole_rows: u64,
+    /// Last day included.
+    pub through: Option<NaiveDate>,
+}
+
+/// Snapshots the stores into `dir`. Days after `through` are left for a
+/// later run; `None` takes everything stored, the newest day left open.
+pub fn snapshot(
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    dir: &Path,
+    through: Option<NaiveDate>,
+) -> Result<SnapshotStats> {
+    std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
+    let mut manifest = Manifest::load(dir)?;
+    let mut stats = SnapshotStats::default();
+
+    let txn_days = docs.transaction_days()?;
+    let session_days = sessions.session_days()?;
+    let newest = txn_days.iter().chain(&session_days).max().copied();
+    let limit = match (through, newest) {
+        (Some(t), Some(n)) => Some(t.min(n)),
+        (Some(t), None) => Some(t),
+        (None, n) => n,
+    };
+    stats.through = limit;
+    // A day is complete when the caller vouches for it or later data exists.
+    let complete = |d: NaiveDate| through.is_some_and(|t| d <= t) || newest.is_some_and(|n| d < n);
+
+    for (table, days) in [("transactions", &txn_days), ("sessions", &session_days)] {
+        for &day in days.iter().filter(|d| limit.is_some_and(|l| **d <= l)) {
+            let done = manifest
+                .days
+                .get(table)
+                .and_then(|e| e.get(&day))
+                .is_some_and(|e| e.complete);
+            if done {
+                stats.skipped += 1;
+                continue;
+            }
+            let batch = match table {
+                "transactions" => {
+                    let mut rows = docs.transactions_on(day)?;
+                    rows.sort_by(|a, b| {
+                        (a.timestamp, &a.transaction_id).cmp(&(b.timestamp, &b.transaction_id))
+                    });
+                    transactions_batch(&rows)?
+                }
+                _ => {
+                    let mut rows = sessions.sessions_on(day)?;
+                    rows.sort_by(|a, b| {
+                        (a.start_time, &a.session_id).cmp(&(b.start_time, &b.session_id))
+                    });
+                    sessions_batch(&rows)?
+                }
+            };
+            let rows = batch.num_rows() as u64;
+            let path = day_path(dir, table, day);
+            write_parquet(&path, &batch)?;
+            manifest.days.entry(table.to_string()).or_default().insert(
+                day,
+                DayEntry {
+                    rows,
+                    complete: complete(day),
+                },
+            );
+            stats.written.push((table.to_string(), day, rows));
+            // Record progress as we go: a crash re-does at most one day.
+            manifest.save(dir)?;
+        }
+    }
+
+    let mut users = docs.all_users()?;
+    users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    let mut products = docs.all_products()?;
+    products.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+    let mut categories = docs.all_categories()?;
+    categories.sort_by(|a, b| a.category_id.cmp(&b.category_id));
+    let mut dead = docs.dead_letters()?;
+    dead.sort_by(|a, b| {
+        (&a.source_topic, a.partition, a.offset).cmp(&(&b.source_topic, b.partition, b.offset))
+    });
+    for (table, batch) in [
+        ("users", users_batch(&users)?),
+        ("products", products_batch(&products)?),
+        ("categories", categories_batch(&categories)?),
+        ("dead_letters", dead_letters_batch(&dead)?),
+    ] {
+        stats.whole_rows += batch.num_rows() as u64;
+        write_parquet(&whole_path(dir, table), &batch)?;
+    }
+    manifest.save(dir)?;
+    Ok(stats)
+}
+
+/// `dir/table/date=YYYY-MM-DD/part-0.parquet`.
+pub fn day_path(dir: &Path, table: &str, day: NaiveDate) -> PathBuf {
+    dir.join(table)
+        .join(format!("date={}", day.format("%Y-%m-%d")))
+        .join("part-0.parquet")
+}
+
+/// `dir/table/part-0.parquet`.
+pub fn whole_path(dir: &Path, table: &str) -> PathBuf {
+    dir.join(table).join("part-0.parquet")
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| BatchError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))
+}
+
+/// Writes one batch as a Parquet file (via a temporary file and a rename,
+/// so a reader never sees half a file).
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| BatchError::Corrupt(format!("no parent for {}", path.display())))?;
+    std::fs::create_dir_all(parent).map_err(|e| BatchError::io(parent, e))?;
+    // Not `.parquet`: a query listing the directory must not see it.
+    let tmp = path.with_extension("writing");
+    let file = std::fs::File::create(&tmp).map_err(|e| BatchError::io(&tmp, e))?;
+    let level = ZstdLevel::try_new(3).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(|e| BatchError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))
+}
+
+fn micros(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_micros()
+}
+
+fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days() as i32
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, None)
+}
+
+fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+fn f64s(v: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(v))
+}
+
+fn i64s(v: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(v))
+}
+
+fn timestamps(v: impl Iterator<Item = NaiveDateTime>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(v.map(micros)))
+}
+
+/// A list column: `lengths[i]` children per row, children already flat.
+fn list(item: Field, lengths: impl Iterator<Item = usize>, values: ArrayRef) -> ArrayRef {
+    Arc::new(ListArray::new(
+        Arc::new(item),
+        OffsetBuffer::from_lengths(lengths),
+        values,
+        None,
+    ))
+}
+
+fn line_item_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("quantity", DataType::Int64, false),
+        Field::new("unit_price", DataType::Float64, false),
+        Field::new("subtotal", DataType::Float64, false),
+    ])
+}
+
+fn cart_item_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("quantity", DataType::Int64, false),
+        Field::new("price", DataType::Float64, false),
+    ])
+}
+
+fn price_point_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("price", DataType::Float64, false),
+        Field::new("date", DataType::Date32, false),
+    ])
+}
+
+fn list_of(fields: Fields) -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(fields), true)))
+}
+
+/// Schema of `transactions` files (the `date` partition column is not in
+/// the files; the query engine adds it from the directory name).
+pub fn transactions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("transaction_id", DataType::Utf8, false),
+        Field::new("session_id", DataType::Utf8, false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("timestamp", ts_type(), false),
+        Field::new("items", list_of(line_item_fields()), false),
+        Field::new("discount", DataType::Float64, false),
+        Field::new("total", DataType::Float64, false),
+        Field::new("payment_method", DataType::Utf8, false),
+    ]))
+}
+
+/// Schema of `sessions` files.
+pub fn sessions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("session_id", DataType::Utf8, false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("start_time", ts_type(), false),
+        Field::new("duration_seconds", DataType::Int64, false),
+        Field::new("referrer", DataType::Utf8, false),
+        Field::new("device_type", DataType::Utf8, false),
+        Field::new("os", DataType::Utf8, false),
+        Field::new("browser", DataType::Utf8, false),
+        Field::new("city", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("ip", DataType::Utf8, false),
+        Field::new("conversion_status", DataType::Utf8, false),
+        Field::new(
+            "viewed_products",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        ),
+        Field::new("cart_contents", list_of(cart_item_fields()), false),
+    ]))
+}
+
+/// Schema of `users`.
+pub fn users_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("email", DataType::Utf8, false),
+        Field::new("city", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+        Field::new("registration_date", DataType::Date32, false),
+        Field::new("total_purchases", DataType::Int64, false),
+        Field::new("total_spent", DataType::Float64, false),
+        Field::new("avg_order_value", DataType::Float64, false),
+        Field::new("first_purchase", ts_type(), true),
+        Field::new("last_purchase", ts_type(), true),
+    ]))
+}
+
+/// Schema of `products`.
+pub fn products_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("category_id", DataType::Utf8, false),
+        Field::new("base_price", DataType::Float64, false),
+        Field::new("current_stock", DataType::Int64, false),
+        Field::new("is_active", DataType::Boolean, false),
+        Field::new("creation_date", DataType::Date32, false),
+        Field::new("price_history", list_of(price_point_fields()), false),
+    ]))
+}
+
+/// Schema of `categories`.
+pub fn categories_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("category_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, false),
+    ]))
+}
+
+/// Schema of `dead_letters`.
+pub fn dead_letters_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source_topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int64, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("reason_code", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("payload", DataType::Utf8, false),
+    ]))
+}
+
+/// The schema of a snapshot table by name.
+pub fn schema_of(table: &str) -> Option<SchemaRef> {
+    Some(match table {
+        "transactions" => transactions_schema(),
+        "sessions" => sessions_schema(),
+        "users" => users_schema(),
+        "products" => products_schema(),
+        "categories" => categories_schema(),
+        "dead_letters" => dead_letters_schema(),
+        _ => return None,
+    })
+}
+
+fn transactions_batch(rows: &[Transaction]) -> Result<RecordBatch> {
+    let items: Vec<_> = rows.iter().flat_map(|t| &t.items).collect();
+    let items_struct = StructArray::new(
+        line_item_fields(),
+        vec![
+            strings(items.iter().map(|i| i.product_id.as_str())),
+            i64s(items.iter().map(|i| i64::from(i.quantity))),
+            f64s(items.iter().map(|i| i.unit_price)),
+            f64s(items.iter().map(|i| i.subtotal)),
+        ],
+        None,
+    );
+    let payment = |t: &Transaction| {
+        serde_json::to_value(t.payment_method)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let payments: Vec<String> = rows.iter().map(payment).collect();
+    Ok(RecordBatch::try_new(
+        transactions_schema(),
+        vec![
+            strings(rows.iter().map(|t| t.transaction_id.as_str())),
+            strings(rows.iter().map(|t| t.session_id.as_str())),
+            strings(rows.iter().map(|t| t.user_id.as_str())),
+            timestamps(rows.iter().map(|t| t.timestamp)),
+            list(
+                Field::new("item", DataType::Struct(line_item_fields()), true),
+                rows.iter().map(|t| t.items.len()),
+                Arc::new(items_struct),
+            ),
+            f64s(rows.iter().map(|t| t.discount)),
+            f64s(rows.iter().map(|t| t.total)),
+            strings(payments.iter().map(String::as_str)),
+        ],
+    )?)
+}
+
+fn sessions_batch(rows: &[Session]) -> Result<RecordBatch> {
+    let views: Vec<&str> = rows
+        .iter()
+        .flat_map(|s| s.viewed_products.iter().map(String::as_str))
+        .collect();
+    let cart: Vec<_> = rows.iter().flat_map(|s| &s.cart_contents).collect();
+    let cart_struct = StructArray::new(
+        cart_item_fields(),
+        vec![
+            strings(cart.iter().map(|c| c.product_id.as_str())),
+            i64s(cart.iter().map(|c| i64::from(c.quantity))),
+            f64s(cart.iter().map(|c| c.price)),
+        ],
+        None,
+    );
+    let d = |f: fn(&Session) -> &str| strings(rows.iter().map(f));
+    Ok(RecordBatch::try_new(
+        sessions_schema(),
+        vec![
+            d(|s| &s.session_id),
+            d(|s| &s.user_id),
+            timestamps(rows.iter().map(|s| s.start_time)),
+            i64s(rows.iter().map(|s| i64::from(s.duration_seconds))),
+            d(|s| &s.referrer),
+            d(|s| s.device_info.device_type.as_str()),
+            d(|s| &s.device_info.os),
+            d(|s| &s.device_info.browser),
+            d(|s| &s.device_info.city),
+            d(|s| &s.device_info.state),
+            d(|s| &s.device_info.ip),
+            d(|s| s.conversion_status.as_str()),
+            list(
+                Field::new("item", DataType::Utf8, true),
+                rows.iter().map(|s| s.viewed_products.len()),
+                strings(views.into_iter()),
+            ),
+            list(
+                Field::new("item", DataType::Struct(cart_item_fields()), true),
+                rows.iter().map(|s| s.cart_contents.len()),
+                Arc::new(cart_struct),
+            ),
+        ],
+    )?)
+}
+
+fn users_batch(rows: &[User]) -> Result<RecordBatch> {
+    let d = |f: fn(&User) -> &str| strings(rows.iter().map(f));
+    let opt_ts = |f: fn(&User) -> Option<NaiveDateTime>| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(
+            rows.iter().map(|u| f(u).map(micros)).collect::<Vec<_>>(),
+        ))
+    };
+    Ok(RecordBatch::try_new(
+        users_schema(),
+        vec![
+            d(|u| &u.user_id),
+            d(|u| &u.name),
+            d(|u| &u.email),
+            d(|u| &u.geo_data.city),
+            d(|u| &u.geo_data.state),
+            d(|u| &u.geo_data.country),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|u| days_since_epoch(u.registration_date)),
+            )),
+            i64s(
+                rows.iter()
+                    .map(|u| u.purchase_summary.total_purchases as i64),
+            ),
+            f64s(rows.iter().map(|u| u.purchase_summary.total_spent)),
+            f64s(rows.iter().map(|u| u.purchase_summary.avg_order_value)),
+            opt_ts(|u| u.purchase_summary.first_purchase),
+            opt_ts(|u| u.purchase_summary.last_purchase),
+        ],
+    )?)
+}
+
+fn products_batch(rows: &[Product]) -> Result<RecordBatch> {
+    let points: Vec<_> = rows.iter().flat_map(|p| &p.price_history).collect();
+    let points_struct = StructArray::new(
+        price_point_fields(),
+        vec![
+            f64s(points.iter().map(|p| p.price)),
+            Arc::new(Date32Array::from_iter_values(
+                points.iter().map(|p| days_since_epoch(p.date)),
+            )),
+        ],
+        None,
+    );
+    Ok(RecordBatch::try_new(
+        products_schema(),
+        vec![
+            strings(rows.iter().map(|p| p.product_id.as_str())),
+            strings(rows.iter().map(|p| p.name.as_str())),
+            strings(rows.iter().map(|p| p.category_id.as_str())),
+            f64s(rows.iter().map(|p| p.base_price)),
+            i64s(rows.iter().map(|p| i64::from(p.current_stock))),
+            Arc::new(BooleanArray::from(
+                rows.iter().map(|p| p.is_active).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from_iter_values(
+                rows.iter().map(|p| days_since_epoch(p.creation_date)),
+            )),
+            list(
+                Field::new("item", DataType::Struct(price_point_fields()), true),
+                rows.iter().map(|p| p.price_history.len()),
+                Arc::new(points_struct),
+            ),
+        ],
+    )?)
+}
+
+fn categories_batch(rows: &[Category]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        categories_schema(),
+        vec![
+            strings(rows.iter().map(|c| c.category_id.as_str())),
+            strings(rows.iter().map(|c| c.name.as_str())),
+        ],
+    )?)
+}
+
+fn dead_letters_batch(rows: &[DeadLetter]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        dead_letters_schema(),
+        vec![
+            strings(rows.iter().map(|d| d.source_topic.as_str())),
+            i64s(rows.iter().map(|d| i64::from(d.partition))),
+            i64s(rows.iter().map(|d| d.offset as i64)),
+            strings(rows.iter().map(|d| d.reason_code.as_str())),
+            strings(rows.iter().map(|d| d.reason.as_str())),
+            strings(rows.iter().map(|d| d.payload.as_str())),
+        ],
+    )?)
+}

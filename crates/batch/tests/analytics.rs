@@ -1,0 +1,500 @@
+//! Every analytic on a tiny hand-made shop whose answers were worked out by
+//! hand (the arithmetic is in the comments), plus the incremental snapshot.
+
+use batch::{BatchConfig, SegmentCuts};
+use chrono::{NaiveDate, NaiveDateTime};
+use schemas::*;
+use std::path::Path;
+use std::sync::Arc;
+use stores::doc_embedded::EmbeddedDocStore;
+use stores::wide_embedded::EmbeddedWideStore;
+use stores::{DocumentStore, SessionStore};
+
+fn ts(s: &str) -> NaiveDateTime {
+    schemas::time::parse(s).expect("test literal")
+}
+
+fn day(s: &str) -> NaiveDate {
+    schemas::time::parse_date(s).expect("test literal")
+}
+
+fn user(id: &str) -> User {
+    User {
+        user_id: id.into(),
+        name: format!("Name of {id}"),
+        email: format!("{id}@example.com"),
+        geo_data: GeoData {
+            city: "Lyon".into(),
+            state: "ARA".into(),
+            country: "FR".into(),
+        },
+        registration_date: day("2024-12-01"),
+        purchase_summary: PurchaseSummary::default(),
+    }
+}
+
+fn product(id: &str, price: f64) -> Product {
+    Product {
+        product_id: id.into(),
+        name: format!("Product {id}"),
+        category_id: "cat_001".into(),
+        base_price: price,
+        current_stock: 10,
+        is_active: true,
+        price_history: vec![PricePoint {
+            price,
+            date: day("2024-12-01"),
+        }],
+        creation_date: day("2024-12-01"),
+    }
+}
+
+/// Items as (product, quantity, unit price); total = sum of subtotals.
+fn txn(id: &str, user: &str, at: &str, items: &[(&str, u32, f64)]) -> Transaction {
+    let items: Vec<LineItem> = items
+        .iter()
+        .map(|(p, q, price)| LineItem {
+            product_id: p.to_string(),
+            quantity: *q,
+            unit_price: *price,
+            subtotal: f64::from(*q) * price,
+        })
+        .collect();
+    Transaction {
+        transaction_id: id.into(),
+        session_id: format!("sess_for_{id}"),
+        user_id: user.into(),
+        timestamp: ts(at),
+        total: items.iter().map(|i| i.subtotal).sum(),
+        items,
+        discount: 0.0,
+        payment_method: PaymentMethod::CreditCard,
+    }
+}
+
+fn session(
+    id: &str,
+    user: &str,
+    at: &str,
+    device: DeviceType,
+    status: ConversionStatus,
+    viewed: &[&str],
+    cart: &[&str],
+) -> Session {
+    Session {
+        session_id: id.into(),
+        user_id: user.into(),
+        start_time: ts(at),
+        duration_seconds: 600,
+        referrer: "direct".into(),
+        device_info: DeviceInfo {
+            device_type: device,
+            os: "Linux".into(),
+            browser: "Firefox".into(),
+            city: "Lyon".into(),
+            state: "ARA".into(),
+            ip: "10.0.0.1".into(),
+        },
+        conversion_status: status,
+        viewed_products: viewed.iter().map(|s| s.to_string()).collect(),
+        cart_contents: cart
+            .iter()
+            .map(|p| CartItem {
+                product_id: p.to_string(),
+                quantity: 1,
+                price: 1.0,
+            })
+            .collect(),
+    }
+}
+
+fn dead(topic: &str, offset: u64, code: &str) -> DeadLetter {
+    DeadLetter {
+        source_topic: topic.into(),
+        partition: 0,
+        offset,
+        reason_code: code.into(),
+        reason: code.into(),
+        payload: "{}".into(),
+    }
+}
+
+struct Shop {
+    docs: EmbeddedDocStore,
+    sessions: SessionStore,
+}
+
+fn open(dir: &Path) -> Shop {
+    let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
+    let wide = EmbeddedWideStore::open(&dir.join("wide")).expect("wide");
+    let sessions = SessionStore::new(Arc::new(wide)).expect("sessions");
+    Shop { docs, sessions }
+}
+
+/// Users 1-5 (4 and 5 never buy; 5 has one browsing session with no
+/// views), products 1-3 at 10, 5 and 30, two days of activity.
+fn tiny_shop(dir: &Path) -> Shop {
+    use ConversionStatus::*;
+    use DeviceType::*;
+    let shop = open(dir);
+    let d = &shop.docs;
+    d.upsert_categories(&[Category {
+        category_id: "cat_001".into(),
+        name: "Things".into(),
+    }])
+    .expect("categories");
+    d.upsert_products(&[product("p1", 10.0), product("p2", 5.0), product("p3", 30.0)])
+        .expect("products");
+    d.upsert_users(&["u1", "u2", "u3", "u4", "u5"].map(user))
+        .expect("users");
+    d.put_transactions(&[
+        txn(
+            "t1",
+            "u1",
+            "2025-01-01T10:00:00",
+            &[("p1", 1, 10.0), ("p2", 2, 5.0)],
+        ),
+        txn(
+            "t2",
+            "u1",
+            "2025-01-02T09:00:00",
+            &[("p1", 1, 10.0), ("p3", 1, 30.0)],
+        ),
+        txn(
+            "t3",
+            "u2",
+            "2025-01-01T12:00:00",
+            &[("p1", 2, 10.0), ("p2", 1, 5.0)],
+        ),
+        txn("t4", "u3", "2025-01-02T15:00:00", &[("p3", 1, 30.0)]),
+    ])
+    .expect("transactions");
+    shop.sessions
+        .put_sessions(&[
+            session(
+                "s1",
+                "u1",
+                "2025-01-01T09:50:00",
+                Desktop,
+                Converted,
+                &["p1", "p2", "p3"],
+                &["p1", "p2"],
+            ),
+            session(
+                "s2",
+                "u1",
+                "2025-01-02T08:50:00",
+                Mobile,
+                Converted,
+                &["p1", "p3"],
+                &["p1", "p3"],
+            ),
+            session(
+                "s3",
+                "u2",
+                "2025-01-01T11:50:00",
+                Desktop,
+                Converted,
+                &["p1", "p2"],
+                &["p1", "p2"],
+            ),
+            session(
+                "s4",
+                "u2",
+                "2025-01-02T10:00:00",
+                Mobile,
+                Abandoned,
+                &["p2", "p3"],
+                &["p3"],
+            ),
+            session(
+                "s5",
+                "u3",
+                "2025-01-02T14:50:00",
+                Tablet,
+                Converted,
+                &["p3"],
+                &["p3"],
+            ),
+            session("s6", "u3", "2025-01-01T08:00:00", Mobile, Browsed, &[], &[]),
+            session(
+                "s7",
+                "u5",
+                "2025-01-01T18:00:00",
+                Desktop,
+                Browsed,
+                &[],
+                &[],
+            ),
+        ])
+        .expect("sessions");
+    d.put_dead_letters(&[
+        dead("transactions", 8, "empty_items"),
+        dead("transactions", 9, "empty_items"),
+        dead("sessions", 4, "bad_timestamp"),
+    ])
+    .expect("dead letters");
+    shop
+}
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+}
+
+#[test]
+fn every_analytic_matches_the_hand_computed_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = tiny_shop(dir.path());
+    let mut cfg = BatchConfig::new(dir.path());
+    cfg.min_views = 1;
+    // 5 users: cumulative cut-offs floor(0.2*5) = 1, floor(0.4*5) = 2,
+    // floor(0.8*5) = 4.
+    cfg.cuts = SegmentCuts {
+        vip: 0.2,
+        high: 0.2,
+        medium: 0.4,
+    };
+    let out = batch::run(&shop.docs, &shop.sessions, &cfg).expect("batch");
+    let f = &out.findings;
+    assert_eq!(out.through, Some(day("2025-01-02")));
+    assert_eq!(out.partitions_written, 4); // 2 days x (transactions, sessions)
+    assert_eq!(out.rows_written, 4 + 7);
+
+    // Cleaning: kept + removed = before; catalog = 5 users + 3 products + 1 category.
+    let cleaning: Vec<(String, i64, i64, i64)> = (0..f.cleaning.rows.len())
+        .map(|r| {
+            (
+                f.cleaning.text(r, "source").unwrap(),
+                f.cleaning.i64(r, "before").unwrap(),
+                f.cleaning.i64(r, "after").unwrap(),
+                f.cleaning.i64(r, "removed").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cleaning,
+        vec![
+            ("catalog".to_string(), 9, 9, 0),
+            ("sessions".to_string(), 8, 7, 1),
+            ("transactions".to_string(), 6, 4, 2),
+        ]
+    );
+    close(f.cleaning.f64(2, "removed_pct").unwrap(), 200.0 / 6.0);
+    assert_eq!(f.cleaning_reasons.rows.len(), 2);
+    assert_eq!(f.cleaning_reasons.text(1, "reason").unwrap(), "empty_items");
+    assert_eq!(f.cleaning_reasons.i64(1, "removed").unwrap(), 2);
+
+    // Bought together: t1 {p1,p2}, t2 {p1,p3}, t3 {p1,p2}, t4 single.
+    assert_eq!(f.co_purchase.unique_pairs, 2);
+    assert_eq!(f.co_purchase.total, 3);
+    close(f.co_purchase.avg_per_pair, 1.5);
+    assert_eq!(f.co_purchase.top[0], ("p1".into(), "p2".into(), 2));
+    assert_eq!(f.co_purchase.top[1], ("p1".into(), "p3".into(), 1));
+    // Viewed together: s1 gives 3 pairs, s2 (p1,p3), s3 (p1,p2), s4 (p2,p3):
+    // each pair twice; (p2,p3) never bought together: 1 of 3.
+    assert_eq!(f.co_view.unique_pairs, 3);
+    assert_eq!(f.co_view.total, 6);
+    close(f.co_view.avg_per_pair, 2.0);
+    assert_eq!(f.co_view.top[0], ("p1".into(), "p2".into(), 2));
+    close(f.viewed_never_bought_pct, 100.0 / 3.0);
+
+    // Product performance: units p1 1+1+2 = 4, p2 2+1 = 3, p3 1+1 = 2;
+    // viewing sessions p1 3, p2 3, p3 4; conversion 133.33, 100, 50.
+    let tc = &f.top_converting;
+    assert_eq!(
+        (0..3)
+            .map(|r| tc.text(r, "product_id").unwrap())
+            .collect::<Vec<_>>(),
+        ["p1", "p2", "p3"]
+    );
+    close(tc.f64(0, "conversion_rate").unwrap(), 400.0 / 3.0);
+    assert_eq!(tc.i64(2, "sessions_viewed").unwrap(), 4);
+    close(tc.f64(2, "total_revenue").unwrap(), 60.0);
+    close(tc.f64(1, "total_revenue").unwrap(), 15.0);
+    close(f.conversion_range.0, 50.0);
+    close(f.conversion_range.1, 400.0 / 3.0);
+    assert_eq!(f.top_selling.text(0, "product_id").unwrap(), "p1");
+    assert_eq!(f.top_selling.i64(0, "units_sold").unwrap(), 4);
+
+    // CLV, by hand:
+    // u1: spent 60, AOV 30, 2 sessions, 2 converted, 5 viewed:
+    //     engagement 0.6 + 1.0 + 0.01 = 1.61, future 30 x 1.61 x 0.5 = 24.15, CLV 84.15
+    // u2: 25, AOV 25, 2 sessions, 1 converted, 4 viewed: 1.108, 13.85, 38.85
+    // u3: 30, AOV 30, 2 sessions, 1 converted, 1 viewed: 1.102, 16.53, 46.53
+    // u4: nothing at all; u5: one session, nothing viewed: both CLV 0.
+    // Ranks: u1 1, u3 2, u2 3, u4 and u5 tied at 4. The Medium cut-off is 4,
+    // so the tie goes up together: Medium = u2, u4, u5; no Low.
+    let seg: Vec<(String, u64)> = f
+        .segments
+        .iter()
+        .map(|s| (s.segment.clone(), s.customers))
+        .collect();
+    assert_eq!(
+        seg,
+        vec![
+            ("VIP".to_string(), 1),
+            ("High".to_string(), 1),
+            ("Medium".to_string(), 3)
+        ]
+    );
+    close(f.segments[0].avg_clv, 84.15);
+    close(f.segments[0].revenue, 60.0);
+    close(f.segments[0].revenue_share_pct, 6000.0 / 115.0);
+    close(f.segments[1].avg_clv, 46.53);
+    close(f.segments[2].avg_clv, 38.85 / 3.0);
+    close(f.segments[2].share_pct, 60.0);
+    assert_eq!(f.spending, vec![25.0, 30.0, 60.0]);
+
+    // Funnel: 7 sessions, 5 with views, 5 with carts, 4 converted, 1 abandoned.
+    assert_eq!(
+        (
+            f.funnel.sessions,
+            f.funnel.with_views,
+            f.funnel.with_cart,
+            f.funnel.converted,
+            f.funnel.abandoned
+        ),
+        (7, 5, 5, 4, 1)
+    );
+    // Devices: desktop s1 s3 s7 (2 converted), mobile s2 s4 s6 (1), tablet s5 (1).
+    let dev = &f.by_device;
+    assert_eq!(dev.text(0, "device_type").unwrap(), "desktop");
+    close(dev.f64(0, "conversion_pct").unwrap(), 200.0 / 3.0);
+    close(dev.f64(1, "conversion_pct").unwrap(), 100.0 / 3.0);
+    close(dev.f64(2, "conversion_pct").unwrap(), 100.0);
+    // Daily revenue: day 1 t1 20 + t3 25; day 2 t2 40 + t4 30.
+    let dr = &f.daily_revenue;
+    assert_eq!(dr.text(0, "date").unwrap(), "2025-01-01");
+    close(dr.f64(0, "revenue").unwrap(), 45.0);
+    close(dr.f64(1, "revenue").unwrap(), 70.0);
+    assert_eq!(dr.i64(1, "transactions").unwrap(), 2);
+
+    // Two days are too few to fit the CLV models.
+    assert!(out.prediction.is_none());
+
+    // Write-back: every user, with segment and CLV.
+    assert_eq!(out.written_back, 5);
+    let v = shop.docs.customer_value("u1").expect("read").expect("u1");
+    assert_eq!(v.segment, "VIP");
+    close(v.total_clv, 84.15);
+    close(v.engagement_score, 1.61);
+    assert_eq!(v.as_of, day("2025-01-02"));
+    let v4 = shop.docs.customer_value("u4").expect("read").expect("u4");
+    assert_eq!((v4.segment.as_str(), v4.total_clv), ("Medium", 0.0));
+
+    // The report and its five charts exist and say what was found.
+    let report = std::fs::read_to_string(&out.report).expect("report");
+    assert!(
+        report.contains("| VIP | 1 | 20.0% | 84.15 | 60.00 | 52.2% |"),
+        "{report}"
+    );
+    assert!(report.contains("33.3% of viewed-together pairs were never bought together"));
+    for chart in batch::report::CHARTS {
+        let svg = std::fs::read_to_string(dir.path().join("report").join(chart)).expect("chart");
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{chart}");
+    }
+
+    // Ad-hoc SQL over the snapshot.
+    let engine = batch::Engine::open(&dir.path().join("snapshot")).expect("engine");
+    let text = engine
+        .query_text("SELECT COUNT(*) AS n FROM sessions WHERE \"date\" = '2025-01-02'")
+        .expect("sql");
+    assert!(text.contains("| 3 |"), "{text}");
+    assert!(engine.query("SELECT nope FROM sessions").is_err());
+}
+
+fn parquet_files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+                out.push((rel, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn two_nights_give_the_same_parquet_as_one_full_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = tiny_shop(dir.path());
+    let nightly = dir.path().join("nightly");
+    let full = dir.path().join("full");
+
+    // Night 1 sees day 1 only; night 2 adds day 2.
+    let s1 = batch::snapshot::snapshot(
+        &shop.docs,
+        &shop.sessions,
+        &nightly,
+        Some(day("2025-01-01")),
+    )
+    .expect("night 1");
+    assert_eq!(s1.written.len(), 2);
+    let s2 =
+        batch::snapshot::snapshot(&shop.docs, &shop.sessions, &nightly, None).expect("night 2");
+    assert_eq!(
+        s2.written
+            .iter()
+            .map(|w| (w.0.as_str(), w.1))
+            .collect::<Vec<_>>(),
+        vec![
+            ("transactions", day("2025-01-02")),
+            ("sessions", day("2025-01-02"))
+        ]
+    );
+    assert_eq!(s2.skipped, 2);
+    batch::snapshot::snapshot(&shop.docs, &shop.sessions, &full, None).expect("full");
+
+    let a = parquet_files(&nightly);
+    let b = parquet_files(&full);
+    assert_eq!(a.len(), 8); // 2 x 2 day partitions + 4 whole tables
+    assert_eq!(
+        a.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+        b.iter().map(|f| f.0.clone()).collect::<Vec<_>>()
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.1 == y.1, "{} differs", x.0);
+    }
+    assert_eq!(
+        batch::snapshot::Manifest::load(&nightly).expect("manifest"),
+        batch::snapshot::Manifest::load(&full).expect("manifest")
+    );
+
+    // The newest day was open; a late transaction on it is picked up by the
+    // next night, and the complete day 1 is not rewritten.
+    shop.docs
+        .put_transactions(&[txn("t5", "u4", "2025-01-02T23:00:00", &[("p2", 1, 5.0)])])
+        .expect("late");
+    let s3 =
+        batch::snapshot::snapshot(&shop.docs, &shop.sessions, &nightly, None).expect("night 3");
+    assert_eq!(s3.written.len(), 2);
+    assert!(s3.written.iter().all(|w| w.1 == day("2025-01-02")));
+    assert_eq!(s3.written[0].2, 3);
+    let engine = batch::Engine::open(&nightly).expect("engine");
+    let t = batch::table::Table::from_batches(
+        &engine
+            .query("SELECT \"date\", COUNT(*) AS n FROM transactions GROUP BY \"date\" ORDER BY \"date\"")
+            .expect("sql"),
+    )
+    .expect("table");
+    assert_eq!((t.i64(0, "n").unwrap(), t.i64(1, "n").unwrap()), (2, 3));
+}
+
+#[test]
+fn sql_without_a_snapshot_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = batch::Engine::open(&dir.path().join("snapshot"))
+        .err()
+        .expect("no snapshot");
+    assert!(
+        err.to_string().contains("run `ecomflow batch` first"),
+        "{err}"
+    );
+}

@@ -1,0 +1,132 @@
+//! The batch job from the command line, on a schedule, and inside the
+//! replay after each simulated midnight.
+
+use crate::cli::{BatchArgs, SqlArgs};
+use crate::pipeline::{self, Stores};
+use batch::{BatchConfig, BatchOutcome};
+use chrono::NaiveDate;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Prints what a batch run did: steps with timings, segments, the report.
+pub fn print_outcome(o: &BatchOutcome) {
+    let through = o
+        .through
+        .map_or("no data".to_string(), |d| d.format("%Y-%m-%d").to_string());
+    println!(
+        "Batch through {through}: {} day partitions written ({} rows), {} users' values written back.",
+        o.partitions_written, o.rows_written, o.written_back
+    );
+    let steps: Vec<String> = o
+        .steps
+        .iter()
+        .map(|(name, s)| format!("{name} {s:.1} s"))
+        .collect();
+    println!("  Steps: {}.", steps.join(", "));
+    if !o.findings.segments.is_empty() {
+        println!("  Segment   customers   share   avg CLV      revenue   of revenue");
+        for s in &o.findings.segments {
+            println!(
+                "  {:<8} {:>10} {:>6.1}% {:>9.2} {:>12.2} {:>9.1}%",
+                s.segment, s.customers, s.share_pct, s.avg_clv, s.revenue, s.revenue_share_pct
+            );
+        }
+    }
+    if let Some(p) = &o.prediction {
+        for s in &p.scores {
+            println!(
+                "  Holdout ({} days): {:<40} MAE {:>8.2}, rank correlation {:.3}",
+                p.holdout_days, s.model, s.mae, s.rank_correlation
+            );
+        }
+    }
+    println!(
+        "  Report: {} (charts beside it); snapshot queryable with `ecomflow sql`.",
+        o.report.display()
+    );
+}
+
+/// `ecomflow batch`: once, or every `--every` seconds until Ctrl-C.
+pub fn batch_command(args: BatchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let cfg = args.batch.config(&args.log.data_dir)?;
+    let stores = pipeline::open_stores(&args.log)?;
+    loop {
+        let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg)?;
+        print_outcome(&outcome);
+        let Some(every) = args.every else {
+            return Ok(());
+        };
+        let mut waited = 0u64;
+        while waited < every * 10 {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            waited += 1;
+        }
+    }
+}
+
+/// `ecomflow sql`.
+pub fn sql_command(args: SqlArgs) -> anyhow::Result<()> {
+    let engine = batch::Engine::open(&args.data_dir.join("snapshot"))?;
+    println!("{}", engine.query_text(&args.query)?);
+    Ok(())
+}
+
+/// The batch running beside a replay.
+pub struct Nightly {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<anyhow::Result<Option<BatchOutcome>>>,
+}
+
+impl Nightly {
+    /// Starts a thread that, each time the stores hold every event before a
+    /// new simulated midnight (`complete_day` says which day that makes
+    /// complete), runs the batch through that day. When it falls behind it
+    /// runs through the latest complete day, not once per missed day.
+    pub fn start(
+        stores: Stores,
+        cfg: BatchConfig,
+        complete_day: impl Fn() -> Option<NaiveDate> + Send + 'static,
+        on_run: impl Fn(&BatchOutcome) + Send + 'static,
+    ) -> Nightly {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("nightly-batch".into())
+            .spawn(move || {
+                let mut done: Option<NaiveDate> = None;
+                let mut last = None;
+                while !flag.load(Ordering::Relaxed) {
+                    match complete_day() {
+                        Some(day) if done.is_none_or(|d| day > d) => {
+                            let mut c = cfg.clone();
+                            c.through = Some(day);
+                            let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &c)?;
+                            on_run(&outcome);
+                            done = Some(day);
+                            last = Some(outcome);
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(250)),
+                    }
+                }
+                Ok(last)
+            });
+        let handle = match handle {
+            Ok(h) => h,
+            Err(e) => std::thread::spawn(move || Err(anyhow::anyhow!("starting the batch: {e}"))),
+        };
+        Nightly { stop, handle }
+    }
+
+    /// Stops after the run in progress, if any.
+    pub fn finish(self) -> anyhow::Result<Option<BatchOutcome>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the nightly batch thread panicked"))?
+    }
+}
