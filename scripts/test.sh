@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # The project's test command (README.md; CI's .ci/run calls exactly this).
 #
-# Checks formatting and lints, then runs every test in the workspace. When
+# Checks formatting and lints, runs every test in the workspace, validates
+# docker-compose.yml and runs the end-to-end tests (tests/e2e.py). When
 # ECOMFLOW_KAFKA_BROKERS is unset and the `tansu` broker is installed, it
 # starts one on 127.0.0.1 for the Kafka tests and stops it afterwards;
-# without a broker those tests print "skipped: no Kafka" and pass.
+# without a broker those tests print "skipped: no Kafka" and pass. The
+# end-to-end test starts its own brokers, and a Prometheus when Debian's
+# `prometheus` is installed (otherwise it says "skipped: no Prometheus").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# The Arroyo UDF plugin is a workspace of its own (arrow 51 needs an older
+# chrono than DataFusion); it shares the target directory.
+udf=(--manifest-path crates/aggregator-udf/Cargo.toml --target-dir target)
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path crates/aggregator-udf/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy "${udf[@]}" --all-targets --locked -- -D warnings
 
 if [ -z "${ECOMFLOW_KAFKA_BROKERS:-}" ]; then
   if command -v tansu >/dev/null 2>&1; then
@@ -49,3 +58,12 @@ fi
 echo "== cargo test"
 # --nocapture so that tests which skip (no broker) say so on the terminal.
 cargo test --workspace --locked -- --nocapture
+echo "== cargo test (Arroyo UDF plugin)"
+cargo test "${udf[@]}" --locked -- --nocapture
+
+# Built by `cargo test` above (the ecomflow crate's integration tests need it).
+bin=target/debug/ecomflow
+echo "== docker-compose.yml: Compose schema, flags, Prometheus targets, Grafana provisioning"
+python3 tests/check_compose.py "$bin"
+echo "== end-to-end: one-command replay + Prometheus + dashboards, SIGKILL restart, Kafka, compose services"
+python3 tests/e2e.py "$bin"

@@ -150,6 +150,33 @@ impl CoOccurrence {
         all
     }
 
+    /// The `k` pairs in the most baskets over `span`, as `(a, b, count)`
+    /// with `a < b` (ties: lower ids first).
+    pub fn top_pairs(&self, k: usize, span: Span) -> Vec<(u32, u32, u64)> {
+        let mut all: Vec<(u32, u32, u64)> = match span {
+            Span::Window => self
+                .pairs
+                .iter_window()
+                .map(|(&(a, b), n)| (a, b, n))
+                .collect(),
+            Span::AllTime => self
+                .pairs
+                .iter_all_time()
+                .map(|(&(a, b), n)| (a, b, n))
+                .collect(),
+        };
+        let order = |x: &(u32, u32, u64), y: &(u32, u32, u64)| {
+            y.2.cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1))
+        };
+        if all.len() > k && k > 0 {
+            all.select_nth_unstable_by(k - 1, order);
+            all.truncate(k);
+        }
+        all.sort_by(order);
+        all.truncate(k);
+        all
+    }
+
     /// Whether the item was ever in a basket.
     pub fn knows(&self, item: u32) -> bool {
         self.items.all_time_count(&item) > 0
@@ -248,6 +275,23 @@ mod tests {
             m.top_partners(5, 10, Ranking::Count, Span::Window)[0].item,
             6
         );
+    }
+
+    #[test]
+    fn top_pairs_by_count_over_the_window() {
+        let mut m = model();
+        // Pairs: (1,2) x4, (1,9) x5, (2,9) x4, (3,9) x5.
+        assert_eq!(
+            m.top_pairs(3, Span::Window),
+            vec![(1, 9, 5), (3, 9, 5), (1, 2, 4)]
+        );
+        assert_eq!(m.top_pairs(10, Span::Window).len(), 4);
+        assert!(m.top_pairs(0, Span::Window).is_empty());
+        // Once the window slid past them they are only in all-time.
+        m.add_basket(&[5, 6], 30 * DAY);
+        m.advance_to(30 * DAY);
+        assert_eq!(m.top_pairs(10, Span::Window), vec![(5, 6, 1)]);
+        assert_eq!(m.top_pairs(1, Span::AllTime), vec![(1, 9, 5)]);
     }
 
     #[test]

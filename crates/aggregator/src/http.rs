@@ -3,6 +3,7 @@
 //! - `GET /v1/products/{id}/bought-together?k=10&ranking=llr|count&span=window|all-time`
 //! - `GET /v1/products/{id}/viewed-together` (same parameters)
 //! - `GET /v1/users/{id}/engagement`
+//! - `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`
 //! - `GET /healthz`, `GET /metrics` (Prometheus text)
 //!
 //! Malformed ids and parameters get 400, unknown ids 404, always with a JSON
@@ -10,6 +11,7 @@
 //! ([`ApiError`]).
 
 use crate::cooccur::{Partner, Ranking, Span};
+use crate::metrics;
 use crate::processor::Aggregator;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,8 +21,8 @@ use axum::{Json, Router};
 use schemas::ids;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 /// What the API serves from.
 pub struct ApiState {
@@ -28,7 +30,6 @@ pub struct ApiState {
     pub model: Arc<RwLock<Aggregator>>,
     /// Ranking when the request names none.
     pub default_ranking: Ranking,
-    lookups: AtomicU64,
 }
 
 impl ApiState {
@@ -37,7 +38,6 @@ impl ApiState {
         ApiState {
             model,
             default_ranking,
-            lookups: AtomicU64::new(0),
         }
     }
 }
@@ -134,7 +134,6 @@ async fn together(
     q: HashMap<String, String>,
     viewed: bool,
 ) -> Result<Json<Value>, ApiError> {
-    state.lookups.fetch_add(1, Ordering::Relaxed);
     let product = ids::parse_product_id(&id).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "malformed product id {id:?}; expected like prod_00123"
@@ -163,12 +162,30 @@ async fn together(
     })))
 }
 
+/// Records a lookup's latency under its endpoint and status class.
+fn timed(
+    endpoint: &str,
+    started: Instant,
+    result: Result<Json<Value>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match &result {
+        Ok(_) => "ok",
+        Err(ApiError::BadRequest(_)) => "bad_request",
+        Err(ApiError::NotFound(_)) => "not_found",
+    };
+    metrics::LOOKUP_SECONDS
+        .with_label_values(&[endpoint, status])
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
 async fn bought(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    together(s, id, q, false).await
+    let started = Instant::now();
+    timed("bought_together", started, together(s, id, q, false).await)
 }
 
 async fn viewed(
@@ -176,14 +193,68 @@ async fn viewed(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    together(s, id, q, true).await
+    let started = Instant::now();
+    timed("viewed_together", started, together(s, id, q, true).await)
 }
 
 async fn engagement(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    s.lookups.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    timed("engagement", started, user_engagement(s, id).await)
+}
+
+/// `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`:
+/// the pairs in the most baskets (for dashboards' tables).
+async fn top_pairs(
+    State(s): State<Arc<ApiState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    timed("top_pairs", started, pairs_list(s, q).await)
+}
+
+async fn pairs_list(
+    s: Arc<ApiState>,
+    mut q: HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let viewed = match q.remove("relation").as_deref() {
+        None | Some("bought") => false,
+        Some("viewed") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "relation must be bought or viewed, got {other:?}"
+            )))
+        }
+    };
+    if q.contains_key("ranking") {
+        return Err(ApiError::BadRequest(
+            "top pairs are ranked by count; use relation, k, span".into(),
+        ));
+    }
+    let (k, _, span) = params(&s, &q)?;
+    let model = read(&s);
+    let rows: Vec<Value> = model
+        .top_pairs(viewed, k, span)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (a, b, n))| {
+            json!({
+                "rank": i + 1,
+                "product_a": ids::product_id(a),
+                "product_b": ids::product_id(b),
+                "count": n,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "relation": if viewed { "viewed-together" } else { "bought-together" },
+        "pairs": rows,
+    })))
+}
+
+async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Value>, ApiError> {
     let user = ids::parse_user_id(&id).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "malformed user id {id:?}; expected like user_000042"
@@ -213,31 +284,17 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn metrics(State(s): State<Arc<ApiState>>) -> String {
-    let model = read(&s);
-    let (bought, viewed) = model.window_pairs();
-    let watermark = model.watermark().unwrap_or(0);
-    format!(
-        "# HELP ecomflow_aggregator_window_pairs Pairs counted in the sliding window.\n\
-         # TYPE ecomflow_aggregator_window_pairs gauge\n\
-         ecomflow_aggregator_window_pairs{{relation=\"bought\"}} {bought}\n\
-         ecomflow_aggregator_window_pairs{{relation=\"viewed\"}} {viewed}\n\
-         # HELP ecomflow_aggregator_late_events_total Events behind the watermark.\n\
-         # TYPE ecomflow_aggregator_late_events_total counter\n\
-         ecomflow_aggregator_late_events_total {}\n\
-         # HELP ecomflow_aggregator_watermark_seconds Current watermark, seconds since the epoch.\n\
-         # TYPE ecomflow_aggregator_watermark_seconds gauge\n\
-         ecomflow_aggregator_watermark_seconds {watermark}\n\
-         # HELP ecomflow_aggregator_lookups_total Lookups answered.\n\
-         # TYPE ecomflow_aggregator_lookups_total counter\n\
-         ecomflow_aggregator_lookups_total {}\n",
-        model.late_events(),
-        s.lookups.load(Ordering::Relaxed)
-    )
+/// Every metric of the process (all stages that run in it), after
+/// refreshing the aggregator's state gauges.
+async fn metrics(
+    State(s): State<Arc<ApiState>>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    metrics::observe_state(&read(&s));
+    telemetry::metrics_handler().await
 }
 
 async fn fallback() -> ApiError {
-    ApiError::NotFound("no such endpoint; see /v1/products/{id}/bought-together, /v1/products/{id}/viewed-together, /v1/users/{id}/engagement, /healthz, /metrics".into())
+    ApiError::NotFound("no such endpoint; see /v1/products/{id}/bought-together, /v1/products/{id}/viewed-together, /v1/users/{id}/engagement, /v1/top-pairs, /healthz, /metrics".into())
 }
 
 /// The API's routes.
@@ -246,6 +303,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/products/{id}/bought-together", get(bought))
         .route("/v1/products/{id}/viewed-together", get(viewed))
         .route("/v1/users/{id}/engagement", get(engagement))
+        .route("/v1/top-pairs", get(top_pairs))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(fallback)

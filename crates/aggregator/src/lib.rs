@@ -7,6 +7,7 @@
 //!
 //! - [`cooccur`]: windowed item and pair counts, top-k partners by LLR or
 //!   count, and the per-user engagement score.
+//! - [`metrics`]: the aggregator's Prometheus metrics.
 //! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
 //!   items per basket.
 //! - [`evaluate`]: hit rate of top-k recommendations on held-out baskets,
@@ -27,6 +28,7 @@ pub mod cooccur;
 pub mod evaluate;
 pub mod http;
 pub mod llr;
+pub mod metrics;
 pub mod pairs;
 pub mod processor;
 pub mod runner;

@@ -227,6 +227,15 @@ impl Aggregator {
         self.engagement.sessions.all_time_count(&user) > 0
     }
 
+    /// The `k` most frequent pairs, bought together or viewed together.
+    pub fn top_pairs(&self, viewed: bool, k: usize, span: Span) -> Vec<(u32, u32, u64)> {
+        if viewed {
+            self.viewed.top_pairs(k, span)
+        } else {
+            self.bought.top_pairs(k, span)
+        }
+    }
+
     /// Pairs in the bought-together and viewed-together windows.
     pub fn window_pairs(&self) -> (usize, usize) {
         (self.bought.window_pairs(), self.viewed.window_pairs())
@@ -236,6 +245,11 @@ impl Aggregator {
     /// input partitions' newest event times, once events arrived.
     pub fn watermark(&self) -> Option<i64> {
         self.watermark.low()
+    }
+
+    /// The newest event time seen on any input partition (seconds).
+    pub fn newest_event(&self) -> Option<i64> {
+        self.watermark.high()
     }
 
     /// The settings the state was made with.

@@ -9,6 +9,7 @@
 //! and the records in between are skipped on restore (the state knows their
 //! offsets), so nothing is lost or counted twice.
 
+use crate::metrics;
 use crate::processor::{Aggregator, AggregatorConfig, Outcome};
 use eventlog::{EventLog, LogError, Offsets};
 use schemas::envelope::DeadLetter;
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// Consumer group of the aggregator.
 pub const GROUP: &str = "aggregator";
+
+/// How often the runner reads its consumer lag for the metrics.
+const LAG_EVERY: Duration = Duration::from_secs(2);
 
 /// The topics the aggregator reads.
 pub const INPUT_TOPICS: [&str; 2] = [topics::SESSIONS, topics::TRANSACTIONS];
@@ -104,12 +108,14 @@ pub fn run(
     stats: &RunnerStats,
     stop: &AtomicBool,
 ) -> Result<(), RunnerError> {
+    metrics::init();
     let mut consumer = log.consumer(&cfg.group, &INPUT_TOPICS)?;
     let mut producer = log.producer()?;
     let mut last = Instant::now();
     let checkpoint = |producer: &mut Box<dyn eventlog::LogProducer>,
                       consumer: &mut Box<dyn eventlog::LogConsumer>|
      -> Result<(), RunnerError> {
+        let timer = Instant::now();
         producer.flush()?;
         let (bytes, offsets) = {
             let m = model.read().unwrap_or_else(|e| e.into_inner());
@@ -122,8 +128,11 @@ pub fn run(
         let offsets: Offsets = offsets.into_iter().collect();
         consumer.commit(&offsets)?;
         stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        metrics::CHECKPOINT_BYTES.set(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+        metrics::CHECKPOINT_SECONDS.observe(timer.elapsed().as_secs_f64());
         Ok(())
     };
+    let mut lag_checked: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
         if !records.is_empty() {
@@ -132,9 +141,11 @@ pub fn run(
                 match m.apply(&r.topic, r.partition, r.offset, &r.payload) {
                     Outcome::Applied => {
                         stats.applied.fetch_add(1, Ordering::Relaxed);
+                        metrics::APPLIED.with_label_values(&[&r.topic]).inc();
                     }
                     Outcome::Late(reason) => {
                         stats.late.fetch_add(1, Ordering::Relaxed);
+                        metrics::LATE.with_label_values(&[&r.topic]).inc();
                         let letter =
                             DeadLetter::new(&r.topic, r.partition, r.offset, &reason, &r.payload);
                         producer.send(
@@ -148,6 +159,15 @@ pub fn run(
                     Outcome::Invalid(_) | Outcome::AlreadyApplied => {}
                 }
             }
+            metrics::observe_state(&m);
+        }
+        if lag_checked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+            // Lag is what the group committed, so it follows checkpoints.
+            match log.lag(&cfg.group, &INPUT_TOPICS) {
+                Ok(lag) => metrics::LAG.set(i64::try_from(lag).unwrap_or(i64::MAX)),
+                Err(e) => tracing::debug!(error = %e, "Could not read the aggregator's lag."),
+            }
+            lag_checked = Some(Instant::now());
         }
         if last.elapsed() >= cfg.every {
             checkpoint(&mut producer, &mut consumer)?;

@@ -233,6 +233,11 @@ impl Watermark {
         self.newest.values().min().copied()
     }
 
+    /// The newest event time of any partition.
+    pub fn high(&self) -> Option<i64> {
+        self.newest.values().max().copied()
+    }
+
     /// Judges an event of `partition` and, if on time, takes it into account.
     pub fn observe(&mut self, partition: &str, t: i64) -> Lateness {
         if let Some(w) = self.current(partition) {

@@ -147,5 +147,75 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
         text.contains("ecomflow_aggregator_window_pairs{relation=\"bought\"} 2"),
         "{text}"
     );
-    assert!(text.contains("ecomflow_aggregator_lookups_total"), "{text}");
+    // Lookups are timed per endpoint and status class.
+    assert!(
+        text.contains(
+            "ecomflow_aggregator_lookup_seconds_count{endpoint=\"bought_together\",status=\"ok\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ecomflow_aggregator_lookup_seconds_count{endpoint=\"engagement\",status=\"not_found\"} 1"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn top_pairs_by_count() {
+    let model = Arc::new(RwLock::new(Aggregator::new(AggregatorConfig::default())));
+    let state = Arc::new(ApiState::new(model.clone(), Ranking::Llr));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    runtime.spawn(serve(listener, state));
+    {
+        let mut m = model.write().expect("lock");
+        // (1,2) twice, (1,3) and (2,3) once.
+        for (o, items) in [
+            (0, &["prod_00001", "prod_00002", "prod_00003"][..]),
+            (1, &["prod_00002", "prod_00001"][..]),
+        ] {
+            m.apply(
+                topics::TRANSACTIONS,
+                0,
+                o,
+                &txn(&format!("txn_{o}"), "2025-01-01T10:00:00", items),
+            );
+        }
+    }
+    let (status, body) = get(&addr, "/v1/top-pairs?relation=bought&k=2");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["relation"], "bought-together");
+    let pairs = body["pairs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pairs.len(), 2);
+    assert_eq!(
+        (
+            &pairs[0]["product_a"],
+            &pairs[0]["product_b"],
+            &pairs[0]["count"]
+        ),
+        (&"prod_00001".into(), &"prod_00002".into(), &2.into())
+    );
+    assert_eq!(
+        (
+            &pairs[1]["product_a"],
+            &pairs[1]["product_b"],
+            &pairs[1]["count"]
+        ),
+        (&"prod_00001".into(), &"prod_00003".into(), &1.into())
+    );
+    let (_, body) = get(&addr, "/v1/top-pairs?relation=viewed");
+    assert_eq!(body["pairs"].as_array().map(Vec::len), Some(0));
+    for path in ["/v1/top-pairs?relation=sold", "/v1/top-pairs?ranking=llr"] {
+        let (status, body) = get(&addr, path);
+        assert_eq!(status, 400, "{path}: {body}");
+    }
 }

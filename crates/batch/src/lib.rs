@@ -11,11 +11,13 @@
 //! - [`clv`]: holdout check of the CLV models, 90-day predictions, write-back rows.
 //! - [`charts`], [`report`]: SVG charts and `report.md`.
 //! - [`table`]: query results as rows of values.
+//! - [`metrics`]: the batch job's Prometheus metrics.
 
 pub mod analytics;
 pub mod charts;
 pub mod clv;
 pub mod engine;
+pub mod metrics;
 pub mod predict;
 pub mod report;
 pub mod snapshot;
@@ -129,8 +131,22 @@ pub struct BatchOutcome {
     pub report: PathBuf,
 }
 
-/// Runs the whole batch: snapshot, analytics, prediction, write-back, report.
+/// Runs the whole batch: snapshot, analytics, prediction, write-back, report;
+/// publishes the outcome in the metrics.
 pub fn run(
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    cfg: &BatchConfig,
+) -> Result<BatchOutcome> {
+    let outcome = run_steps(docs, sessions, cfg);
+    match &outcome {
+        Ok(o) => metrics::observe(o),
+        Err(_) => metrics::failed(),
+    }
+    outcome
+}
+
+fn run_steps(
     docs: &dyn DocumentStore,
     sessions: &SessionStore,
     cfg: &BatchConfig,

@@ -372,6 +372,29 @@ fn every_analytic_matches_the_hand_computed_answer() {
     // Two days are too few to fit the CLV models.
     assert!(out.prediction.is_none());
 
+    // The run is published in the metrics (the only run in this binary).
+    let m = &batch::metrics::SEGMENT_CUSTOMERS;
+    assert_eq!(m.with_label_values(&["VIP"]).get(), 1);
+    assert_eq!(m.with_label_values(&["Medium"]).get(), 3);
+    close(
+        batch::metrics::SEGMENT_REVENUE
+            .with_label_values(&["VIP"])
+            .get(),
+        60.0,
+    );
+    let rows = &batch::metrics::STEP_ROWS;
+    assert_eq!(rows.with_label_values(&["snapshot"]).get(), 11);
+    assert_eq!(rows.with_label_values(&["write-back"]).get(), 5);
+    assert_eq!(
+        batch::metrics::FUNNEL
+            .with_label_values(&["converted"])
+            .get(),
+        4
+    );
+    // Through 2025-01-02: the next midnight is 2025-01-03T00:00:00Z.
+    assert_eq!(batch::metrics::THROUGH.get(), 1_735_862_400);
+    assert_eq!(batch::metrics::RUNS.with_label_values(&["ok"]).get(), 1);
+
     // Write-back: every user, with segment and CLV.
     assert_eq!(out.written_back, 5);
     let v = shop.docs.customer_value("u1").expect("read").expect("u1");

@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write the shop as newline-delimited JSON files (one per record kind),
@@ -49,10 +51,29 @@ pub enum Command {
     /// CLV segments and BG/NBD + Gamma-Gamma predictions, write each user's
     /// segment and CLV back, and write <data-dir>/report/report.md with charts.
     Batch(BatchArgs),
+    /// Run the aggregator as a service: consume sessions and transactions
+    /// from the event log, keep the windows, serve the lookup API on --http,
+    /// checkpoint; until Ctrl-C (or --until-idle).
+    Serve(ServeArgs),
     /// Run one SQL query on the Parquet snapshot the batch wrote. Tables:
     /// transactions, sessions (both with a "date" column), users, products,
     /// categories, dead_letters; views transaction_items, session_views.
     Sql(SqlArgs),
+}
+
+/// `ecomflow serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Event log (and --data-dir, where the checkpoint is kept).
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Aggregator settings.
+    #[command(flatten)]
+    pub aggregator: AggregatorFlags,
+    /// Stop once everything is consumed and nothing new arrived for this
+    /// many seconds (for batch-style runs and tests).
+    #[arg(long, env = "ECOMFLOW_UNTIL_IDLE")]
+    pub until_idle: Option<u64>,
 }
 
 /// `ecomflow batch`.
@@ -257,6 +278,12 @@ pub struct LogArgs {
     /// the embedded wide-column store in --data-dir is used.
     #[arg(long, env = "ECOMFLOW_HBASE_THRIFT")]
     pub hbase_thrift: Option<String>,
+    /// Serve Prometheus metrics (/metrics) of every stage in this process on
+    /// this address (host:port), for services without the lookup API
+    /// (`ingest`, `replay --publish-only`, `batch --every`). `replay` and
+    /// `serve` also serve them on --http.
+    #[arg(long, env = "ECOMFLOW_METRICS")]
+    pub metrics: Option<String>,
 }
 
 /// `ecomflow generate`.

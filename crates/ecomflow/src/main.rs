@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Evaluate(args) => evaluate(args),
         Command::Batch(args) => stop_flag().and_then(|stop| nightly::batch_command(args, stop)),
         Command::Sql(args) => nightly::sql_command(args),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -131,6 +132,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let log = open_log(&args.log, args.fresh)?;
     tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.");
     let stop = stop_flag()?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     // Topics exist before any consumer subscribes.
     log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
     // The API binds first, so a taken --http address fails before any work.
@@ -385,9 +387,45 @@ fn print_ingest_summary(
     Ok(())
 }
 
+fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
+    let log = open_log(&args.log, false)?;
+    let stop = stop_flag()?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+    let runner_stop = Arc::new(AtomicBool::new(false));
+    let mut handle = pipeline::start_aggregator(
+        log.clone(),
+        &args.log.data_dir,
+        &args.aggregator,
+        runner_stop.clone(),
+    )?;
+    println!(
+        "Aggregator reading {}; lookup API on http://{} until Ctrl-C.",
+        log.describe(),
+        handle.addr
+    );
+    let mut idle_for = 0u64;
+    while !stop.load(Ordering::Relaxed) && !handle.runner_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Some(idle) = args.until_idle {
+            let lag = log.lag(aggregator::runner::GROUP, &aggregator::runner::INPUT_TOPICS)?;
+            idle_for = if lag == 0 { idle_for + 1 } else { 0 };
+            if idle_for >= idle * 2 {
+                break;
+            }
+        }
+    }
+    runner_stop.store(true, Ordering::SeqCst);
+    handle.join_runner()?;
+    print_aggregator_summary(&handle);
+    handle.shutdown();
+    Ok(())
+}
+
 fn ingest_service(args: IngestArgs) -> anyhow::Result<()> {
     let log = open_log(&args.log, false)?;
     let stop = stop_flag()?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     let stats = Arc::new(ingest::IngestStats::default());
     let (stores, workers) = pipeline::start_ingest(
         log.clone(),

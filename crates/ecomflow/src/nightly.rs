@@ -52,12 +52,19 @@ pub fn print_outcome(o: &BatchOutcome) {
 pub fn batch_command(args: BatchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let cfg = args.batch.config(&args.log.data_dir)?;
     let stores = pipeline::open_stores(&args.log)?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     loop {
-        let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg)?;
-        print_outcome(&outcome);
+        let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg);
         let Some(every) = args.every else {
+            print_outcome(&outcome?);
             return Ok(());
         };
+        // As a service, a failed night is logged (and counted in
+        // ecomflow_batch_runs_total{outcome="error"}); the next one retries.
+        match outcome {
+            Ok(o) => print_outcome(&o),
+            Err(e) => tracing::error!(error = %e, retry_in_secs = every, "Batch run failed."),
+        }
         let mut waited = 0u64;
         while waited < every * 10 {
             if stop.load(Ordering::Relaxed) {

@@ -75,10 +75,11 @@ pub fn remove_embedded(args: &LogArgs) -> anyhow::Result<()> {
 }
 
 /// Ingest settings from flags.
-fn ingest_config(flags: &IngestFlags) -> IngestConfig {
+fn ingest_config(flags: &IngestFlags, partitions: u32) -> IngestConfig {
     IngestConfig {
         group: flags.ingest_group.clone(),
         batch: flags.ingest_batch.max(1),
+        partitions: partitions.max(1),
         ..IngestConfig::default()
     }
 }
@@ -101,7 +102,7 @@ pub fn start_ingest(
     let workers = spawn_ingest(
         log,
         stores.clone(),
-        ingest_config(flags),
+        ingest_config(flags, args.partitions),
         flags.ingest_workers,
         stats,
         stop,
@@ -256,4 +257,33 @@ pub fn start_aggregator(
         runner,
         runtime,
     })
+}
+
+/// A `/metrics` endpoint on its own address (`--metrics`), up while this
+/// value lives.
+pub struct MetricsServer {
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Serves every stage's metrics on `addr`, if one is given.
+pub fn start_metrics(addr: Option<&str>) -> anyhow::Result<Option<MetricsServer>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("metrics")
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| format!("binding the metrics endpoint to {addr} (--metrics)"))?;
+    let addr = listener.local_addr()?;
+    runtime.spawn(async move {
+        if let Err(e) = telemetry::serve(listener).await {
+            tracing::error!(error = %e, "Metrics endpoint stopped.");
+        }
+    });
+    println!("Metrics on http://{addr}/metrics.");
+    Ok(Some(MetricsServer { _runtime: runtime }))
 }

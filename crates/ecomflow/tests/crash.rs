@@ -245,4 +245,34 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
         got, planted,
         "dead letters are exactly the planted dirty records"
     );
+
+    // The document store keeps the same dead letters, each once.
+    let mut kept: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for d in docs.dead_letters().expect("dead letters") {
+        *kept.entry((d.source_topic, d.reason_code)).or_default() += 1;
+    }
+    assert_eq!(kept, planted, "stored dead letters");
+
+    // The final batch ran over everything: the snapshot holds every stored
+    // transaction and session once, and the report was written.
+    let engine = batch::Engine::open(&dir.path().join("snapshot")).expect("snapshot");
+    let n = |sql: &str| {
+        batch::table::Table::from_batches(&engine.query(sql).expect("sql"))
+            .expect("table")
+            .i64(0, "n")
+            .expect("n")
+    };
+    assert_eq!(
+        n("SELECT COUNT(DISTINCT transaction_id) AS n FROM transactions") as usize,
+        txns.len()
+    );
+    assert_eq!(
+        n("SELECT COUNT(*) AS n FROM transactions") as usize,
+        txns.len()
+    );
+    assert_eq!(
+        n("SELECT COUNT(*) AS n FROM sessions") as usize,
+        stored_sessions
+    );
+    assert!(dir.path().join("report").join("report.md").exists());
 }

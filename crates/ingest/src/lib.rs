@@ -14,7 +14,9 @@
 //! # Layout
 //!
 //! - [`worker`]: the worker loop, its configuration and statistics.
+//! - [`metrics`]: ingest's Prometheus metrics.
 
+pub mod metrics;
 pub mod worker;
 
 pub use worker::{run_worker, IngestConfig, IngestError, IngestStats, StatsSnapshot};

@@ -1,14 +1,16 @@
 //! The ingest worker loop.
 
+use crate::metrics;
 use eventlog::{offsets_after, EventLog, LogConsumer, LogError, LogProducer, Record};
 use schemas::envelope::{
     decode_catalog, decode_session, decode_transaction, CatalogRecord, DeadLetter,
 };
 use schemas::{topics, Rejection};
+use schemas::{Session, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stores::{DocumentStore, SessionStore, StoreError};
 
 /// Worker settings.
@@ -20,6 +22,9 @@ pub struct IngestConfig {
     pub batch: usize,
     /// How long a poll waits for records.
     pub poll_timeout: Duration,
+    /// Partitions per topic (to know when every partition has been seen,
+    /// for the stored-through event time).
+    pub partitions: u32,
 }
 
 impl Default for IngestConfig {
@@ -28,6 +33,7 @@ impl Default for IngestConfig {
             group: "ingest".into(),
             batch: 2_000,
             poll_timeout: Duration::from_millis(200),
+            partitions: 4,
         }
     }
 }
@@ -116,6 +122,9 @@ impl IngestStats {
     }
 }
 
+/// How often a worker reads the group's lag for the metrics.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+
 /// The topics ingest reads.
 pub const INPUT_TOPICS: [&str; 3] = [topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS];
 
@@ -179,10 +188,13 @@ impl Worker<'_> {
             }
         }
         // 1. Good records into the stores (idempotent writes).
+        let timer = Instant::now();
+        self.sessions.put_sessions(&sessions)?;
+        let wide_secs = timer.elapsed().as_secs_f64();
+        let timer = Instant::now();
         self.docs.upsert_categories(&categories)?;
         self.docs.upsert_products(&products)?;
         self.docs.upsert_users(&users)?;
-        self.sessions.put_sessions(&sessions)?;
         let new = self.docs.put_transactions(&transactions)?;
         // Dead letters are kept in the document store too (keyed by source
         // position, so a replay stores each once): the nightly cleaning
@@ -192,6 +204,7 @@ impl Worker<'_> {
             .map(|(r, reason)| DeadLetter::new(&r.topic, r.partition, r.offset, reason, &r.payload))
             .collect();
         self.docs.put_dead_letters(&letters)?;
+        let doc_secs = timer.elapsed().as_secs_f64();
         // 2. Bad records to the dead-letter topic, each exactly once.
         let mut sent: BTreeMap<String, u64> = BTreeMap::new();
         for ((r, reason), letter) in dead.iter().zip(&letters) {
@@ -221,6 +234,18 @@ impl Worker<'_> {
         // 3. Only now is the batch done.
         self.consumer.commit(&offsets)?;
         self.stats.advance(records);
+        let catalog = (categories.len() + products.len() + users.len()) as u64;
+        record_metrics(
+            records,
+            &sessions,
+            &transactions,
+            catalog,
+            &sent,
+            (doc_secs, wide_secs),
+        );
+        if let Some(wm) = self.stats.low_watermark_ms(self.cfg.partitions) {
+            metrics::EVENT_TIME.set(wm / 1000);
+        }
 
         let s = self.stats;
         s.consumed
@@ -242,6 +267,52 @@ impl Worker<'_> {
         }
         Ok(())
     }
+}
+
+/// Adds a committed batch to the Prometheus metrics.
+fn record_metrics(
+    records: &[Record],
+    sessions: &[Session],
+    transactions: &[Transaction],
+    catalog: u64,
+    dead_letters: &BTreeMap<String, u64>,
+    (doc_secs, wide_secs): (f64, f64),
+) {
+    let mut consumed: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in records {
+        *consumed.entry(r.topic.as_str()).or_default() += 1;
+    }
+    for (topic, n) in consumed {
+        metrics::CONSUMED.with_label_values(&[topic]).inc_by(n);
+    }
+    for (topic, n) in [
+        (topics::SESSIONS, sessions.len() as u64),
+        (topics::TRANSACTIONS, transactions.len() as u64),
+        (topics::CATALOG, catalog),
+    ] {
+        if n > 0 {
+            metrics::STORED.with_label_values(&[topic]).inc_by(n);
+        }
+    }
+    for (reason, n) in dead_letters {
+        metrics::DEAD_LETTERS
+            .with_label_values(&[reason])
+            .inc_by(*n);
+    }
+    for s in sessions {
+        metrics::SESSIONS
+            .with_label_values(&[s.conversion_status.as_str()])
+            .inc();
+    }
+    let revenue: f64 = transactions.iter().map(|t| t.total).sum();
+    metrics::REVENUE.inc_by(revenue.max(0.0));
+    metrics::BATCH_SIZE.observe(records.len() as f64);
+    metrics::WRITE_SECONDS
+        .with_label_values(&["document"])
+        .observe(doc_secs);
+    metrics::WRITE_SECONDS
+        .with_label_values(&["wide_column"])
+        .observe(wide_secs);
 }
 
 fn is_retryable(e: &IngestError) -> bool {
@@ -272,9 +343,19 @@ pub fn run_worker(
         stats,
         dlq_done: HashMap::new(),
     };
+    metrics::init();
+    let mut lag_checked: Option<Instant> = None;
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
+        }
+        if lag_checked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+            // The group's lag (all workers agree on it; any may report it).
+            match log.lag(&cfg.group, &INPUT_TOPICS) {
+                Ok(lag) => metrics::LAG.set(i64::try_from(lag).unwrap_or(i64::MAX)),
+                Err(e) => tracing::debug!(error = %e, "Could not read the ingest lag."),
+            }
+            lag_checked = Some(Instant::now());
         }
         let records = match worker.consumer.poll(cfg.batch, cfg.poll_timeout) {
             Ok(r) => r,

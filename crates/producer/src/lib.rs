@@ -17,6 +17,7 @@
 //!   transactions, with the dirty share.
 //! - [`shape`]: statistics that show the data has the intended shape.
 //! - [`dataset`]: writes the dataset as newline-delimited JSON.
+//! - [`metrics`]: the producer's Prometheus metrics.
 //! - [`replay`]: publishes the stream to an [`eventlog::EventLog`],
 //!   resumable, at full speed or paced.
 
@@ -24,6 +25,7 @@ pub mod catalog;
 pub mod config;
 pub mod dataset;
 pub mod events;
+pub mod metrics;
 pub mod replay;
 pub mod sampling;
 pub mod shape;

@@ -147,17 +147,25 @@ pub fn run(
     let mut pace_origin: Option<(NaiveDateTime, Instant)> = None;
     let mut last_time = cfg.start_date.and_hms_opt(0, 0, 0).unwrap_or_default();
     let mut interrupted = false;
-    let flush =
-        |producer: &mut Box<dyn eventlog::LogProducer>, published: u64| -> Result<(), LogError> {
-            let marker = serde_json::to_vec(&Marker {
-                config: cfg.clone(),
-                published,
-            })
-            .unwrap_or_default();
-            producer.flush_with_marker(MARKER, &marker)?;
-            tracing::debug!(published, "Published a batch.");
-            Ok(())
-        };
+    // Events sent since the last flush, per topic, for the metrics.
+    let mut pending: Vec<(&'static str, u64)> = Vec::new();
+    crate::metrics::init();
+    crate::metrics::EVENTS_PLANNED.set(i64::try_from(total).unwrap_or(i64::MAX));
+    let flush = |producer: &mut Box<dyn eventlog::LogProducer>,
+                 published: u64,
+                 pending: &mut Vec<(&'static str, u64)>,
+                 last_time: NaiveDateTime|
+     -> Result<(), LogError> {
+        let marker = serde_json::to_vec(&Marker {
+            config: cfg.clone(),
+            published,
+        })
+        .unwrap_or_default();
+        producer.flush_with_marker(MARKER, &marker)?;
+        crate::metrics::flushed(pending, last_time.and_utc().timestamp());
+        tracing::debug!(published, "Published a batch.");
+        Ok(())
+    };
     for ev in stream.by_ref() {
         if let Some(speed) = opts.speed.filter(|s| *s > 0.0) {
             let (t0, w0) = *pace_origin.get_or_insert((ev.time, Instant::now()));
@@ -167,7 +175,7 @@ pub fn run(
                 );
             if due > Instant::now() && in_batch > 0 {
                 // Make what is due visible before waiting for what is not.
-                flush(&mut producer, published)?;
+                flush(&mut producer, published, &mut pending, last_time)?;
                 in_batch = 0;
                 progress(&Progress {
                     published,
@@ -194,9 +202,13 @@ pub fn run(
         )?;
         published += 1;
         in_batch += 1;
+        match pending.last_mut() {
+            Some((t, n)) if *t == ev.stream.topic() => *n += 1,
+            _ => pending.push((ev.stream.topic(), 1)),
+        }
         last_time = ev.time;
         if in_batch >= opts.batch {
-            flush(&mut producer, published)?;
+            flush(&mut producer, published, &mut pending, last_time)?;
             in_batch = 0;
             progress(&Progress {
                 published,
@@ -205,7 +217,7 @@ pub fn run(
             });
         }
     }
-    flush(&mut producer, published)?;
+    flush(&mut producer, published, &mut pending, last_time)?;
     progress(&Progress {
         published,
         total,

@@ -413,7 +413,7 @@ pub fn wide_store_contract(store: &SessionStore) {
                 ts("2025-03-12T23:00:00")
             )
             .expect("range"),
-        vec![c, b]
+        vec![c.clone(), b.clone()]
     );
     assert!(store
         .sessions_between(

@@ -1,0 +1,178 @@
+//! The aggregator's metrics (one place; names in dashboards and docs agree).
+
+use crate::processor::Aggregator;
+use std::sync::LazyLock;
+use telemetry::prometheus::{Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
+
+/// Records applied to the windows, per topic.
+pub static APPLIED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    telemetry::counter_vec(
+        "ecomflow_aggregator_events_applied_total",
+        "Sessions and transactions applied to the windows, per topic.",
+        &["topic"],
+    )
+});
+
+/// Events behind the watermark, dead-lettered with reason `late`.
+pub static LATE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    telemetry::counter_vec(
+        "ecomflow_aggregator_late_events_total",
+        "Events behind their partition's watermark, sent to the dead-letter topic with reason late.",
+        &["topic"],
+    )
+});
+
+/// Pairs in the sliding window, per relation.
+pub static WINDOW_PAIRS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    telemetry::int_gauge_vec(
+        "ecomflow_aggregator_window_pairs",
+        "Distinct product pairs counted in the sliding window (state size), per relation (bought, viewed).",
+        &["relation"],
+    )
+});
+
+/// Size of the last checkpoint.
+pub static CHECKPOINT_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    telemetry::int_gauge(
+        "ecomflow_aggregator_checkpoint_bytes",
+        "Size of the last checkpoint written (the whole state, serialised).",
+    )
+});
+
+/// Checkpoint durations.
+pub static CHECKPOINT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    telemetry::histogram(
+        "ecomflow_aggregator_checkpoint_seconds",
+        "Time to write a checkpoint and commit its offsets.",
+        telemetry::latency_buckets(),
+    )
+});
+
+/// The low watermark.
+pub static WATERMARK: LazyLock<IntGauge> = LazyLock::new(|| {
+    telemetry::int_gauge(
+        "ecomflow_aggregator_watermark_seconds",
+        "Low watermark: the oldest input partition's newest event time, seconds since the epoch.",
+    )
+});
+
+/// How far the slowest partition is behind the fastest, in event time.
+pub static WATERMARK_DELAY: LazyLock<IntGauge> = LazyLock::new(|| {
+    telemetry::int_gauge(
+        "ecomflow_aggregator_watermark_delay_seconds",
+        "Newest event time seen minus the low watermark, in event-time seconds (how far the windows trail the newest event).",
+    )
+});
+
+/// Records not yet consumed by the aggregator group.
+pub static LAG: LazyLock<IntGauge> = LazyLock::new(|| {
+    telemetry::int_gauge(
+        "ecomflow_aggregator_consumer_lag_records",
+        "Records in sessions and transactions not yet committed by the aggregator consumer group.",
+    )
+});
+
+/// Lookup latency, per endpoint.
+pub static LOOKUP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    telemetry::histogram_vec(
+        "ecomflow_aggregator_lookup_seconds",
+        "Time to answer a lookup, per endpoint (bought_together, viewed_together, engagement, top_pairs) and status class.",
+        &["endpoint", "status"],
+        telemetry::latency_buckets(),
+    )
+});
+
+/// Endpoints of the lookup API, as labelled in [`LOOKUP_SECONDS`].
+pub const ENDPOINTS: [&str; 4] = [
+    "bought_together",
+    "viewed_together",
+    "engagement",
+    "top_pairs",
+];
+
+/// Creates every labelled series at zero, so that dashboards show zeros
+/// instead of "no data" before the first event, late event or lookup.
+pub fn init() {
+    for topic in crate::runner::INPUT_TOPICS {
+        APPLIED.with_label_values(&[topic]);
+        LATE.with_label_values(&[topic]);
+    }
+    for endpoint in ENDPOINTS {
+        LOOKUP_SECONDS.with_label_values(&[endpoint, "ok"]);
+    }
+    for relation in ["bought", "viewed"] {
+        WINDOW_PAIRS.with_label_values(&[relation]);
+    }
+    LazyLock::force(&LAG);
+    LazyLock::force(&CHECKPOINT_SECONDS);
+    LazyLock::force(&CHECKPOINT_BYTES);
+}
+
+/// Updates the state gauges from the model.
+pub fn observe_state(model: &Aggregator) {
+    let (bought, viewed) = model.window_pairs();
+    WINDOW_PAIRS
+        .with_label_values(&["bought"])
+        .set(i64::try_from(bought).unwrap_or(i64::MAX));
+    WINDOW_PAIRS
+        .with_label_values(&["viewed"])
+        .set(i64::try_from(viewed).unwrap_or(i64::MAX));
+    if let (Some(low), Some(high)) = (model.watermark(), model.newest_event()) {
+        WATERMARK.set(low);
+        WATERMARK_DELAY.set(high - low);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processor::AggregatorConfig;
+
+    #[test]
+    fn state_gauges_follow_the_model() {
+        let mut m = Aggregator::new(AggregatorConfig::default());
+        let t = |id: &str, at: &str, products: &[&str]| {
+            let time = schemas::time::parse(at).unwrap_or_default();
+            schemas::envelope::encode(
+                schemas::envelope::Kind::Transaction,
+                &schemas::Transaction {
+                    transaction_id: id.into(),
+                    session_id: "sess_x".into(),
+                    user_id: "user_000007".into(),
+                    timestamp: time,
+                    items: products
+                        .iter()
+                        .map(|p| schemas::LineItem {
+                            product_id: p.to_string(),
+                            quantity: 1,
+                            unit_price: 10.0,
+                            subtotal: 10.0,
+                        })
+                        .collect(),
+                    discount: 0.0,
+                    total: 10.0 * products.len() as f64,
+                    payment_method: schemas::PaymentMethod::Paypal,
+                },
+            )
+        };
+        // Three items: three pairs. Partition 0 at 10:00, partition 1 at 12:00.
+        let a = t(
+            "txn_a",
+            "2025-01-01T10:00:00",
+            &["prod_00001", "prod_00002", "prod_00003"],
+        );
+        let b = t(
+            "txn_b",
+            "2025-01-01T12:00:00",
+            &["prod_00001", "prod_00002"],
+        );
+        let _ = m.apply("transactions", 0, 0, &a);
+        let _ = m.apply("transactions", 1, 0, &b);
+        observe_state(&m);
+        assert_eq!(WINDOW_PAIRS.with_label_values(&["bought"]).get(), 3);
+        assert_eq!(WINDOW_PAIRS.with_label_values(&["viewed"]).get(), 0);
+        // 2025-01-01T10:00:00Z is 1735725600; the fastest partition is 2 h ahead.
+        assert_eq!(WATERMARK.get(), 1_735_725_600);
+        assert_eq!(WATERMARK_DELAY.get(), 7_200);
+    }
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Validates docker-compose.yml without a Docker engine.
+
+1. The file, after Compose's variable interpolation and YAML merges, is
+   valid against the Compose Specification's JSON schema
+   (tests/fixtures/compose_spec.json, from the docker-compose 1.29.2 wheel).
+2. Every service it depends on exists and has a health check; every
+   ecomflow service runs a real subcommand, and each ECOMFLOW_* variable in
+   its environment is one that subcommand reads (asked of the binary's own
+   --help, so a renamed flag fails here).
+3. Prometheus scrapes every ecomflow service on the port it serves metrics
+   on, and Grafana's provisioning points at the files that exist.
+
+Usage: tests/check_compose.py path/to/ecomflow-binary
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import jsonschema
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print(f"FAIL: {msg}")
+
+
+def interpolate(value, env):
+    """Compose's ${VAR}, ${VAR-default} and ${VAR:-default}."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m):
+        name, op, default = m.group(1), m.group(2), m.group(3) or ""
+        if op == ":-":
+            return env.get(name) or default
+        if op == "-":
+            return env.get(name, default)
+        return env.get(name, "")
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}", sub, value)
+
+
+def load_compose(env=None):
+    """docker-compose.yml as Compose sees it: merged and interpolated."""
+    with open(os.path.join(ROOT, "docker-compose.yml")) as f:
+        raw = yaml.safe_load(f)
+    return interpolate(raw, env if env is not None else {})
+
+
+def ecomflow_services(compose):
+    """Services built from this repository's Dockerfile."""
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if "build" in svc
+    }
+
+
+def env_names_of(binary, command):
+    out = subprocess.run(
+        [binary, command, "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    return set(re.findall(r"\[env: (ECOMFLOW_[A-Z_]+)", out)) | {"ECOMFLOW_LOG"}
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    binary = sys.argv[1]
+    compose = load_compose()
+    with open(os.path.join(ROOT, "tests", "fixtures", "compose_spec.json")) as f:
+        schema = json.load(f)
+    validator = jsonschema.Draft201909Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.path))
+    for e in errors:
+        fail(f"schema: {'/'.join(map(str, e.path))}: {e.message}")
+    if not errors:
+        print("ok: docker-compose.yml is valid against the Compose schema")
+
+    services = compose["services"]
+    for name, svc in services.items():
+        deps = svc.get("depends_on", {})
+        for dep, cond in (deps.items() if isinstance(deps, dict) else []):
+            if dep not in services:
+                fail(f"{name} depends on unknown service {dep}")
+            elif cond.get("condition") == "service_healthy" and "healthcheck" not in services[dep]:
+                fail(f"{name} waits for {dep} to be healthy, but {dep} has no healthcheck")
+
+    ours = ecomflow_services(compose)
+    expected = {"producer", "ingest-1", "ingest-2", "aggregator", "batch"}
+    if set(ours) != expected:
+        fail(f"ecomflow services are {sorted(ours)}, expected {sorted(expected)}")
+    for name, svc in ours.items():
+        command = svc.get("command") or []
+        if not command:
+            fail(f"{name}: no command")
+            continue
+        try:
+            accepted = env_names_of(binary, command[0])
+        except subprocess.CalledProcessError as e:
+            fail(f"{name}: `ecomflow {command[0]} --help` failed: {e.stderr}")
+            continue
+        for key in svc.get("environment", {}):
+            if key.startswith("ECOMFLOW_") and key not in accepted:
+                fail(f"{name}: ecomflow {command[0]} does not read {key}")
+        for flag in command[1:]:
+            if flag.startswith("--"):
+                help_text = subprocess.run(
+                    [binary, command[0], "--help"], capture_output=True, text=True
+                ).stdout
+                if flag not in help_text:
+                    fail(f"{name}: ecomflow {command[0]} has no flag {flag}")
+    ingest_envs = [ours[n].get("environment") for n in ("ingest-1", "ingest-2") if n in ours]
+    if len(ingest_envs) == 2 and ingest_envs[0] != ingest_envs[1]:
+        fail("ingest-1 and ingest-2 must run with the same environment (one consumer group)")
+    groups = {e.get("ECOMFLOW_INGEST_GROUP") for e in ingest_envs}
+    if len(groups) != 1:
+        fail(f"ingest services are in different consumer groups: {groups}")
+
+    # Prometheus scrapes each ecomflow service where it serves /metrics.
+    with open(os.path.join(ROOT, "prometheus", "prometheus.yml")) as f:
+        prom = yaml.safe_load(f)
+    targets = {
+        t
+        for job in prom["scrape_configs"]
+        for sc in job.get("static_configs", [])
+        for t in sc["targets"]
+    }
+    for name, svc in ours.items():
+        env = svc.get("environment", {})
+        addr = env.get("ECOMFLOW_METRICS") or env.get("ECOMFLOW_HTTP")
+        if not addr:
+            fail(f"{name} serves no metrics (ECOMFLOW_METRICS or ECOMFLOW_HTTP)")
+            continue
+        port = addr.rsplit(":", 1)[1]
+        if f"{name}:{port}" not in targets:
+            fail(f"prometheus.yml does not scrape {name}:{port}")
+    for t in targets:
+        if t.split(":")[0] not in services:
+            fail(f"prometheus.yml scrapes {t}, which is no service")
+
+    # Grafana: the mounted directories exist, dashboards use provisioned uids.
+    graf = services.get("grafana", {})
+    for vol in graf.get("volumes", []):
+        src = vol.split(":")[0]
+        if not os.path.exists(os.path.join(ROOT, src)):
+            fail(f"grafana mounts {src}, which does not exist")
+    with open(os.path.join(ROOT, "grafana", "provisioning", "datasources", "datasources.yml")) as f:
+        uids = {d["uid"] for d in yaml.safe_load(f)["datasources"]}
+    dash_dir = os.path.join(ROOT, "grafana", "dashboards")
+    for fname in sorted(os.listdir(dash_dir)):
+        with open(os.path.join(dash_dir, fname)) as f:
+            dash = json.load(f)
+        for panel in dash["panels"]:
+            for t in panel.get("targets", []):
+                uid = t.get("datasource", panel.get("datasource", {})).get("uid")
+                if uid not in uids:
+                    fail(f"{fname}: panel {panel['title']!r} uses datasource {uid!r}, not provisioned")
+
+    if failures:
+        print(f"{len(failures)} problem(s) in docker-compose.yml and its files")
+        sys.exit(1)
+    print("ok: docker-compose.yml, prometheus.yml and Grafana provisioning agree with the binary")
+
+
+if __name__ == "__main__":
+    main()

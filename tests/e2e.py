@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the whole system, on a small shop, through the binary.
+
+1. The one-command replay on the embedded engines (paced, --keep-serving),
+   scraped by a real Prometheus (Debian's `prometheus`) on 127.0.0.1:
+   - lookups over HTTP answer while it runs; afterwards the top partner of
+     each best-seller is one of its planted complements, and the API agrees
+     with the summary the terminal printed;
+   - the segment table on the terminal equals the report's and the metrics';
+   - nothing was lost: events published = records stored + dead letters,
+     counted in the Parquet snapshot and in the metrics;
+   - every PromQL expression of every Grafana dashboard panel returns data,
+     and every API-backed panel's URL returns rows;
+   - Ctrl-C ends it cleanly (exit status 0).
+2. Restart: the same replay at full speed, killed with SIGKILL mid-way (on
+   observed progress), started again: the stores, counts, segments and top
+   partners equal the uninterrupted run's.
+3. The same end-to-end run with Kafka (a `tansu` broker started here) as the
+   log, ingest and aggregator in the same process.
+4. The distributed services exactly as docker-compose.yml runs them
+   (producer, ingest x2 in one group, aggregator, batch), against that
+   broker and, when available, a MongoDB-wire server (`secantusd-py`);
+   the wide-column store stays embedded (no HBase here).
+
+Parts that need a program this machine lacks say "skipped: ..." and pass.
+Usage: tests/e2e.py path/to/ecomflow-binary
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check_compose  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHOP = [
+    "--users", "150", "--products", "120", "--categories", "8",
+    "--sessions", "12000", "--transactions", "3000", "--days", "12",
+]
+# Twelve simulated days in about 24 s: long enough for Prometheus to see
+# rates move, short enough for a test.
+PACE = "43200"
+BIN = None
+failures = []
+
+
+def check(ok, msg):
+    print(("ok: " if ok else "FAIL: ") + msg, flush=True)
+    if not ok:
+        failures.append(msg)
+    return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """The caller's environment without ECOMFLOW_* (the test script exports
+    broker addresses for other tests)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOMFLOW_")}
+    env.update(extra or {})
+    return env
+
+
+def get(url, timeout=10):
+    """(status, body as JSON or text)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            status, raw = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read().decode()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw
+
+
+class Proc:
+    """A child process whose stdout and stderr go to files we can read."""
+
+    def __init__(self, args, workdir, name, env=None):
+        self.name = name
+        self.out_path = os.path.join(workdir, f"{name}.out")
+        self.err_path = os.path.join(workdir, f"{name}.err")
+        self.p = subprocess.Popen(
+            args,
+            stdout=open(self.out_path, "w"),
+            stderr=open(self.err_path, "w"),
+            env=clean_env(env),
+            cwd=workdir,
+        )
+
+    def out(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+    def err(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def wait_for(self, pattern, timeout, while_waiting=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.out())
+            if m:
+                return m
+            if self.p.poll() is not None:
+                m = re.search(pattern, self.out())
+                if m:
+                    return m
+                raise RuntimeError(
+                    f"{self.name} exited ({self.p.returncode}) before printing {pattern!r}:\n"
+                    f"{self.out()[-3000:]}\n{self.err()[-3000:]}"
+                )
+            if while_waiting:
+                while_waiting()
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name}: no {pattern!r} within {timeout} s:\n{self.out()[-3000:]}")
+
+    def wait(self, timeout):
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise RuntimeError(f"{self.name} did not exit within {timeout} s:\n{self.err()[-3000:]}")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def metrics_text(addr):
+    status, body = get(f"http://{addr}/metrics")
+    return body if status == 200 and isinstance(body, str) else ""
+
+
+def metric_sum(text, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+            found = True
+    return total if found else None
+
+
+def sql_number(data_dir, query):
+    out = subprocess.run(
+        [BIN, "sql", "--data-dir", data_dir, query],
+        capture_output=True, text=True, env=clean_env(),
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"ecomflow sql failed: {out.stderr}")
+    nums = re.findall(r"\|\s*(\d+)\s*\|", out.stdout)
+    if len(nums) != 1:
+        raise RuntimeError(f"expected one number from {query!r}, got:\n{out.stdout}")
+    return int(nums[0])
+
+
+def stored_counts(data_dir):
+    """Records in the final snapshot, by table."""
+    return {
+        t: sql_number(data_dir, f"SELECT COUNT(*) AS n FROM {t}")
+        for t in ["users", "products", "categories", "transactions", "sessions", "dead_letters"]
+    }
+
+
+def segment_table(text):
+    """Rows of the segment table a run printed: {segment: (customers, revenue)}."""
+    rows = {}
+    for m in re.finditer(
+        r"^  (VIP|High|Medium|Low)\s+(\d+)\s+[\d.]+%\s+[\d.]+\s+([\d.]+)\s+[\d.]+%$",
+        text, re.M,
+    ):
+        rows[m.group(1)] = (int(m.group(2)), float(m.group(3)))
+    return rows
+
+
+def bought_together_block(text):
+    i = text.find("Frequently bought together")
+    return text[i:].split("\n", 4)[:4] if i >= 0 else []
+
+
+def published(text):
+    m = re.search(r"(?:Replayed|Stopped): (\d+) of (\d+) events published", text)
+    return (int(m.group(1)), int(m.group(2))) if m else (None, None)
+
+
+def complements(workdir):
+    out = os.path.join(workdir, "dataset")
+    subprocess.run([BIN, "generate", "--out", out] + SHOP, check=True,
+                   capture_output=True, env=clean_env())
+    planted = {}
+    with open(os.path.join(out, "complements.jsonl")) as f:
+        for line in f:
+            rec = json.loads(line)
+            planted[rec["product_id"]] = set(rec["complements"])
+    return planted
+
+
+def check_run(label, data_dir, out, api, planted):
+    """The checks every complete run must pass; returns its stored counts."""
+    done, total = published(out)
+    check(done is not None and done == total, f"{label}: every event published ({done} of {total})")
+    counts = stored_counts(data_dir)
+    stored = sum(v for k, v in counts.items() if k != "dead_letters")
+    check(
+        done == stored + counts["dead_letters"],
+        f"{label}: nothing lost: {done} published = {stored} stored + {counts['dead_letters']} dead letters ({counts})",
+    )
+    # Top partners of the best-sellers are planted complements, and the
+    # API says what the terminal said.
+    block = bought_together_block(out)
+    sellers = [re.match(r"\s+(prod_\d+)", line) for line in block[1:]]
+    check(len(sellers) == 3 and all(sellers), f"{label}: three best-sellers printed")
+    for m in filter(None, sellers):
+        p = m.group(1)
+        if api:
+            status, body = get(f"http://{api}/v1/products/{p}/bought-together?k=3")
+            partners = [x["product_id"] for x in body.get("partners", [])] if status == 200 else []
+            printed = re.findall(r"(prod_\d+) \(x", next(line for line in block if p in line).split(":", 1)[1])
+            check(partners == printed, f"{label}: API partners of {p} {partners} = printed {printed}")
+        else:
+            partners = re.findall(r"(prod_\d+) \(x", next(line for line in block if p in line).split(":", 1)[1])
+        check(
+            bool(partners) and partners[0] in planted.get(p, set()),
+            f"{label}: top partner of best-seller {p} ({partners[:1]}) is a planted complement {sorted(planted.get(p, []))}",
+        )
+    # The segment table: terminal = report = metrics.
+    seg = segment_table(out)
+    check(set(seg) >= {"VIP", "High", "Medium"}, f"{label}: segment table printed {seg}")
+    check(
+        sum(c for c, _ in seg.values()) == counts["users"],
+        f"{label}: segments cover every user ({sum(c for c, _ in seg.values())} of {counts['users']})",
+    )
+    with open(os.path.join(data_dir, "report", "report.md")) as f:
+        report = f.read()
+    for name, (customers, revenue) in seg.items():
+        m = re.search(rf"^\| {name} \| ([\d,]+) \| [\d.]+% \| [\d.]+ \| ([\d.]+) \|", report, re.M)
+        check(
+            bool(m) and int(m.group(1).replace(",", "")) == customers and abs(float(m.group(2)) - revenue) < 0.01,
+            f"{label}: report.md's {name} row matches the terminal ({customers} customers, {revenue})",
+        )
+    return counts, seg, block
+
+
+def check_metrics_balance(label, text):
+    produced = metric_sum(text, "ecomflow_producer_events_total")
+    stored = metric_sum(text, "ecomflow_ingest_events_stored_total")
+    dead = metric_sum(text, "ecomflow_ingest_dead_letters_total")
+    check(
+        produced is not None and produced == (stored or 0) + (dead or 0),
+        f"{label}: metrics balance: produced {produced} = stored {stored} + dead letters {dead}",
+    )
+    return produced
+
+
+def start_prometheus(workdir, target):
+    exe = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
+    if not exe:
+        print("skipped: no Prometheus (apt-get install prometheus): dashboard queries not checked")
+        return None, None
+    port = free_port()
+    cfg = os.path.join(workdir, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: ecomflow\n    static_configs:\n"
+            f"      - targets: ['{target}']\n"
+        )
+    proc = Proc(
+        [exe, f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        workdir, "prometheus",
+    )
+    addr = f"127.0.0.1:{port}"
+    for _ in range(100):
+        if get(f"http://{addr}/-/ready", timeout=2)[0] == 200:
+            return proc, addr
+        time.sleep(0.2)
+    raise RuntimeError(f"Prometheus did not become ready:\n{proc.err()[-2000:]}")
+
+
+def dashboard_queries():
+    """(dashboard, panel, kind, query) for every target of every panel."""
+    d = os.path.join(ROOT, "grafana", "dashboards")
+    for fname in sorted(os.listdir(d)):
+        with open(os.path.join(d, fname)) as f:
+            dash = json.load(f)
+        for panel in dash["panels"]:
+            for t in panel.get("targets", []):
+                if "expr" in t:
+                    yield fname, panel["title"], "promql", t["expr"]
+                elif t.get("source") == "url":
+                    yield fname, panel["title"], "api", (t["url"], t.get("root_selector"))
+
+
+def check_dashboards(prom, api):
+    queries = list(dashboard_queries())
+    check(len(queries) >= 20, f"dashboards have {len(queries)} queries")
+    for fname, title, kind, q in queries:
+        if kind == "api":
+            url, root = q
+            status, body = get(f"http://{api}{url}")
+            rows = body.get(root, []) if isinstance(body, dict) else []
+            check(status == 200 and len(rows) > 0, f"{fname}: {title!r}: {url} returns {len(rows)} rows")
+            continue
+        if prom is None:
+            continue
+        expr = q.replace("$__rate_interval", "1m").replace("$__interval", "5s")
+        status, body = get(f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        result = body.get("data", {}).get("result", []) if isinstance(body, dict) else []
+        check(
+            status == 200 and body.get("status") == "success" and len(result) > 0,
+            f"{fname}: {title!r}: {expr} -> {len(result)} series",
+        )
+
+
+def part_one(workdir, planted):
+    data = os.path.join(workdir, "one")
+    api = f"127.0.0.1:{free_port()}"
+    prom_proc, prom = start_prometheus(workdir, api)
+    replay = Proc(
+        [BIN, "replay", "--data-dir", data, "--http", api, "--keep-serving", "--speed", PACE] + SHOP,
+        workdir, "replay-one",
+    )
+    try:
+        replay.wait_for(r"Lookup API on", 120)
+        answered = []
+
+        def lookups():
+            # While events stream in: every endpoint answers (200 or 404
+            # before a product has been seen), never a 500.
+            for path in ["/v1/products/prod_00001/bought-together", "/v1/products/prod_00002/viewed-together",
+                         "/v1/users/user_000001/engagement", "/v1/top-pairs?relation=bought&k=5"]:
+                status, _ = get(f"http://{api}{path}")
+                answered.append(status)
+
+        replay.wait_for(r"Serving lookups on", 900, lookups)
+        check(len(answered) > 0 and all(s in (200, 404) for s in answered),
+              f"one-command replay: {len(answered)} lookups answered while it ran, statuses {sorted(set(answered))}")
+        check(200 in answered, "one-command replay: lookups found data while events streamed in")
+        out = replay.out()
+        print(out)
+        counts, seg, block = check_run("one-command replay", data, out, api, planted)
+        text = metrics_text(api)
+        produced = check_metrics_balance("one-command replay", text)
+        check(produced == published(out)[0], f"one-command replay: metrics count {produced} published events")
+        for name, (customers, revenue) in seg.items():
+            got = metric_sum(text, "ecomflow_batch_segment_customers", segment=name)
+            check(got == customers, f"one-command replay: ecomflow_batch_segment_customers{{segment={name}}} {got} = {customers}")
+        if prom:
+            time.sleep(3)  # a last scrape after the end
+        check_dashboards(prom, api)
+    finally:
+        replay.stop()
+        if prom_proc:
+            prom_proc.stop()
+    check(replay.p.returncode == 0, f"one-command replay: Ctrl-C ends it with status 0 (got {replay.p.returncode})")
+    return counts, seg, block
+
+
+def part_two(workdir, reference):
+    data = os.path.join(workdir, "two")
+    api = f"127.0.0.1:{free_port()}"
+    args = [BIN, "replay", "--data-dir", data, "--http", api, "--batch", "300", "--ingest-batch", "300"] + SHOP
+    first = Proc(args, workdir, "replay-two-killed")
+    first.wait_for(r"Lookup API on", 120)
+    planned = None
+    while first.p.poll() is None:
+        text = metrics_text(api)
+        planned = metric_sum(text, "ecomflow_producer_events_planned") or planned
+        done = metric_sum(text, "ecomflow_producer_events_total") or 0
+        if planned and done >= 0.4 * planned:
+            first.p.send_signal(signal.SIGKILL)
+            first.p.wait()
+            print(f"killed with SIGKILL after {int(done)} of {int(planned)} events")
+            break
+        time.sleep(0.05)
+    check(first.p.returncode == -signal.SIGKILL, f"restart: the first run was killed mid-way (status {first.p.returncode})")
+    second = Proc(args, workdir, "replay-two-resumed")
+    check(second.wait(900) == 0, "restart: the second run finishes")
+    out = second.out()
+    print(out)
+    counts, seg, block = check_run("restarted replay", data, out, None, {})
+    ref_counts, ref_seg, ref_block = reference
+    check(counts == ref_counts, f"restart: stored counts equal the uninterrupted run's {ref_counts}")
+    check(seg == ref_seg, f"restart: segment table equals the uninterrupted run's {ref_seg}")
+    check(block[1:] == ref_block[1:], "restart: best-sellers and their partners (counts, LLR) equal the uninterrupted run's")
+
+
+def start_broker(workdir):
+    if not shutil.which("tansu"):
+        print("skipped: no Kafka (cargo install tansu): the Kafka end-to-end runs did not run")
+        return None, None
+    port = free_port()
+    out = subprocess.run(
+        [os.path.join(ROOT, "scripts", "kafka-broker.sh"), str(port), os.path.join(workdir, "tansu")],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    env = dict(line.split("=", 1) for line in out.split())
+    return env["ECOMFLOW_KAFKA_BROKERS"], int(env["TANSU_PID"])
+
+
+def part_three(workdir, brokers, planted, reference):
+    data = os.path.join(workdir, "three")
+    api = f"127.0.0.1:{free_port()}"
+    replay = Proc(
+        [BIN, "replay", "--data-dir", data, "--http", api, "--keep-serving", "--kafka-brokers", brokers] + SHOP,
+        workdir, "replay-kafka",
+    )
+    try:
+        replay.wait_for(r"Serving lookups on", 900)
+        out = replay.out()
+        print(out)
+        counts, seg, _ = check_run("Kafka replay", data, out, api, planted)
+        check_metrics_balance("Kafka replay", metrics_text(api))
+        check(counts == reference[0], f"Kafka replay: stored counts equal the embedded run's {reference[0]}")
+        check(seg == reference[1], "Kafka replay: segment table equals the embedded run's")
+    finally:
+        replay.stop()
+
+
+def start_hbase(workdir):
+    exe = os.path.join(os.path.dirname(BIN), "examples", "hbase_thrift_test_server")
+    if not os.path.exists(exe):
+        print(f"note: no {exe} (built by cargo test): the distributed run keeps sessions in an embedded store")
+        return None, None
+    proc = Proc([exe], workdir, "hbase-thrift")
+    m = proc.wait_for(r"ECOMFLOW_HBASE_THRIFT=(\S+)", 30)
+    return proc, m.group(1)
+
+
+def part_four(workdir, planted, reference):
+    """The compose file's ecomflow services, with its commands and
+    environment; only addresses, data directories and the shop size change.
+    The HBase role is played by the stores' test Thrift server (HBase's own
+    Thrift interface over an embedded store), MongoDB's by secantusdb when
+    the test script started one."""
+    compose = check_compose.load_compose({"ECOMFLOW_SPEED": ""})
+    services = check_compose.ecomflow_services(compose)
+    brokers, broker_pid = start_broker(os.path.join(workdir, "four-broker"))
+    hbase_proc, hbase = start_hbase(workdir)
+    mongo = os.environ.get("ECOMFLOW_MONGODB_URI")
+    if not mongo:
+        print("note: no MongoDB-wire server (pip install secantusdb): documents go to an embedded store")
+    shop_env = {f"ECOMFLOW_{SHOP[i][2:].upper()}": SHOP[i + 1] for i in range(0, len(SHOP), 2)}
+    database = f"e2e_{os.getpid()}_{int(time.time())}"
+    shared = os.path.join(workdir, "four-stores")
+
+    def env_of(name, port):
+        env = {}
+        for k, v in services[name].get("environment", {}).items():
+            v = str(v)
+            if k == "ECOMFLOW_KAFKA_BROKERS":
+                v = brokers
+            elif k == "ECOMFLOW_MONGODB_URI":
+                if not mongo:
+                    continue
+                v = mongo
+            elif k == "ECOMFLOW_HBASE_THRIFT":
+                if not hbase:
+                    continue
+                v = hbase
+            elif k in ("ECOMFLOW_METRICS", "ECOMFLOW_HTTP"):
+                v = f"127.0.0.1:{port}"
+            elif k == "ECOMFLOW_SPEED" and not v:
+                continue
+            env[k] = v
+        env.update(shop_env)
+        env["ECOMFLOW_MONGODB_DATABASE"] = database
+        return env
+
+    procs = {}
+    ports = {name: free_port() for name in services}
+
+    def start(name, data, extra=()):
+        env = env_of(name, ports[name])
+        env["ECOMFLOW_DATA_DIR"] = data
+        procs[name] = Proc([BIN] + services[name]["command"] + list(extra), workdir, f"svc-{name}", env)
+        return procs[name]
+
+    try:
+        # Embedded stores allow one process at a time: with both servers,
+        # two ingest services share the group as in the compose file.
+        ingest_names = ["ingest-1", "ingest-2"] if (mongo and hbase) else ["ingest-1"]
+        producer = start("producer", os.path.join(workdir, "four-producer"))
+        check(producer.wait(900) == 0, "distributed: the producer published the shop")
+        for name in ingest_names:
+            start(name, shared, ["--until-idle", "3"])
+        start("aggregator", os.path.join(workdir, "four-aggregator"), ["--until-idle", "3"])
+        for name in ingest_names + ["aggregator"]:
+            check(procs[name].wait(900) == 0, f"distributed: {name} drained the topics and stopped")
+        if len(ingest_names) == 2:
+            shares = [re.search(r"Ingested by this run: (\d+) records", procs[n].out()) for n in ingest_names]
+            got = [int(m.group(1)) if m else 0 for m in shares]
+            check(all(g > 0 for g in got), f"distributed: both ingest services took part of the work {got}")
+        env = env_of("batch", ports["batch"])
+        env.pop("ECOMFLOW_BATCH_EVERY", None)  # once, not nightly
+        env["ECOMFLOW_DATA_DIR"] = shared
+        batch = Proc([BIN] + services["batch"]["command"], workdir, "svc-batch", env)
+        check(batch.wait(900) == 0, "distributed: the batch ran")
+        out = batch.out()
+        print(out)
+        seg = segment_table(out)
+        check(seg == reference[1], f"distributed: segment table {seg} equals the one-process run's")
+        counts = stored_counts(shared)
+        check(counts == reference[0], f"distributed: stored counts {counts} equal the one-process run's")
+        served = procs["aggregator"].out()
+        print(served)
+        block = bought_together_block(served)
+        check(block[1:] == reference[2][1:], "distributed: the aggregator service's top partners equal the one-process run's")
+    finally:
+        for p in procs.values():
+            p.stop()
+        if hbase_proc:
+            hbase_proc.p.kill()
+        if broker_pid:
+            os.kill(broker_pid, signal.SIGTERM)
+
+
+def main():
+    global BIN
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    BIN = os.path.abspath(sys.argv[1])
+    keep = os.environ.get("E2E_KEEP")
+    workdir = tempfile.mkdtemp(prefix="ecomflow-e2e-")
+    started = time.time()
+    broker_pid = None
+    try:
+        planted = complements(workdir)
+        reference = part_one(workdir, planted)
+        part_two(workdir, reference)
+        brokers, broker_pid = start_broker(os.path.join(workdir, "three-broker"))
+        if brokers:
+            part_three(workdir, brokers, planted, reference)
+            part_four(workdir, planted, reference)
+    finally:
+        if broker_pid:
+            os.kill(broker_pid, signal.SIGTERM)
+        if keep:
+            print(f"(kept {workdir})")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"e2e: {len(failures)} failure(s) in {time.time() - started:.0f} s")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
