@@ -357,6 +357,23 @@ pub struct AggregatorFlags {
     /// Seconds between aggregator checkpoints.
     #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = 10)]
     pub checkpoint_every: u64,
+    /// Consumer group of the aggregator. Another group (with its own
+    /// checkpoint, `<data-dir>/aggregator-<group>/`) reads the same log
+    /// independently, e.g. with other window settings or for a benchmark.
+    #[arg(long, env = "ECOMFLOW_AGGREGATOR_GROUP", default_value = aggregator::runner::GROUP)]
+    pub aggregator_group: String,
+}
+
+impl AggregatorFlags {
+    /// Where this group's checkpoint lives under `data_dir`.
+    pub fn checkpoint_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        let dir = if self.aggregator_group == aggregator::runner::GROUP {
+            "aggregator".to_string()
+        } else {
+            format!("aggregator-{}", self.aggregator_group)
+        };
+        data_dir.join(dir).join("checkpoint.json")
+    }
 }
 
 /// Ingest worker settings, shared by `replay` and `ingest`.

@@ -126,7 +126,9 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let cfg = args.shop.config()?;
-    if args.fresh && args.log.kafka_brokers.is_some() {
+    if args.fresh {
+        // Everything embedded goes: a log started over with old stores or an
+        // old aggregator checkpoint would skip or double-count events.
         pipeline::remove_embedded(&args.log)?;
     }
     let log = open_log(&args.log, args.fresh)?;
@@ -246,7 +248,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         if result.as_ref().is_ok_and(|s| !s.interrupted) {
             wait_caught_up(
                 log.as_ref(),
-                aggregator::runner::GROUP,
+                &args.aggregator.aggregator_group,
                 &aggregator::runner::INPUT_TOPICS,
                 &stop,
                 || a.runner_finished(),
@@ -404,11 +406,22 @@ fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         log.describe(),
         handle.addr
     );
+    let started = Instant::now();
+    // When the count of applied events last moved: the throughput below is
+    // over the busy time, not the idle wait at the end.
+    let (mut last_applied, mut busy_until) = (0u64, started);
     let mut idle_for = 0u64;
     while !stop.load(Ordering::Relaxed) && !handle.runner_finished() {
         std::thread::sleep(std::time::Duration::from_millis(500));
+        let applied = handle.stats.applied.load(Ordering::Relaxed);
+        if applied != last_applied {
+            (last_applied, busy_until) = (applied, Instant::now());
+        }
         if let Some(idle) = args.until_idle {
-            let lag = log.lag(aggregator::runner::GROUP, &aggregator::runner::INPUT_TOPICS)?;
+            let lag = log.lag(
+                &args.aggregator.aggregator_group,
+                &aggregator::runner::INPUT_TOPICS,
+            )?;
             idle_for = if lag == 0 { idle_for + 1 } else { 0 };
             if idle_for >= idle * 2 {
                 break;
@@ -417,6 +430,13 @@ fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     }
     runner_stop.store(true, Ordering::SeqCst);
     handle.join_runner()?;
+    let applied = handle.stats.applied.load(Ordering::Relaxed);
+    let busy = busy_until.duration_since(started).as_secs_f64().max(1e-3);
+    println!(
+        "Applied {applied} events in {busy:.1} s ({:.0} events/s); checkpoint {:.1} MiB.",
+        applied as f64 / busy,
+        aggregator::metrics::CHECKPOINT_BYTES.get() as f64 / f64::from(1u32 << 20)
+    );
     print_aggregator_summary(&handle);
     handle.shutdown();
     Ok(())

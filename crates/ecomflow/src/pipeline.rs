@@ -62,7 +62,11 @@ pub fn remove_embedded(args: &LogArgs) -> anyhow::Result<()> {
         "aggregator",
         "snapshot",
         "report",
-    ] {
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(other_aggregator_groups(&args.data_dir))
+    {
         let dir = args.data_dir.join(sub);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -72,6 +76,18 @@ pub fn remove_embedded(args: &LogArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checkpoint directories of aggregator groups other than the default.
+fn other_aggregator_groups(data_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(data_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with("aggregator-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Ingest settings from flags.
@@ -203,7 +219,7 @@ pub fn start_aggregator(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<AggregatorHandle> {
     use aggregator::{cooccur::Ranking, http, processor::AggregatorConfig, runner};
-    let checkpoint = data_dir.join("aggregator").join("checkpoint.json");
+    let checkpoint = flags.checkpoint_path(data_dir);
     let config = AggregatorConfig {
         window_days: flags.window_days.max(1),
         lateness_secs: flags.lateness.max(0),
@@ -240,7 +256,7 @@ pub fn start_aggregator(
     });
     let stats = Arc::new(runner::RunnerStats::default());
     let cfg = runner::RunnerConfig {
-        group: runner::GROUP.into(),
+        group: flags.aggregator_group.clone(),
         checkpoint,
         every: std::time::Duration::from_secs(flags.checkpoint_every.max(1)),
         batch: 5_000,
