@@ -22,6 +22,10 @@ cargo fmt --manifest-path crates/aggregator-udf/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy "${udf[@]}" --all-targets --locked -- -D warnings
+# Each Arroyo export is a feature of its own (one UDF per plugin).
+for feature in $(sed -n 's/^\(udf-[a-z-]*\) = \[\]$/\1/p' crates/aggregator-udf/Cargo.toml); do
+  cargo clippy "${udf[@]}" --locked --features "$feature" -- -D warnings
+done
 
 if [ -z "${ECOMFLOW_KAFKA_BROKERS:-}" ]; then
   if command -v tansu >/dev/null 2>&1; then
@@ -60,6 +64,8 @@ echo "== cargo test"
 cargo test --workspace --locked -- --nocapture
 echo "== cargo test (Arroyo UDF plugin)"
 cargo test "${udf[@]}" --locked -- --nocapture
+# One plugin links as Arroyo loads it (a cdylib exporting one UDF).
+cargo build "${udf[@]}" --locked --features udf-pair-llr
 
 # Built by `cargo test` above (the ecomflow crate's integration tests need it).
 bin=target/debug/ecomflow

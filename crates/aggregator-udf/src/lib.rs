@@ -14,8 +14,6 @@
 //! aggregate), so baskets travel as JSON text in and as `a|b,c|d` text out;
 //! the pipeline splits them with `unnest(string_to_array(..., ','))`.
 
-use arroyo_udf_plugin::udf;
-
 #[path = "../../aggregator/src/pairs.rs"]
 pub mod pairs;
 
@@ -64,9 +62,8 @@ fn cap(max_items: i64) -> usize {
 
 /// The basket's unordered pairs of distinct products, capped at
 /// `max_items` items (0 for the default, 50), as `a|b` joined by commas.
-#[udf]
-pub fn basket_pairs(items_json: String, max_items: i64) -> String {
-    let ids = basket_ids(&items_json);
+pub fn basket_pairs(items_json: &str, max_items: i64) -> String {
+    let ids = basket_ids(items_json);
     pairs::pairs(&ids, cap(max_items))
         .iter()
         .map(|(a, b)| format!("{a}|{b}"))
@@ -76,16 +73,14 @@ pub fn basket_pairs(items_json: String, max_items: i64) -> String {
 
 /// The basket's distinct products (after the same cap), joined by commas:
 /// what item counts are counted from.
-#[udf]
-pub fn basket_items(items_json: String, max_items: i64) -> String {
-    let ids = basket_ids(&items_json);
+pub fn basket_items(items_json: &str, max_items: i64) -> String {
+    let ids = basket_ids(items_json);
     pairs::distinct_capped(&ids, cap(max_items)).join(",")
 }
 
 /// How many distinct products the basket holds (after the cap).
-#[udf]
-pub fn basket_size(items_json: String, max_items: i64) -> i64 {
-    let ids = basket_ids(&items_json);
+pub fn basket_size(items_json: &str, max_items: i64) -> i64 {
+    let ids = basket_ids(items_json);
     pairs::distinct_capped(&ids, cap(max_items)).len() as i64
 }
 
@@ -96,21 +91,18 @@ fn counts(together: i64, count_a: i64, count_b: i64, baskets: i64) -> (u64, u64,
 
 /// Dunning's log-likelihood ratio of the pair (A, B): `together` baskets
 /// with both, `count_a` with A, `count_b` with B, `baskets` in all.
-#[udf]
 pub fn pair_llr(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
     let (ab, a, b, n) = counts(together, count_a, count_b, baskets);
     llr::score(ab, a, b, n).llr
 }
 
 /// Lift of the pair: P(B | A) / P(B).
-#[udf]
 pub fn pair_lift(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
     let (ab, a, b, n) = counts(together, count_a, count_b, baskets);
     llr::score(ab, a, b, n).lift
 }
 
 /// Confidence of the pair: P(B | A).
-#[udf]
 pub fn pair_confidence(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
     let (ab, a, b, n) = counts(together, count_a, count_b, baskets);
     llr::score(ab, a, b, n).confidence
@@ -118,7 +110,96 @@ pub fn pair_confidence(together: i64, count_a: i64, count_b: i64, baskets: i64) 
 
 /// The seed's engagement score: sessions x 0.3 + converted x 0.5 +
 /// products viewed / 100 x 0.2.
-#[udf]
 pub fn engagement_score(sessions: i64, converted: i64, viewed: i64) -> f64 {
     sessions as f64 * 0.3 + converted as f64 * 0.5 + viewed as f64 / 100.0 * 0.2
+}
+
+// The Arroyo exports. The `#[udf]` macro exports one `__run` symbol and
+// Arroyo loads one UDF per plugin, so each export is behind a feature of its
+// own: build one plugin per UDF, e.g.
+// `cargo build --release --features udf-pair-llr` (two at once do not link).
+// Each only forwards to the plain function above.
+
+/// [`basket_pairs`](crate::basket_pairs) as an Arroyo UDF (feature `udf-basket-pairs`).
+#[cfg(feature = "udf-basket-pairs")]
+pub mod basket_pairs_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::basket_pairs`].
+    #[udf]
+    pub fn basket_pairs(items_json: &str, max_items: i64) -> String {
+        crate::basket_pairs(items_json, max_items)
+    }
+}
+
+/// [`basket_items`](crate::basket_items) as an Arroyo UDF (feature `udf-basket-items`).
+#[cfg(feature = "udf-basket-items")]
+pub mod basket_items_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::basket_items`].
+    #[udf]
+    pub fn basket_items(items_json: &str, max_items: i64) -> String {
+        crate::basket_items(items_json, max_items)
+    }
+}
+
+/// [`basket_size`](crate::basket_size) as an Arroyo UDF (feature `udf-basket-size`).
+#[cfg(feature = "udf-basket-size")]
+pub mod basket_size_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::basket_size`].
+    #[udf]
+    pub fn basket_size(items_json: &str, max_items: i64) -> i64 {
+        crate::basket_size(items_json, max_items)
+    }
+}
+
+/// [`pair_llr`](crate::pair_llr) as an Arroyo UDF (feature `udf-pair-llr`).
+#[cfg(feature = "udf-pair-llr")]
+pub mod pair_llr_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::pair_llr`].
+    #[udf]
+    pub fn pair_llr(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
+        crate::pair_llr(together, count_a, count_b, baskets)
+    }
+}
+
+/// [`pair_lift`](crate::pair_lift) as an Arroyo UDF (feature `udf-pair-lift`).
+#[cfg(feature = "udf-pair-lift")]
+pub mod pair_lift_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::pair_lift`].
+    #[udf]
+    pub fn pair_lift(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
+        crate::pair_lift(together, count_a, count_b, baskets)
+    }
+}
+
+/// [`pair_confidence`](crate::pair_confidence) as an Arroyo UDF (feature `udf-pair-confidence`).
+#[cfg(feature = "udf-pair-confidence")]
+pub mod pair_confidence_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::pair_confidence`].
+    #[udf]
+    pub fn pair_confidence(together: i64, count_a: i64, count_b: i64, baskets: i64) -> f64 {
+        crate::pair_confidence(together, count_a, count_b, baskets)
+    }
+}
+
+/// [`engagement_score`](crate::engagement_score) as an Arroyo UDF (feature `udf-engagement-score`).
+#[cfg(feature = "udf-engagement-score")]
+pub mod engagement_score_udf {
+    use arroyo_udf_plugin::udf;
+
+    /// See [`crate::engagement_score`].
+    #[udf]
+    pub fn engagement_score(sessions: i64, converted: i64, viewed: i64) -> f64 {
+        crate::engagement_score(sessions, converted, viewed)
+    }
 }

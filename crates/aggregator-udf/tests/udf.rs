@@ -8,25 +8,25 @@ fn pairs_from_a_transaction_record() {
         "items":[{"product_id":"prod_b","quantity":1},{"product_id":"prod_a","quantity":2},
                  {"product_id":"prod_c","quantity":1},{"product_id":"prod_a","quantity":1}]}}"#;
     assert_eq!(
-        basket_pairs(record.to_string(), 50),
+        basket_pairs(record, 50),
         "prod_a|prod_b,prod_a|prod_c,prod_b|prod_c"
     );
     // Distinct items in first-seen order.
-    assert_eq!(basket_items(record.to_string(), 50), "prod_b,prod_a,prod_c");
-    assert_eq!(basket_size(record.to_string(), 50), 3);
+    assert_eq!(basket_items(record, 50), "prod_b,prod_a,prod_c");
+    assert_eq!(basket_size(record, 50), 3);
     // A cap of 2 keeps the first two distinct items: one pair.
-    assert_eq!(basket_pairs(record.to_string(), 2), "prod_a|prod_b");
+    assert_eq!(basket_pairs(record, 2), "prod_a|prod_b");
 }
 
 #[test]
 fn pairs_from_a_session_and_from_plain_arrays() {
     let session = r#"{"v":1,"kind":"session","data":{"viewed_products":["p2","p1","p3"]}}"#;
-    assert_eq!(basket_pairs(session.to_string(), 0), "p1|p2,p1|p3,p2|p3");
-    assert_eq!(basket_pairs(r#"["x","y"]"#.to_string(), 0), "x|y");
-    assert_eq!(basket_pairs(r#"[{"product_id":"x"}]"#.to_string(), 0), "");
+    assert_eq!(basket_pairs(session, 0), "p1|p2,p1|p3,p2|p3");
+    assert_eq!(basket_pairs(r#"["x","y"]"#, 0), "x|y");
+    assert_eq!(basket_pairs(r#"[{"product_id":"x"}]"#, 0), "");
     // Not JSON, or no basket in it: empty, never a panic.
-    assert_eq!(basket_pairs("not json".to_string(), 0), "");
-    assert_eq!(basket_size(r#"{"data":{}}"#.to_string(), 0), 0);
+    assert_eq!(basket_pairs("not json", 0), "");
+    assert_eq!(basket_size(r#"{"data":{}}"#, 0), 0);
 }
 
 #[test]
@@ -34,8 +34,8 @@ fn the_default_cap_bounds_a_huge_basket() {
     let ids: Vec<String> = (0..300).map(|i| format!("\"p{i:03}\"")).collect();
     let json = format!("[{}]", ids.join(","));
     // 50 items: 50 * 49 / 2 = 1,225 pairs instead of 44,850.
-    assert_eq!(basket_pairs(json.clone(), 0).split(',').count(), 1_225);
-    assert_eq!(basket_size(json, 0), 50);
+    assert_eq!(basket_pairs(&json, 0).split(',').count(), 1_225);
+    assert_eq!(basket_size(&json, 0), 50);
 }
 
 #[test]
