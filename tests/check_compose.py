@@ -67,6 +67,17 @@ def ecomflow_services(compose):
     }
 
 
+def dashboard_targets():
+    """(file, panel, target) for every query of every Grafana dashboard."""
+    dash_dir = os.path.join(ROOT, "grafana", "dashboards")
+    for fname in sorted(os.listdir(dash_dir)):
+        with open(os.path.join(dash_dir, fname)) as f:
+            dash = json.load(f)
+        for panel in dash["panels"]:
+            for target in panel.get("targets", []):
+                yield fname, panel, target
+
+
 def env_names_of(binary, command):
     out = subprocess.run(
         [binary, command, "--help"], capture_output=True, text=True, check=True
@@ -159,15 +170,10 @@ def main():
             fail(f"grafana mounts {src}, which does not exist")
     with open(os.path.join(ROOT, "grafana", "provisioning", "datasources", "datasources.yml")) as f:
         uids = {d["uid"] for d in yaml.safe_load(f)["datasources"]}
-    dash_dir = os.path.join(ROOT, "grafana", "dashboards")
-    for fname in sorted(os.listdir(dash_dir)):
-        with open(os.path.join(dash_dir, fname)) as f:
-            dash = json.load(f)
-        for panel in dash["panels"]:
-            for t in panel.get("targets", []):
-                uid = t.get("datasource", panel.get("datasource", {})).get("uid")
-                if uid not in uids:
-                    fail(f"{fname}: panel {panel['title']!r} uses datasource {uid!r}, not provisioned")
+    for fname, panel, t in dashboard_targets():
+        uid = t.get("datasource", panel.get("datasource", {})).get("uid")
+        if uid not in uids:
+            fail(f"{fname}: panel {panel['title']!r} uses datasource {uid!r}, not provisioned")
 
     if failures:
         print(f"{len(failures)} problem(s) in docker-compose.yml and its files")

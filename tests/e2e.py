@@ -311,16 +311,11 @@ def start_prometheus(workdir, target):
 
 def dashboard_queries():
     """(dashboard, panel, kind, query) for every target of every panel."""
-    d = os.path.join(ROOT, "grafana", "dashboards")
-    for fname in sorted(os.listdir(d)):
-        with open(os.path.join(d, fname)) as f:
-            dash = json.load(f)
-        for panel in dash["panels"]:
-            for t in panel.get("targets", []):
-                if "expr" in t:
-                    yield fname, panel["title"], "promql", t["expr"]
-                elif t.get("source") == "url":
-                    yield fname, panel["title"], "api", (t["url"], t.get("root_selector"))
+    for fname, panel, t in check_compose.dashboard_targets():
+        if "expr" in t:
+            yield fname, panel["title"], "promql", t["expr"]
+        elif t.get("source") == "url":
+            yield fname, panel["title"], "api", (t["url"], t.get("root_selector"))
 
 
 def check_dashboards(prom, api):

@@ -33,8 +33,8 @@ fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
     )
 }
 
-#[test]
-fn answers_while_events_stream_in_and_refuses_bad_ids() {
+/// An empty model served on 127.0.0.1:0: (model, address, runtime).
+fn server() -> (Arc<RwLock<Aggregator>>, String, tokio::runtime::Runtime) {
     let model = Arc::new(RwLock::new(Aggregator::new(AggregatorConfig::default())));
     let state = Arc::new(ApiState::new(model.clone(), Ranking::Llr));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -47,6 +47,12 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     runtime.spawn(serve(listener, state));
+    (model, addr, runtime)
+}
+
+#[test]
+fn answers_while_events_stream_in_and_refuses_bad_ids() {
+    let (model, addr, _runtime) = server();
 
     let apply = |offset: u64, payload: Vec<u8>, topic: &str| {
         model
@@ -164,18 +170,7 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
 
 #[test]
 fn top_pairs_by_count() {
-    let model = Arc::new(RwLock::new(Aggregator::new(AggregatorConfig::default())));
-    let state = Arc::new(ApiState::new(model.clone(), Ranking::Llr));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    runtime.spawn(serve(listener, state));
+    let (model, addr, _runtime) = server();
     {
         let mut m = model.write().expect("lock");
         // (1,2) twice, (1,3) and (2,3) once.

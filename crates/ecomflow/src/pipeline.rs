@@ -211,6 +211,23 @@ impl AggregatorHandle {
     }
 }
 
+/// A one-thread runtime for an HTTP server and its listener on `addr`.
+fn http_runtime(
+    thread: &str,
+    addr: &str,
+    what: &str,
+) -> anyhow::Result<(tokio::runtime::Runtime, tokio::net::TcpListener)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(thread)
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| format!("binding {what} to {addr}"))?;
+    Ok((runtime, listener))
+}
+
 /// Restores (or creates) the aggregator, starts its runner and its API.
 pub fn start_aggregator(
     log: Arc<dyn EventLog>,
@@ -229,19 +246,11 @@ pub fn start_aggregator(
         &checkpoint,
         config,
     )?));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("http")
-        .enable_all()
-        .build()?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(&flags.http))
-        .with_context(|| {
-            format!(
-                "binding the lookup API to {} (use --http to pick another address)",
-                flags.http
-            )
-        })?;
+    let (runtime, listener) = http_runtime(
+        "http",
+        &flags.http,
+        "the lookup API (use --http to pick another address)",
+    )?;
     let addr = listener.local_addr()?;
     let ranking = if flags.ranking == "count" {
         Ranking::Count
@@ -286,14 +295,7 @@ pub fn start_metrics(addr: Option<&str>) -> anyhow::Result<Option<MetricsServer>
     let Some(addr) = addr else {
         return Ok(None);
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("metrics")
-        .enable_all()
-        .build()?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .with_context(|| format!("binding the metrics endpoint to {addr} (--metrics)"))?;
+    let (runtime, listener) = http_runtime("metrics", addr, "the metrics endpoint (--metrics)")?;
     let addr = listener.local_addr()?;
     runtime.spawn(async move {
         if let Err(e) = telemetry::serve(listener).await {
