@@ -142,10 +142,9 @@ impl WideColumnStore for HbaseWideStore {
     }
 
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {
-        let names = self.with(|c| c.get_table_names())?;
-        if names.iter().any(|n| n == table.as_bytes()) {
-            return Ok(());
-        }
+        // Create and take AlreadyExists as done, rather than list and then
+        // create: services starting together (two ingest workers, the batch)
+        // would race between the two calls.
         let descriptors: Vec<ColumnDescriptor> = families
             .iter()
             .map(|f| ColumnDescriptor {
@@ -154,8 +153,21 @@ impl WideColumnStore for HbaseWideStore {
                 ..ColumnDescriptor::default()
             })
             .collect();
-        tracing::info!(table, ?families, "Creating HBase table.");
-        self.with(|c| c.create_table(table.as_bytes().to_vec(), descriptors))
+        self.with(
+            |c| match c.create_table(table.as_bytes().to_vec(), descriptors) {
+                Ok(()) => {
+                    tracing::info!(table, ?families, "Created HBase table.");
+                    Ok(())
+                }
+                Err(thrift::Error::User(e))
+                    if e.downcast_ref::<hbase_thrift::hbase::AlreadyExists>()
+                        .is_some() =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        )
     }
 
     fn put(&self, table: &str, mutations: &[RowMutation]) -> Result<()> {

@@ -603,6 +603,27 @@ fn hbase_wide_store() {
     SessionStore::new(store.inner().clone()).expect("tables again");
 }
 
+/// Services that start together (two ingest workers and the batch) create
+/// the same tables at once: every one of them succeeds.
+#[test]
+fn hbase_tables_created_concurrently() {
+    let server = support::hbase_server::start();
+    let barrier = Arc::new(std::sync::Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (addr, barrier) = (server.addr.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let hbase = stores::wide_hbase::HbaseWideStore::connect(&addr, 1).expect("connect");
+                barrier.wait();
+                SessionStore::new(Arc::new(hbase)).map(|_| ())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread").expect("tables");
+    }
+}
+
 /// Paging: a scan of more rows than one page returns them all, in order;
 /// a limit stops it early; errors from the server arrive as errors.
 #[test]
