@@ -14,7 +14,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # The Arroyo UDF plugin is a workspace of its own (arrow 51 needs an older
 # chrono than DataFusion); it shares the target directory.
-udf=(--manifest-path crates/aggregator-udf/Cargo.toml --target-dir target)
+target_dir="${CARGO_TARGET_DIR:-target}"
+udf=(--manifest-path crates/aggregator-udf/Cargo.toml --target-dir "$target_dir")
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -68,7 +69,7 @@ cargo test "${udf[@]}" --locked -- --nocapture
 cargo build "${udf[@]}" --locked --features udf-pair-llr
 
 # Built by `cargo test` above (the ecomflow crate's integration tests need it).
-bin=target/debug/ecomflow
+bin="$target_dir/debug/ecomflow"
 echo "== docker-compose.yml: Compose schema, flags, Prometheus targets, Grafana provisioning"
 python3 tests/check_compose.py "$bin"
 echo "== end-to-end: one-command replay + Prometheus + dashboards, SIGKILL restart, Kafka, compose services"
