@@ -78,11 +78,10 @@ def dashboard_targets():
                 yield fname, panel, target
 
 
-def env_names_of(binary, command):
-    out = subprocess.run(
+def help_of(binary, command):
+    return subprocess.run(
         [binary, command, "--help"], capture_output=True, text=True, check=True
     ).stdout
-    return set(re.findall(r"\[env: (ECOMFLOW_[A-Z_]+)", out)) | {"ECOMFLOW_LOG"}
 
 
 def main():
@@ -119,20 +118,17 @@ def main():
             fail(f"{name}: no command")
             continue
         try:
-            accepted = env_names_of(binary, command[0])
+            help_text = help_of(binary, command[0])
         except subprocess.CalledProcessError as e:
             fail(f"{name}: `ecomflow {command[0]} --help` failed: {e.stderr}")
             continue
+        accepted = set(re.findall(r"\[env: (ECOMFLOW_[A-Z_]+)", help_text)) | {"ECOMFLOW_LOG"}
         for key in svc.get("environment", {}):
             if key.startswith("ECOMFLOW_") and key not in accepted:
                 fail(f"{name}: ecomflow {command[0]} does not read {key}")
         for flag in command[1:]:
-            if flag.startswith("--"):
-                help_text = subprocess.run(
-                    [binary, command[0], "--help"], capture_output=True, text=True
-                ).stdout
-                if flag not in help_text:
-                    fail(f"{name}: ecomflow {command[0]} has no flag {flag}")
+            if flag.startswith("--") and flag not in help_text:
+                fail(f"{name}: ecomflow {command[0]} has no flag {flag}")
     ingest_envs = [ours[n].get("environment") for n in ("ingest-1", "ingest-2") if n in ours]
     if len(ingest_envs) == 2 and ingest_envs[0] != ingest_envs[1]:
         fail("ingest-1 and ingest-2 must run with the same environment (one consumer group)")

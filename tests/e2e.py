@@ -243,13 +243,11 @@ def check_run(label, data_dir, out, api, planted):
     check(len(sellers) == 3 and all(sellers), f"{label}: three best-sellers printed")
     for m in filter(None, sellers):
         p = m.group(1)
+        partners = re.findall(r"(prod_\d+) \(x", next(line for line in block if p in line).split(":", 1)[1])
         if api:
             status, body = get(f"http://{api}/v1/products/{p}/bought-together?k=3")
-            partners = [x["product_id"] for x in body.get("partners", [])] if status == 200 else []
-            printed = re.findall(r"(prod_\d+) \(x", next(line for line in block if p in line).split(":", 1)[1])
-            check(partners == printed, f"{label}: API partners of {p} {partners} = printed {printed}")
-        else:
-            partners = re.findall(r"(prod_\d+) \(x", next(line for line in block if p in line).split(":", 1)[1])
+            served = [x["product_id"] for x in body.get("partners", [])] if status == 200 else []
+            check(served == partners, f"{label}: API partners of {p} {served} = printed {partners}")
         check(
             bool(partners) and partners[0] in planted.get(p, set()),
             f"{label}: top partner of best-seller {p} ({partners[:1]}) is a planted complement {sorted(planted.get(p, []))}",

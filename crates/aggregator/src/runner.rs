@@ -25,9 +25,6 @@ pub const GROUP: &str = "aggregator";
 /// Records applied under one hold of the model's write lock.
 const APPLY_SLICE: usize = 256;
 
-/// How often the runner reads its consumer lag for the metrics.
-const LAG_EVERY: Duration = Duration::from_secs(2);
-
 /// The topics the aggregator reads.
 pub const INPUT_TOPICS: [&str; 2] = [topics::SESSIONS, topics::TRANSACTIONS];
 
@@ -135,7 +132,6 @@ pub fn run(
         metrics::CHECKPOINT_SECONDS.observe(timer.elapsed().as_secs_f64());
         Ok(())
     };
-    let mut lag_checked: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
         // The write lock is taken per slice of the batch, so lookups wait
@@ -173,14 +169,6 @@ pub fn run(
             for (topic, n) in applied {
                 metrics::APPLIED.with_label_values(&[topic]).inc_by(n);
             }
-        }
-        if lag_checked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
-            // Lag is what the group committed, so it follows checkpoints.
-            match log.lag(&cfg.group, &INPUT_TOPICS) {
-                Ok(lag) => metrics::LAG.set(i64::try_from(lag).unwrap_or(i64::MAX)),
-                Err(e) => tracing::debug!(error = %e, "Could not read the aggregator's lag."),
-            }
-            lag_checked = Some(Instant::now());
         }
         if last.elapsed() >= cfg.every {
             checkpoint(&mut producer, &mut consumer)?;

@@ -115,6 +115,13 @@ pub fn start_ingest(
     // Topics must exist before consumers subscribe.
     log.ensure_topics(&producer::replay::topic_specs(args.partitions.max(1)))?;
     let stores = open_stores(args)?;
+    watch_lag(
+        log.clone(),
+        flags.ingest_group.clone(),
+        &ingest::worker::INPUT_TOPICS,
+        &ingest::metrics::LAG,
+        stop.clone(),
+    )?;
     let workers = spawn_ingest(
         log,
         stores.clone(),
@@ -124,6 +131,37 @@ pub fn start_ingest(
         stop,
     )?;
     Ok((stores, workers))
+}
+
+/// Reads `group`'s lag into `gauge` every 2 s on a thread of its own until
+/// `stop` is set: on Kafka a lag query is several round trips, which the
+/// consumers should not wait on.
+fn watch_lag(
+    log: Arc<dyn EventLog>,
+    group: String,
+    topics: &'static [&'static str],
+    gauge: &'static telemetry::prometheus::IntGauge,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    std::thread::Builder::new()
+        .name(format!("lag-{group}"))
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match log.lag(&group, topics) {
+                    Ok(lag) => gauge.set(i64::try_from(lag).unwrap_or(i64::MAX)),
+                    Err(e) => tracing::debug!(%group, error = %e, "Could not read the lag."),
+                }
+                for _ in 0..20 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        })
+        .context("starting the lag watcher")?;
+    Ok(())
 }
 
 /// Starts `workers` ingest threads; they run until `stop` is set.
@@ -270,6 +308,13 @@ pub fn start_aggregator(
         every: std::time::Duration::from_secs(flags.checkpoint_every.max(1)),
         batch: 5_000,
     };
+    watch_lag(
+        log.clone(),
+        flags.aggregator_group.clone(),
+        &runner::INPUT_TOPICS,
+        &aggregator::metrics::LAG,
+        stop.clone(),
+    )?;
     let (m, s) = (model.clone(), stats.clone());
     let runner = std::thread::Builder::new()
         .name("aggregator".into())

@@ -122,9 +122,6 @@ impl IngestStats {
     }
 }
 
-/// How often a worker reads the group's lag for the metrics.
-const LAG_EVERY: Duration = Duration::from_secs(2);
-
 /// The topics ingest reads.
 pub const INPUT_TOPICS: [&str; 3] = [topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS];
 
@@ -299,10 +296,12 @@ fn record_metrics(
             .with_label_values(&[reason])
             .inc_by(*n);
     }
+    let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
     for s in sessions {
-        metrics::SESSIONS
-            .with_label_values(&[s.conversion_status.as_str()])
-            .inc();
+        *by_status.entry(s.conversion_status.as_str()).or_default() += 1;
+    }
+    for (status, n) in by_status {
+        metrics::SESSIONS.with_label_values(&[status]).inc_by(n);
     }
     let revenue: f64 = transactions.iter().map(|t| t.total).sum();
     metrics::REVENUE.inc_by(revenue.max(0.0));
@@ -344,18 +343,9 @@ pub fn run_worker(
         dlq_done: HashMap::new(),
     };
     metrics::init();
-    let mut lag_checked: Option<Instant> = None;
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
-        }
-        if lag_checked.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
-            // The group's lag (all workers agree on it; any may report it).
-            match log.lag(&cfg.group, &INPUT_TOPICS) {
-                Ok(lag) => metrics::LAG.set(i64::try_from(lag).unwrap_or(i64::MAX)),
-                Err(e) => tracing::debug!(error = %e, "Could not read the ingest lag."),
-            }
-            lag_checked = Some(Instant::now());
         }
         let records = match worker.consumer.poll(cfg.batch, cfg.poll_timeout) {
             Ok(r) => r,
