@@ -134,11 +134,14 @@ async fn together(
     q: HashMap<String, String>,
     viewed: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let product = ids::parse_product_id(&id).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "malformed product id {id:?}; expected like prod_00123"
-        ))
-    })?;
+    // Canonical ids only: `prod_` and 10 KB of zeros names no product.
+    let product = ids::parse_product_id(&id)
+        .filter(|n| ids::product_id(*n) == id)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "malformed product id {id:?}; expected like prod_00123"
+            ))
+        })?;
     let (k, ranking, span) = params(&state, &q)?;
     let model = read(&state);
     if !model.knows_product(product) {
@@ -255,11 +258,13 @@ async fn pairs_list(
 }
 
 async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Value>, ApiError> {
-    let user = ids::parse_user_id(&id).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "malformed user id {id:?}; expected like user_000042"
-        ))
-    })?;
+    let user = ids::parse_user_id(&id)
+        .filter(|n| ids::user_id(*n) == id)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "malformed user id {id:?}; expected like user_000042"
+            ))
+        })?;
     let model = read(&s);
     if !model.knows_user(user) {
         return Err(ApiError::NotFound(format!("no sessions for user {id}")));
@@ -297,6 +302,36 @@ async fn fallback() -> ApiError {
     ApiError::NotFound("no such endpoint; see /v1/products/{id}/bought-together, /v1/products/{id}/viewed-together, /v1/users/{id}/engagement, /v1/top-pairs, /healthz, /metrics".into())
 }
 
+/// Every error leaves as JSON: axum's own refusals (a path that is not
+/// UTF-8, a method other than GET) come as text or with no body, and are
+/// rewritten here to `{"error": ...}` with the same status (and `Allow`).
+async fn json_errors(response: Response) -> Response {
+    use axum::http::header::{ALLOW, CONTENT_TYPE};
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = (status, Json(json!({ "error": message }))).into_response();
+    if let Some(allow) = parts.headers.get(ALLOW) {
+        out.headers_mut().insert(ALLOW, allow.clone());
+    }
+    out
+}
+
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
@@ -308,6 +343,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(fallback)
         .with_state(state)
+        .layer(axum::middleware::map_response(json_errors))
 }
 
 /// Serves the API on `listener` until the future is dropped.

@@ -12,15 +12,20 @@ use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
 /// A plain HTTP/1.1 GET: (status, body).
-fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+/// Sends `head` (a whole request) and returns the raw response.
+fn request(addr: &str, head: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
+    s.write_all(head.as_bytes()).expect("write");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
+    raw
+}
+
+fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let raw = request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
+    );
     let status: u16 = raw
         .split_whitespace()
         .nth(1)
@@ -133,6 +138,9 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
         ("/v1/products/prod_00001/bought-together?ranking=magic", 400),
         ("/v1/products/prod_00001/bought-together?colour=red", 400),
         ("/v1/users/user_42/engagement", 400),
+        // Known items under a non-canonical spelling are not echoed back.
+        ("/v1/products/prod_000001/bought-together", 400),
+        ("/v1/users/user_0000007/engagement", 400),
         ("/v1/products/prod_09999/bought-together", 404),
         ("/v1/users/user_000001/engagement", 404),
         ("/v1/nothing", 404),
@@ -144,6 +152,28 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
             "{path}: JSON error body, got {body}"
         );
     }
+    let long = format!("/v1/products/prod_{}1/viewed-together", "0".repeat(10_000));
+    let (status, body) = get(&addr, &long);
+    assert_eq!(status, 400, "{body}");
+    // axum's own refusals are JSON too: a path that is not UTF-8 (400) and
+    // a method other than GET (405, with Allow).
+    let (status, body) = get(&addr, "/v1/products/%FF%FE/bought-together");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    let raw = request(
+        &addr,
+        "DELETE /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("allow: get,head"),
+        "{raw}"
+    );
+    assert!(raw.contains("content-type: application/json"), "{raw}");
+    assert!(raw.ends_with(r#"{"error":"Method Not Allowed"}"#), "{raw}");
     let (status, body) = get(&addr, "/healthz");
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, body) = get(&addr, "/metrics");

@@ -83,7 +83,13 @@ pub fn predict(
     last: NaiveDate,
     holdout_days: i64,
 ) -> Result<Option<Prediction>> {
-    let calibration_end = last - chrono::Duration::days(holdout_days);
+    // No calibration period at all when the holdout reaches past the
+    // representable dates (a library caller is not range-checked by clap).
+    let Some(calibration_end) =
+        chrono::TimeDelta::try_days(holdout_days).and_then(|d| last.checked_sub_signed(d))
+    else {
+        return Ok(None);
+    };
     if (calibration_end - first).num_days() < 14 {
         return Ok(None);
     }

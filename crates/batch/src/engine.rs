@@ -11,7 +11,8 @@
 use crate::snapshot::{schema_of, DAILY_TABLES, WHOLE_TABLES};
 use crate::{BatchError, Result};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use std::path::Path;
 
@@ -82,10 +83,136 @@ impl Engine {
         })
     }
 
+    /// Runs one statement that cannot change anything: DDL (`CREATE`,
+    /// `DROP`), DML (`INSERT`, `COPY ... TO`) and statements (`SET`,
+    /// transactions) are refused before they run, so a query can neither
+    /// add files to the snapshot nor write anywhere else. `ecomflow sql`
+    /// runs user queries through this.
+    pub fn query_read_only(&self, sql: &str) -> Result<QueryResult> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.runtime.block_on(async {
+            let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| {
+                BatchError::ReadOnly(format!(
+                    "{e} (`ecomflow sql` only reads the snapshot; \
+                     use --out FILE to save a result)"
+                ))
+            })?;
+            let schema = df.schema().inner().clone();
+            let batches = df.collect().await?;
+            Ok(QueryResult { schema, batches })
+        })
+    }
+
     /// Runs one SQL statement and formats the result as a text table.
     pub fn query_text(&self, sql: &str) -> Result<String> {
         let batches = self.query(sql)?;
-        let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)?;
-        Ok(table.to_string())
+        format_text(&batches)
+    }
+}
+
+/// What a query returned: its schema (kept even when no row came back)
+/// and its rows.
+#[derive(Debug)]
+pub struct QueryResult {
+    /// The columns.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+/// A result as a text table.
+pub fn format_text(batches: &[RecordBatch]) -> Result<String> {
+    let table = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
+    Ok(table.to_string())
+}
+
+/// Writes a query result to `path`, as CSV (`.csv`) or Parquet
+/// (`.parquet`), chosen by the extension. The file is written beside its
+/// target under a temporary name and renamed over it, so an existing path
+/// (or a symlink there) is replaced, never written through; returns the
+/// number of rows.
+pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
+    let batches = &result.batches;
+    use std::io::Write;
+    let kind = match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => "csv",
+        Some("parquet") => "parquet",
+        _ => {
+            return Err(BatchError::Corrupt(format!(
+                "{}: --out takes a .csv or .parquet file",
+                path.display()
+            )))
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| BatchError::Corrupt(format!("{}: not a file name", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| BatchError::io(&tmp, e))?;
+    let written = (|| -> Result<()> {
+        match kind {
+            "csv" => {
+                let mut out = std::io::BufWriter::new(file);
+                {
+                    let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(&mut out);
+                    for b in batches {
+                        w.write(b)?;
+                    }
+                }
+                out.flush().map_err(|e| BatchError::io(&tmp, e))?;
+            }
+            _ => {
+                let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+                    file,
+                    result.schema.clone(),
+                    None,
+                )?;
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.close()?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) =
+        written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e)))
+    {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(batches.iter().map(|b| b.num_rows()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_result_refuses_other_extensions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = QueryResult {
+            schema: std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            batches: Vec::new(),
+        };
+        let err = write_result(&empty, &dir.path().join("out.txt")).expect_err("txt");
+        assert!(err.to_string().contains(".csv or .parquet"), "{err}");
     }
 }

@@ -30,7 +30,7 @@ use std::time::Instant;
 use stores::{DocumentStore, SessionStore};
 
 pub use analytics::{Findings, SegmentCuts};
-pub use engine::Engine;
+pub use engine::{Engine, QueryResult};
 
 /// Errors of the batch job.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,9 @@ pub enum BatchError {
     /// Writing Parquet failed.
     #[error("parquet: {0}")]
     Parquet(#[from] datafusion::parquet::errors::ParquetError),
+    /// A query tried to change something through `ecomflow sql`.
+    #[error("refused: {0}")]
+    ReadOnly(String),
     /// There is no snapshot to query.
     #[error("no snapshot in {0}: run `ecomflow batch` first")]
     NoSnapshot(String),

@@ -334,9 +334,9 @@ pub fn write(
     ];
     for (file, svg) in CHARTS.iter().zip(svgs) {
         let path = dir.join(file);
-        std::fs::write(&path, svg).map_err(|e| BatchError::io(&path, e))?;
+        crate::snapshot::write_atomic(&path, svg.as_bytes())?;
     }
     let path = dir.join("report.md");
-    std::fs::write(&path, md).map_err(|e| BatchError::io(&path, e))?;
+    crate::snapshot::write_atomic(&path, md.as_bytes())?;
     Ok(path)
 }

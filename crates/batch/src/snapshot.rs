@@ -208,9 +208,31 @@ pub fn whole_path(dir: &Path, table: &str) -> PathBuf {
     dir.join(table).join("part-0.parquet")
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Creates `tmp` as a new file: whatever was at that name (a stale
+/// temporary file, or a symlink planted there) is removed first, and the
+/// file is opened with `create_new`, which never follows a symlink.
+pub(crate) fn create_fresh(tmp: &Path) -> Result<std::fs::File> {
+    match std::fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(BatchError::io(tmp, e)),
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| BatchError::io(tmp, e))
+}
+
+/// Writes `bytes` to `path` through a new temporary file beside it and a
+/// rename over it: a reader never sees half a file, and an existing `path`
+/// (a symlink included) is replaced, never written through.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| BatchError::io(&tmp, e))?;
+    let mut file = create_fresh(&tmp)?;
+    file.write_all(bytes).map_err(|e| BatchError::io(&tmp, e))?;
+    drop(file);
     std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))
 }
 
@@ -223,7 +245,7 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     std::fs::create_dir_all(parent).map_err(|e| BatchError::io(parent, e))?;
     // Not `.parquet`: a query listing the directory must not see it.
     let tmp = path.with_extension("writing");
-    let file = std::fs::File::create(&tmp).map_err(|e| BatchError::io(&tmp, e))?;
+    let file = create_fresh(&tmp)?;
     let level = ZstdLevel::try_new(3).map_err(|e| BatchError::Corrupt(e.to_string()))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))

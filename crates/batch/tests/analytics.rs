@@ -417,6 +417,22 @@ fn every_analytic_matches_the_hand_computed_answer() {
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{chart}");
     }
 
+    // A symlink planted where a chart goes is replaced, never written
+    // through: the file it points to is untouched.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").expect("victim");
+    let chart = dir.path().join("report").join(batch::report::CHARTS[0]);
+    std::fs::remove_file(&chart).expect("remove chart");
+    std::os::unix::fs::symlink(&victim, &chart).expect("symlink");
+    let again = batch::run(&shop.docs, &shop.sessions, &cfg).expect("batch again");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me");
+    assert!(std::fs::symlink_metadata(&chart).expect("chart").is_file());
+    assert_eq!(
+        std::fs::read_to_string(&again.report).expect("report"),
+        report,
+        "a second run on the same stores writes the same report"
+    );
+
     // Ad-hoc SQL over the snapshot.
     let engine = batch::Engine::open(&dir.path().join("snapshot")).expect("engine");
     let text = engine
@@ -424,6 +440,71 @@ fn every_analytic_matches_the_hand_computed_answer() {
         .expect("sql");
     assert!(text.contains("| 3 |"), "{text}");
     assert!(engine.query("SELECT nope FROM sessions").is_err());
+}
+
+#[test]
+fn user_sql_is_read_only_and_exports_only_where_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = tiny_shop(dir.path());
+    let snap = dir.path().join("snapshot");
+    batch::snapshot::snapshot(&shop.docs, &shop.sessions, &snap, None).expect("snapshot");
+    let before = parquet_files(&snap);
+    let engine = batch::Engine::open(&snap).expect("engine");
+    let elsewhere = dir.path().join("elsewhere.parquet");
+    for statement in [
+        "INSERT INTO transactions SELECT * FROM transactions".to_string(),
+        format!("COPY (SELECT 1 AS x) TO '{}'", elsewhere.display()),
+        "CREATE TABLE t AS SELECT 1 AS x".to_string(),
+        "CREATE VIEW v AS SELECT 1 AS x".to_string(),
+        "DROP VIEW session_views".to_string(),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+    ] {
+        let err = engine
+            .query_read_only(&statement)
+            .expect_err("refused statement");
+        assert!(
+            err.to_string().starts_with("refused: "),
+            "{statement}: {err}"
+        );
+    }
+    assert!(!elsewhere.exists());
+    assert!(parquet_files(&snap) == before, "the snapshot changed");
+    // Views still answer after the refused DROP.
+    let r = engine
+        .query_read_only("SELECT COUNT(*) AS n FROM session_views")
+        .expect("select");
+    assert_eq!(r.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+
+    // Results go to a file only when named: CSV with a header, or Parquet
+    // that reads back with the same rows.
+    let r = engine
+        .query_read_only(
+            "SELECT \"date\", COUNT(*) AS n FROM sessions GROUP BY \"date\" ORDER BY \"date\"",
+        )
+        .expect("select");
+    let csv = dir.path().join("out.csv");
+    assert_eq!(batch::engine::write_result(&r, &csv).expect("csv"), 2);
+    assert_eq!(
+        std::fs::read_to_string(&csv).expect("read csv"),
+        "date,n\n2025-01-01,4\n2025-01-02,3\n"
+    );
+    let pq = dir.path().join("out.parquet");
+    assert_eq!(batch::engine::write_result(&r, &pq).expect("parquet"), 2);
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&pq).expect("open"),
+        )
+        .expect("parquet reader")
+        .build()
+        .expect("build");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 2);
+    // An empty result keeps its columns.
+    let empty = engine
+        .query_read_only("SELECT session_id FROM sessions WHERE false")
+        .expect("select");
+    let e = dir.path().join("empty.csv");
+    assert_eq!(batch::engine::write_result(&empty, &e).expect("empty"), 0);
 }
 
 fn parquet_files(root: &Path) -> Vec<(String, Vec<u8>)> {

@@ -111,7 +111,8 @@ pub struct BatchFlags {
     #[arg(long, env = "ECOMFLOW_MIN_VIEWS", default_value_t = 30)]
     pub min_views: u64,
     /// Days held out to check the CLV models against what happened.
-    #[arg(long, env = "ECOMFLOW_HOLDOUT_DAYS", default_value_t = 30)]
+    #[arg(long, env = "ECOMFLOW_HOLDOUT_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub holdout_days: i64,
     /// Do not write segments and CLV back to the user documents.
     #[arg(long, env = "ECOMFLOW_NO_WRITE_BACK")]
@@ -145,7 +146,7 @@ impl BatchFlags {
             medium: self.medium_share,
         };
         cfg.min_views = self.min_views;
-        cfg.holdout_days = self.holdout_days.max(1);
+        cfg.holdout_days = self.holdout_days;
         cfg.write_back = !self.no_write_back;
         Ok(cfg)
     }
@@ -155,7 +156,13 @@ impl BatchFlags {
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// The query, e.g. "SELECT device_type, COUNT(*) FROM sessions GROUP BY 1".
+    /// Read-only: statements that would change the snapshot or write files
+    /// (INSERT, COPY ... TO, CREATE, DROP, SET) are refused.
     pub query: String,
+    /// Save the result to this file instead of printing it: CSV for a
+    /// `.csv` name, Parquet for `.parquet`. An existing file is replaced.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Directory where the batch wrote its snapshot (`snapshot/` under it).
     #[arg(long, env = "ECOMFLOW_DATA_DIR", default_value = "./ecomflow-data")]
     pub data_dir: PathBuf,
@@ -409,7 +416,9 @@ pub struct IngestArgs {
 pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
     let t = s.trim();
     let v = if let Some(rate) = t.strip_suffix("/s") {
-        let (num, unit) = rate.split_at(rate.len().saturating_sub(1));
+        // The unit is the last character, whatever its width in bytes.
+        let at = rate.char_indices().last().map_or(0, |(i, _)| i);
+        let (num, unit) = rate.split_at(at);
         let mult = match unit {
             "s" => 1.0,
             "m" => 60.0,
@@ -445,6 +454,30 @@ mod tests {
         assert!(parse_speed("1w/s").is_err());
         assert!(parse_speed("-3").is_err());
         assert!(parse_speed("0").is_err());
+        // A multi-byte last character is a bad unit, not a panic.
+        assert!(parse_speed("1é/s").is_err());
+        assert!(parse_speed("é/s").is_err());
+        assert!(parse_speed("/s").is_err());
+    }
+
+    #[test]
+    fn out_of_range_flags_are_parse_errors_not_panics() {
+        let err = Cli::try_parse_from(["ecomflow", "batch", "--holdout-days", "1000000000"])
+            .expect_err("holdout too long");
+        assert!(err.to_string().contains("1..=3650"), "{err}");
+        assert!(Cli::try_parse_from(["ecomflow", "batch", "--holdout-days", "0"]).is_err());
+        let cli = Cli::try_parse_from(["ecomflow", "generate", "--start-date=+262142-12-01"])
+            .expect("parses as a string");
+        let Command::Generate(args) = cli.command else {
+            panic!("not generate");
+        };
+        match args.shop.config() {
+            Ok(_) => panic!("a start date in year 262142 was accepted"),
+            Err(e) => assert!(
+                format!("{e:#}").contains("--start-date must be between 1972-01-01"),
+                "{e:#}"
+            ),
+        }
     }
 
     #[test]

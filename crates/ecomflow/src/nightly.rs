@@ -79,7 +79,14 @@ pub fn batch_command(args: BatchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<(
 /// `ecomflow sql`.
 pub fn sql_command(args: SqlArgs) -> anyhow::Result<()> {
     let engine = batch::Engine::open(&args.data_dir.join("snapshot"))?;
-    println!("{}", engine.query_text(&args.query)?);
+    let result = engine.query_read_only(&args.query)?;
+    match &args.out {
+        Some(path) => {
+            let rows = batch::engine::write_result(&result, path)?;
+            println!("{rows} rows written to {}", path.display());
+        }
+        None => println!("{}", batch::engine::format_text(&result.batches)?),
+    }
     Ok(())
 }
 

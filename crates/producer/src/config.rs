@@ -71,6 +71,16 @@ pub enum ConfigError {
         /// Sessions asked for.
         sessions: u64,
     },
+    /// A start date outside the range timestamps and row keys can hold.
+    #[error("--start-date must be between {first} and {last}, got {got}")]
+    StartDate {
+        /// Earliest start.
+        first: NaiveDate,
+        /// Latest start.
+        last: NaiveDate,
+        /// Value given.
+        got: NaiveDate,
+    },
     /// Ids have a fixed width, as in the seed.
     #[error("--{name} is at most {max} (the id format has that many digits)")]
     TooMany {
@@ -82,6 +92,18 @@ pub enum ConfigError {
 }
 
 impl ShopConfig {
+    /// The range of `start_date` that [`ShopConfig::validate`] accepts.
+    pub const START_DATES: (NaiveDate, NaiveDate) = (
+        match NaiveDate::from_ymd_opt(1972, 1, 1) {
+            Some(d) => d,
+            None => NaiveDate::MIN,
+        },
+        match NaiveDate::from_ymd_opt(2199, 12, 31) {
+            Some(d) => d,
+            None => NaiveDate::MAX,
+        },
+    );
+
     /// Abandoned sessions implied by the abandonment share.
     pub fn abandoned_sessions(&self) -> u64 {
         (self.sessions as f64 * self.abandonment).round() as u64
@@ -118,6 +140,17 @@ impl ShopConfig {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Share { name, value });
             }
+        }
+        // Products and users are created up to two years before the start,
+        // and row keys hold epoch milliseconds in 13 digits (until 2286):
+        // 1972..=2199 keeps every date of a shop of up to 3,650 days inside.
+        let (first, last) = Self::START_DATES;
+        if !(first..=last).contains(&self.start_date) {
+            return Err(ConfigError::StartDate {
+                first,
+                last,
+                got: self.start_date,
+            });
         }
         let abandoned = self.abandoned_sessions();
         if self.transactions + abandoned > self.sessions {
@@ -198,5 +231,18 @@ mod tests {
                 ..
             })
         ));
+        for (y, m, d, ok) in [
+            (262_142, 12, 1, false),
+            (1971, 12, 31, false),
+            (1972, 1, 1, true),
+            (2199, 12, 31, true),
+            (2200, 1, 1, false),
+        ] {
+            let c = ShopConfig {
+                start_date: NaiveDate::from_ymd_opt(y, m, d).expect("test date"),
+                ..ShopConfig::small()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{y}-{m}-{d}");
+        }
     }
 }
