@@ -65,6 +65,20 @@ fn read(state: &ApiState) -> std::sync::RwLockReadGuard<'_, Aggregator> {
     state.model.read().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The number in `id` if `id` is its canonical spelling (`format` of the
+/// number): `prod_` and 10 KB of zeros names no product, and is not echoed.
+fn canonical(
+    id: &str,
+    parse: fn(&str) -> Option<u32>,
+    format: fn(u32) -> String,
+    example: &str,
+) -> Result<u32, ApiError> {
+    parse(id).filter(|n| format(*n) == id).ok_or_else(|| {
+        let shown: String = id.chars().take(40).collect();
+        ApiError::BadRequest(format!("malformed id {shown:?}; expected like {example}"))
+    })
+}
+
 fn iso(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .map(|t| schemas::time::format(t.naive_utc()))
@@ -134,14 +148,7 @@ async fn together(
     q: HashMap<String, String>,
     viewed: bool,
 ) -> Result<Json<Value>, ApiError> {
-    // Canonical ids only: `prod_` and 10 KB of zeros names no product.
-    let product = ids::parse_product_id(&id)
-        .filter(|n| ids::product_id(*n) == id)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "malformed product id {id:?}; expected like prod_00123"
-            ))
-        })?;
+    let product = canonical(&id, ids::parse_product_id, ids::product_id, "prod_00123")?;
     let (k, ranking, span) = params(&state, &q)?;
     let model = read(&state);
     if !model.knows_product(product) {
@@ -258,13 +265,7 @@ async fn pairs_list(
 }
 
 async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Value>, ApiError> {
-    let user = ids::parse_user_id(&id)
-        .filter(|n| ids::user_id(*n) == id)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "malformed user id {id:?}; expected like user_000042"
-            ))
-        })?;
+    let user = canonical(&id, ids::parse_user_id, ids::user_id, "user_000042")?;
     let model = read(&s);
     if !model.knows_user(user) {
         return Err(ApiError::NotFound(format!("no sessions for user {id}")));
