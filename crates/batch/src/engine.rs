@@ -43,6 +43,15 @@ impl Engine {
         if !dir.join(crate::snapshot::MANIFEST).exists() {
             return Err(BatchError::NoSnapshot(dir.display().to_string()));
         }
+        // Never answer from a partial snapshot: a deleted or truncated day,
+        // or a file the batch did not write, is an error, not fewer rows.
+        let problems = crate::snapshot::verify(dir, crate::snapshot::Check::Quick)?;
+        if !problems.is_empty() {
+            return Err(BatchError::Damaged {
+                dir: dir.display().to_string(),
+                problems,
+            });
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("batch-sql")

@@ -58,6 +58,14 @@ pub enum BatchError {
     /// A query tried to change something through `ecomflow sql`.
     #[error("refused: {0}")]
     ReadOnly(String),
+    /// The snapshot's files do not match its manifest.
+    #[error("the snapshot in {dir} does not match its manifest: {}; run `ecomflow batch` to write it again from the stores", problems.join("; "))]
+    Damaged {
+        /// Snapshot directory.
+        dir: String,
+        /// What is wrong, a line per file.
+        problems: Vec<String>,
+    },
     /// There is no snapshot to query.
     #[error("no snapshot in {0}: run `ecomflow batch` first")]
     NoSnapshot(String),
@@ -96,6 +104,10 @@ pub struct BatchConfig {
     pub holdout_days: i64,
     /// Write each user's segment and CLV back to the document store.
     pub write_back: bool,
+    /// How closely the snapshot's complete days are checked before they
+    /// are trusted (the replay's nightly runs check sizes and row counts;
+    /// `ecomflow batch` checksums too).
+    pub check: snapshot::Check,
 }
 
 impl BatchConfig {
@@ -109,6 +121,7 @@ impl BatchConfig {
             min_views: 30,
             holdout_days: 30,
             write_back: true,
+            check: snapshot::Check::Full,
         }
     }
 }
@@ -166,7 +179,8 @@ fn run_steps(
     };
 
     let t = Instant::now();
-    let snap = snapshot::snapshot(docs, sessions, &cfg.snapshot_dir, cfg.through)?;
+    let snap =
+        snapshot::snapshot_checked(docs, sessions, &cfg.snapshot_dir, cfg.through, cfg.check)?;
     time(&mut steps, "snapshot", t);
 
     let engine = Engine::open(&cfg.snapshot_dir)?;

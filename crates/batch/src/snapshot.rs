@@ -49,12 +49,29 @@ pub const DAILY_TABLES: [&str; 2] = ["transactions", "sessions"];
 pub const WHOLE_TABLES: [&str; 4] = ["users", "products", "categories", "dead_letters"];
 
 /// One written day partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayEntry {
     /// Rows in the partition.
     pub rows: u64,
     /// Whether the day is final (never rewritten again).
     pub complete: bool,
+    /// Size of the file in bytes (0 in manifests of older versions, whose
+    /// days are rewritten once to record it).
+    #[serde(default)]
+    pub bytes: u64,
+    /// SHA-256 of the file, in hex (as `sha256sum` prints it).
+    #[serde(default)]
+    pub sha256: String,
+}
+
+/// How closely [`snapshot`] checks the day partitions it would skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The file is there, with the size and row count the manifest
+    /// records (a stat and the Parquet footer per file).
+    Quick,
+    /// That, and its SHA-256 (reads every file).
+    Full,
 }
 
 /// What has been written so far.
@@ -100,19 +117,159 @@ pub struct SnapshotStats {
     pub written: Vec<(String, NaiveDate, u64)>,
     /// Day partitions already complete and left alone.
     pub skipped: u64,
+    /// Complete days whose file did not match the manifest, written again
+    /// (table, day, what was wrong).
+    pub repaired: Vec<(String, NaiveDate, String)>,
     /// Rows written to the whole tables.
     pub whole_rows: u64,
     /// Last day included.
     pub through: Option<NaiveDate>,
 }
 
-/// Snapshots the stores into `dir`. Days after `through` are left for a
-/// later run; `None` takes everything stored, the newest day left open.
+/// Snapshots the stores into `dir`, checking every complete day it skips
+/// fully ([`Check::Full`]). Days after `through` are left for a later run;
+/// `None` takes everything stored, the newest day left open.
 pub fn snapshot(
     docs: &dyn DocumentStore,
     sessions: &SessionStore,
     dir: &Path,
     through: Option<NaiveDate>,
+) -> Result<SnapshotStats> {
+    snapshot_checked(docs, sessions, dir, through, Check::Full)
+}
+
+/// What is wrong with the file of a written day, if anything.
+fn day_problem(path: &Path, entry: &DayEntry, check: Check) -> Result<Option<String>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some("missing".into())),
+        Err(e) => return Err(BatchError::io(path, e)),
+    };
+    if entry.sha256.is_empty() {
+        return Ok(Some(
+            "no size or checksum in the manifest (older version)".into(),
+        ));
+    }
+    if meta.len() != entry.bytes {
+        return Ok(Some(format!(
+            "{} bytes, the manifest says {}",
+            meta.len(),
+            entry.bytes
+        )));
+    }
+    match parquet_rows(path) {
+        Ok(rows) if rows == entry.rows => {}
+        Ok(rows) => {
+            return Ok(Some(format!(
+                "{rows} rows, the manifest says {}",
+                entry.rows
+            )))
+        }
+        Err(e) => return Ok(Some(format!("not readable as Parquet: {e}"))),
+    }
+    if check == Check::Full && file_sha256(path)? != entry.sha256 {
+        return Ok(Some("checksum differs from the manifest's".into()));
+    }
+    Ok(None)
+}
+
+/// Rows in a Parquet file, from its footer.
+fn parquet_rows(path: &Path) -> Result<u64> {
+    let file = std::fs::File::open(path).map_err(|e| BatchError::io(path, e))?;
+    let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file)?;
+    use datafusion::parquet::file::reader::FileReader;
+    let rows = reader.metadata().file_metadata().num_rows();
+    u64::try_from(rows).map_err(|_| BatchError::Corrupt(format!("{}: {rows} rows", path.display())))
+}
+
+/// SHA-256 of a file, in hex.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| BatchError::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| BatchError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Checks the snapshot in `dir` against its manifest: every recorded day's
+/// file is present with its size, row count and (with [`Check::Full`])
+/// checksum, and no other Parquet file lies in the daily tables' folders
+/// (a query would count it). Returns what is wrong, empty when nothing.
+pub fn verify(dir: &Path, check: Check) -> Result<Vec<String>> {
+    let manifest = Manifest::load(dir)?;
+    let mut problems = Vec::new();
+    for (table, days) in &manifest.days {
+        for (day, entry) in days {
+            let path = day_path(dir, table, *day);
+            if let Some(p) = day_problem(&path, entry, check)? {
+                problems.push(format!("{}: {p}", path.display()));
+            }
+        }
+    }
+    for table in DAILY_TABLES {
+        let expected: std::collections::BTreeSet<PathBuf> = manifest
+            .days
+            .get(table)
+            .map(|d| d.keys().map(|day| day_path(dir, table, *day)).collect())
+            .unwrap_or_default();
+        for path in parquet_files_under(&dir.join(table))? {
+            if !expected.contains(&path) {
+                problems.push(format!(
+                    "{}: not written by the batch (not in {MANIFEST})",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Every `.parquet` file below `root` (none if it does not exist).
+fn parquet_files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(BatchError::io(&d, e)),
+        };
+        for e in entries {
+            let path = e.map_err(|e| BatchError::io(&d, e))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// [`snapshot`], checking the complete days it would skip as `check` says;
+/// a day whose file is missing, truncated or changed is written again from
+/// the stores (and said in [`SnapshotStats::repaired`]). Afterwards the
+/// snapshot must match its manifest, or this fails rather than let the
+/// analytics count a partial or foreign file.
+pub fn snapshot_checked(
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    dir: &Path,
+    through: Option<NaiveDate>,
+    check: Check,
 ) -> Result<SnapshotStats> {
     std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
     let mut manifest = Manifest::load(dir)?;
@@ -132,14 +289,23 @@ pub fn snapshot(
 
     for (table, days) in [("transactions", &txn_days), ("sessions", &session_days)] {
         for &day in days.iter().filter(|d| limit.is_some_and(|l| **d <= l)) {
-            let done = manifest
-                .days
-                .get(table)
-                .and_then(|e| e.get(&day))
-                .is_some_and(|e| e.complete);
-            if done {
-                stats.skipped += 1;
-                continue;
+            let written = manifest.days.get(table).and_then(|e| e.get(&day));
+            if let Some(entry) = written.filter(|e| e.complete) {
+                let path = day_path(dir, table, day);
+                match day_problem(&path, entry, check)? {
+                    None => {
+                        stats.skipped += 1;
+                        continue;
+                    }
+                    Some(problem) => {
+                        tracing::warn!(
+                            file = %path.display(),
+                            problem = %problem,
+                            "Snapshot file does not match the manifest; writing it again from the stores."
+                        );
+                        stats.repaired.push((table.to_string(), day, problem));
+                    }
+                }
             }
             let batch = match table {
                 "transactions" => {
@@ -159,12 +325,14 @@ pub fn snapshot(
             };
             let rows = batch.num_rows() as u64;
             let path = day_path(dir, table, day);
-            write_parquet(&path, &batch)?;
+            let (bytes, sha256) = write_parquet(&path, &batch)?;
             manifest.days.entry(table.to_string()).or_default().insert(
                 day,
                 DayEntry {
                     rows,
                     complete: complete(day),
+                    bytes,
+                    sha256,
                 },
             );
             stats.written.push((table.to_string(), day, rows));
@@ -193,6 +361,16 @@ pub fn snapshot(
         write_parquet(&whole_path(dir, table), &batch)?;
     }
     manifest.save(dir)?;
+    // Whatever was skipped was checked above and the rest was just written:
+    // the files are what the manifest says (sizes and rows; checksums were
+    // taken as they were written). Left to find: foreign files.
+    let problems = verify(dir, Check::Quick)?;
+    if !problems.is_empty() {
+        return Err(BatchError::Damaged {
+            dir: dir.display().to_string(),
+            problems,
+        });
+    }
     Ok(stats)
 }
 
@@ -237,8 +415,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes one batch as a Parquet file (via a temporary file and a rename,
-/// so a reader never sees half a file).
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+/// so a reader never sees half a file); returns its size and SHA-256.
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(u64, String)> {
     let parent = path
         .parent()
         .ok_or_else(|| BatchError::Corrupt(format!("no parent for {}", path.display())))?;
@@ -255,7 +433,11 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.sync_all().map_err(|e| BatchError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))
+    let bytes = file.metadata().map_err(|e| BatchError::io(&tmp, e))?.len();
+    drop(file);
+    let sha256 = file_sha256(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))?;
+    Ok((bytes, sha256))
 }
 
 fn micros(t: NaiveDateTime) -> i64 {

@@ -602,3 +602,67 @@ fn sql_without_a_snapshot_says_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn a_damaged_snapshot_is_written_again_or_refused_never_counted() {
+    use batch::snapshot::{snapshot, snapshot_checked, verify, Check};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = tiny_shop(dir.path());
+    let snap = dir.path().join("snapshot");
+    snapshot(&shop.docs, &shop.sessions, &snap, None).expect("first run");
+    let reference = parquet_files(&snap);
+    assert!(verify(&snap, Check::Full).expect("verify").is_empty());
+    // Day 1 is complete (day 2 exists), so a later run skips it: damage
+    // there is what a run would otherwise never notice.
+    let day1 = batch::snapshot::day_path(&snap, "transactions", day("2025-01-01"));
+    let original = std::fs::read(&day1).expect("day 1");
+
+    for (damage, problem) in [
+        ("deleted", "missing"),
+        ("zero bytes", "bytes, the manifest says"),
+        ("same size, one byte changed", "checksum differs"),
+    ] {
+        match damage {
+            "deleted" => std::fs::remove_file(&day1).expect("delete"),
+            "zero bytes" => std::fs::write(&day1, b"").expect("truncate"),
+            _ => {
+                let mut bytes = original.clone();
+                bytes[8] ^= 0xff; // inside the first data page, not the footer
+                std::fs::write(&day1, bytes).expect("flip");
+            }
+        }
+        let found = verify(&snap, Check::Full).expect("verify");
+        assert!(
+            found.len() == 1 && found[0].contains(problem),
+            "{damage}: {found:?}"
+        );
+        if damage != "same size, one byte changed" {
+            // Queries refuse a snapshot that lost or truncated a day.
+            let err = batch::Engine::open(&snap).err().expect("refused");
+            assert!(
+                err.to_string().contains("does not match its manifest"),
+                "{damage}: {err}"
+            );
+        }
+        // The next run writes the day again from the stores: the same bytes.
+        let stats =
+            snapshot_checked(&shop.docs, &shop.sessions, &snap, None, Check::Full).expect("run");
+        assert_eq!(stats.repaired.len(), 1, "{damage}: {:?}", stats.repaired);
+        assert!(stats.repaired[0].2.contains(problem), "{damage}");
+        assert!(parquet_files(&snap) == reference, "{damage}: not repaired");
+        assert!(verify(&snap, Check::Full).expect("verify").is_empty());
+    }
+
+    // A file the batch did not write (a copy of a day, as an INSERT would
+    // add) is refused: counted, it would double the day.
+    let foreign = day1.with_file_name("part-1.parquet");
+    std::fs::copy(&day1, &foreign).expect("copy");
+    let err = snapshot(&shop.docs, &shop.sessions, &snap, None).expect_err("foreign file");
+    assert!(
+        err.to_string().contains("not written by the batch"),
+        "{err}"
+    );
+    assert!(batch::Engine::open(&snap).is_err());
+    std::fs::remove_file(&foreign).expect("remove");
+    assert!(batch::Engine::open(&snap).is_ok());
+}
