@@ -68,9 +68,17 @@ pub enum RunnerError {
     },
 }
 
-/// The model from the checkpoint at `path`, or a new one if there is none.
-/// A checkpoint made with other settings is refused.
-pub fn restore_or_new(path: &Path, config: AggregatorConfig) -> Result<Aggregator, RunnerError> {
+/// The model from the checkpoint at `path`, or a new one if there is none
+/// and the group has never committed (`committed`: its committed offsets).
+/// A checkpoint made with other settings is refused, and so is a missing
+/// one when the group has committed offsets: the consumer would resume past
+/// records the new, empty window never counted, and they would be lost
+/// without a word. [`rebuild`] is the way out.
+pub fn restore_or_new(
+    path: &Path,
+    config: AggregatorConfig,
+    committed: &Offsets,
+) -> Result<Aggregator, RunnerError> {
     let err = |message: String| RunnerError::Checkpoint {
         path: path.display().to_string(),
         message,
@@ -86,9 +94,46 @@ pub fn restore_or_new(path: &Path, config: AggregatorConfig) -> Result<Aggregato
             tracing::info!(path = %path.display(), "Restored the aggregator checkpoint.");
             Ok(model)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Aggregator::new(config)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let past: u64 = committed.values().sum();
+            if past > 0 {
+                return Err(err(format!(
+                    "missing, but the consumer group has committed {past} records: \
+                     starting empty would lose them for good. Put the checkpoint back, \
+                     or run with --rebuild-aggregator to re-read the log from the start"
+                )));
+            }
+            Ok(Aggregator::new(config))
+        }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// Starts the aggregator of `group` over: its checkpoint is removed and the
+/// group's offsets reset, so the runner re-reads the whole log into a new
+/// model (for a lost or damaged checkpoint). Call before the runner starts.
+pub fn rebuild(
+    log: &dyn EventLog,
+    group: &str,
+    path: &Path,
+    config: AggregatorConfig,
+) -> Result<Aggregator, RunnerError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(RunnerError::Checkpoint {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
+        }
+    }
+    log.reset_group(group, &INPUT_TOPICS)?;
+    tracing::warn!(
+        group,
+        "Rebuilding the aggregator from the start of the log."
+    );
+    Ok(Aggregator::new(config))
 }
 
 fn write_checkpoint(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

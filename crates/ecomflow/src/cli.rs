@@ -369,6 +369,12 @@ pub struct AggregatorFlags {
     /// independently, e.g. with other window settings or for a benchmark.
     #[arg(long, env = "ECOMFLOW_AGGREGATOR_GROUP", default_value = aggregator::runner::GROUP)]
     pub aggregator_group: String,
+    /// Rebuild the aggregator from the start of the log: drop its
+    /// checkpoint, reset its group's offsets and re-read every event. For a
+    /// lost or damaged checkpoint, which is otherwise an error (starting
+    /// empty while the group resumes would lose the window for good).
+    #[arg(long, env = "ECOMFLOW_REBUILD_AGGREGATOR")]
+    pub rebuild_aggregator: bool,
 }
 
 impl AggregatorFlags {

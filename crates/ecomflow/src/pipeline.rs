@@ -280,10 +280,14 @@ pub fn start_aggregator(
         lateness_secs: flags.lateness.max(0),
         ..AggregatorConfig::default()
     };
-    let model = Arc::new(std::sync::RwLock::new(runner::restore_or_new(
-        &checkpoint,
-        config,
-    )?));
+    let group = &flags.aggregator_group;
+    let model = if flags.rebuild_aggregator {
+        runner::rebuild(log.as_ref(), group, &checkpoint, config)?
+    } else {
+        let committed = log.committed_offsets(group, &runner::INPUT_TOPICS)?;
+        runner::restore_or_new(&checkpoint, config, &committed)?
+    };
+    let model = Arc::new(std::sync::RwLock::new(model));
     let (runtime, listener) = http_runtime(
         "http",
         &flags.http,

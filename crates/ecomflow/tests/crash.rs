@@ -276,3 +276,77 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
     );
     assert!(dir.path().join("report").join("report.md").exists());
 }
+
+/// The "Aggregator: …" line of a run's summary and the best-sellers'
+/// partners after it.
+fn aggregator_summary(stdout: &str) -> (String, String) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Aggregator: "))
+        .unwrap_or_default()
+        .to_string();
+    let partners = stdout
+        .split("Frequently bought together")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join("\n");
+    (line, partners)
+}
+
+#[test]
+fn a_lost_aggregator_checkpoint_is_an_error_and_rebuild_restores_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |extra: &[&str]| {
+        ecomflow()
+            .args(args(dir.path()))
+            .args(extra)
+            .output()
+            .expect("run ecomflow")
+    };
+    let first = run(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let (line, partners) = aggregator_summary(&String::from_utf8_lossy(&first.stdout));
+    assert!(
+        line.contains(" 0 late;") && !partners.is_empty(),
+        "{line}\n{partners}"
+    );
+
+    // Without its checkpoint the group's committed offsets would skip every
+    // event already counted: an error that says what to do, not 0 pairs.
+    std::fs::remove_file(dir.path().join("aggregator").join("checkpoint.json"))
+        .expect("remove checkpoint");
+    let lost = run(&[]);
+    let err = String::from_utf8_lossy(&lost.stderr);
+    assert!(!lost.status.success(), "exit 0 with a lost checkpoint");
+    assert!(
+        err.contains("missing, but the consumer group has committed")
+            && err.contains("--rebuild-aggregator"),
+        "{err}"
+    );
+
+    // Rebuilding re-reads the log: the same window, pairs and partners.
+    let rebuilt = run(&["--rebuild-aggregator"]);
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let (line2, partners2) = aggregator_summary(&String::from_utf8_lossy(&rebuilt.stdout));
+    let applied = |l: &str| {
+        l.split(" events applied")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let window = |l: &str| l.split("; ").nth(1).unwrap_or_default().to_string();
+    assert_eq!(applied(&line2), applied(&line), "{line2} vs {line}");
+    assert_eq!(window(&line2), window(&line), "{line2} vs {line}");
+    assert_eq!(partners2, partners);
+}

@@ -331,6 +331,41 @@ impl EventLog for EmbeddedLog {
         }
         Ok(lag)
     }
+
+    fn committed_offsets(&self, group: &str, topics: &[&str]) -> Result<Offsets> {
+        let mut out = Offsets::new();
+        for (topic, partition) in self.partitions_of(topics) {
+            if let Some(o) = self.committed(group, &topic, partition)? {
+                out.insert((topic, partition), o);
+            }
+        }
+        Ok(out)
+    }
+
+    fn reset_group(&self, group: &str, topics: &[&str]) -> Result<()> {
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(self.inner.durability.mode()));
+        for (topic, partition) in self.partitions_of(topics) {
+            batch.remove(&self.inner.meta, offset_key(group, &topic, partition));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+}
+
+impl EmbeddedLog {
+    /// Every partition of those of `topics` that exist.
+    fn partitions_of(&self, topics: &[&str]) -> Vec<(String, u32)> {
+        let state = self.inner.lock();
+        topics
+            .iter()
+            .filter_map(|t| state.topics.get(*t).map(|n| (t.to_string(), *n)))
+            .flat_map(|(t, n)| (0..n).map(move |p| (t.clone(), p)))
+            .collect()
+    }
 }
 
 struct Pending {

@@ -46,6 +46,32 @@ impl KafkaLog {
         }
     }
 
+    /// A client of `group` that does not join it: reads and writes its
+    /// committed offsets.
+    fn group_client(&self, group: &str) -> Result<BaseConsumer> {
+        Ok(self
+            .base_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?)
+    }
+
+    /// Every partition of those of `topics` that exist.
+    fn partitions_of(&self, client: &BaseConsumer, topics: &[&str]) -> Result<TopicPartitionList> {
+        let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata
+            .topics()
+            .iter()
+            .filter(|t| topics.contains(&t.name()))
+        {
+            for p in t.partitions() {
+                tpl.add_partition(t.name(), p.id());
+            }
+        }
+        Ok(tpl)
+    }
+
     fn base_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
@@ -145,11 +171,7 @@ impl EventLog for KafkaLog {
     }
 
     fn lag(&self, group: &str, topics: &[&str]) -> Result<u64> {
-        let consumer: BaseConsumer = self
-            .base_config()
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()?;
+        let consumer = self.group_client(group)?;
         let timeout = Duration::from_secs(10);
         let metadata = consumer.fetch_metadata(None, timeout)?;
         let mut tpl = TopicPartitionList::new();
@@ -179,6 +201,32 @@ impl EventLog for KafkaLog {
         }
         close_bounded(Some(consumer))?;
         Ok(lag)
+    }
+
+    fn committed_offsets(&self, group: &str, topics: &[&str]) -> Result<Offsets> {
+        let consumer = self.group_client(group)?;
+        let tpl = self.partitions_of(&consumer, topics)?;
+        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        let mut out = Offsets::new();
+        for e in committed.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                let partition = u32::try_from(e.partition()).unwrap_or(0);
+                out.insert((e.topic().to_string(), partition), o.max(0) as u64);
+            }
+        }
+        close_bounded(Some(consumer))?;
+        Ok(out)
+    }
+
+    fn reset_group(&self, group: &str, topics: &[&str]) -> Result<()> {
+        let consumer = self.group_client(group)?;
+        let mut tpl = self.partitions_of(&consumer, topics)?;
+        tpl.set_all_offsets(Offset::Offset(0))?;
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        close_bounded(Some(consumer))?;
+        Ok(())
     }
 
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>> {

@@ -171,6 +171,16 @@ pub trait EventLog: Send + Sync {
     /// Records in `topics` that `group` has not committed yet (end offsets
     /// minus committed offsets, over all partitions).
     fn lag(&self, group: &str, topics: &[&str]) -> Result<u64>;
+
+    /// The offsets `group` has committed in `topics` (next offset to read,
+    /// per partition), only for partitions with a commit; topics that do
+    /// not exist yet have none.
+    fn committed_offsets(&self, group: &str, topics: &[&str]) -> Result<Offsets>;
+
+    /// Sets `group`'s committed offsets in `topics` back to the start, so
+    /// that its next consumer reads every partition from offset 0. Call it
+    /// while no member of the group is running.
+    fn reset_group(&self, group: &str, topics: &[&str]) -> Result<()>;
 }
 
 /// Publishes records.

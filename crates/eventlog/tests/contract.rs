@@ -174,6 +174,34 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     );
     second.close().expect("close");
 
+    // The group's commits can be read without joining it, and reset: the
+    // next member reads from offset 0 again. Unknown topics have none.
+    let committed = log
+        .committed_offsets(&group, &[&topic, "no-such-topic"])
+        .expect("committed");
+    assert_eq!(
+        committed.into_iter().collect::<Vec<_>>(),
+        vec![((topic.clone(), 0), 40)]
+    );
+    assert!(log
+        .committed_offsets(&unique("never"), &[&topic])
+        .expect("committed")
+        .values()
+        .all(|o| *o == 0));
+    log.reset_group(&group, &[&topic]).expect("reset");
+    assert_eq!(log.lag(&group, &[&topic]).expect("lag"), 100);
+    let mut again = log.consumer(&group, &[&topic]).expect("consumer");
+    let mut from_start = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while from_start.len() < 100 && Instant::now() < deadline {
+        from_start.extend(again.poll(100, Duration::from_millis(500)).expect("poll"));
+    }
+    assert_eq!(
+        from_start.iter().map(seq).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
+    again.close().expect("close");
+
     let mut other = log.consumer(&unique("other"), &[&topic]).expect("consumer");
     let mut all = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
