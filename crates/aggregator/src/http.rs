@@ -286,8 +286,17 @@ async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Value>, Ap
     })))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `ok`, or 503 `degraded` while checkpoints fail (the API still answers).
+async fn healthz() -> Response {
+    let failing = metrics::CHECKPOINT_FAILING.get();
+    if failing > 0 {
+        let body = json!({
+            "status": "degraded",
+            "checkpoint": format!("the last {failing} checkpoint(s) failed; retrying"),
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    Json(json!({ "status": "ok" })).into_response()
 }
 
 /// Every metric of the process (all stages that run in it), after

@@ -39,6 +39,14 @@ pub static CHECKPOINT_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Checkpoints that failed, in a row (0 once one succeeds again).
+pub static CHECKPOINT_FAILING: LazyLock<IntGauge> = LazyLock::new(|| {
+    telemetry::int_gauge(
+        "ecomflow_aggregator_checkpoint_failures",
+        "Periodic checkpoints that failed in a row (retried with backoff; 0 when the last succeeded).",
+    )
+});
+
 /// Checkpoint durations.
 pub static CHECKPOINT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     telemetry::histogram(
@@ -106,6 +114,7 @@ pub fn init() {
     LazyLock::force(&LAG);
     LazyLock::force(&CHECKPOINT_SECONDS);
     LazyLock::force(&CHECKPOINT_BYTES);
+    LazyLock::force(&CHECKPOINT_FAILING);
 }
 
 /// Updates the state gauges from the model.

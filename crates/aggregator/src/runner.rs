@@ -50,7 +50,12 @@ pub struct RunnerStats {
     pub late: AtomicU64,
     /// Checkpoints written.
     pub checkpoints: AtomicU64,
+    /// Periodic checkpoints that failed in a row (0 after a success).
+    pub checkpoint_failures: AtomicU64,
 }
+
+/// The longest wait between two tries of a failing checkpoint.
+const MAX_CHECKPOINT_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Why the runner stopped.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +162,7 @@ pub fn run(
     let mut consumer = log.consumer(&cfg.group, &INPUT_TOPICS)?;
     let mut producer = log.producer()?;
     let mut last = Instant::now();
+    let mut wait = cfg.every;
     let checkpoint = |producer: &mut Box<dyn eventlog::LogProducer>,
                       consumer: &mut Box<dyn eventlog::LogConsumer>|
      -> Result<(), RunnerError> {
@@ -215,8 +221,30 @@ pub fn run(
                 metrics::APPLIED.with_label_values(&[topic]).inc_by(n);
             }
         }
-        if last.elapsed() >= cfg.every {
-            checkpoint(&mut producer, &mut consumer)?;
+        if last.elapsed() >= wait {
+            // A periodic checkpoint that fails (disk full, no descriptors
+            // left) does not stop the service: the state is still in
+            // memory and the offsets stay uncommitted, so nothing is lost.
+            // It is retried with a doubling backoff, counted in
+            // `ecomflow_aggregator_checkpoint_failures` and on /healthz.
+            match checkpoint(&mut producer, &mut consumer) {
+                Ok(()) => {
+                    stats.checkpoint_failures.store(0, Ordering::Relaxed);
+                    metrics::CHECKPOINT_FAILING.set(0);
+                    wait = cfg.every;
+                }
+                Err(e) => {
+                    let failures = stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    metrics::CHECKPOINT_FAILING.set(i64::try_from(failures).unwrap_or(i64::MAX));
+                    wait = wait.saturating_mul(2).min(MAX_CHECKPOINT_BACKOFF);
+                    tracing::warn!(
+                        error = %e,
+                        failures,
+                        retry_in_secs = wait.as_secs_f64(),
+                        "Aggregator checkpoint failed; retrying."
+                    );
+                }
+            }
             last = Instant::now();
         }
     }

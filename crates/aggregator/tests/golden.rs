@@ -226,3 +226,95 @@ fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
                 .len()
     );
 }
+
+#[test]
+fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
+    use aggregator::runner::{self, RunnerConfig, RunnerStats};
+    use eventlog::{embedded::EmbeddedLog, EventLog, TopicSpec};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+    log.ensure_topics(&[
+        TopicSpec::new(topics::SESSIONS, 1),
+        TopicSpec::new(topics::TRANSACTIONS, 1),
+        TopicSpec::new(topics::DEAD_LETTERS, 1),
+    ])
+    .expect("topics");
+    let mut producer = log.producer().expect("producer");
+    for i in 0..20 {
+        let id = format!("txn_{i:012}");
+        producer
+            .send(
+                topics::TRANSACTIONS,
+                b"user_000007",
+                &txn(&id, "2025-01-01T10:00:00", &["prod_00001", "prod_00002"]),
+                0,
+            )
+            .expect("send");
+    }
+    producer.flush().expect("flush");
+
+    // The checkpoint's folder cannot be made: a file stands in its place
+    // (as a full disk or an exhausted descriptor table would fail it).
+    let blocker = dir.path().join("blocked");
+    std::fs::write(&blocker, b"").expect("blocker");
+    let cfg = RunnerConfig {
+        group: "aggregator".into(),
+        checkpoint: blocker.join("checkpoint.json"),
+        every: Duration::from_millis(20),
+        batch: 100,
+    };
+    let model = Arc::new(std::sync::RwLock::new(Aggregator::new(
+        AggregatorConfig::default(),
+    )));
+    let stats = Arc::new(RunnerStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let (model, stats, stop, cfg) = (model.clone(), stats.clone(), stop.clone(), cfg.clone());
+        std::thread::spawn(move || runner::run(&log, &model, &cfg, &stats, &stop))
+    };
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ok() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("two failed checkpoints", &|| {
+        stats.checkpoint_failures.load(Ordering::Relaxed) >= 2
+    });
+    assert!(
+        !handle.is_finished(),
+        "a failed checkpoint stopped the runner"
+    );
+    wait_for("every record applied", &|| {
+        stats.applied.load(Ordering::Relaxed) == 20
+    });
+    assert_eq!(stats.checkpoints.load(Ordering::Relaxed), 0);
+
+    // Once the cause is gone, the next try succeeds and the count resets.
+    std::fs::remove_file(&blocker).expect("unblock");
+    wait_for("a successful checkpoint", &|| {
+        stats.checkpoints.load(Ordering::Relaxed) >= 1
+    });
+    assert_eq!(stats.checkpoint_failures.load(Ordering::Relaxed), 0);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().expect("join").expect("runner ends cleanly");
+    let saved = std::fs::read(&cfg.checkpoint).expect("checkpoint written");
+    let restored = Aggregator::restore(&saved).expect("restore");
+    assert_eq!(
+        restored.bought_together(1, 10, Ranking::Count, Span::AllTime),
+        model
+            .read()
+            .expect("model")
+            .bought_together(1, 10, Ranking::Count, Span::AllTime)
+    );
+    assert_eq!(
+        restored.bought_together(1, 10, Ranking::Count, Span::AllTime)[0]
+            .score
+            .count,
+        20
+    );
+}

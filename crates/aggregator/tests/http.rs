@@ -176,6 +176,17 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
     assert!(raw.ends_with(r#"{"error":"Method Not Allowed"}"#), "{raw}");
     let (status, body) = get(&addr, "/healthz");
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    // Failing checkpoints show on /healthz while lookups keep answering.
+    aggregator::metrics::CHECKPOINT_FAILING.set(3);
+    let (status, body) = get(&addr, "/healthz");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("degraded")),
+        "{body}"
+    );
+    assert_eq!(get(&addr, "/v1/users/user_000007/engagement").0, 200);
+    aggregator::metrics::CHECKPOINT_FAILING.set(0);
+    assert_eq!(get(&addr, "/healthz").0, 200);
     let (status, body) = get(&addr, "/metrics");
     assert_eq!(status, 200);
     let text = body.as_str().unwrap_or_default();
