@@ -163,6 +163,8 @@ impl Worker<'_> {
         let mut users = Vec::new();
         let mut sessions = Vec::new();
         let mut transactions = Vec::new();
+        // The record each transaction came from, to dead-letter conflicts.
+        let mut transaction_records: Vec<&Record> = Vec::new();
         let mut dead: Vec<(&Record, Rejection)> = Vec::new();
         for r in records {
             let verdict = match r.topic.as_str() {
@@ -172,9 +174,10 @@ impl Worker<'_> {
                     CatalogRecord::User(u) => users.push(u),
                 }),
                 topics::SESSIONS => decode_session(&r.payload).map(|s| sessions.push(s)),
-                topics::TRANSACTIONS => {
-                    decode_transaction(&r.payload).map(|t| transactions.push(t))
-                }
+                topics::TRANSACTIONS => decode_transaction(&r.payload).map(|t| {
+                    transactions.push(t);
+                    transaction_records.push(r);
+                }),
                 other => Err(Rejection::WrongKind {
                     expected: "catalog, session or transaction",
                     found: other.to_string(),
@@ -192,7 +195,25 @@ impl Worker<'_> {
         self.docs.upsert_categories(&categories)?;
         self.docs.upsert_products(&products)?;
         self.docs.upsert_users(&users)?;
-        let new = self.docs.put_transactions(&transactions)?;
+        let put = self.docs.put_transactions_checked(&transactions)?;
+        let new = put.new;
+        // An id stored before with other content: the first stands, this
+        // one is dead-lettered (and not counted as stored).
+        let mut conflicting = vec![false; transactions.len()];
+        for &i in &put.conflicts {
+            if let (Some(flag), Some(r), Some(t)) = (
+                conflicting.get_mut(i),
+                transaction_records.get(i),
+                transactions.get(i),
+            ) {
+                *flag = true;
+                dead.push((r, Rejection::DuplicateConflict(t.transaction_id.clone())));
+            }
+        }
+        if !put.conflicts.is_empty() {
+            let mut flags = conflicting.iter();
+            transactions.retain(|_| !flags.next().copied().unwrap_or(false));
+        }
         // Dead letters are kept in the document store too (keyed by source
         // position, so a replay stores each once): the nightly cleaning
         // statistics are computed from them.
@@ -384,4 +405,105 @@ pub fn run_worker(
         tracing::warn!(error = %e, "Consumer did not close cleanly.");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventlog::embedded::EmbeddedLog;
+    use eventlog::TopicSpec;
+    use schemas::envelope::{encode, Kind};
+    use schemas::{LineItem, PaymentMethod};
+    use std::sync::Arc;
+    use stores::doc_embedded::EmbeddedDocStore;
+    use stores::wide_embedded::EmbeddedWideStore;
+
+    fn txn(total: f64) -> Transaction {
+        Transaction {
+            transaction_id: "txn_000000000001".into(),
+            session_id: "sess_1".into(),
+            user_id: "user_000001".into(),
+            timestamp: schemas::time::parse("2025-01-01T10:00:00").expect("literal"),
+            items: vec![LineItem {
+                product_id: "prod_00001".into(),
+                quantity: 1,
+                unit_price: total,
+                subtotal: total,
+            }],
+            discount: 0.0,
+            total,
+            payment_method: PaymentMethod::Paypal,
+        }
+    }
+
+    #[test]
+    fn a_transaction_id_seen_again_with_other_content_is_dead_lettered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+        let specs: Vec<TopicSpec> = INPUT_TOPICS
+            .iter()
+            .chain(&[topics::DEAD_LETTERS])
+            .map(|t| TopicSpec::new(t, 1))
+            .collect();
+        log.ensure_topics(&specs).expect("topics");
+        let mut p = log.producer().expect("producer");
+        // The same transaction twice (a producer's retry), then its id with
+        // another total, in a later batch.
+        for total in [10.0, 10.0, 99.0] {
+            p.send(
+                topics::TRANSACTIONS,
+                b"user_000001",
+                &encode(Kind::Transaction, &txn(total)),
+                0,
+            )
+            .expect("send");
+        }
+        p.flush().expect("flush");
+        let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("docs");
+        let wide = EmbeddedWideStore::open(&dir.path().join("wide")).expect("wide");
+        let sessions = SessionStore::new(Arc::new(wide)).expect("sessions");
+        let cfg = IngestConfig {
+            batch: 2,
+            partitions: 1,
+            ..IngestConfig::default()
+        };
+        let stats = IngestStats::default();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let worker = s.spawn(|| run_worker(&log, &docs, &sessions, &cfg, &stats, &stop));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while stats.snapshot().consumed < 3 {
+                assert!(
+                    Instant::now() < deadline,
+                    "not consumed: {:?}",
+                    stats.snapshot()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+            worker.join().expect("join").expect("worker");
+        });
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.transactions, snap.new_transactions),
+            (2, 1),
+            "{snap:?}"
+        );
+        assert_eq!(
+            snap.dead_letters,
+            BTreeMap::from([("duplicate_conflict".to_string(), 1)])
+        );
+        assert_eq!(
+            docs.transaction("txn_000000000001").expect("get"),
+            Some(txn(10.0))
+        );
+        let letters = docs.dead_letters().expect("dead letters");
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            (letters[0].reason_code.as_str(), letters[0].offset),
+            ("duplicate_conflict", 2)
+        );
+        let user = docs.user("user_000001").expect("user");
+        assert!(user.is_none_or(|u| u.purchase_summary.total_spent == 10.0));
+    }
 }

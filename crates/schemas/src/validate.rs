@@ -97,6 +97,9 @@ pub enum Rejection {
         /// Items in the cart.
         cart_items: usize,
     },
+    /// A transaction id already stored with other content.
+    #[error("transaction {0} is already stored with other content")]
+    DuplicateConflict(String),
     /// Arrived after the aggregator's watermark had passed its event time.
     #[error("late event: {lag_seconds} s behind the watermark")]
     Late {
@@ -107,7 +110,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason code, in a fixed order (for reports and metrics).
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 16] = [
         "invalid_json",
         "unsupported_version",
         "wrong_kind",
@@ -122,6 +125,7 @@ impl Rejection {
         "total_mismatch",
         "bad_duration",
         "inconsistent_status",
+        "duplicate_conflict",
         "late",
     ];
 
@@ -142,6 +146,7 @@ impl Rejection {
             Rejection::TotalMismatch { .. } => "total_mismatch",
             Rejection::BadDuration(_) => "bad_duration",
             Rejection::InconsistentStatus { .. } => "inconsistent_status",
+            Rejection::DuplicateConflict(_) => "duplicate_conflict",
             Rejection::Late { .. } => "late",
         }
     }

@@ -24,6 +24,16 @@ pub struct DocCounts {
 /// Every write is idempotent: documents are keyed by their ids, so a
 /// replayed batch overwrites itself, and a transaction already stored is
 /// never counted again in its user's purchase summary.
+/// What [`DocumentStore::put_transactions_checked`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionsPut {
+    /// Transactions stored for the first time.
+    pub new: u64,
+    /// Positions in the batch of transactions whose id was already stored
+    /// with other content; not written.
+    pub conflicts: Vec<usize>,
+}
+
 pub trait DocumentStore: Send + Sync {
     /// Which implementation this is, for logs.
     fn describe(&self) -> String;
@@ -39,8 +49,19 @@ pub trait DocumentStore: Send + Sync {
     fn upsert_users(&self, items: &[User]) -> Result<()>;
 
     /// Stores transactions and folds the new ones into their users'
-    /// purchase summaries. Returns how many were new.
-    fn put_transactions(&self, items: &[Transaction]) -> Result<u64>;
+    /// purchase summaries. Returns how many were new, and which of `items`
+    /// conflict: an id already stored (or earlier in `items`) with other
+    /// content. A conflicting transaction is not written (the first one
+    /// stored stands, on every backend); the caller dead-letters it. The
+    /// same transaction again (a replayed batch) is neither new nor a
+    /// conflict.
+    fn put_transactions_checked(&self, items: &[Transaction]) -> Result<TransactionsPut>;
+
+    /// [`put_transactions_checked`](Self::put_transactions_checked),
+    /// returning how many were new.
+    fn put_transactions(&self, items: &[Transaction]) -> Result<u64> {
+        Ok(self.put_transactions_checked(items)?.new)
+    }
 
     /// A user with the current purchase summary.
     fn user(&self, user_id: &str) -> Result<Option<User>>;

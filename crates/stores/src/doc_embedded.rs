@@ -16,14 +16,14 @@
 //! transaction already present is skipped, so a retried batch changes
 //! nothing.
 
-use crate::doc::{add_to_summary, DocCounts, DocumentStore};
+use crate::doc::{add_to_summary, DocCounts, DocumentStore, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -148,19 +148,30 @@ impl DocumentStore for EmbeddedDocStore {
         Ok(())
     }
 
-    fn put_transactions(&self, items: &[Transaction]) -> Result<u64> {
+    fn put_transactions_checked(&self, items: &[Transaction]) -> Result<TransactionsPut> {
         let _w = self.lock();
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         let mut summaries: HashMap<&str, PurchaseSummary> = HashMap::new();
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut new = 0u64;
-        for t in items {
+        // Id -> the bytes stored (or about to be) under it in this batch.
+        let mut seen: HashMap<&str, Vec<u8>> = HashMap::new();
+        let mut out = TransactionsPut::default();
+        for (i, t) in items.iter().enumerate() {
             let id = t.transaction_id.as_str();
-            if !seen.insert(id) || self.transactions.contains_key(id)? {
+            let bytes = to_json(t);
+            let earlier = match seen.get(id) {
+                Some(b) => Some(b.clone()),
+                None => self.transactions.get(id)?.map(|v| v.to_vec()),
+            };
+            if let Some(stored) = earlier {
+                if stored != bytes {
+                    out.conflicts.push(i);
+                }
+                seen.entry(id).or_insert(stored);
                 continue;
             }
-            new += 1;
-            batch.insert(&self.transactions, id, to_json(t));
+            out.new += 1;
+            batch.insert(&self.transactions, id, bytes.as_slice());
+            seen.insert(id, bytes);
             let ts = schemas::time::format(t.timestamp);
             batch.insert(
                 &self.by_user,
@@ -188,7 +199,7 @@ impl DocumentStore for EmbeddedDocStore {
             batch.insert(&self.summaries, user.as_bytes(), to_json(s));
         }
         batch.commit()?;
-        Ok(new)
+        Ok(out)
     }
 
     fn user(&self, user_id: &str) -> Result<Option<User>> {

@@ -13,7 +13,7 @@
 //! it, so it can be used from the (synchronous) ingest workers. Do not call
 //! it from inside an async task: use `spawn_blocking`.
 
-use crate::doc::{DocCounts, DocumentStore};
+use crate::doc::{DocCounts, DocumentStore, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use mongodb::bson::{self, doc, Bson, Document};
@@ -23,7 +23,7 @@ use schemas::types::round_cents;
 use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The MongoDB document store.
 pub struct MongoDocStore {
@@ -229,37 +229,51 @@ impl DocumentStore for MongoDocStore {
         self.upsert_many("users", updates)
     }
 
-    fn put_transactions(&self, items: &[Transaction]) -> Result<u64> {
+    fn put_transactions_checked(&self, items: &[Transaction]) -> Result<TransactionsPut> {
         if items.is_empty() {
-            return Ok(0);
+            return Ok(TransactionsPut::default());
         }
         let ids: Vec<&str> = items.iter().map(|t| t.transaction_id.as_str()).collect();
-        let existing: HashSet<String> = self.runtime.block_on(async {
+        // What is stored under these ids already, as stored.
+        let mut stored: HashMap<String, Document> = self.runtime.block_on(async {
             let mut cursor = self
                 .coll("transactions")
                 .find(doc! {"_id": {"$in": &ids}})
-                .projection(doc! {"_id": 1})
                 .await
                 .map_err(server_error)?;
-            let mut set = HashSet::new();
+            let mut found = HashMap::new();
             while cursor.advance().await.map_err(server_error)? {
-                let d = cursor.deserialize_current().map_err(server_error)?;
+                let d: Document = cursor.deserialize_current().map_err(server_error)?;
                 if let Ok(id) = d.get_str("_id") {
-                    set.insert(id.to_string());
+                    found.insert(id.to_string(), d.clone());
                 }
             }
-            Ok::<_, StoreError>(set)
+            Ok::<_, StoreError>(found)
         })?;
-        let mut seen = HashSet::new();
-        let new = ids
-            .iter()
-            .filter(|id| !existing.contains(**id) && seen.insert(**id))
-            .count() as u64;
-        let updates = items
-            .iter()
-            .map(|t| Ok(doc! {"q": {"_id": &t.transaction_id}, "u": to_doc(t, &t.transaction_id)?, "upsert": true}))
-            .collect::<Result<Vec<_>>>()?;
-        self.upsert_many("transactions", updates)?;
+        let mut out = TransactionsPut::default();
+        let mut updates = Vec::new();
+        for (i, t) in items.iter().enumerate() {
+            let d = to_doc(t, &t.transaction_id)?;
+            match stored.get(&t.transaction_id) {
+                // The first one stored stands: a replay of it changes
+                // nothing, other content under its id is a conflict.
+                Some(existing) => {
+                    if *existing != d {
+                        out.conflicts.push(i);
+                    }
+                }
+                None => {
+                    out.new += 1;
+                    updates.push(
+                        doc! {"q": {"_id": &t.transaction_id}, "u": d.clone(), "upsert": true},
+                    );
+                    stored.insert(t.transaction_id.clone(), d);
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.upsert_many("transactions", updates)?;
+        }
 
         // Recompute the touched users' summaries from what is stored.
         let users: Vec<&str> = items
@@ -316,7 +330,7 @@ impl DocumentStore for MongoDocStore {
             );
         }
         self.upsert_many("users", updates)?;
-        Ok(new)
+        Ok(out)
     }
 
     fn user(&self, user_id: &str) -> Result<Option<User>> {

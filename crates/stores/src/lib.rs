@@ -33,7 +33,7 @@ pub mod wide;
 pub mod wide_embedded;
 pub mod wide_hbase;
 
-pub use doc::{DocCounts, DocumentStore};
+pub use doc::{DocCounts, DocumentStore, TransactionsPut};
 pub use error::{Result, StoreError};
 pub use sessions::{DailyCounts, SessionStore};
 pub use wide::{Cell, Row, RowMutation, WideColumnStore};

@@ -160,6 +160,23 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
     );
     assert_eq!(store.counts().expect("counts").transactions, 4);
 
+    // The same id with other content is a conflict, on every backend: not
+    // written (the first stands), not in the summary, reported by position;
+    // a replay of the stored one is not. Inside one batch too.
+    let mut t1_other = t1.clone();
+    t1_other.total = 1.0;
+    t1_other.items[0].unit_price = 1.0;
+    t1_other.items[0].subtotal = 1.0;
+    let put = store
+        .put_transactions_checked(&[t1.clone(), t1_other.clone()])
+        .expect("conflict");
+    assert_eq!((put.new, put.conflicts), (0, vec![1]));
+    assert_eq!(
+        store.transaction(&t1.transaction_id).expect("get"),
+        Some(t1.clone())
+    );
+    assert_eq!(store.counts().expect("counts").transactions, 4);
+
     // 100.00 + 50.50 + 20.25 = 170.75 over 3 orders; 170.75 / 3 = 56.9166...
     let u = store.user("user_000001").expect("get").expect("exists");
     let s = &u.purchase_summary;
@@ -299,6 +316,25 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
     assert_eq!(
         store.user("user_000002").expect("get").as_ref(),
         Some(&users[1])
+    );
+
+    // Inside one new batch: the first of an id stands, a different second
+    // is a conflict, an identical third is nothing.
+    let t5 = txn(
+        "txn_000000000005",
+        "user_000002",
+        "2025-03-20T08:00:00",
+        5.0,
+    );
+    let mut t5_other = t5.clone();
+    t5_other.session_id = "sess_other".into();
+    let put = store
+        .put_transactions_checked(&[t5.clone(), t5_other, t5.clone()])
+        .expect("conflict in a batch");
+    assert_eq!((put.new, put.conflicts), (1, vec![1]));
+    assert_eq!(
+        store.transaction(&t5.transaction_id).expect("get"),
+        Some(t5)
     );
 }
 
