@@ -173,19 +173,11 @@ impl EventLog for KafkaLog {
     fn lag(&self, group: &str, topics: &[&str]) -> Result<u64> {
         let consumer = self.group_client(group)?;
         let timeout = Duration::from_secs(10);
-        let metadata = consumer.fetch_metadata(None, timeout)?;
-        let mut tpl = TopicPartitionList::new();
+        let tpl = self.partitions_of(&consumer, topics)?;
         let mut ends = Vec::new();
-        for t in metadata
-            .topics()
-            .iter()
-            .filter(|t| topics.contains(&t.name()))
-        {
-            for p in t.partitions() {
-                tpl.add_partition(t.name(), p.id());
-                let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
-                ends.push(((t.name().to_string(), p.id()), high.max(0) as u64));
-            }
+        for e in tpl.elements() {
+            let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+            ends.push(((e.topic().to_string(), e.partition()), high.max(0) as u64));
         }
         let committed = consumer.committed_offsets(tpl, timeout)?;
         let mut lag = 0;
