@@ -144,8 +144,8 @@ pub fn format_text(batches: &[RecordBatch]) -> Result<String> {
 /// (or a symlink there) is replaced, never written through; returns the
 /// number of rows.
 pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
-    let batches = &result.batches;
     use std::io::Write;
+    let batches = &result.batches;
     let kind = match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => "csv",
         Some("parquet") => "parquet",
@@ -168,11 +168,7 @@ pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| BatchError::io(&tmp, e))?;
+    let file = crate::snapshot::create_fresh(&tmp)?;
     let written = (|| -> Result<()> {
         match kind {
             "csv" => {

@@ -184,23 +184,56 @@ fn parquet_rows(path: &Path) -> Result<u64> {
 
 /// SHA-256 of a file, in hex.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| BatchError::io(path, e))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| BatchError::io(path, e))?;
-        if n == 0 {
-            break;
+    let mut hashing = Hashing::new(std::io::sink());
+    std::io::copy(&mut file, &mut hashing).map_err(|e| BatchError::io(path, e))?;
+    Ok(hashing.finish().1)
+}
+
+/// A writer that passes bytes through and takes their SHA-256 and count on
+/// the way, so a file written through it needs no second read.
+struct Hashing<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Self {
+        use sha2::Digest;
+        Hashing {
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
         }
-        hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+
+    /// The inner writer and the hex digest.
+    fn finish(self) -> (W, String) {
+        use sha2::Digest;
+        let hex = self
+            .hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (self.inner, hex)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        let written = buf.get(..n).unwrap_or(buf);
+        self.hasher.update(written);
+        self.bytes += written.len() as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Checks the snapshot in `dir` against its manifest: every recorded day's
@@ -218,6 +251,14 @@ pub fn verify(dir: &Path, check: Check) -> Result<Vec<String>> {
             }
         }
     }
+    problems.extend(foreign_files(dir, &manifest)?);
+    Ok(problems)
+}
+
+/// Parquet files in the daily tables' folders that `manifest` does not
+/// list (a query would count them).
+fn foreign_files(dir: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
     for table in DAILY_TABLES {
         let expected: std::collections::BTreeSet<PathBuf> = manifest
             .days
@@ -361,10 +402,9 @@ pub fn snapshot_checked(
         write_parquet(&whole_path(dir, table), &batch)?;
     }
     manifest.save(dir)?;
-    // Whatever was skipped was checked above and the rest was just written:
-    // the files are what the manifest says (sizes and rows; checksums were
-    // taken as they were written). Left to find: foreign files.
-    let problems = verify(dir, Check::Quick)?;
+    // Whatever was skipped was checked above and the rest was just written
+    // (checksums taken as it was written): left to find are foreign files.
+    let problems = foreign_files(dir, &manifest)?;
     if !problems.is_empty() {
         return Err(BatchError::Damaged {
             dir: dir.display().to_string(),
@@ -429,13 +469,13 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(u64, String)> {
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(256 * 1024))
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(Hashing::new(file), batch.schema(), Some(props))?;
     writer.write(batch)?;
-    let file = writer.into_inner()?;
+    let hashing = writer.into_inner()?;
+    let bytes = hashing.bytes;
+    let (file, sha256) = hashing.finish();
     file.sync_all().map_err(|e| BatchError::io(&tmp, e))?;
-    let bytes = file.metadata().map_err(|e| BatchError::io(&tmp, e))?.len();
     drop(file);
-    let sha256 = file_sha256(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))?;
     Ok((bytes, sha256))
 }

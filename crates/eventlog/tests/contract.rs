@@ -53,6 +53,20 @@ fn seq(r: &Record) -> u64 {
         .expect("number")
 }
 
+/// Polls `consumer` until it has `n` records (or a minute has passed).
+fn read(consumer: &mut Box<dyn eventlog::LogConsumer>, n: usize) -> Vec<Record> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(
+            consumer
+                .poll(n - got.len(), Duration::from_millis(500))
+                .expect("poll"),
+        );
+    }
+    got
+}
+
 /// Two members of one group read a 4-partition topic: every record arrives,
 /// none twice once its offset is committed, and each key's records arrive in
 /// the order they were sent.
@@ -138,15 +152,7 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     publish(log, &topic, 100);
     let group = unique("g");
     let mut first = log.consumer(&group, &[&topic]).expect("consumer");
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < 60 && Instant::now() < deadline {
-        got.extend(
-            first
-                .poll(60 - got.len(), Duration::from_millis(500))
-                .expect("poll"),
-        );
-    }
+    let got = read(&mut first, 60);
     assert_eq!(got.len(), 60);
     let committed: Offsets = offsets_after(&got[..40]);
     assert_eq!(committed.values().copied().collect::<Vec<_>>(), vec![40]);
@@ -159,11 +165,7 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     );
 
     let mut second = log.consumer(&group, &[&topic]).expect("consumer");
-    let mut rest = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rest.len() < 60 && Instant::now() < deadline {
-        rest.extend(second.poll(100, Duration::from_millis(500)).expect("poll"));
-    }
+    let rest = read(&mut second, 60);
     assert_eq!(
         rest.iter().map(seq).collect::<Vec<_>>(),
         (40..100).collect::<Vec<_>>()
@@ -191,11 +193,7 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     log.reset_group(&group, &[&topic]).expect("reset");
     assert_eq!(log.lag(&group, &[&topic]).expect("lag"), 100);
     let mut again = log.consumer(&group, &[&topic]).expect("consumer");
-    let mut from_start = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while from_start.len() < 100 && Instant::now() < deadline {
-        from_start.extend(again.poll(100, Duration::from_millis(500)).expect("poll"));
-    }
+    let from_start = read(&mut again, 100);
     assert_eq!(
         from_start.iter().map(seq).collect::<Vec<_>>(),
         (0..100).collect::<Vec<_>>()
@@ -203,11 +201,7 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     again.close().expect("close");
 
     let mut other = log.consumer(&unique("other"), &[&topic]).expect("consumer");
-    let mut all = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while all.len() < 100 && Instant::now() < deadline {
-        all.extend(other.poll(100, Duration::from_millis(500)).expect("poll"));
-    }
+    let all = read(&mut other, 100);
     assert_eq!(all.len(), 100);
     assert_eq!(seq(&all[0]), 0);
     assert_eq!(all[0].timestamp_ms, 1_700_000_000_000);

@@ -199,20 +199,17 @@ impl Worker<'_> {
         let new = put.new;
         // An id stored before with other content: the first stands, this
         // one is dead-lettered (and not counted as stored).
-        let mut conflicting = vec![false; transactions.len()];
         for &i in &put.conflicts {
-            if let (Some(flag), Some(r), Some(t)) = (
-                conflicting.get_mut(i),
-                transaction_records.get(i),
-                transactions.get(i),
-            ) {
-                *flag = true;
+            if let (Some(r), Some(t)) = (transaction_records.get(i), transactions.get(i)) {
                 dead.push((r, Rejection::DuplicateConflict(t.transaction_id.clone())));
             }
         }
         if !put.conflicts.is_empty() {
-            let mut flags = conflicting.iter();
-            transactions.retain(|_| !flags.next().copied().unwrap_or(false));
+            let mut i = 0;
+            transactions.retain(|_| {
+                i += 1;
+                !put.conflicts.contains(&(i - 1))
+            });
         }
         // Dead letters are kept in the document store too (keyed by source
         // position, so a replay stores each once): the nightly cleaning
