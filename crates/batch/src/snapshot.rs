@@ -361,6 +361,12 @@ pub fn snapshot_checked(
                     rows.sort_by(|a, b| {
                         (a.start_time, &a.session_id).cmp(&(b.start_time, &b.session_id))
                     });
+                    // A complete day's per-product counts, served from the
+                    // wide-column store; written before the manifest says
+                    // the day is done, so a crash re-does both.
+                    if complete(day) {
+                        sessions.put_product_day(day, &rows)?;
+                    }
                     sessions_batch(&rows)?
                 }
             };

@@ -25,6 +25,9 @@ pub enum StoreError {
         /// Whether trying again later may succeed.
         retryable: bool,
     },
+    /// A store on disk in a layout this version does not read.
+    #[error("{0}")]
+    Layout(String),
     /// A table or family that does not exist.
     #[error("unknown table or family {0:?}")]
     Unknown(String),

@@ -7,10 +7,11 @@
 //!   `device_info` (type, os, browser, city, state, ip) and `behavior`
 //!   (conversion_status, viewed_products, cart_contents).
 //! - `product_daily`: row key `product_id _ reversed-yyyymmdd`; families
-//!   `views`, `cart_adds`, `purchases`, one cell per session
-//!   (qualifier = session id). Counting cells instead of incrementing
-//!   counters keeps the table idempotent: replaying a session rewrites the
-//!   same cells instead of counting it twice.
+//!   `views`, `cart_adds`, `purchases`, each one cell `count` (decimal).
+//!   Written once per product and day, by the nightly batch, when the day
+//!   is complete ([`SessionStore::put_product_day`]): counted in memory from
+//!   the day's sessions, so writing a day again writes the same numbers, and
+//!   ingest pays nothing for it.
 //! - `sessions_by_day`: row key `YYYY-MM-DD _ 13-digit epoch ms _ session_id`,
 //!   family `session` with the whole session as one JSON cell: a secondary
 //!   index by day, so the nightly snapshot of a day is one range scan.
@@ -21,7 +22,8 @@ use crate::{Result, StoreError};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use schemas::{CartItem, ConversionStatus, DeviceInfo, DeviceType, Session};
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 /// Table of sessions per user.
 pub const USER_SESSIONS: &str = "user_sessions";
@@ -176,35 +178,42 @@ pub fn session_from_row(row: &Row) -> Result<Session> {
     })
 }
 
-/// The `product_daily` cells a session contributes.
-pub fn product_day_mutations(s: &Session) -> Vec<RowMutation> {
-    let day = s.start_time.date();
-    let sid = s.session_id.as_bytes();
-    let mut by_row: std::collections::BTreeMap<Vec<u8>, Vec<Cell>> =
-        std::collections::BTreeMap::new();
-    for p in &s.viewed_products {
-        by_row
-            .entry(product_day_key(p, day))
-            .or_default()
-            .push(Cell::new("views", sid, "1"));
-    }
-    for c in &s.cart_contents {
-        let q = c.quantity.to_string();
-        by_row
-            .entry(product_day_key(&c.product_id, day))
-            .or_default()
-            .push(Cell::new("cart_adds", sid, q.as_str()));
-        if s.conversion_status == ConversionStatus::Converted {
-            by_row
-                .entry(product_day_key(&c.product_id, day))
-                .or_default()
-                .push(Cell::new("purchases", sid, q.as_str()));
+/// `day`'s `product_daily` counts from the sessions (those of other days
+/// are left out), by product id:
+/// sessions that viewed the product; units in carts; units in the carts of
+/// converted sessions. A product twice in one session's views counts once;
+/// twice in its cart, the last entry's quantity counts (as a cell per
+/// session and product would).
+pub fn count_product_day<'a>(
+    day: NaiveDate,
+    sessions: impl IntoIterator<Item = &'a Session>,
+) -> BTreeMap<String, DailyCounts> {
+    let mut per: BTreeMap<String, DailyCounts> = BTreeMap::new();
+    for s in sessions.into_iter().filter(|s| s.start_time.date() == day) {
+        let blank = || DailyCounts {
+            day,
+            views: 0,
+            cart_adds: 0,
+            purchases: 0,
+        };
+        let viewed: std::collections::BTreeSet<&str> =
+            s.viewed_products.iter().map(String::as_str).collect();
+        for p in viewed {
+            per.entry(p.to_string()).or_insert_with(blank).views += 1;
+        }
+        let mut cart: BTreeMap<&str, u64> = BTreeMap::new();
+        for c in &s.cart_contents {
+            cart.insert(c.product_id.as_str(), u64::from(c.quantity));
+        }
+        for (p, q) in cart {
+            let e = per.entry(p.to_string()).or_insert_with(blank);
+            e.cart_adds = e.cart_adds.saturating_add(q);
+            if s.conversion_status == ConversionStatus::Converted {
+                e.purchases = e.purchases.saturating_add(q);
+            }
         }
     }
-    by_row
-        .into_iter()
-        .map(|(row, cells)| RowMutation { row, cells })
-        .collect()
+    per
 }
 
 /// A product's interactions on one day.
@@ -220,16 +229,22 @@ pub struct DailyCounts {
     pub purchases: u64,
 }
 
-fn units(row: &Row, family: &str) -> u64 {
-    row.family(family)
-        .filter_map(|c| std::str::from_utf8(&c.value).ok()?.parse::<u64>().ok())
-        .sum()
+fn count(row: &Row, family: &str) -> Result<u64> {
+    match row.get(family, "count") {
+        None => Ok(0),
+        Some(v) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::corrupt(format!("{PRODUCT_DAILY} {family}:count"))),
+    }
 }
 
 /// Domain queries over a wide-column store.
 #[derive(Clone)]
 pub struct SessionStore {
     store: Arc<dyn WideColumnStore>,
+    /// Days this process has already recorded in `session_days`.
+    days_known: Arc<Mutex<BTreeSet<NaiveDate>>>,
 }
 
 impl SessionStore {
@@ -239,7 +254,10 @@ impl SessionStore {
         store.ensure_table(PRODUCT_DAILY, &DAILY_FAMILIES)?;
         store.ensure_table(SESSIONS_BY_DAY, &["session"])?;
         store.ensure_table(SESSION_DAYS, &["day"])?;
-        Ok(SessionStore { store })
+        Ok(SessionStore {
+            store,
+            days_known: Arc::default(),
+        })
     }
 
     /// The store underneath.
@@ -247,15 +265,15 @@ impl SessionStore {
         &self.store
     }
 
-    /// Writes sessions and their product interactions (idempotent).
+    /// Writes sessions (idempotent): their `user_sessions` row, their
+    /// `sessions_by_day` entry, and their day in `session_days` the first
+    /// time this process sees that day.
     pub fn put_sessions(&self, sessions: &[Session]) -> Result<()> {
         if sessions.is_empty() {
             return Ok(());
         }
         let rows: Vec<RowMutation> = sessions.iter().map(session_mutation).collect();
         self.store.put(USER_SESSIONS, &rows)?;
-        let daily: Vec<RowMutation> = sessions.iter().flat_map(product_day_mutations).collect();
-        self.store.put(PRODUCT_DAILY, &daily)?;
         let by_day: Vec<RowMutation> = sessions
             .iter()
             .map(|s| RowMutation {
@@ -264,16 +282,49 @@ impl SessionStore {
             })
             .collect();
         self.store.put(SESSIONS_BY_DAY, &by_day)?;
-        let days: std::collections::BTreeSet<NaiveDate> =
-            sessions.iter().map(|s| s.start_time.date()).collect();
-        let days: Vec<RowMutation> = days
-            .into_iter()
+        let days: BTreeSet<NaiveDate> = sessions.iter().map(|s| s.start_time.date()).collect();
+        let new: Vec<NaiveDate> = {
+            let known = self.days_known.lock().unwrap_or_else(|e| e.into_inner());
+            days.difference(&known).copied().collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<RowMutation> = new
+            .iter()
             .map(|d| RowMutation {
                 row: d.format("%Y-%m-%d").to_string().into_bytes(),
                 cells: vec![Cell::new("day", "seen", "1")],
             })
             .collect();
-        self.store.put(SESSION_DAYS, &days)
+        self.store.put(SESSION_DAYS, &rows)?;
+        // Only once stored: a failed put is retried with the next batch.
+        self.days_known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(new);
+        Ok(())
+    }
+
+    /// Writes `day`'s `product_daily` rows, counted from all of that day's
+    /// sessions ([`count_product_day`]); writing a day again overwrites
+    /// it with the same numbers.
+    pub fn put_product_day(&self, day: NaiveDate, sessions: &[Session]) -> Result<()> {
+        let rows: Vec<RowMutation> = count_product_day(day, sessions)
+            .into_iter()
+            .map(|(product, c)| RowMutation {
+                row: product_day_key(&product, day),
+                cells: vec![
+                    Cell::new("views", "count", c.views.to_string()),
+                    Cell::new("cart_adds", "count", c.cart_adds.to_string()),
+                    Cell::new("purchases", "count", c.purchases.to_string()),
+                ],
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.store.put(PRODUCT_DAILY, &rows)
     }
 
     /// The days that have sessions, ascending.
@@ -374,9 +425,9 @@ impl SessionStore {
                 .ok_or_else(|| StoreError::corrupt(format!("day in {key}")))?;
             out.push(DailyCounts {
                 day,
-                views: row.family("views").count() as u64,
-                cart_adds: units(row, "cart_adds"),
-                purchases: units(row, "purchases"),
+                views: count(row, "views")?,
+                cart_adds: count(row, "cart_adds")?,
+                purchases: count(row, "purchases")?,
             });
         }
         Ok(out)

@@ -7,7 +7,7 @@ use schemas::*;
 use std::sync::Arc;
 use stores::doc_embedded::EmbeddedDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
-use stores::{DailyCounts, DocumentStore, SessionStore};
+use stores::{Cell, DailyCounts, DocumentStore, Row, RowMutation, SessionStore, WideColumnStore};
 
 pub fn ts(s: &str) -> NaiveDateTime {
     schemas::time::parse(s).expect("test literal")
@@ -460,6 +460,12 @@ pub fn wide_store_contract(store: &SessionStore) {
         .expect("range")
         .is_empty());
 
+    // product_daily is written per complete day by the nightly batch, from
+    // that day's sessions (the other day's are left out); twice is harmless.
+    let all = [a.clone(), b.clone(), c.clone(), d.clone()];
+    store.put_product_day(day("2025-03-11"), &all).expect("day");
+    store.put_product_day(day("2025-03-12"), &all).expect("day");
+    store.put_product_day(day("2025-03-12"), &all).expect("again");
     // prod_00001: on 03-11 viewed once (a); on 03-12 viewed by b, c and d,
     // carts 2 (b) + 1 (c) + 1 (d) = 4 units, bought 1 (c) + 1 (d) = 2.
     assert_eq!(
@@ -520,6 +526,73 @@ pub fn wide_store_contract(store: &SessionStore) {
         .sessions_on(day("2025-03-13"))
         .expect("day")
         .is_empty());
+}
+
+/// HBase's cell semantics on any [`WideColumnStore`]: a put overwrites the
+/// cells it names and keeps the row's others; scans are by row range, in
+/// key order, limited, reading only the families asked for.
+pub fn cell_contract(store: &dyn WideColumnStore) {
+    store.ensure_table("t", &["f", "g"]).expect("table");
+    let put = |row: &str, cells: &[(&str, &str, &str)]| {
+        store
+            .put(
+                "t",
+                &[RowMutation {
+                    row: row.as_bytes().to_vec(),
+                    cells: cells.iter().map(|(f, q, v)| Cell::new(f, *q, *v)).collect(),
+                }],
+            )
+            .expect("put");
+    };
+    put("r1", &[("f", "b", "2"), ("f", "a", "1")]);
+    put("r1", &[("f", "b", "3"), ("g", "x", "9")]);
+    put("r2", &[("g", "y", "8")]);
+    put("r0", &[("f", "a", "0")]);
+    // Two mutations of one row in one put: applied in order.
+    store
+        .put(
+            "t",
+            &[
+                RowMutation {
+                    row: b"r3".to_vec(),
+                    cells: vec![Cell::new("f", "a", "first")],
+                },
+                RowMutation {
+                    row: b"r3".to_vec(),
+                    cells: vec![Cell::new("f", "a", "second"), Cell::new("f", "c", "c")],
+                },
+            ],
+        )
+        .expect("put");
+    let row = |key: &str, cells: &[(&str, &str, &str)]| Row {
+        key: key.as_bytes().to_vec(),
+        cells: cells.iter().map(|(f, q, v)| Cell::new(f, *q, *v)).collect(),
+    };
+    assert_eq!(
+        store.scan("t", b"r1", b"r3", &["f", "g"], 10).expect("scan"),
+        vec![
+            row("r1", &[("f", "a", "1"), ("f", "b", "3"), ("g", "x", "9")]),
+            row("r2", &[("g", "y", "8")]),
+        ]
+    );
+    assert_eq!(
+        store.scan("t", b"", b"", &["f"], 2).expect("scan"),
+        vec![
+            row("r0", &[("f", "a", "0")]),
+            row("r1", &[("f", "a", "1"), ("f", "b", "3")]),
+        ]
+    );
+    assert_eq!(
+        store.scan("t", b"r3", b"", &["f", "g"], 10).expect("scan"),
+        vec![row("r3", &[("f", "a", "second"), ("f", "c", "c")])]
+    );
+    assert!(store.put("nope", &[]).is_err() || store.scan("nope", b"", b"", &["f"], 1).is_err());
+}
+
+#[test]
+fn embedded_cells() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cell_contract(&EmbeddedWideStore::open(dir.path()).expect("open"));
 }
 
 #[test]
@@ -633,6 +706,7 @@ fn hbase_wide_store() {
     };
     let hbase =
         stores::wide_hbase::HbaseWideStore::connect(&addr, 2).expect("connect to HBase Thrift");
+    cell_contract(&hbase);
     let store = SessionStore::new(Arc::new(hbase)).expect("tables");
     wide_store_contract(&store);
     // Tables exist now: ensuring them again is a no-op, not AlreadyExists.
