@@ -150,10 +150,7 @@ impl WideColumnStore for EmbeddedWideStore {
             }
         }
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut batch = self
-            .db
-            .batch()
-            .durability(Some(PersistMode::Buffer));
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
         for ((fi, row), new) in touched {
             let ks = &families[fi].1;
             let merged = match ks.get(row)? {

@@ -465,7 +465,9 @@ pub fn wide_store_contract(store: &SessionStore) {
     let all = [a.clone(), b.clone(), c.clone(), d.clone()];
     store.put_product_day(day("2025-03-11"), &all).expect("day");
     store.put_product_day(day("2025-03-12"), &all).expect("day");
-    store.put_product_day(day("2025-03-12"), &all).expect("again");
+    store
+        .put_product_day(day("2025-03-12"), &all)
+        .expect("again");
     // prod_00001: on 03-11 viewed once (a); on 03-12 viewed by b, c and d,
     // carts 2 (b) + 1 (c) + 1 (d) = 4 units, bought 1 (c) + 1 (d) = 2.
     assert_eq!(
@@ -569,7 +571,9 @@ pub fn cell_contract(store: &dyn WideColumnStore) {
         cells: cells.iter().map(|(f, q, v)| Cell::new(f, *q, *v)).collect(),
     };
     assert_eq!(
-        store.scan("t", b"r1", b"r3", &["f", "g"], 10).expect("scan"),
+        store
+            .scan("t", b"r1", b"r3", &["f", "g"], 10)
+            .expect("scan"),
         vec![
             row("r1", &[("f", "a", "1"), ("f", "b", "3"), ("g", "x", "9")]),
             row("r2", &[("g", "y", "8")]),
