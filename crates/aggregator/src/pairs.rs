@@ -29,12 +29,18 @@ pub fn pairs<T: Ord + Clone>(items: &[T], max_items: usize) -> Vec<(T, T)> {
     let mut distinct = distinct_capped(items, max_items);
     distinct.sort();
     let mut out = Vec::with_capacity(distinct.len() * distinct.len().saturating_sub(1) / 2);
-    for (i, a) in distinct.iter().enumerate() {
-        for b in &distinct[i + 1..] {
-            out.push((a.clone(), b.clone()));
+    for_each_pair(&distinct, |a, b| out.push((a.clone(), b.clone())));
+    out
+}
+
+/// Calls `f(a, b)` for every pair `a < b` of `sorted_distinct` (strictly
+/// increasing, as [`pairs`] makes it): the same pairs, without a vector.
+pub fn for_each_pair<T>(sorted_distinct: &[T], mut f: impl FnMut(&T, &T)) {
+    for (i, a) in sorted_distinct.iter().enumerate() {
+        for b in &sorted_distinct[i + 1..] {
+            f(a, b);
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -52,16 +52,19 @@ SELECT source_topic AS source, reason_code AS reason, COUNT(*) AS removed
 FROM dead_letters GROUP BY source_topic, reason_code
 ORDER BY source_topic, removed DESC, reason_code";
 
-/// Co-purchase pairs (seed 4.2.1: explode, self-join, count).
-const CO_PURCHASE: &str = "\
+/// Co-purchase pairs (seed 4.2.1: explode, self-join, count). The batch
+/// counts them with [`crate::cooccur`]; this SQL is the definition it is
+/// tested against.
+pub const CO_PURCHASE: &str = "\
 CREATE OR REPLACE TABLE co_purchase AS
 WITH ti AS (SELECT DISTINCT transaction_id, product_id FROM transaction_items)
 SELECT a.product_id AS product_a, b.product_id AS product_b, COUNT(*) AS together
 FROM ti a JOIN ti b ON a.transaction_id = b.transaction_id AND a.product_id < b.product_id
 GROUP BY a.product_id, b.product_id";
 
-/// Co-view pairs (seed 4.2.2: the same on viewed products).
-const CO_VIEW: &str = "\
+/// Co-view pairs (seed 4.2.2: the same on viewed products); see
+/// [`CO_PURCHASE`].
+pub const CO_VIEW: &str = "\
 CREATE OR REPLACE TABLE co_view AS
 WITH sv AS (SELECT DISTINCT session_id, product_id FROM session_views)
 SELECT a.product_id AS product_a, b.product_id AS product_b, COUNT(*) AS together
@@ -292,8 +295,27 @@ fn pairs(engine: &Engine, table: &str, top_n: usize) -> Result<PairSummary> {
     Ok(out)
 }
 
-/// Runs every analytic. Leaves the tables `clv`, `segments`,
-/// `co_purchase` and `co_view` in the engine for the steps after.
+/// Co-purchase and co-view pairs and the viewed-never-bought share the
+/// seed's way: SQL self-joins ([`CO_PURCHASE`], [`CO_VIEW`]). The batch
+/// uses [`crate::cooccur`]; this is the reference it is tested against (and
+/// `ecomflow batch --pairs-by-sql` runs it, for a side-by-side timing).
+pub fn co_occurrence_by_sql(engine: &Engine) -> Result<(PairSummary, PairSummary, f64)> {
+    engine.query(CO_PURCHASE)?;
+    engine.query(CO_VIEW)?;
+    let co_purchase = pairs(engine, "co_purchase", 10)?;
+    let co_view = pairs(engine, "co_view", 10)?;
+    let nb = Table::from_batches(&engine.query(VIEWED_NOT_BOUGHT)?)?;
+    let viewed = nb.i64(0, "viewed_pairs")?;
+    let pct = if viewed > 0 {
+        nb.i64(0, "never_bought")? as f64 * 100.0 / viewed as f64
+    } else {
+        0.0
+    };
+    Ok((co_purchase, co_view, pct))
+}
+
+/// Runs every analytic. Leaves the tables `clv` and `segments` in the
+/// engine for the steps after.
 pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Findings> {
     let mut timings = Vec::new();
     let mut step = |name: &str, started: Instant| {
@@ -312,17 +334,26 @@ pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Finding
     step("cleaning statistics", t);
 
     let t = Instant::now();
-    engine.query(CO_PURCHASE)?;
-    engine.query(CO_VIEW)?;
-    let co_purchase = pairs(engine, "co_purchase", 10)?;
-    let co_view = pairs(engine, "co_view", 10)?;
-    let nb = Table::from_batches(&engine.query(VIEWED_NOT_BOUGHT)?)?;
-    let viewed = nb.i64(0, "viewed_pairs")?;
+    let co = crate::cooccur::count(engine, 10, None)?;
+    let summary = |p: crate::cooccur::PairTable| PairSummary {
+        unique_pairs: p.unique_pairs,
+        total: p.total,
+        // What SQL's AVG gives: the sum is exact in f64 below 2^53.
+        avg_per_pair: if p.unique_pairs > 0 {
+            p.total as f64 / p.unique_pairs as f64
+        } else {
+            0.0
+        },
+        top: p.top,
+    };
+    let viewed = co.viewed.unique_pairs;
     let viewed_never_bought_pct = if viewed > 0 {
-        nb.i64(0, "never_bought")? as f64 * 100.0 / viewed as f64
+        co.viewed_never_bought as f64 * 100.0 / viewed as f64
     } else {
         0.0
     };
+    let co_purchase = summary(co.bought);
+    let co_view = summary(co.viewed);
     step("co-purchase and co-view pairs", t);
 
     let t = Instant::now();

@@ -92,6 +92,23 @@ impl Engine {
         })
     }
 
+    /// Runs one query and hands its result to `f` a batch at a time, so a
+    /// large result is never held whole.
+    pub fn for_each_batch(
+        &self,
+        sql: &str,
+        mut f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        use futures::StreamExt;
+        self.runtime.block_on(async {
+            let mut stream = self.ctx.sql(sql).await?.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                f(&batch?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Runs one statement that cannot change anything: DDL (`CREATE`,
     /// `DROP`), DML (`INSERT`, `COPY ... TO`) and statements (`SET`,
     /// transactions) are refused before they run, so a query can neither

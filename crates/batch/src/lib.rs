@@ -7,6 +7,7 @@
 //! - [`snapshot`]: day-partitioned, incremental Parquet snapshots.
 //! - [`engine`]: a DataFusion session over a snapshot (also `ecomflow sql`).
 //! - [`analytics`]: the seed report's queries.
+//! - [`cooccur`]: co-purchase and co-view pair counts (a dedicated operator).
 //! - [`predict`]: BG/NBD, Gamma-Gamma and the numerics they need.
 //! - [`clv`]: holdout check of the CLV models, 90-day predictions, write-back rows.
 //! - [`charts`], [`report`]: SVG charts and `report.md`.
@@ -16,6 +17,7 @@
 pub mod analytics;
 pub mod charts;
 pub mod clv;
+pub mod cooccur;
 pub mod engine;
 pub mod metrics;
 pub mod predict;

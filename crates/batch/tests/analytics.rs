@@ -666,3 +666,71 @@ fn a_damaged_snapshot_is_written_again_or_refused_never_counted() {
     std::fs::remove_file(&foreign).expect("remove");
     assert!(batch::Engine::open(&snap).is_ok());
 }
+
+/// The batch's pair operator against the seed's SQL self-join on a shop
+/// built to hit the corners: ids that sort differently as text and as
+/// numbers (`p10` < `p9`), a product twice in one basket, empty baskets, a
+/// session id used by two rows (two days), 60 products and 400 baskets.
+#[test]
+fn pairs_match_the_sql_self_join() {
+    use ConversionStatus::*;
+    use DeviceType::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = open(dir.path());
+    let mut seed = 7u64;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let names: Vec<String> = (1..=60).map(|i| format!("p{i}")).collect();
+    let mut basket = |size: u64| -> Vec<String> {
+        (0..size)
+            .map(|_| names[next(60) as usize].clone())
+            .collect()
+    };
+    let mut sessions = Vec::new();
+    let mut txns = Vec::new();
+    for i in 0..400u32 {
+        let at = format!("2025-01-0{}T{:02}:00:00", 1 + i % 3, i % 24);
+        let viewed = basket(u64::from(i % 9));
+        let refs: Vec<&str> = viewed.iter().map(String::as_str).collect();
+        sessions.push(session(
+            &format!("s{i}"),
+            "u1",
+            &at,
+            Desktop,
+            Browsed,
+            &refs,
+            &[],
+        ));
+        let items = basket(1 + u64::from(i % 5));
+        let items: Vec<(&str, u32, f64)> = items.iter().map(|p| (p.as_str(), 1, 1.0)).collect();
+        txns.push(txn(&format!("t{i}"), "u1", &at, &items));
+    }
+    // One session id on two days: one basket for the SQL's DISTINCT.
+    sessions.push(session(
+        "s5",
+        "u1",
+        "2025-01-03T23:00:00",
+        Mobile,
+        Browsed,
+        &["p9", "p10", "p11"],
+        &[],
+    ));
+    shop.docs.upsert_users(&[user("u1")]).expect("users");
+    shop.docs.put_transactions(&txns).expect("transactions");
+    shop.sessions.put_sessions(&sessions).expect("sessions");
+    let cfg = BatchConfig::new(dir.path());
+    let out = batch::run(&shop.docs, &shop.sessions, &cfg).expect("batch");
+    let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
+    let (bought, viewed, pct) = batch::analytics::co_occurrence_by_sql(&engine).expect("sql");
+    assert!(
+        bought.unique_pairs > 100 && viewed.unique_pairs > 500,
+        "{bought:?} {viewed:?}"
+    );
+    assert_eq!(out.findings.co_purchase, bought);
+    assert_eq!(out.findings.co_view, viewed);
+    assert_eq!(out.findings.viewed_never_bought_pct, pct);
+}
