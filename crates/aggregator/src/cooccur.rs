@@ -5,8 +5,8 @@
 use crate::llr::{score, PairScore};
 use crate::pairs::pairs;
 use crate::window::WindowedCounts;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
 
 /// How partners are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ impl CoOccurrence {
             baskets: WindowedCounts::new(bucket_secs, window_buckets),
             items: WindowedCounts::new(bucket_secs, window_buckets),
             pairs: WindowedCounts::new(bucket_secs, window_buckets),
-            partners: HashMap::new(),
+            partners: HashMap::default(),
         }
     }
 

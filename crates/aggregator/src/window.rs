@@ -8,8 +8,9 @@
 //! memory is bounded by the window, not by the length of the stream.
 //! All-time totals are kept beside it.
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 /// Seconds in a day, the default bucket.
@@ -44,8 +45,8 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
             bucket_secs: bucket_secs.max(1),
             window_buckets: window_buckets.max(1),
             buckets: BTreeMap::new(),
-            window: HashMap::new(),
-            all_time: HashMap::new(),
+            window: HashMap::default(),
+            all_time: HashMap::default(),
             head: None,
         }
     }
@@ -171,7 +172,7 @@ impl<K: Hash + Eq + Clone> From<WindowedCounts<K>> for WindowRepr<K> {
 
 impl<K: Hash + Eq + Clone> From<WindowRepr<K>> for WindowedCounts<K> {
     fn from(r: WindowRepr<K>) -> Self {
-        let mut window: HashMap<K, u64> = HashMap::new();
+        let mut window: HashMap<K, u64> = HashMap::default();
         let buckets: BTreeMap<i64, HashMap<K, u64>> = r
             .buckets
             .into_iter()

@@ -3,6 +3,7 @@
 mod cli;
 mod nightly;
 mod pipeline;
+mod stages;
 
 use anyhow::Context;
 use clap::Parser;
@@ -205,6 +206,23 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         partitions: args.log.partitions.max(1),
     };
     let bar = progress_bar(0, "events");
+    // Per-stage rates for the summary: what was published, ingested and
+    // aggregated, sampled as the replay runs.
+    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let resumed = producer::replay::published_before(log.as_ref(), &cfg).unwrap_or(0);
+    let clock = {
+        let (published, stats) = (published.clone(), stats.clone());
+        let applied = aggregator.as_ref().map(|a| a.stats.clone());
+        stages::StageClock::start(vec!["publish", "ingest", "aggregator"], move || {
+            vec![
+                published.load(Ordering::Relaxed),
+                stats.snapshot().consumed,
+                applied
+                    .as_ref()
+                    .map_or(0, |a| a.applied.load(Ordering::Relaxed)),
+            ]
+        })
+    };
     let start_day = cfg.start_date;
     let days = cfg.days;
     let ingest_msg = |s: &ingest::StatsSnapshot| {
@@ -218,6 +236,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let result = producer::replay::run(&cfg, log.as_ref(), &opts, &stop, |p| {
         bar.set_length(p.total);
         bar.set_position(p.published);
+        published.store(p.published.saturating_sub(resumed), Ordering::Relaxed);
         let day = (p.event_time.date() - start_day).num_days() + 1;
         bar.set_message(format!(
             "day {}/{} ({}); {}",
@@ -286,13 +305,26 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         r.context("the nightly batch")?;
     }
     // The last run covers everything stored, the final day included.
+    let mut final_batch = None;
     if let (Some(stores), false, false) = (&stores, args.no_batch, interrupted) {
         let spinner = ProgressBar::new_spinner();
         spinner.set_message("final batch: snapshot, analytics, CLV, report");
         spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let started = Instant::now();
         let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &batch_cfg);
+        final_batch = Some(started.elapsed().as_secs_f64());
         spinner.finish_and_clear();
         nightly::print_outcome(&outcome.context("the final batch")?);
+    }
+    let rows = clock.finish();
+    if !rows.is_empty() {
+        print!("Stages (events from this run):\n{}", stages::format(&rows));
+        if let Some(secs) = final_batch {
+            println!(
+                "  final batch {secs:.1} s; peak RSS of the run {} MiB.",
+                stages::peak_rss_kb() / 1024
+            );
+        }
     }
     if let Some(a) = aggregator {
         print_aggregator_summary(&a);

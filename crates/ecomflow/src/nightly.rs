@@ -100,7 +100,9 @@ impl Nightly {
     /// Starts a thread that, each time the stores hold every event before a
     /// new simulated midnight (`complete_day` says which day that makes
     /// complete), runs the batch through that day. When it falls behind it
-    /// runs through the latest complete day, not once per missed day.
+    /// runs through the latest complete day, not once per missed day, and
+    /// after a run of `d` seconds it rests `2d` before the next, so it never
+    /// takes more than a third of the time (the final batch covers the rest).
     pub fn start(
         stores: Stores,
         cfg: BatchConfig,
@@ -114,9 +116,14 @@ impl Nightly {
             .spawn(move || {
                 let mut done: Option<NaiveDate> = None;
                 let mut last = None;
+                let mut rest_until = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
                     match complete_day() {
-                        Some(day) if done.is_none_or(|d| day > d) => {
+                        Some(day)
+                            if done.is_none_or(|d| day > d)
+                                && std::time::Instant::now() >= rest_until =>
+                        {
+                            let started = std::time::Instant::now();
                             let mut c = cfg.clone();
                             c.through = Some(day);
                             // Sizes and row counts each night; the final
@@ -124,6 +131,10 @@ impl Nightly {
                             c.check = batch::snapshot::Check::Quick;
                             let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &c)?;
                             on_run(&outcome);
+                            // At most a third of the time in the batch: a
+                            // replay faster than the batch would otherwise
+                            // keep a core busy recomputing the report.
+                            rest_until = std::time::Instant::now() + started.elapsed() * 2;
                             done = Some(day);
                             last = Some(outcome);
                         }

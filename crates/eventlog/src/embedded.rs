@@ -171,10 +171,15 @@ impl EmbeddedLog {
     /// Opens (or creates) the log in `path` with the given durability.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
         std::fs::create_dir_all(path)?;
-        let db = Database::builder(path).open().map_err(|e| match e {
-            fjall::Error::Locked => LogError::Locked(path.display().to_string()),
-            other => LogError::Storage(other),
-        })?;
+        // One background worker: see `stores::FJALL_WORKERS` for why more
+        // spin.
+        let db = Database::builder(path)
+            .worker_threads(1)
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => LogError::Locked(path.display().to_string()),
+                other => LogError::Storage(other),
+            })?;
         let records = db.keyspace("records", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let mut state = State::default();

@@ -38,11 +38,22 @@ pub use error::{Result, StoreError};
 pub use sessions::{DailyCounts, SessionStore};
 pub use wide::{Cell, Row, RowMutation, WideColumnStore};
 
+/// Background threads (flush, compaction) per fjall database. With two or
+/// more, fjall's worker 0 hands every compaction request back to the queue
+/// so that it stays free for flushes (fjall 3.1 `worker_pool.rs`); when the
+/// other worker is busy compacting, worker 0 spins re-queueing the same
+/// request: a sixth of the replay's CPU in a profile. Each store is its own
+/// database, so one worker each still flushes them in parallel.
+pub const FJALL_WORKERS: usize = 1;
+
 /// Maps fjall's "directory is locked" to a message that names the cause.
 pub(crate) fn open_fjall(path: &std::path::Path) -> Result<fjall::Database> {
     std::fs::create_dir_all(path)?;
-    fjall::Database::builder(path).open().map_err(|e| match e {
-        fjall::Error::Locked => StoreError::Locked(path.display().to_string()),
-        other => StoreError::Storage(other),
-    })
+    fjall::Database::builder(path)
+        .worker_threads(FJALL_WORKERS)
+        .open()
+        .map_err(|e| match e {
+            fjall::Error::Locked => StoreError::Locked(path.display().to_string()),
+            other => StoreError::Storage(other),
+        })
 }
