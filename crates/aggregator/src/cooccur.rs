@@ -3,9 +3,9 @@
 //! top-k partners by a chosen ranking.
 
 use crate::llr::{score, PairScore};
-use crate::pairs::pairs;
+use crate::pairs::for_each_pair;
 use crate::window::WindowedCounts;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 /// How partners are ranked.
@@ -43,9 +43,9 @@ pub struct CoOccurrence {
     baskets: WindowedCounts<()>,
     items: WindowedCounts<u32>,
     pairs: WindowedCounts<(u32, u32)>,
-    /// Items each item was ever paired with (window counts decide whether a
-    /// partner is still live).
-    partners: HashMap<u32, HashSet<u32>>,
+    /// Items each item was ever paired with, each once, in the order first
+    /// seen (window counts decide whether a partner is still live).
+    partners: HashMap<u32, Vec<u32>>,
 }
 
 impl CoOccurrence {
@@ -71,11 +71,16 @@ impl CoOccurrence {
         for &i in &distinct {
             self.items.add(i, t, 1);
         }
-        for (a, b) in pairs(&distinct, self.max_items) {
-            self.pairs.add((a, b), t, 1);
-            self.partners.entry(a).or_default().insert(b);
-            self.partners.entry(b).or_default().insert(a);
-        }
+        let mut sorted = distinct;
+        sorted.sort_unstable();
+        let (counts, partners) = (&mut self.pairs, &mut self.partners);
+        for_each_pair(&sorted, |&a, &b| {
+            // A pair new to all time is a new partner of both items.
+            if counts.add_counting_new((a, b), t, 1).1 {
+                partners.entry(a).or_default().push(b);
+                partners.entry(b).or_default().push(a);
+            }
+        });
     }
 
     /// Slides the windows so that their newest bucket holds `t`.

@@ -283,6 +283,14 @@ impl Aggregator {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Writes [`checkpoint`](Self::checkpoint)'s bytes to `w` as they are
+    /// made, without holding them all in memory (the full shop's state is a
+    /// few hundred MB; building it in one buffer each time cost a quarter
+    /// of the aggregator's CPU in fresh pages).
+    pub fn write_checkpoint(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(w, self).map_err(std::io::Error::other)
+    }
+
     /// A state from [`checkpoint`](Self::checkpoint) bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self, CheckpointError> {
         serde_json::from_slice(bytes).map_err(|e| CheckpointError(e.to_string()))

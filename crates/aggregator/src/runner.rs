@@ -141,13 +141,21 @@ pub fn rebuild(
     Ok(Aggregator::new(config))
 }
 
-fn write_checkpoint(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes the model's checkpoint to a temporary file, streamed, then
+/// renames it over `path`; returns its size.
+fn write_checkpoint(path: &Path, model: &Aggregator) -> std::io::Result<u64> {
+    use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    model.write_checkpoint(&mut out)?;
+    out.flush()?;
+    let size = out.get_ref().metadata()?.len();
+    drop(out);
+    std::fs::rename(&tmp, path)?;
+    Ok(size)
 }
 
 /// Consumes until `stop` is set, then checkpoints one last time.
@@ -168,18 +176,19 @@ pub fn run(
      -> Result<(), RunnerError> {
         let timer = Instant::now();
         producer.flush()?;
-        let (bytes, offsets) = {
+        let (size, offsets) = {
             let m = model.read().unwrap_or_else(|e| e.into_inner());
-            (m.checkpoint(), m.offsets())
+            let size =
+                write_checkpoint(&cfg.checkpoint, &m).map_err(|e| RunnerError::Checkpoint {
+                    path: cfg.checkpoint.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            (size, m.offsets())
         };
-        write_checkpoint(&cfg.checkpoint, &bytes).map_err(|e| RunnerError::Checkpoint {
-            path: cfg.checkpoint.display().to_string(),
-            message: e.to_string(),
-        })?;
         let offsets: Offsets = offsets.into_iter().collect();
         consumer.commit(&offsets)?;
         stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-        metrics::CHECKPOINT_BYTES.set(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+        metrics::CHECKPOINT_BYTES.set(i64::try_from(size).unwrap_or(i64::MAX));
         metrics::CHECKPOINT_SECONDS.observe(timer.elapsed().as_secs_f64());
         Ok(())
     };

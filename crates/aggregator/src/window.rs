@@ -67,10 +67,18 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
     /// and the low watermark, so a partition read ahead of the others cannot
     /// push their events out.
     pub fn add(&mut self, key: K, t: i64, n: u64) -> bool {
-        *self.all_time.entry(key.clone()).or_default() += n;
+        self.add_counting_new(key, t, n).0
+    }
+
+    /// [`add`](Self::add), also saying whether `key` had no all-time count
+    /// before: `(in the window, new)`.
+    pub fn add_counting_new(&mut self, key: K, t: i64, n: u64) -> (bool, bool) {
+        let total = self.all_time.entry(key.clone()).or_default();
+        let new = *total == 0;
+        *total += n;
         let b = self.bucket_of(t);
         if self.tail().is_some_and(|tail| b < tail) {
-            return false;
+            return (false, new);
         }
         *self
             .buckets
@@ -79,7 +87,7 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
             .entry(key.clone())
             .or_default() += n;
         *self.window.entry(key).or_default() += n;
-        true
+        (true, new)
     }
 
     /// Slides the window so that its newest bucket holds `t`, dropping the
