@@ -239,7 +239,9 @@ fn count(row: &Row, family: &str) -> Result<u64> {
     }
 }
 
-/// Domain queries over a wide-column store.
+/// Domain queries over a wide-column store. Every row it writes is written
+/// whole (all of its families' qualifiers each time), so it writes with
+/// [`WideColumnStore::put_whole_rows`].
 #[derive(Clone)]
 pub struct SessionStore {
     store: Arc<dyn WideColumnStore>,
@@ -273,7 +275,7 @@ impl SessionStore {
             return Ok(());
         }
         let rows: Vec<RowMutation> = sessions.iter().map(session_mutation).collect();
-        self.store.put(USER_SESSIONS, &rows)?;
+        self.store.put_whole_rows(USER_SESSIONS, &rows)?;
         let by_day: Vec<RowMutation> = sessions
             .iter()
             .map(|s| RowMutation {
@@ -281,7 +283,7 @@ impl SessionStore {
                 cells: vec![Cell::new("session", "json", json(s))],
             })
             .collect();
-        self.store.put(SESSIONS_BY_DAY, &by_day)?;
+        self.store.put_whole_rows(SESSIONS_BY_DAY, &by_day)?;
         let days: BTreeSet<NaiveDate> = sessions.iter().map(|s| s.start_time.date()).collect();
         let new: Vec<NaiveDate> = {
             let known = self.days_known.lock().unwrap_or_else(|e| e.into_inner());
@@ -297,7 +299,7 @@ impl SessionStore {
                 cells: vec![Cell::new("day", "seen", "1")],
             })
             .collect();
-        self.store.put(SESSION_DAYS, &rows)?;
+        self.store.put_whole_rows(SESSION_DAYS, &rows)?;
         // Only once stored: a failed put is retried with the next batch.
         self.days_known
             .lock()
@@ -324,7 +326,7 @@ impl SessionStore {
         if rows.is_empty() {
             return Ok(());
         }
-        self.store.put(PRODUCT_DAILY, &rows)
+        self.store.put_whole_rows(PRODUCT_DAILY, &rows)
     }
 
     /// The days that have sessions, ascending.

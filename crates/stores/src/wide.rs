@@ -71,6 +71,16 @@ pub trait WideColumnStore: Send + Sync {
     /// Writes the mutations (batched; durable when this returns).
     fn put(&self, table: &str, mutations: &[RowMutation]) -> Result<()>;
 
+    /// [`put`](Self::put) for rows written whole: the caller promises that
+    /// each row's families named by its cells hold no other qualifiers in
+    /// the store (a new row, or the same row written again with the same
+    /// qualifiers). The result is then what `put` gives, and a store may
+    /// skip reading the row to merge with it (the embedded store does: a
+    /// fifth of ingest's CPU). HBase writes cells without reading anyway.
+    fn put_whole_rows(&self, table: &str, mutations: &[RowMutation]) -> Result<()> {
+        self.put(table, mutations)
+    }
+
     /// Rows with `start <= key < stop` (an empty `stop` means no upper
     /// bound), in key order, at most `limit` rows, reading only `families`.
     fn scan(

@@ -1,15 +1,18 @@
-//! The wide-column store on fjall: one keyspace per table and family
-//! (`<table>:<family>`), keyed by the row key byte for byte, and **one value
-//! per row and family** holding all of that family's cells of the row
-//! (qualifiers and values encoded together, sorted by qualifier).
+//! The wide-column store on fjall: one keyspace per table (`table:<name>`),
+//! keyed by the row key byte for byte, and **one value per row** holding
+//! all of the row's cells, grouped by family (families by name, cells by
+//! qualifier within a family).
 //!
-//! Scans read the same row ranges an HBase scan would. A put merges its
-//! cells into what the row already holds (a cell of the same qualifier is
-//! overwritten, the others are kept), as HBase does; puts are serialised so
-//! that two writers never merge into the same row at once.
+//! Scans read the same row ranges an HBase scan would and return only the
+//! families asked for. A put merges its cells into what the row already
+//! holds (a cell of the same family and qualifier is overwritten, the
+//! others are kept), as HBase does; such puts are serialised so that two
+//! writers never merge into the same row at once. Rows written whole
+//! ([`WideColumnStore::put_whole_rows`]) skip the read.
 //!
-//! A session is three keys here (one per family) instead of one per cell:
-//! the memtable, the journal and compaction see a seventh of the keys.
+//! A session is one key here instead of one per cell (13, in three
+//! families): the memtable, the journal and compaction see a thirteenth of
+//! the keys.
 
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
@@ -18,59 +21,107 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
+/// A table: its keyspace and families.
+#[derive(Clone)]
+struct Table {
+    keyspace: Keyspace,
+    families: Vec<String>,
+}
+
 /// The embedded wide-column store.
 pub struct EmbeddedWideStore {
     path: PathBuf,
     db: Database,
-    tables: RwLock<HashMap<String, Vec<(String, Keyspace)>>>,
-    /// Puts read, merge and write: one at a time.
+    tables: RwLock<HashMap<String, Table>>,
+    /// Puts that read, merge and write: one at a time.
     writer: Mutex<()>,
 }
 
-fn keyspace_name(table: &str, family: &str) -> String {
-    format!("{table}:{family}")
+fn keyspace_name(table: &str) -> String {
+    format!("table:{table}")
 }
 
-/// The cells of one row and family, sorted by qualifier, as stored.
-type Cells = Vec<(Vec<u8>, Vec<u8>)>;
+/// A row's cells: families sorted by name, each with its cells sorted by
+/// qualifier.
+type RowCells = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-/// `(u32 LE length, qualifier, u32 LE length, value)` per cell.
-fn encode_cells(cells: &Cells) -> Vec<u8> {
-    let len: usize = cells.iter().map(|(q, v)| 8 + q.len() + v.len()).sum();
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    // Lengths beyond 4 GiB cannot reach here: fjall values are < 4 GiB.
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+/// Per family: `(u32 LE length, name, u32 LE cell count)`, then per cell
+/// `(u32 LE length, qualifier, u32 LE length, value)`.
+fn encode_row(row: &RowCells) -> Vec<u8> {
+    let len: usize = row
+        .iter()
+        .map(|(f, cells)| {
+            8 + f.len()
+                + cells
+                    .iter()
+                    .map(|(q, v)| 8 + q.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
     let mut out = Vec::with_capacity(len);
-    for (q, v) in cells {
-        // Cells beyond 4 GiB cannot reach here: fjall values are < 4 GiB.
-        out.extend_from_slice(&(q.len() as u32).to_le_bytes());
-        out.extend_from_slice(q);
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(v);
+    for (f, cells) in row {
+        put_len(&mut out, f.len());
+        out.extend_from_slice(f.as_bytes());
+        put_len(&mut out, cells.len());
+        for (q, v) in cells {
+            put_len(&mut out, q.len());
+            out.extend_from_slice(q);
+            put_len(&mut out, v.len());
+            out.extend_from_slice(v);
+        }
     }
     out
 }
 
-fn decode_cells(mut bytes: &[u8]) -> Result<Cells> {
-    let mut out = Vec::new();
-    let corrupt = || StoreError::corrupt("wide-column value: truncated cell");
-    let take = |bytes: &mut &[u8]| -> Result<Vec<u8>> {
+fn decode_row(mut bytes: &[u8]) -> Result<RowCells> {
+    let corrupt = || StoreError::corrupt("wide-column value: truncated row");
+    fn len(bytes: &mut &[u8], corrupt: &dyn Fn() -> StoreError) -> Result<usize> {
         let n = bytes
             .get(..4)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
             .ok_or_else(corrupt)? as usize;
-        let part = bytes.get(4..4 + n).ok_or_else(corrupt)?.to_vec();
-        *bytes = &bytes[4 + n..];
-        Ok(part)
-    };
+        *bytes = &bytes[4..];
+        Ok(n)
+    }
+    fn part<'a>(bytes: &mut &'a [u8], corrupt: &dyn Fn() -> StoreError) -> Result<&'a [u8]> {
+        let n = len(bytes, corrupt)?;
+        let p = bytes.get(..n).ok_or_else(corrupt)?;
+        *bytes = &bytes[n..];
+        Ok(p)
+    }
+    let mut out = Vec::new();
     while !bytes.is_empty() {
-        let q = take(&mut bytes)?;
-        let v = take(&mut bytes)?;
-        out.push((q, v));
+        let family = String::from_utf8(part(&mut bytes, &corrupt)?.to_vec())
+            .map_err(|_| StoreError::corrupt("wide-column value: family is not UTF-8"))?;
+        let n = len(&mut bytes, &corrupt)?;
+        let mut cells = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let q = part(&mut bytes, &corrupt)?.to_vec();
+            let v = part(&mut bytes, &corrupt)?.to_vec();
+            cells.push((q, v));
+        }
+        out.push((family, cells));
     }
     Ok(out)
 }
 
-/// Puts `(q, v)` into sorted `cells`, replacing a cell of the same qualifier.
-fn merge_cell(cells: &mut Cells, q: &[u8], v: &[u8]) {
+/// Puts `family:q = v` into `row`, replacing a cell of the same family and
+/// qualifier, keeping the order.
+fn merge_cell(row: &mut RowCells, family: &str, q: &[u8], v: &[u8]) {
+    let fi = match row.binary_search_by(|(f, _)| f.as_str().cmp(family)) {
+        Ok(i) => i,
+        Err(i) => {
+            row.insert(i, (family.to_string(), Vec::new()));
+            i
+        }
+    };
+    let cells = &mut row[fi].1;
     match cells.binary_search_by(|(have, _)| have.as_slice().cmp(q)) {
         Ok(i) => cells[i].1 = v.to_vec(),
         Err(i) => cells.insert(i, (q.to_vec(), v.to_vec())),
@@ -88,12 +139,11 @@ impl EmbeddedWideStore {
         if let Some(old) = db
             .list_keyspace_names()
             .iter()
-            .find(|n| n.contains("__") && !n.contains(':'))
+            .find(|n| !n.starts_with("table:"))
         {
             return Err(StoreError::Layout(format!(
                 "the wide-column store in {} was written by an older ecomflow \
-                 (one key per cell, e.g. keyspace {:?}); start over with --fresh \
-                 or use another --data-dir",
+                 (keyspace {:?}); start over with --fresh or use another --data-dir",
                 path.display(),
                 &**old
             )));
@@ -106,13 +156,63 @@ impl EmbeddedWideStore {
         })
     }
 
-    fn families(&self, table: &str) -> Result<Vec<(String, Keyspace)>> {
+    fn table(&self, table: &str) -> Result<Table> {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
         tables
             .get(table)
             .cloned()
             .ok_or_else(|| StoreError::Unknown(table.to_string()))
     }
+
+    fn write(&self, table: &str, mutations: &[RowMutation], merge: Merge) -> Result<()> {
+        let t = self.table(table)?;
+        // Row -> the cells this put writes, merged in order.
+        let mut touched: BTreeMap<&[u8], RowCells> = BTreeMap::new();
+        for m in mutations {
+            let row = touched.entry(m.row.as_slice()).or_default();
+            for c in &m.cells {
+                if !t.families.contains(&c.family) {
+                    return Err(StoreError::Unknown(format!("{table}:{}", c.family)));
+                }
+                merge_cell(row, &c.family, &c.qualifier, &c.value);
+            }
+        }
+        // Reading, merging and writing a row is one step for the writers.
+        let _w = matches!(merge, Merge::WithStored)
+            .then(|| self.writer.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for (key, new) in touched {
+            let stored = match merge {
+                Merge::WithStored => t.keyspace.get(key)?,
+                Merge::InBatchOnly => None,
+            };
+            let merged = match stored {
+                None => new,
+                Some(old) => {
+                    let mut row = decode_row(&old)?;
+                    for (f, cells) in &new {
+                        for (q, v) in cells {
+                            merge_cell(&mut row, f, q, v);
+                        }
+                    }
+                    row
+                }
+            };
+            batch.insert(&t.keyspace, key, encode_row(&merged));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+}
+
+/// Whether a write merges with what the store holds for the row.
+#[derive(Clone, Copy)]
+enum Merge {
+    /// Read the row and keep the cells the write does not name.
+    WithStored,
+    /// The caller vouches the row holds nothing else
+    /// ([`WideColumnStore::put_whole_rows`]).
+    InBatchOnly,
 }
 
 impl WideColumnStore for EmbeddedWideStore {
@@ -121,52 +221,28 @@ impl WideColumnStore for EmbeddedWideStore {
     }
 
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {
-        let mut opened = Vec::new();
-        for f in families {
-            let ks = self
-                .db
-                .keyspace(&keyspace_name(table, f), KeyspaceCreateOptions::default)?;
-            opened.push((f.to_string(), ks));
-        }
+        let keyspace = self
+            .db
+            .keyspace(&keyspace_name(table), KeyspaceCreateOptions::default)?;
         self.tables
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(table.to_string(), opened);
+            .insert(
+                table.to_string(),
+                Table {
+                    keyspace,
+                    families: families.iter().map(|f| f.to_string()).collect(),
+                },
+            );
         Ok(())
     }
 
     fn put(&self, table: &str, mutations: &[RowMutation]) -> Result<()> {
-        let families = self.families(table)?;
-        // (family index, row) -> the cells this put writes, merged in order.
-        let mut touched: BTreeMap<(usize, &[u8]), Cells> = BTreeMap::new();
-        for m in mutations {
-            for c in &m.cells {
-                let fi = families
-                    .iter()
-                    .position(|(f, _)| *f == c.family)
-                    .ok_or_else(|| StoreError::Unknown(format!("{table}:{}", c.family)))?;
-                let cells = touched.entry((fi, m.row.as_slice())).or_default();
-                merge_cell(cells, &c.qualifier, &c.value);
-            }
-        }
-        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
-        for ((fi, row), new) in touched {
-            let ks = &families[fi].1;
-            let merged = match ks.get(row)? {
-                None => new,
-                Some(old) => {
-                    let mut cells = decode_cells(&old)?;
-                    for (q, v) in &new {
-                        merge_cell(&mut cells, q, v);
-                    }
-                    cells
-                }
-            };
-            batch.insert(ks, row, encode_cells(&merged));
-        }
-        batch.commit()?;
-        Ok(())
+        self.write(table, mutations, Merge::WithStored)
+    }
+
+    fn put_whole_rows(&self, table: &str, mutations: &[RowMutation]) -> Result<()> {
+        self.write(table, mutations, Merge::InBatchOnly)
     }
 
     fn scan(
@@ -177,38 +253,46 @@ impl WideColumnStore for EmbeddedWideStore {
         families: &[&str],
         limit: usize,
     ) -> Result<Vec<Row>> {
-        let all = self.families(table)?;
-        let mut rows: BTreeMap<Vec<u8>, Vec<Cell>> = BTreeMap::new();
-        // Families in the order asked, cells within a family by qualifier.
-        for fam in families {
-            let (_, ks) = all
-                .iter()
-                .find(|(f, _)| f == fam)
-                .ok_or_else(|| StoreError::Unknown(format!("{table}:{fam}")))?;
-            let iter = if stop.is_empty() {
-                ks.range(start.to_vec()..)
-            } else {
-                ks.range(start.to_vec()..stop.to_vec())
-            };
-            // The first `limit` rows of the union are among the first
-            // `limit` rows of each family, so each family stops there.
-            for kv in iter.take(limit) {
-                let (k, v) = kv.into_inner()?;
-                let cells = rows.entry(k.to_vec()).or_default();
-                for (q, v) in decode_cells(&v)? {
-                    cells.push(Cell {
-                        family: fam.to_string(),
+        let t = self.table(table)?;
+        if let Some(f) = families
+            .iter()
+            .find(|f| !t.families.iter().any(|h| h == *f))
+        {
+            return Err(StoreError::Unknown(format!("{table}:{f}")));
+        }
+        let iter = if stop.is_empty() {
+            t.keyspace.range(start.to_vec()..)
+        } else {
+            t.keyspace.range(start.to_vec()..stop.to_vec())
+        };
+        let mut rows = Vec::new();
+        for kv in iter {
+            if rows.len() >= limit {
+                break;
+            }
+            let (k, v) = kv.into_inner()?;
+            let mut stored = decode_row(&v)?;
+            // Families in the order asked, cells by qualifier.
+            let mut cells = Vec::new();
+            for fam in families {
+                if let Some(i) = stored.iter().position(|(f, _)| f == fam) {
+                    let (f, fcells) = std::mem::take(&mut stored[i]);
+                    cells.extend(fcells.into_iter().map(|(q, v)| Cell {
+                        family: f.clone(),
                         qualifier: q,
                         value: v,
-                    });
+                    }));
                 }
             }
+            // A row with none of the families asked for is not returned.
+            if !cells.is_empty() {
+                rows.push(Row {
+                    key: k.to_vec(),
+                    cells,
+                });
+            }
         }
-        Ok(rows
-            .into_iter()
-            .take(limit)
-            .map(|(key, cells)| Row { key, cells })
-            .collect())
+        Ok(rows)
     }
 }
 
@@ -217,26 +301,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cells_round_trip_and_merge_by_qualifier() {
-        let mut cells: Cells = Vec::new();
-        merge_cell(&mut cells, b"type", b"mobile");
-        merge_cell(&mut cells, b"os", b"iOS");
-        merge_cell(&mut cells, b"type", b"desktop");
-        merge_cell(&mut cells, b"", b"empty qualifier");
+    fn rows_round_trip_and_merge_by_family_and_qualifier() {
+        let mut row: RowCells = Vec::new();
+        merge_cell(&mut row, "device", b"type", b"mobile");
+        merge_cell(&mut row, "device", b"os", b"iOS");
+        merge_cell(&mut row, "behavior", b"status", b"converted");
+        merge_cell(&mut row, "device", b"type", b"desktop");
         assert_eq!(
-            cells,
+            row,
             vec![
-                (b"".to_vec(), b"empty qualifier".to_vec()),
-                (b"os".to_vec(), b"iOS".to_vec()),
-                (b"type".to_vec(), b"desktop".to_vec()),
+                (
+                    "behavior".to_string(),
+                    vec![(b"status".to_vec(), b"converted".to_vec())]
+                ),
+                (
+                    "device".to_string(),
+                    vec![
+                        (b"os".to_vec(), b"iOS".to_vec()),
+                        (b"type".to_vec(), b"desktop".to_vec())
+                    ]
+                ),
             ]
         );
-        let bytes = encode_cells(&cells);
-        // 3 cells: 8 bytes of lengths each, plus 0+15, 2+3, 4+7 bytes.
-        assert_eq!(bytes.len(), 24 + 15 + 5 + 11);
-        assert_eq!(decode_cells(&bytes).expect("decode"), cells);
-        assert!(decode_cells(&bytes[..bytes.len() - 1]).is_err());
-        assert!(decode_cells(&[1, 0]).is_err());
+        let bytes = encode_row(&row);
+        // Families: 8 + 8 and 8 + 6 bytes; cells: 8 + 6 + 9, 8 + 2 + 3, 8 + 4 + 7.
+        assert_eq!(bytes.len(), 16 + 14 + 23 + 13 + 19);
+        assert_eq!(decode_row(&bytes).expect("decode"), row);
+        assert!(decode_row(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_row(&[1, 0]).is_err());
     }
 
     #[test]

@@ -590,6 +590,21 @@ pub fn cell_contract(store: &dyn WideColumnStore) {
         store.scan("t", b"r3", b"", &["f", "g"], 10).expect("scan"),
         vec![row("r3", &[("f", "a", "second"), ("f", "c", "c")])]
     );
+    // Rows written whole, twice: the second write is what is read back.
+    let whole = |a: &str, b: &str| RowMutation {
+        row: b"r9".to_vec(),
+        cells: vec![Cell::new("f", "a", a), Cell::new("g", "b", b)],
+    };
+    store
+        .put_whole_rows("t", &[whole("1", "2")])
+        .expect("whole");
+    store
+        .put_whole_rows("t", &[whole("3", "4")])
+        .expect("whole");
+    assert_eq!(
+        store.scan("t", b"r9", b"", &["f", "g"], 10).expect("scan"),
+        vec![row("r9", &[("f", "a", "3"), ("g", "b", "4")])]
+    );
     assert!(store.put("nope", &[]).is_err() || store.scan("nope", b"", b"", &["f"], 1).is_err());
 }
 
