@@ -92,16 +92,21 @@ SELECT COUNT(*) AS viewed_pairs,
 FROM co_view v LEFT JOIN co_purchase p
   ON v.product_a = p.product_a AND v.product_b = p.product_b";
 
+/// Per product, the sessions that viewed it, the seed's way (4.3.1's
+/// `product_views`); the batch registers the table `product_views` from
+/// [`crate::cooccur`]'s pass instead, and is tested against this.
+pub const PRODUCT_VIEWS: &str = "\
+SELECT product_id, COUNT(DISTINCT session_id) AS sessions_viewed
+FROM session_views GROUP BY product_id";
+
 /// Product performance (seed 4.3.1), with a floor on views so that a
-/// product seen twice and bought once does not top the list.
+/// product seen twice and bought once does not top the list. Reads the
+/// table `product_views` (see [`PRODUCT_VIEWS`]).
 fn product_performance(order_by: &str, min_views: u64, limit: usize) -> String {
     format!(
         "WITH product_sales AS (
     SELECT product_id, SUM(quantity) AS units_sold, SUM(revenue) AS total_revenue
     FROM transaction_items GROUP BY product_id
-), product_views AS (
-    SELECT product_id, COUNT(DISTINCT session_id) AS sessions_viewed
-    FROM session_views GROUP BY product_id
 )
 SELECT p.product_id, p.name, ps.units_sold, ps.total_revenue, pv.sessions_viewed,
        (CAST(ps.units_sold AS DOUBLE) / pv.sessions_viewed) * 100 AS conversion_rate
@@ -354,6 +359,7 @@ pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Finding
     };
     let co_purchase = summary(co.bought);
     let co_view = summary(co.viewed);
+    engine.register_product_views(&co.sessions_viewed)?;
     step("co-purchase and co-view pairs", t);
 
     let t = Instant::now();

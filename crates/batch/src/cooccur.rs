@@ -208,6 +208,10 @@ pub struct CoOccurrence {
     pub viewed: PairTable,
     /// Viewed-together pairs with no co-purchase.
     pub viewed_never_bought: u64,
+    /// Per product (by id), the sessions that viewed it: the seed's
+    /// `COUNT(DISTINCT session_id)` over the exploded views, which falls
+    /// out of the same pass.
+    pub sessions_viewed: Vec<(String, u64)>,
 }
 
 /// A basket id seen in more than one row: its rows' products, merged.
@@ -255,16 +259,26 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
 
     // Pass 2: count.
     let mut tables = Vec::new();
+    // Baskets holding each product, per kind (the last kind's are kept).
+    let mut holding: Vec<u64> = Vec::new();
     for (kind, dups) in kinds.into_iter().zip(&repeated) {
         let mut counts = Counts::new(names.len());
+        holding = vec![0; names.len()];
         let mut merged: Merged = FxHashMap::default();
         let mut basket: Vec<u32> = Vec::new();
-        let add_basket = |basket: &mut Vec<u32>, counts: &mut Counts| {
-            if let Some(cap) = cap {
-                *basket = pairs::distinct_capped(basket, cap);
-            }
+        let add_basket = |basket: &mut Vec<u32>, counts: &mut Counts, holding: &mut [u64]| {
+            // The cap applies to pairs (as in the aggregator), in the
+            // basket's own order: first seen first.
+            let kept = cap.map(|cap| pairs::distinct_capped(basket, cap));
             basket.sort_unstable();
             basket.dedup();
+            for &p in basket.iter() {
+                holding[p as usize] += 1;
+            }
+            if let Some(mut kept) = kept {
+                kept.sort_unstable();
+                *basket = kept;
+            }
             pairs::for_each_pair(basket, |a, b| counts.add(*a, *b));
         };
         for_each_basket(engine, kind, |id, products| {
@@ -276,11 +290,11 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
                     .or_default()
                     .extend_from_slice(&basket);
             } else {
-                add_basket(&mut basket, &mut counts);
+                add_basket(&mut basket, &mut counts, &mut holding);
             }
         })?;
         for (_, mut b) in merged {
-            add_basket(&mut b, &mut counts);
+            add_basket(&mut b, &mut counts, &mut holding);
         }
         tables.push(counts);
     }
@@ -291,10 +305,17 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
             viewed_never_bought += 1;
         }
     });
+    let sessions_viewed = names
+        .iter()
+        .zip(&holding)
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| (name.clone(), *n))
+        .collect();
     Ok(CoOccurrence {
         bought: summarise(bought, &names, top),
         viewed: summarise(viewed, &names, top),
         viewed_never_bought,
+        sessions_viewed,
     })
 }
 

@@ -109,6 +109,29 @@ impl Engine {
         })
     }
 
+    /// Registers (or replaces) the table `product_views(product_id,
+    /// sessions_viewed)`.
+    pub fn register_product_views(&self, rows: &[(String, u64)]) -> Result<()> {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("product_id", DataType::Utf8, false),
+            Field::new("sessions_viewed", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0))),
+                std::sync::Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| i64::try_from(r.1).unwrap_or(i64::MAX)),
+                )),
+            ],
+        )?;
+        self.ctx.deregister_table("product_views")?;
+        self.ctx.register_batch("product_views", batch)?;
+        Ok(())
+    }
+
     /// Runs one statement that cannot change anything: DDL (`CREATE`,
     /// `DROP`), DML (`INSERT`, `COPY ... TO`) and statements (`SET`,
     /// transactions) are refused before they run, so a query can neither

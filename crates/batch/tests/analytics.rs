@@ -733,4 +733,25 @@ fn pairs_match_the_sql_self_join() {
     assert_eq!(out.findings.co_purchase, bought);
     assert_eq!(out.findings.co_view, viewed);
     assert_eq!(out.findings.viewed_never_bought_pct, pct);
+    // Sessions per viewed product, from the same pass, against the SQL.
+    let by_sql = batch::table::Table::from_batches(
+        &engine
+            .query(&format!(
+                "{} ORDER BY product_id",
+                batch::analytics::PRODUCT_VIEWS
+            ))
+            .expect("sql"),
+    )
+    .expect("table");
+    let by_sql: Vec<(String, u64)> = (0..by_sql.rows.len())
+        .map(|r| {
+            (
+                by_sql.text(r, "product_id").expect("id"),
+                by_sql.i64(r, "sessions_viewed").expect("n") as u64,
+            )
+        })
+        .collect();
+    let co = batch::cooccur::count(&engine, 10, None).expect("count");
+    assert_eq!(co.sessions_viewed.len(), 60);
+    assert_eq!(co.sessions_viewed, by_sql);
 }
