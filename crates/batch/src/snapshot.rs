@@ -328,6 +328,9 @@ pub fn snapshot_checked(
     // A day is complete when the caller vouches for it or later data exists.
     let complete = |d: NaiveDate| through.is_some_and(|t| d <= t) || newest.is_some_and(|n| d < n);
 
+    // The days to write: new ones, the open one, and complete ones whose
+    // file no longer matches the manifest.
+    let mut jobs: Vec<(&'static str, NaiveDate)> = Vec::new();
     for (table, days) in [("transactions", &txn_days), ("sessions", &session_days)] {
         for &day in days.iter().filter(|d| limit.is_some_and(|l| **d <= l)) {
             let written = manifest.days.get(table).and_then(|e| e.get(&day));
@@ -348,45 +351,87 @@ pub fn snapshot_checked(
                     }
                 }
             }
-            let batch = match table {
-                "transactions" => {
-                    let mut rows = docs.transactions_on(day)?;
-                    rows.sort_by(|a, b| {
-                        (a.timestamp, &a.transaction_id).cmp(&(b.timestamp, &b.transaction_id))
-                    });
-                    transactions_batch(&rows)?
-                }
-                _ => {
-                    let mut rows = sessions.sessions_on(day)?;
-                    rows.sort_by(|a, b| {
-                        (a.start_time, &a.session_id).cmp(&(b.start_time, &b.session_id))
-                    });
-                    // A complete day's per-product counts, served from the
-                    // wide-column store; written before the manifest says
-                    // the day is done, so a crash re-does both.
-                    if complete(day) {
-                        sessions.put_product_day(day, &rows)?;
-                    }
-                    sessions_batch(&rows)?
-                }
-            };
-            let rows = batch.num_rows() as u64;
-            let path = day_path(dir, table, day);
-            let (bytes, sha256) = write_parquet(&path, &batch)?;
-            manifest.days.entry(table.to_string()).or_default().insert(
-                day,
-                DayEntry {
-                    rows,
-                    complete: complete(day),
-                    bytes,
-                    sha256,
-                },
-            );
-            stats.written.push((table.to_string(), day, rows));
-            // Record progress as we go: a crash re-does at most one day.
-            manifest.save(dir)?;
+            jobs.push((table, day));
         }
     }
+    // Days are independent: two threads write them (a catching-up run has
+    // dozens), and the manifest records each as it lands, so a crash re-does
+    // at most the days in flight.
+    let write_day = |table: &str, day: NaiveDate| -> Result<(u64, u64, String)> {
+        let batch = match table {
+            "transactions" => {
+                let mut rows = docs.transactions_on(day)?;
+                rows.sort_by(|a, b| {
+                    (a.timestamp, &a.transaction_id).cmp(&(b.timestamp, &b.transaction_id))
+                });
+                transactions_batch(&rows)?
+            }
+            _ => {
+                let mut rows = sessions.sessions_on(day)?;
+                rows.sort_by(|a, b| {
+                    (a.start_time, &a.session_id).cmp(&(b.start_time, &b.session_id))
+                });
+                // A complete day's per-product counts, served from the
+                // wide-column store; written before the manifest says the
+                // day is done, so a crash re-does both.
+                if complete(day) {
+                    sessions.put_product_day(day, &rows)?;
+                }
+                sessions_batch(&rows)?
+            }
+        };
+        let (bytes, sha256) = write_parquet(&day_path(dir, table, day), &batch)?;
+        Ok((batch.num_rows() as u64, bytes, sha256))
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..SNAPSHOT_THREADS.min(jobs.len()) {
+            let (tx, next, jobs, write_day) = (tx.clone(), &next, &jobs, &write_day);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(table, day)) = jobs.get(i) else {
+                    return;
+                };
+                let done = write_day(table, day);
+                let failed = done.is_err();
+                if tx.send((table, day, done)).is_err() || failed {
+                    // Stop taking days; the others finish theirs.
+                    next.store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let mut first_error = None;
+        for (table, day, done) in rx {
+            match done {
+                Ok((rows, bytes, sha256)) => {
+                    manifest.days.entry(table.to_string()).or_default().insert(
+                        day,
+                        DayEntry {
+                            rows,
+                            complete: complete(day),
+                            bytes,
+                            sha256,
+                        },
+                    );
+                    stats.written.push((table.to_string(), day, rows));
+                    // Record progress as we go.
+                    manifest.save(dir)?;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })?;
+    // In the order of the tables and days, whichever thread wrote them.
+    stats.written.sort_by(|a, b| {
+        let order = |t: &str| if t == "transactions" { 0 } else { 1 };
+        (order(&a.0), a.1).cmp(&(order(&b.0), b.1))
+    });
 
     let mut users = docs.all_users()?;
     users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
@@ -419,6 +464,9 @@ pub fn snapshot_checked(
     }
     Ok(stats)
 }
+
+/// Threads that write day partitions.
+const SNAPSHOT_THREADS: usize = 2;
 
 /// `dir/table/date=YYYY-MM-DD/part-0.parquet`.
 pub fn day_path(dir: &Path, table: &str, day: NaiveDate) -> PathBuf {
