@@ -158,6 +158,19 @@ fn write_checkpoint(path: &Path, model: &Aggregator) -> std::io::Result<u64> {
     Ok(size)
 }
 
+/// Checkpoints at most take this share of the runner's time: after one
+/// that took `d`, the next waits `max(every, d * CHECKPOINT_SPACING)`. The
+/// full shop's state takes a second or two to write, which every 10 s was
+/// a sixth of the aggregator's time during a replay. A longer wait loses
+/// nothing on a crash (the offsets are committed with the checkpoint, so
+/// the log is re-read from there); it only makes the re-read longer.
+pub const CHECKPOINT_SPACING: u32 = 20;
+
+/// How long to wait after a checkpoint that took `took`.
+pub fn next_checkpoint_wait(every: Duration, took: Duration) -> Duration {
+    every.max(took.saturating_mul(CHECKPOINT_SPACING))
+}
+
 /// Consumes until `stop` is set, then checkpoints one last time.
 pub fn run(
     log: &dyn EventLog,
@@ -236,11 +249,12 @@ pub fn run(
             // memory and the offsets stay uncommitted, so nothing is lost.
             // It is retried with a doubling backoff, counted in
             // `ecomflow_aggregator_checkpoint_failures` and on /healthz.
+            let took = Instant::now();
             match checkpoint(&mut producer, &mut consumer) {
                 Ok(()) => {
                     stats.checkpoint_failures.store(0, Ordering::Relaxed);
                     metrics::CHECKPOINT_FAILING.set(0);
-                    wait = cfg.every;
+                    wait = next_checkpoint_wait(cfg.every, took.elapsed());
                 }
                 Err(e) => {
                     let failures = stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -260,4 +274,24 @@ pub fn run(
     checkpoint(&mut producer, &mut consumer)?;
     consumer.close()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_checkpoints_are_spaced_out() {
+        let s = Duration::from_secs;
+        // A quick checkpoint: the configured interval.
+        assert_eq!(
+            next_checkpoint_wait(s(10), Duration::from_millis(100)),
+            s(10)
+        );
+        // 1.5 s to write: 30 s until the next, a twentieth of the time.
+        assert_eq!(
+            next_checkpoint_wait(s(10), Duration::from_millis(1_500)),
+            s(30)
+        );
+    }
 }

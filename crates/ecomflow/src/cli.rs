@@ -361,7 +361,8 @@ pub struct AggregatorFlags {
     /// Allowed lateness behind the newest event time, in seconds.
     #[arg(long, env = "ECOMFLOW_LATENESS", default_value_t = 3_600)]
     pub lateness: i64,
-    /// Seconds between aggregator checkpoints.
+    /// Seconds between aggregator checkpoints (at least 20 times as long
+    /// as the last one took, so a large state is not written all the time).
     #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = 10)]
     pub checkpoint_every: u64,
     /// Consumer group of the aggregator. Another group (with its own
