@@ -71,6 +71,9 @@ pub enum BatchError {
     /// There is no snapshot to query.
     #[error("no snapshot in {0}: run `ecomflow batch` first")]
     NoSnapshot(String),
+    /// The run was cancelled ([`BatchConfig::cancel`]).
+    #[error("cancelled")]
+    Cancelled,
     /// Something on disk or in a result is not what it should be.
     #[error("{0}")]
     Corrupt(String),
@@ -110,6 +113,10 @@ pub struct BatchConfig {
     /// are trusted (the replay's nightly runs check sizes and row counts;
     /// `ecomflow batch` checksums too).
     pub check: snapshot::Check,
+    /// When set (by another thread), the run stops after the day partitions
+    /// being written and returns [`BatchError::Cancelled`]: what it wrote
+    /// is recorded, the rest is left for the next run.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl BatchConfig {
@@ -124,6 +131,7 @@ impl BatchConfig {
             holdout_days: 30,
             write_back: true,
             check: snapshot::Check::Full,
+            cancel: None,
         }
     }
 }
@@ -159,6 +167,7 @@ pub fn run(
     let outcome = run_steps(docs, sessions, cfg);
     match &outcome {
         Ok(o) => metrics::observe(o),
+        Err(BatchError::Cancelled) => {}
         Err(_) => metrics::failed(),
     }
     outcome
@@ -181,8 +190,22 @@ fn run_steps(
     };
 
     let t = Instant::now();
-    let snap =
-        snapshot::snapshot_checked(docs, sessions, &cfg.snapshot_dir, cfg.through, cfg.check)?;
+    let cancelled = || {
+        cfg.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    };
+    let snap = snapshot::snapshot_cancellable(
+        docs,
+        sessions,
+        &cfg.snapshot_dir,
+        cfg.through,
+        cfg.check,
+        cfg.cancel.as_deref(),
+    )?;
+    if cancelled() {
+        return Err(BatchError::Cancelled);
+    }
     time(&mut steps, "snapshot", t);
 
     let engine = Engine::open(&cfg.snapshot_dir)?;

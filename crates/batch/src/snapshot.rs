@@ -312,6 +312,21 @@ pub fn snapshot_checked(
     through: Option<NaiveDate>,
     check: Check,
 ) -> Result<SnapshotStats> {
+    snapshot_cancellable(docs, sessions, dir, through, check, None)
+}
+
+/// [`snapshot_checked`] that stops taking day partitions once `cancel` is
+/// set: the days written are recorded in the manifest, the whole tables and
+/// the foreign-file check are left to the next run.
+pub fn snapshot_cancellable(
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    dir: &Path,
+    through: Option<NaiveDate>,
+    check: Check,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<SnapshotStats> {
+    let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
     std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
     let mut manifest = Manifest::load(dir)?;
     let mut stats = SnapshotStats::default();
@@ -388,7 +403,11 @@ pub fn snapshot_checked(
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..SNAPSHOT_THREADS.min(jobs.len()) {
             let (tx, next, jobs, write_day) = (tx.clone(), &next, &jobs, &write_day);
+            let cancelled = &cancelled;
             scope.spawn(move || loop {
+                if cancelled() {
+                    return;
+                }
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&(table, day)) = jobs.get(i) else {
                     return;
@@ -433,6 +452,10 @@ pub fn snapshot_checked(
         (order(&a.0), a.1).cmp(&(order(&b.0), b.1))
     });
 
+    if cancelled() {
+        manifest.save(dir)?;
+        return Ok(stats);
+    }
     let mut users = docs.all_users()?;
     users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     let mut products = docs.all_products()?;

@@ -722,17 +722,26 @@ fn pairs_match_the_sql_self_join() {
     shop.docs.upsert_users(&[user("u1")]).expect("users");
     shop.docs.put_transactions(&txns).expect("transactions");
     shop.sessions.put_sessions(&sessions).expect("sessions");
+    // Not batch::run: the metrics test above counts its runs.
     let cfg = BatchConfig::new(dir.path());
-    let out = batch::run(&shop.docs, &shop.sessions, &cfg).expect("batch");
+    batch::snapshot::snapshot_checked(
+        &shop.docs,
+        &shop.sessions,
+        &cfg.snapshot_dir,
+        None,
+        batch::snapshot::Check::Full,
+    )
+    .expect("snapshot");
     let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
+    let out = batch::analytics::run(&engine, cfg.cuts, cfg.min_views).expect("analytics");
     let (bought, viewed, pct) = batch::analytics::co_occurrence_by_sql(&engine).expect("sql");
     assert!(
         bought.unique_pairs > 100 && viewed.unique_pairs > 500,
         "{bought:?} {viewed:?}"
     );
-    assert_eq!(out.findings.co_purchase, bought);
-    assert_eq!(out.findings.co_view, viewed);
-    assert_eq!(out.findings.viewed_never_bought_pct, pct);
+    assert_eq!(out.co_purchase, bought);
+    assert_eq!(out.co_view, viewed);
+    assert_eq!(out.viewed_never_bought_pct, pct);
     // Sessions per viewed product, from the same pass, against the SQL.
     let by_sql = batch::table::Table::from_batches(
         &engine
@@ -754,4 +763,40 @@ fn pairs_match_the_sql_self_join() {
     let co = batch::cooccur::count(&engine, 10, None).expect("count");
     assert_eq!(co.sessions_viewed.len(), 60);
     assert_eq!(co.sessions_viewed, by_sql);
+}
+
+/// A cancelled run (the replay's nightly batch when the replay ends) stops
+/// before the analytics and leaves nothing half-done: the next run writes
+/// the same files as one that was never interrupted.
+#[test]
+fn a_cancelled_run_leaves_the_next_one_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = tiny_shop(dir.path());
+    let mut cfg = BatchConfig::new(dir.path());
+    cfg.cancel = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    assert!(matches!(
+        batch::run(&shop.docs, &shop.sessions, &cfg),
+        Err(batch::BatchError::Cancelled)
+    ));
+    assert!(!dir.path().join("report").join("report.md").exists());
+    // Then the snapshot alone (batch::run would add to the metrics the
+    // test above counts).
+    let snap = |shop: &Shop, dir: &Path| {
+        batch::snapshot::snapshot_checked(
+            &shop.docs,
+            &shop.sessions,
+            &dir.join("snapshot"),
+            None,
+            batch::snapshot::Check::Full,
+        )
+        .expect("snapshot")
+    };
+    assert_eq!(snap(&shop, dir.path()).written.len(), 4);
+    let other = tempfile::tempdir().expect("tempdir");
+    let shop2 = tiny_shop(other.path());
+    snap(&shop2, other.path());
+    assert_eq!(
+        parquet_files(&dir.path().join("snapshot")),
+        parquet_files(&other.path().join("snapshot"))
+    );
 }

@@ -93,6 +93,7 @@ pub fn sql_command(args: SqlArgs) -> anyhow::Result<()> {
 /// The batch running beside a replay.
 pub struct Nightly {
     stop: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
     handle: JoinHandle<anyhow::Result<Option<BatchOutcome>>>,
 }
 
@@ -111,6 +112,9 @@ impl Nightly {
     ) -> Nightly {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut cfg = cfg;
+        cfg.cancel = Some(cancel.clone());
         let handle = std::thread::Builder::new()
             .name("nightly-batch".into())
             .spawn(move || {
@@ -129,7 +133,11 @@ impl Nightly {
                             // Sizes and row counts each night; the final
                             // batch of the replay checksums every day.
                             c.check = batch::snapshot::Check::Quick;
-                            let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &c)?;
+                            let outcome =
+                                match batch::run(stores.docs.as_ref(), &stores.sessions, &c) {
+                                    Err(batch::BatchError::Cancelled) => break,
+                                    other => other?,
+                                };
                             on_run(&outcome);
                             // At most a third of the time in the batch: a
                             // replay faster than the batch would otherwise
@@ -147,12 +155,19 @@ impl Nightly {
             Ok(h) => h,
             Err(e) => std::thread::spawn(move || Err(anyhow::anyhow!("starting the batch: {e}"))),
         };
-        Nightly { stop, handle }
+        Nightly {
+            stop,
+            cancel,
+            handle,
+        }
     }
 
-    /// Stops after the run in progress, if any.
+    /// Stops: a run in progress stops after the day partitions it is
+    /// writing (the final batch does the rest), or finishes its analytics
+    /// if it is past the snapshot.
     pub fn finish(self) -> anyhow::Result<Option<BatchOutcome>> {
         self.stop.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
         self.handle
             .join()
             .map_err(|_| anyhow::anyhow!("the nightly batch thread panicked"))?
