@@ -302,8 +302,7 @@ fn pairs(engine: &Engine, table: &str, top_n: usize) -> Result<PairSummary> {
 
 /// Co-purchase and co-view pairs and the viewed-never-bought share the
 /// seed's way: SQL self-joins ([`CO_PURCHASE`], [`CO_VIEW`]). The batch
-/// uses [`crate::cooccur`]; this is the reference it is tested against (and
-/// `ecomflow batch --pairs-by-sql` runs it, for a side-by-side timing).
+/// uses [`crate::cooccur`]; this is the reference it is tested against.
 pub fn co_occurrence_by_sql(engine: &Engine) -> Result<(PairSummary, PairSummary, f64)> {
     engine.query(CO_PURCHASE)?;
     engine.query(CO_VIEW)?;

@@ -262,11 +262,15 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             },
         )?;
     }
+    tracing::debug!("Ingest caught up.");
     ingest_stop.store(true, Ordering::SeqCst);
     let joined = pipeline::join_all(workers);
+    tracing::debug!("Ingest workers stopped.");
     let nightly_result = nightly.map(|n| {
         bar.set_message("waiting for the nightly batch to finish its run");
-        n.finish()
+        let r = n.finish();
+        tracing::debug!("Nightly batch stopped.");
+        r
     });
     // The aggregator catches up too, then checkpoints and stops.
     if let Some(a) = aggregator.as_mut() {
@@ -280,8 +284,10 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                 |lag| bar.set_message(format!("aggregator catching up: {lag} left")),
             )?;
         }
+        tracing::debug!("Aggregator caught up.");
         aggregator_stop.store(true, Ordering::SeqCst);
         a.join_runner()?;
+        tracing::debug!("Aggregator stopped (final checkpoint written).");
     }
     bar.finish_and_clear();
     let summary = result?;

@@ -18,7 +18,8 @@
 //! - [`doc_embedded`]: the document store on fjall.
 //! - [`doc_mongo`]: the document store on MongoDB (official driver).
 //! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
-//! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per family.
+//! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per table,
+//!   one value per row.
 //! - [`wide_hbase`]: the wide-column store on HBase's Thrift API.
 //! - [`sessions`]: `user_sessions` and `product_daily`: row keys, cells,
 //!   and the queries (last N sessions, sessions between two times, a
