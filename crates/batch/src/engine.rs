@@ -30,6 +30,9 @@ pub const VIEWS: [&str; 2] = [
                   unnest(viewed_products) AS product_id FROM sessions)",
 ];
 
+/// The query engine's memory pool.
+pub const MEMORY_POOL_BYTES: usize = 512 << 20;
+
 /// A DataFusion session over one snapshot directory, with its own runtime
 /// (the rest of ecomflow is synchronous).
 pub struct Engine {
@@ -61,7 +64,15 @@ impl Engine {
         let config = SessionConfig::new()
             .with_target_partitions(2)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        // Bounded memory: operators that can spill (sorts, hash
+        // aggregates) do so to the OS temp dir past this pool, shared
+        // fairly between them, instead of growing beside the replay.
+        let runtime_env = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(std::sync::Arc::new(
+                datafusion::execution::memory_pool::FairSpillPool::new(MEMORY_POOL_BYTES),
+            ))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime_env);
         runtime.block_on(async {
             for table in DAILY_TABLES.iter().chain(&WHOLE_TABLES) {
                 let path = dir.join(table);
