@@ -338,7 +338,7 @@ pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Finding
     step("cleaning statistics", t);
 
     let t = Instant::now();
-    let co = crate::cooccur::count(engine, 10, None)?;
+    let co = crate::cooccur::count(engine, 10)?;
     let summary = |p: crate::cooccur::PairTable| PairSummary {
         unique_pairs: p.unique_pairs,
         total: p.total,

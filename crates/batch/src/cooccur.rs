@@ -135,11 +135,16 @@ impl Counts {
         }
     }
 
+    /// Where `(a, b)`, `a < b < n`, lives in the triangular array.
+    fn dense_index(n: usize, a: u32, b: u32) -> usize {
+        let (a, b) = (a as usize, b as usize);
+        a * (2 * n - a - 1) / 2 + (b - a - 1)
+    }
+
     fn add(&mut self, a: u32, b: u32) {
         match self {
             Counts::Dense { n, counts } => {
-                let (a, b) = (a as usize, b as usize);
-                let i = a * (2 * *n - a - 1) / 2 + (b - a - 1);
+                let i = Self::dense_index(*n, a, b);
                 counts[i] = counts[i].saturating_add(1);
             }
             Counts::Sparse(map) => {
@@ -151,10 +156,7 @@ impl Counts {
 
     fn get(&self, a: u32, b: u32) -> u32 {
         match self {
-            Counts::Dense { n, counts } => {
-                let (a, b) = (a as usize, b as usize);
-                counts[a * (2 * *n - a - 1) / 2 + (b - a - 1)]
-            }
+            Counts::Dense { n, counts } => counts[Self::dense_index(*n, a, b)],
             Counts::Sparse(map) => map
                 .get(&(u64::from(a) << 32 | u64::from(b)))
                 .copied()
@@ -217,23 +219,21 @@ pub struct CoOccurrence {
 /// A basket id seen in more than one row: its rows' products, merged.
 type Merged = FxHashMap<String, Vec<u32>>;
 
-/// Counts the pairs of the snapshot's transactions and sessions. `cap`
-/// takes at most that many distinct products of a basket (first seen
-/// first), as the live aggregator does; `None` counts whole baskets, as
-/// the seed's SQL does.
-pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurrence> {
+/// Counts the pairs of the snapshot's transactions and sessions, over
+/// whole baskets as the seed's SQL does (the live aggregator caps a basket
+/// at 50 products; the batch does not).
+pub fn count(engine: &Engine, top: usize) -> Result<CoOccurrence> {
     let kinds = [TRANSACTION_BASKETS, SESSION_BASKETS];
     // Pass 1: the products, and which basket ids repeat.
-    let mut first_seen: FxHashMap<String, u32> = FxHashMap::default();
+    let mut products_seen: FxHashSet<String> = FxHashSet::default();
     let mut repeated: Vec<FxHashSet<u64>> = Vec::new();
     for kind in kinds {
         let mut hashes: Vec<u64> = Vec::new();
         for_each_basket(engine, kind, |id, products| {
             hashes.push(id_hash(id));
             for p in products {
-                if !first_seen.contains_key(p) {
-                    let next = first_seen.len() as u32;
-                    first_seen.insert(p.to_string(), next);
+                if !products_seen.contains(p) {
+                    products_seen.insert(p.to_string());
                 }
             }
         })?;
@@ -245,39 +245,30 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
             .collect();
         repeated.push(dups);
     }
+    if products_seen.len() > u32::MAX as usize {
+        return Err(BatchError::Corrupt("more than 2^32 products".into()));
+    }
     // Numbers in string order.
-    let mut names: Vec<String> = first_seen.keys().cloned().collect();
+    let mut names: Vec<String> = products_seen.into_iter().collect();
     names.sort_unstable();
     let number: FxHashMap<&str, u32> = names
         .iter()
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-    if names.len() > u32::MAX as usize {
-        return Err(BatchError::Corrupt("more than 2^32 products".into()));
-    }
 
-    // Pass 2: count.
+    // Pass 2: count the pairs, and the baskets holding each product.
     let mut tables = Vec::new();
-    // Baskets holding each product, per kind (the last kind's are kept).
-    let mut holding: Vec<u64> = Vec::new();
     for (kind, dups) in kinds.into_iter().zip(&repeated) {
         let mut counts = Counts::new(names.len());
-        holding = vec![0; names.len()];
+        let mut holding: Vec<u64> = vec![0; names.len()];
         let mut merged: Merged = FxHashMap::default();
         let mut basket: Vec<u32> = Vec::new();
         let add_basket = |basket: &mut Vec<u32>, counts: &mut Counts, holding: &mut [u64]| {
-            // The cap applies to pairs (as in the aggregator), in the
-            // basket's own order: first seen first.
-            let kept = cap.map(|cap| pairs::distinct_capped(basket, cap));
             basket.sort_unstable();
             basket.dedup();
             for &p in basket.iter() {
                 holding[p as usize] += 1;
-            }
-            if let Some(mut kept) = kept {
-                kept.sort_unstable();
-                *basket = kept;
             }
             pairs::for_each_pair(basket, |a, b| counts.add(*a, *b));
         };
@@ -296,9 +287,9 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
         for (_, mut b) in merged {
             add_basket(&mut b, &mut counts, &mut holding);
         }
-        tables.push(counts);
+        tables.push((counts, holding));
     }
-    let (bought, viewed) = (&tables[0], &tables[1]);
+    let ((bought, _), (viewed, viewing_sessions)) = (&tables[0], &tables[1]);
     let mut viewed_never_bought = 0u64;
     viewed.each(|a, b, _| {
         if bought.get(a, b) == 0 {
@@ -307,7 +298,7 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
     });
     let sessions_viewed = names
         .iter()
-        .zip(&holding)
+        .zip(viewing_sessions)
         .filter(|(_, n)| **n > 0)
         .map(|(name, n)| (name.clone(), *n))
         .collect();

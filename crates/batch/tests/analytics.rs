@@ -760,7 +760,7 @@ fn pairs_match_the_sql_self_join() {
             )
         })
         .collect();
-    let co = batch::cooccur::count(&engine, 10, None).expect("count");
+    let co = batch::cooccur::count(&engine, 10).expect("count");
     assert_eq!(co.sessions_viewed.len(), 60);
     assert_eq!(co.sessions_viewed, by_sql);
 }
