@@ -1,15 +1,26 @@
 //! Live co-occurrence: per item and per pair of items, how many baskets hold
 //! them, over a sliding event-time window and all time, and each item's
 //! top-k partners by a chosen ranking.
+//!
+//! Items are numbered densely in the order first seen; pair counts live in
+//! a [`PairTable`] (one cell per pair, all-time and window side by side).
+//! The window keeps its baskets per bucket (a day by default), as sorted
+//! item numbers: sliding a bucket out takes its baskets' pairs out of the
+//! window counts. That costs a second pass over the pairs, but a day of
+//! baskets is a few hundred KB where a day of pair counts was tens of MB,
+//! and the checkpoint holds the baskets and the all-time counts only.
 
+use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::llr::{score, PairScore};
 use crate::pairs::for_each_pair;
-use crate::window::WindowedCounts;
+use crate::pairtable::{Cell, PairTable};
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
 
 /// How partners are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Ranking {
     /// Log-likelihood ratio: significance, not popularity (the default).
@@ -19,7 +30,7 @@ pub enum Ranking {
 }
 
 /// Counts over the window or over all time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Span {
     /// The sliding window.
     Window,
@@ -36,16 +47,83 @@ pub struct Partner {
     pub score: PairScore,
 }
 
+/// A count over all time and over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Count {
+    all_time: u64,
+    window: u64,
+}
+
+impl Count {
+    fn get(&self, span: Span) -> u64 {
+        match span {
+            Span::Window => self.window,
+            Span::AllTime => self.all_time,
+        }
+    }
+}
+
+fn cell_count(c: Cell, span: Span) -> u64 {
+    u64::from(match span {
+        Span::Window => c.window,
+        Span::AllTime => c.all_time,
+    })
+}
+
+/// The baskets of one bucket: each one's sorted item numbers, end to end.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Baskets {
+    items: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl Baskets {
+    fn push(&mut self, basket: &[u32]) {
+        self.items.extend_from_slice(basket);
+        self.ends.push(self.items.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u32]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(s, e)| &self.items[s..e])
+    }
+}
+
 /// Baskets, item counts and pair counts, by event time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct CoOccurrence {
     max_items: usize,
-    baskets: WindowedCounts<()>,
-    items: WindowedCounts<u32>,
-    pairs: WindowedCounts<(u32, u32)>,
-    /// Items each item was ever paired with, each once, in the order first
-    /// seen (window counts decide whether a partner is still live).
-    partners: HashMap<u32, Vec<u32>>,
+    bucket_secs: i64,
+    window_buckets: i64,
+    /// Newest bucket the window was advanced to.
+    head: Option<i64>,
+    baskets: Count,
+    /// The product number of each item, in the order first seen.
+    products: Vec<u32>,
+    /// Item of each product number.
+    index: HashMap<u32, u32>,
+    items: Vec<Count>,
+    pairs: PairTable,
+    /// The window's baskets by bucket.
+    buckets: BTreeMap<i64, Baskets>,
+    /// A basket's items while it is added (reused, not state).
+    scratch: Vec<u32>,
+}
+
+impl PartialEq for CoOccurrence {
+    fn eq(&self, o: &Self) -> bool {
+        self.max_items == o.max_items
+            && self.bucket_secs == o.bucket_secs
+            && self.window_buckets == o.window_buckets
+            && self.head == o.head
+            && self.baskets == o.baskets
+            && self.products == o.products
+            && self.items == o.items
+            && self.pairs == o.pairs
+            && self.buckets == o.buckets
+    }
 }
 
 impl CoOccurrence {
@@ -54,102 +132,151 @@ impl CoOccurrence {
     pub fn new(bucket_secs: i64, window_buckets: i64, max_items: usize) -> Self {
         CoOccurrence {
             max_items,
-            baskets: WindowedCounts::new(bucket_secs, window_buckets),
-            items: WindowedCounts::new(bucket_secs, window_buckets),
-            pairs: WindowedCounts::new(bucket_secs, window_buckets),
-            partners: HashMap::default(),
+            bucket_secs: bucket_secs.max(1),
+            window_buckets: window_buckets.max(1),
+            head: None,
+            baskets: Count::default(),
+            products: Vec::new(),
+            index: HashMap::default(),
+            items: Vec::new(),
+            pairs: PairTable::default(),
+            buckets: BTreeMap::new(),
+            scratch: Vec::new(),
         }
     }
 
-    /// Adds a basket at event time `t` (seconds).
+    /// Oldest bucket still in the window.
+    fn tail(&self) -> Option<i64> {
+        self.head.map(|h| h - self.window_buckets + 1)
+    }
+
+    fn intern(&mut self, product: u32) -> u32 {
+        if let Some(&i) = self.index.get(&product) {
+            return i;
+        }
+        let i = self.products.len() as u32;
+        self.products.push(product);
+        self.index.insert(product, i);
+        self.items.push(Count::default());
+        self.pairs.grow(self.products.len());
+        i
+    }
+
+    /// Adds a basket at event time `t` (seconds): its distinct items, the
+    /// first `max_items` of them, and their pairs (as
+    /// [`crate::pairs::pairs`] defines them). A basket dated before the
+    /// window counts all-time only.
     pub fn add_basket(&mut self, items: &[u32], t: i64) {
-        let distinct = crate::pairs::distinct_capped(items, self.max_items);
-        if distinct.is_empty() {
+        let mut basket = std::mem::take(&mut self.scratch);
+        basket.clear();
+        let mut seen = 0;
+        for &p in items {
+            if seen >= self.max_items {
+                break;
+            }
+            let i = self.intern(p);
+            if !basket.contains(&i) {
+                basket.push(i);
+                seen += 1;
+            }
+        }
+        if !basket.is_empty() {
+            basket.sort_unstable();
+            let bucket = t.div_euclid(self.bucket_secs);
+            let in_window = self.tail().is_none_or(|tail| bucket >= tail);
+            let w = u64::from(in_window);
+            self.baskets.all_time += 1;
+            self.baskets.window += w;
+            for &i in &basket {
+                let c = &mut self.items[i as usize];
+                c.all_time += 1;
+                c.window += w;
+            }
+            let pairs = &mut self.pairs;
+            for_each_pair(&basket, |&a, &b| pairs.add(a, b, in_window));
+            if in_window {
+                self.buckets.entry(bucket).or_default().push(&basket);
+            }
+        }
+        self.scratch = basket;
+    }
+
+    /// Slides the windows so that their newest bucket holds `t`, taking
+    /// the baskets of the buckets that fall out out of the window counts.
+    /// Never moves backwards.
+    pub fn advance_to(&mut self, t: i64) {
+        let b = t.div_euclid(self.bucket_secs);
+        if self.head.is_some_and(|h| b <= h) {
             return;
         }
-        self.baskets.add((), t, 1);
-        for &i in &distinct {
-            self.items.add(i, t, 1);
-        }
-        let mut sorted = distinct;
-        sorted.sort_unstable();
-        let (counts, partners) = (&mut self.pairs, &mut self.partners);
-        for_each_pair(&sorted, |&a, &b| {
-            // A pair new to all time is a new partner of both items.
-            if counts.add_counting_new((a, b), t, 1).1 {
-                partners.entry(a).or_default().push(b);
-                partners.entry(b).or_default().push(a);
+        self.head = Some(b);
+        let tail = b - self.window_buckets + 1;
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() >= tail {
+                break;
             }
-        });
-    }
-
-    /// Slides the windows so that their newest bucket holds `t`.
-    pub fn advance_to(&mut self, t: i64) {
-        self.baskets.advance_to(t);
-        self.items.advance_to(t);
-        self.pairs.advance_to(t);
-    }
-
-    fn count(&self, span: Span, key: (u32, u32)) -> u64 {
-        match span {
-            Span::Window => self.pairs.window_count(&key),
-            Span::AllTime => self.pairs.all_time_count(&key),
+            let gone = entry.remove();
+            for basket in gone.iter() {
+                self.baskets.window = self.baskets.window.saturating_sub(1);
+                for &i in basket {
+                    if let Some(c) = self.items.get_mut(i as usize) {
+                        c.window = c.window.saturating_sub(1);
+                    }
+                }
+                let pairs = &mut self.pairs;
+                for_each_pair(basket, |&a, &b| pairs.remove_window(a, b));
+            }
         }
     }
 
     /// The top `k` partners of `item` by `ranking` over `span`. Ties break
     /// on the higher count, then the lower item id, so results are stable.
     pub fn top_partners(&self, item: u32, k: usize, ranking: Ranking, span: Span) -> Vec<Partner> {
-        let Some(candidates) = self.partners.get(&item) else {
+        let Some(&x) = self.index.get(&item) else {
             return Vec::new();
         };
-        let (n, a) = match span {
-            Span::Window => (
-                self.baskets.window_count(&()),
-                self.items.window_count(&item),
-            ),
-            Span::AllTime => (
-                self.baskets.all_time_count(&()),
-                self.items.all_time_count(&item),
-            ),
-        };
-        let mut out: Vec<Partner> = candidates
-            .iter()
-            .filter_map(|&p| {
-                let ab = self.count(span, (item.min(p), item.max(p)));
-                if ab == 0 {
-                    return None;
-                }
-                let b = match span {
-                    Span::Window => self.items.window_count(&p),
-                    Span::AllTime => self.items.all_time_count(&p),
-                };
-                Some(Partner {
-                    item: p,
-                    score: score(ab, a, b, n),
-                })
-            })
-            .collect();
+        let n = self.baskets.get(span);
+        let a = self.items[x as usize].get(span);
+        let mut out: Vec<Partner> = Vec::new();
+        self.pairs.for_each_partner(x, |p, cell| {
+            let ab = cell_count(cell, span);
+            if ab == 0 {
+                return;
+            }
+            let b = self.items[p as usize].get(span);
+            out.push(Partner {
+                item: self.products[p as usize],
+                score: score(ab, a, b, n),
+            });
+        });
         let key = |p: &Partner| match ranking {
             Ranking::Llr => p.score.llr,
             Ranking::Count => p.score.count as f64,
         };
-        out.sort_by(|x, y| {
+        let order = |x: &Partner, y: &Partner| {
             key(y)
                 .total_cmp(&key(x))
                 .then(y.score.count.cmp(&x.score.count))
                 .then(x.item.cmp(&y.item))
-        });
+        };
+        if k > 0 && out.len() > k {
+            out.select_nth_unstable_by(k - 1, order);
+            out.truncate(k);
+        }
+        out.sort_by(order);
         out.truncate(k);
         out
     }
 
     /// The `k` items in the most baskets over `span` (ties: lower id first).
     pub fn top_items(&self, k: usize, span: Span) -> Vec<(u32, u64)> {
-        let mut all: Vec<(u32, u64)> = match span {
-            Span::Window => self.items.iter_window().map(|(i, n)| (*i, n)).collect(),
-            Span::AllTime => self.items.iter_all_time().map(|(i, n)| (*i, n)).collect(),
-        };
+        let mut all: Vec<(u32, u64)> = self
+            .products
+            .iter()
+            .zip(&self.items)
+            .map(|(p, c)| (*p, c.get(span)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
         all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(k);
         all
@@ -158,18 +285,14 @@ impl CoOccurrence {
     /// The `k` pairs in the most baskets over `span`, as `(a, b, count)`
     /// with `a < b` (ties: lower ids first).
     pub fn top_pairs(&self, k: usize, span: Span) -> Vec<(u32, u32, u64)> {
-        let mut all: Vec<(u32, u32, u64)> = match span {
-            Span::Window => self
-                .pairs
-                .iter_window()
-                .map(|(&(a, b), n)| (a, b, n))
-                .collect(),
-            Span::AllTime => self
-                .pairs
-                .iter_all_time()
-                .map(|(&(a, b), n)| (a, b, n))
-                .collect(),
-        };
+        let mut all: Vec<(u32, u32, u64)> = Vec::new();
+        self.pairs.for_each(|a, b, c| {
+            let n = cell_count(c, span);
+            if n > 0 {
+                let (pa, pb) = (self.products[a as usize], self.products[b as usize]);
+                all.push((pa.min(pb), pa.max(pb), n));
+            }
+        });
         let order = |x: &(u32, u32, u64), y: &(u32, u32, u64)| {
             y.2.cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1))
         };
@@ -184,17 +307,153 @@ impl CoOccurrence {
 
     /// Whether the item was ever in a basket.
     pub fn knows(&self, item: u32) -> bool {
-        self.items.all_time_count(&item) > 0
+        self.index.contains_key(&item)
     }
 
     /// Pairs with a count in the window (state size).
     pub fn window_pairs(&self) -> usize {
-        self.pairs.window_keys()
+        self.pairs.window_pairs()
     }
 
     /// `[start, end)` seconds covered by the window.
     pub fn covers(&self) -> Option<(i64, i64)> {
-        self.baskets.covers()
+        let (head, tail) = (self.head?, self.tail()?);
+        Some((tail * self.bucket_secs, (head + 1) * self.bucket_secs))
+    }
+
+    /// Writes the state: settings, all-time counts of baskets, items and
+    /// pairs (each row's partners as gaps from the previous one, ended by
+    /// a 0), and the window's baskets (items as gaps). Window counts are
+    /// not written: [`decode`](Self::decode) adds the baskets back.
+    pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        e.usize(self.max_items)?;
+        e.i64(self.bucket_secs)?;
+        e.i64(self.window_buckets)?;
+        match self.head {
+            None => e.u64(0)?,
+            Some(h) => {
+                e.u64(1)?;
+                e.i64(h)?;
+            }
+        }
+        e.u64(self.baskets.all_time)?;
+        e.usize(self.products.len())?;
+        for (p, c) in self.products.iter().zip(&self.items) {
+            e.u64(u64::from(*p))?;
+            e.u64(c.all_time)?;
+        }
+        let mut row = Vec::new();
+        for a in 0..self.products.len() as u32 {
+            self.pairs.row_sorted(a, &mut row);
+            let mut prev = a;
+            for &(b, c) in &row {
+                e.u64(u64::from(b - prev))?;
+                e.u64(u64::from(c.all_time))?;
+                prev = b;
+            }
+            e.u64(0)?;
+        }
+        e.usize(self.buckets.len())?;
+        for (bucket, baskets) in &self.buckets {
+            e.i64(*bucket)?;
+            e.usize(baskets.ends.len())?;
+            for basket in baskets.iter() {
+                e.usize(basket.len())?;
+                let mut prev = 0;
+                for (j, &i) in basket.iter().enumerate() {
+                    // The first as it is, then gaps (at least 1: sorted).
+                    e.u64(u64::from(if j == 0 { i } else { i - prev }))?;
+                    prev = i;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote, checking that every item
+    /// number is in range and every basket sorted.
+    pub fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let bad = |what: &str| DecodeError(format!("co-occurrence: {what}"));
+        let max_items = usize::try_from(d.u64()?).map_err(|_| bad("cap"))?;
+        let bucket_secs = d.i64()?;
+        let window_buckets = d.i64()?;
+        let mut m = CoOccurrence::new(bucket_secs, window_buckets, max_items);
+        m.head = match d.u64()? {
+            0 => None,
+            1 => Some(d.i64()?),
+            _ => return Err(bad("head")),
+        };
+        m.baskets.all_time = d.u64()?;
+        let n = d.count()?;
+        for _ in 0..n {
+            let p = d.u32()?;
+            let all_time = d.u64()?;
+            if m.index.contains_key(&p) {
+                return Err(bad("an item twice"));
+            }
+            m.intern(p);
+            if let Some(c) = m.items.last_mut() {
+                c.all_time = all_time;
+            }
+        }
+        for a in 0..n as u32 {
+            let mut prev = a;
+            loop {
+                let gap = d.u32()?;
+                if gap == 0 {
+                    break;
+                }
+                let b = prev
+                    .checked_add(gap)
+                    .ok_or_else(|| bad("pair out of range"))?;
+                let count = d.u32()?;
+                if !m.pairs.set_all_time(a, b, count) {
+                    return Err(bad("pair out of range"));
+                }
+                prev = b;
+            }
+        }
+        let buckets = d.count()?;
+        for _ in 0..buckets {
+            let bucket = d.i64()?;
+            let count = d.count()?;
+            let mut baskets = Baskets::default();
+            for _ in 0..count {
+                let len = d.count()?;
+                let start = baskets.items.len();
+                let mut prev = 0u32;
+                for j in 0..len {
+                    let v = d.u32()?;
+                    let i = if j == 0 {
+                        v
+                    } else if v == 0 {
+                        return Err(bad("basket not sorted"));
+                    } else {
+                        prev.checked_add(v)
+                            .ok_or_else(|| bad("item out of range"))?
+                    };
+                    if i as usize >= n {
+                        return Err(bad("item out of range"));
+                    }
+                    baskets.items.push(i);
+                    prev = i;
+                }
+                baskets.ends.push(baskets.items.len());
+                let basket = &baskets.items[start..];
+                m.baskets.window += 1;
+                for &i in basket {
+                    m.items[i as usize].window += 1;
+                }
+                let pairs = &mut m.pairs;
+                let mut ok = true;
+                for_each_pair(basket, |&a, &b| ok &= pairs.add_window(a, b));
+                if !ok {
+                    return Err(bad("pair out of range"));
+                }
+            }
+            m.buckets.insert(bucket, baskets);
+        }
+        Ok(m)
     }
 }
 

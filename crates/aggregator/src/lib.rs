@@ -24,12 +24,14 @@
 //! - [`window`]: counts per key by event time, in buckets (one per day by
 //!   default) that slide by dropping whole buckets, plus all-time counts.
 
+pub mod codec;
 pub mod cooccur;
 pub mod evaluate;
 pub mod http;
 pub mod llr;
 pub mod metrics;
 pub mod pairs;
+pub mod pairtable;
 pub mod processor;
 pub mod runner;
 pub mod window;

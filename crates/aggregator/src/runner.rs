@@ -100,6 +100,13 @@ pub fn restore_or_new(
             Ok(model)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if path.with_extension("json").exists() {
+                return Err(err(format!(
+                    "missing; {} was written by an older ecomflow in a format this one \
+                     does not read. Rebuild the state from the log with --rebuild-aggregator",
+                    path.with_extension("json").display()
+                )));
+            }
             let past: u64 = committed.values().sum();
             if past > 0 {
                 return Err(err(format!(
@@ -123,14 +130,17 @@ pub fn rebuild(
     path: &Path,
     config: AggregatorConfig,
 ) -> Result<Aggregator, RunnerError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(RunnerError::Checkpoint {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })
+    // The checkpoint, and one an older ecomflow left in its JSON format.
+    for file in [path.to_path_buf(), path.with_extension("json")] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RunnerError::Checkpoint {
+                    path: file.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
         }
     }
     log.reset_group(group, &INPUT_TOPICS)?;

@@ -8,22 +8,19 @@
 //! memory is bounded by the window, not by the length of the stream.
 //! All-time totals are kept beside it.
 
+use crate::codec::{DecodeError, Decoder, Encoder};
 use rustc_hash::FxHashMap as HashMap;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::io::{self, Write};
 
 /// Seconds in a day, the default bucket.
 pub const DAY: i64 = 86_400;
 
 /// Counts per key over a sliding window of buckets, plus all-time counts.
-/// Serialises as its buckets and all-time counts; the window totals are
+/// Checkpointed as its buckets and all-time counts; the window totals are
 /// derived from the buckets on restore.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(
-    from = "WindowRepr<K>",
-    bound(deserialize = "K: Deserialize<'de> + Clone + Hash + Eq")
-)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowedCounts<K: Hash + Eq + Clone> {
     bucket_secs: i64,
     window_buckets: i64,
@@ -147,68 +144,67 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
     }
 }
 
-/// Serialised as a [`WindowRepr`], written from the maps as they are: no
-/// copy of the state (a clone of every map cost a tenth of the
-/// aggregator's CPU on the full shop, checkpoint after checkpoint).
-impl<K: Serialize + Hash + Eq + Clone> Serialize for WindowedCounts<K> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        /// A map as a list of `[key, count]`.
-        struct Entries<'a, K>(&'a HashMap<K, u64>);
-        impl<K: Serialize> Serialize for Entries<'_, K> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter())
+impl WindowedCounts<u32> {
+    /// Writes the buckets and all-time counts, keys in order (so the same
+    /// state always gives the same bytes).
+    pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        fn entries<W: Write>(e: &mut Encoder<W>, m: &HashMap<u32, u64>) -> io::Result<()> {
+            let mut sorted: Vec<(u32, u64)> = m.iter().map(|(k, n)| (*k, *n)).collect();
+            sorted.sort_unstable();
+            e.usize(sorted.len())?;
+            for (k, n) in sorted {
+                e.u64(u64::from(k))?;
+                e.u64(n)?;
+            }
+            Ok(())
+        }
+        e.i64(self.bucket_secs)?;
+        e.i64(self.window_buckets)?;
+        match self.head {
+            None => e.u64(0)?,
+            Some(h) => {
+                e.u64(1)?;
+                e.i64(h)?;
             }
         }
-        /// Buckets as a list of `[bucket, entries]`.
-        struct Buckets<'a, K>(&'a BTreeMap<i64, HashMap<K, u64>>);
-        impl<K: Serialize> Serialize for Buckets<'_, K> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|(b, m)| (b, Entries(m))))
-            }
+        e.usize(self.buckets.len())?;
+        for (b, m) in &self.buckets {
+            e.i64(*b)?;
+            entries(e, m)?;
         }
-        let mut st = s.serialize_struct("WindowRepr", 5)?;
-        st.serialize_field("bucket_secs", &self.bucket_secs)?;
-        st.serialize_field("window_buckets", &self.window_buckets)?;
-        st.serialize_field("head", &self.head)?;
-        st.serialize_field("buckets", &Buckets(&self.buckets))?;
-        st.serialize_field("all_time", &Entries(&self.all_time))?;
-        st.end()
+        entries(e, &self.all_time)
     }
-}
 
-/// The checkpoint form of [`WindowedCounts`]: maps as lists of pairs, so
-/// keys need not be strings.
-#[derive(Serialize, Deserialize)]
-pub struct WindowRepr<K> {
-    bucket_secs: i64,
-    window_buckets: i64,
-    head: Option<i64>,
-    buckets: Vec<(i64, Vec<(K, u64)>)>,
-    all_time: Vec<(K, u64)>,
-}
-
-impl<K: Hash + Eq + Clone> From<WindowRepr<K>> for WindowedCounts<K> {
-    fn from(r: WindowRepr<K>) -> Self {
-        let mut window: HashMap<K, u64> = HashMap::default();
-        let buckets: BTreeMap<i64, HashMap<K, u64>> = r
-            .buckets
-            .into_iter()
-            .map(|(b, entries)| (b, entries.into_iter().collect()))
-            .collect();
-        for bucket in buckets.values() {
-            for (k, n) in bucket {
-                *window.entry(k.clone()).or_default() += n;
+    /// Reads what [`encode`](Self::encode) wrote; the window totals are
+    /// summed from the buckets.
+    pub fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        fn entries(d: &mut Decoder<'_>) -> Result<HashMap<u32, u64>, DecodeError> {
+            let n = d.count()?;
+            let mut m = HashMap::default();
+            m.reserve(n);
+            for _ in 0..n {
+                let k = d.u32()?;
+                m.insert(k, d.u64()?);
             }
+            Ok(m)
         }
-        WindowedCounts {
-            bucket_secs: r.bucket_secs.max(1),
-            window_buckets: r.window_buckets.max(1),
-            buckets,
-            window,
-            all_time: r.all_time.into_iter().collect(),
-            head: r.head,
+        let mut w = WindowedCounts::new(d.i64()?, d.i64()?);
+        w.head = match d.u64()? {
+            0 => None,
+            1 => Some(d.i64()?),
+            _ => return Err(DecodeError("windowed counts: head".into())),
+        };
+        for _ in 0..d.count()? {
+            let b = d.i64()?;
+            let m = entries(d)?;
+            for (k, n) in &m {
+                let total = w.window.entry(*k).or_default();
+                *total = total.saturating_add(*n);
+            }
+            w.buckets.insert(b, m);
         }
+        w.all_time = entries(d)?;
+        Ok(w)
     }
 }
 
@@ -218,7 +214,7 @@ impl<K: Hash + Eq + Clone> From<WindowRepr<K>> for WindowedCounts<K> {
 /// minus the allowed lateness. The windows slide by the low watermark, the
 /// oldest of the partitions' newest event times, so a partition read ahead
 /// of the others does not make their events late or expire them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watermark {
     newest: BTreeMap<String, i64>,
     lateness: i64,
@@ -264,9 +260,34 @@ impl Watermark {
                 return Lateness::Late(w - t);
             }
         }
-        let newest = self.newest.entry(partition.to_string()).or_insert(t);
-        *newest = (*newest).max(t);
+        match self.newest.get_mut(partition) {
+            Some(newest) => *newest = (*newest).max(t),
+            None => {
+                self.newest.insert(partition.to_string(), t);
+            }
+        }
         Lateness::OnTime
+    }
+
+    /// Writes the lateness and each partition's newest event time.
+    pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        e.i64(self.lateness)?;
+        e.usize(self.newest.len())?;
+        for (p, t) in &self.newest {
+            e.str(p)?;
+            e.i64(*t)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let mut w = Watermark::new(d.i64()?);
+        for _ in 0..d.count()? {
+            let p = d.str()?;
+            w.newest.insert(p, d.i64()?);
+        }
+        Ok(w)
     }
 }
 
@@ -315,16 +336,23 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trip_keeps_window_and_all_time() {
-        let mut w = WindowedCounts::new(DAY, 2);
-        w.add((1u32, 2u32), 0, 3);
-        w.add((1, 3), DAY, 1);
-        w.add((1, 2), 2 * DAY, 1);
+        let mut w: WindowedCounts<u32> = WindowedCounts::new(DAY, 2);
+        w.add(7, 0, 3);
+        w.add(9, DAY, 1);
+        w.add(7, 2 * DAY, 1);
         w.advance_to(2 * DAY);
-        let json = serde_json::to_string(&w).expect("serialise");
-        let back: WindowedCounts<(u32, u32)> = serde_json::from_str(&json).expect("restore");
+        let mut e = Encoder::new(Vec::new());
+        w.encode(&mut e).expect("encode");
+        let bytes = e.finish().expect("bytes");
+        let mut d = Decoder::new(&bytes);
+        let back = WindowedCounts::decode(&mut d).expect("restore");
+        assert!(d.done());
         assert_eq!(back, w);
-        assert_eq!(back.window_count(&(1, 2)), 1);
-        assert_eq!(back.all_time_count(&(1, 2)), 4);
+        assert_eq!(back.window_count(&7), 1, "day 0 slid out");
+        assert_eq!(back.window_count(&9), 1);
+        assert_eq!(back.all_time_count(&7), 4);
+        // Truncated: an error, not a panic.
+        assert!(WindowedCounts::decode(&mut Decoder::new(&bytes[..bytes.len() - 1])).is_err());
     }
 
     #[test]
@@ -343,20 +371,5 @@ mod tests {
         assert_eq!(m.observe("p1", 20_000), Lateness::OnTime);
         assert_eq!(m.low(), Some(10_000));
         assert_eq!(m.observe("p1", 16_000), Lateness::Late(400));
-    }
-
-    #[test]
-    fn checkpoint_form_is_the_list_of_buckets_and_all_time_counts() {
-        let mut w: WindowedCounts<(u32, u32)> = WindowedCounts::new(DAY, 2);
-        w.add((1, 2), DAY + 5, 3);
-        w.advance_to(DAY + 5);
-        let json = serde_json::to_string(&w).expect("json");
-        assert_eq!(
-            json,
-            r#"{"bucket_secs":86400,"window_buckets":2,"head":1,"buckets":[[1,[[[1,2],3]]]],"all_time":[[[1,2],3]]}"#
-        );
-        let back: WindowedCounts<(u32, u32)> = serde_json::from_str(&json).expect("back");
-        assert_eq!(back, w);
-        assert_eq!(back.window_count(&(1, 2)), 3);
     }
 }

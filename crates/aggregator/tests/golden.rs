@@ -262,7 +262,7 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
     std::fs::write(&blocker, b"").expect("blocker");
     let cfg = RunnerConfig {
         group: "aggregator".into(),
-        checkpoint: blocker.join("checkpoint.json"),
+        checkpoint: blocker.join("checkpoint.bin"),
         every: Duration::from_millis(20),
         batch: 100,
     };

@@ -386,7 +386,7 @@ impl AggregatorFlags {
         } else {
             format!("aggregator-{}", self.aggregator_group)
         };
-        data_dir.join(dir).join("checkpoint.json")
+        data_dir.join(dir).join("checkpoint.bin")
     }
 }
 

@@ -320,7 +320,7 @@ fn a_lost_aggregator_checkpoint_is_an_error_and_rebuild_restores_the_window() {
 
     // Without its checkpoint the group's committed offsets would skip every
     // event already counted: an error that says what to do, not 0 pairs.
-    std::fs::remove_file(dir.path().join("aggregator").join("checkpoint.json"))
+    std::fs::remove_file(dir.path().join("aggregator").join("checkpoint.bin"))
         .expect("remove checkpoint");
     let lost = run(&[]);
     let err = String::from_utf8_lossy(&lost.stderr);

@@ -1,0 +1,206 @@
+//! The checkpoint's binary encoding: unsigned LEB128 varints, zigzag for
+//! signed numbers, length-prefixed strings. Small numbers (counts, deltas
+//! between sorted ids) take one byte, so the full shop's state is a few
+//! tens of MB instead of the hundreds its JSON took.
+//!
+//! Reading never panics: a truncated or corrupted input is an error.
+
+use std::io::{self, Write};
+
+/// A checkpoint that cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+/// Writes values to a byte sink.
+pub struct Encoder<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Encoder<W> {
+    /// An encoder over `out` (buffered here: `out` need not be).
+    pub fn new(out: W) -> Self {
+        Encoder {
+            out,
+            buf: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// An unsigned number.
+    pub fn u64(&mut self, mut v: u64) -> io::Result<()> {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+        self.spill()
+    }
+
+    /// A signed number (zigzag).
+    pub fn i64(&mut self, v: i64) -> io::Result<()> {
+        self.u64(((v << 1) ^ (v >> 63)) as u64)
+    }
+
+    /// A length or index.
+    pub fn usize(&mut self, v: usize) -> io::Result<()> {
+        self.u64(v as u64)
+    }
+
+    /// Raw bytes, as they are.
+    pub fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.spill()
+    }
+
+    /// A string, length first.
+    pub fn str(&mut self, s: &str) -> io::Result<()> {
+        self.usize(s.len())?;
+        self.raw(s.as_bytes())
+    }
+
+    /// Writes what is buffered and returns the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Reads values back from bytes.
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder over `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Decoder { bytes, at: 0 }
+    }
+
+    fn err(&self, what: &str) -> DecodeError {
+        DecodeError(format!("{what} at byte {}", self.at))
+    }
+
+    /// An unsigned number.
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = *self
+                .bytes
+                .get(self.at)
+                .ok_or_else(|| self.err("truncated"))?;
+            self.at += 1;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(self.err("number out of range"));
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err("number out of range"))
+    }
+
+    /// A number that must fit in `u32`.
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        let v = self.u64()?;
+        u32::try_from(v).map_err(|_| self.err("number out of range"))
+    }
+
+    /// A signed number (zigzag).
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        let v = self.u64()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// A length, checked against what is left so a corrupted one cannot
+    /// make the reader reserve gigabytes: every element takes a byte.
+    pub fn count(&mut self) -> Result<usize, DecodeError> {
+        let v = self.u64()?;
+        let left = (self.bytes.len() - self.at) as u64;
+        if v > left {
+            return Err(self.err("length beyond the end"));
+        }
+        Ok(v as usize)
+    }
+
+    /// `n` raw bytes.
+    pub fn raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or_else(|| self.err("truncated"))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    /// A string.
+    pub fn str(&mut self) -> Result<String, DecodeError> {
+        let n = self.count()?;
+        let b = self.raw(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err("not UTF-8"))
+    }
+
+    /// Whether everything was read.
+    pub fn done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_small_ones_take_a_byte() {
+        let mut e = Encoder::new(Vec::new());
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            e.u64(v).expect("write");
+        }
+        for v in [0i64, -1, 1, -64, 64, i64::MIN, i64::MAX] {
+            e.i64(v).expect("write");
+        }
+        e.str("sessions/3").expect("write");
+        let bytes = e.finish().expect("finish");
+        // 1 + 1 + 1 + 2 + 2 + 10 bytes of unsigned numbers.
+        assert_eq!(&bytes[..5], &[0, 1, 127, 0x80, 0x01]);
+        let mut d = Decoder::new(&bytes);
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            assert_eq!(d.u64().expect("read"), v);
+        }
+        for v in [0i64, -1, 1, -64, 64, i64::MIN, i64::MAX] {
+            assert_eq!(d.i64().expect("read"), v);
+        }
+        assert_eq!(d.str().expect("read"), "sessions/3");
+        assert!(d.done());
+    }
+
+    #[test]
+    fn truncated_or_corrupted_input_is_an_error() {
+        let mut d = Decoder::new(&[0x80]);
+        assert!(d.u64().is_err());
+        let mut d = Decoder::new(&[0xff; 11]);
+        assert!(d.u64().is_err(), "more than 64 bits");
+        // A length of a billion with three bytes left.
+        let mut e = Encoder::new(Vec::new());
+        e.usize(1_000_000_000).expect("write");
+        let bytes = e.finish().expect("finish");
+        let mut d = Decoder::new(&bytes);
+        assert!(d.count().is_err());
+        let mut d = Decoder::new(&[5, b'a']);
+        assert!(d.str().is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! Counts of pairs of dense item indices `(a, b)`, `a < b`: one cell per
+//! pair, holding its all-time and window counts side by side, so counting a
+//! pair is one memory access, not three hash-map updates.
+//!
+//! The cells of `a` form its row. A row starts sparse (a small hash map
+//! from partner to cell) and turns dense (a flat array indexed by
+//! `b - a - 1`) once that is no larger: on the default shop, where
+//! the viewed-together graph holds most of the possible pairs, the dense
+//! rows are an upper-triangular matrix of 8-byte cells, while the
+//! bought-together rows (a few dozen partners each) stay sparse.
+//!
+//! An item's partners are its own row (the partners after it) and its
+//! column in the rows before it. Dense rows are read directly; for sparse
+//! ones each item keeps the list of rows that hold it (`lower`), so a
+//! lookup of a rarely bought product touches its few dozen partners, not
+//! every row.
+
+use rustc_hash::FxHashMap as HashMap;
+
+/// The counts of one pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// Baskets ever holding both items.
+    pub all_time: u32,
+    /// Baskets in the window holding both items.
+    pub window: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Row {
+    /// Partner index to cell.
+    Sparse(HashMap<u32, Cell>),
+    /// Cell of partner `b` at `b - a - 1`.
+    Dense(Vec<Cell>),
+}
+
+/// A sparse row turns dense once its cells times `SPARSE_COST` reach its
+/// span (the items after it) times `DENSE_COST`: a sparse cell costs about
+/// 20 bytes (key, cell, control byte, load factor), a dense one 8.
+const SPARSE_COST: usize = 20;
+const DENSE_COST: usize = 8;
+/// Rows shorter than this stay sparse (not worth the switch).
+const MIN_DENSE: usize = 16;
+
+/// The pair cells of items `0..n`.
+#[derive(Debug, Clone, Default)]
+pub struct PairTable {
+    rows: Vec<Row>,
+    /// For each item, the sparse rows before it that hold it.
+    lower: Vec<Vec<u32>>,
+    /// Rows that are dense.
+    dense: Vec<u32>,
+    /// Pairs with a window count.
+    window_pairs: usize,
+}
+
+impl PairTable {
+    /// Makes room for items up to `n - 1`.
+    pub fn grow(&mut self, n: usize) {
+        while self.rows.len() < n {
+            self.rows.push(Row::Sparse(HashMap::default()));
+            self.lower.push(Vec::new());
+        }
+    }
+
+    /// Items the table has room for.
+    pub fn items(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The cell of `(a, b)`, `a < b < items()`, made if absent. Returns
+    /// `None` for indices out of order or range (never for the callers
+    /// here, which sort and intern first).
+    fn cell_mut(&mut self, a: u32, b: u32) -> Option<&mut Cell> {
+        let n = self.rows.len();
+        let (ai, bi) = (a as usize, b as usize);
+        if ai >= bi || bi >= n {
+            return None;
+        }
+        let span = n - ai - 1;
+        // A new partner of a sparse row: the row turns dense, or the
+        // partner lists the row among those that hold it.
+        let densify = match &self.rows[ai] {
+            Row::Sparse(m) if !m.contains_key(&b) => {
+                let len = m.len() + 1;
+                Some(len >= MIN_DENSE && len * SPARSE_COST >= span * DENSE_COST)
+            }
+            _ => None,
+        };
+        match densify {
+            Some(true) => {
+                let mut cells = vec![Cell::default(); span];
+                if let Row::Sparse(m) = &mut self.rows[ai] {
+                    for (k, c) in m.drain() {
+                        if let Some(slot) = cells.get_mut((k - a - 1) as usize) {
+                            *slot = c;
+                        }
+                    }
+                }
+                self.rows[ai] = Row::Dense(cells);
+                self.dense.push(a);
+            }
+            Some(false) => self.lower[bi].push(a),
+            None => {}
+        }
+        let row = &mut self.rows[ai];
+        match row {
+            Row::Sparse(m) => Some(m.entry(b).or_default()),
+            Row::Dense(cells) => {
+                let i = bi - ai - 1;
+                if i >= cells.len() {
+                    cells.resize(span, Cell::default());
+                }
+                cells.get_mut(i)
+            }
+        }
+    }
+
+    /// The cell of `(a, b)`, `a < b`.
+    pub fn get(&self, a: u32, b: u32) -> Cell {
+        let Some(row) = self.rows.get(a as usize) else {
+            return Cell::default();
+        };
+        match row {
+            Row::Sparse(m) => m.get(&b).copied().unwrap_or_default(),
+            Row::Dense(cells) => (b as usize)
+                .checked_sub(a as usize + 1)
+                .and_then(|i| cells.get(i))
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Counts one basket of `(a, b)`: all time, and the window if
+    /// `in_window`.
+    pub fn add(&mut self, a: u32, b: u32, in_window: bool) {
+        let Some(c) = self.cell_mut(a, b) else {
+            return;
+        };
+        c.all_time = c.all_time.saturating_add(1);
+        if in_window {
+            c.window = c.window.saturating_add(1);
+            if c.window == 1 {
+                self.window_pairs += 1;
+            }
+        }
+    }
+
+    /// Sets the all-time count of a pair (restoring a checkpoint).
+    pub fn set_all_time(&mut self, a: u32, b: u32, n: u32) -> bool {
+        match self.cell_mut(a, b) {
+            Some(c) => {
+                c.all_time = n;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds one to the window count of `(a, b)` (restoring a checkpoint:
+    /// the window comes back from its baskets).
+    pub fn add_window(&mut self, a: u32, b: u32) -> bool {
+        match self.cell_mut(a, b) {
+            Some(c) => {
+                c.window = c.window.saturating_add(1);
+                if c.window == 1 {
+                    self.window_pairs += 1;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes one basket of `(a, b)` out of the window.
+    pub fn remove_window(&mut self, a: u32, b: u32) {
+        let n = self.rows.len();
+        let (ai, bi) = (a as usize, b as usize);
+        if ai >= bi || bi >= n {
+            return;
+        }
+        let c = match &mut self.rows[ai] {
+            Row::Sparse(m) => m.get_mut(&b),
+            Row::Dense(cells) => cells.get_mut(bi - ai - 1),
+        };
+        if let Some(c) = c {
+            if c.window == 1 {
+                self.window_pairs -= 1;
+            }
+            c.window = c.window.saturating_sub(1);
+        }
+    }
+
+    /// Pairs with a count in the window.
+    pub fn window_pairs(&self) -> usize {
+        self.window_pairs
+    }
+
+    /// Every partner of `x` with a non-empty cell: `f(partner, cell)`.
+    pub fn for_each_partner(&self, x: u32, mut f: impl FnMut(u32, Cell)) {
+        let Some(row) = self.rows.get(x as usize) else {
+            return;
+        };
+        // Partners before x: dense rows read directly, sparse ones listed.
+        for &j in &self.dense {
+            if j < x {
+                let c = self.get(j, x);
+                if c.all_time > 0 {
+                    f(j, c);
+                }
+            }
+        }
+        for &j in &self.lower[x as usize] {
+            if let Some(Row::Sparse(m)) = self.rows.get(j as usize) {
+                if let Some(c) = m.get(&x) {
+                    f(j, *c);
+                }
+            }
+        }
+        // Partners after x: its own row.
+        self.for_each_in_row(x, row, &mut f);
+    }
+
+    fn for_each_in_row(&self, a: u32, row: &Row, f: &mut impl FnMut(u32, Cell)) {
+        match row {
+            Row::Sparse(m) => {
+                for (&b, &c) in m {
+                    f(b, c);
+                }
+            }
+            Row::Dense(cells) => {
+                for (i, &c) in cells.iter().enumerate() {
+                    if c.all_time > 0 {
+                        f(a + 1 + i as u32, c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every non-empty cell, unordered: `f(a, b, cell)`.
+    pub fn for_each(&self, mut f: impl FnMut(u32, u32, Cell)) {
+        for (a, row) in self.rows.iter().enumerate() {
+            let a = a as u32;
+            self.for_each_in_row(a, row, &mut |b, c| f(a, b, c));
+        }
+    }
+
+    /// The non-empty cells of row `a` in increasing partner order, into
+    /// `out` (cleared first): the checkpoint's order.
+    pub fn row_sorted(&self, a: u32, out: &mut Vec<(u32, Cell)>) {
+        out.clear();
+        if let Some(row) = self.rows.get(a as usize) {
+            self.for_each_in_row(a, row, &mut |b, c| out.push((b, c)));
+            if matches!(row, Row::Sparse(_)) {
+                out.sort_unstable_by_key(|(b, _)| *b);
+            }
+        }
+    }
+}
+
+/// Two tables are equal when they hold the same cells, however the rows
+/// happen to be laid out.
+impl PartialEq for PairTable {
+    fn eq(&self, other: &Self) -> bool {
+        if self.rows.len() != other.rows.len() || self.window_pairs != other.window_pairs {
+            return false;
+        }
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        (0..self.rows.len() as u32).all(|a| {
+            self.row_sorted(a, &mut mine);
+            other.row_sorted(a, &mut theirs);
+            mine == theirs
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_turn_dense_and_keep_their_cells() {
+        let mut t = PairTable::default();
+        t.grow(40);
+        // Row 0: partners 1..=20 out of 39 after it: 20 x 20 >= 39 x 8.
+        for b in 1..=20 {
+            t.add(0, b, true);
+        }
+        t.add(0, 5, false);
+        assert!(matches!(t.rows[0], Row::Dense(_)));
+        assert_eq!(t.dense, vec![0]);
+        assert_eq!(
+            t.get(0, 5),
+            Cell {
+                all_time: 2,
+                window: 1
+            }
+        );
+        assert_eq!(t.get(0, 21), Cell::default());
+        // Row 3: two partners, stays sparse and is listed under them.
+        t.add(3, 7, true);
+        t.add(3, 30, true);
+        assert!(matches!(t.rows[3], Row::Sparse(_)));
+        assert_eq!(t.lower[30], vec![3]);
+        let mut of_7 = Vec::new();
+        t.for_each_partner(7, |p, c| of_7.push((p, c.all_time)));
+        of_7.sort();
+        assert_eq!(of_7, vec![(0, 1), (3, 1)]);
+        assert_eq!(t.window_pairs(), 22);
+        t.remove_window(0, 5);
+        t.remove_window(3, 30);
+        assert_eq!(t.window_pairs(), 20);
+        let mut row = Vec::new();
+        t.row_sorted(0, &mut row);
+        assert_eq!(row.len(), 20);
+        // Out of order or range: ignored.
+        t.add(5, 5, true);
+        t.add(7, 3, true);
+        t.add(1, 99, true);
+        assert_eq!(t.get(7, 3), Cell::default());
+    }
+
+    #[test]
+    fn a_dense_row_grows_with_the_items() {
+        let mut t = PairTable::default();
+        t.grow(20);
+        for b in 1..20 {
+            t.add(0, b, true);
+        }
+        assert!(matches!(t.rows[0], Row::Dense(_)));
+        t.grow(100);
+        t.add(0, 99, true);
+        assert_eq!(t.get(0, 99).all_time, 1);
+        let mut row = Vec::new();
+        t.row_sorted(0, &mut row);
+        assert_eq!(row.len(), 20);
+        assert_eq!(row[19].0, 99);
+    }
+}
