@@ -13,15 +13,17 @@
 use crate::cooccur::{Partner, Ranking, Span};
 use crate::metrics;
 use crate::processor::Aggregator;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use rustc_hash::FxHashMap;
 use schemas::ids;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// What the API serves from.
@@ -30,6 +32,51 @@ pub struct ApiState {
     pub model: Arc<RwLock<Aggregator>>,
     /// Ranking when the request names none.
     pub default_ranking: Ranking,
+    /// Partner answers as sent, with the model version they were made
+    /// from: asked again before the model changed, the bytes are sent as
+    /// they are (a product page asks the same question many times; the
+    /// ranking and the JSON are made once per change, not per request).
+    answers: Mutex<Answers>,
+}
+
+/// A partner lookup, as the cache knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct AnswerKey {
+    product: u32,
+    viewed: bool,
+    k: usize,
+    ranking: Ranking,
+    span: Span,
+}
+
+/// Rendered answers and their total size.
+#[derive(Default)]
+struct Answers {
+    by_key: FxHashMap<AnswerKey, (u64, Bytes)>,
+    bytes: usize,
+}
+
+/// The cache is emptied when its answers reach this size.
+const ANSWER_CACHE_BYTES: usize = 32 << 20;
+
+impl Answers {
+    fn get(&self, key: &AnswerKey, version: u64) -> Option<Bytes> {
+        self.by_key
+            .get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn put(&mut self, key: AnswerKey, version: u64, body: Bytes) {
+        if self.bytes + body.len() > ANSWER_CACHE_BYTES {
+            self.by_key.clear();
+            self.bytes = 0;
+        }
+        self.bytes += body.len();
+        if let Some((_, old)) = self.by_key.insert(key, (version, body)) {
+            self.bytes = self.bytes.saturating_sub(old.len());
+        }
+    }
 }
 
 impl ApiState {
@@ -38,8 +85,25 @@ impl ApiState {
         ApiState {
             model,
             default_ranking,
+            answers: Mutex::new(Answers::default()),
         }
     }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A JSON body already rendered.
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// An API error, mapped to its status code here and nowhere else.
@@ -147,10 +211,21 @@ async fn together(
     id: String,
     q: HashMap<String, String>,
     viewed: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let product = canonical(&id, ids::parse_product_id, ids::product_id, "prod_00123")?;
     let (k, ranking, span) = params(&state, &q)?;
+    let key = AnswerKey {
+        product,
+        viewed,
+        k,
+        ranking,
+        span,
+    };
     let model = read(&state);
+    let version = model.version();
+    if let Some(body) = state.answers().get(&key, version) {
+        return Ok(json_bytes(body));
+    }
     if !model.knows_product(product) {
         return Err(ApiError::NotFound(format!("no events for product {id}")));
     }
@@ -163,21 +238,22 @@ async fn together(
         (Span::Window, Some((start, end))) => json!({ "start": iso(start), "end": iso(end) }),
         _ => json!("all-time"),
     };
-    Ok(Json(json!({
+    drop(model);
+    let answer = json!({
         "product_id": id,
         "relation": if viewed { "viewed-together" } else { "bought-together" },
         "ranking": match ranking { Ranking::Llr => "llr", Ranking::Count => "count" },
         "window": window,
         "partners": partners_json(&list, ranking),
-    })))
+    });
+    // Rendering a `Value` made of plain numbers and strings cannot fail.
+    let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+    state.answers().put(key, version, body.clone());
+    Ok(json_bytes(body))
 }
 
 /// Records a lookup's latency under its endpoint and status class.
-fn timed(
-    endpoint: &str,
-    started: Instant,
-    result: Result<Json<Value>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+fn timed<T>(endpoint: &str, started: Instant, result: Result<T, ApiError>) -> Result<T, ApiError> {
     let status = match &result {
         Ok(_) => "ok",
         Err(ApiError::BadRequest(_)) => "bad_request",
@@ -193,7 +269,7 @@ async fn bought(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     timed("bought_together", started, together(s, id, q, false).await)
 }
@@ -202,7 +278,7 @@ async fn viewed(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     timed("viewed_together", started, together(s, id, q, true).await)
 }

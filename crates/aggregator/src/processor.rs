@@ -300,6 +300,15 @@ impl Aggregator {
         self.late
     }
 
+    /// A number that changes whenever the state does: the sum of the next
+    /// offsets (every record that can change the state moves one), so an
+    /// answer made at one version is the answer until the version moves.
+    pub fn version(&self) -> u64 {
+        self.offsets
+            .iter()
+            .fold(0u64, |v, o| v.wrapping_add(o.next))
+    }
+
     /// Next offset to read per (topic, partition), as the state reflects.
     pub fn offsets(&self) -> BTreeMap<(String, u32), u64> {
         self.offsets

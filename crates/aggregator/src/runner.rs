@@ -215,8 +215,12 @@ pub fn run(
         metrics::CHECKPOINT_SECONDS.observe(timer.elapsed().as_secs_f64());
         Ok(())
     };
+    // Whether records were applied since the last checkpoint, and how long
+    // that one took.
+    let (mut dirty, mut took_last) = (false, Duration::ZERO);
     while !stop.load(Ordering::Relaxed) {
         let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
+        dirty |= !records.is_empty();
         // The write lock is taken per slice of the batch, so lookups wait
         // for at most APPLY_SLICE records, not a whole poll.
         for slice in records.chunks(APPLY_SLICE) {
@@ -253,7 +257,16 @@ pub fn run(
                 metrics::APPLIED.with_label_values(&[topic]).inc_by(n);
             }
         }
-        if last.elapsed() >= wait {
+        // Caught up: the state is made durable and the offsets committed
+        // now rather than at the next tick, so a consumer group's lag reads
+        // 0 once the aggregator has applied everything (spaced like the
+        // periodic ones, so a trickle of events cannot make it write all
+        // the time; failing ones wait for their backoff).
+        let caught_up = records.is_empty()
+            && dirty
+            && stats.checkpoint_failures.load(Ordering::Relaxed) == 0
+            && last.elapsed() >= took_last.saturating_mul(CHECKPOINT_SPACING);
+        if caught_up || last.elapsed() >= wait {
             // A periodic checkpoint that fails (disk full, no descriptors
             // left) does not stop the service: the state is still in
             // memory and the offsets stay uncommitted, so nothing is lost.
@@ -264,7 +277,9 @@ pub fn run(
                 Ok(()) => {
                     stats.checkpoint_failures.store(0, Ordering::Relaxed);
                     metrics::CHECKPOINT_FAILING.set(0);
-                    wait = next_checkpoint_wait(cfg.every, took.elapsed());
+                    took_last = took.elapsed();
+                    wait = next_checkpoint_wait(cfg.every, took_last);
+                    dirty = false;
                 }
                 Err(e) => {
                     let failures = stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed) + 1;

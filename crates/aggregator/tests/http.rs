@@ -100,6 +100,13 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
         ),
         topics::TRANSACTIONS,
     );
+    // The same question as before: a fresh answer, not the one cached.
+    let (_, body) = get(&addr, "/v1/products/prod_00001/bought-together?k=5");
+    assert_eq!(body["partners"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["partners"][0]["product_id"], "prod_00002");
+    assert_eq!(body["partners"][0]["count"], 2);
+    let (_, again) = get(&addr, "/v1/products/prod_00001/bought-together?k=5");
+    assert_eq!(again, body, "asked twice with nothing new: the same bytes");
     let (_, body) = get(
         &addr,
         "/v1/products/prod_00001/bought-together?ranking=count&k=1",
@@ -197,7 +204,7 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
     // Lookups are timed per endpoint and status class.
     assert!(
         text.contains(
-            "ecomflow_aggregator_lookup_seconds_count{endpoint=\"bought_together\",status=\"ok\"} 2"
+            "ecomflow_aggregator_lookup_seconds_count{endpoint=\"bought_together\",status=\"ok\"} 4"
         ),
         "{text}"
     );

@@ -550,7 +550,12 @@ impl LogConsumer for EmbeddedConsumer {
                     .0;
             }
         };
-        let mut out = Vec::new();
+        // Sized once: growing it by doubling copied every record again and
+        // faulted in fresh pages at each step.
+        let available = ready.iter().fold(0u64, |n, (_, _, pos, end)| {
+            n.saturating_add(end.saturating_sub(*pos))
+        });
+        let mut out = Vec::with_capacity(max.min(usize::try_from(available).unwrap_or(max)));
         for (topic, partition, pos, end) in ready {
             if out.len() >= max {
                 break;

@@ -12,6 +12,9 @@ use serde_json::value::RawValue;
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// [`SCHEMA_VERSION`] as [`wrap`] writes it.
+const SCHEMA_VERSION_TEXT: &str = "1";
+
 /// What an envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -47,7 +50,7 @@ impl Kind {
 pub fn wrap(kind: Kind, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 32);
     out.extend_from_slice(br#"{"v":"#);
-    out.extend_from_slice(SCHEMA_VERSION.to_string().as_bytes());
+    out.extend_from_slice(SCHEMA_VERSION_TEXT.as_bytes());
     out.extend_from_slice(br#","kind":""#);
     out.extend_from_slice(kind.as_str().as_bytes());
     out.extend_from_slice(br#"","data":"#);
@@ -90,6 +93,35 @@ fn open(bytes: &[u8]) -> Result<(String, &RawValue), Rejection> {
     Ok((kind, data))
 }
 
+/// The data of an envelope laid out exactly as [`wrap`] writes it
+/// (`{"v":1,"kind":"session","data":` ... `}`), found without reading it;
+/// `None` for any other layout.
+fn wrapped_data(bytes: &[u8], expected: Kind) -> Option<&[u8]> {
+    let rest = bytes.strip_prefix(br#"{"v":"#)?;
+    let rest = rest.strip_prefix(SCHEMA_VERSION_TEXT.as_bytes())?;
+    let rest = rest.strip_prefix(br#","kind":""#)?;
+    let rest = rest.strip_prefix(expected.as_str().as_bytes())?;
+    let rest = rest.strip_prefix(br#"","data":"#)?;
+    rest.strip_suffix(b"}")
+}
+
+/// Decodes the record of an envelope of kind `expected`. Our own envelopes
+/// are read in one pass ([`wrapped_data`], then the data); when that fails
+/// for any reason, the envelope is read the general way (header, then
+/// data), which gives the rejection. Both ways give the same record: data
+/// that parses on its own makes the envelope valid JSON with exactly the
+/// keys `v`, `kind` and `data`.
+fn decode_record<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    expected: Kind,
+) -> Result<T, Rejection> {
+    if let Some(record) = wrapped_data(bytes, expected).and_then(|d| serde_json::from_slice(d).ok())
+    {
+        return Ok(record);
+    }
+    parse(open_kind(bytes, expected)?)
+}
+
 fn open_kind(bytes: &[u8], expected: Kind) -> Result<&RawValue, Rejection> {
     let (kind, data) = open(bytes)?;
     if kind != expected.as_str() {
@@ -107,12 +139,12 @@ fn parse<'a, T: Deserialize<'a>>(data: &'a RawValue) -> Result<T, Rejection> {
 
 /// Decodes and validates a session event.
 pub fn decode_session(bytes: &[u8]) -> Result<Session, Rejection> {
-    validate::session(parse(open_kind(bytes, Kind::Session)?)?)
+    validate::session(decode_record(bytes, Kind::Session)?)
 }
 
 /// Decodes and validates a transaction event.
 pub fn decode_transaction(bytes: &[u8]) -> Result<Transaction, Rejection> {
-    validate::transaction(parse(open_kind(bytes, Kind::Transaction)?)?)
+    validate::transaction(decode_record(bytes, Kind::Transaction)?)
 }
 
 /// A record from the catalog topic.
@@ -252,6 +284,33 @@ mod tests {
         assert_eq!(decode_transaction(&encode(Kind::Transaction, &t)), Ok(t));
         let s = seed_session();
         assert_eq!(decode_session(&encode(Kind::Session, &s)), Ok(s));
+    }
+
+    #[test]
+    fn the_one_pass_read_gives_what_the_general_read_gives() {
+        let general = |b: &[u8]| parse(open_kind(b, Kind::Session)?).and_then(validate::session);
+        let good = String::from_utf8(encode(Kind::Session, &seed_session())).expect("utf8");
+        let data = &good[good.find("\"data\":").expect("data") + 7..good.len() - 1];
+        let cases = [
+            good.clone(),
+            // An extra key after the data, or the data twice.
+            format!("{}, \"x\": 1}}", &good[..good.len() - 1]),
+            format!("{},\"data\":{data}}}", &good[..good.len() - 1]),
+            // Trailing junk, a cut record, another kind, spaces.
+            format!("{good}x"),
+            good[..good.len() - 2].to_string(),
+            good.replacen("\"session\"", "\"transaction\"", 1),
+            good.replacen("\"data\":", "\"data\": ", 1),
+            good.replacen("\"user_id\":\"user_000042\"", "\"user_id\":7", 1),
+        ];
+        for c in &cases {
+            assert_eq!(decode_session(c.as_bytes()), general(c.as_bytes()), "{c}");
+        }
+        assert!(decode_session(cases[0].as_bytes()).is_ok());
+        assert!(
+            decode_session(cases[2].as_bytes()).is_err(),
+            "a duplicate key"
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub fn format(ts: NaiveDateTime) -> String {
 /// Returns `None` for anything else, including impossible dates.
 pub fn parse(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
+    if let Some(ts) = parse_canonical(s.as_bytes()) {
+        return Some(ts);
+    }
     for fmt in [
         CANONICAL,
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -30,6 +33,31 @@ pub fn parse(s: &str) -> Option<NaiveDateTime> {
         }
     }
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.naive_utc())
+}
+
+/// The canonical format, `YYYY-MM-DDTHH:MM:SS` exactly, read by hand: the
+/// format every event carries, so the one worth a fast path (chrono's
+/// format-string parser was a twentieth of the aggregator's CPU). `None`
+/// for anything else, which [`parse`] then reads the general way, so
+/// the result is the same either way.
+fn parse_canonical(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0, 4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, num(5, 7)?, num(8, 10)?)?.and_hms_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    )
 }
 
 /// Milliseconds since the Unix epoch, for log record timestamps.
@@ -62,6 +90,33 @@ mod tests {
             Some(250)
         );
         assert_eq!(format(want), "2025-03-12T14:52:41");
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_chrono_reads() {
+        for s in [
+            "2025-03-12T14:52:41",
+            "0001-01-01T00:00:00",
+            "2024-02-29T23:59:59",
+            "9999-12-31T23:59:59",
+        ] {
+            assert_eq!(parse_canonical(s.as_bytes()), Some(ts(s)), "{s}");
+        }
+        // Not canonical, or not a real time: left to the general parser.
+        for s in [
+            "2025-02-30T10:00:00",
+            "2023-02-29T10:00:00",
+            "2025-03-12T24:00:00",
+            "2025-03-12T23:59:60",
+            "2025-03-12 14:52:41",
+            "2025-03-12T14:52:4x",
+            "+025-03-12T14:52:41",
+            "2025-03-12T14:52:41Z",
+        ] {
+            assert_eq!(parse_canonical(s.as_bytes()), None, "{s}");
+        }
+        // A leap second is chrono's to read, as before.
+        assert!(parse("2016-12-31T23:59:60").is_some());
     }
 
     #[test]
