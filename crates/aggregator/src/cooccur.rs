@@ -558,6 +558,135 @@ mod tests {
         assert_eq!(m.top_pairs(1, Span::AllTime), vec![(1, 9, 5)]);
     }
 
+    /// A small deterministic generator (no dependency for tests).
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// Top `k` partners computed from scratch from the baskets: counts in
+    /// plain maps, the window being the baskets of its buckets.
+    fn from_scratch(
+        baskets: &[(Vec<u32>, i64)],
+        item: u32,
+        k: usize,
+        ranking: Ranking,
+        span: Span,
+        tail: i64,
+        max_items: usize,
+    ) -> Vec<Partner> {
+        use std::collections::HashMap;
+        let (mut n, mut items, mut pairs) = (0u64, HashMap::new(), HashMap::new());
+        for (b, t) in baskets {
+            if span == Span::Window && t.div_euclid(DAY) < tail {
+                continue;
+            }
+            let distinct = crate::pairs::distinct_capped(b, max_items);
+            if distinct.is_empty() {
+                continue;
+            }
+            n += 1;
+            for i in &distinct {
+                *items.entry(*i).or_insert(0u64) += 1;
+            }
+            for pair in crate::pairs::pairs(b, max_items) {
+                *pairs.entry(pair).or_insert(0u64) += 1;
+            }
+        }
+        let a = items.get(&item).copied().unwrap_or(0);
+        let mut out: Vec<Partner> = pairs
+            .iter()
+            .filter_map(|(&(x, y), &ab)| {
+                let p = if x == item {
+                    y
+                } else if y == item {
+                    x
+                } else {
+                    return None;
+                };
+                Some(Partner {
+                    item: p,
+                    score: score(ab, a, items[&p], n),
+                })
+            })
+            .collect();
+        let key = |p: &Partner| match ranking {
+            Ranking::Llr => p.score.llr,
+            Ranking::Count => p.score.count as f64,
+        };
+        out.sort_by(|x, y| {
+            key(y)
+                .total_cmp(&key(x))
+                .then(y.score.count.cmp(&x.score.count))
+                .then(x.item.cmp(&y.item))
+        });
+        out.truncate(k);
+        out
+    }
+
+    #[test]
+    fn incremental_counts_give_the_from_scratch_top_k_on_random_streams() {
+        let mut dense = 0;
+        for seed in 1..=12u64 {
+            let mut rng = Lcg(seed);
+            let (catalog, max_items, window) = (5 + rng.below(60) as u32, 6, 3);
+            let mut m = CoOccurrence::new(DAY, window, max_items);
+            let mut seen: Vec<(Vec<u32>, i64)> = Vec::new();
+            let mut newest = 0i64;
+            for step in 0..400 {
+                // Mostly forward in time, sometimes a few days back (late,
+                // possibly before the window), sometimes a big basket.
+                let t = if rng.below(10) == 0 {
+                    newest - rng.below(5 * DAY as u64) as i64
+                } else {
+                    newest + rng.below(DAY as u64 / 4) as i64
+                };
+                let len = if rng.below(20) == 0 { 12 } else { rng.below(5) };
+                // Product numbers far apart, popular ones more often.
+                let basket: Vec<u32> = (0..len)
+                    .map(|_| 1_000 + 7 * (rng.below(u64::from(catalog)) * rng.below(2)) as u32)
+                    .collect();
+                m.add_basket(&basket, t);
+                seen.push((basket, t));
+                newest = newest.max(t);
+                m.advance_to(newest);
+                if step % 97 == 0 {
+                    // A checkpoint and restore in the middle changes nothing.
+                    let mut e = Encoder::new(Vec::new());
+                    m.encode(&mut e).expect("encode");
+                    let bytes = e.finish().expect("bytes");
+                    let mut d = Decoder::new(&bytes);
+                    let back = CoOccurrence::decode(&mut d).expect("decode");
+                    assert!(d.done());
+                    assert_eq!(back, m, "seed {seed} step {step}");
+                    m = back;
+                }
+            }
+            dense += m.pairs.dense_rows();
+            let tail = newest.div_euclid(DAY) - window + 1;
+            for item in (0..catalog).map(|i| 1_000 + 7 * i) {
+                for span in [Span::Window, Span::AllTime] {
+                    for ranking in [Ranking::Llr, Ranking::Count] {
+                        for k in [1, 3, 100] {
+                            assert_eq!(
+                                m.top_partners(item, k, ranking, span),
+                                from_scratch(&seen, item, k, ranking, span, tail, max_items),
+                                "seed {seed}, item {item}, {span:?}, {ranking:?}, k {k}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(dense > 0, "some rows were dense, some sparse");
+    }
+
     #[test]
     fn engagement_score_is_the_seed_formula() {
         // 10 sessions, 2 converted, 250 products viewed:

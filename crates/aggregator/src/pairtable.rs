@@ -191,6 +191,11 @@ impl PairTable {
         }
     }
 
+    /// Rows laid out dense.
+    pub fn dense_rows(&self) -> usize {
+        self.dense.len()
+    }
+
     /// Pairs with a count in the window.
     pub fn window_pairs(&self) -> usize {
         self.window_pairs

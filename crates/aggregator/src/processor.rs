@@ -58,6 +58,62 @@ struct EngagementWindows {
     abandoned: WindowedCounts<u32>,
 }
 
+/// What the aggregator takes from a valid event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Event time, seconds since the epoch.
+    pub time: i64,
+    /// Product numbers of the basket (bought or viewed), well-formed ids
+    /// only, in the event's order.
+    pub items: Vec<u32>,
+    /// Transaction or session.
+    pub kind: EventKind,
+}
+
+/// The kind of an [`Event`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A transaction's items.
+    Basket,
+    /// A session: its products viewed, and for engagement the user, the
+    /// count of products viewed and how it ended.
+    Session {
+        /// User number, if the id is well-formed.
+        user: Option<u32>,
+        /// Products viewed.
+        viewed: u64,
+        /// How it ended.
+        status: ConversionStatus,
+    },
+}
+
+impl Event {
+    /// Decodes and validates a record of `topic` (sessions or
+    /// transactions; other topics are invalid).
+    pub fn decode(topic: &str, payload: &[u8]) -> Result<Event, Rejection> {
+        match topic {
+            topics::TRANSACTIONS => decode_transaction(payload).map(|t| Event {
+                time: t.timestamp.and_utc().timestamp(),
+                items: product_numbers(t.items.iter().map(|i| i.product_id.as_str())),
+                kind: EventKind::Basket,
+            }),
+            topics::SESSIONS => decode_session(payload).map(|s| Event {
+                time: s.start_time.and_utc().timestamp(),
+                items: product_numbers(s.viewed_products.iter().map(String::as_str)),
+                kind: EventKind::Session {
+                    user: ids::parse_user_id(&s.user_id),
+                    viewed: s.viewed_products.len() as u64,
+                    status: s.conversion_status,
+                },
+            }),
+            other => Err(Rejection::WrongKind {
+                expected: "session or transaction",
+                found: other.to_string(),
+            }),
+        }
+    }
+}
+
 /// The next offset not yet reflected of one input partition.
 #[derive(Debug, Clone, PartialEq)]
 struct PartitionOffset {
@@ -118,6 +174,18 @@ impl Aggregator {
 
     /// Applies one record read from the log.
     pub fn apply(&mut self, topic: &str, partition: u32, offset: u64, payload: &[u8]) -> Outcome {
+        self.apply_decoded(topic, partition, offset, Event::decode(topic, payload))
+    }
+
+    /// Applies one record already decoded with [`Event::decode`] (which
+    /// needs no state, so the runner decodes on another thread).
+    pub fn apply_decoded(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        event: Result<Event, Rejection>,
+    ) -> Outcome {
         if !matches!(topic, topics::TRANSACTIONS | topics::SESSIONS) {
             return Outcome::AlreadyApplied;
         }
@@ -127,44 +195,37 @@ impl Aggregator {
             return Outcome::AlreadyApplied;
         }
         at.next = offset + 1;
-        let outcome = match topic {
-            topics::TRANSACTIONS => match decode_transaction(payload) {
-                Ok(t) => {
-                    let time = t.timestamp.and_utc().timestamp();
-                    self.admit(slot, time).map(|()| {
-                        let items = product_numbers(t.items.iter().map(|i| i.product_id.as_str()));
-                        self.bought.add_basket(&items, time);
-                    })
-                }
-                Err(e) => Err(Outcome::Invalid(e)),
-            },
-            topics::SESSIONS => match decode_session(payload) {
-                Ok(s) => {
-                    let time = s.start_time.and_utc().timestamp();
-                    self.admit(slot, time).map(|()| {
-                        let items = product_numbers(s.viewed_products.iter().map(String::as_str));
-                        self.viewed.add_basket(&items, time);
-                        if let Some(u) = ids::parse_user_id(&s.user_id) {
-                            let e = &mut self.engagement;
-                            e.sessions.add(u, time, 1);
-                            e.viewed.add(u, time, s.viewed_products.len() as u64);
-                            if s.conversion_status == ConversionStatus::Converted {
-                                e.converted.add(u, time, 1);
-                            }
-                            if s.conversion_status == ConversionStatus::Abandoned {
-                                e.abandoned.add(u, time, 1);
-                            }
-                        }
-                    })
-                }
-                Err(e) => Err(Outcome::Invalid(e)),
-            },
-            _ => return Outcome::AlreadyApplied,
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => return Outcome::Invalid(e),
         };
-        if outcome.is_ok() {
-            self.slide();
+        if let Err(late) = self.admit(slot, event.time) {
+            return late;
         }
-        outcome.map_or_else(|o| o, |()| Outcome::Applied)
+        let time = event.time;
+        match event.kind {
+            EventKind::Basket => self.bought.add_basket(&event.items, time),
+            EventKind::Session {
+                user,
+                viewed,
+                status,
+            } => {
+                self.viewed.add_basket(&event.items, time);
+                if let Some(u) = user {
+                    let e = &mut self.engagement;
+                    e.sessions.add(u, time, 1);
+                    e.viewed.add(u, time, viewed);
+                    if status == ConversionStatus::Converted {
+                        e.converted.add(u, time, 1);
+                    }
+                    if status == ConversionStatus::Abandoned {
+                        e.abandoned.add(u, time, 1);
+                    }
+                }
+            }
+        }
+        self.slide();
+        Outcome::Applied
     }
 
     /// Slides every window to the low watermark.

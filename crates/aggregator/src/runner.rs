@@ -10,10 +10,11 @@
 //! offsets), so nothing is lost or counted twice.
 
 use crate::metrics;
-use crate::processor::{Aggregator, AggregatorConfig, Outcome};
-use eventlog::{EventLog, LogError, Offsets};
+use crate::processor::{Aggregator, AggregatorConfig, Event, Outcome};
+use eventlog::{EventLog, LogError, Offsets, Record};
 use schemas::envelope::DeadLetter;
 use schemas::topics;
+use schemas::Rejection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -63,6 +64,9 @@ pub enum RunnerError {
     /// The log failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The thread that decodes records stopped or could not start.
+    #[error("aggregator decoder: {0}")]
+    Decoder(String),
     /// The checkpoint could not be written or read.
     #[error("aggregator checkpoint {path}: {message}")]
     Checkpoint {
@@ -212,92 +216,156 @@ pub fn run(
         consumer.commit(&offsets)?;
         stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         metrics::CHECKPOINT_BYTES.set(i64::try_from(size).unwrap_or(i64::MAX));
-        metrics::CHECKPOINT_SECONDS.observe(timer.elapsed().as_secs_f64());
+        let seconds = timer.elapsed().as_secs_f64();
+        metrics::CHECKPOINT_SECONDS.observe(seconds);
+        tracing::debug!(bytes = size, seconds, "Aggregator checkpoint written.");
         Ok(())
     };
-    // Whether records were applied since the last checkpoint, and how long
-    // that one took.
-    let (mut dirty, mut took_last) = (false, Duration::ZERO);
-    while !stop.load(Ordering::Relaxed) {
-        let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
-        dirty |= !records.is_empty();
-        // The write lock is taken per slice of the batch, so lookups wait
-        // for at most APPLY_SLICE records, not a whole poll.
-        for slice in records.chunks(APPLY_SLICE) {
-            let mut m = model.write().unwrap_or_else(|e| e.into_inner());
-            // Per topic, added to the counter once per slice.
-            let mut applied: Vec<(&str, u64)> = Vec::new();
-            for r in slice {
-                match m.apply(&r.topic, r.partition, r.offset, &r.payload) {
-                    Outcome::Applied => {
-                        stats.applied.fetch_add(1, Ordering::Relaxed);
-                        match applied.iter_mut().find(|(t, _)| *t == r.topic) {
-                            Some((_, n)) => *n += 1,
-                            None => applied.push((&r.topic, 1)),
-                        }
+    // Records are decoded on a second thread while this one polls and
+    // applies: batch N+1 is decoded while batch N is applied. Decoding
+    // needs no state, and batches come back in order (one decoder, FIFO
+    // channels). A batch still in flight when the runner stops is simply
+    // not applied: its offsets are not in the state, so not committed, and
+    // it is read again next time.
+    std::thread::scope(|scope| -> Result<(), RunnerError> {
+        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(1);
+        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<Decoded>(1);
+        std::thread::Builder::new()
+            .name("aggregator-decode".into())
+            .spawn_scoped(scope, move || {
+                for batch in raw_rx {
+                    let decoded: Decoded = batch
+                        .into_iter()
+                        .map(|r| {
+                            let e = Event::decode(&r.topic, &r.payload);
+                            (r, e)
+                        })
+                        .collect();
+                    if decoded_tx.send(decoded).is_err() {
+                        break;
                     }
-                    Outcome::Late(reason) => {
-                        stats.late.fetch_add(1, Ordering::Relaxed);
-                        metrics::LATE.with_label_values(&[&r.topic]).inc();
-                        let letter =
-                            DeadLetter::new(&r.topic, r.partition, r.offset, &reason, &r.payload);
-                        producer.send(
-                            topics::DEAD_LETTERS,
-                            &r.key,
-                            &letter.to_bytes(),
-                            r.timestamp_ms,
-                        )?;
-                    }
-                    // Invalid records are ingest's to dead-letter.
-                    Outcome::Invalid(_) | Outcome::AlreadyApplied => {}
                 }
+            })
+            .map_err(|e| RunnerError::Decoder(e.to_string()))?;
+        // Whether records were applied since the last checkpoint, how long
+        // that one took, and how many batches are being decoded.
+        let (mut dirty, mut took_last, mut in_flight) = (false, Duration::ZERO, 0usize);
+        while !stop.load(Ordering::Relaxed) {
+            let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
+            let polled = !records.is_empty();
+            if polled {
+                raw_tx
+                    .send(records)
+                    .map_err(|_| RunnerError::Decoder("the decoder stopped".into()))?;
+                in_flight += 1;
             }
-            metrics::observe_state(&m);
-            for (topic, n) in applied {
-                metrics::APPLIED.with_label_values(&[topic]).inc_by(n);
+            // One batch stays in flight while the log has more; nothing new
+            // polled: everything decoded is applied.
+            while in_flight > usize::from(polled) {
+                let batch = decoded_rx
+                    .recv()
+                    .map_err(|_| RunnerError::Decoder("the decoder stopped".into()))?;
+                in_flight -= 1;
+                dirty |= !batch.is_empty();
+                apply_batch(model, stats, &mut producer, batch)?;
+            }
+            let records_is_empty = !polled && in_flight == 0;
+            // Caught up: the state is made durable and the offsets committed
+            // now rather than at the next tick, so a consumer group's lag reads
+            // 0 once the aggregator has applied everything (spaced like the
+            // periodic ones, so a trickle of events cannot make it write all
+            // the time; failing ones wait for their backoff).
+            let caught_up = records_is_empty
+                && dirty
+                && stats.checkpoint_failures.load(Ordering::Relaxed) == 0
+                && last.elapsed() >= took_last.saturating_mul(CHECKPOINT_SPACING);
+            if caught_up || last.elapsed() >= wait {
+                // A periodic checkpoint that fails (disk full, no descriptors
+                // left) does not stop the service: the state is still in
+                // memory and the offsets stay uncommitted, so nothing is lost.
+                // It is retried with a doubling backoff, counted in
+                // `ecomflow_aggregator_checkpoint_failures` and on /healthz.
+                let took = Instant::now();
+                match checkpoint(&mut producer, &mut consumer) {
+                    Ok(()) => {
+                        stats.checkpoint_failures.store(0, Ordering::Relaxed);
+                        metrics::CHECKPOINT_FAILING.set(0);
+                        took_last = took.elapsed();
+                        wait = next_checkpoint_wait(cfg.every, took_last);
+                        dirty = false;
+                    }
+                    Err(e) => {
+                        let failures =
+                            stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                        metrics::CHECKPOINT_FAILING
+                            .set(i64::try_from(failures).unwrap_or(i64::MAX));
+                        wait = wait.saturating_mul(2).min(MAX_CHECKPOINT_BACKOFF);
+                        tracing::warn!(
+                            error = %e,
+                            failures,
+                            retry_in_secs = wait.as_secs_f64(),
+                            "Aggregator checkpoint failed; retrying."
+                        );
+                    }
+                }
+                last = Instant::now();
             }
         }
-        // Caught up: the state is made durable and the offsets committed
-        // now rather than at the next tick, so a consumer group's lag reads
-        // 0 once the aggregator has applied everything (spaced like the
-        // periodic ones, so a trickle of events cannot make it write all
-        // the time; failing ones wait for their backoff).
-        let caught_up = records.is_empty()
-            && dirty
-            && stats.checkpoint_failures.load(Ordering::Relaxed) == 0
-            && last.elapsed() >= took_last.saturating_mul(CHECKPOINT_SPACING);
-        if caught_up || last.elapsed() >= wait {
-            // A periodic checkpoint that fails (disk full, no descriptors
-            // left) does not stop the service: the state is still in
-            // memory and the offsets stay uncommitted, so nothing is lost.
-            // It is retried with a doubling backoff, counted in
-            // `ecomflow_aggregator_checkpoint_failures` and on /healthz.
-            let took = Instant::now();
-            match checkpoint(&mut producer, &mut consumer) {
-                Ok(()) => {
-                    stats.checkpoint_failures.store(0, Ordering::Relaxed);
-                    metrics::CHECKPOINT_FAILING.set(0);
-                    took_last = took.elapsed();
-                    wait = next_checkpoint_wait(cfg.every, took_last);
-                    dirty = false;
-                }
-                Err(e) => {
-                    let failures = stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    metrics::CHECKPOINT_FAILING.set(i64::try_from(failures).unwrap_or(i64::MAX));
-                    wait = wait.saturating_mul(2).min(MAX_CHECKPOINT_BACKOFF);
-                    tracing::warn!(
-                        error = %e,
-                        failures,
-                        retry_in_secs = wait.as_secs_f64(),
-                        "Aggregator checkpoint failed; retrying."
-                    );
-                }
-            }
-            last = Instant::now();
-        }
-    }
+        drop(raw_tx);
+        Ok(())
+    })?;
     checkpoint(&mut producer, &mut consumer)?;
     consumer.close()?;
+    Ok(())
+}
+
+/// Records with what decoding them gave.
+type Decoded = Vec<(Record, Result<Event, Rejection>)>;
+
+/// Applies a decoded batch, taking the write lock per slice so lookups
+/// wait for at most [`APPLY_SLICE`] records, not a whole poll; late events
+/// are dead-lettered.
+fn apply_batch(
+    model: &RwLock<Aggregator>,
+    stats: &RunnerStats,
+    producer: &mut Box<dyn eventlog::LogProducer>,
+    batch: Decoded,
+) -> Result<(), RunnerError> {
+    let mut batch = batch.into_iter().peekable();
+    while batch.peek().is_some() {
+        let mut m = model.write().unwrap_or_else(|e| e.into_inner());
+        // Per topic, added to the counter once per slice.
+        let mut applied: Vec<(String, u64)> = Vec::new();
+        for (r, event) in batch.by_ref().take(APPLY_SLICE) {
+            match m.apply_decoded(&r.topic, r.partition, r.offset, event) {
+                Outcome::Applied => {
+                    stats.applied.fetch_add(1, Ordering::Relaxed);
+                    match applied.iter_mut().find(|(t, _)| *t == r.topic) {
+                        Some((_, n)) => *n += 1,
+                        None => applied.push((r.topic.clone(), 1)),
+                    }
+                }
+                Outcome::Late(reason) => {
+                    stats.late.fetch_add(1, Ordering::Relaxed);
+                    metrics::LATE.with_label_values(&[&r.topic]).inc();
+                    let letter =
+                        DeadLetter::new(&r.topic, r.partition, r.offset, &reason, &r.payload);
+                    producer.send(
+                        topics::DEAD_LETTERS,
+                        &r.key,
+                        &letter.to_bytes(),
+                        r.timestamp_ms,
+                    )?;
+                }
+                // Invalid records are ingest's to dead-letter.
+                Outcome::Invalid(_) | Outcome::AlreadyApplied => {}
+            }
+        }
+        metrics::observe_state(&m);
+        for (topic, n) in applied {
+            metrics::APPLIED.with_label_values(&[&topic]).inc_by(n);
+        }
+    }
     Ok(())
 }
 
