@@ -285,24 +285,48 @@ impl CoOccurrence {
     /// The `k` pairs in the most baskets over `span`, as `(a, b, count)`
     /// with `a < b` (ties: lower ids first).
     pub fn top_pairs(&self, k: usize, span: Span) -> Vec<(u32, u32, u64)> {
-        let mut all: Vec<(u32, u32, u64)> = Vec::new();
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        // The best k so far in a min-heap keyed so that "better" is
+        // greater: higher count, then lower ids. Memory k, not all pairs.
+        // (count, lower ids first), reversed for a min-heap.
+        type Ranked = Reverse<(u64, Reverse<(u32, u32)>)>;
+        let mut best: BinaryHeap<Ranked> = BinaryHeap::new();
+        if k == 0 {
+            return Vec::new();
+        }
         self.pairs.for_each(|a, b, c| {
             let n = cell_count(c, span);
-            if n > 0 {
-                let (pa, pb) = (self.products[a as usize], self.products[b as usize]);
-                all.push((pa.min(pb), pa.max(pb), n));
+            if n == 0 {
+                return;
+            }
+            let (pa, pb) = (self.products[a as usize], self.products[b as usize]);
+            let entry = Reverse((n, Reverse((pa.min(pb), pa.max(pb)))));
+            if best.len() < k {
+                best.push(entry);
+            } else if best.peek().is_some_and(|worst| entry < *worst) {
+                best.pop();
+                best.push(entry);
             }
         });
-        let order = |x: &(u32, u32, u64), y: &(u32, u32, u64)| {
-            y.2.cmp(&x.2).then(x.0.cmp(&y.0)).then(x.1.cmp(&y.1))
-        };
-        if all.len() > k && k > 0 {
-            all.select_nth_unstable_by(k - 1, order);
-            all.truncate(k);
-        }
-        all.sort_by(order);
-        all.truncate(k);
-        all
+        best.into_sorted_vec()
+            .into_iter()
+            .map(|Reverse((n, Reverse((a, b))))| (a, b, n))
+            .collect()
+    }
+
+    /// Bytes held on the heap (see [`PairTable::heap_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        let baskets: usize = self
+            .buckets
+            .values()
+            .map(|b| b.items.capacity() * 4 + b.ends.capacity() * 8)
+            .sum();
+        self.pairs.heap_bytes()
+            + baskets
+            + self.products.capacity() * 4
+            + self.index.capacity() * 9
+            + self.items.capacity() * std::mem::size_of::<Count>()
     }
 
     /// Whether the item was ever in a basket.

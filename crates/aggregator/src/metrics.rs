@@ -39,6 +39,14 @@ pub static CHECKPOINT_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Heap bytes of the state, as of the last checkpoint.
+pub static STATE_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    telemetry::int_gauge(
+        "ecomflow_aggregator_state_bytes",
+        "Heap bytes the aggregator's state holds (pair tables, the window's baskets, engagement), measured at each checkpoint.",
+    )
+});
+
 /// Checkpoints that failed, in a row (0 once one succeeds again).
 pub static CHECKPOINT_FAILING: LazyLock<IntGauge> = LazyLock::new(|| {
     telemetry::int_gauge(
@@ -114,6 +122,7 @@ pub fn init() {
     LazyLock::force(&LAG);
     LazyLock::force(&CHECKPOINT_SECONDS);
     LazyLock::force(&CHECKPOINT_BYTES);
+    LazyLock::force(&STATE_BYTES);
     LazyLock::force(&CHECKPOINT_FAILING);
 }
 

@@ -191,6 +191,25 @@ impl PairTable {
         }
     }
 
+    /// Bytes held on the heap (allocated capacity, hash tables with their
+    /// control bytes): the state's size, as a gauge shows it.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let rows: usize = self
+            .rows
+            .iter()
+            .map(|r| match r {
+                Row::Sparse(m) => m.capacity() * (size_of::<(u32, Cell)>() + 1),
+                Row::Dense(c) => c.capacity() * size_of::<Cell>(),
+            })
+            .sum();
+        let lower: usize = self.lower.iter().map(|l| l.capacity() * 4).sum();
+        rows + lower
+            + self.rows.capacity() * size_of::<Row>()
+            + self.lower.capacity() * size_of::<Vec<u32>>()
+            + self.dense.capacity() * 4
+    }
+
     /// Rows laid out dense.
     pub fn dense_rows(&self) -> usize {
         self.dense.len()

@@ -335,6 +335,19 @@ impl Aggregator {
         }
     }
 
+    /// Bytes the state holds on the heap (an estimate from allocated
+    /// capacities: the co-occurrence tables, the window's baskets, the
+    /// engagement windows).
+    pub fn heap_bytes(&self) -> usize {
+        let g = &self.engagement;
+        self.bought.heap_bytes()
+            + self.viewed.heap_bytes()
+            + [&g.sessions, &g.converted, &g.viewed, &g.abandoned]
+                .iter()
+                .map(|w| w.heap_bytes())
+                .sum::<usize>()
+    }
+
     /// Pairs in the bought-together and viewed-together windows.
     pub fn window_pairs(&self) -> (usize, usize) {
         (self.bought.window_pairs(), self.viewed.window_pairs())

@@ -210,6 +210,7 @@ pub fn run(
                     path: cfg.checkpoint.display().to_string(),
                     message: e.to_string(),
                 })?;
+            metrics::STATE_BYTES.set(i64::try_from(m.heap_bytes()).unwrap_or(i64::MAX));
             (size, m.offsets())
         };
         let offsets: Offsets = offsets.into_iter().collect();

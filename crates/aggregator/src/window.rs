@@ -145,6 +145,12 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
 }
 
 impl WindowedCounts<u32> {
+    /// Bytes held on the heap (hash tables with their control bytes).
+    pub fn heap_bytes(&self) -> usize {
+        let map = |m: &HashMap<u32, u64>| m.capacity() * 17;
+        self.buckets.values().map(map).sum::<usize>() + map(&self.window) + map(&self.all_time)
+    }
+
     /// Writes the buckets and all-time counts, keys in order (so the same
     /// state always gives the same bytes).
     pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {

@@ -477,8 +477,9 @@ fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     let applied = handle.stats.applied.load(Ordering::Relaxed);
     let busy = busy_until.duration_since(started).as_secs_f64().max(1e-3);
     println!(
-        "Applied {applied} events in {busy:.1} s ({:.0} events/s); checkpoint {:.1} MiB.",
+        "Applied {applied} events in {busy:.1} s ({:.0} events/s); state {:.1} MiB, checkpoint {:.1} MiB.",
         applied as f64 / busy,
+        aggregator::metrics::STATE_BYTES.get() as f64 / f64::from(1u32 << 20),
         aggregator::metrics::CHECKPOINT_BYTES.get() as f64 / f64::from(1u32 << 20)
     );
     print_aggregator_summary(&handle);
