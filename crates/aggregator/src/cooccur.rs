@@ -16,7 +16,7 @@ use crate::pairs::for_each_pair;
 use crate::pairtable::{Cell, PairTable};
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 
 /// How partners are ranked.
@@ -108,6 +108,11 @@ pub struct CoOccurrence {
     pairs: PairTable,
     /// The window's baskets by bucket.
     buckets: BTreeMap<i64, Baskets>,
+    /// Baskets of buckets that slid out of the window, still to be taken
+    /// out of its counts ([`expire`](Self::expire)), and how many of the
+    /// first one's are done.
+    expiring: VecDeque<Baskets>,
+    expired_in_first: usize,
     /// A basket's items while it is added (reused, not state).
     scratch: Vec<u32>,
 }
@@ -123,6 +128,8 @@ impl PartialEq for CoOccurrence {
             && self.items == o.items
             && self.pairs == o.pairs
             && self.buckets == o.buckets
+            && self.expiring == o.expiring
+            && self.expired_in_first == o.expired_in_first
     }
 }
 
@@ -141,6 +148,8 @@ impl CoOccurrence {
             items: Vec::new(),
             pairs: PairTable::default(),
             buckets: BTreeMap::new(),
+            expiring: VecDeque::new(),
+            expired_in_first: 0,
             scratch: Vec::new(),
         }
     }
@@ -201,10 +210,18 @@ impl CoOccurrence {
         self.scratch = basket;
     }
 
-    /// Slides the windows so that their newest bucket holds `t`, taking
-    /// the baskets of the buckets that fall out out of the window counts.
+    /// Slides the window so that its newest bucket holds `t`, taking the
+    /// baskets of the buckets that fall out out of the window counts.
     /// Never moves backwards.
     pub fn advance_to(&mut self, t: i64) {
+        self.slide_to(t);
+        self.expire(usize::MAX);
+    }
+
+    /// [`advance_to`](Self::advance_to), but the baskets of the buckets
+    /// that fall out are only queued for [`expire`](Self::expire) to take
+    /// out of the window counts; until it has, lookups still count them.
+    pub fn slide_to(&mut self, t: i64) {
         let b = t.div_euclid(self.bucket_secs);
         if self.head.is_some_and(|h| b <= h) {
             return;
@@ -215,8 +232,23 @@ impl CoOccurrence {
             if *entry.key() >= tail {
                 break;
             }
-            let gone = entry.remove();
-            for basket in gone.iter() {
+            self.expiring.push_back(entry.remove());
+        }
+    }
+
+    /// Takes queued baskets (see [`advance_to`](Self::advance_to)) out of
+    /// the window counts, whole baskets, until about `budget` pairs were
+    /// taken out; returns whether some are left. A day of viewing sessions
+    /// is over a million pairs: done in pieces, the runner lets lookups in
+    /// between instead of holding them for the whole day.
+    pub fn expire(&mut self, budget: usize) -> bool {
+        let (mut spent, budget) = (0usize, budget.max(1));
+        while let Some(first) = self.expiring.front() {
+            let mut done = 0;
+            for basket in first.iter().skip(self.expired_in_first) {
+                if spent >= budget {
+                    break;
+                }
                 self.baskets.window = self.baskets.window.saturating_sub(1);
                 for &i in basket {
                     if let Some(c) = self.items.get_mut(i as usize) {
@@ -225,8 +257,17 @@ impl CoOccurrence {
                 }
                 let pairs = &mut self.pairs;
                 for_each_pair(basket, |&a, &b| pairs.remove_window(a, b));
+                spent += 1 + basket.len() * basket.len().saturating_sub(1) / 2;
+                done += 1;
             }
+            self.expired_in_first += done;
+            if self.expired_in_first < first.ends.len() {
+                return true;
+            }
+            self.expiring.pop_front();
+            self.expired_in_first = 0;
         }
+        false
     }
 
     /// The top `k` partners of `item` by `ranking` over `span`. Ties break
@@ -348,7 +389,8 @@ impl CoOccurrence {
     /// Writes the state: settings, all-time counts of baskets, items and
     /// pairs (each row's partners as gaps from the previous one, ended by
     /// a 0), and the window's baskets (items as gaps). Window counts are
-    /// not written: [`decode`](Self::decode) adds the baskets back.
+    /// not written: [`decode`](Self::decode) adds the baskets back, so
+    /// baskets still queued to expire are gone from the restored window.
     pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
         e.usize(self.max_items)?;
         e.i64(self.bucket_secs)?;
@@ -679,7 +721,13 @@ mod tests {
                 m.add_basket(&basket, t);
                 seen.push((basket, t));
                 newest = newest.max(t);
-                m.advance_to(newest);
+                if seed % 2 == 0 {
+                    m.advance_to(newest);
+                } else {
+                    // Slid, then expired in small pieces: the same counts.
+                    m.slide_to(newest);
+                    while m.expire(7) {}
+                }
                 if step % 97 == 0 {
                     // A checkpoint and restore in the middle changes nothing.
                     let mut e = Encoder::new(Vec::new());

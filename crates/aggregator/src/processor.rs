@@ -174,11 +174,15 @@ impl Aggregator {
 
     /// Applies one record read from the log.
     pub fn apply(&mut self, topic: &str, partition: u32, offset: u64, payload: &[u8]) -> Outcome {
-        self.apply_decoded(topic, partition, offset, Event::decode(topic, payload))
+        let outcome = self.apply_decoded(topic, partition, offset, Event::decode(topic, payload));
+        self.expire(usize::MAX);
+        outcome
     }
 
     /// Applies one record already decoded with [`Event::decode`] (which
-    /// needs no state, so the runner decodes on another thread).
+    /// needs no state, so the runner decodes on another thread). Baskets
+    /// that slide out of the window are queued: [`expire`](Self::expire)
+    /// takes them out of the counts.
     pub fn apply_decoded(
         &mut self,
         topic: &str,
@@ -228,11 +232,20 @@ impl Aggregator {
         Outcome::Applied
     }
 
+    /// Takes up to about `budget` pairs of baskets that slid out of the
+    /// window out of its counts (each relation); returns whether some are
+    /// left. The runner calls it in pieces, between which lookups get in.
+    pub fn expire(&mut self, budget: usize) -> bool {
+        let bought = self.bought.expire(budget);
+        let viewed = self.viewed.expire(budget);
+        bought || viewed
+    }
+
     /// Slides every window to the low watermark.
     fn slide(&mut self) {
         if let Some(low) = self.watermark.low() {
-            self.bought.advance_to(low);
-            self.viewed.advance_to(low);
+            self.bought.slide_to(low);
+            self.viewed.slide_to(low);
             let e = &mut self.engagement;
             for w in [
                 &mut e.sessions,

@@ -363,12 +363,25 @@ fn apply_batch(
             }
         }
         metrics::observe_state(&m);
+        drop(m);
         for (topic, n) in applied {
             metrics::APPLIED.with_label_values(&[&topic]).inc_by(n);
         }
+        // A day that slid out of the window is taken out of its counts in
+        // pieces, the lock released in between.
+        while model
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(EXPIRE_SLICE)
+        {}
     }
     Ok(())
 }
+
+/// Pairs taken out of the window under one hold of the write lock (a
+/// fraction of a millisecond; a whole day of viewing sessions held lookups
+/// for 10 ms and more).
+const EXPIRE_SLICE: usize = 20_000;
 
 #[cfg(test)]
 mod tests {

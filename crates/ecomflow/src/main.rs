@@ -156,6 +156,9 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             aggregator_stop.clone(),
         )?;
         println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", handle.addr);
+        // Everything this thread does and starts from here on (publish,
+        // ingest, the stores, the batch) gives way to lookups.
+        pipeline::yield_to_lookups();
         Some(handle)
     };
     let ingest_stop = Arc::new(AtomicBool::new(false));
