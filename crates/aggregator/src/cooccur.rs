@@ -19,14 +19,74 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 
-/// How partners are ranked.
+/// How partners are ranked. Names, keys and the list of them are defined
+/// here once; the API, the CLI and `evaluate` take them from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Ranking {
-    /// Log-likelihood ratio: significance, not popularity (the default).
+    /// Log-likelihood ratio: significance, not popularity.
     Llr,
     /// Raw co-occurrence count (the seed report's behaviour).
     Count,
+    /// Cosine similarity, `ab / sqrt(a b)`: count, discounted by the
+    /// partner's popularity.
+    Cosine,
+    /// Jaccard index, `ab / (a + b - ab)`.
+    Jaccard,
+    /// LLR among pairs seen in at least [`MIN_SUPPORT`] baskets, then the
+    /// rarer pairs by LLR: significance without one-off coincidences.
+    LlrMinSupport,
+}
+
+/// Baskets a pair needs for [`Ranking::LlrMinSupport`] to rank it first.
+pub const MIN_SUPPORT: u64 = 3;
+
+impl Ranking {
+    /// Every ranking, in the order `evaluate` reports them.
+    pub const ALL: [Ranking; 5] = [
+        Ranking::Llr,
+        Ranking::Count,
+        Ranking::Cosine,
+        Ranking::Jaccard,
+        Ranking::LlrMinSupport,
+    ];
+
+    /// The name the API and the CLI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ranking::Llr => "llr",
+            Ranking::Count => "count",
+            Ranking::Cosine => "cosine",
+            Ranking::Jaccard => "jaccard",
+            Ranking::LlrMinSupport => "llr-min-support",
+        }
+    }
+
+    /// The ranking of a name.
+    pub fn parse(name: &str) -> Option<Ranking> {
+        Ranking::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The names, for messages: `llr, count, ...`.
+    pub fn names() -> String {
+        Ranking::ALL.map(Ranking::name).join(", ")
+    }
+
+    /// The score a pair is ranked by (higher first), as the API shows it.
+    pub fn score(self, s: &PairScore) -> f64 {
+        match self {
+            Ranking::Llr | Ranking::LlrMinSupport => s.llr,
+            Ranking::Count => s.count as f64,
+            Ranking::Cosine => s.cosine,
+            Ranking::Jaccard => s.jaccard,
+        }
+    }
+
+    /// What ranks first: a tier (higher first), then [`score`](Self::score).
+    fn key(self, s: &PairScore) -> (bool, f64) {
+        let tier = self != Ranking::LlrMinSupport || s.count >= MIN_SUPPORT;
+        (tier, self.score(s))
+    }
 }
 
 /// Counts over the window or over all time.
@@ -290,13 +350,10 @@ impl CoOccurrence {
                 score: score(ab, a, b, n),
             });
         });
-        let key = |p: &Partner| match ranking {
-            Ranking::Llr => p.score.llr,
-            Ranking::Count => p.score.count as f64,
-        };
         let order = |x: &Partner, y: &Partner| {
-            key(y)
-                .total_cmp(&key(x))
+            let (kx, ky) = (ranking.key(&x.score), ranking.key(&y.score));
+            ky.0.cmp(&kx.0)
+                .then(ky.1.total_cmp(&kx.1))
                 .then(y.score.count.cmp(&x.score.count))
                 .then(x.item.cmp(&y.item))
         };
@@ -682,13 +739,10 @@ mod tests {
                 })
             })
             .collect();
-        let key = |p: &Partner| match ranking {
-            Ranking::Llr => p.score.llr,
-            Ranking::Count => p.score.count as f64,
-        };
         out.sort_by(|x, y| {
-            key(y)
-                .total_cmp(&key(x))
+            let (kx, ky) = (ranking.key(&x.score), ranking.key(&y.score));
+            ky.0.cmp(&kx.0)
+                .then(ky.1.total_cmp(&kx.1))
                 .then(y.score.count.cmp(&x.score.count))
                 .then(x.item.cmp(&y.item))
         });
@@ -744,7 +798,7 @@ mod tests {
             let tail = newest.div_euclid(DAY) - window + 1;
             for item in (0..catalog).map(|i| 1_000 + 7 * i) {
                 for span in [Span::Window, Span::AllTime] {
-                    for ranking in [Ranking::Llr, Ranking::Count] {
+                    for ranking in Ranking::ALL {
                         for k in [1, 3, 100] {
                             assert_eq!(
                                 m.top_partners(item, k, ranking, span),

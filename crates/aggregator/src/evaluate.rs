@@ -43,11 +43,11 @@ pub fn evaluate(
             .collect()
     };
 
-    let rankers: [(&'static str, Option<Ranking>); 3] = [
-        ("llr", Some(Ranking::Llr)),
-        ("count", Some(Ranking::Count)),
-        ("best-seller", None),
-    ];
+    let rankers: Vec<(&'static str, Option<Ranking>)> = Ranking::ALL
+        .into_iter()
+        .map(|r| (r.name(), Some(r)))
+        .chain([("best-seller", None)])
+        .collect();
     let mut cache: HashMap<(u32, &'static str), HashSet<u32>> = HashMap::new();
     let mut top = |item: u32, name: &'static str, r: Option<Ranking>| -> HashSet<u32> {
         cache

@@ -1,6 +1,6 @@
 //! The lookup API, served while events stream in:
 //!
-//! - `GET /v1/products/{id}/bought-together?k=10&ranking=llr|count&span=window|all-time`
+//! - `GET /v1/products/{id}/bought-together?k=10&ranking=count|llr|cosine|jaccard|llr-min-support&span=window|all-time`
 //! - `GET /v1/products/{id}/viewed-together` (same parameters)
 //! - `GET /v1/users/{id}/engagement`
 //! - `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`
@@ -168,15 +168,14 @@ fn params(
             .filter(|k| (1..=100).contains(k))
             .ok_or_else(|| ApiError::BadRequest(format!("k must be 1 to 100, got {v:?}")))?,
     };
-    let ranking = match q.get("ranking").map(String::as_str) {
+    let ranking = match q.get("ranking") {
         None => state.default_ranking,
-        Some("llr") => Ranking::Llr,
-        Some("count") => Ranking::Count,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "ranking must be llr or count, got {other:?}"
-            )))
-        }
+        Some(name) => Ranking::parse(name).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "ranking must be one of {}, got {name:?}",
+                Ranking::names()
+            ))
+        })?,
     };
     let span = match q.get("span").map(String::as_str) {
         None | Some("window") => Span::Window,
@@ -195,7 +194,7 @@ fn partners_json(list: &[Partner], ranking: Ranking) -> Vec<Value> {
         .map(|p| {
             json!({
                 "product_id": ids::product_id(p.item),
-                "score": match ranking { Ranking::Llr => p.score.llr, Ranking::Count => p.score.count as f64 },
+                "score": ranking.score(&p.score),
                 "count": p.score.count,
                 "llr": p.score.llr,
                 "support": p.score.support,
@@ -242,7 +241,7 @@ async fn together(
     let answer = json!({
         "product_id": id,
         "relation": if viewed { "viewed-together" } else { "bought-together" },
-        "ranking": match ranking { Ranking::Llr => "llr", Ranking::Count => "count" },
+        "ranking": ranking.name(),
         "window": window,
         "partners": partners_json(&list, ranking),
     });

@@ -55,6 +55,10 @@ pub struct PairScore {
     pub lift: f64,
     /// Log-likelihood ratio.
     pub llr: f64,
+    /// `count / sqrt(baskets with A x baskets with B)`.
+    pub cosine: f64,
+    /// `count / baskets with A or B`.
+    pub jaccard: f64,
 }
 
 /// Scores the pair (A, B): `ab` baskets with both, `a` with A, `b` with B,
@@ -75,6 +79,12 @@ pub fn score(ab: u64, a: u64, b: u64, n: u64) -> PairScore {
             confidence / ratio(b, n)
         },
         llr: llr(ab, a - ab, b - ab, (n + ab).saturating_sub(a + b)),
+        cosine: if a == 0 || b == 0 {
+            0.0
+        } else {
+            ab as f64 / (a as f64 * b as f64).sqrt()
+        },
+        jaccard: ratio(ab, a + b - ab),
     }
 }
 
@@ -121,6 +131,9 @@ mod tests {
         // P(B) = 0.05, so lift = 0.4 / 0.05 = 8.
         assert!(close(s.lift, 8.0));
         assert!(close(s.llr, llr(40, 60, 10, 890)));
+        // Cosine 40 / sqrt(100 x 50) = 0.5657; Jaccard 40 / 110.
+        assert!(close(s.cosine, 40.0 / 5_000f64.sqrt()));
+        assert!(close(s.jaccard, 40.0 / 110.0));
         // A best-seller partner gets a high count but a low lift.
         let popular = score(40, 100, 500, 1_000);
         assert!(popular.lift < 1.0 && popular.llr < s.llr);

@@ -352,8 +352,12 @@ pub struct AggregatorFlags {
     /// Keep the lookup API up after the replay until Ctrl-C.
     #[arg(long, env = "ECOMFLOW_KEEP_SERVING")]
     pub keep_serving: bool,
-    /// Default ranking of partners: `llr` (significance) or `count`.
-    #[arg(long, env = "ECOMFLOW_RANKING", default_value = "llr", value_parser = ["llr", "count"])]
+    /// Default ranking of partners (a request's `ranking=` overrides it):
+    /// `count` (the best hit rate on held-out days, see
+    /// scripts/ranking-study.sh), `llr` (significance), `cosine`, `jaccard`
+    /// or `llr-min-support` (LLR among pairs seen 3+ times).
+    #[arg(long, env = "ECOMFLOW_RANKING", default_value = "count",
+          value_parser = aggregator::cooccur::Ranking::ALL.map(aggregator::cooccur::Ranking::name))]
     pub ranking: String,
     /// Days in the sliding window of the live counts.
     #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = 30)]

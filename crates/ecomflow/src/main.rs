@@ -654,14 +654,14 @@ fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "{:<12} {:>16} {:>34}",
+        "{:<16} {:>16} {:>34}",
         "ranking",
         format!("hit rate @{}", args.k),
         format!("planted complements in top {}", args.k)
     );
     for q in results {
         println!(
-            "{:<12} {:>15.1}% {:>33.1}%",
+            "{:<16} {:>15.1}% {:>33.1}%",
             q.name,
             q.hit_rate * 100.0,
             q.planted_recall * 100.0

@@ -294,11 +294,9 @@ pub fn start_aggregator(
         "the lookup API (use --http to pick another address)",
     )?;
     let addr = listener.local_addr()?;
-    let ranking = if flags.ranking == "count" {
-        Ranking::Count
-    } else {
-        Ranking::Llr
-    };
+    // clap allows only the names Ranking defines; a mismatch is a bug.
+    let ranking = Ranking::parse(&flags.ranking)
+        .with_context(|| format!("unknown ranking {:?}", flags.ranking))?;
     let state = Arc::new(http::ApiState::new(model.clone(), ranking));
     runtime.spawn(async move {
         if let Err(e) = http::serve(listener, state).await {
