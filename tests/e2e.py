@@ -243,15 +243,27 @@ def check_run(label, data_dir, out, api, planted):
     check(len(sellers) == 3 and all(sellers), f"{label}: three best-sellers printed")
     for m in filter(None, sellers):
         p = m.group(1)
-        partners = re.findall(r"(prod_\d+) \(x", next(line for line in block if p in line).split(":", 1)[1])
+        # The best-seller's own line (its id is also a partner on others).
+        line = next(line for line in block if re.match(rf"\s+{p} ", line))
+        partners = re.findall(r"(prod_\d+) \(x", line.split(":", 1)[1])
+        mine = planted.get(p, set())
+        # Printed by the default ranking (count): a planted complement is
+        # among the three.
+        check(
+            any(x in mine for x in partners),
+            f"{label}: a planted complement of best-seller {p} is among its printed partners {partners} ({sorted(mine)})",
+        )
         if api:
             status, body = get(f"http://{api}/v1/products/{p}/bought-together?k=3")
             served = [x["product_id"] for x in body.get("partners", [])] if status == 200 else []
             check(served == partners, f"{label}: API partners of {p} {served} = printed {partners}")
-        check(
-            bool(partners) and partners[0] in planted.get(p, set()),
-            f"{label}: top partner of best-seller {p} ({partners[:1]}) is a planted complement {sorted(planted.get(p, []))}",
-        )
+            # By significance, the very first partner is a planted one.
+            status, body = get(f"http://{api}/v1/products/{p}/bought-together?k=1&ranking=llr")
+            top = [x["product_id"] for x in body.get("partners", [])] if status == 200 else []
+            check(
+                bool(top) and top[0] in mine,
+                f"{label}: top partner of best-seller {p} by LLR ({top}) is a planted complement {sorted(mine)}",
+            )
     # The segment table: terminal = report = metrics.
     seg = segment_table(out)
     check(set(seg) >= {"VIP", "High", "Medium"}, f"{label}: segment table printed {seg}")

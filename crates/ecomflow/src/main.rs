@@ -372,7 +372,7 @@ fn wait_caught_up(
 }
 
 fn print_aggregator_summary(a: &pipeline::AggregatorHandle) {
-    use aggregator::cooccur::{Ranking, Span};
+    use aggregator::cooccur::Span;
     let m = a.model.read().unwrap_or_else(|e| e.into_inner());
     let (bought, viewed) = m.window_pairs();
     println!(
@@ -382,10 +382,13 @@ fn print_aggregator_summary(a: &pipeline::AggregatorHandle) {
         bought,
         viewed
     );
-    println!("Frequently bought together (best-sellers of the window, top partners by LLR):");
+    println!(
+        "Frequently bought together (best-sellers of the window, top partners by {}, as the API ranks them):",
+        a.ranking.name()
+    );
     for (p, n) in m.best_sellers(3, Span::Window) {
         let partners: Vec<String> = m
-            .bought_together(p, 3, Ranking::Llr, Span::Window)
+            .bought_together(p, 3, a.ranking, Span::Window)
             .iter()
             .map(|x| {
                 format!(

@@ -223,6 +223,8 @@ pub struct AggregatorHandle {
     pub addr: std::net::SocketAddr,
     /// Runner counters.
     pub stats: Arc<aggregator::runner::RunnerStats>,
+    /// The API's default ranking (the summary ranks the same way).
+    pub ranking: aggregator::cooccur::Ranking,
     runner: JoinHandle<Result<(), aggregator::runner::RunnerError>>,
     runtime: tokio::runtime::Runtime,
 }
@@ -326,6 +328,7 @@ pub fn start_aggregator(
         model,
         addr,
         stats,
+        ranking,
         runner,
         runtime,
     })
