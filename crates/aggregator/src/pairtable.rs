@@ -71,6 +71,7 @@ impl PairTable {
     /// The cell of `(a, b)`, `a < b < items()`, made if absent. Returns
     /// `None` for indices out of order or range (never for the callers
     /// here, which sort and intern first).
+    #[inline]
     fn cell_mut(&mut self, a: u32, b: u32) -> Option<&mut Cell> {
         let n = self.rows.len();
         let (ai, bi) = (a as usize, b as usize);
@@ -133,6 +134,7 @@ impl PairTable {
 
     /// Counts one basket of `(a, b)`: all time, and the window if
     /// `in_window`.
+    #[inline]
     pub fn add(&mut self, a: u32, b: u32, in_window: bool) {
         let Some(c) = self.cell_mut(a, b) else {
             return;
@@ -173,6 +175,7 @@ impl PairTable {
     }
 
     /// Takes one basket of `(a, b)` out of the window.
+    #[inline]
     pub fn remove_window(&mut self, a: u32, b: u32) {
         let n = self.rows.len();
         let (ai, bi) = (a as usize, b as usize);

@@ -49,14 +49,13 @@ pub enum Outcome {
     Invalid(Rejection),
 }
 
-/// Per-user counters over the window.
-#[derive(Debug, Clone, PartialEq)]
-struct EngagementWindows {
-    sessions: WindowedCounts<u32>,
-    converted: WindowedCounts<u32>,
-    viewed: WindowedCounts<u32>,
-    abandoned: WindowedCounts<u32>,
-}
+/// Per-user counters over the window, counted together under one key:
+/// sessions, converted sessions, products viewed, cart abandonments.
+type EngagementWindows = WindowedCounts<u32, [u64; 4]>;
+const SESSIONS: usize = 0;
+const CONVERTED: usize = 1;
+const VIEWED: usize = 2;
+const ABANDONED: usize = 3;
 
 /// What the aggregator takes from a valid event.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +138,7 @@ pub struct Aggregator {
 }
 
 /// The first bytes of a checkpoint: what it is and the format's version.
-const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v2\n";
+const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v3\n";
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -155,16 +154,10 @@ impl Aggregator {
     /// An empty state.
     pub fn new(config: AggregatorConfig) -> Self {
         let w = config.window_days.max(1);
-        let counts = || WindowedCounts::new(DAY, w);
         Aggregator {
             bought: CoOccurrence::new(DAY, w, config.max_items),
             viewed: CoOccurrence::new(DAY, w, config.max_items),
-            engagement: EngagementWindows {
-                sessions: counts(),
-                converted: counts(),
-                viewed: counts(),
-                abandoned: counts(),
-            },
+            engagement: WindowedCounts::new(DAY, w),
             watermark: Watermark::new(config.lateness_secs),
             offsets: Vec::new(),
             late: 0,
@@ -216,15 +209,12 @@ impl Aggregator {
             } => {
                 self.viewed.add_basket(&event.items, time);
                 if let Some(u) = user {
-                    let e = &mut self.engagement;
-                    e.sessions.add(u, time, 1);
-                    e.viewed.add(u, time, viewed);
-                    if status == ConversionStatus::Converted {
-                        e.converted.add(u, time, 1);
-                    }
-                    if status == ConversionStatus::Abandoned {
-                        e.abandoned.add(u, time, 1);
-                    }
+                    let mut n = [0u64; 4];
+                    n[SESSIONS] = 1;
+                    n[VIEWED] = viewed;
+                    n[CONVERTED] = u64::from(status == ConversionStatus::Converted);
+                    n[ABANDONED] = u64::from(status == ConversionStatus::Abandoned);
+                    self.engagement.add(u, time, n);
                 }
             }
         }
@@ -246,15 +236,7 @@ impl Aggregator {
         if let Some(low) = self.watermark.low() {
             self.bought.slide_to(low);
             self.viewed.slide_to(low);
-            let e = &mut self.engagement;
-            for w in [
-                &mut e.sessions,
-                &mut e.converted,
-                &mut e.viewed,
-                &mut e.abandoned,
-            ] {
-                w.advance_to(low);
-            }
+            self.engagement.advance_to(low);
         }
     }
 
@@ -320,12 +302,12 @@ impl Aggregator {
 
     /// A user's engagement over the window.
     pub fn engagement(&self, user: u32) -> Engagement {
-        let e = &self.engagement;
+        let e = self.engagement.window_count(&user);
         Engagement {
-            sessions: e.sessions.window_count(&user),
-            converted: e.converted.window_count(&user),
-            viewed: e.viewed.window_count(&user),
-            abandoned: e.abandoned.window_count(&user),
+            sessions: e[SESSIONS],
+            converted: e[CONVERTED],
+            viewed: e[VIEWED],
+            abandoned: e[ABANDONED],
         }
     }
 
@@ -336,7 +318,7 @@ impl Aggregator {
 
     /// Whether a user ever had a session.
     pub fn knows_user(&self, user: u32) -> bool {
-        self.engagement.sessions.all_time_count(&user) > 0
+        self.engagement.all_time_count(&user)[SESSIONS] > 0
     }
 
     /// The `k` most frequent pairs, bought together or viewed together.
@@ -352,13 +334,7 @@ impl Aggregator {
     /// capacities: the co-occurrence tables, the window's baskets, the
     /// engagement windows).
     pub fn heap_bytes(&self) -> usize {
-        let g = &self.engagement;
-        self.bought.heap_bytes()
-            + self.viewed.heap_bytes()
-            + [&g.sessions, &g.converted, &g.viewed, &g.abandoned]
-                .iter()
-                .map(|w| w.heap_bytes())
-                .sum::<usize>()
+        self.bought.heap_bytes() + self.viewed.heap_bytes() + self.engagement.heap_bytes()
     }
 
     /// Pairs in the bought-together and viewed-together windows.
@@ -432,10 +408,7 @@ impl Aggregator {
         e.usize(self.config.max_items)?;
         self.bought.encode(&mut e)?;
         self.viewed.encode(&mut e)?;
-        let g = &self.engagement;
-        for w in [&g.sessions, &g.converted, &g.viewed, &g.abandoned] {
-            w.encode(&mut e)?;
-        }
+        self.engagement.encode(&mut e)?;
         self.watermark.encode(&mut e)?;
         e.usize(self.offsets.len())?;
         for o in &self.offsets {
@@ -479,12 +452,7 @@ impl Aggregator {
         };
         let bought = CoOccurrence::decode(d)?;
         let viewed = CoOccurrence::decode(d)?;
-        let engagement = EngagementWindows {
-            sessions: WindowedCounts::decode(d)?,
-            converted: WindowedCounts::decode(d)?,
-            viewed: WindowedCounts::decode(d)?,
-            abandoned: WindowedCounts::decode(d)?,
-        };
+        let engagement = WindowedCounts::decode(d)?;
         let watermark = Watermark::decode(d)?;
         let mut offsets: Vec<PartitionOffset> = Vec::new();
         for _ in 0..d.count()? {

@@ -17,21 +17,84 @@ use std::io::{self, Write};
 /// Seconds in a day, the default bucket.
 pub const DAY: i64 = 86_400;
 
+/// A count kept by [`WindowedCounts`]: one number, or several counted
+/// together under one key (a user's sessions, conversions, products viewed
+/// and abandonments: one hash lookup for the four).
+pub trait Counter: Copy + Default + PartialEq + std::fmt::Debug {
+    /// Adds `other`.
+    fn add(&mut self, other: &Self);
+    /// Takes `other` away (saturating at zero).
+    fn sub(&mut self, other: &Self);
+    /// Whether every part is zero.
+    fn is_zero(&self) -> bool;
+    /// Writes it.
+    fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()>;
+    /// Reads it back.
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError>;
+}
+
+impl Counter for u64 {
+    fn add(&mut self, other: &Self) {
+        *self = self.saturating_add(*other);
+    }
+    fn sub(&mut self, other: &Self) {
+        *self = self.saturating_sub(*other);
+    }
+    fn is_zero(&self) -> bool {
+        *self == 0
+    }
+    fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        e.u64(*self)
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        d.u64()
+    }
+}
+
+impl<const N: usize> Counter for [u64; N]
+where
+    [u64; N]: Default,
+{
+    fn add(&mut self, other: &Self) {
+        for (a, b) in self.iter_mut().zip(other) {
+            *a = a.saturating_add(*b);
+        }
+    }
+    fn sub(&mut self, other: &Self) {
+        for (a, b) in self.iter_mut().zip(other) {
+            *a = a.saturating_sub(*b);
+        }
+    }
+    fn is_zero(&self) -> bool {
+        self.iter().all(|v| *v == 0)
+    }
+    fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        self.iter().try_for_each(|v| e.u64(*v))
+    }
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let mut out = [0u64; N];
+        for v in &mut out {
+            *v = d.u64()?;
+        }
+        Ok(out)
+    }
+}
+
 /// Counts per key over a sliding window of buckets, plus all-time counts.
 /// Checkpointed as its buckets and all-time counts; the window totals are
 /// derived from the buckets on restore.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WindowedCounts<K: Hash + Eq + Clone> {
+pub struct WindowedCounts<K: Hash + Eq + Clone, V: Counter = u64> {
     bucket_secs: i64,
     window_buckets: i64,
-    buckets: BTreeMap<i64, HashMap<K, u64>>,
-    window: HashMap<K, u64>,
-    all_time: HashMap<K, u64>,
+    buckets: BTreeMap<i64, HashMap<K, V>>,
+    window: HashMap<K, V>,
+    all_time: HashMap<K, V>,
     /// Newest bucket the window was advanced to.
     head: Option<i64>,
 }
 
-impl<K: Hash + Eq + Clone> WindowedCounts<K> {
+impl<K: Hash + Eq + Clone, V: Counter> WindowedCounts<K, V> {
     /// A window of `window_buckets` buckets of `bucket_secs` seconds each.
     pub fn new(bucket_secs: i64, window_buckets: i64) -> Self {
         WindowedCounts {
@@ -59,28 +122,20 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
     /// slide the window: the caller does, with [`advance_to`](Self::advance_to)
     /// and the low watermark, so a partition read ahead of the others cannot
     /// push their events out.
-    pub fn add(&mut self, key: K, t: i64, n: u64) -> bool {
-        self.add_counting_new(key, t, n).0
-    }
-
-    /// [`add`](Self::add), also saying whether `key` had no all-time count
-    /// before: `(in the window, new)`.
-    pub fn add_counting_new(&mut self, key: K, t: i64, n: u64) -> (bool, bool) {
-        let total = self.all_time.entry(key.clone()).or_default();
-        let new = *total == 0;
-        *total += n;
+    pub fn add(&mut self, key: K, t: i64, n: V) -> bool {
+        self.all_time.entry(key.clone()).or_default().add(&n);
         let b = self.bucket_of(t);
         if self.tail().is_some_and(|tail| b < tail) {
-            return (false, new);
+            return false;
         }
-        *self
-            .buckets
+        self.buckets
             .entry(b)
             .or_default()
             .entry(key.clone())
-            .or_default() += n;
-        *self.window.entry(key).or_default() += n;
-        (true, new)
+            .or_default()
+            .add(&n);
+        self.window.entry(key).or_default().add(&n);
+        true
     }
 
     /// Slides the window so that its newest bucket holds `t`, dropping the
@@ -92,15 +147,15 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
         }
         self.head = Some(b);
         let tail = b - self.window_buckets + 1;
-        let expired: Vec<i64> = self.buckets.range(..tail).map(|(k, _)| *k).collect();
-        for e in expired {
-            if let Some(bucket) = self.buckets.remove(&e) {
-                for (key, n) in bucket {
-                    if let Some(total) = self.window.get_mut(&key) {
-                        *total = total.saturating_sub(n);
-                        if *total == 0 {
-                            self.window.remove(&key);
-                        }
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() >= tail {
+                break;
+            }
+            for (key, n) in entry.remove() {
+                if let Some(total) = self.window.get_mut(&key) {
+                    total.sub(&n);
+                    if total.is_zero() {
+                        self.window.remove(&key);
                     }
                 }
             }
@@ -108,13 +163,13 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
     }
 
     /// Count of `key` in the window.
-    pub fn window_count(&self, key: &K) -> u64 {
-        self.window.get(key).copied().unwrap_or(0)
+    pub fn window_count(&self, key: &K) -> V {
+        self.window.get(key).copied().unwrap_or_default()
     }
 
     /// Count of `key` over all time.
-    pub fn all_time_count(&self, key: &K) -> u64 {
-        self.all_time.get(key).copied().unwrap_or(0)
+    pub fn all_time_count(&self, key: &K) -> V {
+        self.all_time.get(key).copied().unwrap_or_default()
     }
 
     /// Keys with a count in the window (the window's state size).
@@ -132,35 +187,29 @@ impl<K: Hash + Eq + Clone> WindowedCounts<K> {
         let (head, tail) = (self.head?, self.tail()?);
         Some((tail * self.bucket_secs, (head + 1) * self.bucket_secs))
     }
-
-    /// Keys and their window counts.
-    pub fn iter_window(&self) -> impl Iterator<Item = (&K, u64)> {
-        self.window.iter().map(|(k, n)| (k, *n))
-    }
-
-    /// Keys and their all-time counts.
-    pub fn iter_all_time(&self) -> impl Iterator<Item = (&K, u64)> {
-        self.all_time.iter().map(|(k, n)| (k, *n))
-    }
 }
 
-impl WindowedCounts<u32> {
+impl<V: Counter> WindowedCounts<u32, V> {
     /// Bytes held on the heap (hash tables with their control bytes).
     pub fn heap_bytes(&self) -> usize {
-        let map = |m: &HashMap<u32, u64>| m.capacity() * 17;
+        let entry = std::mem::size_of::<(u32, V)>() + 1;
+        let map = |m: &HashMap<u32, V>| m.capacity() * entry;
         self.buckets.values().map(map).sum::<usize>() + map(&self.window) + map(&self.all_time)
     }
 
     /// Writes the buckets and all-time counts, keys in order (so the same
     /// state always gives the same bytes).
     pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
-        fn entries<W: Write>(e: &mut Encoder<W>, m: &HashMap<u32, u64>) -> io::Result<()> {
-            let mut sorted: Vec<(u32, u64)> = m.iter().map(|(k, n)| (*k, *n)).collect();
-            sorted.sort_unstable();
+        fn entries<W: Write, V: Counter>(
+            e: &mut Encoder<W>,
+            m: &HashMap<u32, V>,
+        ) -> io::Result<()> {
+            let mut sorted: Vec<(u32, V)> = m.iter().map(|(k, n)| (*k, *n)).collect();
+            sorted.sort_unstable_by_key(|(k, _)| *k);
             e.usize(sorted.len())?;
             for (k, n) in sorted {
                 e.u64(u64::from(k))?;
-                e.u64(n)?;
+                n.encode(e)?;
             }
             Ok(())
         }
@@ -184,17 +233,17 @@ impl WindowedCounts<u32> {
     /// Reads what [`encode`](Self::encode) wrote; the window totals are
     /// summed from the buckets.
     pub fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
-        fn entries(d: &mut Decoder<'_>) -> Result<HashMap<u32, u64>, DecodeError> {
+        fn entries<V: Counter>(d: &mut Decoder<'_>) -> Result<HashMap<u32, V>, DecodeError> {
             let n = d.count()?;
             let mut m = HashMap::default();
             m.reserve(n);
             for _ in 0..n {
                 let k = d.u32()?;
-                m.insert(k, d.u64()?);
+                m.insert(k, V::decode(d)?);
             }
             Ok(m)
         }
-        let mut w = WindowedCounts::new(d.i64()?, d.i64()?);
+        let mut w: WindowedCounts<u32, V> = WindowedCounts::new(d.i64()?, d.i64()?);
         w.head = match d.u64()? {
             0 => None,
             1 => Some(d.i64()?),
@@ -202,10 +251,9 @@ impl WindowedCounts<u32> {
         };
         for _ in 0..d.count()? {
             let b = d.i64()?;
-            let m = entries(d)?;
+            let m: HashMap<u32, V> = entries(d)?;
             for (k, n) in &m {
-                let total = w.window.entry(*k).or_default();
-                *total = total.saturating_add(*n);
+                w.window.entry(*k).or_default().add(n);
             }
             w.buckets.insert(b, m);
         }
@@ -358,7 +406,28 @@ mod tests {
         assert_eq!(back.window_count(&9), 1);
         assert_eq!(back.all_time_count(&7), 4);
         // Truncated: an error, not a panic.
-        assert!(WindowedCounts::decode(&mut Decoder::new(&bytes[..bytes.len() - 1])).is_err());
+        let cut = WindowedCounts::<u32>::decode(&mut Decoder::new(&bytes[..bytes.len() - 1]));
+        assert!(cut.is_err());
+    }
+
+    #[test]
+    fn several_counts_under_one_key_slide_together() {
+        let mut w: WindowedCounts<u32, [u64; 2]> = WindowedCounts::new(DAY, 2);
+        w.add(7, 0, [1, 5]);
+        w.add(7, DAY, [1, 0]);
+        w.advance_to(DAY);
+        assert_eq!(w.window_count(&7), [2, 5]);
+        w.advance_to(2 * DAY); // day 0 out
+        assert_eq!(w.window_count(&7), [1, 0]);
+        w.advance_to(3 * DAY); // day 1 out: the key leaves the window
+        assert_eq!(w.window_keys(), 0);
+        assert_eq!(w.all_time_count(&7), [2, 5]);
+        let mut e = Encoder::new(Vec::new());
+        w.encode(&mut e).expect("encode");
+        let bytes = e.finish().expect("bytes");
+        let back: WindowedCounts<u32, [u64; 2]> =
+            WindowedCounts::decode(&mut Decoder::new(&bytes)).expect("decode");
+        assert_eq!(back, w);
     }
 
     #[test]

@@ -461,8 +461,10 @@ fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     // over the busy time, not the idle wait at the end.
     let (mut last_applied, mut busy_until) = (0u64, started);
     let mut idle_for = 0u64;
+    // Ticks of 100 ms: the busy time below is measured to a tenth of a
+    // second (the whole log takes a few seconds).
     while !stop.load(Ordering::Relaxed) && !handle.runner_finished() {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let applied = handle.stats.applied.load(Ordering::Relaxed);
         if applied != last_applied {
             (last_applied, busy_until) = (applied, Instant::now());
@@ -473,7 +475,7 @@ fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
                 &aggregator::runner::INPUT_TOPICS,
             )?;
             idle_for = if lag == 0 { idle_for + 1 } else { 0 };
-            if idle_for >= idle * 2 {
+            if idle_for >= idle.saturating_mul(10) {
                 break;
             }
         }
