@@ -40,6 +40,9 @@ pub struct RunnerConfig {
     pub every: Duration,
     /// Records per poll.
     pub batch: usize,
+    /// Called on the decoding thread as it starts (the binary lowers its
+    /// CPU priority there: decoding is throughput work, lookups are not).
+    pub on_decoder_start: Option<fn()>,
 }
 
 /// Counters of a runner.
@@ -234,6 +237,9 @@ pub fn run(
         std::thread::Builder::new()
             .name("aggregator-decode".into())
             .spawn_scoped(scope, move || {
+                if let Some(start) = cfg.on_decoder_start {
+                    start();
+                }
                 for batch in raw_rx {
                     let decoded: Decoded = batch
                         .into_iter()

@@ -265,6 +265,7 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
         checkpoint: blocker.join("checkpoint.bin"),
         every: Duration::from_millis(20),
         batch: 100,
+        on_decoder_start: None,
     };
     let model = Arc::new(std::sync::RwLock::new(Aggregator::new(
         AggregatorConfig::default(),

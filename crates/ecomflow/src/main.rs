@@ -138,7 +138,9 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         // old aggregator checkpoint would skip or double-count events.
         pipeline::remove_embedded(&args.log)?;
     }
-    let log = open_log(&args.log, args.fresh)?;
+    // Opened on a background-priority thread: the log's store workers it
+    // starts yield to lookups (see `pipeline::yield_to_lookups`).
+    let log = pipeline::in_background(|| open_log(&args.log, args.fresh))??;
     tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.");
     let stop = stop_flag()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
