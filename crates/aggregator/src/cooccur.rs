@@ -14,9 +14,10 @@ use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::llr::{score, PairScore};
 use crate::pairs::for_each_pair;
 use crate::pairtable::{Cell, PairTable};
+use crate::window::BucketRing;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Write};
 
 /// How partners are ranked. Names, keys and the list of them are defined
@@ -155,10 +156,6 @@ impl Baskets {
 #[derive(Debug, Clone)]
 pub struct CoOccurrence {
     max_items: usize,
-    bucket_secs: i64,
-    window_buckets: i64,
-    /// Newest bucket the window was advanced to.
-    head: Option<i64>,
     baskets: Count,
     /// The product number of each item, in the order first seen.
     products: Vec<u32>,
@@ -167,7 +164,7 @@ pub struct CoOccurrence {
     items: Vec<Count>,
     pairs: PairTable,
     /// The window's baskets by bucket.
-    buckets: BTreeMap<i64, Baskets>,
+    buckets: BucketRing<Baskets>,
     /// Baskets of buckets that slid out of the window, still to be taken
     /// out of its counts ([`expire`](Self::expire)), and how many of the
     /// first one's are done.
@@ -180,9 +177,6 @@ pub struct CoOccurrence {
 impl PartialEq for CoOccurrence {
     fn eq(&self, o: &Self) -> bool {
         self.max_items == o.max_items
-            && self.bucket_secs == o.bucket_secs
-            && self.window_buckets == o.window_buckets
-            && self.head == o.head
             && self.baskets == o.baskets
             && self.products == o.products
             && self.items == o.items
@@ -199,24 +193,16 @@ impl CoOccurrence {
     pub fn new(bucket_secs: i64, window_buckets: i64, max_items: usize) -> Self {
         CoOccurrence {
             max_items,
-            bucket_secs: bucket_secs.max(1),
-            window_buckets: window_buckets.max(1),
-            head: None,
             baskets: Count::default(),
             products: Vec::new(),
             index: HashMap::default(),
             items: Vec::new(),
             pairs: PairTable::default(),
-            buckets: BTreeMap::new(),
+            buckets: BucketRing::new(bucket_secs, window_buckets),
             expiring: VecDeque::new(),
             expired_in_first: 0,
             scratch: Vec::new(),
         }
-    }
-
-    /// Oldest bucket still in the window.
-    fn tail(&self) -> Option<i64> {
-        self.head.map(|h| h - self.window_buckets + 1)
     }
 
     fn intern(&mut self, product: u32) -> u32 {
@@ -251,8 +237,7 @@ impl CoOccurrence {
         }
         if !basket.is_empty() {
             basket.sort_unstable();
-            let bucket = t.div_euclid(self.bucket_secs);
-            let in_window = self.tail().is_none_or(|tail| bucket >= tail);
+            let in_window = self.buckets.admits(t);
             let w = u64::from(in_window);
             self.baskets.all_time += 1;
             self.baskets.window += w;
@@ -263,8 +248,8 @@ impl CoOccurrence {
             }
             let pairs = &mut self.pairs;
             for_each_pair(&basket, |&a, &b| pairs.add(a, b, in_window));
-            if in_window {
-                self.buckets.entry(bucket).or_default().push(&basket);
+            if let Some(bucket) = self.buckets.bucket_mut(t) {
+                bucket.push(&basket);
             }
         }
         self.scratch = basket;
@@ -282,18 +267,8 @@ impl CoOccurrence {
     /// that fall out are only queued for [`expire`](Self::expire) to take
     /// out of the window counts; until it has, lookups still count them.
     pub fn slide_to(&mut self, t: i64) {
-        let b = t.div_euclid(self.bucket_secs);
-        if self.head.is_some_and(|h| b <= h) {
-            return;
-        }
-        self.head = Some(b);
-        let tail = b - self.window_buckets + 1;
-        while let Some(entry) = self.buckets.first_entry() {
-            if *entry.key() >= tail {
-                break;
-            }
-            self.expiring.push_back(entry.remove());
-        }
+        let expiring = &mut self.expiring;
+        self.buckets.slide_to(t, |gone| expiring.push_back(gone));
     }
 
     /// Takes queued baskets (see [`advance_to`](Self::advance_to)) out of
@@ -417,8 +392,8 @@ impl CoOccurrence {
     pub fn heap_bytes(&self) -> usize {
         let baskets: usize = self
             .buckets
-            .values()
-            .map(|b| b.items.capacity() * 4 + b.ends.capacity() * 8)
+            .iter()
+            .map(|(_, b)| b.items.capacity() * 4 + b.ends.capacity() * 8)
             .sum();
         self.pairs.heap_bytes()
             + baskets
@@ -439,8 +414,7 @@ impl CoOccurrence {
 
     /// `[start, end)` seconds covered by the window.
     pub fn covers(&self) -> Option<(i64, i64)> {
-        let (head, tail) = (self.head?, self.tail()?);
-        Some((tail * self.bucket_secs, (head + 1) * self.bucket_secs))
+        self.buckets.covers()
     }
 
     /// Writes the state: settings, all-time counts of baskets, items and
@@ -450,15 +424,7 @@ impl CoOccurrence {
     /// baskets still queued to expire are gone from the restored window.
     pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
         e.usize(self.max_items)?;
-        e.i64(self.bucket_secs)?;
-        e.i64(self.window_buckets)?;
-        match self.head {
-            None => e.u64(0)?,
-            Some(h) => {
-                e.u64(1)?;
-                e.i64(h)?;
-            }
-        }
+        self.buckets.encode_shape(e)?;
         e.u64(self.baskets.all_time)?;
         e.usize(self.products.len())?;
         for (p, c) in self.products.iter().zip(&self.items) {
@@ -476,9 +442,9 @@ impl CoOccurrence {
             }
             e.u64(0)?;
         }
-        e.usize(self.buckets.len())?;
-        for (bucket, baskets) in &self.buckets {
-            e.i64(*bucket)?;
+        e.usize(self.buckets.held())?;
+        for (bucket, baskets) in self.buckets.iter() {
+            e.i64(bucket)?;
             e.usize(baskets.ends.len())?;
             for basket in baskets.iter() {
                 e.usize(basket.len())?;
@@ -498,14 +464,8 @@ impl CoOccurrence {
     pub fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
         let bad = |what: &str| DecodeError(format!("co-occurrence: {what}"));
         let max_items = usize::try_from(d.u64()?).map_err(|_| bad("cap"))?;
-        let bucket_secs = d.i64()?;
-        let window_buckets = d.i64()?;
-        let mut m = CoOccurrence::new(bucket_secs, window_buckets, max_items);
-        m.head = match d.u64()? {
-            0 => None,
-            1 => Some(d.i64()?),
-            _ => return Err(bad("head")),
-        };
+        let mut m = CoOccurrence::new(1, 1, max_items);
+        m.buckets = BucketRing::decode_shape(d)?;
         m.baskets.all_time = d.u64()?;
         let n = d.count()?;
         for _ in 0..n {
@@ -574,7 +534,7 @@ impl CoOccurrence {
                     return Err(bad("pair out of range"));
                 }
             }
-            m.buckets.insert(bucket, baskets);
+            m.buckets.restore(bucket, baskets);
         }
         Ok(m)
     }

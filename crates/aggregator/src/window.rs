@@ -17,6 +17,120 @@ use std::io::{self, Write};
 /// Seconds in a day, the default bucket.
 pub const DAY: i64 = 86_400;
 
+/// Buckets of `T` by event time over a sliding window of `window_buckets`
+/// buckets of `bucket_secs` seconds: which bucket a time falls in, whether
+/// it is still in the window, and sliding. What the buckets hold is the
+/// user's: per-key counts ([`WindowedCounts`]) or baskets
+/// ([`crate::cooccur::CoOccurrence`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketRing<T> {
+    bucket_secs: i64,
+    window_buckets: i64,
+    /// Newest bucket the window was advanced to.
+    head: Option<i64>,
+    buckets: BTreeMap<i64, T>,
+}
+
+impl<T: Default> BucketRing<T> {
+    /// A window of `window_buckets` buckets of `bucket_secs` seconds.
+    pub fn new(bucket_secs: i64, window_buckets: i64) -> Self {
+        BucketRing {
+            bucket_secs: bucket_secs.max(1),
+            window_buckets: window_buckets.max(1),
+            head: None,
+            buckets: BTreeMap::new(),
+        }
+    }
+
+    /// Oldest bucket still in the window.
+    fn tail(&self) -> Option<i64> {
+        self.head.map(|h| h - self.window_buckets + 1)
+    }
+
+    /// Whether event time `t` falls in the window (or nothing slid yet).
+    pub fn admits(&self, t: i64) -> bool {
+        let b = t.div_euclid(self.bucket_secs);
+        self.tail().is_none_or(|tail| b >= tail)
+    }
+
+    /// The bucket of event time `t`, made if absent; `None` when `t` is
+    /// before the window.
+    pub fn bucket_mut(&mut self, t: i64) -> Option<&mut T> {
+        if !self.admits(t) {
+            return None;
+        }
+        Some(
+            self.buckets
+                .entry(t.div_euclid(self.bucket_secs))
+                .or_default(),
+        )
+    }
+
+    /// Slides the window so that its newest bucket holds `t`, handing each
+    /// bucket that falls out to `gone`, oldest first. Never moves back.
+    pub fn slide_to(&mut self, t: i64, mut gone: impl FnMut(T)) {
+        let b = t.div_euclid(self.bucket_secs);
+        if self.head.is_some_and(|h| b <= h) {
+            return;
+        }
+        self.head = Some(b);
+        let tail = b - self.window_buckets + 1;
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() >= tail {
+                break;
+            }
+            gone(entry.remove());
+        }
+    }
+
+    /// `[start, end)` in seconds covered by the window, once it slid.
+    pub fn covers(&self) -> Option<(i64, i64)> {
+        let (head, tail) = (self.head?, self.tail()?);
+        Some((tail * self.bucket_secs, (head + 1) * self.bucket_secs))
+    }
+
+    /// The buckets held, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &T)> {
+        self.buckets.iter().map(|(b, t)| (*b, t))
+    }
+
+    /// How many buckets are held (at most the window's length).
+    pub fn held(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Writes the shape (bucket length, window length, head); the buckets
+    /// are the owner's to write.
+    pub fn encode_shape<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        e.i64(self.bucket_secs)?;
+        e.i64(self.window_buckets)?;
+        match self.head {
+            None => e.u64(0),
+            Some(h) => {
+                e.u64(1)?;
+                e.i64(h)
+            }
+        }
+    }
+
+    /// An empty ring of the shape [`encode_shape`](Self::encode_shape)
+    /// wrote; [`restore`](Self::restore) puts the buckets back.
+    pub fn decode_shape(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+        let mut ring = BucketRing::new(d.i64()?, d.i64()?);
+        ring.head = match d.u64()? {
+            0 => None,
+            1 => Some(d.i64()?),
+            _ => return Err(DecodeError("window: head".into())),
+        };
+        Ok(ring)
+    }
+
+    /// Puts a decoded bucket back.
+    pub fn restore(&mut self, bucket: i64, content: T) {
+        self.buckets.insert(bucket, content);
+    }
+}
+
 /// A count kept by [`WindowedCounts`]: one number, or several counted
 /// together under one key (a user's sessions, conversions, products viewed
 /// and abandonments: one hash lookup for the four).
@@ -85,35 +199,19 @@ where
 /// derived from the buckets on restore.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowedCounts<K: Hash + Eq + Clone, V: Counter = u64> {
-    bucket_secs: i64,
-    window_buckets: i64,
-    buckets: BTreeMap<i64, HashMap<K, V>>,
+    ring: BucketRing<HashMap<K, V>>,
     window: HashMap<K, V>,
     all_time: HashMap<K, V>,
-    /// Newest bucket the window was advanced to.
-    head: Option<i64>,
 }
 
 impl<K: Hash + Eq + Clone, V: Counter> WindowedCounts<K, V> {
     /// A window of `window_buckets` buckets of `bucket_secs` seconds each.
     pub fn new(bucket_secs: i64, window_buckets: i64) -> Self {
         WindowedCounts {
-            bucket_secs: bucket_secs.max(1),
-            window_buckets: window_buckets.max(1),
-            buckets: BTreeMap::new(),
+            ring: BucketRing::new(bucket_secs, window_buckets),
             window: HashMap::default(),
             all_time: HashMap::default(),
-            head: None,
         }
-    }
-
-    fn bucket_of(&self, t: i64) -> i64 {
-        t.div_euclid(self.bucket_secs)
-    }
-
-    /// Oldest bucket still in the window.
-    fn tail(&self) -> Option<i64> {
-        self.head.map(|h| h - self.window_buckets + 1)
     }
 
     /// Adds `n` to `key` at event time `t` (seconds). Returns `false` when
@@ -124,16 +222,10 @@ impl<K: Hash + Eq + Clone, V: Counter> WindowedCounts<K, V> {
     /// push their events out.
     pub fn add(&mut self, key: K, t: i64, n: V) -> bool {
         self.all_time.entry(key.clone()).or_default().add(&n);
-        let b = self.bucket_of(t);
-        if self.tail().is_some_and(|tail| b < tail) {
+        let Some(bucket) = self.ring.bucket_mut(t) else {
             return false;
-        }
-        self.buckets
-            .entry(b)
-            .or_default()
-            .entry(key.clone())
-            .or_default()
-            .add(&n);
+        };
+        bucket.entry(key.clone()).or_default().add(&n);
         self.window.entry(key).or_default().add(&n);
         true
     }
@@ -141,25 +233,17 @@ impl<K: Hash + Eq + Clone, V: Counter> WindowedCounts<K, V> {
     /// Slides the window so that its newest bucket holds `t`, dropping the
     /// buckets that fall out. Never moves backwards.
     pub fn advance_to(&mut self, t: i64) {
-        let b = self.bucket_of(t);
-        if self.head.is_some_and(|h| b <= h) {
-            return;
-        }
-        self.head = Some(b);
-        let tail = b - self.window_buckets + 1;
-        while let Some(entry) = self.buckets.first_entry() {
-            if *entry.key() >= tail {
-                break;
-            }
-            for (key, n) in entry.remove() {
-                if let Some(total) = self.window.get_mut(&key) {
+        let window = &mut self.window;
+        self.ring.slide_to(t, |gone| {
+            for (key, n) in gone {
+                if let Some(total) = window.get_mut(&key) {
                     total.sub(&n);
                     if total.is_zero() {
-                        self.window.remove(&key);
+                        window.remove(&key);
                     }
                 }
             }
-        }
+        });
     }
 
     /// Count of `key` in the window.
@@ -179,13 +263,12 @@ impl<K: Hash + Eq + Clone, V: Counter> WindowedCounts<K, V> {
 
     /// Buckets held (at most the window's length).
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.ring.held()
     }
 
     /// `[start, end)` in seconds covered by the window, once it has data.
     pub fn covers(&self) -> Option<(i64, i64)> {
-        let (head, tail) = (self.head?, self.tail()?);
-        Some((tail * self.bucket_secs, (head + 1) * self.bucket_secs))
+        self.ring.covers()
     }
 }
 
@@ -194,7 +277,9 @@ impl<V: Counter> WindowedCounts<u32, V> {
     pub fn heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(u32, V)>() + 1;
         let map = |m: &HashMap<u32, V>| m.capacity() * entry;
-        self.buckets.values().map(map).sum::<usize>() + map(&self.window) + map(&self.all_time)
+        self.ring.iter().map(|(_, m)| map(m)).sum::<usize>()
+            + map(&self.window)
+            + map(&self.all_time)
     }
 
     /// Writes the buckets and all-time counts, keys in order (so the same
@@ -213,18 +298,10 @@ impl<V: Counter> WindowedCounts<u32, V> {
             }
             Ok(())
         }
-        e.i64(self.bucket_secs)?;
-        e.i64(self.window_buckets)?;
-        match self.head {
-            None => e.u64(0)?,
-            Some(h) => {
-                e.u64(1)?;
-                e.i64(h)?;
-            }
-        }
-        e.usize(self.buckets.len())?;
-        for (b, m) in &self.buckets {
-            e.i64(*b)?;
+        self.ring.encode_shape(e)?;
+        e.usize(self.ring.held())?;
+        for (b, m) in self.ring.iter() {
+            e.i64(b)?;
             entries(e, m)?;
         }
         entries(e, &self.all_time)
@@ -243,11 +320,10 @@ impl<V: Counter> WindowedCounts<u32, V> {
             }
             Ok(m)
         }
-        let mut w: WindowedCounts<u32, V> = WindowedCounts::new(d.i64()?, d.i64()?);
-        w.head = match d.u64()? {
-            0 => None,
-            1 => Some(d.i64()?),
-            _ => return Err(DecodeError("windowed counts: head".into())),
+        let mut w: WindowedCounts<u32, V> = WindowedCounts {
+            ring: BucketRing::decode_shape(d)?,
+            window: HashMap::default(),
+            all_time: HashMap::default(),
         };
         for _ in 0..d.count()? {
             let b = d.i64()?;
@@ -255,7 +331,7 @@ impl<V: Counter> WindowedCounts<u32, V> {
             for (k, n) in &m {
                 w.window.entry(*k).or_default().add(n);
             }
-            w.buckets.insert(b, m);
+            w.ring.restore(b, m);
         }
         w.all_time = entries(d)?;
         Ok(w)
