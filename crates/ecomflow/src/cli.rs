@@ -44,7 +44,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Offline quality of "bought together": train on the first days, then
     /// for each later basket ask whether an item's top k holds another item
-    /// of the basket; LLR vs count vs best-sellers, and planted complements.
+    /// of the basket; every ranking (count, LLR, cosine, Jaccard, LLR with
+    /// minimum support) against best-sellers, and planted complements.
     Evaluate(EvaluateArgs),
     /// The nightly batch: snapshot the stores into Parquet (only days not
     /// yet written), run the shop's analytics as SQL on DataFusion, compute
