@@ -5,8 +5,11 @@
 //!
 //! # Layout
 //!
-//! - [`cooccur`]: windowed item and pair counts, top-k partners by LLR or
-//!   count, and the per-user engagement score.
+//! - [`codec`]: the checkpoint's compact binary encoding (varints).
+//! - [`cooccur`]: windowed item and pair counts, top-k partners by every
+//!   [`cooccur::Ranking`], and the per-user engagement score.
+//! - [`pairtable`]: one cell per pair of dense item numbers, in rows that
+//!   are sparse or dense, whichever is smaller.
 //! - [`metrics`]: the aggregator's Prometheus metrics.
 //! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
 //!   items per basket.
@@ -21,8 +24,9 @@
 //!   watermark and late events, lookups, checkpoint with offsets.
 //! - [`runner`]: the aggregator as a consumer group member: apply,
 //!   dead-letter late events, checkpoint state with offsets, restore.
-//! - [`window`]: counts per key by event time, in buckets (one per day by
-//!   default) that slide by dropping whole buckets, plus all-time counts.
+//! - [`window`]: the bucket ring (event time to bucket, sliding), counts
+//!   per key by event time in buckets (one per day by default) that slide
+//!   by dropping whole buckets, plus all-time counts; watermarks.
 
 pub mod codec;
 pub mod cooccur;
