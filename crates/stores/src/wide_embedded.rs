@@ -78,6 +78,50 @@ fn encode_row(row: &RowCells) -> Vec<u8> {
     out
 }
 
+/// A write's cells of one row, borrowed: `(family, qualifier, value)` in
+/// the order they were given.
+type CellRefs<'a> = Vec<(&'a str, &'a [u8], &'a [u8])>;
+
+/// Sorts a write's cells by family and qualifier, keeping the last of
+/// cells named twice (as [`merge_cell`] replaces them).
+fn settle(cells: &mut CellRefs<'_>) {
+    // Stable: of equal cells, the later one stays later.
+    cells.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut keep: CellRefs<'_> = Vec::with_capacity(cells.len());
+    for c in cells.drain(..) {
+        match keep.last_mut() {
+            Some(last) if (last.0, last.1) == (c.0, c.1) => *last = c,
+            _ => keep.push(c),
+        }
+    }
+    *cells = keep;
+}
+
+/// [`encode_row`] of settled borrowed cells, without owning them first:
+/// the same bytes.
+fn encode_refs(cells: &[(&str, &[u8], &[u8])]) -> Vec<u8> {
+    let len: usize = cells
+        .iter()
+        .map(|(f, q, v)| 16 + f.len() + q.len() + v.len())
+        .sum();
+    let mut out = Vec::with_capacity(len);
+    let mut rest = cells;
+    while let Some(&(family, _, _)) = rest.first() {
+        let n = rest.iter().take_while(|c| c.0 == family).count();
+        put_len(&mut out, family.len());
+        out.extend_from_slice(family.as_bytes());
+        put_len(&mut out, n);
+        for &(_, q, v) in &rest[..n] {
+            put_len(&mut out, q.len());
+            out.extend_from_slice(q);
+            put_len(&mut out, v.len());
+            out.extend_from_slice(v);
+        }
+        rest = &rest[n..];
+    }
+    out
+}
+
 fn decode_row(mut bytes: &[u8]) -> Result<RowCells> {
     let corrupt = || StoreError::corrupt("wide-column value: truncated row");
     fn len(bytes: &mut &[u8], corrupt: &dyn Fn() -> StoreError) -> Result<usize> {
@@ -166,39 +210,38 @@ impl EmbeddedWideStore {
 
     fn write(&self, table: &str, mutations: &[RowMutation], merge: Merge) -> Result<()> {
         let t = self.table(table)?;
-        // Row -> the cells this put writes, merged in order.
-        let mut touched: BTreeMap<&[u8], RowCells> = BTreeMap::new();
+        // Row -> the cells this put writes, borrowed, in order.
+        let mut touched: BTreeMap<&[u8], CellRefs<'_>> = BTreeMap::new();
         for m in mutations {
             let row = touched.entry(m.row.as_slice()).or_default();
             for c in &m.cells {
                 if !t.families.contains(&c.family) {
                     return Err(StoreError::Unknown(format!("{table}:{}", c.family)));
                 }
-                merge_cell(row, &c.family, &c.qualifier, &c.value);
+                row.push((c.family.as_str(), &c.qualifier, &c.value));
             }
         }
         // Reading, merging and writing a row is one step for the writers.
         let _w = matches!(merge, Merge::WithStored)
             .then(|| self.writer.lock().unwrap_or_else(|e| e.into_inner()));
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
-        for (key, new) in touched {
+        for (key, mut new) in touched {
+            settle(&mut new);
             let stored = match merge {
                 Merge::WithStored => t.keyspace.get(key)?,
                 Merge::InBatchOnly => None,
             };
-            let merged = match stored {
-                None => new,
+            let value = match stored {
+                None => encode_refs(&new),
                 Some(old) => {
                     let mut row = decode_row(&old)?;
-                    for (f, cells) in &new {
-                        for (q, v) in cells {
-                            merge_cell(&mut row, f, q, v);
-                        }
+                    for &(f, q, v) in &new {
+                        merge_cell(&mut row, f, q, v);
                     }
-                    row
+                    encode_row(&row)
                 }
             };
-            batch.insert(&t.keyspace, key, encode_row(&merged));
+            batch.insert(&t.keyspace, key, value);
         }
         batch.commit()?;
         Ok(())
@@ -299,6 +342,29 @@ impl WideColumnStore for EmbeddedWideStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_cells_encode_as_the_merged_row_does() {
+        // Cells out of order, a family split in two, a cell named twice.
+        let given: Vec<(&str, &[u8], &[u8])> = vec![
+            ("device", b"type", b"mobile"),
+            ("behavior", b"status", b"browsed"),
+            ("device", b"os", b"iOS"),
+            ("behavior", b"duration", b"30"),
+            ("device", b"type", b"desktop"),
+        ];
+        let mut row: RowCells = Vec::new();
+        for &(f, q, v) in &given {
+            merge_cell(&mut row, f, q, v);
+        }
+        let mut cells = given.clone();
+        settle(&mut cells);
+        assert_eq!(cells.len(), 4, "the type named twice: the later kept");
+        assert_eq!(cells[3], ("device", &b"type"[..], &b"desktop"[..]));
+        assert_eq!(encode_refs(&cells), encode_row(&row));
+        assert_eq!(decode_row(&encode_refs(&cells)).expect("decode"), row);
+        assert!(encode_refs(&[]).is_empty());
+    }
 
     #[test]
     fn rows_round_trip_and_merge_by_family_and_qualifier() {
