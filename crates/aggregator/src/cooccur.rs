@@ -16,14 +16,13 @@ use crate::pairs::for_each_pair;
 use crate::pairtable::{Cell, PairTable};
 use crate::window::BucketRing;
 use rustc_hash::FxHashMap as HashMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 
 /// How partners are ranked. Names, keys and the list of them are defined
 /// here once; the API, the CLI and `evaluate` take them from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ranking {
     /// Log-likelihood ratio: significance, not popularity.
     Llr,
@@ -170,8 +169,9 @@ pub struct CoOccurrence {
     /// first one's are done.
     expiring: VecDeque<Baskets>,
     expired_in_first: usize,
-    /// A basket's items while it is added (reused, not state).
-    scratch: Vec<u32>,
+    /// A basket's distinct products and their item numbers while it is
+    /// added (reused, not state).
+    scratch: (Vec<u32>, Vec<u32>),
 }
 
 impl PartialEq for CoOccurrence {
@@ -185,6 +185,46 @@ impl PartialEq for CoOccurrence {
             && self.expiring == o.expiring
             && self.expired_in_first == o.expired_in_first
     }
+}
+
+/// Which way a basket crosses the window's edge.
+#[derive(Clone, Copy, PartialEq)]
+enum Move {
+    /// Back into the window (a checkpoint restored).
+    In,
+    /// Out of it (its bucket slid out).
+    Out,
+}
+
+/// Counts a basket already counted all-time into or out of the window:
+/// the basket count, its items' and its pairs'. `false` if an item number
+/// is out of range (a damaged checkpoint).
+fn window_basket(
+    baskets: &mut Count,
+    items: &mut [Count],
+    pairs: &mut PairTable,
+    basket: &[u32],
+    way: Move,
+) -> bool {
+    let step = |n: &mut u64| {
+        *n = match way {
+            Move::In => n.saturating_add(1),
+            Move::Out => n.saturating_sub(1),
+        }
+    };
+    step(&mut baskets.window);
+    let mut ok = true;
+    for &i in basket {
+        match items.get_mut(i as usize) {
+            Some(c) => step(&mut c.window),
+            None => ok = false,
+        }
+    }
+    match way {
+        Move::In => for_each_pair(basket, |&a, &b| ok &= pairs.add_window(a, b)),
+        Move::Out => for_each_pair(basket, |&a, &b| pairs.remove_window(a, b)),
+    }
+    ok
 }
 
 impl CoOccurrence {
@@ -201,7 +241,7 @@ impl CoOccurrence {
             buckets: BucketRing::new(bucket_secs, window_buckets),
             expiring: VecDeque::new(),
             expired_in_first: 0,
-            scratch: Vec::new(),
+            scratch: (Vec::new(), Vec::new()),
         }
     }
 
@@ -222,19 +262,10 @@ impl CoOccurrence {
     /// [`crate::pairs::pairs`] defines them). A basket dated before the
     /// window counts all-time only.
     pub fn add_basket(&mut self, items: &[u32], t: i64) {
-        let mut basket = std::mem::take(&mut self.scratch);
+        let (mut distinct, mut basket) = std::mem::take(&mut self.scratch);
+        crate::pairs::distinct_capped_into(items, self.max_items, &mut distinct);
         basket.clear();
-        let mut seen = 0;
-        for &p in items {
-            if seen >= self.max_items {
-                break;
-            }
-            let i = self.intern(p);
-            if !basket.contains(&i) {
-                basket.push(i);
-                seen += 1;
-            }
-        }
+        basket.extend(distinct.iter().map(|&p| self.intern(p)));
         if !basket.is_empty() {
             basket.sort_unstable();
             let in_window = self.buckets.admits(t);
@@ -252,7 +283,7 @@ impl CoOccurrence {
                 bucket.push(&basket);
             }
         }
-        self.scratch = basket;
+        self.scratch = (distinct, basket);
     }
 
     /// Slides the window so that its newest bucket holds `t`, taking the
@@ -284,14 +315,13 @@ impl CoOccurrence {
                 if spent >= budget {
                     break;
                 }
-                self.baskets.window = self.baskets.window.saturating_sub(1);
-                for &i in basket {
-                    if let Some(c) = self.items.get_mut(i as usize) {
-                        c.window = c.window.saturating_sub(1);
-                    }
-                }
-                let pairs = &mut self.pairs;
-                for_each_pair(basket, |&a, &b| pairs.remove_window(a, b));
+                window_basket(
+                    &mut self.baskets,
+                    &mut self.items,
+                    &mut self.pairs,
+                    basket,
+                    Move::Out,
+                );
                 spent += 1 + basket.len() * basket.len().saturating_sub(1) / 2;
                 done += 1;
             }
@@ -523,14 +553,7 @@ impl CoOccurrence {
                 }
                 baskets.ends.push(baskets.items.len());
                 let basket = &baskets.items[start..];
-                m.baskets.window += 1;
-                for &i in basket {
-                    m.items[i as usize].window += 1;
-                }
-                let pairs = &mut m.pairs;
-                let mut ok = true;
-                for_each_pair(basket, |&a, &b| ok &= pairs.add_window(a, b));
-                if !ok {
+                if !window_basket(&mut m.baskets, &mut m.items, &mut m.pairs, basket, Move::In) {
                     return Err(bad("pair out of range"));
                 }
             }

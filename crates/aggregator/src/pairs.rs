@@ -11,6 +11,14 @@ pub const DEFAULT_MAX_ITEMS: usize = 50;
 /// The distinct items of a basket, in first-seen order, at most `max_items`.
 pub fn distinct_capped<T: PartialEq + Clone>(items: &[T], max_items: usize) -> Vec<T> {
     let mut out: Vec<T> = Vec::with_capacity(items.len().min(max_items));
+    distinct_capped_into(items, max_items, &mut out);
+    out
+}
+
+/// [`distinct_capped`] into `out` (cleared first), for callers that reuse
+/// one vector basket after basket.
+pub fn distinct_capped_into<T: PartialEq + Clone>(items: &[T], max_items: usize, out: &mut Vec<T>) {
+    out.clear();
     for it in items {
         if out.len() >= max_items {
             break;
@@ -19,7 +27,6 @@ pub fn distinct_capped<T: PartialEq + Clone>(items: &[T], max_items: usize) -> V
             out.push(it.clone());
         }
     }
-    out
 }
 
 /// Unordered pairs `(a, b)` with `a < b` of the distinct items of a basket

@@ -63,12 +63,7 @@ impl PairTable {
         }
     }
 
-    /// Items the table has room for.
-    pub fn items(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// The cell of `(a, b)`, `a < b < items()`, made if absent. Returns
+    /// The cell of `(a, b)`, `a < b` < the items grown, made if absent. Returns
     /// `None` for indices out of order or range (never for the callers
     /// here, which sort and intern first).
     #[inline]
@@ -136,16 +131,28 @@ impl PairTable {
     /// `in_window`.
     #[inline]
     pub fn add(&mut self, a: u32, b: u32, in_window: bool) {
+        self.add_counts(a, b, 1, u32::from(in_window));
+    }
+
+    /// Adds one to the window count of `(a, b)` (restoring a checkpoint:
+    /// the window comes back from its baskets). `false` for indices out of
+    /// order or range.
+    pub fn add_window(&mut self, a: u32, b: u32) -> bool {
+        self.add_counts(a, b, 0, 1)
+    }
+
+    #[inline]
+    fn add_counts(&mut self, a: u32, b: u32, all_time: u32, window: u32) -> bool {
         let Some(c) = self.cell_mut(a, b) else {
-            return;
+            return false;
         };
-        c.all_time = c.all_time.saturating_add(1);
-        if in_window {
-            c.window = c.window.saturating_add(1);
-            if c.window == 1 {
-                self.window_pairs += 1;
-            }
+        let entered = c.window == 0 && window > 0;
+        c.all_time = c.all_time.saturating_add(all_time);
+        c.window = c.window.saturating_add(window);
+        if entered {
+            self.window_pairs += 1;
         }
+        true
     }
 
     /// Sets the all-time count of a pair (restoring a checkpoint).
@@ -153,21 +160,6 @@ impl PairTable {
         match self.cell_mut(a, b) {
             Some(c) => {
                 c.all_time = n;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Adds one to the window count of `(a, b)` (restoring a checkpoint:
-    /// the window comes back from its baskets).
-    pub fn add_window(&mut self, a: u32, b: u32) -> bool {
-        match self.cell_mut(a, b) {
-            Some(c) => {
-                c.window = c.window.saturating_add(1);
-                if c.window == 1 {
-                    self.window_pairs += 1;
-                }
                 true
             }
             None => false,
@@ -188,7 +180,7 @@ impl PairTable {
         };
         if let Some(c) = c {
             if c.window == 1 {
-                self.window_pairs -= 1;
+                self.window_pairs = self.window_pairs.saturating_sub(1);
             }
             c.window = c.window.saturating_sub(1);
         }

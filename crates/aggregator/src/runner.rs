@@ -161,16 +161,15 @@ pub fn rebuild(
 /// Writes the model's checkpoint to a temporary file, streamed, then
 /// renames it over `path`; returns its size.
 fn write_checkpoint(path: &Path, model: &Aggregator) -> std::io::Result<u64> {
-    use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-    model.write_checkpoint(&mut out)?;
-    out.flush()?;
-    let size = out.get_ref().metadata()?.len();
-    drop(out);
+    // The encoder buffers its writes itself.
+    let mut file = std::fs::File::create(&tmp)?;
+    model.write_checkpoint(&mut file)?;
+    let size = file.metadata()?.len();
+    drop(file);
     std::fs::rename(&tmp, path)?;
     Ok(size)
 }
