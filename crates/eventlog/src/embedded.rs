@@ -157,6 +157,11 @@ fn decode_value(topic: &str, partition: u32, offset: u64, v: &[u8]) -> Result<Re
 }
 
 /// The embedded, durable event log. Cheap to clone; clones share the store.
+/// The size at which the records' memtable is sealed and flushed: half of
+/// fjall's default, as the stores do (see `stores::MEMTABLE_BYTES`, which
+/// says what it saves).
+pub const MEMTABLE_BYTES: u64 = 32 << 20;
+
 #[derive(Clone)]
 pub struct EmbeddedLog {
     inner: Arc<Inner>,
@@ -180,7 +185,9 @@ impl EmbeddedLog {
                 fjall::Error::Locked => LogError::Locked(path.display().to_string()),
                 other => LogError::Storage(other),
             })?;
-        let records = db.keyspace("records", KeyspaceCreateOptions::default)?;
+        let records = db.keyspace("records", || {
+            KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+        })?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let mut state = State::default();
         for kv in meta.prefix(b"t\0") {

@@ -19,7 +19,7 @@
 use crate::doc::{add_to_summary, DocCounts, DocumentStore, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -70,7 +70,7 @@ impl EmbeddedDocStore {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let db = crate::open_fjall(path)?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let ks = |name: &str| db.keyspace(name, crate::keyspace_options);
         Ok(EmbeddedDocStore {
             users: ks("users")?,
             products: ks("products")?,

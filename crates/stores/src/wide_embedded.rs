@@ -16,7 +16,7 @@
 
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -266,7 +266,7 @@ impl WideColumnStore for EmbeddedWideStore {
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {
         let keyspace = self
             .db
-            .keyspace(&keyspace_name(table), KeyspaceCreateOptions::default)?;
+            .keyspace(&keyspace_name(table), crate::keyspace_options)?;
         self.tables
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -402,8 +402,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let db = crate::open_fjall(dir.path()).expect("open");
-            db.keyspace("user_sessions__behavior", KeyspaceCreateOptions::default)
-                .expect("keyspace");
+            db.keyspace(
+                "user_sessions__behavior",
+                fjall::KeyspaceCreateOptions::default,
+            )
+            .expect("keyspace");
         }
         let err = EmbeddedWideStore::open(dir.path())
             .err()
