@@ -259,6 +259,9 @@ pub struct Findings {
     pub co_view: PairSummary,
     /// Percent of viewed-together pairs never bought together.
     pub viewed_never_bought_pct: f64,
+    /// The cap on distinct products per basket the pairs were counted
+    /// with (`None`: whole baskets).
+    pub basket_cap: Option<usize>,
     /// Top products by conversion rate.
     pub top_converting: Table,
     /// Top products by units sold.
@@ -320,7 +323,12 @@ pub fn co_occurrence_by_sql(engine: &Engine) -> Result<(PairSummary, PairSummary
 
 /// Runs every analytic. Leaves the tables `clv` and `segments` in the
 /// engine for the steps after.
-pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Findings> {
+pub fn run(
+    engine: &Engine,
+    cuts: SegmentCuts,
+    min_views: u64,
+    basket_cap: Option<usize>,
+) -> Result<Findings> {
     let mut timings = Vec::new();
     let mut step = |name: &str, started: Instant| {
         let secs = started.elapsed().as_secs_f64();
@@ -338,7 +346,7 @@ pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Finding
     step("cleaning statistics", t);
 
     let t = Instant::now();
-    let co = crate::cooccur::count(engine, 10)?;
+    let co = crate::cooccur::count(engine, 10, basket_cap)?;
     let summary = |p: crate::cooccur::PairTable| PairSummary {
         unique_pairs: p.unique_pairs,
         total: p.total,
@@ -434,6 +442,7 @@ pub fn run(engine: &Engine, cuts: SegmentCuts, min_views: u64) -> Result<Finding
         co_purchase,
         co_view,
         viewed_never_bought_pct,
+        basket_cap,
         top_converting,
         top_selling,
         conversion_range,

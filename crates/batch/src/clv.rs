@@ -117,8 +117,24 @@ pub fn predict(
         return Ok(None);
     }
 
-    let (bg_cal, _) = BgNbd::fit(&cal);
-    let (gg_cal, _) = GammaGamma::fit(&cal);
+    let end = day_number(last);
+    let all: Vec<(String, Rfm)> = purchases
+        .iter()
+        .filter_map(|(u, d)| rfm(d, end).map(|r| (u.clone(), r)))
+        .collect();
+    let rows: Vec<Rfm> = all.iter().map(|(_, r)| *r).collect();
+    // The calibration fits (scored on the holdout) and the fits on
+    // everything (for the written-back prediction) are independent: one
+    // pair on each core. Each fit is deterministic, so the answers do not
+    // depend on which thread ran it.
+    let ((bg_cal, gg_cal), (bgnbd, gamma_gamma)) = std::thread::scope(|scope| {
+        let full = scope.spawn(|| (BgNbd::fit(&rows).0, GammaGamma::fit(&rows).0));
+        let calibration = (BgNbd::fit(&cal).0, GammaGamma::fit(&cal).0);
+        let full = full
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (calibration, full)
+    });
     let t = holdout_days as f64;
     let model: Vec<f64> = cal
         .iter()
@@ -167,15 +183,7 @@ pub fn predict(
         score("spend rate so far x days", &naive),
     ];
 
-    // Refit on everything for the written-back prediction.
-    let end = day_number(last);
-    let all: Vec<(String, Rfm)> = purchases
-        .iter()
-        .filter_map(|(u, d)| rfm(d, end).map(|r| (u.clone(), r)))
-        .collect();
-    let rows: Vec<Rfm> = all.iter().map(|(_, r)| *r).collect();
-    let (bgnbd, _) = BgNbd::fit(&rows);
-    let (gamma_gamma, _) = GammaGamma::fit(&rows);
+    // The written-back prediction, from the fits on everything.
     let spend_90d = all
         .iter()
         .map(|(u, r)| {

@@ -66,46 +66,45 @@ fn strings(a: &ArrayRef) -> Result<StringArray> {
     Ok(cast.as_string::<i32>().clone())
 }
 
-/// Calls `f(basket id, product ids of the row)` for each row of `b`.
+/// Calls `f(basket id, product ids of the row)` for each row of `batch`,
+/// a batch of `b.query`.
 fn for_each_basket(
-    engine: &Engine,
     b: Baskets,
+    batch: &RecordBatch,
     mut f: impl FnMut(&str, &mut dyn Iterator<Item = &str>),
 ) -> Result<()> {
-    engine.for_each_batch(b.query, |batch: &RecordBatch| {
-        if batch.num_columns() != 2 {
-            return Err(BatchError::Corrupt(format!("{}: two columns", b.query)));
+    if batch.num_columns() != 2 {
+        return Err(BatchError::Corrupt(format!("{}: two columns", b.query)));
+    }
+    let ids = strings(batch.column(0))?;
+    let lists = batch
+        .column(1)
+        .as_list_opt::<i32>()
+        .ok_or_else(|| BatchError::Corrupt(format!("{}: not a list", b.query)))?;
+    let values = match b.field {
+        None => lists.values().clone(),
+        Some(name) => lists
+            .values()
+            .as_struct_opt()
+            .and_then(|s| s.column_by_name(name))
+            .ok_or_else(|| BatchError::Corrupt(format!("{}: no {name}", b.query)))?
+            .clone(),
+    };
+    let values = strings(&values)?;
+    let offsets = lists.value_offsets();
+    for row in 0..batch.num_rows() {
+        if ids.is_null(row) || lists.is_null(row) {
+            continue;
         }
-        let ids = strings(batch.column(0))?;
-        let lists = batch
-            .column(1)
-            .as_list_opt::<i32>()
-            .ok_or_else(|| BatchError::Corrupt(format!("{}: not a list", b.query)))?;
-        let values = match b.field {
-            None => lists.values().clone(),
-            Some(name) => lists
-                .values()
-                .as_struct_opt()
-                .and_then(|s| s.column_by_name(name))
-                .ok_or_else(|| BatchError::Corrupt(format!("{}: no {name}", b.query)))?
-                .clone(),
-        };
-        let values = strings(&values)?;
-        let offsets = lists.value_offsets();
-        for row in 0..batch.num_rows() {
-            if ids.is_null(row) || lists.is_null(row) {
-                continue;
-            }
-            let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
-            // A NULL product pairs with nothing (the SQL's `<` is never
-            // true for NULL).
-            let mut it = (lo..hi)
-                .filter(|&i| values.is_valid(i))
-                .map(|i| values.value(i));
-            f(ids.value(row), &mut it);
-        }
-        Ok(())
-    })
+        let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
+        // A NULL product pairs with nothing (the SQL's `<` is never
+        // true for NULL).
+        let mut it = (lo..hi)
+            .filter(|&i| values.is_valid(i))
+            .map(|i| values.value(i));
+        f(ids.value(row), &mut it);
+    }
+    Ok(())
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -142,14 +141,21 @@ impl Counts {
     }
 
     fn add(&mut self, a: u32, b: u32) {
+        self.add_n(a, b, 1);
+    }
+
+    fn add_n(&mut self, a: u32, b: u32, n: u32) {
         match self {
-            Counts::Dense { n, counts } => {
-                let i = Self::dense_index(*n, a, b);
-                counts[i] = counts[i].saturating_add(1);
+            Counts::Dense {
+                n: products,
+                counts,
+            } => {
+                let i = Self::dense_index(*products, a, b);
+                counts[i] = counts[i].saturating_add(n);
             }
             Counts::Sparse(map) => {
                 let c = map.entry(u64::from(a) << 32 | u64::from(b)).or_default();
-                *c = c.saturating_add(1);
+                *c = c.saturating_add(n);
             }
         }
     }
@@ -161,6 +167,26 @@ impl Counts {
                 .get(&(u64::from(a) << 32 | u64::from(b)))
                 .copied()
                 .unwrap_or(0),
+        }
+    }
+
+    /// Adds `other`'s counts (over the same products) to these.
+    fn absorb(&mut self, other: Counts) {
+        match (self, other) {
+            (Counts::Dense { counts, .. }, Counts::Dense { counts: more, .. }) => {
+                for (c, m) in counts.iter_mut().zip(more) {
+                    *c = c.saturating_add(m);
+                }
+            }
+            (Counts::Sparse(map), Counts::Sparse(more)) => {
+                for (k, m) in more {
+                    let c = map.entry(k).or_default();
+                    *c = c.saturating_add(m);
+                }
+            }
+            // `Counts::new` picks the same kind for the same `n`; this is
+            // the slow way that would do for any two.
+            (this, other) => other.each(|a, b, c| this.add_n(a, b, c)),
         }
     }
 
@@ -219,24 +245,113 @@ pub struct CoOccurrence {
 /// A basket id seen in more than one row: its rows' products, merged.
 type Merged = FxHashMap<String, Vec<u32>>;
 
+/// What one partition of pass 2 counts.
+struct Partial {
+    counts: Counts,
+    /// Per product, the baskets holding it.
+    holding: Vec<u64>,
+    /// Rows whose basket id repeats, merged by id.
+    merged: Merged,
+    /// Scratch: the current basket's product numbers.
+    basket: Vec<u32>,
+    /// Scratch: its capped products.
+    capped: Vec<u32>,
+}
+
+impl Partial {
+    fn new(n: usize) -> Partial {
+        Partial {
+            counts: Counts::new(n),
+            holding: vec![0; n],
+            merged: Merged::default(),
+            basket: Vec::new(),
+            capped: Vec::new(),
+        }
+    }
+
+    /// Counts one basket (its products in the order seen): its distinct
+    /// products, and the pairs of the first `cap` of them (all without a
+    /// cap: `pairs.rs`'s definition, as the aggregator's).
+    fn add_basket(
+        counts: &mut Counts,
+        holding: &mut [u64],
+        basket: &mut Vec<u32>,
+        cap: Option<usize>,
+        capped: &mut Vec<u32>,
+    ) {
+        let cap = cap.filter(|&max| basket.len() > max);
+        if let Some(max) = cap {
+            pairs::distinct_capped_into(basket, max, capped);
+            capped.sort_unstable();
+        }
+        basket.sort_unstable();
+        basket.dedup();
+        for &p in basket.iter() {
+            holding[p as usize] += 1;
+        }
+        let paired = if cap.is_some() { &*capped } else { &*basket };
+        pairs::for_each_pair(paired, |a, b| counts.add(*a, *b));
+    }
+
+    /// Merges the partitions: counts and holdings add up, and the rows of a
+    /// repeated basket id (which may sit in different partitions) become
+    /// one basket, counted once.
+    fn merge(parts: Vec<Partial>, n: usize, cap: Option<usize>) -> (Counts, Vec<u64>) {
+        let mut parts = parts.into_iter();
+        let mut all = parts.next().unwrap_or_else(|| Partial::new(n));
+        for part in parts {
+            all.counts.absorb(part.counts);
+            for (h, m) in all.holding.iter_mut().zip(part.holding) {
+                *h += m;
+            }
+            for (id, products) in part.merged {
+                all.merged.entry(id).or_default().extend(products);
+            }
+        }
+        for (_, mut basket) in all.merged {
+            Self::add_basket(
+                &mut all.counts,
+                &mut all.holding,
+                &mut basket,
+                cap,
+                &mut all.capped,
+            );
+        }
+        (all.counts, all.holding)
+    }
+}
+
 /// Counts the pairs of the snapshot's transactions and sessions, over
-/// whole baskets as the seed's SQL does (the live aggregator caps a basket
-/// at 50 products; the batch does not).
-pub fn count(engine: &Engine, top: usize) -> Result<CoOccurrence> {
+/// whole baskets as the seed's SQL does, or over the first `cap` distinct
+/// products of each as the live aggregator does (it takes 50). A basket id
+/// that repeats is one basket, its rows' products in partition and file
+/// order. Each pass folds the engine's partitions on their own threads
+/// and merges them.
+pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurrence> {
     let kinds = [TRANSACTION_BASKETS, SESSION_BASKETS];
     // Pass 1: the products, and which basket ids repeat.
     let mut products_seen: FxHashSet<String> = FxHashSet::default();
     let mut repeated: Vec<FxHashSet<u64>> = Vec::new();
     for kind in kinds {
+        let parts = engine.fold_partitions(
+            kind.query,
+            || (FxHashSet::<String>::default(), Vec::<u64>::new()),
+            |(seen, hashes), batch| {
+                for_each_basket(kind, batch, |id, products| {
+                    hashes.push(id_hash(id));
+                    for p in products {
+                        if !seen.contains(p) {
+                            seen.insert(p.to_string());
+                        }
+                    }
+                })
+            },
+        )?;
         let mut hashes: Vec<u64> = Vec::new();
-        for_each_basket(engine, kind, |id, products| {
-            hashes.push(id_hash(id));
-            for p in products {
-                if !products_seen.contains(p) {
-                    products_seen.insert(p.to_string());
-                }
-            }
-        })?;
+        for (seen, part) in parts {
+            products_seen.extend(seen);
+            hashes.extend(part);
+        }
         hashes.sort_unstable();
         let dups: FxHashSet<u64> = hashes
             .windows(2)
@@ -260,34 +375,32 @@ pub fn count(engine: &Engine, top: usize) -> Result<CoOccurrence> {
     // Pass 2: count the pairs, and the baskets holding each product.
     let mut tables = Vec::new();
     for (kind, dups) in kinds.into_iter().zip(&repeated) {
-        let mut counts = Counts::new(names.len());
-        let mut holding: Vec<u64> = vec![0; names.len()];
-        let mut merged: Merged = FxHashMap::default();
-        let mut basket: Vec<u32> = Vec::new();
-        let add_basket = |basket: &mut Vec<u32>, counts: &mut Counts, holding: &mut [u64]| {
-            basket.sort_unstable();
-            basket.dedup();
-            for &p in basket.iter() {
-                holding[p as usize] += 1;
-            }
-            pairs::for_each_pair(basket, |a, b| counts.add(*a, *b));
-        };
-        for_each_basket(engine, kind, |id, products| {
-            basket.clear();
-            basket.extend(products.filter_map(|p| number.get(p).copied()));
-            if !dups.is_empty() && dups.contains(&id_hash(id)) {
-                merged
-                    .entry(id.to_string())
-                    .or_default()
-                    .extend_from_slice(&basket);
-            } else {
-                add_basket(&mut basket, &mut counts, &mut holding);
-            }
-        })?;
-        for (_, mut b) in merged {
-            add_basket(&mut b, &mut counts, &mut holding);
-        }
-        tables.push((counts, holding));
+        let parts = engine.fold_partitions(
+            kind.query,
+            || Partial::new(names.len()),
+            |part, batch| {
+                for_each_basket(kind, batch, |id, products| {
+                    part.basket.clear();
+                    part.basket
+                        .extend(products.filter_map(|p| number.get(p).copied()));
+                    if !dups.is_empty() && dups.contains(&id_hash(id)) {
+                        part.merged
+                            .entry(id.to_string())
+                            .or_default()
+                            .extend_from_slice(&part.basket);
+                    } else {
+                        Partial::add_basket(
+                            &mut part.counts,
+                            &mut part.holding,
+                            &mut part.basket,
+                            cap,
+                            &mut part.capped,
+                        );
+                    }
+                })
+            },
+        )?;
+        tables.push(Partial::merge(parts, names.len(), cap));
     }
     let ((bought, _), (viewed, viewing_sessions)) = (&tables[0], &tables[1]);
     let mut viewed_never_bought = 0u64;

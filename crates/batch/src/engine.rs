@@ -126,6 +126,58 @@ impl Engine {
         })
     }
 
+    /// Runs one query and folds each of its partitions (the engine's two)
+    /// on its own thread: `init()` makes a partition's state and `f` folds
+    /// each of its batches into it. Returns the states, in partition order,
+    /// for the caller to merge. A large result is never held whole, and the
+    /// two cores decode and fold at once where [`Engine::for_each_batch`]
+    /// folds on one.
+    pub fn fold_partitions<S: Send>(
+        &self,
+        sql: &str,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, &RecordBatch) -> Result<()> + Sync,
+    ) -> Result<Vec<S>> {
+        use futures::StreamExt;
+        let streams = self.runtime.block_on(async {
+            Ok::<_, BatchError>(
+                self.ctx
+                    .sql(sql)
+                    .await?
+                    .execute_stream_partitioned()
+                    .await?,
+            )
+        })?;
+        let (init, f, runtime) = (&init, &f, &self.runtime);
+        std::thread::scope(|scope| {
+            let folds: Vec<_> = streams
+                .into_iter()
+                .map(|mut stream| {
+                    scope.spawn(move || {
+                        let mut state = init();
+                        runtime.block_on(async {
+                            while let Some(batch) = stream.next().await {
+                                f(&mut state, &batch?)?;
+                            }
+                            Ok::<_, BatchError>(())
+                        })?;
+                        Ok(state)
+                    })
+                })
+                .collect();
+            folds
+                .into_iter()
+                .map(|fold| {
+                    fold.join().unwrap_or_else(|_| {
+                        Err(BatchError::Corrupt(format!(
+                            "a partition of `{sql}` panicked"
+                        )))
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Registers (or replaces) the table `product_views(product_id,
     /// sessions_viewed)`.
     pub fn register_product_views(&self, rows: &[(String, u64)]) -> Result<()> {

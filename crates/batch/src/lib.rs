@@ -105,6 +105,10 @@ pub struct BatchConfig {
     pub cuts: SegmentCuts,
     /// Viewing sessions a product needs to be ranked by conversion.
     pub min_views: u64,
+    /// Count pairs over at most this many distinct products of each
+    /// basket, first seen first, as the live aggregator does (`None`:
+    /// whole baskets, as the seed's SQL).
+    pub basket_cap: Option<usize>,
     /// Days held out to check the CLV models.
     pub holdout_days: i64,
     /// Write each user's segment and CLV back to the document store.
@@ -128,6 +132,7 @@ impl BatchConfig {
             through: None,
             cuts: SegmentCuts::default(),
             min_views: 30,
+            basket_cap: None,
             holdout_days: 30,
             write_back: true,
             check: snapshot::Check::Full,
@@ -209,7 +214,7 @@ fn run_steps(
     time(&mut steps, "snapshot", t);
 
     let engine = Engine::open(&cfg.snapshot_dir)?;
-    let findings = analytics::run(&engine, cfg.cuts, cfg.min_views)?;
+    let findings = analytics::run(&engine, cfg.cuts, cfg.min_views, cfg.basket_cap)?;
     steps.extend(findings.timings.iter().cloned());
 
     let t = Instant::now();

@@ -63,6 +63,21 @@ pub fn markdown_table(t: &Table) -> String {
     out
 }
 
+/// Which baskets the pairs were counted over, in words.
+pub fn counted_over(basket_cap: Option<usize>) -> String {
+    match basket_cap {
+        None => "Pairs counted over whole baskets, as the seed's SQL self-join counts them \
+                 (the live aggregator takes the first 50 distinct products of a basket; \
+                 `--basket-cap 50` counts as it does)."
+            .to_string(),
+        Some(n) => format!(
+            "Pairs counted over the first {n} distinct products of each basket \
+             (`--basket-cap {n}`), as the live aggregator counts them; the seed's \
+             SQL counts whole baskets."
+        ),
+    }
+}
+
 fn pct(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -170,6 +185,7 @@ pub fn write(
     }
 
     let _ = writeln!(md, "\n## Bought together and viewed together\n");
+    let _ = writeln!(md, "{}\n", counted_over(f.basket_cap));
     let _ = writeln!(md, "| | unique pairs | co-occurrences | average per pair | top pair | its count |\n|---|---|---|---|---|---|");
     for (name, p) in [("bought", &f.co_purchase), ("viewed", &f.co_view)] {
         let (top, n) = p

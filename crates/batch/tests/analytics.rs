@@ -709,11 +709,13 @@ fn pairs_match_the_sql_self_join() {
         let items: Vec<(&str, u32, f64)> = items.iter().map(|p| (p.as_str(), 1, 1.0)).collect();
         txns.push(txn(&format!("t{i}"), "u1", &at, &items));
     }
-    // One session id on two days: one basket for the SQL's DISTINCT.
+    // One session id on two days (s5's first row is on the 3rd): one
+    // basket for the SQL's DISTINCT, whose rows may sit in different
+    // partitions of the parallel count.
     sessions.push(session(
         "s5",
         "u1",
-        "2025-01-03T23:00:00",
+        "2025-01-01T23:00:00",
         Mobile,
         Browsed,
         &["p9", "p10", "p11"],
@@ -733,7 +735,7 @@ fn pairs_match_the_sql_self_join() {
     )
     .expect("snapshot");
     let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
-    let out = batch::analytics::run(&engine, cfg.cuts, cfg.min_views).expect("analytics");
+    let out = batch::analytics::run(&engine, cfg.cuts, cfg.min_views, None).expect("analytics");
     let (bought, viewed, pct) = batch::analytics::co_occurrence_by_sql(&engine).expect("sql");
     assert!(
         bought.unique_pairs > 100 && viewed.unique_pairs > 500,
@@ -760,9 +762,86 @@ fn pairs_match_the_sql_self_join() {
             )
         })
         .collect();
-    let co = batch::cooccur::count(&engine, 10).expect("count");
+    let co = batch::cooccur::count(&engine, 10, None).expect("count");
     assert_eq!(co.sessions_viewed.len(), 60);
     assert_eq!(co.sessions_viewed, by_sql);
+}
+
+/// `--basket-cap N` counts the pairs of a basket's first N distinct
+/// products, as the live aggregator does (`pairs.rs`), while the sessions
+/// per product still count every product viewed.
+#[test]
+fn a_basket_cap_pairs_the_first_distinct_products_only() {
+    use ConversionStatus::*;
+    use DeviceType::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = open(dir.path());
+    let at = "2025-01-01T10:00:00";
+    let items: Vec<(&str, u32, f64)> = ["p3", "p1", "p3", "p2", "p4"]
+        .iter()
+        .map(|p| (*p, 1, 1.0))
+        .collect();
+    shop.docs.upsert_users(&[user("u1")]).expect("users");
+    shop.docs
+        .put_transactions(&[txn("t1", "u1", at, &items)])
+        .expect("transactions");
+    shop.sessions
+        .put_sessions(&[session(
+            "s1",
+            "u1",
+            at,
+            Desktop,
+            Browsed,
+            &["p2", "p2", "p4", "p1"],
+            &[],
+        )])
+        .expect("sessions");
+    let cfg = BatchConfig::new(dir.path());
+    batch::snapshot::snapshot_checked(
+        &shop.docs,
+        &shop.sessions,
+        &cfg.snapshot_dir,
+        None,
+        batch::snapshot::Check::Full,
+    )
+    .expect("snapshot");
+    let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
+    let pairs = |t: &batch::cooccur::PairTable| -> Vec<(String, String, u64)> {
+        let mut v = t.top.clone();
+        v.sort();
+        v
+    };
+    let p = |a: &str, b: &str| (a.to_string(), b.to_string(), 1u64);
+
+    // Whole baskets: {p1, p2, p3, p4} bought (6 pairs), {p1, p2, p4} viewed.
+    let whole = batch::cooccur::count(&engine, 10, None).expect("count");
+    assert_eq!(whole.bought.unique_pairs, 6);
+    assert_eq!(whole.viewed.unique_pairs, 3);
+    assert_eq!(
+        pairs(&whole.viewed),
+        vec![p("p1", "p2"), p("p1", "p4"), p("p2", "p4")]
+    );
+
+    // Cap 2: the first two distinct products seen, p3 and p1 bought, p2 and
+    // p4 viewed; one pair each.
+    let capped = batch::cooccur::count(&engine, 10, Some(2)).expect("count");
+    assert_eq!(pairs(&capped.bought), vec![p("p1", "p3")]);
+    assert_eq!(pairs(&capped.viewed), vec![p("p2", "p4")]);
+    assert_eq!((capped.bought.total, capped.viewed.total), (1, 1));
+    // p2 + p4 viewed and never bought together under the cap.
+    assert_eq!(capped.viewed_never_bought, 1);
+    // Every viewed product still counts its session.
+    assert_eq!(capped.sessions_viewed, whole.sessions_viewed);
+    assert_eq!(capped.sessions_viewed.len(), 3);
+
+    // A cap at or above the basket's distinct products changes nothing,
+    // and the report says which way the pairs were counted.
+    assert_eq!(
+        batch::cooccur::count(&engine, 10, Some(4)).expect("count"),
+        whole
+    );
+    assert!(batch::report::counted_over(None).contains("whole baskets"));
+    assert!(batch::report::counted_over(Some(50)).contains("first 50 distinct products"));
 }
 
 /// A cancelled run (the replay's nightly batch when the replay ends) stops

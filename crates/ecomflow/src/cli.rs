@@ -115,6 +115,13 @@ pub struct BatchFlags {
     #[arg(long, env = "ECOMFLOW_HOLDOUT_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub holdout_days: i64,
+    /// Count the batch's bought- and viewed-together pairs over at most N
+    /// distinct products of each basket (the first seen), as the live
+    /// aggregator does (it takes 50), so that both count the same pairs.
+    /// Default: whole baskets, as the seed's SQL self-join counts them.
+    #[arg(long, env = "ECOMFLOW_BASKET_CAP",
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub basket_cap: Option<u32>,
     /// Do not write segments and CLV back to the user documents.
     #[arg(long, env = "ECOMFLOW_NO_WRITE_BACK")]
     pub no_write_back: bool,
@@ -147,6 +154,7 @@ impl BatchFlags {
             medium: self.medium_share,
         };
         cfg.min_views = self.min_views;
+        cfg.basket_cap = self.basket_cap.map(|n| n as usize);
         cfg.holdout_days = self.holdout_days;
         cfg.write_back = !self.no_write_back;
         Ok(cfg)
