@@ -52,8 +52,9 @@ pub const FJALL_WORKERS: usize = 1;
 /// behind the active one: the documents store writes four keyspaces at once
 /// during ingest, so that default let memtables alone reach about 600 MB of
 /// the replay's heap. 32 MiB took the replay's peak RSS from 1.57 GB to
-/// 1.42 GB at the same wall time (README, "The nightly batch and memory"). It applies to
-/// keyspaces created from now on: fjall keeps a keyspace's options.
+/// 1.42 GB at the same wall time (README, "The nightly batch and memory").
+/// It applies to keyspaces created from now on: fjall keeps a keyspace's
+/// options.
 pub const MEMTABLE_BYTES: u64 = 32 << 20;
 
 /// Options of every keyspace of the embedded stores.
