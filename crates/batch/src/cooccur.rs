@@ -34,9 +34,36 @@ use std::collections::BinaryHeap;
 use std::hash::Hasher;
 
 /// The triangular array is used up to this size; past it (more than about
-/// 11,500 products) the counts go to a hash map, whose size follows the
-/// pairs that occur rather than the pairs that could.
-pub const DENSE_LIMIT_BYTES: usize = 256 << 20;
+/// 8,000 products) the counts go to a hash map, whose size follows the
+/// pairs that occur rather than the pairs that could. There are up to three
+/// at once (the bought table, and one viewed table per partition).
+pub const DENSE_LIMIT_BYTES: usize = 128 << 20;
+
+/// Pairs a hash map holds before they are written, sorted, to a run file in
+/// the temp dir and the map starts again (about 100 MB of map; three at
+/// once at most): the memory stays bounded whatever the shop's size, and
+/// the runs are merged in pair order when the table is read.
+pub const SPILL_PAIRS: usize = 4 << 20;
+
+/// Where the counting switches representation and spills; the defaults are
+/// [`DENSE_LIMIT_BYTES`] and [`SPILL_PAIRS`] (tests set them low to reach
+/// the map and its run files on a small shop).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest triangular array.
+    pub dense_bytes: usize,
+    /// Pairs a map holds before it spills.
+    pub spill_pairs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            dense_bytes: DENSE_LIMIT_BYTES,
+            spill_pairs: SPILL_PAIRS,
+        }
+    }
+}
 
 /// Which baskets: a query giving `(basket id, list of product ids)` rows,
 /// and how to reach the product id in a list element.
@@ -71,7 +98,7 @@ fn strings(a: &ArrayRef) -> Result<StringArray> {
 fn for_each_basket(
     b: Baskets,
     batch: &RecordBatch,
-    mut f: impl FnMut(&str, &mut dyn Iterator<Item = &str>),
+    mut f: impl FnMut(&str, &mut dyn Iterator<Item = &str>) -> Result<()>,
 ) -> Result<()> {
     if batch.num_columns() != 2 {
         return Err(BatchError::Corrupt(format!("{}: two columns", b.query)));
@@ -102,7 +129,7 @@ fn for_each_basket(
         let mut it = (lo..hi)
             .filter(|&i| values.is_valid(i))
             .map(|i| values.value(i));
-        f(ids.value(row), &mut it);
+        f(ids.value(row), &mut it)?;
     }
     Ok(())
 }
@@ -117,21 +144,286 @@ fn id_hash(id: &str) -> u64 {
 enum Counts {
     /// `a * (2n - a - 1) / 2 + (b - a - 1)` for `a < b`.
     Dense { n: usize, counts: Vec<u32> },
-    /// `a << 32 | b`.
-    Sparse(FxHashMap<u64, u32>),
+    /// Keyed `a << 32 | b`.
+    Sparse(Spilling),
+}
+
+/// A hash map of pair counts that writes itself to a sorted run file when
+/// it holds `limit` pairs. A pair may be in several runs and in the map:
+/// reading merges them.
+struct Spilling {
+    map: FxHashMap<u64, u32>,
+    limit: usize,
+    /// Unnamed temp files (gone when closed) of `(key u64, count u32)`
+    /// little-endian entries, by key.
+    runs: Vec<std::fs::File>,
+}
+
+const RUN_ENTRY: usize = 12;
+
+impl Spilling {
+    fn new(limit: usize) -> Spilling {
+        Spilling {
+            map: FxHashMap::default(),
+            limit: limit.max(1),
+            runs: Vec::new(),
+        }
+    }
+
+    fn add_n(&mut self, key: u64, n: u32) {
+        let c = self.map.entry(key).or_default();
+        *c = c.saturating_add(n);
+    }
+
+    /// Writes the map to a run when it is full.
+    fn spill_if_full(&mut self) -> Result<()> {
+        if self.map.len() < self.limit {
+            return Ok(());
+        }
+        use std::io::Write;
+        let mut entries: Vec<(u64, u32)> = self.map.drain().collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        let temp = std::env::temp_dir();
+        let file = tempfile::tempfile().map_err(|e| BatchError::io(&temp, e))?;
+        let mut w = std::io::BufWriter::new(&file);
+        for (k, c) in entries {
+            let mut entry = [0u8; RUN_ENTRY];
+            entry[..8].copy_from_slice(&k.to_le_bytes());
+            entry[8..].copy_from_slice(&c.to_le_bytes());
+            w.write_all(&entry).map_err(|e| BatchError::io(&temp, e))?;
+        }
+        w.flush().map_err(|e| BatchError::io(&temp, e))?;
+        drop(w);
+        self.runs.push(file);
+        Ok(())
+    }
+
+    /// The counts by key: the runs and the map merged, equal keys summed.
+    fn sorted(&self) -> Result<Merge> {
+        use std::io::{Seek, SeekFrom};
+        let temp = std::env::temp_dir();
+        let mut sources = Vec::with_capacity(self.runs.len() + 1);
+        for run in &self.runs {
+            let mut file = run.try_clone().map_err(|e| BatchError::io(&temp, e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| BatchError::io(&temp, e))?;
+            sources.push(Source::Run(std::io::BufReader::new(file)));
+        }
+        let mut entries: Vec<(u64, u32)> = self.map.iter().map(|(&k, &c)| (k, c)).collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        sources.push(Source::Map(entries.into_iter()));
+        Merge::new(sources)
+    }
+}
+
+/// One sorted input of a [`Merge`].
+enum Source {
+    Run(std::io::BufReader<std::fs::File>),
+    Map(std::vec::IntoIter<(u64, u32)>),
+}
+
+impl Source {
+    fn next(&mut self) -> Result<Option<(u64, u32)>> {
+        use std::io::Read;
+        match self {
+            Source::Map(it) => Ok(it.next()),
+            Source::Run(r) => {
+                let mut entry = [0u8; RUN_ENTRY];
+                match r.read_exact(&mut entry) {
+                    Ok(()) => {
+                        let mut k = [0u8; 8];
+                        let mut c = [0u8; 4];
+                        k.copy_from_slice(&entry[..8]);
+                        c.copy_from_slice(&entry[8..]);
+                        Ok(Some((u64::from_le_bytes(k), u32::from_le_bytes(c))))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+                    Err(e) => Err(BatchError::io(&std::env::temp_dir(), e)),
+                }
+            }
+        }
+    }
+}
+
+/// A k-way merge of sorted sources, summing the counts of equal keys.
+struct Merge {
+    sources: Vec<Source>,
+    heads: BinaryHeap<std::cmp::Reverse<(u64, usize, u32)>>,
+}
+
+impl Merge {
+    fn new(mut sources: Vec<Source>) -> Result<Merge> {
+        let mut heads = BinaryHeap::with_capacity(sources.len());
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some((k, c)) = s.next()? {
+                heads.push(std::cmp::Reverse((k, i, c)));
+            }
+        }
+        Ok(Merge { sources, heads })
+    }
+
+    fn next(&mut self) -> Result<Option<(u64, u32)>> {
+        let Some(std::cmp::Reverse((key, i, c))) = self.heads.pop() else {
+            return Ok(None);
+        };
+        let mut count = c;
+        self.advance(i)?;
+        while let Some(std::cmp::Reverse((k, j, c))) = self.heads.peek().copied() {
+            if k != key {
+                break;
+            }
+            self.heads.pop();
+            count = count.saturating_add(c);
+            self.advance(j)?;
+        }
+        Ok(Some((key, count)))
+    }
+
+    fn advance(&mut self, i: usize) -> Result<()> {
+        if let Some((k, c)) = self.sources[i].next()? {
+            self.heads.push(std::cmp::Reverse((k, i, c)));
+        }
+        Ok(())
+    }
+}
+
+/// A pair table's counts in pair order, whatever holds them.
+enum Sorted<'a> {
+    /// At cell `i`, in row `a`, which ends before cell `row_end`.
+    Dense {
+        n: usize,
+        counts: &'a [u32],
+        a: usize,
+        row_end: usize,
+        i: usize,
+    },
+    Merge(Merge),
+}
+
+impl Sorted<'_> {
+    /// The next pair with a count: `(a, b, count)`, by `(a, b)`.
+    fn next(&mut self) -> Result<Option<(u32, u32, u32)>> {
+        match self {
+            Sorted::Dense {
+                n,
+                counts,
+                a,
+                row_end,
+                i,
+            } => {
+                // Skip the zeros in a tight loop; place the cell after.
+                let Some(at) = counts
+                    .get(*i..)
+                    .and_then(|rest| rest.iter().position(|&c| c > 0))
+                    .map(|off| *i + off)
+                else {
+                    *i = counts.len();
+                    return Ok(None);
+                };
+                while at >= *row_end {
+                    *a += 1;
+                    *row_end += *n - 1 - *a;
+                }
+                let row_start = *row_end - (*n - 1 - *a);
+                *i = at + 1;
+                Ok(Some((
+                    *a as u32,
+                    (*a + 1 + at - row_start) as u32,
+                    counts[at],
+                )))
+            }
+            Sorted::Merge(m) => Ok(m.next()?.map(|(k, c)| ((k >> 32) as u32, k as u32, c))),
+        }
+    }
 }
 
 impl Counts {
-    fn new(n: usize) -> Counts {
+    fn new(n: usize, limits: Limits) -> Counts {
         let cells = n.saturating_mul(n.saturating_sub(1)) / 2;
-        if cells.saturating_mul(4) <= DENSE_LIMIT_BYTES {
+        if cells.saturating_mul(4) <= limits.dense_bytes {
             Counts::Dense {
                 n,
                 counts: vec![0; cells],
             }
         } else {
-            Counts::Sparse(FxHashMap::default())
+            Counts::Sparse(Spilling::new(limits.spill_pairs))
         }
+    }
+
+    /// Spills a full map (after each basket: a basket's pairs may take a
+    /// map past its limit, by at most that basket's pairs).
+    fn settle(&mut self) -> Result<()> {
+        match self {
+            Counts::Dense { .. } => Ok(()),
+            Counts::Sparse(s) => s.spill_if_full(),
+        }
+    }
+
+    /// Calls `f(a, b, count)` for every pair with a count, in pair order
+    /// (the array's own loop where it has one: faster than [`Counts::sorted`]).
+    fn for_each(&self, mut f: impl FnMut(u32, u32, u32)) -> Result<()> {
+        match self {
+            Counts::Dense { n, counts } => {
+                let mut i = 0;
+                for a in 0..*n {
+                    for b in a + 1..*n {
+                        let c = counts[i];
+                        i += 1;
+                        if c > 0 {
+                            f(a as u32, b as u32, c);
+                        }
+                    }
+                }
+            }
+            Counts::Sparse(_) => {
+                let mut pairs = self.sorted()?;
+                while let Some((a, b, c)) = pairs.next()? {
+                    f(a, b, c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many of `self`'s pairs `other` does not have.
+    fn missing_from(&self, other: &Counts) -> Result<u64> {
+        let mut missing = 0u64;
+        if let Counts::Dense { n, counts } = other {
+            // Look each up in the array.
+            self.for_each(|a, b, _| {
+                if counts[Self::dense_index(*n, a, b)] == 0 {
+                    missing += 1;
+                }
+            })?;
+            return Ok(missing);
+        }
+        // Both in pair order, side by side.
+        let mut theirs = other.sorted()?;
+        let mut next = theirs.next()?;
+        let mut ours = self.sorted()?;
+        while let Some((a, b, _)) = ours.next()? {
+            while next.is_some_and(|(x, y, _)| (x, y) < (a, b)) {
+                next = theirs.next()?;
+            }
+            if next.is_none_or(|(x, y, _)| (x, y) != (a, b)) {
+                missing += 1;
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Every pair with a count, in pair order.
+    fn sorted(&self) -> Result<Sorted<'_>> {
+        Ok(match self {
+            Counts::Dense { n, counts } => Sorted::Dense {
+                n: *n,
+                counts,
+                a: 0,
+                row_end: n.saturating_sub(1),
+                i: 0,
+            },
+            Counts::Sparse(s) => Sorted::Merge(s.sorted()?),
+        })
     }
 
     /// Where `(a, b)`, `a < b < n`, lives in the triangular array.
@@ -153,64 +445,37 @@ impl Counts {
                 let i = Self::dense_index(*products, a, b);
                 counts[i] = counts[i].saturating_add(n);
             }
-            Counts::Sparse(map) => {
-                let c = map.entry(u64::from(a) << 32 | u64::from(b)).or_default();
-                *c = c.saturating_add(n);
-            }
-        }
-    }
-
-    fn get(&self, a: u32, b: u32) -> u32 {
-        match self {
-            Counts::Dense { n, counts } => counts[Self::dense_index(*n, a, b)],
-            Counts::Sparse(map) => map
-                .get(&(u64::from(a) << 32 | u64::from(b)))
-                .copied()
-                .unwrap_or(0),
+            Counts::Sparse(s) => s.add_n(u64::from(a) << 32 | u64::from(b), n),
         }
     }
 
     /// Adds `other`'s counts (over the same products) to these.
-    fn absorb(&mut self, other: Counts) {
+    fn absorb(&mut self, other: Counts) -> Result<()> {
         match (self, other) {
             (Counts::Dense { counts, .. }, Counts::Dense { counts: more, .. }) => {
                 for (c, m) in counts.iter_mut().zip(more) {
                     *c = c.saturating_add(m);
                 }
             }
-            (Counts::Sparse(map), Counts::Sparse(more)) => {
-                for (k, m) in more {
-                    let c = map.entry(k).or_default();
-                    *c = c.saturating_add(m);
+            (Counts::Sparse(this), Counts::Sparse(more)) => {
+                // Its runs join ours; its map's pairs go into ours.
+                this.runs.extend(more.runs);
+                for (k, m) in more.map {
+                    this.add_n(k, m);
+                    this.spill_if_full()?;
                 }
             }
             // `Counts::new` picks the same kind for the same `n`; this is
             // the slow way that would do for any two.
-            (this, other) => other.each(|a, b, c| this.add_n(a, b, c)),
-        }
-    }
-
-    /// Every pair with a count, as `(a, b, count)`.
-    fn each(&self, mut f: impl FnMut(u32, u32, u32)) {
-        match self {
-            Counts::Dense { n, counts } => {
-                let mut i = 0;
-                for a in 0..*n {
-                    for b in a + 1..*n {
-                        let c = counts[i];
-                        i += 1;
-                        if c > 0 {
-                            f(a as u32, b as u32, c);
-                        }
-                    }
-                }
-            }
-            Counts::Sparse(map) => {
-                for (&k, &c) in map {
-                    f((k >> 32) as u32, k as u32, c);
+            (this, other) => {
+                let mut pairs = other.sorted()?;
+                while let Some((a, b, c)) = pairs.next()? {
+                    this.add_n(a, b, c);
+                    this.settle()?;
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -259,9 +524,9 @@ struct Partial {
 }
 
 impl Partial {
-    fn new(n: usize) -> Partial {
+    fn new(n: usize, limits: Limits) -> Partial {
         Partial {
-            counts: Counts::new(n),
+            counts: Counts::new(n, limits),
             holding: vec![0; n],
             merged: Merged::default(),
             basket: Vec::new(),
@@ -278,7 +543,7 @@ impl Partial {
         basket: &mut Vec<u32>,
         cap: Option<usize>,
         capped: &mut Vec<u32>,
-    ) {
+    ) -> Result<()> {
         let cap = cap.filter(|&max| basket.len() > max);
         if let Some(max) = cap {
             pairs::distinct_capped_into(basket, max, capped);
@@ -291,16 +556,22 @@ impl Partial {
         }
         let paired = if cap.is_some() { &*capped } else { &*basket };
         pairs::for_each_pair(paired, |a, b| counts.add(*a, *b));
+        counts.settle()
     }
 
     /// Merges the partitions: counts and holdings add up, and the rows of a
     /// repeated basket id (which may sit in different partitions) become
     /// one basket, counted once.
-    fn merge(parts: Vec<Partial>, n: usize, cap: Option<usize>) -> (Counts, Vec<u64>) {
+    fn merge(
+        parts: Vec<Partial>,
+        n: usize,
+        cap: Option<usize>,
+        limits: Limits,
+    ) -> Result<(Counts, Vec<u64>)> {
         let mut parts = parts.into_iter();
-        let mut all = parts.next().unwrap_or_else(|| Partial::new(n));
+        let mut all = parts.next().unwrap_or_else(|| Partial::new(n, limits));
         for part in parts {
-            all.counts.absorb(part.counts);
+            all.counts.absorb(part.counts)?;
             for (h, m) in all.holding.iter_mut().zip(part.holding) {
                 *h += m;
             }
@@ -315,9 +586,9 @@ impl Partial {
                 &mut basket,
                 cap,
                 &mut all.capped,
-            );
+            )?;
         }
-        (all.counts, all.holding)
+        Ok((all.counts, all.holding))
     }
 }
 
@@ -328,6 +599,17 @@ impl Partial {
 /// order. Each pass folds the engine's partitions on their own threads
 /// and merges them.
 pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurrence> {
+    count_with(engine, top, cap, Limits::default())
+}
+
+/// [`count`] with other [`Limits`] (the answers are the same; tests use
+/// low ones to count through the map and its run files).
+pub fn count_with(
+    engine: &Engine,
+    top: usize,
+    cap: Option<usize>,
+    limits: Limits,
+) -> Result<CoOccurrence> {
     let kinds = [TRANSACTION_BASKETS, SESSION_BASKETS];
     // Pass 1: the products, and which basket ids repeat.
     let mut products_seen: FxHashSet<String> = FxHashSet::default();
@@ -344,6 +626,7 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
                             seen.insert(p.to_string());
                         }
                     }
+                    Ok(())
                 })
             },
         )?;
@@ -377,7 +660,7 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
     for (kind, dups) in kinds.into_iter().zip(&repeated) {
         let parts = engine.fold_partitions(
             kind.query,
-            || Partial::new(names.len()),
+            || Partial::new(names.len(), limits),
             |part, batch| {
                 for_each_basket(kind, batch, |id, products| {
                     part.basket.clear();
@@ -388,6 +671,7 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
                             .entry(id.to_string())
                             .or_default()
                             .extend_from_slice(&part.basket);
+                        Ok(())
                     } else {
                         Partial::add_basket(
                             &mut part.counts,
@@ -395,20 +679,15 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
                             &mut part.basket,
                             cap,
                             &mut part.capped,
-                        );
+                        )
                     }
                 })
             },
         )?;
-        tables.push(Partial::merge(parts, names.len(), cap));
+        tables.push(Partial::merge(parts, names.len(), cap, limits)?);
     }
     let ((bought, _), (viewed, viewing_sessions)) = (&tables[0], &tables[1]);
-    let mut viewed_never_bought = 0u64;
-    viewed.each(|a, b, _| {
-        if bought.get(a, b) == 0 {
-            viewed_never_bought += 1;
-        }
-    });
+    let viewed_never_bought = viewed.missing_from(bought)?;
     let sessions_viewed = names
         .iter()
         .zip(viewing_sessions)
@@ -416,19 +695,19 @@ pub fn count(engine: &Engine, top: usize, cap: Option<usize>) -> Result<CoOccurr
         .map(|(name, n)| (name.clone(), *n))
         .collect();
     Ok(CoOccurrence {
-        bought: summarise(bought, &names, top),
-        viewed: summarise(viewed, &names, top),
+        bought: summarise(bought, &names, top)?,
+        viewed: summarise(viewed, &names, top)?,
         viewed_never_bought,
         sessions_viewed,
     })
 }
 
-fn summarise(counts: &Counts, names: &[String], top: usize) -> PairTable {
+fn summarise(counts: &Counts, names: &[String], top: usize) -> Result<PairTable> {
     let (mut unique_pairs, mut total) = (0u64, 0u64);
     // A max-heap of the best `top` so far, whose top is the worst of them:
     // order by (count descending, a, b), so "worse" is greater.
     let mut best: BinaryHeap<(std::cmp::Reverse<u32>, u32, u32)> = BinaryHeap::new();
-    counts.each(|a, b, c| {
+    counts.for_each(|a, b, c| {
         unique_pairs += 1;
         total += u64::from(c);
         let item = (std::cmp::Reverse(c), a, b);
@@ -438,7 +717,7 @@ fn summarise(counts: &Counts, names: &[String], top: usize) -> PairTable {
             best.pop();
             best.push(item);
         }
-    });
+    })?;
     let top = best
         .into_sorted_vec()
         .into_iter()
@@ -450,53 +729,107 @@ fn summarise(counts: &Counts, names: &[String], top: usize) -> PairTable {
             )
         })
         .collect();
-    PairTable {
+    Ok(PairTable {
         unique_pairs,
         total,
         top,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn collect(c: &Counts) -> Vec<(u32, u32, u32)> {
+        let mut v = Vec::new();
+        let mut pairs = c.sorted().expect("sorted");
+        while let Some(p) = pairs.next().expect("next") {
+            v.push(p);
+        }
+        v
+    }
+
+    const DENSE: Limits = Limits {
+        dense_bytes: usize::MAX,
+        spill_pairs: usize::MAX,
+    };
+
     #[test]
     fn dense_and_sparse_counts_agree() {
-        let mut dense = Counts::new(5);
-        let mut sparse = Counts::Sparse(FxHashMap::default());
+        let mut dense = Counts::new(5, DENSE);
+        let mut sparse = Counts::Sparse(Spilling::new(usize::MAX));
         assert!(matches!(dense, Counts::Dense { .. }));
         for (a, b) in [(0, 1), (0, 4), (3, 4), (0, 1), (1, 2)] {
             dense.add(a, b);
             sparse.add(a, b);
         }
-        let collect = |c: &Counts| {
-            let mut v = Vec::new();
-            c.each(|a, b, n| v.push((a, b, n)));
-            v.sort();
-            v
-        };
+        // In pair order, both.
         assert_eq!(
             collect(&dense),
             vec![(0, 1, 2), (0, 4, 1), (1, 2, 1), (3, 4, 1)]
         );
         assert_eq!(collect(&dense), collect(&sparse));
-        assert_eq!(dense.get(0, 1), 2);
-        assert_eq!(dense.get(2, 3), 0);
+        // Pairs of one missing from the other: by lookup in an array, by a
+        // side-by-side walk of two maps.
+        let mut fewer = Counts::Sparse(Spilling::new(usize::MAX));
+        fewer.add(0, 4);
+        fewer.add(2, 3);
+        assert_eq!(sparse.missing_from(&fewer).expect("walk"), 3);
+        assert_eq!(fewer.missing_from(&dense).expect("lookup"), 1);
+        assert_eq!(dense.missing_from(&sparse).expect("walk"), 0);
         // 5 products: 10 cells, the last one is (3, 4).
         assert!(
             matches!(&dense, Counts::Dense { counts, .. } if counts.len() == 10 && counts[9] == 1)
         );
     }
 
+    /// A map that spills every 3 pairs, and two of them absorbed into one,
+    /// against a plain count: same pairs, same counts, in pair order.
+    #[test]
+    fn spilled_runs_merge_to_the_plain_count() {
+        let limits = Limits {
+            dense_bytes: 0,
+            spill_pairs: 3,
+        };
+        let mut seed = 11u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut plain: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
+        let mut parts = [Counts::new(40, limits), Counts::new(40, limits)];
+        for i in 0..500 {
+            let a = next(39) as u32;
+            let b = a + 1 + next(u64::from(39 - a)) as u32;
+            *plain.entry((a, b)).or_default() += 1;
+            let part = &mut parts[i % 2];
+            part.add(a, b);
+            part.settle().expect("spill");
+        }
+        let [mut all, other] = parts;
+        assert!(matches!(&all, Counts::Sparse(s) if s.runs.len() > 10));
+        all.absorb(other).expect("absorb");
+        let want: Vec<(u32, u32, u32)> = plain.iter().map(|(&(a, b), &c)| (a, b, c)).collect();
+        assert!(want.len() > 100);
+        assert_eq!(collect(&all), want);
+        // Read twice: the runs are read from their start each time.
+        assert_eq!(collect(&all), want);
+        let names: Vec<String> = (0..40).map(|i| format!("p{i:02}")).collect();
+        let t = summarise(&all, &names, 3).expect("summary");
+        assert_eq!(t.unique_pairs, want.len() as u64);
+        assert_eq!(t.total, 500);
+    }
+
     #[test]
     fn the_top_pairs_break_ties_by_ids() {
-        let mut c = Counts::new(4);
+        let mut c = Counts::new(4, DENSE);
         for (a, b) in [(2, 3), (2, 3), (0, 3), (0, 1), (1, 2)] {
             c.add(a, b);
         }
         let names: Vec<String> = ["p1", "p2", "p3", "p4"].map(String::from).to_vec();
-        let t = summarise(&c, &names, 3);
+        let t = summarise(&c, &names, 3).expect("summary");
         assert_eq!(t.unique_pairs, 4);
         assert_eq!(t.total, 5);
         assert_eq!(

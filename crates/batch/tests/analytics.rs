@@ -765,6 +765,14 @@ fn pairs_match_the_sql_self_join() {
     let co = batch::cooccur::count(&engine, 10, None).expect("count");
     assert_eq!(co.sessions_viewed.len(), 60);
     assert_eq!(co.sessions_viewed, by_sql);
+    // Through the hash map, spilling to run files every 50 pairs (as a shop
+    // past the array's limit does): the same answers.
+    let limits = batch::cooccur::Limits {
+        dense_bytes: 0,
+        spill_pairs: 50,
+    };
+    let spilled = batch::cooccur::count_with(&engine, 10, None, limits).expect("count");
+    assert_eq!(spilled, co);
 }
 
 /// `--basket-cap N` counts the pairs of a basket's first N distinct
