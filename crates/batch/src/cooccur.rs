@@ -40,10 +40,11 @@ use std::hash::Hasher;
 pub const DENSE_LIMIT_BYTES: usize = 128 << 20;
 
 /// Pairs a hash map holds before they are written, sorted, to a run file in
-/// the temp dir and the map starts again (about 100 MB of map; three at
-/// once at most): the memory stays bounded whatever the shop's size, and
-/// the runs are merged in pair order when the table is read.
-pub const SPILL_PAIRS: usize = 4 << 20;
+/// the temp dir and the map starts again: the memory stays bounded whatever
+/// the shop's size, and the runs are merged in pair order when the table is
+/// read. Just under 7/8 of 2^22, the load at which the map would double its
+/// 2^22 buckets: about 70 MB of map, three at once at most.
+pub const SPILL_PAIRS: usize = 3_500_000;
 
 /// Where the counting switches representation and spills; the defaults are
 /// [`DENSE_LIMIT_BYTES`] and [`SPILL_PAIRS`] (tests set them low to reach
