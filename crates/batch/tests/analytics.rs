@@ -124,6 +124,22 @@ struct Shop {
     sessions: SessionStore,
 }
 
+/// Snapshots the shop (not `batch::run`: the metrics test counts its runs)
+/// and opens the query engine on it.
+fn snapshot_engine(shop: &Shop, dir: &Path) -> (BatchConfig, batch::Engine) {
+    let cfg = BatchConfig::new(dir);
+    batch::snapshot::snapshot_checked(
+        &shop.docs,
+        &shop.sessions,
+        &cfg.snapshot_dir,
+        None,
+        batch::snapshot::Check::Full,
+    )
+    .expect("snapshot");
+    let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
+    (cfg, engine)
+}
+
 fn open(dir: &Path) -> Shop {
     let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
     let wide = EmbeddedWideStore::open(&dir.join("wide")).expect("wide");
@@ -724,17 +740,7 @@ fn pairs_match_the_sql_self_join() {
     shop.docs.upsert_users(&[user("u1")]).expect("users");
     shop.docs.put_transactions(&txns).expect("transactions");
     shop.sessions.put_sessions(&sessions).expect("sessions");
-    // Not batch::run: the metrics test above counts its runs.
-    let cfg = BatchConfig::new(dir.path());
-    batch::snapshot::snapshot_checked(
-        &shop.docs,
-        &shop.sessions,
-        &cfg.snapshot_dir,
-        None,
-        batch::snapshot::Check::Full,
-    )
-    .expect("snapshot");
-    let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
+    let (cfg, engine) = snapshot_engine(&shop, dir.path());
     let out = batch::analytics::run(&engine, cfg.cuts, cfg.min_views, None).expect("analytics");
     let (bought, viewed, pct) = batch::analytics::co_occurrence_by_sql(&engine).expect("sql");
     assert!(
@@ -804,16 +810,7 @@ fn a_basket_cap_pairs_the_first_distinct_products_only() {
             &[],
         )])
         .expect("sessions");
-    let cfg = BatchConfig::new(dir.path());
-    batch::snapshot::snapshot_checked(
-        &shop.docs,
-        &shop.sessions,
-        &cfg.snapshot_dir,
-        None,
-        batch::snapshot::Check::Full,
-    )
-    .expect("snapshot");
-    let engine = batch::Engine::open(&cfg.snapshot_dir).expect("engine");
+    let (_, engine) = snapshot_engine(&shop, dir.path());
     let pairs = |t: &batch::cooccur::PairTable| -> Vec<(String, String, u64)> {
         let mut v = t.top.clone();
         v.sort();
