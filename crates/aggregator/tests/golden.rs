@@ -79,6 +79,23 @@ fn hand_made_stream() {
     );
     assert_eq!(a.late_events(), 1);
     assert!(matches!(a.apply(t, 0, 5, b"garbage"), Outcome::Invalid(_)));
+    // A basket dated far ahead of the clock is refused before it reaches
+    // the watermark: the next on-time event is still on time.
+    let watermark = a.watermark();
+    assert_eq!(
+        a.apply(
+            t,
+            0,
+            6,
+            &txn(
+                "txn_6",
+                "2999-01-01T00:00:00",
+                &["prod_00001", "prod_00005"]
+            )
+        ),
+        Outcome::Invalid(Rejection::FutureTimestamp("2999-01-01T00:00:00".into()))
+    );
+    assert_eq!(a.watermark(), watermark);
 
     // Baskets: 4; product 1 in 3, 2 in 2, 3 in 2. Pairs with 1: (1,2) x2,
     // (1,3) x2: the same 2x2 table (2,1,0,1), so the same LLR; the tie
@@ -144,7 +161,8 @@ fn hand_made_stream() {
     let offsets = a.offsets();
     assert_eq!(
         offsets.get(&(topics::TRANSACTIONS.to_string(), 0)),
-        Some(&6)
+        Some(&7),
+        "offsets 0-6 read, the refused ones too"
     );
     assert_eq!(offsets.get(&(topics::SESSIONS.to_string(), 1)), Some(&2));
 }

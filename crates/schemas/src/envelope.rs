@@ -389,6 +389,17 @@ mod tests {
             decode_txn_value(&v).map_err(|e| e.code()).map(|_| ()),
             Err("bad_timestamp")
         );
+        // A parseable time far ahead of the clock: its own reason, so it
+        // never reaches a watermark. A day ahead is still taken.
+        let mut v = txn_json();
+        v["timestamp"] = serde_json::json!("2999-01-01T10:00:00");
+        assert_eq!(
+            decode_txn_value(&v),
+            Err(Rejection::FutureTimestamp("2999-01-01T10:00:00".into()))
+        );
+        let soon = crate::validate::latest_accepted() - chrono::TimeDelta::hours(1);
+        v["timestamp"] = serde_json::json!(soon.format("%Y-%m-%dT%H:%M:%S").to_string());
+        assert!(decode_txn_value(&v).is_ok());
         let mut v = txn_json();
         v["items"][0]["unit_price"] = serde_json::json!(0.0);
         assert_eq!(

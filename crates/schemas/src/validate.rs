@@ -52,6 +52,11 @@ pub enum Rejection {
     /// A timestamp or date that does not parse (seed rule).
     #[error("unparseable timestamp {0:?}")]
     BadTimestamp(String),
+    /// A time or date more than [`MAX_FUTURE_SECONDS`] past the clock of
+    /// the machine that reads it: taken in, it would move its partition's
+    /// watermark and make every later event there late.
+    #[error("timestamp {0:?} is in the future")]
+    FutureTimestamp(String),
     /// A price of zero or less (seed rule).
     #[error("non-positive price {price} for {product_id}")]
     NonPositivePrice {
@@ -110,7 +115,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason code, in a fixed order (for reports and metrics).
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 17] = [
         "invalid_json",
         "unsupported_version",
         "wrong_kind",
@@ -119,6 +124,7 @@ impl Rejection {
         "missing_user_id",
         "empty_items",
         "bad_timestamp",
+        "future_timestamp",
         "non_positive_price",
         "non_positive_quantity",
         "subtotal_mismatch",
@@ -140,6 +146,7 @@ impl Rejection {
             Rejection::MissingUserId => "missing_user_id",
             Rejection::EmptyItems => "empty_items",
             Rejection::BadTimestamp(_) => "bad_timestamp",
+            Rejection::FutureTimestamp(_) => "future_timestamp",
             Rejection::NonPositivePrice { .. } => "non_positive_price",
             Rejection::NonPositiveQuantity { .. } => "non_positive_quantity",
             Rejection::SubtotalMismatch { .. } => "subtotal_mismatch",
@@ -176,14 +183,37 @@ fn user_id(v: Option<String>) -> Result<String, Rejection> {
     }
 }
 
+/// How far past the reading machine's clock (UTC) an event time may be: a
+/// day, for clocks set wrong and time zones written as UTC. Later is
+/// `future_timestamp`.
+pub const MAX_FUTURE_SECONDS: i64 = 86_400;
+
+/// The latest event time accepted now: the clock plus
+/// [`MAX_FUTURE_SECONDS`].
+pub fn latest_accepted() -> chrono::NaiveDateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    chrono::DateTime::from_timestamp(now.saturating_add(MAX_FUTURE_SECONDS), 0)
+        .map_or(chrono::NaiveDateTime::MAX, |t| t.naive_utc())
+}
+
 fn timestamp(v: Option<String>) -> Result<chrono::NaiveDateTime, Rejection> {
     let s = v.unwrap_or_default();
-    crate::time::parse(&s).ok_or(Rejection::BadTimestamp(s))
+    match crate::time::parse(&s) {
+        None => Err(Rejection::BadTimestamp(s)),
+        Some(t) if t > latest_accepted() => Err(Rejection::FutureTimestamp(s)),
+        Some(t) => Ok(t),
+    }
 }
 
 fn date(v: Option<String>) -> Result<chrono::NaiveDate, Rejection> {
     let s = v.unwrap_or_default();
-    crate::time::parse_date(&s).ok_or(Rejection::BadTimestamp(s))
+    match crate::time::parse_date(&s) {
+        None => Err(Rejection::BadTimestamp(s)),
+        Some(d) if d > latest_accepted().date() => Err(Rejection::FutureTimestamp(s)),
+        Some(d) => Ok(d),
+    }
 }
 
 fn positive_price(product_id: &str, price: Option<f64>) -> Result<f64, Rejection> {
