@@ -432,6 +432,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 /// Serves the API on `listener` until the future is dropped.
+/// Connections are capped and idle or half-sent requests time out
+/// ([`telemetry::ServerLimits`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    telemetry::serve_router(listener, router(state), telemetry::ServerLimits::default()).await
 }

@@ -138,12 +138,132 @@ pub fn router() -> Router {
 
 /// Serves [`router`] on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router()).await
+    serve_router(listener, router(), ServerLimits::default()).await
+}
+
+/// What one HTTP server lets its clients hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Connections open at once; past it new ones wait in the listen
+    /// backlog until one closes, and file descriptors stay for the rest of
+    /// the process (its checkpoints, its stores).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, counted from when
+    /// the server starts waiting for them: a half-sent request and an idle
+    /// keep-alive connection are closed after it.
+    pub header_timeout: std::time::Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 1024,
+            header_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `app` on `listener` with `limits` until the future is dropped:
+/// HTTP/1.1 with keep-alive, each connection on its own task. An accept
+/// error (out of file descriptors) is logged and retried after a pause,
+/// never the end of the server.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return Ok(()); // The semaphore is never closed.
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "Accepting a connection failed; retrying.");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(true);
+            let served = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "Connection closed with an error.");
+            }
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server capped at two connections whose clients get 400 ms to send
+    /// their headers: two idle connections hold it; a third, complete
+    /// request waits (not answered while they are open) and is answered
+    /// once the idle ones are closed for their silence, as is a half-sent
+    /// request.
+    #[test]
+    fn idle_connections_time_out_and_the_cap_holds_new_ones_back() {
+        use std::io::{Read, Write};
+        use std::time::Duration;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = ServerLimits {
+            max_connections: 2,
+            header_timeout: Duration::from_millis(400),
+        };
+        runtime.spawn(serve_router(listener, router(), limits));
+
+        let connect = || std::net::TcpStream::connect(addr).expect("connect");
+        let mut idle = connect();
+        let mut half = connect();
+        half.write_all(b"GET /healthz HTTP/1.1\r\nHo")
+            .expect("write");
+        let mut waiting = connect();
+        waiting
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        // Held back: nothing within a quarter of the timeout.
+        waiting
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut buf = [0u8; 256];
+        assert!(
+            waiting.read(&mut buf).is_err(),
+            "answered past the connection cap"
+        );
+        // The silent and the half-sent connections are closed (EOF)...
+        for stream in [&mut idle, &mut half] {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            assert_eq!(stream.read(&mut buf).expect("closed, not reset"), 0);
+        }
+        // ...and the waiting request is served.
+        waiting
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = String::new();
+        waiting.read_to_string(&mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok\n"), "{answer}");
+    }
 
     #[test]
     fn registered_metrics_appear_in_the_exposition() {
