@@ -138,7 +138,9 @@ pub struct Aggregator {
 }
 
 /// The first bytes of a checkpoint: what it is and the format's version.
-const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v3\n";
+const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v4\n";
+/// The format before the watermark's jump guard: read, never written.
+const MAGIC_V3: &[u8] = b"ecomflow aggregator checkpoint v3\n";
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -430,20 +432,24 @@ impl Aggregator {
                     .into(),
             ));
         }
-        let Some(body) = bytes.strip_prefix(MAGIC) else {
-            return Err(CheckpointError(
-                "not an aggregator checkpoint of this version".into(),
-            ));
+        let (body, with_ahead) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V3)) {
+            (Some(body), _) => (body, true),
+            (None, Some(body)) => (body, false),
+            (None, None) => {
+                return Err(CheckpointError(
+                    "not an aggregator checkpoint of this version".into(),
+                ))
+            }
         };
         let mut d = Decoder::new(body);
-        let model = Self::decode(&mut d).map_err(|e| CheckpointError(e.to_string()))?;
+        let model = Self::decode(&mut d, with_ahead).map_err(|e| CheckpointError(e.to_string()))?;
         if !d.done() {
             return Err(CheckpointError("bytes after the end of the state".into()));
         }
         Ok(model)
     }
 
-    fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+    fn decode(d: &mut Decoder<'_>, with_ahead: bool) -> Result<Self, DecodeError> {
         let config = AggregatorConfig {
             window_days: d.i64()?,
             lateness_secs: d.i64()?,
@@ -453,7 +459,7 @@ impl Aggregator {
         let bought = CoOccurrence::decode(d)?;
         let viewed = CoOccurrence::decode(d)?;
         let engagement = WindowedCounts::decode(d)?;
-        let watermark = Watermark::decode(d)?;
+        let watermark = Watermark::decode(d, with_ahead)?;
         let mut offsets: Vec<PartitionOffset> = Vec::new();
         for _ in 0..d.count()? {
             let topic = d.str()?;

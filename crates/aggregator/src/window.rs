@@ -344,11 +344,23 @@ impl<V: Counter> WindowedCounts<u32, V> {
 /// minus the allowed lateness. The windows slide by the low watermark, the
 /// oldest of the partitions' newest event times, so a partition read ahead
 /// of the others does not make their events late or expire them.
+///
+/// One event cannot move a partition's watermark by more than [`MAX_JUMP`]
+/// on its own (a producer with a wrong clock would make every later event
+/// of the partition late): such an event is on time and counted, and the
+/// watermark follows only when the next event of the partition is that far
+/// ahead too (a real gap in the stream), to the earlier of the two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watermark {
     newest: BTreeMap<String, i64>,
     lateness: i64,
+    /// Per partition, an event time past `newest + MAX_JUMP` waiting for a
+    /// second one to confirm the jump.
+    ahead: BTreeMap<String, i64>,
 }
+
+/// How far one event may move its partition's newest event time (a day).
+pub const MAX_JUMP: i64 = 86_400;
 
 /// Whether an event is on time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +377,7 @@ impl Watermark {
         Watermark {
             newest: BTreeMap::new(),
             lateness: lateness_secs.max(0),
+            ahead: BTreeMap::new(),
         }
     }
 
@@ -391,7 +404,19 @@ impl Watermark {
             }
         }
         match self.newest.get_mut(partition) {
-            Some(newest) => *newest = (*newest).max(t),
+            Some(newest) if t > newest.saturating_add(MAX_JUMP) => {
+                match self.ahead.remove(partition) {
+                    // Confirmed: a gap in the stream, not one bad clock.
+                    Some(first) => *newest = first.min(t),
+                    None => {
+                        self.ahead.insert(partition.to_string(), t);
+                    }
+                }
+            }
+            Some(newest) => {
+                *newest = (*newest).max(t);
+                self.ahead.remove(partition);
+            }
             None => {
                 self.newest.insert(partition.to_string(), t);
             }
@@ -399,23 +424,30 @@ impl Watermark {
         Lateness::OnTime
     }
 
-    /// Writes the lateness and each partition's newest event time.
+    /// Writes the lateness, each partition's newest event time and the
+    /// jumps waiting for confirmation.
     pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
         e.i64(self.lateness)?;
-        e.usize(self.newest.len())?;
-        for (p, t) in &self.newest {
-            e.str(p)?;
-            e.i64(*t)?;
+        for map in [&self.newest, &self.ahead] {
+            e.usize(map.len())?;
+            for (p, t) in map {
+                e.str(p)?;
+                e.i64(*t)?;
+            }
         }
         Ok(())
     }
 
-    /// Reads what [`encode`](Self::encode) wrote.
-    pub fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
+    /// Reads what [`encode`](Self::encode) wrote; `with_ahead: false` reads
+    /// a checkpoint from before the jump guard (none waiting).
+    pub fn decode(d: &mut Decoder<'_>, with_ahead: bool) -> Result<Self, DecodeError> {
         let mut w = Watermark::new(d.i64()?);
-        for _ in 0..d.count()? {
-            let p = d.str()?;
-            w.newest.insert(p, d.i64()?);
+        let maps = if with_ahead { 2 } else { 1 };
+        for map in [&mut w.newest, &mut w.ahead].into_iter().take(maps) {
+            for _ in 0..d.count()? {
+                let p = d.str()?;
+                map.insert(p, d.i64()?);
+            }
         }
         Ok(w)
     }
@@ -522,5 +554,51 @@ mod tests {
         assert_eq!(m.observe("p1", 20_000), Lateness::OnTime);
         assert_eq!(m.low(), Some(10_000));
         assert_eq!(m.observe("p1", 16_000), Lateness::Late(400));
+    }
+
+    /// One event from a wrong clock (a year ahead) is counted but does not
+    /// move the watermark: the events after it stay on time. A real gap
+    /// (two events in a row more than a day ahead) moves it, to the earlier
+    /// of the two. The pending jump survives a checkpoint.
+    #[test]
+    fn one_outlier_cannot_move_the_watermark_a_gap_can() {
+        let year = 365 * DAY;
+        let mut m = Watermark::new(3_600);
+        assert_eq!(m.observe("p0", 10_000), Lateness::OnTime);
+        assert_eq!(m.observe("p0", 10_000 + year), Lateness::OnTime);
+        assert_eq!(m.high(), Some(10_000), "the outlier alone moved nothing");
+        // The next event is normal: on time, and the outlier is forgotten.
+        assert_eq!(m.observe("p0", 10_100), Lateness::OnTime);
+        assert_eq!(m.current("p0"), Some(10_100 - 3_600));
+        // A gap of three days, confirmed by the next event: the watermark
+        // follows, to the earlier of the two.
+        let gap = 10_100 + 3 * DAY;
+        assert_eq!(m.observe("p0", gap + 50), Lateness::OnTime);
+        assert_eq!(m.high(), Some(10_100));
+        let mut bytes = Vec::new();
+        let mut e = Encoder::new(&mut bytes);
+        m.encode(&mut e).expect("encode");
+        e.finish().expect("finish");
+        let restored = Watermark::decode(&mut Decoder::new(&bytes), true).expect("decode");
+        assert_eq!(restored, m, "the pending jump is in the checkpoint");
+        m = restored;
+        assert_eq!(m.observe("p0", gap), Lateness::OnTime);
+        assert_eq!(m.high(), Some(gap));
+        assert_eq!(m.observe("p0", gap - 4_000), Lateness::Late(400));
+    }
+
+    /// A checkpoint written before the jump guard (no pending jumps) reads.
+    #[test]
+    fn a_watermark_of_the_previous_format_reads() {
+        let mut bytes = Vec::new();
+        let mut e = Encoder::new(&mut bytes);
+        e.i64(3_600).expect("lateness");
+        e.usize(1).expect("count");
+        e.str("sessions/0").expect("partition");
+        e.i64(10_000).expect("time");
+        e.finish().expect("finish");
+        let m = Watermark::decode(&mut Decoder::new(&bytes), false).expect("decode");
+        assert_eq!(m.current("sessions/0"), Some(6_400));
+        assert!(m.ahead.is_empty());
     }
 }
