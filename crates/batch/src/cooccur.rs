@@ -229,18 +229,20 @@ impl Source {
         match self {
             Source::Map(it) => Ok(it.next()),
             Source::Run(r) => {
-                let mut entry = [0u8; RUN_ENTRY];
-                match r.read_exact(&mut entry) {
-                    Ok(()) => {
-                        let mut k = [0u8; 8];
-                        let mut c = [0u8; 4];
-                        k.copy_from_slice(&entry[..8]);
-                        c.copy_from_slice(&entry[8..]);
-                        Ok(Some((u64::from_le_bytes(k), u32::from_le_bytes(c))))
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-                    Err(e) => Err(BatchError::io(&std::env::temp_dir(), e)),
+                use std::io::BufRead;
+                let io = |e| BatchError::io(&std::env::temp_dir(), e);
+                // The end of the run only between entries; a cut entry is
+                // an error, not the end.
+                if r.fill_buf().map_err(io)?.is_empty() {
+                    return Ok(None);
                 }
+                let mut entry = [0u8; RUN_ENTRY];
+                r.read_exact(&mut entry).map_err(io)?;
+                let mut k = [0u8; 8];
+                let mut c = [0u8; 4];
+                k.copy_from_slice(&entry[..8]);
+                c.copy_from_slice(&entry[8..]);
+                Ok(Some((u64::from_le_bytes(k), u32::from_le_bytes(c))))
             }
         }
     }
