@@ -15,11 +15,15 @@
 //!    counts each pair (the aggregator's `pairs.rs`: one definition of a
 //!    pair) in a flat triangular array of `u32` (dense ids; 50 MB for 5,000
 //!    products), or in a hash map keyed by a `u64` pair when the array would
-//!    pass [`DENSE_LIMIT_BYTES`].
+//!    pass [`DENSE_LIMIT_BYTES`]; the map writes itself, sorted, to a temp
+//!    run file every [`SPILL_PAIRS`] pairs, and reading merges the runs.
 //!
-//! Rows that share a basket id are merged into one basket first (the SQL's
-//! `DISTINCT` over the basket id does that), so the counts are the SQL's,
-//! exactly; the test `pairs_match_the_sql_self_join` checks it.
+//! Each pass folds DataFusion's two partitions on their own threads; the
+//! partitions' tables are added up at the end. Rows that share a basket id
+//! are merged into one basket first (the SQL's `DISTINCT` over the basket id
+//! does that), so the counts are the SQL's, exactly; the test
+//! `pairs_match_the_sql_self_join` checks it, through the array and through
+//! the spilling map.
 
 #[path = "../../aggregator/src/pairs.rs"]
 #[allow(dead_code)]
