@@ -166,6 +166,11 @@ struct Spilling {
 
 const RUN_ENTRY: usize = 12;
 
+/// An I/O error on a run file (in the OS temp dir).
+fn run_io(e: std::io::Error) -> BatchError {
+    BatchError::io(&std::env::temp_dir(), e)
+}
+
 impl Spilling {
     fn new(limit: usize) -> Spilling {
         Spilling {
@@ -188,16 +193,15 @@ impl Spilling {
         use std::io::Write;
         let mut entries: Vec<(u64, u32)> = self.map.drain().collect();
         entries.sort_unstable_by_key(|e| e.0);
-        let temp = std::env::temp_dir();
-        let file = tempfile::tempfile().map_err(|e| BatchError::io(&temp, e))?;
+        let file = tempfile::tempfile().map_err(run_io)?;
         let mut w = std::io::BufWriter::new(&file);
         for (k, c) in entries {
             let mut entry = [0u8; RUN_ENTRY];
             entry[..8].copy_from_slice(&k.to_le_bytes());
             entry[8..].copy_from_slice(&c.to_le_bytes());
-            w.write_all(&entry).map_err(|e| BatchError::io(&temp, e))?;
+            w.write_all(&entry).map_err(run_io)?;
         }
-        w.flush().map_err(|e| BatchError::io(&temp, e))?;
+        w.flush().map_err(run_io)?;
         drop(w);
         self.runs.push(file);
         Ok(())
@@ -206,12 +210,10 @@ impl Spilling {
     /// The counts by key: the runs and the map merged, equal keys summed.
     fn sorted(&self) -> Result<Merge> {
         use std::io::{Seek, SeekFrom};
-        let temp = std::env::temp_dir();
         let mut sources = Vec::with_capacity(self.runs.len() + 1);
         for run in &self.runs {
-            let mut file = run.try_clone().map_err(|e| BatchError::io(&temp, e))?;
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| BatchError::io(&temp, e))?;
+            let mut file = run.try_clone().map_err(run_io)?;
+            file.seek(SeekFrom::Start(0)).map_err(run_io)?;
             sources.push(Source::Run(std::io::BufReader::new(file)));
         }
         let mut entries: Vec<(u64, u32)> = self.map.iter().map(|(&k, &c)| (k, c)).collect();
@@ -234,14 +236,13 @@ impl Source {
             Source::Map(it) => Ok(it.next()),
             Source::Run(r) => {
                 use std::io::BufRead;
-                let io = |e| BatchError::io(&std::env::temp_dir(), e);
                 // The end of the run only between entries; a cut entry is
                 // an error, not the end.
-                if r.fill_buf().map_err(io)?.is_empty() {
+                if r.fill_buf().map_err(run_io)?.is_empty() {
                     return Ok(None);
                 }
                 let mut entry = [0u8; RUN_ENTRY];
-                r.read_exact(&mut entry).map_err(io)?;
+                r.read_exact(&mut entry).map_err(run_io)?;
                 let mut k = [0u8; 8];
                 let mut c = [0u8; 4];
                 k.copy_from_slice(&entry[..8]);
@@ -294,56 +295,6 @@ impl Merge {
     }
 }
 
-/// A pair table's counts in pair order, whatever holds them.
-enum Sorted<'a> {
-    /// At cell `i`, in row `a`, which ends before cell `row_end`.
-    Dense {
-        n: usize,
-        counts: &'a [u32],
-        a: usize,
-        row_end: usize,
-        i: usize,
-    },
-    Merge(Merge),
-}
-
-impl Sorted<'_> {
-    /// The next pair with a count: `(a, b, count)`, by `(a, b)`.
-    fn next(&mut self) -> Result<Option<(u32, u32, u32)>> {
-        match self {
-            Sorted::Dense {
-                n,
-                counts,
-                a,
-                row_end,
-                i,
-            } => {
-                // Skip the zeros in a tight loop; place the cell after.
-                let Some(at) = counts
-                    .get(*i..)
-                    .and_then(|rest| rest.iter().position(|&c| c > 0))
-                    .map(|off| *i + off)
-                else {
-                    *i = counts.len();
-                    return Ok(None);
-                };
-                while at >= *row_end {
-                    *a += 1;
-                    *row_end += *n - 1 - *a;
-                }
-                let row_start = *row_end - (*n - 1 - *a);
-                *i = at + 1;
-                Ok(Some((
-                    *a as u32,
-                    (*a + 1 + at - row_start) as u32,
-                    counts[at],
-                )))
-            }
-            Sorted::Merge(m) => Ok(m.next()?.map(|(k, c)| ((k >> 32) as u32, k as u32, c))),
-        }
-    }
-}
-
 impl Counts {
     fn new(n: usize, limits: Limits) -> Counts {
         let cells = n.saturating_mul(n.saturating_sub(1)) / 2;
@@ -366,9 +317,9 @@ impl Counts {
         }
     }
 
-    /// Calls `f(a, b, count)` for every pair with a count, in pair order
-    /// (the array's own loop where it has one: faster than [`Counts::sorted`]).
-    fn for_each(&self, mut f: impl FnMut(u32, u32, u32)) -> Result<()> {
+    /// Calls `f(a, b, count)` for every pair with a count, in pair order:
+    /// the array's cells in index order, or the map's runs merged.
+    fn for_each(&self, mut f: impl FnMut(u32, u32, u32) -> Result<()>) -> Result<()> {
         match self {
             Counts::Dense { n, counts } => {
                 let mut i = 0;
@@ -377,15 +328,15 @@ impl Counts {
                         let c = counts[i];
                         i += 1;
                         if c > 0 {
-                            f(a as u32, b as u32, c);
+                            f(a as u32, b as u32, c)?;
                         }
                     }
                 }
             }
-            Counts::Sparse(_) => {
-                let mut pairs = self.sorted()?;
-                while let Some((a, b, c)) = pairs.next()? {
-                    f(a, b, c);
+            Counts::Sparse(s) => {
+                let mut pairs = s.sorted()?;
+                while let Some((k, c)) = pairs.next()? {
+                    f((k >> 32) as u32, k as u32, c)?;
                 }
             }
         }
@@ -395,42 +346,31 @@ impl Counts {
     /// How many of `self`'s pairs `other` does not have.
     fn missing_from(&self, other: &Counts) -> Result<u64> {
         let mut missing = 0u64;
-        if let Counts::Dense { n, counts } = other {
+        match other {
             // Look each up in the array.
-            self.for_each(|a, b, _| {
+            Counts::Dense { n, counts } => self.for_each(|a, b, _| {
                 if counts[Self::dense_index(*n, a, b)] == 0 {
                     missing += 1;
                 }
-            })?;
-            return Ok(missing);
-        }
-        // Both in pair order, side by side.
-        let mut theirs = other.sorted()?;
-        let mut next = theirs.next()?;
-        let mut ours = self.sorted()?;
-        while let Some((a, b, _)) = ours.next()? {
-            while next.is_some_and(|(x, y, _)| (x, y) < (a, b)) {
-                next = theirs.next()?;
-            }
-            if next.is_none_or(|(x, y, _)| (x, y) != (a, b)) {
-                missing += 1;
+                Ok(())
+            })?,
+            // Both in pair order, side by side.
+            Counts::Sparse(s) => {
+                let mut theirs = s.sorted()?;
+                let mut next = theirs.next()?;
+                self.for_each(|a, b, _| {
+                    let key = u64::from(a) << 32 | u64::from(b);
+                    while next.is_some_and(|(k, _)| k < key) {
+                        next = theirs.next()?;
+                    }
+                    if next.is_none_or(|(k, _)| k != key) {
+                        missing += 1;
+                    }
+                    Ok(())
+                })?;
             }
         }
         Ok(missing)
-    }
-
-    /// Every pair with a count, in pair order.
-    fn sorted(&self) -> Result<Sorted<'_>> {
-        Ok(match self {
-            Counts::Dense { n, counts } => Sorted::Dense {
-                n: *n,
-                counts,
-                a: 0,
-                row_end: n.saturating_sub(1),
-                i: 0,
-            },
-            Counts::Sparse(s) => Sorted::Merge(s.sorted()?),
-        })
     }
 
     /// Where `(a, b)`, `a < b < n`, lives in the triangular array.
@@ -474,13 +414,10 @@ impl Counts {
             }
             // `Counts::new` picks the same kind for the same `n`; this is
             // the slow way that would do for any two.
-            (this, other) => {
-                let mut pairs = other.sorted()?;
-                while let Some((a, b, c)) = pairs.next()? {
-                    this.add_n(a, b, c);
-                    this.settle()?;
-                }
-            }
+            (this, other) => other.for_each(|a, b, c| {
+                this.add_n(a, b, c);
+                this.settle()
+            })?,
         }
         Ok(())
     }
@@ -724,6 +661,7 @@ fn summarise(counts: &Counts, names: &[String], top: usize) -> Result<PairTable>
             best.pop();
             best.push(item);
         }
+        Ok(())
     })?;
     let top = best
         .into_sorted_vec()
@@ -749,10 +687,11 @@ mod tests {
 
     fn collect(c: &Counts) -> Vec<(u32, u32, u32)> {
         let mut v = Vec::new();
-        let mut pairs = c.sorted().expect("sorted");
-        while let Some(p) = pairs.next().expect("next") {
-            v.push(p);
-        }
+        c.for_each(|a, b, n| {
+            v.push((a, b, n));
+            Ok(())
+        })
+        .expect("pairs");
         v
     }
 
