@@ -13,6 +13,7 @@ use crate::metrics;
 use crate::processor::{Aggregator, AggregatorConfig, Event, Outcome};
 use eventlog::{EventLog, LogError, Offsets, Record};
 use schemas::envelope::DeadLetter;
+use schemas::fsio::{Durability, Replace};
 use schemas::topics;
 use schemas::Rejection;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,9 @@ pub struct RunnerConfig {
     /// Called on the decoding thread as it starts (the binary lowers its
     /// CPU priority there: decoding is throughput work, lookups are not).
     pub on_decoder_start: Option<fn()>,
+    /// With [`Durability::Machine`] a checkpoint is synced (file, then its
+    /// directory after the rename) before its offsets are committed.
+    pub durability: Durability,
 }
 
 /// Counters of a runner.
@@ -158,20 +162,42 @@ pub fn rebuild(
     Ok(Aggregator::new(config))
 }
 
+/// Where the group committed more than the restored `model` reflects (the
+/// checkpoint was older than its commit: a machine crash without
+/// `--fsync` can lose a rename), sets the group back to the model's
+/// offsets, so the records in between are read and counted. Call it
+/// before the runner starts.
+pub fn resume_from_checkpoint(
+    log: &dyn EventLog,
+    group: &str,
+    model: &Aggregator,
+) -> Result<Vec<eventlog::Rewound>, RunnerError> {
+    let held: Offsets = model.offsets().into_iter().collect();
+    let rewound = eventlog::rewind_to_held(log, group, &INPUT_TOPICS, &held)?;
+    for r in &rewound {
+        tracing::warn!(
+            group,
+            topic = %r.partition.0,
+            partition = r.partition.1,
+            committed = r.committed,
+            checkpoint = r.held,
+            "The aggregator checkpoint is behind the group's commit (a machine crash lost its last write?); reading those records again."
+        );
+    }
+    Ok(rewound)
+}
+
 /// Writes the model's checkpoint to a temporary file, streamed, then
 /// renames it over `path`; returns its size.
-fn write_checkpoint(path: &Path, model: &Aggregator) -> std::io::Result<u64> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
+fn write_checkpoint(
+    path: &Path,
+    model: &Aggregator,
+    durability: Durability,
+) -> std::io::Result<u64> {
+    let (guard, mut file) = Replace::begin(path)?;
     // The encoder buffers its writes itself.
-    let mut file = std::fs::File::create(&tmp)?;
     model.write_checkpoint(&mut file)?;
-    let size = file.metadata()?.len();
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    Ok(size)
+    guard.commit(file, durability)
 }
 
 /// Checkpoints at most take this share of the runner's time: after one
@@ -207,11 +233,12 @@ pub fn run(
         producer.flush()?;
         let (size, offsets) = {
             let m = model.read().unwrap_or_else(|e| e.into_inner());
-            let size =
-                write_checkpoint(&cfg.checkpoint, &m).map_err(|e| RunnerError::Checkpoint {
+            let size = write_checkpoint(&cfg.checkpoint, &m, cfg.durability).map_err(|e| {
+                RunnerError::Checkpoint {
                     path: cfg.checkpoint.display().to_string(),
                     message: e.to_string(),
-                })?;
+                }
+            })?;
             metrics::STATE_BYTES.set(i64::try_from(m.heap_bytes()).unwrap_or(i64::MAX));
             (size, m.offsets())
         };

@@ -253,7 +253,6 @@ pub fn format_text(batches: &[RecordBatch]) -> Result<String> {
 /// (or a symlink there) is replaced, never written through; returns the
 /// number of rows.
 pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
-    use std::io::Write;
     let batches = &result.batches;
     let kind = match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => "csv",
@@ -265,53 +264,36 @@ pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
             )))
         }
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| BatchError::Corrupt(format!("{}: not a file name", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let file = crate::snapshot::create_fresh(&tmp)?;
-    let written = (|| -> Result<()> {
-        match kind {
-            "csv" => {
-                let mut out = std::io::BufWriter::new(file);
-                {
-                    let mut w = datafusion::arrow::csv::WriterBuilder::new()
-                        .with_header(true)
-                        .build(&mut out);
-                    for b in batches {
-                        w.write(b)?;
-                    }
-                }
-                out.flush().map_err(|e| BatchError::io(&tmp, e))?;
-            }
-            _ => {
-                let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
-                    file,
-                    result.schema.clone(),
-                    None,
-                )?;
+    let (guard, file) = schemas::fsio::Replace::begin(path).map_err(|e| BatchError::io(path, e))?;
+    let file = match kind {
+        "csv" => {
+            let mut out = std::io::BufWriter::new(file);
+            {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
                 for b in batches {
                     w.write(b)?;
                 }
-                w.close()?;
             }
+            out.into_inner()
+                .map_err(|e| BatchError::io(path, e.into_error()))?
         }
-        Ok(())
-    })();
-    if let Err(e) =
-        written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e)))
-    {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+        _ => {
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+                file,
+                result.schema.clone(),
+                None,
+            )?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.into_inner()?
+        }
+    };
+    guard
+        .commit(file, schemas::fsio::Durability::Process)
+        .map_err(|e| BatchError::io(path, e))?;
     Ok(batches.iter().map(|b| b.num_rows()).sum())
 }
 

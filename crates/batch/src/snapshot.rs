@@ -34,6 +34,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, T
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use schemas::fsio::{self, Durability};
 use schemas::{Category, DeadLetter, Product, Session, Transaction, User};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -503,44 +504,22 @@ pub fn whole_path(dir: &Path, table: &str) -> PathBuf {
     dir.join(table).join("part-0.parquet")
 }
 
-/// Creates `tmp` as a new file: whatever was at that name (a stale
-/// temporary file, or a symlink planted there) is removed first, and the
-/// file is opened with `create_new`, which never follows a symlink.
-pub(crate) fn create_fresh(tmp: &Path) -> Result<std::fs::File> {
-    match std::fs::remove_file(tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(BatchError::io(tmp, e)),
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(|e| BatchError::io(tmp, e))
-}
-
 /// Writes `bytes` to `path` through a new temporary file beside it and a
-/// rename over it: a reader never sees half a file, and an existing `path`
-/// (a symlink included) is replaced, never written through.
+/// rename over it ([`schemas::fsio::Replace`]): a reader never sees half a
+/// file, and an existing `path` (a symlink included) is replaced, never
+/// written through. Synced, file and directory: the snapshot's manifest and
+/// the report are written once a night, and a machine crash must not leave
+/// a manifest that promises files the disk lost.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = create_fresh(&tmp)?;
-    file.write_all(bytes).map_err(|e| BatchError::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))
+    fsio::replace_with(path, bytes, Durability::Machine)
+        .map(|_| ())
+        .map_err(|e| BatchError::io(path, e))
 }
 
-/// Writes one batch as a Parquet file (via a temporary file and a rename,
-/// so a reader never sees half a file); returns its size and SHA-256.
+/// Writes one batch as a Parquet file (through [`fsio::Replace`], synced
+/// before the manifest that lists it); returns its size and SHA-256.
 fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(u64, String)> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| BatchError::Corrupt(format!("no parent for {}", path.display())))?;
-    std::fs::create_dir_all(parent).map_err(|e| BatchError::io(parent, e))?;
-    // Not `.parquet`: a query listing the directory must not see it.
-    let tmp = path.with_extension("writing");
-    let file = create_fresh(&tmp)?;
+    let (guard, file) = fsio::Replace::begin(path).map_err(|e| BatchError::io(path, e))?;
     let level = ZstdLevel::try_new(3).map_err(|e| BatchError::Corrupt(e.to_string()))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
@@ -551,9 +530,9 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<(u64, String)> {
     let hashing = writer.into_inner()?;
     let bytes = hashing.bytes;
     let (file, sha256) = hashing.finish();
-    file.sync_all().map_err(|e| BatchError::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| BatchError::io(path, e))?;
+    guard
+        .commit(file, Durability::Machine)
+        .map_err(|e| BatchError::io(path, e))?;
     Ok((bytes, sha256))
 }
 

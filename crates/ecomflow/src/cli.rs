@@ -279,8 +279,10 @@ pub struct LogArgs {
     /// Partitions per event topic, when the topics are created.
     #[arg(long, env = "ECOMFLOW_PARTITIONS", default_value_t = 4)]
     pub partitions: u32,
-    /// fsync the embedded log on every flush (survives power loss, slower).
-    /// Without it, flushed data survives a crash of the process.
+    /// Survive a crash of the machine (power loss), not only of the process:
+    /// the embedded log, the embedded stores and the aggregator checkpoint
+    /// are synced to disk before the offsets that depend on them are
+    /// committed. Slower. See the README's "Guarantees".
     #[arg(long, env = "ECOMFLOW_FSYNC")]
     pub fsync: bool,
     /// MongoDB connection string for the document store. Without it the
@@ -300,6 +302,17 @@ pub struct LogArgs {
     /// `serve` also serve them on --http.
     #[arg(long, env = "ECOMFLOW_METRICS")]
     pub metrics: Option<String>,
+}
+
+impl LogArgs {
+    /// How far writes go towards the disk (`--fsync`).
+    pub fn durability(&self) -> schemas::fsio::Durability {
+        if self.fsync {
+            schemas::fsio::Durability::Machine
+        } else {
+            schemas::fsio::Durability::Process
+        }
+    }
 }
 
 /// `ecomflow generate`.

@@ -8,7 +8,7 @@ mod stages;
 use anyhow::Context;
 use clap::Parser;
 use cli::{BenchArgs, Cli, Command, EvaluateArgs, GenerateArgs, IngestArgs, LogArgs, ReplayArgs};
-use eventlog::embedded::{Durability, EmbeddedLog};
+use eventlog::embedded::EmbeddedLog;
 use eventlog::kafka::KafkaLog;
 use eventlog::EventLog;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -107,12 +107,7 @@ fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("removing {}", dir.display()))?;
             }
-            let durability = if args.fsync {
-                Durability::Machine
-            } else {
-                Durability::Process
-            };
-            Ok(Arc::new(EmbeddedLog::open_with(&dir, durability)?))
+            Ok(Arc::new(EmbeddedLog::open_with(&dir, args.durability())?))
         }
     }
 }
@@ -153,7 +148,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     } else {
         let handle = pipeline::start_aggregator(
             log.clone(),
-            &args.log.data_dir,
+            &args.log,
             &args.aggregator,
             aggregator_stop.clone(),
         )?;
@@ -449,7 +444,7 @@ fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     let runner_stop = Arc::new(AtomicBool::new(false));
     let mut handle = pipeline::start_aggregator(
         log.clone(),
-        &args.log.data_dir,
+        &args.log,
         &args.aggregator,
         runner_stop.clone(),
     )?;

@@ -26,13 +26,14 @@ pub struct Stores {
 /// Opens the stores the flags ask for: servers when given, otherwise the
 /// embedded engines under `--data-dir`.
 pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
+    let durability = args.durability();
     let docs: Arc<dyn DocumentStore> = match &args.mongodb_uri {
         Some(uri) => Arc::new(
             MongoDocStore::connect(uri, &args.mongodb_database)
                 .with_context(|| format!("connecting to MongoDB at {uri}"))?,
         ),
         None => Arc::new(
-            EmbeddedDocStore::open(&args.data_dir.join("docs"))
+            EmbeddedDocStore::open_with(&args.data_dir.join("docs"), durability)
                 .context("opening the document store")?,
         ),
     };
@@ -42,7 +43,7 @@ pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
                 .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
         ),
         None => Arc::new(
-            EmbeddedWideStore::open(&args.data_dir.join("wide"))
+            EmbeddedWideStore::open_with(&args.data_dir.join("wide"), durability)
                 .context("opening the wide-column store")?,
         ),
     };
@@ -115,6 +116,19 @@ pub fn start_ingest(
     // Topics must exist before consumers subscribe.
     log.ensure_topics(&producer::replay::topic_specs(args.partitions.max(1)))?;
     let stores = open_stores(args)?;
+    ingest::resume_from_stores(
+        log.as_ref(),
+        stores.docs.as_ref(),
+        &stores.sessions,
+        &flags.ingest_group,
+    )
+    .with_context(|| {
+        format!(
+            "setting ingest group {:?} back to what the stores hold (stop the group's \
+             other members and start again)",
+            flags.ingest_group
+        )
+    })?;
     watch_lag(
         log.clone(),
         flags.ingest_group.clone(),
@@ -271,12 +285,12 @@ fn http_runtime(
 /// Restores (or creates) the aggregator, starts its runner and its API.
 pub fn start_aggregator(
     log: Arc<dyn EventLog>,
-    data_dir: &std::path::Path,
+    args: &LogArgs,
     flags: &AggregatorFlags,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<AggregatorHandle> {
     use aggregator::{cooccur::Ranking, http, processor::AggregatorConfig, runner};
-    let checkpoint = flags.checkpoint_path(data_dir);
+    let checkpoint = flags.checkpoint_path(&args.data_dir);
     let config = AggregatorConfig {
         window_days: flags.window_days.max(1),
         lateness_secs: flags.lateness.max(0),
@@ -287,7 +301,11 @@ pub fn start_aggregator(
         runner::rebuild(log.as_ref(), group, &checkpoint, config)?
     } else {
         let committed = log.committed_offsets(group, &runner::INPUT_TOPICS)?;
-        runner::restore_or_new(&checkpoint, config, &committed)?
+        let model = runner::restore_or_new(&checkpoint, config, &committed)?;
+        runner::resume_from_checkpoint(log.as_ref(), group, &model).with_context(|| {
+            format!("setting aggregator group {group:?} back to what its checkpoint holds")
+        })?;
+        model
     };
     let model = Arc::new(std::sync::RwLock::new(model));
     let (runtime, listener) = http_runtime(
@@ -312,6 +330,7 @@ pub fn start_aggregator(
         every: std::time::Duration::from_secs(flags.checkpoint_every.max(1)),
         batch: 5_000,
         on_decoder_start: Some(yield_to_lookups),
+        durability: args.durability(),
     };
     watch_lag(
         log.clone(),

@@ -149,13 +149,21 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(published(dir.path()), total);
+    assert_state_is_complete(dir.path(), &cfg, catalog);
+}
 
+/// Every valid event of the shop `cfg` is stored exactly once in the
+/// stores under `dir`, summaries equal a recomputation from the stored
+/// transactions, the dead-letter topic and the stored dead letters are
+/// exactly the dirty records, and the final batch's snapshot holds
+/// everything once.
+fn assert_state_is_complete(dir: &std::path::Path, cfg: &ShopConfig, catalog: Arc<Catalog>) {
     // What should be there, from the generator.
     let mut sessions: HashMap<String, Vec<Session>> = HashMap::new();
     let mut txns: Vec<Transaction> = Vec::new();
     let mut users = 0u64;
     let mut planted: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for e in EventStream::new(&cfg, catalog) {
+    for e in EventStream::new(cfg, catalog) {
         let p = e.payload();
         match e.stream {
             Stream::Sessions => {
@@ -175,7 +183,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
         }
     }
 
-    let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("docs");
+    let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
     let counts = docs.counts().expect("counts");
     assert_eq!(
         counts.transactions,
@@ -205,7 +213,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
     }
 
     let wide = SessionStore::new(Arc::new(
-        EmbeddedWideStore::open(&dir.path().join("wide")).expect("wide"),
+        EmbeddedWideStore::open(&dir.join("wide")).expect("wide"),
     ))
     .expect("tables");
     let mut stored_sessions = 0;
@@ -221,7 +229,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
     }
     assert!(stored_sessions > 11_900, "{stored_sessions}");
 
-    let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+    let log = EmbeddedLog::open(&dir.join("log")).expect("log");
     let mut c = log
         .consumer("check", &[schemas::topics::DEAD_LETTERS])
         .expect("consumer");
@@ -255,7 +263,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
 
     // The final batch ran over everything: the snapshot holds every stored
     // transaction and session once, and the report was written.
-    let engine = batch::Engine::open(&dir.path().join("snapshot")).expect("snapshot");
+    let engine = batch::Engine::open(&dir.join("snapshot")).expect("snapshot");
     let n = |sql: &str| {
         batch::table::Table::from_batches(&engine.query(sql).expect("sql"))
             .expect("table")
@@ -274,7 +282,98 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
         n("SELECT COUNT(*) AS n FROM sessions") as usize,
         stored_sessions
     );
-    assert!(dir.path().join("report").join("report.md").exists());
+    assert!(dir.join("report").join("report.md").exists());
+}
+
+/// The newest journal file of a fjall database (`<dir>/<id>.jnl`).
+fn newest_journal(db: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(db)
+        .expect("list store")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let id: u64 = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".jnl")?
+                .parse()
+                .ok()?;
+            Some((id, path))
+        })
+        .max()
+        .map(|(_, p)| p)
+        .expect("a journal")
+}
+
+/// A machine crash without `--fsync` (or a disk that lied about a sync)
+/// can take an arbitrary tail of each store's journal. The stores record
+/// their progress after each batch's writes, so one that lost its tail
+/// lost its progress too; the restart reads those records again from the
+/// log. Three cuts at seeded random points of both stores' journals, after
+/// a complete run (with `--fsync`, whose path this also runs).
+#[test]
+fn a_power_loss_that_cuts_the_stores_journals_is_repaired_from_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = shop();
+    let catalog = Arc::new(Catalog::generate(&cfg));
+    let run = || {
+        let out = ecomflow()
+            .args(args(dir.path()))
+            .args(["--fsync", "--no-nightly", "--log", "warn"])
+            .output()
+            .expect("run ecomflow");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    run();
+    let consumed = || -> u64 {
+        let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("docs");
+        let wide = SessionStore::new(Arc::new(
+            EmbeddedWideStore::open(&dir.path().join("wide")).expect("wide"),
+        ))
+        .expect("tables");
+        let held = |p: stores::Progress| p.values().sum::<u64>();
+        held(docs.progress("ingest").expect("progress"))
+            .min(held(wide.progress("ingest").expect("progress")))
+    };
+    let all = consumed();
+    assert!(all > 15_000, "{all}");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rewinds = 0;
+    for trial in 0..3 {
+        for store in ["docs", "wide"] {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let journal = newest_journal(&dir.path().join(store));
+            let len = std::fs::metadata(&journal).expect("journal").len();
+            let cut = len * (2 + (seed >> 33) % 96) / 100;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&journal)
+                .expect("open journal");
+            file.set_len(cut).expect("truncate");
+            eprintln!("trial {trial}: {store} journal cut from {len} to {cut} bytes");
+        }
+        let held = consumed();
+        let stderr = run();
+        let warned = stderr.contains("reading those records again");
+        assert_eq!(
+            warned,
+            held < all,
+            "trial {trial}: stores held {held} of {all}; warning: {warned}\n{stderr}"
+        );
+        rewinds += usize::from(warned);
+        assert_eq!(consumed(), all, "trial {trial}");
+        assert_state_is_complete(dir.path(), &cfg, catalog.clone());
+    }
+    assert!(
+        rewinds > 0,
+        "no cut took any progress: the test proved nothing"
+    );
 }
 
 /// The "Aggregator: …" line of a run's summary and the best-sellers'

@@ -25,22 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How hard a flush or commit pushes data towards the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// Into the OS buffers: survives a crash of the process (the default).
-    #[default]
-    Process,
-    /// `fdatasync`: survives a crash of the machine, at a cost per flush.
-    Machine,
-}
+pub use schemas::fsio::Durability;
 
-impl Durability {
-    fn mode(self) -> PersistMode {
-        match self {
-            Durability::Process => PersistMode::Buffer,
-            Durability::Machine => PersistMode::SyncData,
-        }
+/// fjall's persist mode for a durability.
+fn mode(durability: Durability) -> PersistMode {
+    match durability {
+        Durability::Process => PersistMode::Buffer,
+        Durability::Machine => PersistMode::SyncData,
     }
 }
 
@@ -258,7 +249,7 @@ impl EventLog for EmbeddedLog {
             .inner
             .db
             .batch()
-            .durability(Some(self.inner.durability.mode()));
+            .durability(Some(mode(self.inner.durability)));
         let mut created = Vec::new();
         for t in topics {
             check_topic_name(&t.name)?;
@@ -359,9 +350,26 @@ impl EventLog for EmbeddedLog {
             .inner
             .db
             .batch()
-            .durability(Some(self.inner.durability.mode()));
+            .durability(Some(mode(self.inner.durability)));
         for (topic, partition) in self.partitions_of(topics) {
             batch.remove(&self.inner.meta, offset_key(group, &topic, partition));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn set_group_offsets(&self, group: &str, offsets: &Offsets) -> Result<()> {
+        let mut batch = self
+            .inner
+            .db
+            .batch()
+            .durability(Some(mode(self.inner.durability)));
+        for ((topic, partition), offset) in offsets {
+            batch.insert(
+                &self.inner.meta,
+                offset_key(group, topic, *partition),
+                offset.to_be_bytes(),
+            );
         }
         batch.commit()?;
         Ok(())
@@ -403,7 +411,7 @@ impl EmbeddedProducer {
             .inner
             .db
             .batch()
-            .durability(Some(self.inner.durability.mode()));
+            .durability(Some(mode(self.inner.durability)));
         let mut next: HashMap<(Arc<str>, u32), u64> = HashMap::new();
         for p in self.pending.drain(..) {
             let offset = next
@@ -589,7 +597,7 @@ impl LogConsumer for EmbeddedConsumer {
             .inner
             .db
             .batch()
-            .durability(Some(self.inner.durability.mode()));
+            .durability(Some(mode(self.inner.durability)));
         let mut any = false;
         for ((topic, partition), offset) in offsets {
             if !self

@@ -221,6 +221,23 @@ impl EventLog for KafkaLog {
         Ok(())
     }
 
+    fn set_group_offsets(&self, group: &str, offsets: &Offsets) -> Result<()> {
+        let consumer = self.group_client(group)?;
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets {
+            let offset = i64::try_from(*offset)
+                .map_err(|_| out_of_range(format!("offset {offset} of {topic}/{partition}")))?;
+            let partition = i32::try_from(*partition)
+                .map_err(|_| out_of_range(format!("partition {partition} of {topic}")))?;
+            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        close_bounded(Some(consumer))?;
+        Ok(())
+    }
+
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match std::fs::read(self.marker_path(name)) {
             Ok(b) => Ok(Some(b)),
@@ -228,6 +245,13 @@ impl EventLog for KafkaLog {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn out_of_range(what: String) -> LogError {
+    LogError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{what} is out of Kafka's range"),
+    ))
 }
 
 /// Counts messages the broker did not acknowledge.
@@ -301,12 +325,7 @@ impl LogProducer for KafkaProducer {
         self.flush()?;
         for (name, marker) in markers {
             let path = self.log.marker_path(name);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, marker)?;
-            std::fs::rename(&tmp, &path)?;
+            schemas::fsio::replace_with(&path, marker, schemas::fsio::Durability::Process)?;
         }
         Ok(())
     }

@@ -181,6 +181,63 @@ pub trait EventLog: Send + Sync {
     /// that its next consumer reads every partition from offset 0. Call it
     /// while no member of the group is running.
     fn reset_group(&self, group: &str, topics: &[&str]) -> Result<()>;
+
+    /// Sets `group`'s committed offset of each partition in `offsets` to
+    /// the value given (lower or higher). Call it while no member of the
+    /// group is running.
+    fn set_group_offsets(&self, group: &str, offsets: &Offsets) -> Result<()>;
+}
+
+/// Where a consumer's own state (a store's recorded progress, a checkpoint)
+/// is behind what `group` committed in `topics`, which is what a machine
+/// crash leaves when the state's last writes were not yet on disk: sets the
+/// group back to `held` on those partitions (a partition missing from
+/// `held` goes back to 0), so the records the state lost are read again.
+/// Returns the partitions moved.
+pub fn rewind_to_held(
+    log: &dyn EventLog,
+    group: &str,
+    topics: &[&str],
+    held: &Offsets,
+) -> Result<Vec<Rewound>> {
+    let committed = log.committed_offsets(group, topics)?;
+    let behind: Vec<Rewound> = committed
+        .into_iter()
+        .filter_map(|(partition, committed)| {
+            let held = held.get(&partition).copied().unwrap_or(0);
+            (held < committed).then_some(Rewound {
+                partition,
+                committed,
+                held,
+            })
+        })
+        .collect();
+    if !behind.is_empty() {
+        let to: Offsets = behind
+            .iter()
+            .map(|r| (r.partition.clone(), r.held))
+            .collect();
+        log.set_group_offsets(group, &to)?;
+    }
+    Ok(behind)
+}
+
+/// A partition [`rewind_to_held`] set back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewound {
+    /// (topic, partition).
+    pub partition: (String, u32),
+    /// The offset the group had committed.
+    pub committed: u64,
+    /// The offset the state holds, where the group now resumes.
+    pub held: u64,
+}
+
+impl Rewound {
+    /// Records to read again.
+    pub fn records(&self) -> u64 {
+        self.committed - self.held
+    }
 }
 
 /// Publishes records.

@@ -4,7 +4,7 @@
 
 use eventlog::embedded::EmbeddedLog;
 use eventlog::kafka::KafkaLog;
-use eventlog::{offsets_after, EventLog, Offsets, Record, TopicSpec};
+use eventlog::{offsets_after, rewind_to_held, EventLog, Offsets, Record, Rewound, TopicSpec};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -199,6 +199,34 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
         (0..100).collect::<Vec<_>>()
     );
     again.close().expect("close");
+
+    // Offsets set from outside the group, then set back to what a state
+    // holds (a store that lost its last writes): the next member reads
+    // from there. A state at or past the commit moves nothing.
+    let p0 = (topic.clone(), 0);
+    log.set_group_offsets(&group, &Offsets::from([(p0.clone(), 90)]))
+        .expect("set");
+    assert_eq!(log.lag(&group, &[&topic]).expect("lag"), 10);
+    assert!(
+        rewind_to_held(log, &group, &[&topic], &Offsets::from([(p0.clone(), 95)]))
+            .expect("rewind")
+            .is_empty()
+    );
+    assert_eq!(
+        rewind_to_held(log, &group, &[&topic], &Offsets::from([(p0.clone(), 25)])).expect("rewind"),
+        vec![Rewound {
+            partition: p0,
+            committed: 90,
+            held: 25
+        }]
+    );
+    assert_eq!(log.lag(&group, &[&topic]).expect("lag"), 75);
+    let mut rewound = log.consumer(&group, &[&topic]).expect("consumer");
+    assert_eq!(
+        read(&mut rewound, 75).iter().map(seq).collect::<Vec<_>>(),
+        (25..100).collect::<Vec<_>>()
+    );
+    rewound.close().expect("close");
 
     let mut other = log.consumer(&unique("other"), &[&topic]).expect("consumer");
     let all = read(&mut other, 100);

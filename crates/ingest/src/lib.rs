@@ -19,4 +19,6 @@
 pub mod metrics;
 pub mod worker;
 
-pub use worker::{run_worker, IngestConfig, IngestError, IngestStats, StatsSnapshot};
+pub use worker::{
+    resume_from_stores, run_worker, IngestConfig, IngestError, IngestStats, StatsSnapshot,
+};

@@ -30,6 +30,16 @@ pub static DEAD_LETTERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Records read again because the stores held less than the group had
+/// committed (see `worker::resume_from_stores`).
+pub static REREAD: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    telemetry::counter_vec(
+        "ecomflow_ingest_reread_records_total",
+        "Records read again at start because the stores held less than the ingest group had committed (a machine crash lost their last writes), per topic.",
+        &["topic"],
+    )
+});
+
 /// Records per batch.
 pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
     telemetry::histogram(

@@ -1,7 +1,10 @@
 //! The ingest worker loop.
 
 use crate::metrics;
-use eventlog::{offsets_after, EventLog, LogConsumer, LogError, LogProducer, Record};
+use eventlog::{
+    offsets_after, rewind_to_held, EventLog, LogConsumer, LogError, LogProducer, Offsets, Record,
+    Rewound,
+};
 use schemas::envelope::{
     decode_catalog, decode_session, decode_transaction, CatalogRecord, DeadLetter,
 };
@@ -220,6 +223,11 @@ impl Worker<'_> {
             .collect();
         self.docs.put_dead_letters(&letters)?;
         let doc_secs = timer.elapsed().as_secs_f64();
+        // What the stores now hold, after their data: a store that loses
+        // its last writes loses this too (see `resume_from_stores`).
+        let offsets = offsets_after(records);
+        self.sessions.put_progress(&self.cfg.group, &offsets)?;
+        self.docs.put_progress(&self.cfg.group, &offsets)?;
         // 2. Bad records to the dead-letter topic, each exactly once.
         let mut sent: BTreeMap<String, u64> = BTreeMap::new();
         for ((r, reason), letter) in dead.iter().zip(&letters) {
@@ -232,8 +240,14 @@ impl Worker<'_> {
             *sent.entry(reason.code().to_string()).or_default() += 1;
             tracing::debug!(topic = %r.topic, partition = r.partition, offset = r.offset, reason = reason.code(), "Dead-lettered a record.");
         }
-        let offsets = offsets_after(records);
-        let markers: Vec<(String, Vec<u8>)> = offsets
+        // A marker never moves back: records read again (after a rewind,
+        // or in other batches after a rebalance) were dead-lettered up to
+        // the highest point reached, not just to this batch's end.
+        let mut done = Vec::with_capacity(offsets.len());
+        for ((t, p), next) in &offsets {
+            done.push(((t.clone(), *p), (*next).max(self.dlq_done(t, *p)?)));
+        }
+        let markers: Vec<(String, Vec<u8>)> = done
             .iter()
             .map(|((t, p), next)| {
                 (
@@ -243,9 +257,7 @@ impl Worker<'_> {
             })
             .collect();
         self.producer.flush_with_markers(&markers)?;
-        for ((t, p), next) in &offsets {
-            self.dlq_done.insert((t.clone(), *p), *next);
-        }
+        self.dlq_done.extend(done);
         // 3. Only now is the batch done.
         self.consumer.commit(&offsets)?;
         self.stats.advance(records);
@@ -330,6 +342,44 @@ fn record_metrics(
     metrics::WRITE_SECONDS
         .with_label_values(&["wide_column"])
         .observe(wide_secs);
+}
+
+/// Sets `group` back to what both stores hold, where that is behind what
+/// the group committed. The stores record their progress after each
+/// batch's writes ([`DocumentStore::put_progress`]); a machine crash can
+/// take a store's last writes with it (without `--fsync`, or a server
+/// that acknowledged before its journal), and the group would then resume
+/// past records the stores no longer have. Writes are idempotent, so
+/// reading those again restores exactly what was there. A store with no
+/// progress at all (new, or written by an older ecomflow) is read into from
+/// the start. Call it before the group's workers start.
+pub fn resume_from_stores(
+    log: &dyn EventLog,
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    group: &str,
+) -> Result<Vec<Rewound>, IngestError> {
+    let in_docs = docs.progress(group)?;
+    let in_sessions = sessions.progress(group)?;
+    let held: Offsets = in_docs
+        .iter()
+        .filter_map(|(p, d)| Some((p.clone(), (*d).min(*in_sessions.get(p)?))))
+        .collect();
+    let rewound = rewind_to_held(log, group, &INPUT_TOPICS, &held)?;
+    for r in &rewound {
+        tracing::warn!(
+            group,
+            topic = %r.partition.0,
+            partition = r.partition.1,
+            committed = r.committed,
+            stored = r.held,
+            "The stores hold less than the group committed (a machine crash lost their last writes?); reading those records again."
+        );
+        metrics::REREAD
+            .with_label_values(&[&r.partition.0])
+            .inc_by(r.records());
+    }
+    Ok(rewound)
 }
 
 fn is_retryable(e: &IngestError) -> bool {

@@ -13,8 +13,11 @@
 //! - [`envelope`]: the versioned event envelope, topic names, encode/decode.
 //! - [`validate`]: one validator per record kind and the [`Rejection`] reasons.
 //! - [`time`]: the timestamp formats we accept and the one we write.
+//! - [`fsio`]: files replaced whole (temporary file and rename) and
+//!   [`fsio::Durability`], how far a write goes towards the disk.
 
 pub mod envelope;
+pub mod fsio;
 pub mod ids;
 pub mod time;
 pub mod types;

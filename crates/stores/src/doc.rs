@@ -114,7 +114,21 @@ pub trait DocumentStore: Send + Sync {
 
     /// The customer value last written back for a user.
     fn customer_value(&self, user_id: &str) -> Result<Option<CustomerValue>>;
+
+    /// Records that everything consumer group `group` read before
+    /// `offsets` (next offset per topic and partition) is stored. Written
+    /// after the records' own writes, so a store that lost its last writes
+    /// (a machine crash) lost this too and says where to read again from.
+    /// Durable on a machine crash when the store is (`--fsync` for the
+    /// embedded one).
+    fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()>;
+
+    /// What [`put_progress`](Self::put_progress) last recorded for `group`.
+    fn progress(&self, group: &str) -> Result<Progress>;
 }
+
+/// Next offset per (topic, partition) that a store holds everything before.
+pub type Progress = std::collections::BTreeMap<(String, u32), u64>;
 
 /// The first and last instant of a day, as stored (whole seconds).
 pub fn day_bounds(day: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {

@@ -9,17 +9,20 @@
 //! - `purchase_summaries`: user id → summary, kept apart from the profile so
 //!   that a profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
-//! - `customer_values`: user id → the batch's CLV and segment.
+//! - `customer_values`: user id → the batch's CLV and segment;
+//! - `progress`: `group NUL topic NUL partition` (big-endian) → the next
+//!   offset (big-endian) whose records are not all stored yet.
 //!
 //! A batch of transactions, its index entries and the updated summaries are
 //! committed in one atomic write batch; writers are serialised, and a
 //! transaction already present is skipped, so a retried batch changes
 //! nothing.
 
-use crate::doc::{add_to_summary, DocCounts, DocumentStore, TransactionsPut};
+use crate::doc::{add_to_summary, DocCounts, DocumentStore, Progress, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Database, Keyspace, PersistMode};
+use schemas::fsio::Durability;
 use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -42,6 +45,8 @@ pub struct EmbeddedDocStore {
     by_day: Keyspace,
     dead: Keyspace,
     values: Keyspace,
+    progress: Keyspace,
+    durability: Durability,
     writer: Mutex<()>,
 }
 
@@ -67,8 +72,15 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 impl EmbeddedDocStore {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`, durable on a process crash.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Durability::Process)
+    }
+
+    /// Opens (or creates) the store in `path`. With
+    /// [`Durability::Machine`], [`DocumentStore::put_progress`] syncs the
+    /// journal (and with it every write before it).
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
         let db = crate::open_fjall(path)?;
         let ks = |name: &str| db.keyspace(name, crate::keyspace_options);
         Ok(EmbeddedDocStore {
@@ -83,6 +95,8 @@ impl EmbeddedDocStore {
             by_day: ks("transactions_by_day")?,
             dead: ks("dead_letters")?,
             values: ks("customer_values")?,
+            progress: ks("progress")?,
+            durability,
             writer: Mutex::new(()),
             path: path.to_path_buf(),
             db,
@@ -359,5 +373,43 @@ impl DocumentStore for EmbeddedDocStore {
             .get(user_id)?
             .map(|v| from_json("customer value", &v))
             .transpose()
+    }
+
+    fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {
+        let _w = self.lock();
+        let mut batch = self
+            .db
+            .batch()
+            .durability(Some(crate::persist_mode(self.durability)));
+        for ((topic, partition), next) in offsets {
+            batch.insert(
+                &self.progress,
+                key(&[group.as_bytes(), topic.as_bytes(), &partition.to_be_bytes()]),
+                next.to_be_bytes(),
+            );
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn progress(&self, group: &str) -> Result<Progress> {
+        let mut prefix = group.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Progress::new();
+        for kv in self.progress.prefix(&prefix) {
+            let (k, v) = kv.into_inner()?;
+            let bad =
+                || StoreError::corrupt(format!("progress entry {:?}", String::from_utf8_lossy(&k)));
+            let rest = k.get(prefix.len()..).ok_or_else(bad)?;
+            let (topic, partition) = match rest.len().checked_sub(5) {
+                Some(n) if rest[n] == 0 => (&rest[..n], &rest[n + 1..]),
+                _ => return Err(bad()),
+            };
+            let topic = std::str::from_utf8(topic).map_err(|_| bad())?;
+            let partition = u32::from_be_bytes(partition.try_into().map_err(|_| bad())?);
+            let next = u64::from_be_bytes((&*v).try_into().map_err(|_| bad())?);
+            out.insert((topic.to_string(), partition), next);
+        }
+        Ok(out)
     }
 }

@@ -13,7 +13,7 @@
 //! it, so it can be used from the (synchronous) ingest workers. Do not call
 //! it from inside an async task: use `spawn_blocking`.
 
-use crate::doc::{DocCounts, DocumentStore, TransactionsPut};
+use crate::doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use mongodb::bson::{self, doc, Bson, Document};
@@ -511,5 +511,45 @@ impl DocumentStore for MongoDocStore {
                 .map_err(|e| StoreError::corrupt(format!("customer value: {e}"))),
             None => Ok(None),
         }
+    }
+
+    fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {
+        let updates = offsets
+            .iter()
+            .map(|((topic, partition), next)| {
+                let next = i64::try_from(*next)
+                    .map_err(|_| StoreError::corrupt(format!("offset {next} of {topic}")))?;
+                Ok(doc! {
+                    "q": {"_id": format!("{group}/{topic}/{partition}")},
+                    "u": {"group": group, "topic": topic, "partition": i64::from(*partition), "next": next},
+                    "upsert": true,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.upsert_many("ingest_progress", updates)
+    }
+
+    fn progress(&self, group: &str) -> Result<Progress> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            topic: String,
+            partition: i64,
+            next: i64,
+        }
+        let entries: Vec<Entry> = self.find(
+            "progress entry",
+            "ingest_progress",
+            doc! {"group": group},
+            None,
+        )?;
+        entries
+            .into_iter()
+            .map(|e| {
+                let bad = || StoreError::corrupt(format!("progress entry of {}", e.topic));
+                let partition = u32::try_from(e.partition).map_err(|_| bad())?;
+                let next = u64::try_from(e.next).map_err(|_| bad())?;
+                Ok(((e.topic.clone(), partition), next))
+            })
+            .collect()
     }
 }

@@ -34,7 +34,7 @@ pub mod wide;
 pub mod wide_embedded;
 pub mod wide_hbase;
 
-pub use doc::{DocCounts, DocumentStore, TransactionsPut};
+pub use doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
 pub use error::{Result, StoreError};
 pub use sessions::{DailyCounts, SessionStore};
 pub use wide::{Cell, Row, RowMutation, WideColumnStore};
@@ -60,6 +60,14 @@ pub const MEMTABLE_BYTES: u64 = 32 << 20;
 /// Options of every keyspace of the embedded stores.
 pub(crate) fn keyspace_options() -> fjall::KeyspaceCreateOptions {
     fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
+
+/// fjall's persist mode for a durability.
+pub(crate) fn persist_mode(durability: schemas::fsio::Durability) -> fjall::PersistMode {
+    match durability {
+        schemas::fsio::Durability::Process => fjall::PersistMode::Buffer,
+        schemas::fsio::Durability::Machine => fjall::PersistMode::SyncData,
+    }
 }
 
 /// Maps fjall's "directory is locked" to a message that names the cause.

@@ -18,7 +18,7 @@
 //! - `session_days`: one row per day that has sessions (`YYYY-MM-DD`).
 
 use crate::wide::{prefix_end, Cell, Row, RowMutation, WideColumnStore};
-use crate::{Result, StoreError};
+use crate::{Progress, Result, StoreError};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use schemas::{CartItem, ConversionStatus, DeviceInfo, DeviceType, Session};
 use serde::Serialize;
@@ -38,6 +38,10 @@ pub const DAILY_FAMILIES: [&str; 3] = ["views", "cart_adds", "purchases"];
 pub const SESSIONS_BY_DAY: &str = "sessions_by_day";
 /// Days that have sessions.
 pub const SESSION_DAYS: &str = "session_days";
+/// Table of ingest's progress: row = consumer group, family `next`,
+/// qualifier `topic/partition`, value the next offset (decimal) not yet
+/// stored.
+pub const INGEST_PROGRESS: &str = "ingest_progress";
 
 const REVERSE_MS: i64 = 9_999_999_999_999;
 const REVERSE_DAY: u32 = 99_999_999;
@@ -256,6 +260,7 @@ impl SessionStore {
         store.ensure_table(PRODUCT_DAILY, &DAILY_FAMILIES)?;
         store.ensure_table(SESSIONS_BY_DAY, &["session"])?;
         store.ensure_table(SESSION_DAYS, &["day"])?;
+        store.ensure_table(INGEST_PROGRESS, &["next"])?;
         Ok(SessionStore {
             store,
             days_known: Arc::default(),
@@ -327,6 +332,59 @@ impl SessionStore {
             return Ok(());
         }
         self.store.put_whole_rows(PRODUCT_DAILY, &rows)
+    }
+
+    /// Records that everything consumer group `group` read before `offsets`
+    /// is stored, after the sessions' own writes (see
+    /// [`DocumentStore::put_progress`](crate::DocumentStore::put_progress)),
+    /// then syncs the store as far as it was asked to.
+    pub fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {
+        let cells = offsets
+            .iter()
+            .map(|((topic, partition), next)| {
+                Cell::new("next", format!("{topic}/{partition}"), next.to_string())
+            })
+            .collect();
+        self.store.put(
+            INGEST_PROGRESS,
+            &[RowMutation {
+                row: group.as_bytes().to_vec(),
+                cells,
+            }],
+        )?;
+        self.store.sync()
+    }
+
+    /// What [`put_progress`](Self::put_progress) recorded for `group`.
+    pub fn progress(&self, group: &str) -> Result<Progress> {
+        let key = group.as_bytes();
+        let rows = self.store.scan(
+            INGEST_PROGRESS,
+            key,
+            &prefix_end(key),
+            &["next"],
+            usize::MAX,
+        )?;
+        let mut out = Progress::new();
+        for row in rows.iter().filter(|r| r.key == key) {
+            for cell in row.family("next") {
+                let bad = || {
+                    StoreError::corrupt(format!(
+                        "progress cell {:?}",
+                        String::from_utf8_lossy(&cell.qualifier)
+                    ))
+                };
+                let q = std::str::from_utf8(&cell.qualifier).map_err(|_| bad())?;
+                let (topic, partition) = q.rsplit_once('/').ok_or_else(bad)?;
+                let partition: u32 = partition.parse().map_err(|_| bad())?;
+                let next: u64 = std::str::from_utf8(&cell.value)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(bad)?;
+                out.insert((topic.to_string(), partition), next);
+            }
+        }
+        Ok(out)
     }
 
     /// The days that have sessions, ascending.

@@ -81,6 +81,14 @@ pub trait WideColumnStore: Send + Sync {
         self.put(table, mutations)
     }
 
+    /// Makes every write so far survive a machine crash, as far as the
+    /// store was asked to: the embedded store syncs its journal when opened
+    /// with `Durability::Machine` (`--fsync`) and does nothing otherwise; a
+    /// server's durability is its own configuration.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Rows with `start <= key < stop` (an empty `stop` means no upper
     /// bound), in key order, at most `limit` rows, reading only `families`.
     fn scan(

@@ -17,6 +17,7 @@
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
 use fjall::{Database, Keyspace, PersistMode};
+use schemas::fsio::Durability;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -35,6 +36,8 @@ pub struct EmbeddedWideStore {
     tables: RwLock<HashMap<String, Table>>,
     /// Puts that read, merge and write: one at a time.
     writer: Mutex<()>,
+    /// What [`WideColumnStore::sync`] does.
+    durability: Durability,
 }
 
 fn keyspace_name(table: &str) -> String {
@@ -173,12 +176,18 @@ fn merge_cell(row: &mut RowCells, family: &str, q: &[u8], v: &[u8]) {
 }
 
 impl EmbeddedWideStore {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`, durable on a process crash.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Durability::Process)
+    }
+
+    /// Opens (or creates) the store in `path`; with [`Durability::Machine`]
+    /// [`WideColumnStore::sync`] syncs the journal.
     ///
     /// A store written by an older ecomflow (one key per cell, keyspaces
     /// named `<table>__<family>`) is refused with a message saying how to
     /// start over, rather than read as empty.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
         let db = crate::open_fjall(path)?;
         if let Some(old) = db
             .list_keyspace_names()
@@ -197,6 +206,7 @@ impl EmbeddedWideStore {
             db,
             tables: RwLock::new(HashMap::new()),
             writer: Mutex::new(()),
+            durability,
         })
     }
 
@@ -261,6 +271,13 @@ enum Merge {
 impl WideColumnStore for EmbeddedWideStore {
     fn describe(&self) -> String {
         format!("embedded wide-column store at {}", self.path.display())
+    }
+
+    fn sync(&self) -> Result<()> {
+        if self.durability == Durability::Machine {
+            self.db.persist(PersistMode::SyncData)?;
+        }
+        Ok(())
     }
 
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {

@@ -75,6 +75,10 @@ fn product(id: &str, cat: &str, active: bool) -> Product {
 /// Idempotent re-writes, summaries after duplicates and retries, indexes,
 /// time ranges across days, unknown ids.
 pub fn document_store_contract(store: &dyn DocumentStore) {
+    progress_contract(
+        &|g, o| store.put_progress(g, o).expect("put progress"),
+        &|g| store.progress(g).expect("progress"),
+    );
     store
         .upsert_categories(&[Category {
             category_id: "cat_001".into(),
@@ -373,9 +377,38 @@ fn session(
     }
 }
 
+/// Progress per consumer group: partitions written later keep the others,
+/// a partition written again takes the new offset, groups are apart.
+fn progress_contract(
+    put: &dyn Fn(&str, &stores::Progress),
+    get: &dyn Fn(&str) -> stores::Progress,
+) {
+    let p = |entries: &[(&str, u32, u64)]| -> stores::Progress {
+        entries
+            .iter()
+            .map(|(t, p, o)| ((t.to_string(), *p), *o))
+            .collect()
+    };
+    assert_eq!(get("ingest"), p(&[]));
+    put("ingest", &p(&[("sessions", 0, 10), ("catalog", 3, 7)]));
+    put("ingest", &p(&[("sessions", 1, 4)]));
+    put("ingest", &p(&[("sessions", 0, 12)]));
+    put("ingest-b", &p(&[("transactions", 2, 99)]));
+    assert_eq!(
+        get("ingest"),
+        p(&[("catalog", 3, 7), ("sessions", 0, 12), ("sessions", 1, 4)])
+    );
+    assert_eq!(get("ingest-b"), p(&[("transactions", 2, 99)]));
+    assert_eq!(get("inges"), p(&[]));
+}
+
 /// Newest-first scans, ranges across days, idempotent re-writes, product
 /// daily counts, unknown ids.
 pub fn wide_store_contract(store: &SessionStore) {
+    progress_contract(
+        &|g, o| store.put_progress(g, o).expect("put progress"),
+        &|g| store.progress(g).expect("progress"),
+    );
     use ConversionStatus::*;
     let a = session(
         "sess_a",
