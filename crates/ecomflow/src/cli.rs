@@ -332,6 +332,19 @@ pub struct ReplayArgs {
     /// Shop size and seed.
     #[command(flatten)]
     pub shop: ShopArgs,
+    /// Replay the NDJSON files in this directory instead of the generated
+    /// shop: `categories.jsonl`, `products.jsonl`, `users.jsonl`,
+    /// `sessions.jsonl`, `transactions.jsonl` (any may be missing), one
+    /// record per line in the format `ecomflow generate` writes (see the
+    /// README, "Your own data"). Each line is published as it is; ingest
+    /// dead-letters the ones that fail validation, with the reason.
+    #[arg(
+        long,
+        env = "ECOMFLOW_DATASET",
+        value_name = "DIR",
+        conflicts_with = "ShopArgs"
+    )]
+    pub dataset: Option<PathBuf>,
     /// Event log.
     #[command(flatten)]
     pub log: LogArgs,

@@ -127,7 +127,13 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let cfg = args.shop.config()?;
+    let source = match &args.dataset {
+        Some(dir) => producer::replay::Source::Dataset(
+            producer::dataset::Dataset::open(dir)
+                .with_context(|| format!("opening the dataset {}", dir.display()))?,
+        ),
+        None => producer::replay::Source::Shop(args.shop.config()?),
+    };
     if args.fresh {
         // Everything embedded goes: a log started over with old stores or an
         // old aggregator checkpoint would skip or double-count events.
@@ -136,7 +142,14 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     // Opened on a background-priority thread: the log's store workers it
     // starts yield to lookups (see `pipeline::yield_to_lookups`).
     let log = pipeline::in_background(|| open_log(&args.log, args.fresh))??;
-    tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.");
+    match &source {
+        producer::replay::Source::Shop(cfg) => {
+            tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.")
+        }
+        producer::replay::Source::Dataset(d) => {
+            tracing::info!(log = %log.describe(), dataset = %d.id().dir, records = d.total(), "Replaying a dataset.")
+        }
+    }
     let stop = stop_flag()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     // Topics exist before any consumer subscribes.
@@ -209,7 +222,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     // Per-stage rates for the summary: what was published, ingested and
     // aggregated, sampled as the replay runs.
     let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let resumed = producer::replay::published_before(log.as_ref(), &cfg).unwrap_or(0);
+    let resumed = producer::replay::published_before(log.as_ref(), &source).unwrap_or(0);
     let clock = {
         let (published, stats) = (published.clone(), stats.clone());
         let applied = aggregator.as_ref().map(|a| a.stats.clone());
@@ -223,8 +236,11 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             ]
         })
     };
-    let start_day = cfg.start_date;
-    let days = cfg.days;
+    // Day n of the shop's days; a dataset shows dates only.
+    let days = match &source {
+        producer::replay::Source::Shop(cfg) => Some((cfg.start_date, cfg.days)),
+        producer::replay::Source::Dataset(_) => None,
+    };
     let ingest_msg = |s: &ingest::StatsSnapshot| {
         format!(
             "ingested {}, dead letters {}{}",
@@ -233,18 +249,23 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             nightly_msg()
         )
     };
-    let result = producer::replay::run(&cfg, log.as_ref(), &opts, &stop, |p| {
+    let result = producer::replay::run(&source, log.as_ref(), &opts, &stop, |p| {
         bar.set_length(p.total);
         bar.set_position(p.published);
         published.store(p.published.saturating_sub(resumed), Ordering::Relaxed);
-        let day = (p.event_time.date() - start_day).num_days() + 1;
-        bar.set_message(format!(
-            "day {}/{} ({}); {}",
-            day.clamp(1, i64::from(days)),
-            days,
-            p.event_time.date(),
-            ingest_msg(&stats.snapshot())
-        ));
+        let when = match days {
+            Some((start_day, days)) => {
+                let day = (p.event_time.date() - start_day).num_days() + 1;
+                format!(
+                    "day {}/{} ({})",
+                    day.clamp(1, i64::from(days)),
+                    days,
+                    p.event_time.date()
+                )
+            }
+            None => p.event_time.date().to_string(),
+        };
+        bar.set_message(format!("{when}; {}", ingest_msg(&stats.snapshot())));
     });
     // Let ingest catch up unless stopping early; then stop it.
     if result.as_ref().is_ok_and(|s| !s.interrupted) && stores.is_some() {

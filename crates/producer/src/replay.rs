@@ -7,7 +7,8 @@
 
 use crate::catalog::Catalog;
 use crate::config::ShopConfig;
-use crate::events::EventStream;
+use crate::dataset::{Dataset, DatasetId};
+use crate::events::{Event, EventStream};
 use chrono::NaiveDateTime;
 use eventlog::{EventLog, LogError, TopicSpec};
 use schemas::topics;
@@ -66,9 +67,67 @@ pub struct ReplaySummary {
     pub elapsed: Duration,
 }
 
+/// The records of a [`Source`], in publishing order.
+type Events = Box<dyn Iterator<Item = std::io::Result<Event>>>;
+
+/// What a replay publishes: the generated shop, or a dataset directory.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The deterministic shop of this configuration.
+    Shop(ShopConfig),
+    /// The records of a dataset directory (`replay --dataset`).
+    Dataset(Dataset),
+}
+
+impl Source {
+    fn marker(&self, published: u64) -> Marker {
+        match self {
+            Source::Shop(cfg) => Marker {
+                config: Some(cfg.clone()),
+                dataset: None,
+                published,
+            },
+            Source::Dataset(d) => Marker {
+                config: None,
+                dataset: Some(d.id().clone()),
+                published,
+            },
+        }
+    }
+
+    /// The events to publish and how many there are.
+    fn events(&self) -> Result<(Events, u64), ReplayError> {
+        match self {
+            Source::Shop(cfg) => {
+                let stream = EventStream::new(cfg, Arc::new(Catalog::generate(cfg)));
+                let total = stream.total();
+                Ok((Box::new(stream.map(Ok)), total))
+            }
+            Source::Dataset(d) => Ok((
+                Box::new(d.events().map_err(ReplayError::Dataset)?),
+                d.total(),
+            )),
+        }
+    }
+
+    fn describe(marker: &Marker) -> String {
+        match (&marker.config, &marker.dataset) {
+            (Some(c), _) => format!(
+                "seed {}, {} users, {} sessions",
+                c.seed, c.users, c.sessions
+            ),
+            (None, Some(d)) => format!("the dataset in {}", d.dir),
+            (None, None) => "an unknown source".into(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Marker {
-    config: ShopConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<ShopConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dataset: Option<DatasetId>,
     published: u64,
 }
 
@@ -84,6 +143,9 @@ pub enum ReplayError {
     /// The stored marker cannot be read.
     #[error("the replay marker in the log is unreadable: {0}")]
     BadMarker(String),
+    /// The dataset could not be read.
+    #[error("reading the dataset: {0}")]
+    Dataset(std::io::Error),
 }
 
 /// The topics a replay publishes to, and the dead-letter topic.
@@ -97,27 +159,25 @@ pub fn topic_specs(partitions: u32) -> Vec<TopicSpec> {
 }
 
 /// Events already published by earlier runs of this replay.
-pub fn published_before(log: &dyn EventLog, cfg: &ShopConfig) -> Result<u64, ReplayError> {
+pub fn published_before(log: &dyn EventLog, source: &Source) -> Result<u64, ReplayError> {
     match log.marker(MARKER)? {
         None => Ok(0),
         Some(bytes) => {
             let m: Marker = serde_json::from_slice(&bytes)
                 .map_err(|e| ReplayError::BadMarker(e.to_string()))?;
-            if m.config != *cfg {
-                return Err(ReplayError::OtherShop(format!(
-                    "seed {}, {} users, {} sessions",
-                    m.config.seed, m.config.users, m.config.sessions
-                )));
+            let ours = source.marker(m.published);
+            if (&m.config, &m.dataset) != (&ours.config, &ours.dataset) {
+                return Err(ReplayError::OtherShop(Source::describe(&m)));
             }
             Ok(m.published)
         }
     }
 }
 
-/// Publishes the shop for `cfg` to `log`, resuming after what earlier runs
+/// Publishes `source` to `log`, resuming after what earlier runs
 /// published. Checks `stop` between batches; calls `progress` after each.
 pub fn run(
-    cfg: &ShopConfig,
+    source: &Source,
     log: &dyn EventLog,
     opts: &ReplayOptions,
     stop: &AtomicBool,
@@ -125,10 +185,8 @@ pub fn run(
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     log.ensure_topics(&topic_specs(opts.partitions))?;
-    let skip = published_before(log, cfg)?;
-    let catalog = Arc::new(Catalog::generate(cfg));
-    let mut stream = EventStream::new(cfg, catalog);
-    let total = stream.total();
+    let skip = published_before(log, source)?;
+    let (mut stream, total) = source.events()?;
     if skip > 0 {
         tracing::info!(
             skip,
@@ -137,15 +195,18 @@ pub fn run(
         );
     }
     for _ in 0..skip {
-        if stream.next().is_none() {
-            break;
+        match stream.next() {
+            None => break,
+            Some(e) => {
+                e.map_err(ReplayError::Dataset)?;
+            }
         }
     }
     let mut producer = log.producer()?;
     let mut published = skip;
     let mut in_batch = 0usize;
     let mut pace_origin: Option<(NaiveDateTime, Instant)> = None;
-    let mut last_time = cfg.start_date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let mut last_time = NaiveDateTime::default();
     let mut interrupted = false;
     // Events sent since the last flush, per topic, for the metrics.
     let mut pending: Vec<(&'static str, u64)> = Vec::new();
@@ -156,17 +217,14 @@ pub fn run(
                  pending: &mut Vec<(&'static str, u64)>,
                  last_time: NaiveDateTime|
      -> Result<(), LogError> {
-        let marker = serde_json::to_vec(&Marker {
-            config: cfg.clone(),
-            published,
-        })
-        .unwrap_or_default();
+        let marker = serde_json::to_vec(&source.marker(published)).unwrap_or_default();
         producer.flush_with_marker(MARKER, &marker)?;
         crate::metrics::flushed(pending, last_time.and_utc().timestamp());
         tracing::debug!(published, "Published a batch.");
         Ok(())
     };
     for ev in stream.by_ref() {
+        let ev = ev.map_err(ReplayError::Dataset)?;
         if let Some(speed) = opts.speed.filter(|s| *s > 0.0) {
             let (t0, w0) = *pace_origin.get_or_insert((ev.time, Instant::now()));
             let due = w0

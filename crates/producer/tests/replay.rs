@@ -4,7 +4,7 @@
 use eventlog::embedded::EmbeddedLog;
 use eventlog::kafka::KafkaLog;
 use eventlog::{EventLog, Record};
-use producer::replay::{self, ReplayError, ReplayOptions};
+use producer::replay::{self, ReplayError, ReplayOptions, Source};
 use producer::{Catalog, EventStream, ShopConfig};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -74,7 +74,7 @@ fn interrupted_replay_resumes_exactly() {
     };
     let stop = AtomicBool::new(false);
     let mut batches = 0;
-    let first = replay::run(&cfg, &log, &opts, &stop, |_| {
+    let first = replay::run(&Source::Shop(cfg.clone()), &log, &opts, &stop, |_| {
         batches += 1;
         if batches == 3 {
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -83,8 +83,14 @@ fn interrupted_replay_resumes_exactly() {
     .expect("first run");
     assert!(first.interrupted);
     assert_eq!(first.published, 1_500, "three batches of 500");
-    let second =
-        replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| {}).expect("second run");
+    let second = replay::run(
+        &Source::Shop(cfg.clone()),
+        &log,
+        &opts,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .expect("second run");
     assert!(!second.interrupted);
     assert_eq!(second.resumed_from, 1_500);
     assert_eq!(first.published + second.published, second.total);
@@ -100,7 +106,14 @@ fn interrupted_replay_resumes_exactly() {
         "same events, same order per user"
     );
     // A third run has nothing left to do.
-    let third = replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| {}).expect("third run");
+    let third = replay::run(
+        &Source::Shop(cfg.clone()),
+        &log,
+        &opts,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .expect("third run");
     assert_eq!((third.published, third.resumed_from), (0, second.total));
 }
 
@@ -114,7 +127,7 @@ fn replay_refuses_a_log_of_another_shop() {
         ..tiny()
     };
     replay::run(
-        &small,
+        &Source::Shop(small.clone()),
         &log,
         &ReplayOptions::default(),
         &AtomicBool::new(false),
@@ -123,7 +136,7 @@ fn replay_refuses_a_log_of_another_shop() {
     .expect("run");
     let other = ShopConfig { seed: 7, ..small };
     let err = replay::run(
-        &other,
+        &Source::Shop(other.clone()),
         &log,
         &ReplayOptions::default(),
         &AtomicBool::new(false),
@@ -148,7 +161,14 @@ fn paced_replay_takes_the_time_it_should() {
         ..ReplayOptions::default()
     };
     let mut updates = 0;
-    let s = replay::run(&cfg, &log, &opts, &AtomicBool::new(false), |_| updates += 1).expect("run");
+    let s = replay::run(
+        &Source::Shop(cfg.clone()),
+        &log,
+        &opts,
+        &AtomicBool::new(false),
+        |_| updates += 1,
+    )
+    .expect("run");
     assert_eq!(s.published, s.total);
     // Pacing shows up as many small flushes instead of one.
     assert!(
@@ -177,7 +197,7 @@ fn kafka_replay_round_trip() {
     let markers = tempfile::tempdir().expect("tempdir");
     let log = KafkaLog::new(&brokers, markers.path().to_path_buf());
     let s = replay::run(
-        &cfg,
+        &Source::Shop(cfg.clone()),
         &log,
         &ReplayOptions::default(),
         &AtomicBool::new(false),

@@ -12,6 +12,16 @@ use serde_json::value::RawValue;
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The largest record (envelope included) a decoder reads; a larger one
+/// is refused ([`Rejection::Oversized`]) without being parsed. The biggest
+/// record the generator makes is a few KiB; Kafka's default message limit
+/// is 1 MB.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The most of a refused record's bytes a [`DeadLetter`] carries; the rest
+/// is cut and the cut is said in the payload.
+pub const MAX_DEAD_LETTER_PAYLOAD: usize = 64 << 10;
+
 /// [`SCHEMA_VERSION`] as [`wrap`] writes it.
 const SCHEMA_VERSION_TEXT: &str = "1";
 
@@ -115,11 +125,19 @@ fn decode_record<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     expected: Kind,
 ) -> Result<T, Rejection> {
+    check_size(bytes)?;
     if let Some(record) = wrapped_data(bytes, expected).and_then(|d| serde_json::from_slice(d).ok())
     {
         return Ok(record);
     }
     parse(open_kind(bytes, expected)?)
+}
+
+fn check_size(bytes: &[u8]) -> Result<(), Rejection> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(Rejection::Oversized(bytes.len()));
+    }
+    Ok(())
 }
 
 fn open_kind(bytes: &[u8], expected: Kind) -> Result<&RawValue, Rejection> {
@@ -160,6 +178,7 @@ pub enum CatalogRecord {
 
 /// Decodes and validates a catalog event (category, product or user).
 pub fn decode_catalog(bytes: &[u8]) -> Result<CatalogRecord, Rejection> {
+    check_size(bytes)?;
     let (kind, data) = open(bytes)?;
     match kind.as_str() {
         "category" => validate::category(parse(data)?).map(CatalogRecord::Category),
@@ -170,6 +189,21 @@ pub fn decode_catalog(bytes: &[u8]) -> Result<CatalogRecord, Rejection> {
             found: kind,
         }),
     }
+}
+
+/// A refused record's bytes as dead-letter text: lossy UTF-8, at most
+/// [`MAX_DEAD_LETTER_PAYLOAD`] bytes of it, then a note of what was cut.
+fn payload_text(payload: &[u8]) -> String {
+    if payload.len() <= MAX_DEAD_LETTER_PAYLOAD {
+        return String::from_utf8_lossy(payload).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(&payload[..MAX_DEAD_LETTER_PAYLOAD]).into_owned();
+    text.push_str(&format!(
+        "... [cut: {} of {} bytes shown]",
+        MAX_DEAD_LETTER_PAYLOAD,
+        payload.len()
+    ));
+    text
 }
 
 /// A record that could not be used, as published on the dead-letter topic.
@@ -185,7 +219,8 @@ pub struct DeadLetter {
     pub reason_code: String,
     /// Human-readable reason.
     pub reason: String,
-    /// The record as received (lossy UTF-8).
+    /// The record as received (lossy UTF-8; a record over
+    /// [`MAX_DEAD_LETTER_PAYLOAD`] bytes is cut there, and says so).
     pub payload: String,
 }
 
@@ -204,7 +239,7 @@ impl DeadLetter {
             offset,
             reason_code: reason.code().to_string(),
             reason: reason.to_string(),
-            payload: String::from_utf8_lossy(payload).into_owned(),
+            payload: payload_text(payload),
         }
     }
 

@@ -23,6 +23,10 @@ pub const MAX_SESSION_SECONDS: i64 = 86_400;
 /// used as the dead-letter reason and as a metric label.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
+    /// A record larger than [`MAX_RECORD_BYTES`](crate::envelope::MAX_RECORD_BYTES),
+    /// refused before it is parsed.
+    #[error("record of {0} bytes is larger than the limit of {max} bytes", max = crate::envelope::MAX_RECORD_BYTES)]
+    Oversized(usize),
     /// Not JSON at all, or truncated.
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
@@ -115,7 +119,8 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason code, in a fixed order (for reports and metrics).
-    pub const CODES: [&'static str; 17] = [
+    pub const CODES: [&'static str; 18] = [
+        "oversized",
         "invalid_json",
         "unsupported_version",
         "wrong_kind",
@@ -138,6 +143,7 @@ impl Rejection {
     /// A short, stable, snake_case code for this reason.
     pub fn code(&self) -> &'static str {
         match self {
+            Rejection::Oversized(_) => "oversized",
             Rejection::InvalidJson(_) => "invalid_json",
             Rejection::UnsupportedVersion(_) => "unsupported_version",
             Rejection::WrongKind { .. } => "wrong_kind",

@@ -1,0 +1,235 @@
+//! `replay --dataset`: a dataset `generate` wrote replays to the same
+//! answers as the generated shop, and a user's file with broken lines has
+//! every line stored or dead-lettered with its reason.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use stores::doc_embedded::EmbeddedDocStore;
+use stores::wide_embedded::EmbeddedWideStore;
+use stores::{DocumentStore, SessionStore};
+
+const SHOP: [&str; 12] = [
+    "--users",
+    "150",
+    "--products",
+    "120",
+    "--categories",
+    "8",
+    "--sessions",
+    "12000",
+    "--transactions",
+    "3000",
+    "--days",
+    "12",
+];
+
+/// The binary with none of the caller's `ECOMFLOW_*` settings.
+fn ecomflow(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ECOMFLOW_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.args(args).output().expect("run ecomflow");
+    assert!(
+        out.status.success(),
+        "ecomflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn replay(data_dir: &Path, extra: &[&str]) -> String {
+    let dir = data_dir.display().to_string();
+    let mut args = vec!["replay", "--data-dir", &dir, "--http", "127.0.0.1:0"];
+    args.extend_from_slice(&["--log", "warn"]);
+    args.extend_from_slice(extra);
+    String::from_utf8_lossy(&ecomflow(&args).stdout).to_string()
+}
+
+/// The Parquet files of a snapshot with their bytes, but the dead letters
+/// (they name the partition and offset a record had, which depend on its
+/// key, and a broken record's key is not in its line).
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).expect("list") {
+            let path = e.expect("entry").path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                let rel = path
+                    .strip_prefix(base)
+                    .expect("prefix")
+                    .display()
+                    .to_string();
+                if !rel.starts_with("dead_letters") {
+                    out.insert(rel, std::fs::read(&path).expect("read"));
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&dir.join("snapshot"), &dir.join("snapshot"), &mut out);
+    out
+}
+
+fn line(stdout: &str, prefix: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_generated_dataset_replays_to_the_answers_of_the_generated_shop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("dataset");
+    let data_arg = data.display().to_string();
+    let mut generate = vec!["generate", "--out", &data_arg];
+    generate.extend_from_slice(&SHOP);
+    ecomflow(&generate);
+    let shop = replay(&tmp.path().join("shop"), &SHOP);
+    let from_files = replay(&tmp.path().join("files"), &["--dataset", &data_arg]);
+    for prefix in ["Replayed: ", "Aggregator: ", "Ingested", "  VIP", "  High"] {
+        let (a, b) = (line(&shop, prefix), line(&from_files, prefix));
+        let a = a.split(" by this run").next().unwrap_or_default();
+        let b = b.split(" by this run").next().unwrap_or_default();
+        assert_eq!(a, b, "{prefix}\n{shop}\n{from_files}");
+    }
+    assert_eq!(
+        std::fs::read(tmp.path().join("shop/report/report.md")).expect("report"),
+        std::fs::read(tmp.path().join("files/report/report.md")).expect("report"),
+    );
+    let (a, b) = (
+        snapshot(&tmp.path().join("shop")),
+        snapshot(&tmp.path().join("files")),
+    );
+    assert!(a.len() > 20, "{:?}", a.keys());
+    assert!(a == b, "snapshot files differ");
+
+    // Replaying it again resumes (nothing left); other files are refused.
+    let again = replay(&tmp.path().join("files"), &["--dataset", &data_arg]);
+    assert!(again.contains("(0 by this run"), "{again}");
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::copy(data.join("users.jsonl"), other.join("users.jsonl")).expect("copy");
+    let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+        .args(["replay", "--data-dir"])
+        .arg(tmp.path().join("files"))
+        .arg("--dataset")
+        .arg(&other)
+        .args(["--http", "127.0.0.1:0"])
+        .env_remove("ECOMFLOW_KAFKA_BROKERS")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds a replay of another shop"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A user's export with broken lines of every kind: each line is stored or
+/// dead-lettered with its reason, and the run ends cleanly.
+#[test]
+fn a_users_file_with_broken_lines_loses_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("export");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let txn = |id: &str, user: &str, at: &str, qty: &str| {
+        format!(
+            r#"{{"transaction_id":"{id}","session_id":"sess_1","user_id":"{user}","timestamp":"{at}","items":[{{"product_id":"prod_00001","quantity":{qty},"unit_price":10.0,"subtotal":20.0}}],"discount":0.0,"total":20.0,"payment_method":"paypal"}}"#
+        )
+    };
+    let mut lines: Vec<Vec<u8>> = vec![
+        txn("txn_000000000001", "user_000001", "2025-01-01T10:00:00", "2").into_bytes(),
+        txn("txn_000000000002", "user_000002", "2025-01-01T11:00:00", "2").into_bytes(),
+        // The same id with other content: a conflict.
+        txn("txn_000000000001", "user_000001", "2025-01-01T12:00:00", "2")
+            .replace("paypal", "credit_card")
+            .into_bytes(),
+        txn("txn_000000000003", "user_000003", "2025-01-01T13:00:00", "-2").into_bytes(),
+        txn("txn_000000000004", "user_000003", "2999-01-01T13:00:00", "2").into_bytes(),
+        txn("txn_000000000005", "user_000003", "2025-01-01T14:00:00", "NaN").into_bytes(),
+        txn("txn_000000000006", "user_000003", "2025-01-01T14:00:00", "1e400").into_bytes(),
+        b"{\"transaction_id\": \"txn_\xff\xfe\"}".to_vec(),
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[".to_vec(),
+        b"   ".to_vec(),
+        txn("txn_000000000007", "user_000004", "2025-01-02T09:00:00", "2").as_bytes()[..60].to_vec(),
+    ];
+    let mut big = txn(
+        "txn_000000000008",
+        "user_000005",
+        "2025-01-02T10:00:00",
+        "2",
+    )
+    .into_bytes();
+    big.splice(1..1, std::iter::repeat_n(b' ', 3 << 20));
+    lines.push(big);
+    let mut text = Vec::new();
+    for l in &lines {
+        text.extend_from_slice(l);
+        text.extend_from_slice(b"\r\n");
+    }
+    std::fs::write(data.join("transactions.jsonl"), text).expect("write");
+
+    let dir = tmp.path().join("run");
+    let out = replay(
+        &dir,
+        &["--dataset", &data.display().to_string(), "--no-batch"],
+    );
+    // 12 lines, one blank.
+    assert!(out.contains("Replayed: 11 of 11 events published"), "{out}");
+    let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for d in docs.dead_letters().expect("dead letters") {
+        *reasons.entry(d.reason_code).or_default() += 1;
+        assert!(d.payload.len() <= (64 << 10) + 64, "{}", d.payload.len());
+    }
+    let want: BTreeMap<String, u64> = [
+        ("duplicate_conflict", 1),
+        ("non_positive_quantity", 1),
+        ("future_timestamp", 1),
+        ("invalid_json", 5),
+        ("oversized", 1),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect();
+    assert_eq!(reasons, want, "{out}");
+    assert_eq!(docs.counts().expect("counts").transactions, 2);
+    let _sessions = SessionStore::new(Arc::new(
+        EmbeddedWideStore::open(&dir.join("wide")).expect("wide"),
+    ))
+    .expect("tables");
+
+    // Not a dataset: clear errors.
+    for (arg, says) in [
+        (tmp.path().join("nowhere"), "No such file or directory"),
+        (data.join("transactions.jsonl"), "is not a directory"),
+        (tmp.path().join("run"), "no dataset in"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+            .args(["replay", "--data-dir"])
+            .arg(tmp.path().join("x"))
+            .arg("--dataset")
+            .arg(&arg)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{arg:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{arg:?}: {err}");
+    }
+    // The shop's flags do not mix with a dataset.
+    let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+        .args(["replay", "--users", "5", "--dataset"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
