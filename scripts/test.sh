@@ -2,7 +2,8 @@
 # The project's test command (README.md; CI's .ci/run calls exactly this).
 #
 # Checks formatting and lints, runs every test in the workspace, validates
-# docker-compose.yml and runs the end-to-end tests (tests/e2e.py). When
+# docker-compose.yml, runs the end-to-end tests (tests/e2e.py) and the fault
+# script (scripts/faults.py, which prints a table of what it broke). When
 # ECOMFLOW_KAFKA_BROKERS is unset and the `tansu` broker is installed, it
 # starts one on 127.0.0.1 for the Kafka tests and stops it afterwards;
 # without a broker those tests print "skipped: no Kafka" and pass. The
@@ -138,4 +139,6 @@ phase "docker-compose.yml: Compose schema, flags, Prometheus targets, Grafana pr
 python3 tests/check_compose.py "$bin"
 phase "end-to-end: one-command replay + Prometheus + dashboards, SIGKILL restart, Kafka, compose services"
 python3 tests/e2e.py "$bin"
+phase "faults: kills, power losses, lost and old checkpoints, tampered snapshot, SQL writes, symlink, bad flags, flood, broken dataset"
+python3 scripts/faults.py "$bin"
 end_phase

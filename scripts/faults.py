@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""Fault injection on a small shop, through the binary: kills, power losses,
+lost and old checkpoints, a tampered snapshot, write attempts through the
+query tool, a planted symlink, bad flags, a flood of connections and a
+broken dataset. Each fault is tried (several times where it has a random
+point) and must end in one of two outcomes:
+
+- "identical state": the final snapshot (every Parquet file), the report
+  (Markdown and charts) and the live window equal an untouched run's, byte
+  for byte;
+- "clear error": a non-zero exit with a message that says what to do, and
+  nothing changed.
+
+Anything else (a silent difference, a panic, a hang, a 5xx) is a failure.
+It prints a table (fault, tries, outcome) and exits non-zero on a failure.
+
+Usage: scripts/faults.py path/to/ecomflow [--seed N] [--tries N]
+"""
+import argparse
+import hashlib
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SHOP = [
+    "--users", "150", "--products", "120", "--categories", "8",
+    "--sessions", "12000", "--transactions", "3000", "--days", "12",
+]
+RUN = SHOP + ["--batch", "300", "--ingest-batch", "300", "--http", "127.0.0.1:0"]
+BIN = None
+rows = []  # (fault, tries, outcome, ok)
+
+
+def env():
+    e = {k: v for k, v in os.environ.items() if not k.startswith("ECOMFLOW_")}
+    e["ECOMFLOW_LOG"] = "warn"
+    return e
+
+
+def ecomflow(*args, timeout=300, **kw):
+    return subprocess.run([BIN, *args], env=env(), capture_output=True,
+                          text=True, errors="replace", timeout=timeout, **kw)
+
+
+def replay(data, *extra):
+    return ecomflow("replay", "--data-dir", data, *RUN, *extra)
+
+
+def digest(data):
+    """SHA-256 of every snapshot Parquet file and report file, by path."""
+    out = {}
+    for sub, exts in (("snapshot", (".parquet",)), ("report", (".md", ".svg"))):
+        base = os.path.join(data, sub)
+        for root, _, files in os.walk(base):
+            for f in files:
+                if f.endswith(exts):
+                    p = os.path.join(root, f)
+                    with open(p, "rb") as fh:
+                        out[os.path.relpath(p, data)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def window(stdout):
+    """The live window of the summary: '... pairs in the window.'"""
+    m = re.search(r"^Aggregator: .*?; (.*pairs in the window\.)$", stdout, re.M)
+    return m.group(1) if m else None
+
+
+def newest_journal(db):
+    js = [f for f in os.listdir(db) if re.fullmatch(r"\d+\.jnl", f)]
+    return os.path.join(db, max(js, key=lambda f: int(f[:-4])))
+
+
+def same(label, data, ref, out=None):
+    """'' when the state under `data` equals the reference, else why not."""
+    got = digest(data)
+    if got != ref["digest"]:
+        diff = sorted(set(got.items()) ^ set(ref["digest"].items()))
+        return f"{label}: {len(diff)} file(s) differ, e.g. {diff[:2]}"
+    if out is not None and window(out) != ref["window"]:
+        return f"{label}: window {window(out)!r} != {ref['window']!r}"
+    return ""
+
+
+def record(fault, tries, outcome, problems):
+    ok = not problems
+    rows.append((fault, tries, outcome if ok else "FAILED: " + "; ".join(problems)[:300], ok))
+    print(("ok: " if ok else "FAIL: ") + fault + (f" ({problems})" if problems else ""), flush=True)
+
+
+def finished(p, label):
+    if p.returncode != 0:
+        return [f"{label}: exit {p.returncode}: {p.stderr.strip()[-400:]}"]
+    return []
+
+
+def clear_error(p, says, label):
+    problems = []
+    if p.returncode in (0, 101) or p.returncode < 0:
+        problems.append(f"{label}: exit {p.returncode}")
+    if "panicked" in p.stderr:
+        problems.append(f"{label}: panicked")
+    if says and says not in p.stderr:
+        problems.append(f"{label}: stderr lacks {says!r}: {p.stderr.strip()[-300:]}")
+    return problems
+
+
+# --- faults -------------------------------------------------------------------
+
+def sigkill(work, ref, rng, tries):
+    """SIGKILL at a random moment of a paced replay, then run it again."""
+    problems = []
+    for i in range(tries):
+        data = os.path.join(work, f"kill{i}")
+        p = subprocess.Popen([BIN, "replay", "--data-dir", data, *RUN, "--speed", "3d/s"],
+                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 3.5))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        r = replay(data)
+        problems += finished(r, f"try {i}") or [x for x in [same(f"try {i}", data, ref, r.stdout)] if x]
+        shutil.rmtree(data, ignore_errors=True)
+    record("SIGKILL mid-replay, then replay again", tries, "identical state", problems)
+
+
+def power_loss(work, ref, rng, tries):
+    """Each store's and the log's newest journal loses a random tail (what a
+    machine crash leaves of unsynced writes), then replay again."""
+    problems = []
+    for i in range(tries):
+        data = os.path.join(work, f"power{i}")
+        shutil.copytree(ref["dir"], data)
+        for db in ("log", "docs", "wide"):
+            j = newest_journal(os.path.join(data, db))
+            size = os.path.getsize(j)
+            os.truncate(j, int(size * rng.uniform(0.02, 0.98)))
+        r = replay(data)
+        problems += finished(r, f"try {i}") or [x for x in [same(f"try {i}", data, ref, r.stdout)] if x]
+        shutil.rmtree(data, ignore_errors=True)
+    record("power loss: log, document and wide-column journals cut at random points",
+           tries, "identical state", problems)
+
+
+def old_checkpoint(work, ref, rng, tries):
+    """The aggregator checkpoint goes back to an older one (a rename a
+    machine crash lost) while the group's commit stays: replay again."""
+    problems = []
+    for i in range(tries):
+        data = os.path.join(work, f"oldckpt{i}")
+        p = subprocess.Popen([BIN, "replay", "--data-dir", data, *RUN, "--speed", "3d/s",
+                              "--checkpoint-every", "1"],
+                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ckpt = os.path.join(data, "aggregator", "checkpoint.bin")
+        deadline = time.time() + 30
+        while not os.path.exists(ckpt) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.0))
+        saved = open(ckpt, "rb").read() if os.path.exists(ckpt) else None
+        p.wait()
+        if saved is None:
+            problems.append(f"try {i}: no checkpoint was written")
+            continue
+        with open(ckpt, "wb") as f:
+            f.write(saved)
+        r = replay(data)
+        problems += finished(r, f"try {i}") or [x for x in [same(f"try {i}", data, ref, r.stdout)] if x]
+        shutil.rmtree(data, ignore_errors=True)
+    record("aggregator checkpoint older than the group's commit", tries, "identical state", problems)
+
+
+def lost_checkpoint(work, ref):
+    data = os.path.join(work, "lostckpt")
+    shutil.copytree(ref["dir"], data)
+    os.remove(os.path.join(data, "aggregator", "checkpoint.bin"))
+    before = digest(data)
+    problems = clear_error(replay(data), "--rebuild-aggregator", "without the checkpoint")
+    if digest(data) != before:
+        problems.append("the failed run changed the state")
+    r = replay(data, "--rebuild-aggregator")
+    problems += finished(r, "rebuild") or [x for x in [same("rebuild", data, ref, r.stdout)] if x]
+    record("aggregator checkpoint deleted", 1,
+           "clear error, then --rebuild-aggregator: identical state", problems)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def snapshot_tampered(work, ref, rng, tries):
+    """A day's Parquet file deleted or emptied, then the batch runs."""
+    problems, outcomes = [], set()
+    for i in range(tries):
+        data = os.path.join(work, f"snap{i}")
+        shutil.copytree(ref["dir"], data)
+        days = sorted(p for p in ref["digest"] if p.startswith("snapshot/") and "date=" in p)
+        victim = os.path.join(data, rng.choice(days))
+        if i % 2 == 0:
+            os.remove(victim)
+            how = "deleted"
+        else:
+            open(victim, "wb").close()
+            how = "emptied"
+        r = ecomflow("batch", "--data-dir", data)
+        if r.returncode == 0:
+            outcomes.add("rewritten: identical state")
+            problems += [x for x in [same(f"{how} {victim}", data, ref)] if x]
+        else:
+            outcomes.add("clear error")
+            problems += clear_error(r, "snapshot", f"{how} {victim}")
+        shutil.rmtree(data, ignore_errors=True)
+    record("snapshot Parquet file deleted or emptied, then batch", tries,
+           " / ".join(sorted(outcomes)), problems)
+
+
+def sql_writes(work, ref):
+    data = os.path.join(work, "sql")
+    shutil.copytree(ref["dir"], data)
+    target = os.path.join(work, "escaped.csv")
+    problems = []
+    for q in ["INSERT INTO transactions SELECT * FROM transactions LIMIT 1",
+              f"COPY (SELECT 1) TO '{target}'",
+              "CREATE TABLE x AS SELECT 1",
+              "DROP TABLE transactions"]:
+        problems += clear_error(ecomflow("sql", "--data-dir", data, q), "", q)
+    if os.path.exists(target):
+        problems.append("COPY wrote outside the snapshot")
+    problems += [x for x in [same("after the writes", data, ref)] if x]
+    record("writes through `ecomflow sql` (INSERT, COPY TO, CREATE, DROP)", 4,
+           "clear error, nothing changed", problems)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def planted_symlink(work, ref):
+    data = os.path.join(work, "symlink")
+    shutil.copytree(ref["dir"], data)
+    victim = os.path.join(work, "victim.txt")
+    with open(victim, "w") as f:
+        f.write("keep me")
+    svg = os.path.join(data, "report", "segments.svg")
+    os.remove(svg)
+    os.symlink(victim, svg)
+    r = ecomflow("batch", "--data-dir", data)
+    problems = finished(r, "batch")
+    if open(victim).read() != "keep me":
+        problems.append("the batch wrote through the symlink")
+    if os.path.islink(svg):
+        problems.append("the symlink is still there")
+    problems += [x for x in [same("after the batch", data, ref)] if x]
+    record("symlink planted at report/segments.svg", 1,
+           "replaced, its target untouched; identical state", problems)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+# (arguments, what the message names); `--data-dir` is added where taken.
+BAD_FLAGS = [
+    (["replay", "--speed", "1é/s"], "--speed"),
+    (["replay", "--speed=-3d/s"], "--speed"),
+    (["batch", "--holdout-days", "1000000000"], "--holdout-days"),
+    (["generate", "--start-date=+262142-12-01"], "--start-date"),
+    (["generate", "--users", "0"], "--users"),
+    (["replay", "--dataset", "/nonexistent/dataset"], "/nonexistent/dataset"),
+    (["replay", "--users", "5", "--dataset", "/tmp"], "--dataset"),
+    (["serve", "--ranking", "best"], "--ranking"),
+    (["sql", "SELECT * FROM nowhere"], "no snapshot"),
+]
+
+
+def bad_flags(work):
+    problems = []
+    for args, says in BAD_FLAGS:
+        if args[0] != "generate":
+            args = args + ["--data-dir", os.path.join(work, "flags")]
+        else:
+            args = args + ["--out", os.path.join(work, "flags-out")]
+        r = ecomflow(*args, timeout=60)
+        problems += clear_error(r, says, " ".join(args))
+    record("bad flags and arguments", len(BAD_FLAGS), "clear error naming the flag (exit 1 or 2, no panic)",
+           problems)
+
+
+def flood(work, ref):
+    """1,100 idle connections (the cap is 1,024), half-sent and malformed
+    requests, then a lookup: answered, no 5xx, JSON errors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    data = os.path.join(work, "flood")
+    shutil.copytree(ref["dir"], data)
+    p = subprocess.Popen([BIN, "serve", "--data-dir", data, "--http", "127.0.0.1:0"],
+                         env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    problems = []
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"http://([\d.]+:\d+)", line)
+        if not m:
+            raise RuntimeError(f"no address in {line!r}")
+        host, port = m.group(1).split(":")
+        addr = (host, int(port))
+        idle = []
+        for _ in range(1100):
+            s = socket.socket()
+            s.settimeout(5)
+            try:
+                s.connect(addr)
+                idle.append(s)
+            except OSError:
+                s.close()
+                break
+        # HTTP requests the API refuses (a JSON error body each).
+        bad = [b"GET /v1/products/prod_" + b"0" * 10_000 + b"/bought-together HTTP/1.1\r\nHost: x\r\n\r\n",
+               b"GET /v1/products/%FF%FE/bought-together HTTP/1.1\r\nHost: x\r\n\r\n",
+               b"DELETE /v1/products/prod_00001/bought-together HTTP/1.1\r\nHost: x\r\n\r\n",
+               b"GET / HTTP/1.1\r\n" + b"X-Long: " + b"a" * 100_000 + b"\r\n\r\n",
+               b"GET /v1/products/prod_00001/bought-together?k=-1 HTTP/1.1\r\nHost: x\r\n\r\n",
+               b"GET /v1/users/user_000001/engagement?nope=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+               b"GET /v1/products/prod_00001/bought-tog"]
+        # Not HTTP at all: the protocol layer (hyper) answers 400 with no
+        # body and closes; the README says so.
+        not_http = [b"GET /v1/products/\xff\xfe/bought-together HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"\x00\x01\x02 garbage\r\n\r\n"]
+        held = time.time()
+        for req in bad + not_http:
+            s = socket.create_connection(addr, timeout=30)
+            try:
+                s.sendall(req)
+                if not req.endswith(b"\r\n\r\n"):
+                    s.shutdown(socket.SHUT_WR)
+                resp = s.recv(65536)
+            except OSError:
+                resp = b""
+            finally:
+                s.close()
+            status = resp.split(b" ", 2)[1] if resp.startswith(b"HTTP/1.1 ") else b""
+            if status.startswith(b"5"):
+                problems.append(f"5xx for {req[:40]!r}")
+            if req in not_http and status != b"400":
+                problems.append(f"{status!r} for a request that is not HTTP: {req[:40]!r}")
+            if req in bad and status.startswith(b"4") and b"application/json" not in resp.lower():
+                problems.append(f"non-JSON error for {req[:40]!r}: {resp[:120]!r}")
+        try:
+            with urllib.request.urlopen(
+                    f"http://{host}:{port}/v1/products/prod_00005/bought-together", timeout=40) as r:
+                if r.status != 200:
+                    problems.append(f"lookup under load: {r.status}")
+        except (urllib.error.URLError, OSError) as e:
+            problems.append(f"lookup under load failed: {e}")
+        waited = time.time() - held
+        for s in idle:
+            s.close()
+        p.send_signal(signal.SIGINT)
+        if p.wait(timeout=60) != 0:
+            problems.append(f"serve exited {p.returncode} after Ctrl-C")
+        outcome = (f"{len(idle)} idle held; bad requests and a lookup answered within {waited:.1f} s; "
+                   f"{len(bad)} bad requests: 4xx with JSON, {len(not_http)} non-HTTP: 400; no 5xx")
+    except Exception as e:  # noqa: BLE001 - reported as the fault's outcome
+        problems.append(repr(e))
+        outcome = ""
+        p.kill()
+    record("connection flood and malformed requests against `serve`", 1, outcome, problems)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def broken_dataset(work):
+    src = os.path.join(work, "export")
+    os.makedirs(src)
+    good = ('{"transaction_id":"txn_%012d","session_id":"sess_1","user_id":"user_%06d",'
+            '"timestamp":"2025-01-01T1%d:00:00","items":[{"product_id":"prod_00001",'
+            '"quantity":2,"unit_price":10.0,"subtotal":20.0}],"discount":0.0,"total":20.0,'
+            '"payment_method":"paypal"}')
+    lines = [(good % (i, i, i % 10)).encode() for i in range(1, 21)]
+    lines += [lines[0][:50], b"\xff\xfe{", b"[" * 100_000, b"{}", lines[3].replace(b"2025", b"2999"),
+              lines[4].replace(b'"quantity":2', b'"quantity":NaN'),
+              b"{" + b" " * (2 << 20) + b"}"]
+    with open(os.path.join(src, "transactions.jsonl"), "wb") as f:
+        f.write(b"\n".join(lines) + b"\n\n")
+    data = os.path.join(work, "dataset")
+    r = ecomflow("replay", "--data-dir", data, "--dataset", src, "--http", "127.0.0.1:0",
+                 "--no-batch")
+    problems = finished(r, "replay --dataset")
+    m = re.search(r"Ingested by this run: (\d+) records: .*?(\d+) transactions .*?; (\d+) dead letters",
+                  r.stdout)
+    if not m:
+        problems.append(f"no ingest summary: {r.stdout[-400:]}")
+    else:
+        records, stored, dead = map(int, m.groups())
+        if (records, stored, dead) != (len(lines), 20, len(lines) - 20):
+            problems.append(f"records {records}, stored {stored}, dead {dead}; "
+                            f"want {len(lines)}, 20, {len(lines) - 20}")
+    record("broken export through `replay --dataset` (cut, non-UTF-8, nested, empty, future, "
+           "NaN, 2 MiB)", len(lines) - 20, "each line stored or dead-lettered with its reason",
+           problems)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    global BIN
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("binary")
+    ap.add_argument("--seed", type=int, default=20261126)
+    ap.add_argument("--tries", type=int, default=3)
+    args = ap.parse_args()
+    BIN = os.path.abspath(args.binary)
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="ecomflow-faults-")
+    started = time.time()
+    try:
+        ref_dir = os.path.join(work, "reference")
+        r = replay(ref_dir)
+        if r.returncode != 0:
+            sys.exit(f"the untouched run failed: {r.stderr}")
+        ref = {"dir": ref_dir, "digest": digest(ref_dir), "window": window(r.stdout)}
+        if len(ref["digest"]) < 20 or not ref["window"]:
+            sys.exit(f"the untouched run left too little to compare: {ref}")
+        print(f"reference: {len(ref['digest'])} files, {ref['window']}", flush=True)
+        sigkill(work, ref, rng, args.tries)
+        power_loss(work, ref, rng, args.tries)
+        old_checkpoint(work, ref, rng, args.tries)
+        lost_checkpoint(work, ref)
+        snapshot_tampered(work, ref, rng, 2 * args.tries)
+        sql_writes(work, ref)
+        planted_symlink(work, ref)
+        bad_flags(work)
+        flood(work, ref)
+        broken_dataset(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    w = max(len(f) for f, *_ in rows)
+    print(f"\n{'fault':<{w}}  tries  outcome")
+    for fault, tries, outcome, _ in rows:
+        print(f"{fault:<{w}}  {tries:>5}  {outcome}")
+    failed = sum(1 for *_, ok in rows if not ok)
+    print(f"\nfaults: {len(rows)} kinds, {failed} failed, seed {args.seed}, "
+          f"{time.time() - started:.0f} s")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
