@@ -92,6 +92,12 @@ def same(label, data, ref, out=None):
     return ""
 
 
+def differs(label, data, ref, out=None):
+    """[] when the state under `data` equals the reference, else [why]."""
+    why = same(label, data, ref, out)
+    return [why] if why else []
+
+
 def record(fault, tries, outcome, problems):
     ok = not problems
     rows.append((fault, tries, outcome if ok else "FAILED: " + "; ".join(problems)[:300], ok))
@@ -128,7 +134,7 @@ def sigkill(work, ref, rng, tries):
         p.send_signal(signal.SIGKILL)
         p.wait()
         r = replay(data)
-        problems += finished(r, f"try {i}") or [x for x in [same(f"try {i}", data, ref, r.stdout)] if x]
+        problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
     record("SIGKILL mid-replay, then replay again", tries, "identical state", problems)
 
@@ -145,7 +151,7 @@ def power_loss(work, ref, rng, tries):
             size = os.path.getsize(j)
             os.truncate(j, int(size * rng.uniform(0.02, 0.98)))
         r = replay(data)
-        problems += finished(r, f"try {i}") or [x for x in [same(f"try {i}", data, ref, r.stdout)] if x]
+        problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
     record("power loss: log, document and wide-column journals cut at random points",
            tries, "identical state", problems)
@@ -173,7 +179,7 @@ def old_checkpoint(work, ref, rng, tries):
         with open(ckpt, "wb") as f:
             f.write(saved)
         r = replay(data)
-        problems += finished(r, f"try {i}") or [x for x in [same(f"try {i}", data, ref, r.stdout)] if x]
+        problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
     record("aggregator checkpoint older than the group's commit", tries, "identical state", problems)
 
@@ -187,7 +193,7 @@ def lost_checkpoint(work, ref):
     if digest(data) != before:
         problems.append("the failed run changed the state")
     r = replay(data, "--rebuild-aggregator")
-    problems += finished(r, "rebuild") or [x for x in [same("rebuild", data, ref, r.stdout)] if x]
+    problems += finished(r, "rebuild") or differs("rebuild", data, ref, r.stdout)
     record("aggregator checkpoint deleted", 1,
            "clear error, then --rebuild-aggregator: identical state", problems)
     shutil.rmtree(data, ignore_errors=True)
@@ -210,7 +216,7 @@ def snapshot_tampered(work, ref, rng, tries):
         r = ecomflow("batch", "--data-dir", data)
         if r.returncode == 0:
             outcomes.add("rewritten: identical state")
-            problems += [x for x in [same(f"{how} {victim}", data, ref)] if x]
+            problems += differs(f"{how} {victim}", data, ref)
         else:
             outcomes.add("clear error")
             problems += clear_error(r, "snapshot", f"{how} {victim}")
@@ -231,7 +237,7 @@ def sql_writes(work, ref):
         problems += clear_error(ecomflow("sql", "--data-dir", data, q), "", q)
     if os.path.exists(target):
         problems.append("COPY wrote outside the snapshot")
-    problems += [x for x in [same("after the writes", data, ref)] if x]
+    problems += differs("after the writes", data, ref)
     record("writes through `ecomflow sql` (INSERT, COPY TO, CREATE, DROP)", 4,
            "clear error, nothing changed", problems)
     shutil.rmtree(data, ignore_errors=True)
@@ -252,7 +258,7 @@ def planted_symlink(work, ref):
         problems.append("the batch wrote through the symlink")
     if os.path.islink(svg):
         problems.append("the symlink is still there")
-    problems += [x for x in [same("after the batch", data, ref)] if x]
+    problems += differs("after the batch", data, ref)
     record("symlink planted at report/segments.svg", 1,
            "replaced, its target untouched; identical state", problems)
     shutil.rmtree(data, ignore_errors=True)
@@ -318,14 +324,15 @@ def flood(work, ref):
                b"DELETE /v1/products/prod_00001/bought-together HTTP/1.1\r\nHost: x\r\n\r\n",
                b"GET / HTTP/1.1\r\n" + b"X-Long: " + b"a" * 100_000 + b"\r\n\r\n",
                b"GET /v1/products/prod_00001/bought-together?k=-1 HTTP/1.1\r\nHost: x\r\n\r\n",
-               b"GET /v1/users/user_000001/engagement?nope=1 HTTP/1.1\r\nHost: x\r\n\r\n",
-               b"GET /v1/products/prod_00001/bought-tog"]
+               b"GET /v1/users/user_000001/engagement?nope=1 HTTP/1.1\r\nHost: x\r\n\r\n"]
         # Not HTTP at all: the protocol layer (hyper) answers 400 with no
         # body and closes; the README says so.
         not_http = [b"GET /v1/products/\xff\xfe/bought-together HTTP/1.1\r\nHost: x\r\n\r\n",
                     b"\x00\x01\x02 garbage\r\n\r\n"]
+        # Half a request, then the client's end closed: closed, no answer.
+        half = [b"GET /v1/products/prod_00001/bought-tog"]
         held = time.time()
-        for req in bad + not_http:
+        for req in bad + not_http + half:
             s = socket.create_connection(addr, timeout=30)
             try:
                 s.sendall(req)
@@ -339,9 +346,11 @@ def flood(work, ref):
             status = resp.split(b" ", 2)[1] if resp.startswith(b"HTTP/1.1 ") else b""
             if status.startswith(b"5"):
                 problems.append(f"5xx for {req[:40]!r}")
+            if req in half and resp:
+                problems.append(f"an answer to half a request: {resp[:60]!r}")
             if req in not_http and status != b"400":
                 problems.append(f"{status!r} for a request that is not HTTP: {req[:40]!r}")
-            if req in bad and status.startswith(b"4") and b"application/json" not in resp.lower():
+            if req in bad and not (status.startswith(b"4") and b"application/json" in resp.lower()):
                 problems.append(f"non-JSON error for {req[:40]!r}: {resp[:120]!r}")
         try:
             with urllib.request.urlopen(
@@ -357,7 +366,8 @@ def flood(work, ref):
         if p.wait(timeout=60) != 0:
             problems.append(f"serve exited {p.returncode} after Ctrl-C")
         outcome = (f"{len(idle)} idle held; bad requests and a lookup answered within {waited:.1f} s; "
-                   f"{len(bad)} bad requests: 4xx with JSON, {len(not_http)} non-HTTP: 400; no 5xx")
+                   f"{len(bad)} bad requests: 4xx with JSON, {len(not_http)} non-HTTP: 400, "
+                   f"{len(half)} half-sent: closed; no 5xx")
     except Exception as e:  # noqa: BLE001 - reported as the fault's outcome
         problems.append(repr(e))
         outcome = ""

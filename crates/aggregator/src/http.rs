@@ -149,17 +149,25 @@ fn iso(secs: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Refuses a query parameter other than `known`.
+fn only_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(key) if known.is_empty() => Err(ApiError::BadRequest(format!(
+            "unknown parameter {key:?}; this endpoint takes none"
+        ))),
+        Some(key) => Err(ApiError::BadRequest(format!(
+            "unknown parameter {key:?}; use {}",
+            known.join(", ")
+        ))),
+    }
+}
+
 fn params(
     state: &ApiState,
     q: &HashMap<String, String>,
 ) -> Result<(usize, Ranking, Span), ApiError> {
-    for key in q.keys() {
-        if !["k", "ranking", "span"].contains(&key.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown parameter {key:?}; use k, ranking, span"
-            )));
-        }
-    }
+    only_params(q, &["k", "ranking", "span"])?;
     let k = match q.get("k") {
         None => 10,
         Some(v) => v
@@ -285,9 +293,14 @@ async fn viewed(
 async fn engagement(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    timed("engagement", started, user_engagement(s, id).await)
+    let answer = match only_params(&q, &[]) {
+        Ok(()) => user_engagement(s, id).await,
+        Err(e) => Err(e),
+    };
+    timed("engagement", started, answer)
 }
 
 /// `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`:
@@ -362,7 +375,10 @@ async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Value>, Ap
 }
 
 /// `ok`, or 503 `degraded` while checkpoints fail (the API still answers).
-async fn healthz() -> Response {
+async fn healthz(Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Err(e) = only_params(&q, &[]) {
+        return e.into_response();
+    }
     let failing = metrics::CHECKPOINT_FAILING.get();
     if failing > 0 {
         let body = json!({
@@ -378,9 +394,13 @@ async fn healthz() -> Response {
 /// refreshing the aggregator's state gauges.
 async fn metrics(
     State(s): State<Arc<ApiState>>,
-) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(e) = only_params(&q, &[]) {
+        return e.into_response();
+    }
     metrics::observe_state(&read(&s));
-    telemetry::metrics_handler().await
+    telemetry::metrics_handler().await.into_response()
 }
 
 async fn fallback() -> ApiError {

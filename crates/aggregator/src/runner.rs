@@ -173,18 +173,13 @@ pub fn resume_from_checkpoint(
     model: &Aggregator,
 ) -> Result<Vec<eventlog::Rewound>, RunnerError> {
     let held: Offsets = model.offsets().into_iter().collect();
-    let rewound = eventlog::rewind_to_held(log, group, &INPUT_TOPICS, &held)?;
-    for r in &rewound {
-        tracing::warn!(
-            group,
-            topic = %r.partition.0,
-            partition = r.partition.1,
-            committed = r.committed,
-            checkpoint = r.held,
-            "The aggregator checkpoint is behind the group's commit (a machine crash lost its last write?); reading those records again."
-        );
-    }
-    Ok(rewound)
+    Ok(eventlog::rewind_to_held(
+        log,
+        group,
+        &INPUT_TOPICS,
+        &held,
+        "The aggregator checkpoint's offsets",
+    )?)
 }
 
 /// Writes the model's checkpoint to a temporary file, streamed, then

@@ -144,6 +144,11 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
         ("/v1/products/prod_00001/bought-together?k=many", 400),
         ("/v1/products/prod_00001/bought-together?ranking=magic", 400),
         ("/v1/products/prod_00001/bought-together?colour=red", 400),
+        ("/v1/top-pairs?relation=bought&colour=red", 400),
+        // Endpoints without parameters refuse any.
+        ("/v1/users/user_000007/engagement?window=all", 400),
+        ("/healthz?verbose=1", 400),
+        ("/metrics?name=x", 400),
         ("/v1/users/user_42/engagement", 400),
         // Known items under a non-canonical spelling are not echoed back.
         ("/v1/products/prod_000001/bought-together", 400),

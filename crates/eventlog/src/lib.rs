@@ -193,12 +193,14 @@ pub trait EventLog: Send + Sync {
 /// crash leaves when the state's last writes were not yet on disk: sets the
 /// group back to `held` on those partitions (a partition missing from
 /// `held` goes back to 0), so the records the state lost are read again.
-/// Returns the partitions moved.
+/// Returns the partitions moved, each also logged as a warning naming
+/// `state` (what holds the offsets, e.g. "the stores").
 pub fn rewind_to_held(
     log: &dyn EventLog,
     group: &str,
     topics: &[&str],
     held: &Offsets,
+    state: &str,
 ) -> Result<Vec<Rewound>> {
     let committed = log.committed_offsets(group, topics)?;
     let behind: Vec<Rewound> = committed
@@ -218,6 +220,16 @@ pub fn rewind_to_held(
             .map(|r| (r.partition.clone(), r.held))
             .collect();
         log.set_group_offsets(group, &to)?;
+    }
+    for r in &behind {
+        tracing::warn!(
+            group,
+            topic = %r.partition.0,
+            partition = r.partition.1,
+            committed = r.committed,
+            held = r.held,
+            "{state} hold less than the group committed (a machine crash lost their last writes?); reading those records again."
+        );
     }
     Ok(behind)
 }

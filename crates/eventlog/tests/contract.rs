@@ -207,13 +207,24 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     log.set_group_offsets(&group, &Offsets::from([(p0.clone(), 90)]))
         .expect("set");
     assert_eq!(log.lag(&group, &[&topic]).expect("lag"), 10);
-    assert!(
-        rewind_to_held(log, &group, &[&topic], &Offsets::from([(p0.clone(), 95)]))
-            .expect("rewind")
-            .is_empty()
-    );
+    assert!(rewind_to_held(
+        log,
+        &group,
+        &[&topic],
+        &Offsets::from([(p0.clone(), 95)]),
+        "a test"
+    )
+    .expect("rewind")
+    .is_empty());
     assert_eq!(
-        rewind_to_held(log, &group, &[&topic], &Offsets::from([(p0.clone(), 25)])).expect("rewind"),
+        rewind_to_held(
+            log,
+            &group,
+            &[&topic],
+            &Offsets::from([(p0.clone(), 25)]),
+            "a test"
+        )
+        .expect("rewind"),
         vec![Rewound {
             partition: p0,
             committed: 90,

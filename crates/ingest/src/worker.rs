@@ -365,16 +365,8 @@ pub fn resume_from_stores(
         .iter()
         .filter_map(|(p, d)| Some((p.clone(), (*d).min(*in_sessions.get(p)?))))
         .collect();
-    let rewound = rewind_to_held(log, group, &INPUT_TOPICS, &held)?;
+    let rewound = rewind_to_held(log, group, &INPUT_TOPICS, &held, "The stores")?;
     for r in &rewound {
-        tracing::warn!(
-            group,
-            topic = %r.partition.0,
-            partition = r.partition.1,
-            committed = r.committed,
-            stored = r.held,
-            "The stores hold less than the group committed (a machine crash lost their last writes?); reading those records again."
-        );
         metrics::REREAD
             .with_label_values(&[&r.partition.0])
             .inc_by(r.records());
