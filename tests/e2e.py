@@ -464,6 +464,23 @@ def start_hbase(workdir):
     return proc, m.group(1)
 
 
+QUERIES = [
+    ["revenue-by-category", "--from", "2025-01-03", "--to", "2025-01-04"],
+    ["top-customers", "--limit", "20"],
+    ["payment-mix"],
+    ["purchase-history", "--user", "user_000049", "--limit", "5"],
+]
+
+
+def query_rows(where, q):
+    """`ecomflow query ... --json`, as a list of rows."""
+    r = subprocess.run([BIN, "query", *q, *where, "--json"], env=clean_env(), capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        return f"exit {r.returncode}: {r.stderr.strip()[-300:]}"
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
 def part_four(workdir, planted, reference):
     """The compose file's ecomflow services, with its commands and
     environment; only addresses, data directories and the shop size change.
@@ -543,6 +560,17 @@ def part_four(workdir, planted, reference):
         print(served)
         block = bought_together_block(served)
         check(block[1:] == reference[2][1:], "distributed: the aggregator service's top partners equal the one-process run's")
+        # The four daily queries: on MongoDB, aggregation pipelines the
+        # server runs; on the one-process run's embedded store, the same
+        # rows computed by ecomflow.
+        if mongo:
+            for q in QUERIES:
+                here = query_rows(["--data-dir", os.path.join(workdir, "one")], q)
+                there = query_rows(["--mongodb-uri", mongo, "--mongodb-database", database,
+                                    "--data-dir", shared], q)
+                check(here == there and len(here) > 0,
+                      f"distributed: `ecomflow query {' '.join(q)}` on MongoDB gives the embedded "
+                      f"store's {len(here)} rows")
     finally:
         for p in procs.values():
             p.stop()

@@ -60,6 +60,56 @@ pub enum Command {
     /// transactions, sessions (both with a "date" column), users, products,
     /// categories, dead_letters; views transaction_items, session_views.
     Sql(SqlArgs),
+    /// Ask the document store one of the shop's daily questions: revenue by
+    /// category and day, the top customers, the payment-method mix, or a
+    /// user's purchase history with product names. On MongoDB each is an
+    /// aggregation pipeline the server runs; on the embedded store the same
+    /// rows are computed here.
+    Query(QueryArgs),
+}
+
+/// `ecomflow query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Which question.
+    #[arg(value_enum)]
+    pub name: QueryName,
+    /// Where the stores are (the embedded ones in --data-dir, or
+    /// --mongodb-uri).
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// First day (YYYY-MM-DD) for revenue-by-category; default the first
+    /// day with transactions.
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (YYYY-MM-DD) for revenue-by-category; default the last day
+    /// with transactions.
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Rows for top-customers, transactions for purchase-history.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub limit: u64,
+    /// The user of purchase-history (user_000042).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// One JSON object per row instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The questions of `ecomflow query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryName {
+    /// Units and revenue (line subtotals, before discounts) per category
+    /// and day.
+    RevenueByCategory,
+    /// The customers who spent most: orders, total spent, last purchase.
+    TopCustomers,
+    /// Transactions, revenue and share of revenue per payment method.
+    PaymentMix,
+    /// A user's latest transactions, one row per line item, with product
+    /// names (--user).
+    PurchaseHistory,
 }
 
 /// `ecomflow serve`.

@@ -3,6 +3,7 @@
 mod cli;
 mod nightly;
 mod pipeline;
+mod query;
 mod stages;
 
 use anyhow::Context;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Batch(args) => stop_flag().and_then(|stop| nightly::batch_command(args, stop)),
         Command::Sql(args) => nightly::sql_command(args),
         Command::Serve(args) => serve(args),
+        Command::Query(args) => query::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The document store: MongoDB's role in the seed report's design.
 
+use crate::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
 use crate::Result;
 use chrono::{NaiveDate, NaiveDateTime};
 use schemas::types::round_cents;
@@ -125,6 +126,28 @@ pub trait DocumentStore: Send + Sync {
 
     /// What [`put_progress`](Self::put_progress) last recorded for `group`.
     fn progress(&self, group: &str) -> Result<Progress>;
+
+    /// Revenue and units per category and day, `from..=to` (see
+    /// [`queries`](crate::queries); MongoDB runs it as a pipeline).
+    fn revenue_by_category(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<CategoryDay>> {
+        crate::queries::revenue_by_category(self, from, to)
+    }
+
+    /// The `limit` customers who spent most.
+    fn top_customers(&self, limit: usize) -> Result<Vec<Customer>> {
+        crate::queries::top_customers(self, limit)
+    }
+
+    /// Transactions and revenue per payment method.
+    fn payment_mix(&self) -> Result<Vec<PaymentShare>> {
+        crate::queries::payment_mix(self)
+    }
+
+    /// A user's `limit` latest transactions, a row per line item, with
+    /// product names.
+    fn purchase_history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryLine>> {
+        crate::queries::purchase_history(self, user_id, limit)
+    }
 }
 
 /// Next offset per (topic, partition) that a store holds everything before.

@@ -14,6 +14,7 @@
 //! it from inside an async task: use `spawn_blocking`.
 
 use crate::doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
+use crate::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use mongodb::bson::{self, doc, Bson, Document};
@@ -154,6 +155,32 @@ impl MongoDocStore {
             while cursor.advance().await.map_err(server_error)? {
                 let d = cursor.deserialize_current().map_err(server_error)?;
                 out.push(from_doc(what, d)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs an aggregation pipeline on `collection`, each result document
+    /// read as a `T`.
+    fn aggregate<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<T>> {
+        self.runtime.block_on(async {
+            let mut cursor = self
+                .coll(collection)
+                .aggregate(pipeline)
+                .await
+                .map_err(server_error)?;
+            let mut out = Vec::new();
+            while cursor.advance().await.map_err(server_error)? {
+                let d = cursor.deserialize_current().map_err(server_error)?;
+                out.push(
+                    bson::from_document(d).map_err(|e| {
+                        StoreError::corrupt(format!("{collection} pipeline row: {e}"))
+                    })?,
+                );
             }
             Ok(out)
         })
@@ -511,6 +538,175 @@ impl DocumentStore for MongoDocStore {
                 .map_err(|e| StoreError::corrupt(format!("customer value: {e}"))),
             None => Ok(None),
         }
+    }
+
+    fn revenue_by_category(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<CategoryDay>> {
+        let (start, _) = crate::doc::day_bounds(from);
+        let (_, end) = crate::doc::day_bounds(to);
+        let pipeline = vec![
+            doc! {"$match": {"timestamp": {"$gte": fmt_ts(start), "$lte": fmt_ts(end)}}},
+            doc! {"$unwind": "$items"},
+            doc! {"$lookup": {"from": "products", "localField": "items.product_id",
+            "foreignField": "_id", "as": "product"}},
+            doc! {"$unwind": "$product"},
+            doc! {"$group": {
+                "_id": {"day": {"$substrBytes": ["$timestamp", 0, 10]},
+                        "category_id": "$product.category_id"},
+                "units": {"$sum": "$items.quantity"},
+                "revenue": {"$sum": "$items.subtotal"},
+            }},
+            doc! {"$project": {"_id": 0, "day": "$_id.day", "category_id": "$_id.category_id",
+            "units": 1, "revenue": 1}},
+            doc! {"$lookup": {"from": "categories", "localField": "category_id",
+            "foreignField": "_id", "as": "category"}},
+            // One category or none (its document missing): a field of a
+            // sub-document, which every server reads the same way.
+            doc! {"$unwind": {"path": "$category", "preserveNullAndEmptyArrays": true}},
+            doc! {"$addFields": {"category": "$category.name"}},
+        ];
+        #[derive(serde::Deserialize)]
+        struct Row {
+            day: String,
+            category_id: String,
+            category: Option<String>,
+            units: i64,
+            revenue: f64,
+        }
+        let mut rows = self
+            .aggregate::<Row>("transactions", pipeline)?
+            .into_iter()
+            .map(|r| {
+                let day = NaiveDate::parse_from_str(&r.day, "%Y-%m-%d")
+                    .map_err(|e| StoreError::corrupt(format!("day {:?}: {e}", r.day)))?;
+                Ok(CategoryDay {
+                    day,
+                    category_id: r.category_id,
+                    category: r.category,
+                    units: u64::try_from(r.units).unwrap_or(0),
+                    revenue: round_cents(r.revenue),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_by(|a, b| {
+            a.day
+                .cmp(&b.day)
+                .then_with(|| b.revenue.total_cmp(&a.revenue))
+                .then_with(|| a.category_id.cmp(&b.category_id))
+        });
+        Ok(rows)
+    }
+
+    fn top_customers(&self, limit: usize) -> Result<Vec<Customer>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let pipeline = vec![
+            doc! {"$group": {"_id": "$user_id", "orders": {"$sum": 1},
+            "spent": {"$sum": "$total"}, "last": {"$max": "$timestamp"}}},
+            // Cents first: the order is the rounded figures' order.
+            doc! {"$addFields": {"spent": {"$round": ["$spent", 2]}}},
+            doc! {"$sort": {"spent": -1, "_id": 1}},
+            doc! {"$limit": limit},
+            doc! {"$lookup": {"from": "users", "localField": "_id",
+            "foreignField": "_id", "as": "user"}},
+            doc! {"$unwind": {"path": "$user", "preserveNullAndEmptyArrays": true}},
+            doc! {"$project": {"_id": 0, "user_id": "$_id", "name": "$user.name",
+            "orders": 1, "spent": 1, "last": 1}},
+        ];
+        #[derive(serde::Deserialize)]
+        struct Row {
+            user_id: String,
+            name: Option<String>,
+            orders: i64,
+            spent: f64,
+            last: String,
+        }
+        self.aggregate::<Row>("transactions", pipeline)?
+            .into_iter()
+            .map(|r| {
+                let last_purchase = schemas::time::parse(&r.last)
+                    .ok_or_else(|| StoreError::corrupt(format!("timestamp {:?}", r.last)))?;
+                Ok(Customer {
+                    user_id: r.user_id,
+                    name: r.name,
+                    orders: u64::try_from(r.orders).unwrap_or(0),
+                    spent: round_cents(r.spent),
+                    last_purchase,
+                })
+            })
+            .collect()
+    }
+
+    fn payment_mix(&self) -> Result<Vec<PaymentShare>> {
+        let pipeline = vec![
+            doc! {"$group": {"_id": "$payment_method", "orders": {"$sum": 1},
+            "revenue": {"$sum": "$total"}}},
+        ];
+        #[derive(serde::Deserialize)]
+        struct Row {
+            #[serde(rename = "_id")]
+            method: String,
+            orders: i64,
+            revenue: f64,
+        }
+        Ok(crate::queries::shares(
+            self.aggregate::<Row>("transactions", pipeline)?
+                .into_iter()
+                .map(|r| (r.method, u64::try_from(r.orders).unwrap_or(0), r.revenue))
+                .collect(),
+        ))
+    }
+
+    fn purchase_history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryLine>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let pipeline = vec![
+            doc! {"$match": {"user_id": user_id}},
+            doc! {"$sort": {"timestamp": -1, "_id": -1}},
+            doc! {"$limit": limit},
+            doc! {"$unwind": {"path": "$items", "includeArrayIndex": "line"}},
+            doc! {"$lookup": {"from": "products", "localField": "items.product_id",
+            "foreignField": "_id", "as": "product"}},
+            doc! {"$unwind": {"path": "$product", "preserveNullAndEmptyArrays": true}},
+            doc! {"$project": {"_id": 0, "transaction_id": "$_id", "timestamp": 1, "line": 1,
+            "product_id": "$items.product_id",
+            "product": "$product.name",
+            "quantity": "$items.quantity", "unit_price": "$items.unit_price",
+            "subtotal": "$items.subtotal"}},
+        ];
+        #[derive(serde::Deserialize)]
+        struct Row {
+            transaction_id: String,
+            timestamp: String,
+            line: i64,
+            product_id: String,
+            product: Option<String>,
+            quantity: i64,
+            unit_price: f64,
+            subtotal: f64,
+        }
+        let mut rows = self.aggregate::<Row>("transactions", pipeline)?;
+        // The server keeps the order of $sort through $unwind; sorted here
+        // again so the answer does not rest on that.
+        rows.sort_by(|a, b| {
+            b.timestamp
+                .cmp(&a.timestamp)
+                .then_with(|| b.transaction_id.cmp(&a.transaction_id))
+                .then_with(|| a.line.cmp(&b.line))
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(HistoryLine {
+                    timestamp: schemas::time::parse(&r.timestamp).ok_or_else(|| {
+                        StoreError::corrupt(format!("timestamp {:?}", r.timestamp))
+                    })?,
+                    transaction_id: r.transaction_id,
+                    product_id: r.product_id,
+                    product: r.product,
+                    quantity: u32::try_from(r.quantity)
+                        .map_err(|_| StoreError::corrupt(format!("quantity {}", r.quantity)))?,
+                    unit_price: r.unit_price,
+                    subtotal: r.subtotal,
+                })
+            })
+            .collect()
     }
 
     fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {

@@ -17,6 +17,9 @@
 //! - [`doc`]: the [`DocumentStore`] trait and the summary arithmetic.
 //! - [`doc_embedded`]: the document store on fjall.
 //! - [`doc_mongo`]: the document store on MongoDB (official driver).
+//! - [`queries`]: the four daily questions (revenue by category and day,
+//!   top customers, payment mix, a user's history): defined over the
+//!   store's reads, run as aggregation pipelines on MongoDB.
 //! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
 //! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per table,
 //!   one value per row.
@@ -29,6 +32,7 @@ pub mod doc;
 pub mod doc_embedded;
 pub mod doc_mongo;
 pub mod error;
+pub mod queries;
 pub mod sessions;
 pub mod wide;
 pub mod wide_embedded;

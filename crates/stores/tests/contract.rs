@@ -377,6 +377,222 @@ fn session(
     }
 }
 
+/// The four daily queries (`stores::queries`) on a small shop whose answers
+/// are worked out by hand below: a product without a category document, a
+/// product without a product document, a buyer without a profile, baskets
+/// across midnight and three payment methods.
+pub fn queries_contract(store: &dyn DocumentStore) {
+    use stores::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
+    store
+        .upsert_categories(&[Category {
+            category_id: "cat_001".into(),
+            name: "Books".into(),
+        }])
+        .expect("categories");
+    store
+        .upsert_products(&[
+            product("prod_00001", "cat_001", true),
+            product("prod_00002", "cat_002", true),
+        ])
+        .expect("products");
+    store
+        .upsert_users(&[user("user_000001"), user("user_000002")])
+        .expect("users");
+    let basket = |id: &str, user: &str, at: &str, lines: &[(&str, u32, f64)], pay| {
+        let items: Vec<LineItem> = lines
+            .iter()
+            .map(|(p, q, price)| LineItem {
+                product_id: p.to_string(),
+                quantity: *q,
+                unit_price: *price,
+                subtotal: f64::from(*q) * price,
+            })
+            .collect();
+        let total = items.iter().map(|i| i.subtotal).sum();
+        Transaction {
+            transaction_id: id.into(),
+            session_id: format!("sess_{id}"),
+            user_id: user.into(),
+            timestamp: ts(at),
+            items,
+            discount: 0.0,
+            total,
+            payment_method: pay,
+        }
+    };
+    use PaymentMethod::*;
+    let a = ("prod_00001", 2, 10.0);
+    store
+        .put_transactions(&[
+            // 20.00 + 5.50 = 25.50
+            basket(
+                "txn_00000000000a",
+                "user_000001",
+                "2025-03-11T10:00:00",
+                &[a, ("prod_00002", 1, 5.5)],
+                CreditCard,
+            ),
+            basket(
+                "txn_00000000000b",
+                "user_000002",
+                "2025-03-11T12:00:00",
+                &[("prod_00001", 1, 10.0)],
+                Paypal,
+            ),
+            // No product document: no category, no name.
+            basket(
+                "txn_00000000000c",
+                "user_000003",
+                "2025-03-11T23:59:59",
+                &[("prod_00003", 1, 99.99)],
+                Paypal,
+            ),
+            // 16.50 + 10.00 = 26.50
+            basket(
+                "txn_00000000000d",
+                "user_000001",
+                "2025-03-12T00:00:01",
+                &[("prod_00002", 3, 5.5), ("prod_00001", 1, 10.0)],
+                CreditCard,
+            ),
+            basket(
+                "txn_00000000000e",
+                "user_000002",
+                "2025-03-13T09:00:00",
+                &[("prod_00001", 1, 10.0)],
+                DebitCard,
+            ),
+        ])
+        .expect("transactions");
+
+    let row = |d: &str, c: &str, name: Option<&str>, units, revenue| CategoryDay {
+        day: day(d),
+        category_id: c.into(),
+        category: name.map(str::to_string),
+        units,
+        revenue,
+    };
+    assert_eq!(
+        store
+            .revenue_by_category(day("2025-03-11"), day("2025-03-12"))
+            .expect("revenue by category"),
+        vec![
+            row("2025-03-11", "cat_001", Some("Books"), 3, 30.0),
+            row("2025-03-11", "cat_002", None, 1, 5.5),
+            row("2025-03-12", "cat_002", None, 3, 16.5),
+            row("2025-03-12", "cat_001", Some("Books"), 1, 10.0),
+        ]
+    );
+
+    let customer = |u: &str, name: Option<&str>, orders, spent, last: &str| Customer {
+        user_id: u.into(),
+        name: name.map(str::to_string),
+        orders,
+        spent,
+        last_purchase: ts(last),
+    };
+    let ada = Some("Ada Lovelace");
+    let all = vec![
+        customer("user_000003", None, 1, 99.99, "2025-03-11T23:59:59"),
+        customer("user_000001", ada, 2, 52.0, "2025-03-12T00:00:01"),
+        customer("user_000002", ada, 2, 20.0, "2025-03-13T09:00:00"),
+    ];
+    assert_eq!(store.top_customers(2).expect("top"), all[..2].to_vec());
+    assert_eq!(store.top_customers(10).expect("top"), all);
+
+    // 109.99 + 52.00 + 10.00 = 171.99; 109.99 / 171.99 = 0.63951...
+    let share = |m: &str, orders, revenue, share| PaymentShare {
+        method: m.into(),
+        orders,
+        revenue,
+        share,
+    };
+    assert_eq!(
+        store.payment_mix().expect("payment mix"),
+        vec![
+            share("paypal", 2, 109.99, 0.6395),
+            share("credit_card", 2, 52.0, 0.3023),
+            share("debit_card", 1, 10.0, 0.0581),
+        ]
+    );
+
+    let name = Some("Innovative Executive Paradigm".to_string());
+    let line = |t: &str, at: &str, p: &str, product: Option<String>, q, price, sub| HistoryLine {
+        transaction_id: t.into(),
+        timestamp: ts(at),
+        product_id: p.into(),
+        product,
+        quantity: q,
+        unit_price: price,
+        subtotal: sub,
+    };
+    let d = "txn_00000000000d";
+    let latest = vec![
+        line(
+            d,
+            "2025-03-12T00:00:01",
+            "prod_00002",
+            name.clone(),
+            3,
+            5.5,
+            16.5,
+        ),
+        line(
+            d,
+            "2025-03-12T00:00:01",
+            "prod_00001",
+            name.clone(),
+            1,
+            10.0,
+            10.0,
+        ),
+    ];
+    assert_eq!(
+        store.purchase_history("user_000001", 1).expect("history"),
+        latest
+    );
+    let a = "txn_00000000000a";
+    let mut both = latest;
+    both.push(line(
+        a,
+        "2025-03-11T10:00:00",
+        "prod_00001",
+        name.clone(),
+        2,
+        10.0,
+        20.0,
+    ));
+    both.push(line(
+        a,
+        "2025-03-11T10:00:00",
+        "prod_00002",
+        name,
+        1,
+        5.5,
+        5.5,
+    ));
+    assert_eq!(
+        store.purchase_history("user_000001", 10).expect("history"),
+        both
+    );
+    assert_eq!(
+        store.purchase_history("user_000003", 5).expect("history"),
+        vec![line(
+            "txn_00000000000c",
+            "2025-03-11T23:59:59",
+            "prod_00003",
+            None,
+            1,
+            99.99,
+            99.99
+        )]
+    );
+    assert!(store
+        .purchase_history("user_999999", 5)
+        .expect("history")
+        .is_empty());
+}
+
 /// Progress per consumer group: partitions written later keep the others,
 /// a partition written again takes the new offset, groups are apart.
 fn progress_contract(
@@ -654,6 +870,12 @@ fn embedded_document_store() {
 }
 
 #[test]
+fn embedded_queries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    queries_contract(&EmbeddedDocStore::open(dir.path()).expect("open"));
+}
+
+#[test]
 fn embedded_wide_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SessionStore::new(Arc::new(EmbeddedWideStore::open(dir.path()).expect("open")))
@@ -732,6 +954,9 @@ fn mongodb_document_store() {
     let db = format!("ecomflow_test_{}_{nanos}", std::process::id());
     let store = stores::doc_mongo::MongoDocStore::connect(&uri, &db).expect("connect to MongoDB");
     document_store_contract(&store);
+    let store = stores::doc_mongo::MongoDocStore::connect(&uri, &format!("{db}_q"))
+        .expect("connect to MongoDB");
+    queries_contract(&store);
 }
 
 mod support {
