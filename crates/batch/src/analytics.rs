@@ -119,6 +119,56 @@ LIMIT {limit}"
     )
 }
 
+/// Products viewed in at least `min_views` sessions (sales or not), with
+/// their views' and conversion's percentile among them, as the table
+/// `product_rank`: the base of the conversion gaps and the niche products.
+fn product_rank(min_views: u64) -> String {
+    format!(
+        "CREATE OR REPLACE TABLE product_rank AS
+WITH product_sales AS (
+    SELECT product_id, SUM(quantity) AS units_sold FROM transaction_items GROUP BY product_id
+), perf AS (
+    SELECT p.product_id, p.name, pv.sessions_viewed, COALESCE(ps.units_sold, 0) AS units_sold,
+           CAST(COALESCE(ps.units_sold, 0) AS DOUBLE) / pv.sessions_viewed * 100 AS conversion_rate
+    FROM products p
+    JOIN product_views pv ON p.product_id = pv.product_id
+    LEFT JOIN product_sales ps ON p.product_id = ps.product_id
+    WHERE pv.sessions_viewed >= {min_views}
+)
+SELECT *, PERCENT_RANK() OVER (ORDER BY sessions_viewed) AS views_rank,
+          PERCENT_RANK() OVER (ORDER BY conversion_rate) AS conversion_rank
+FROM perf"
+    )
+}
+
+/// The rule of the conversion gaps: among the 10% most viewed, the
+/// quarter that converts worst.
+pub const GAP_RULE: &str = "views_rank >= 0.9 AND conversion_rank < 0.25";
+
+/// The rule of the niche products: in the less viewed half, the 10% that
+/// convert best.
+pub const NICHE_RULE: &str = "views_rank < 0.5 AND conversion_rank >= 0.9";
+
+/// Products of `product_rank` that `rule` picks, `order`ed, at most 10,
+/// and how many it picks in all (`picked`).
+fn picked_products(rule: &str, order: &str) -> String {
+    format!(
+        "SELECT product_id, name, sessions_viewed, units_sold, conversion_rate,
+       COUNT(*) OVER () AS picked
+FROM product_rank WHERE {rule} ORDER BY {order}, product_id LIMIT 10"
+    )
+}
+
+/// Engagement per segment: the seed's score, sessions, session conversion
+/// and order value of the average customer in each.
+pub const SEGMENT_ENGAGEMENT: &str = "\
+SELECT segment, COUNT(*) AS customers, AVG(engagement_score) AS avg_engagement,
+       AVG(total_sessions) AS avg_sessions,
+       SUM(converted_sessions) * 100.0 / NULLIF(SUM(total_sessions), 0) AS session_conversion_pct,
+       AVG(avg_order_value) AS avg_order_value
+FROM segments GROUP BY segment
+ORDER BY CASE segment WHEN 'VIP' THEN 1 WHEN 'High' THEN 2 WHEN 'Medium' THEN 3 ELSE 4 END";
+
 /// The seed's CLV (section 5.2) per user, over the rows `filter` keeps of
 /// transactions and sessions (`TRUE` for all). LEFT joins keep every user;
 /// a user without transactions or sessions has zeros, not NULLs.
@@ -270,6 +320,13 @@ pub struct Findings {
     pub conversion_range: (f64, f64),
     /// Views needed to be ranked by conversion.
     pub min_views: u64,
+    /// Conversion gaps ([`GAP_RULE`]): the most viewed first; the last
+    /// column, `picked`, is how many the rule picks in all.
+    pub conversion_gaps: Table,
+    /// Niche products ([`NICHE_RULE`]): the best converting first.
+    pub niche: Table,
+    /// Engagement per segment ([`SEGMENT_ENGAGEMENT`]).
+    pub segment_engagement: Table,
     /// Segment table.
     pub segments: Vec<SegmentRow>,
     /// Total spent of every user with at least one transaction.
@@ -385,6 +442,11 @@ pub fn run(
         product_performance("conversion_rate", min_views, usize::MAX >> 1)
     ))?)?;
     let conversion_range = (range.f64(0, "lo")?, range.f64(0, "hi")?);
+    engine.query(&product_rank(min_views))?;
+    let conversion_gaps =
+        Table::from_batches(&engine.query(&picked_products(GAP_RULE, "sessions_viewed DESC"))?)?;
+    let niche =
+        Table::from_batches(&engine.query(&picked_products(NICHE_RULE, "conversion_rate DESC"))?)?;
     step("product performance", t);
 
     let t = Instant::now();
@@ -420,6 +482,7 @@ pub fn run(
     let spending = (0..spend.rows.len())
         .map(|r| spend.f64(r, "total_spent"))
         .collect::<Result<Vec<_>>>()?;
+    let segment_engagement = Table::from_batches(&engine.query(SEGMENT_ENGAGEMENT)?)?;
     step("CLV and segments", t);
 
     let t = Instant::now();
@@ -447,6 +510,9 @@ pub fn run(
         top_selling,
         conversion_range,
         min_views,
+        conversion_gaps,
+        niche,
+        segment_engagement,
         segments,
         spending,
         funnel,

@@ -86,6 +86,66 @@ fn pct(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// A table of picked products without its `picked` count column, or a line
+/// saying none was picked.
+fn picked_table(t: &Table) -> String {
+    if t.rows.is_empty() {
+        return "No product meets the rule.\n".to_string();
+    }
+    let keep = t.columns.len().saturating_sub(1);
+    markdown_table(&Table {
+        columns: t.columns[..keep].to_vec(),
+        rows: t
+            .rows
+            .iter()
+            .map(|r| r[..keep.min(r.len())].to_vec())
+            .collect(),
+    })
+}
+
+/// A key-finding line for picked products: how many, and the first.
+fn picked_line(t: &Table, title: &str, rule: &str) -> Result<Option<String>> {
+    if t.rows.is_empty() {
+        return Ok(None);
+    }
+    let picked = t.i64(0, "picked")?;
+    let (noun, verb) = if picked == 1 {
+        ("product", "is")
+    } else {
+        ("products", "are")
+    };
+    Ok(Some(format!(
+        "- **{title}:** {picked} {noun} {verb} {rule}; first, {} ({}): {} viewing sessions, {:.1}% conversion.",
+        t.text(0, "product_id")?,
+        t.text(0, "name")?,
+        thousands(t.i64(0, "sessions_viewed")?),
+        t.f64(0, "conversion_rate")?
+    )))
+}
+
+/// A key-finding line for engagement by segment.
+fn engagement_line(t: &Table) -> Result<Option<String>> {
+    let mut by: Vec<(String, f64)> = Vec::new();
+    for r in 0..t.rows.len() {
+        by.push((t.text(r, "segment")?, t.f64(r, "avg_engagement")?));
+    }
+    if by.is_empty() {
+        return Ok(None);
+    }
+    let list: Vec<String> = by.iter().map(|(s, e)| format!("{s} {e:.1}")).collect();
+    let of = |name: &str| by.iter().find(|(s, _)| s == name).map(|(_, e)| *e);
+    let gap = match (of("High"), of("Medium")) {
+        (Some(h), Some(m)) if m > 0.0 => {
+            format!("; a High customer engages {:.1} times as much as a Medium one (the seed found Medium customers' engagement low)", h / m)
+        }
+        _ => String::new(),
+    };
+    Ok(Some(format!(
+        "- **Engagement by segment:** average engagement score {}{gap}.",
+        list.join(", ")
+    )))
+}
+
 /// Writes `report.md` and the charts into `dir`; returns the report's path.
 pub fn write(
     dir: &Path,
@@ -163,6 +223,23 @@ pub fn write(
         "- **Products:** among products viewed in at least {} sessions, conversion (units sold per 100 viewing sessions) ranges from {:.1}% to {:.1}%.",
         f.min_views, f.conversion_range.0, f.conversion_range.1
     );
+    if let Some(line) = picked_line(
+        &f.conversion_gaps,
+        "Conversion gaps",
+        "among the 10% most viewed but in the quarter that converts worst",
+    )? {
+        let _ = writeln!(md, "{line}");
+    }
+    if let Some(line) = picked_line(
+        &f.niche,
+        "Niche products",
+        "in the less viewed half but among the 10% that convert best",
+    )? {
+        let _ = writeln!(md, "{line}");
+    }
+    if let Some(line) = engagement_line(&f.segment_engagement)? {
+        let _ = writeln!(md, "{line}");
+    }
     if let Some(p) = prediction {
         if let Some(best) = p
             .scores
@@ -213,6 +290,18 @@ pub fn write(
     md.push_str(&markdown_table(&f.top_converting));
     md.push_str("\nTop 20 by units sold:\n\n");
     md.push_str(&markdown_table(&f.top_selling));
+    let _ = writeln!(
+        md,
+        "\n### Conversion gaps: viewed a lot, bought little\n\nThe rule: among products viewed in at least {} sessions, the 10% most viewed that are in the quarter converting worst (percent ranks of viewing sessions and of conversion). Most viewed first, at most 10:\n",
+        f.min_views
+    );
+    md.push_str(&picked_table(&f.conversion_gaps));
+    let _ = writeln!(
+        md,
+        "\n### Niche products: seen little, bought when seen\n\nThe rule: among products viewed in at least {} sessions, those in the less viewed half that are among the 10% converting best. Best converting first, at most 10:\n",
+        f.min_views
+    );
+    md.push_str(&picked_table(&f.niche));
 
     let _ = writeln!(md, "\n## Customer lifetime value and segments\n\nCLV = total spent + average order value x engagement score x 0.5, engagement = sessions x 0.3 + converted x 0.5 + products viewed / 100 x 0.2 (the seed's formulas). Segments by CLV rank.\n");
     let _ = writeln!(md, "| segment | customers | % of customers | average CLV | revenue | % of revenue |\n|---|---|---|---|---|---|");
@@ -228,6 +317,8 @@ pub fn write(
             s.revenue_share_pct
         );
     }
+    let _ = writeln!(md, "\n### Engagement by segment\n\nThe average customer of each segment: the seed's engagement score, sessions, share of sessions that bought, average order value.\n");
+    md.push_str(&markdown_table(&f.segment_engagement));
     if let Some(p) = prediction {
         let _ = writeln!(
             md,

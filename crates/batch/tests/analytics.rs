@@ -361,6 +361,48 @@ fn every_analytic_matches_the_hand_computed_answer() {
     close(f.segments[2].share_pct, 60.0);
     assert_eq!(f.spending, vec![25.0, 30.0, 60.0]);
 
+    // Engagement by segment: VIP u1 (1.61; 2 of 2 sessions bought; AOV 30),
+    // High u3 (1.102; 1 of 2; 30), Medium u2, u4, u5: (1.108 + 0 + 0.3) / 3,
+    // (2 + 0 + 1) / 3 sessions, 1 of 3 sessions bought, AOV (25 + 0 + 0) / 3.
+    let e = &f.segment_engagement;
+    assert_eq!(e.rows.len(), 3);
+    for (r, (seg, eng, sessions, conv, aov)) in [
+        ("VIP", 1.61, 2.0, 100.0, 30.0),
+        ("High", 1.102, 2.0, 50.0, 30.0),
+        ("Medium", 1.408 / 3.0, 1.0, 100.0 / 3.0, 25.0 / 3.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(e.text(r, "segment").unwrap(), seg);
+        close(e.f64(r, "avg_engagement").unwrap(), eng);
+        close(e.f64(r, "avg_sessions").unwrap(), sessions);
+        close(e.f64(r, "session_conversion_pct").unwrap(), conv);
+        close(e.f64(r, "avg_order_value").unwrap(), aov);
+    }
+
+    // Gaps and niches among p1 (3 viewing sessions, 4 units: 133.3%), p2
+    // (3, 3: 100%), p3 (4, 2: 50%). Percent ranks of views: p1 0, p2 0,
+    // p3 1; of conversion: p3 0, p2 0.5, p1 1. The gap (views >= 0.9,
+    // conversion < 0.25) is p3; the niche (views < 0.5, conversion >= 0.9)
+    // is p1.
+    let g = &f.conversion_gaps;
+    assert_eq!(g.rows.len(), 1);
+    assert_eq!(g.text(0, "product_id").unwrap(), "p3");
+    assert_eq!(
+        (
+            g.i64(0, "sessions_viewed").unwrap(),
+            g.i64(0, "units_sold").unwrap(),
+            g.i64(0, "picked").unwrap()
+        ),
+        (4, 2, 1)
+    );
+    close(g.f64(0, "conversion_rate").unwrap(), 50.0);
+    let n = &f.niche;
+    assert_eq!(n.rows.len(), 1);
+    assert_eq!(n.text(0, "product_id").unwrap(), "p1");
+    close(n.f64(0, "conversion_rate").unwrap(), 400.0 / 3.0);
+
     // Funnel: 7 sessions, 5 with views, 5 with carts, 4 converted, 1 abandoned.
     assert_eq!(
         (
@@ -428,6 +470,14 @@ fn every_analytic_matches_the_hand_computed_answer() {
         "{report}"
     );
     assert!(report.contains("33.3% of viewed-together pairs were never bought together"));
+    assert!(
+        report.contains("- **Conversion gaps:** 1 product is among the 10% most viewed but in the quarter that converts worst; first, p3"),
+        "{report}"
+    );
+    assert!(
+        report.contains("a High customer engages 2.3 times as much as a Medium one"),
+        "{report}"
+    );
     for chart in batch::report::CHARTS {
         let svg = std::fs::read_to_string(dir.path().join("report").join(chart)).expect("chart");
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{chart}");
