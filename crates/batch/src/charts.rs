@@ -248,6 +248,50 @@ pub fn histogram(title: &str, x_label: &str, y_label: &str, values: &[f64], bins
     bars(title, x_label, y_label, &labels, &[("customers", counts)])
 }
 
+/// A histogram of the positive `values` in bins that grow 1-2-5 per
+/// decade (1-2, 2-5, 5-10, 10-20, ...), from the decade of the smallest
+/// value to the bin of the largest: for heavy-tailed values (what customers
+/// spend), where equal-width bins put nearly everyone in the first.
+pub fn log_histogram(title: &str, x_label: &str, y_label: &str, values: &[f64]) -> String {
+    let (labels, counts) = log_bins(values);
+    bars(title, x_label, y_label, &labels, &[("customers", counts)])
+}
+
+/// The bins of [`log_histogram`]: their labels and counts.
+fn log_bins(values: &[f64]) -> (Vec<String>, Vec<f64>) {
+    let positive: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
+    let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = positive.iter().copied().fold(0.0, f64::max);
+    let mut edges = Vec::new();
+    if lo.is_finite() {
+        let mut decade = 10f64.powi(lo.log10().floor() as i32);
+        'grow: loop {
+            for step in [1.0, 2.0, 5.0] {
+                let edge = decade * step;
+                edges.push(edge);
+                if edge > hi {
+                    break 'grow;
+                }
+            }
+            decade *= 10.0;
+        }
+    }
+    let bins = edges.len().saturating_sub(1);
+    let mut counts = vec![0.0; bins];
+    for v in &positive {
+        // The last edge is above the largest value: every value has a bin.
+        let i = edges.partition_point(|e| e <= v).saturating_sub(1);
+        if let Some(c) = counts.get_mut(i.min(bins.saturating_sub(1))) {
+            *c += 1.0;
+        }
+    }
+    let labels: Vec<String> = edges
+        .windows(2)
+        .map(|w| format!("{}-{}", short(w[0]), short(w[1])))
+        .collect();
+    (labels, counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +320,13 @@ mod tests {
         let h = histogram("Spend", "spent", "customers", &[1.0, 2.0, 9.0], 2);
         // Axis top nice(9) = 10, bins 0-5 and 5-10: two in the first, one in the second.
         assert!(h.contains(">0-5</text>") && h.contains(">5-10</text>"));
+        // 1-2-5 bins from the decade of 1.5 up to the bin of 700: nine bins,
+        // one value in each of 1-2, 2-5, 20-50 and 500-1k; 0 is left out.
+        let (labels, counts) = log_bins(&[1.5, 3.0, 700.0, 40.0, 0.0, 2.0]);
+        assert_eq!(
+            labels,
+            ["1-2", "2-5", "5-10", "10-20", "20-50", "50-100", "100-200", "200-500", "500-1.0k"]
+        );
+        assert_eq!(counts, [1.0, 2.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
     }
 }

@@ -146,6 +146,53 @@ fn engagement_line(t: &Table) -> Result<Option<String>> {
     )))
 }
 
+/// The seed report's headline findings (its sections 5 and 6) beside this
+/// run's, as a Markdown table.
+fn seed_beside_run(f: &Findings, devices: &[(String, f64)]) -> String {
+    let seg = |name: &str| f.segments.iter().find(|s| s.segment == name);
+    let dev = |name: &str| devices.iter().find(|d| d.0 == name).map(|d| d.1);
+    let fu = &f.funnel;
+    let mut rows: Vec<(&str, &str, String)> = Vec::new();
+    if let Some(vip) = seg("VIP") {
+        rows.push((
+            "VIP customers (top 2.5%): share of revenue",
+            "45%",
+            format!("{:.1}%", vip.revenue_share_pct),
+        ));
+        if let Some(high) = seg("High") {
+            rows.push((
+                "VIP + High (top 14.2%): share of revenue",
+                "83%",
+                format!("{:.1}%", vip.revenue_share_pct + high.revenue_share_pct),
+            ));
+        }
+    }
+    rows.push((
+        "viewed-together pairs never bought together",
+        "65%",
+        format!("{:.1}%", f.viewed_never_bought_pct),
+    ));
+    rows.push((
+        "cart abandonment (share of sessions)",
+        "18%",
+        format!("{:.1}%", pct(fu.abandoned, fu.sessions)),
+    ));
+    if let (Some(d), Some(m)) = (dev("desktop"), dev("mobile")) {
+        rows.push((
+            "mobile conversion below desktop (percentage points)",
+            "8",
+            format!("{:.1} ({m:.1}% against {d:.1}%)", d - m),
+        ));
+    }
+    let mut out = String::from(
+        "\nThe seed report's headline findings beside this run's:\n\n| finding | seed | this run |\n|---|---|---|\n",
+    );
+    for (what, seed, run) in rows {
+        let _ = writeln!(out, "| {what} | {seed} | {run} |");
+    }
+    out
+}
+
 /// Writes `report.md` and the charts into `dir`; returns the report's path.
 pub fn write(
     dir: &Path,
@@ -253,6 +300,8 @@ pub fn write(
             );
         }
     }
+
+    md.push_str(&seed_beside_run(f, &devices));
 
     let _ = writeln!(md, "\n## Cleaning\n\nRecords that failed validation were dead-lettered by ingest with their reason; the stores hold the rest.\n");
     md.push_str(&markdown_table(&f.cleaning));
@@ -385,12 +434,11 @@ pub fn write(
     }
     let svgs = [
         charts::line("Sales over time", "day", "revenue per day", &days, &revenue),
-        charts::histogram(
+        charts::log_histogram(
             "Customer spending distribution",
-            "total spent per customer",
+            "total spent per customer (bins grow 1-2-5 per decade)",
             "customers",
             &f.spending,
-            20,
         ),
         charts::bars(
             "Top-selling products",

@@ -31,6 +31,11 @@ pub struct ShapeCollector {
     multi_baskets: u64,
     baskets_with_complement: u64,
     revenue: f64,
+    users: usize,
+    user_revenue: std::collections::HashMap<String, f64>,
+    viewed_pairs: HashSet<u64>,
+    bought_pairs: HashSet<u64>,
+    bounces: u64,
 }
 
 /// The figures, ready to print or serialise.
@@ -67,6 +72,15 @@ pub struct ShapeReport {
     pub complement_lift: f64,
     /// Revenue of clean transactions.
     pub revenue: f64,
+    /// Share of revenue of the 2.5% of users who spent most (the report's
+    /// VIP segment, ranked by CLV, is close to this).
+    pub top2_5pct_revenue_share: f64,
+    /// Share of revenue of the 15% of users who spent most (VIP + High).
+    pub top15pct_revenue_share: f64,
+    /// Share of distinct viewed-together pairs never bought together.
+    pub viewed_never_bought: f64,
+    /// Share of clean sessions that viewed no product.
+    pub bounce_rate: f64,
 }
 
 impl ShapeCollector {
@@ -99,6 +113,11 @@ impl ShapeCollector {
             multi_baskets: 0,
             baskets_with_complement: 0,
             revenue: 0.0,
+            users: catalog.users.len(),
+            user_revenue: std::collections::HashMap::new(),
+            viewed_pairs: HashSet::new(),
+            bought_pairs: HashSet::new(),
+            bounces: 0,
         }
     }
 
@@ -143,6 +162,19 @@ impl ShapeCollector {
         d.1 += u64::from(i == 2);
         self.view_total += s.viewed_products.len() as u64;
         self.cart_total += s.cart_contents.len() as u64;
+        self.bounces += u64::from(s.viewed_products.is_empty());
+        let mut viewed: Vec<u32> = s
+            .viewed_products
+            .iter()
+            .filter_map(|p| self.product(p))
+            .collect();
+        viewed.sort_unstable();
+        viewed.dedup();
+        for (k, &a) in viewed.iter().enumerate() {
+            for &b in &viewed[k + 1..] {
+                self.viewed_pairs.insert(u64::from(a) << 32 | u64::from(b));
+            }
+        }
         for p in &s.viewed_products {
             if let Some(i) = self.product(p) {
                 self.views[i as usize] += 1;
@@ -152,6 +184,7 @@ impl ShapeCollector {
 
     fn transaction(&mut self, t: &schemas::Transaction) {
         self.revenue += t.total;
+        *self.user_revenue.entry(t.user_id.clone()).or_default() += t.total;
         let mut items: Vec<u32> = t
             .items
             .iter()
@@ -167,6 +200,7 @@ impl ShapeCollector {
         for (k, &a) in items.iter().enumerate() {
             for &b in &items[k + 1..] {
                 self.pairs += 1;
+                self.bought_pairs.insert(u64::from(a) << 32 | u64::from(b));
                 if self.complements.contains(&(a, b)) {
                     self.complement_pairs += 1;
                     found = true;
@@ -213,6 +247,29 @@ impl ShapeCollector {
                     / (self.complements.len() as f64 / possible as f64)
             },
             revenue: (self.revenue * 100.0).round() / 100.0,
+            top2_5pct_revenue_share: self.top_revenue_share(0.025),
+            top15pct_revenue_share: self.top_revenue_share(0.15),
+            viewed_never_bought: ratio(
+                self.viewed_pairs
+                    .iter()
+                    .filter(|p| !self.bought_pairs.contains(p))
+                    .count() as u64,
+                self.viewed_pairs.len() as u64,
+            ),
+            bounce_rate: ratio(self.bounces, self.sessions_clean),
+        }
+    }
+
+    /// Share of revenue of the `frac` of all users who spent most.
+    fn top_revenue_share(&self, frac: f64) -> f64 {
+        let mut spent: Vec<f64> = self.user_revenue.values().copied().collect();
+        spent.sort_unstable_by(|a, b| b.total_cmp(a));
+        let k = ((self.users as f64 * frac).floor() as usize).min(spent.len());
+        let total: f64 = spent.iter().sum();
+        if total <= 0.0 {
+            0.0
+        } else {
+            spent[..k].iter().sum::<f64>() / total
         }
     }
 }
@@ -294,6 +351,18 @@ impl fmt::Display for ShapeReport {
             "complements:          in {} of multi-item baskets, {:.0}x over random pairs",
             pct(self.baskets_with_complement),
             self.complement_lift
+        )?;
+        writeln!(
+            f,
+            "customers:            the top 2.5% of users bring {} of revenue, the top 15% {}",
+            pct(self.top2_5pct_revenue_share),
+            pct(self.top15pct_revenue_share)
+        )?;
+        writeln!(
+            f,
+            "browsing:             {} of sessions bounce (no view); {} of viewed-together pairs never bought together",
+            pct(self.bounce_rate),
+            pct(self.viewed_never_bought)
         )?;
         write!(f, "revenue (clean):      {:.2}", self.revenue)
     }

@@ -115,8 +115,38 @@ fn small_shop_has_the_intended_shape() {
         r.conversion_by_device
     );
     assert!(
-        r.mean_views > r.mean_cart_items + 1.0,
-        "sessions view more than they buy"
+        r.mean_views / (1.0 - r.bounce_rate) > r.mean_cart_items + 1.0,
+        "sessions that view anything view more than they buy"
+    );
+    // The seed report's headline findings, within stated tolerances on this
+    // small shop (500 users; the README gives the default shop's figures):
+    // the top 2.5% and 15% of customers bring 45% and 83% of revenue (+-6
+    // points), about a quarter of sessions bounce, mobile converts clearly
+    // below desktop (8 points on the default shop; more noise here), and
+    // most viewed-together pairs were never bought together (65% on the
+    // default shop; the share grows with the shop, as views spread wider
+    // than baskets).
+    let near = |x: f64, want: f64, tol: f64| (x - want).abs() <= tol;
+    assert!(
+        near(r.top2_5pct_revenue_share, 0.45, 0.06),
+        "top 2.5% bring {}",
+        r.top2_5pct_revenue_share
+    );
+    assert!(
+        near(r.top15pct_revenue_share, 0.83, 0.06),
+        "top 15% bring {}",
+        r.top15pct_revenue_share
+    );
+    assert!(near(r.bounce_rate, 0.257, 0.02), "bounce {}", r.bounce_rate);
+    assert!(
+        dev("desktop") - dev("mobile") > 0.04,
+        "mobile {} points below desktop",
+        (dev("desktop") - dev("mobile")) * 100.0
+    );
+    assert!(
+        (0.45..0.8).contains(&r.viewed_never_bought),
+        "viewed never bought {}",
+        r.viewed_never_bought
     );
     assert!(
         r.top10pct_view_share > 0.4,
