@@ -198,6 +198,7 @@ impl Worker<'_> {
         self.docs.upsert_categories(&categories)?;
         self.docs.upsert_products(&products)?;
         self.docs.upsert_users(&users)?;
+        self.docs.put_sessions(&sessions)?;
         let put = self.docs.put_transactions_checked(&transactions)?;
         let new = put.new;
         // An id stored before with other content: the first stands, this

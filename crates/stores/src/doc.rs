@@ -4,7 +4,9 @@ use crate::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
 use crate::Result;
 use chrono::{NaiveDate, NaiveDateTime};
 use schemas::types::round_cents;
-use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
+use schemas::{
+    Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Session, Transaction, User,
+};
 use serde::Serialize;
 
 /// Documents per collection.
@@ -102,6 +104,15 @@ pub trait DocumentStore: Send + Sync {
 
     /// The transactions of one day, by timestamp then id.
     fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>>;
+
+    /// Stores sessions (as the seed's MongoDB holds them, beside users,
+    /// products and transactions), keyed by session id: storing one again
+    /// replaces it with the same document. The wide-column store stays the
+    /// path for "a user's last N sessions".
+    fn put_sessions(&self, items: &[Session]) -> Result<()>;
+
+    /// A session by id.
+    fn session(&self, session_id: &str) -> Result<Option<Session>>;
 
     /// Stores dead letters, keyed by where the record came from (topic,
     /// partition, offset), so storing one twice keeps one.

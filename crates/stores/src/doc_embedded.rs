@@ -10,6 +10,7 @@
 //!   that a profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
 //! - `customer_values`: user id → the batch's CLV and segment;
+//! - `sessions`: session id → the session;
 //! - `progress`: `group NUL topic NUL partition` (big-endian) → the next
 //!   offset (big-endian) whose records are not all stored yet.
 //!
@@ -23,7 +24,9 @@ use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Database, Keyspace, PersistMode};
 use schemas::fsio::Durability;
-use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
+use schemas::{
+    Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Session, Transaction, User,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -45,6 +48,7 @@ pub struct EmbeddedDocStore {
     by_day: Keyspace,
     dead: Keyspace,
     values: Keyspace,
+    sessions: Keyspace,
     progress: Keyspace,
     durability: Durability,
     writer: Mutex<()>,
@@ -95,6 +99,7 @@ impl EmbeddedDocStore {
             by_day: ks("transactions_by_day")?,
             dead: ks("dead_letters")?,
             values: ks("customer_values")?,
+            sessions: ks("sessions")?,
             progress: ks("progress")?,
             durability,
             writer: Mutex::new(()),
@@ -372,6 +377,25 @@ impl DocumentStore for EmbeddedDocStore {
         self.values
             .get(user_id)?
             .map(|v| from_json("customer value", &v))
+            .transpose()
+    }
+
+    fn put_sessions(&self, items: &[Session]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        for item in items {
+            batch.insert(&self.sessions, item.session_id.as_bytes(), to_json(item));
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn session(&self, session_id: &str) -> Result<Option<Session>> {
+        self.sessions
+            .get(session_id.as_bytes())?
+            .map(|v| from_json("session", &v))
             .transpose()
     }
 

@@ -21,7 +21,9 @@ use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 use schemas::types::round_cents;
-use schemas::{Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Transaction, User};
+use schemas::{
+    Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Session, Transaction, User,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -100,6 +102,9 @@ impl MongoDocStore {
                         plain(doc! {"category_id": 1}),
                         plain(doc! {"is_active": 1}),
                     ])
+                    .await?;
+                self.coll("sessions")
+                    .create_indexes([plain(doc! {"user_id": 1, "start_time": -1})])
                     .await?;
                 self.coll("transactions")
                     .create_indexes([
@@ -707,6 +712,21 @@ impl DocumentStore for MongoDocStore {
                 })
             })
             .collect()
+    }
+
+    fn put_sessions(&self, items: &[Session]) -> Result<()> {
+        let updates = items
+            .iter()
+            .map(|x| Ok(doc! {"q": {"_id": &x.session_id}, "u": to_doc(x, &x.session_id)?, "upsert": true}))
+            .collect::<Result<Vec<_>>>()?;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.upsert_many("sessions", updates)
+    }
+
+    fn session(&self, session_id: &str) -> Result<Option<Session>> {
+        self.find_one("session", "sessions", session_id)
     }
 
     fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {

@@ -278,6 +278,33 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
     assert_eq!(store.all_products().expect("products").len(), 2);
     assert_eq!(store.all_categories().expect("categories").len(), 1);
 
+    // Sessions, keyed by id: stored again, still one, the same.
+    let s1 = session(
+        "sess_a",
+        "user_000001",
+        "2025-03-11T23:59:00",
+        ConversionStatus::Abandoned,
+        &["prod_00001", "prod_00002"],
+        &[("prod_00002", 2)],
+    );
+    let s2 = session(
+        "sess_b",
+        "user_000002",
+        "2025-03-12T08:00:00",
+        ConversionStatus::Browsed,
+        &[],
+        &[],
+    );
+    store
+        .put_sessions(&[s1.clone(), s2.clone()])
+        .expect("sessions");
+    store
+        .put_sessions(std::slice::from_ref(&s1))
+        .expect("sessions again");
+    assert_eq!(store.session("sess_a").expect("get"), Some(s1));
+    assert_eq!(store.session("sess_b").expect("get"), Some(s2));
+    assert_eq!(store.session("sess_zzz").expect("get"), None);
+
     // Dead letters are keyed by source position: storing one twice keeps one.
     let dl = |offset: u64, code: &str| DeadLetter {
         source_topic: "transactions".into(),
