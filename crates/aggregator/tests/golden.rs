@@ -245,21 +245,28 @@ fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
     );
 }
 
-#[test]
-fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
-    use aggregator::runner::{self, RunnerConfig, RunnerStats};
-    use eventlog::{embedded::EmbeddedLog, EventLog, TopicSpec};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+/// An embedded log in `dir` with the aggregator's topics, one partition each.
+fn one_partition_log(dir: &std::path::Path) -> eventlog::embedded::EmbeddedLog {
+    use eventlog::{EventLog, TopicSpec};
+    let log = eventlog::embedded::EmbeddedLog::open(&dir.join("log")).expect("log");
     log.ensure_topics(&[
         TopicSpec::new(topics::SESSIONS, 1),
         TopicSpec::new(topics::TRANSACTIONS, 1),
         TopicSpec::new(topics::DEAD_LETTERS, 1),
     ])
     .expect("topics");
+    log
+}
+
+#[test]
+fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
+    use aggregator::runner::{self, RunnerConfig, RunnerStats};
+    use eventlog::EventLog;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = one_partition_log(dir.path());
     let mut producer = log.producer().expect("producer");
     for i in 0..20 {
         let id = format!("txn_{i:012}");
@@ -345,18 +352,12 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
 #[test]
 fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
     use aggregator::runner::{self, RunnerConfig, RunnerStats};
-    use eventlog::{embedded::EmbeddedLog, EventLog, Offsets, Rewound, TopicSpec};
+    use eventlog::{EventLog, Offsets, Rewound};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
-    log.ensure_topics(&[
-        TopicSpec::new(topics::SESSIONS, 1),
-        TopicSpec::new(topics::TRANSACTIONS, 1),
-        TopicSpec::new(topics::DEAD_LETTERS, 1),
-    ])
-    .expect("topics");
+    let log = one_partition_log(dir.path());
     let mut producer = log.producer().expect("producer");
     let basket = |i: u32| {
         txn(
