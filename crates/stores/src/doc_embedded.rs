@@ -99,7 +99,7 @@ impl EmbeddedDocStore {
             by_day: ks("transactions_by_day")?,
             dead: ks("dead_letters")?,
             values: ks("customer_values")?,
-            sessions: ks("sessions")?,
+            sessions: db.keyspace("sessions", crate::document_keyspace_options)?,
             progress: ks("progress")?,
             durability,
             writer: Mutex::new(()),
