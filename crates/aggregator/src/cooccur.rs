@@ -89,6 +89,21 @@ impl Ranking {
     }
 }
 
+impl std::str::FromStr for Ranking {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Ranking::parse(name)
+            .ok_or_else(|| format!("ranking must be one of {}, got {name:?}", Ranking::names()))
+    }
+}
+
+impl std::fmt::Display for Ranking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Counts over the window or over all time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Span {
@@ -96,6 +111,31 @@ pub enum Span {
     Window,
     /// Everything seen.
     AllTime,
+}
+
+impl Span {
+    /// Both spans.
+    pub const ALL: [Span; 2] = [Span::Window, Span::AllTime];
+
+    /// The name the API uses (`span=`, and a response's `window` when it is
+    /// not a date range).
+    pub fn name(self) -> &'static str {
+        match self {
+            Span::Window => "window",
+            Span::AllTime => "all-time",
+        }
+    }
+}
+
+impl std::str::FromStr for Span {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Span::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| format!("span must be window or all-time, got {name:?}"))
+    }
 }
 
 /// A partner of an item, with its scores.

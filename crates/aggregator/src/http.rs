@@ -178,21 +178,11 @@ fn params(
     };
     let ranking = match q.get("ranking") {
         None => state.default_ranking,
-        Some(name) => Ranking::parse(name).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "ranking must be one of {}, got {name:?}",
-                Ranking::names()
-            ))
-        })?,
+        Some(name) => name.parse::<Ranking>().map_err(ApiError::BadRequest)?,
     };
-    let span = match q.get("span").map(String::as_str) {
-        None | Some("window") => Span::Window,
-        Some("all-time") => Span::AllTime,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "span must be window or all-time, got {other:?}"
-            )))
-        }
+    let span = match q.get("span") {
+        None => Span::Window,
+        Some(name) => name.parse::<Span>().map_err(ApiError::BadRequest)?,
     };
     Ok((k, ranking, span))
 }
@@ -243,7 +233,7 @@ async fn together(
     };
     let window = match (span, model.covers()) {
         (Span::Window, Some((start, end))) => json!({ "start": iso(start), "end": iso(end) }),
-        _ => json!("all-time"),
+        _ => json!(Span::AllTime.name()),
     };
     drop(model);
     let answer = json!({

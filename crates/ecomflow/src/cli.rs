@@ -441,9 +441,8 @@ pub struct AggregatorFlags {
     /// `count` (the best hit rate on held-out days, see
     /// scripts/ranking-study.sh), `llr` (significance), `cosine`, `jaccard`
     /// or `llr-min-support` (LLR among pairs seen 3+ times).
-    #[arg(long, env = "ECOMFLOW_RANKING", default_value = "count",
-          value_parser = aggregator::cooccur::Ranking::ALL.map(aggregator::cooccur::Ranking::name))]
-    pub ranking: String,
+    #[arg(long, env = "ECOMFLOW_RANKING", default_value = "count", value_parser = ranking_parser())]
+    pub ranking: aggregator::cooccur::Ranking,
     /// Days in the sliding window of the live counts.
     #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = 30)]
     pub window_days: i64,
@@ -509,6 +508,15 @@ pub struct IngestArgs {
 }
 
 /// Parses `86400`, `1d/s`, `2h/s`, `30m/s`, `10s/s`.
+/// `--ranking`: one of the names `Ranking` defines (listed in `--help`),
+/// parsed once, into the type.
+fn ranking_parser() -> impl clap::builder::TypedValueParser<Value = aggregator::cooccur::Ranking> {
+    use aggregator::cooccur::Ranking;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Ranking::ALL.map(Ranking::name))
+        .try_map(|name| name.parse::<Ranking>())
+}
+
 pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
     let t = s.trim();
     let v = if let Some(rate) = t.strip_suffix("/s") {

@@ -289,7 +289,7 @@ pub fn start_aggregator(
     flags: &AggregatorFlags,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<AggregatorHandle> {
-    use aggregator::{cooccur::Ranking, http, processor::AggregatorConfig, runner};
+    use aggregator::{http, processor::AggregatorConfig, runner};
     let checkpoint = flags.checkpoint_path(&args.data_dir);
     let config = AggregatorConfig {
         window_days: flags.window_days.max(1),
@@ -314,9 +314,7 @@ pub fn start_aggregator(
         "the lookup API (use --http to pick another address)",
     )?;
     let addr = listener.local_addr()?;
-    // clap allows only the names Ranking defines; a mismatch is a bug.
-    let ranking = Ranking::parse(&flags.ranking)
-        .with_context(|| format!("unknown ranking {:?}", flags.ranking))?;
+    let ranking = flags.ranking;
     let state = Arc::new(http::ApiState::new(model.clone(), ranking));
     runtime.spawn(async move {
         if let Err(e) = http::serve(listener, state).await {
