@@ -104,6 +104,49 @@ impl std::fmt::Display for Ranking {
     }
 }
 
+/// Which pairs: bought together (in one transaction) or viewed together
+/// (in one session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relation {
+    /// Products in one transaction.
+    Bought,
+    /// Products viewed in one session.
+    Viewed,
+}
+
+impl Relation {
+    /// Both relations.
+    pub const ALL: [Relation; 2] = [Relation::Bought, Relation::Viewed];
+
+    /// The name `top-pairs?relation=` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Relation::Bought => "bought",
+            Relation::Viewed => "viewed",
+        }
+    }
+
+    /// The name of the endpoint and of a response's `relation`:
+    /// `bought-together`, `viewed-together`.
+    pub fn together(self) -> &'static str {
+        match self {
+            Relation::Bought => "bought-together",
+            Relation::Viewed => "viewed-together",
+        }
+    }
+}
+
+impl std::str::FromStr for Relation {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Relation::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| format!("relation must be bought or viewed, got {name:?}"))
+    }
+}
+
 /// Counts over the window or over all time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Span {

@@ -10,7 +10,7 @@
 //! body `{"error": "..."}`; errors map to status codes in one place
 //! ([`ApiError`]).
 
-use crate::cooccur::{Partner, Ranking, Span};
+use crate::cooccur::{Partner, Ranking, Relation, Span};
 use crate::metrics;
 use crate::processor::Aggregator;
 use axum::body::Bytes;
@@ -43,7 +43,7 @@ pub struct ApiState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AnswerKey {
     product: u32,
-    viewed: bool,
+    relation: Relation,
     k: usize,
     ranking: Ranking,
     span: Span,
@@ -207,13 +207,13 @@ async fn together(
     state: Arc<ApiState>,
     id: String,
     q: HashMap<String, String>,
-    viewed: bool,
+    relation: Relation,
 ) -> Result<Response, ApiError> {
     let product = canonical(&id, ids::parse_product_id, ids::product_id, "prod_00123")?;
     let (k, ranking, span) = params(&state, &q)?;
     let key = AnswerKey {
         product,
-        viewed,
+        relation,
         k,
         ranking,
         span,
@@ -226,11 +226,7 @@ async fn together(
     if !model.knows_product(product) {
         return Err(ApiError::NotFound(format!("no events for product {id}")));
     }
-    let list = if viewed {
-        model.viewed_together(product, k, ranking, span)
-    } else {
-        model.bought_together(product, k, ranking, span)
-    };
+    let list = model.together(relation, product, k, ranking, span);
     let window = match (span, model.covers()) {
         (Span::Window, Some((start, end))) => json!({ "start": iso(start), "end": iso(end) }),
         _ => json!(Span::AllTime.name()),
@@ -238,7 +234,7 @@ async fn together(
     drop(model);
     let answer = json!({
         "product_id": id,
-        "relation": if viewed { "viewed-together" } else { "bought-together" },
+        "relation": relation.together(),
         "ranking": ranking.name(),
         "window": window,
         "partners": partners_json(&list, ranking),
@@ -268,7 +264,11 @@ async fn bought(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    timed("bought_together", started, together(s, id, q, false).await)
+    timed(
+        "bought_together",
+        started,
+        together(s, id, q, Relation::Bought).await,
+    )
 }
 
 async fn viewed(
@@ -277,7 +277,11 @@ async fn viewed(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    timed("viewed_together", started, together(s, id, q, true).await)
+    timed(
+        "viewed_together",
+        started,
+        together(s, id, q, Relation::Viewed).await,
+    )
 }
 
 async fn engagement(
@@ -307,14 +311,9 @@ async fn pairs_list(
     s: Arc<ApiState>,
     mut q: HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
-    let viewed = match q.remove("relation").as_deref() {
-        None | Some("bought") => false,
-        Some("viewed") => true,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "relation must be bought or viewed, got {other:?}"
-            )))
-        }
+    let relation = match q.remove("relation") {
+        None => Relation::Bought,
+        Some(name) => name.parse::<Relation>().map_err(ApiError::BadRequest)?,
     };
     if q.contains_key("ranking") {
         return Err(ApiError::BadRequest(
@@ -324,7 +323,7 @@ async fn pairs_list(
     let (k, _, span) = params(&s, &q)?;
     let model = read(&s);
     let rows: Vec<Value> = model
-        .top_pairs(viewed, k, span)
+        .top_pairs(relation, k, span)
         .into_iter()
         .enumerate()
         .map(|(i, (a, b, n))| {
@@ -337,7 +336,7 @@ async fn pairs_list(
         })
         .collect();
     Ok(Json(json!({
-        "relation": if viewed { "viewed-together" } else { "bought-together" },
+        "relation": relation.together(),
         "pairs": rows,
     })))
 }
@@ -427,11 +426,16 @@ async fn json_errors(response: Response) -> Response {
     out
 }
 
+/// `/v1/products/{id}/bought-together` and its viewed twin.
+fn product_route(relation: Relation) -> String {
+    format!("/v1/products/{{id}}/{}", relation.together())
+}
+
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route("/v1/products/{id}/bought-together", get(bought))
-        .route("/v1/products/{id}/viewed-together", get(viewed))
+        .route(&product_route(Relation::Bought), get(bought))
+        .route(&product_route(Relation::Viewed), get(viewed))
         .route("/v1/users/{id}/engagement", get(engagement))
         .route("/v1/top-pairs", get(top_pairs))
         .route("/healthz", get(healthz))

@@ -8,7 +8,7 @@
 //! are reported, so the caller can dead-letter them with reason `late`.
 
 use crate::codec::{DecodeError, Decoder, Encoder};
-use crate::cooccur::{CoOccurrence, Engagement, Partner, Ranking, Span};
+use crate::cooccur::{CoOccurrence, Engagement, Partner, Ranking, Relation, Span};
 use crate::window::{Lateness, Watermark, WindowedCounts, DAY};
 use schemas::envelope::{decode_session, decode_transaction};
 use schemas::{ids, topics, ConversionStatus, Rejection};
@@ -324,11 +324,26 @@ impl Aggregator {
     }
 
     /// The `k` most frequent pairs, bought together or viewed together.
-    pub fn top_pairs(&self, viewed: bool, k: usize, span: Span) -> Vec<(u32, u32, u64)> {
-        if viewed {
-            self.viewed.top_pairs(k, span)
-        } else {
-            self.bought.top_pairs(k, span)
+    pub fn top_pairs(&self, relation: Relation, k: usize, span: Span) -> Vec<(u32, u32, u64)> {
+        match relation {
+            Relation::Viewed => self.viewed.top_pairs(k, span),
+            Relation::Bought => self.bought.top_pairs(k, span),
+        }
+    }
+
+    /// An item's partners by `relation`: [`bought_together`](Self::bought_together)
+    /// or [`viewed_together`](Self::viewed_together).
+    pub fn together(
+        &self,
+        relation: Relation,
+        item: u32,
+        k: usize,
+        ranking: Ranking,
+        span: Span,
+    ) -> Vec<Partner> {
+        match relation {
+            Relation::Bought => self.bought_together(item, k, ranking, span),
+            Relation::Viewed => self.viewed_together(item, k, ranking, span),
         }
     }
 
