@@ -102,7 +102,7 @@ pub fn init() {
         CONSUMED.with_label_values(&[topic]);
         STORED.with_label_values(&[topic]);
     }
-    for reason in schemas::Rejection::CODES {
+    for &reason in schemas::Rejection::CODES {
         if reason != "late" {
             DEAD_LETTERS.with_label_values(&[reason]);
         }

@@ -117,53 +117,47 @@ pub enum Rejection {
     },
 }
 
-impl Rejection {
-    /// Every reason code, in a fixed order (for reports and metrics).
-    pub const CODES: [&'static str; 18] = [
-        "oversized",
-        "invalid_json",
-        "unsupported_version",
-        "wrong_kind",
-        "wrong_type",
-        "missing_field",
-        "missing_user_id",
-        "empty_items",
-        "bad_timestamp",
-        "future_timestamp",
-        "non_positive_price",
-        "non_positive_quantity",
-        "subtotal_mismatch",
-        "total_mismatch",
-        "bad_duration",
-        "inconsistent_status",
-        "duplicate_conflict",
-        "late",
-    ];
+/// The reason codes, written once: [`Rejection::code`] and
+/// [`Rejection::CODES`] are made from this one list, and the `match` it
+/// makes is exhaustive, so a new variant without a code does not compile.
+macro_rules! rejection_codes {
+    ($($variant:ident => $code:literal),+ $(,)?) => {
+        impl Rejection {
+            /// Every reason code, in a fixed order (for reports and metrics).
+            pub const CODES: &'static [&'static str] = &[$($code),+];
 
-    /// A short, stable, snake_case code for this reason.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Rejection::Oversized(_) => "oversized",
-            Rejection::InvalidJson(_) => "invalid_json",
-            Rejection::UnsupportedVersion(_) => "unsupported_version",
-            Rejection::WrongKind { .. } => "wrong_kind",
-            Rejection::WrongType(_) => "wrong_type",
-            Rejection::MissingField(_) => "missing_field",
-            Rejection::MissingUserId => "missing_user_id",
-            Rejection::EmptyItems => "empty_items",
-            Rejection::BadTimestamp(_) => "bad_timestamp",
-            Rejection::FutureTimestamp(_) => "future_timestamp",
-            Rejection::NonPositivePrice { .. } => "non_positive_price",
-            Rejection::NonPositiveQuantity { .. } => "non_positive_quantity",
-            Rejection::SubtotalMismatch { .. } => "subtotal_mismatch",
-            Rejection::TotalMismatch { .. } => "total_mismatch",
-            Rejection::BadDuration(_) => "bad_duration",
-            Rejection::InconsistentStatus { .. } => "inconsistent_status",
-            Rejection::DuplicateConflict(_) => "duplicate_conflict",
-            Rejection::Late { .. } => "late",
+            /// A short, stable, snake_case code for this reason.
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $(Rejection::$variant { .. } => $code,)+
+                }
+            }
         }
-    }
+    };
+}
 
+rejection_codes! {
+    Oversized => "oversized",
+    InvalidJson => "invalid_json",
+    UnsupportedVersion => "unsupported_version",
+    WrongKind => "wrong_kind",
+    WrongType => "wrong_type",
+    MissingField => "missing_field",
+    MissingUserId => "missing_user_id",
+    EmptyItems => "empty_items",
+    BadTimestamp => "bad_timestamp",
+    FutureTimestamp => "future_timestamp",
+    NonPositivePrice => "non_positive_price",
+    NonPositiveQuantity => "non_positive_quantity",
+    SubtotalMismatch => "subtotal_mismatch",
+    TotalMismatch => "total_mismatch",
+    BadDuration => "bad_duration",
+    InconsistentStatus => "inconsistent_status",
+    DuplicateConflict => "duplicate_conflict",
+    Late => "late",
+}
+
+impl Rejection {
     /// Maps a serde_json error to `InvalidJson` (syntax, truncation) or
     /// `WrongType` (well-formed JSON of the wrong shape).
     pub fn from_json(e: &serde_json::Error) -> Rejection {
