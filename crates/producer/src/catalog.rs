@@ -340,8 +340,9 @@ impl Catalog {
             activity.push(if dirty {
                 0.0
             } else {
-                // Capped: the heaviest users have about 15 times the median
-                // user's sessions, not hundreds of times.
+                // Capped at ACTIVITY_CAP times the median user: uncapped,
+                // a sigma of 2 would give a few users thousands of times
+                // the median's sessions.
                 lognormal(&mut rng, 1.0, ACTIVITY_SIGMA).min(ACTIVITY_CAP)
             });
             dirty_users.push(dirty);
