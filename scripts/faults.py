@@ -81,21 +81,15 @@ def newest_journal(db):
     return os.path.join(db, max(js, key=lambda f: int(f[:-4])))
 
 
-def same(label, data, ref, out=None):
-    """'' when the state under `data` equals the reference, else why not."""
+def differs(label, data, ref, out=None):
+    """[] when the state under `data` equals the reference, else [why]."""
     got = digest(data)
     if got != ref["digest"]:
         diff = sorted(set(got.items()) ^ set(ref["digest"].items()))
-        return f"{label}: {len(diff)} file(s) differ, e.g. {diff[:2]}"
+        return [f"{label}: {len(diff)} file(s) differ, e.g. {diff[:2]}"]
     if out is not None and window(out) != ref["window"]:
-        return f"{label}: window {window(out)!r} != {ref['window']!r}"
-    return ""
-
-
-def differs(label, data, ref, out=None):
-    """[] when the state under `data` equals the reference, else [why]."""
-    why = same(label, data, ref, out)
-    return [why] if why else []
+        return [f"{label}: window {window(out)!r} != {ref['window']!r}"]
+    return []
 
 
 def record(fault, tries, outcome, problems):

@@ -201,22 +201,25 @@ pub fn top_customers<S: DocumentStore + ?Sized>(store: &S, limit: usize) -> Resu
 
 /// Transactions and revenue per payment method, most revenue first.
 pub fn payment_mix<S: DocumentStore + ?Sized>(store: &S) -> Result<Vec<PaymentShare>> {
-    let mut by_method: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    let mut by_method: HashMap<schemas::PaymentMethod, (u64, f64)> = HashMap::new();
     for day in store.transaction_days()? {
         for t in store.transactions_on(day)? {
-            let method = serde_json::to_value(t.payment_method)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let e = by_method.entry(method).or_default();
+            let e = by_method.entry(t.payment_method).or_default();
             e.0 += 1;
             e.1 += t.total;
         }
     }
+    // The name as stored (serde's), once per method.
+    let name = |m: schemas::PaymentMethod| {
+        serde_json::to_value(m)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
     Ok(shares(
         by_method
             .into_iter()
-            .map(|(method, (orders, revenue))| (method, orders, revenue))
+            .map(|(method, (orders, revenue))| (name(method), orders, revenue))
             .collect(),
     ))
 }
