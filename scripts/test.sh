@@ -3,7 +3,8 @@
 #
 # Checks formatting and lints, runs every test in the workspace, validates
 # docker-compose.yml, runs the end-to-end tests (tests/e2e.py) and the fault
-# script (scripts/faults.py, which prints a table of what it broke). When
+# script (scripts/faults.py, which prints a table of what it broke), and the
+# Spark check (tests/spark.py: the batch's SQL on PySpark, when installed). When
 # ECOMFLOW_KAFKA_BROKERS is unset and the `tansu` broker is installed, it
 # starts one on 127.0.0.1 for the Kafka tests and stops it afterwards;
 # without a broker those tests print "skipped: no Kafka" and pass. The
@@ -141,4 +142,6 @@ phase "end-to-end: one-command replay + Prometheus + dashboards, SIGKILL restart
 python3 tests/e2e.py "$bin"
 phase "faults: kills, power losses, lost and old checkpoints, tampered snapshot, SQL writes, symlink, bad flags, flood, broken dataset"
 python3 scripts/faults.py "$bin"
+phase "Spark: the batch's SQL files on PySpark give DataFusion's findings"
+python3 tests/spark.py "$bin"
 end_phase

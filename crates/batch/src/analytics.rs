@@ -3,7 +3,7 @@
 
 use crate::engine::Engine;
 use crate::table::Table;
-use crate::Result;
+use crate::{BatchError, Result};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -31,114 +31,53 @@ impl Default for SegmentCuts {
 /// Segment names, best first.
 pub const SEGMENTS: [&str; 4] = ["VIP", "High", "Medium", "Low"];
 
-/// Cleaning statistics: records per source before and after, removed by reason.
-pub const CLEANING_TOTALS: &str = "\
-WITH removed AS (SELECT source_topic, COUNT(*) AS removed FROM dead_letters GROUP BY source_topic),
-kept AS (
-  SELECT 'transactions' AS source_topic, COUNT(*) AS kept FROM transactions
-  UNION ALL SELECT 'sessions', COUNT(*) FROM sessions
-  UNION ALL SELECT 'catalog', (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM products)
-                              + (SELECT COUNT(*) FROM categories))
-SELECT k.source_topic AS source, k.kept + COALESCE(r.removed, 0) AS before,
-       k.kept AS after, COALESCE(r.removed, 0) AS removed,
-       CAST(COALESCE(r.removed, 0) AS DOUBLE) * 100.0
-         / NULLIF(k.kept + COALESCE(r.removed, 0), 0) AS removed_pct
-FROM kept k LEFT JOIN removed r ON k.source_topic = r.source_topic
-ORDER BY before DESC";
-
-/// Removed records by source and reason.
-pub const CLEANING_REASONS: &str = "\
-SELECT source_topic AS source, reason_code AS reason, COUNT(*) AS removed
-FROM dead_letters GROUP BY source_topic, reason_code
-ORDER BY source_topic, removed DESC, reason_code";
-
-/// Co-purchase pairs (seed 4.2.1: explode, self-join, count). The batch
-/// counts them with [`crate::cooccur`]; this SQL is the definition it is
-/// tested against.
-pub const CO_PURCHASE: &str = "\
-CREATE OR REPLACE TABLE co_purchase AS
-WITH ti AS (SELECT DISTINCT transaction_id, product_id FROM transaction_items)
-SELECT a.product_id AS product_a, b.product_id AS product_b, COUNT(*) AS together
-FROM ti a JOIN ti b ON a.transaction_id = b.transaction_id AND a.product_id < b.product_id
-GROUP BY a.product_id, b.product_id";
-
-/// Co-view pairs (seed 4.2.2: the same on viewed products); see
-/// [`CO_PURCHASE`].
-pub const CO_VIEW: &str = "\
-CREATE OR REPLACE TABLE co_view AS
-WITH sv AS (SELECT DISTINCT session_id, product_id FROM session_views)
-SELECT a.product_id AS product_a, b.product_id AS product_b, COUNT(*) AS together
-FROM sv a JOIN sv b ON a.session_id = b.session_id AND a.product_id < b.product_id
-GROUP BY a.product_id, b.product_id";
-
-fn pair_stats(table: &str) -> String {
-    format!(
-        "SELECT COUNT(*) AS unique_pairs, COALESCE(SUM(together), 0) AS total, \
-         COALESCE(AVG(CAST(together AS DOUBLE)), 0.0) AS avg_per_pair FROM {table}"
-    )
-}
-
-fn top_pairs(table: &str, n: usize) -> String {
-    format!(
-        "SELECT product_a, product_b, together FROM {table} \
-         ORDER BY together DESC, product_a, product_b LIMIT {n}"
-    )
-}
-
-/// Share of viewed-together pairs that were never bought together.
-const VIEWED_NOT_BOUGHT: &str = "\
-SELECT COUNT(*) AS viewed_pairs,
-       SUM(CASE WHEN p.product_a IS NULL THEN 1 ELSE 0 END) AS never_bought
-FROM co_view v LEFT JOIN co_purchase p
-  ON v.product_a = p.product_a AND v.product_b = p.product_b";
-
-/// Per product, the sessions that viewed it, the seed's way (4.3.1's
-/// `product_views`); the batch registers the table `product_views` from
-/// [`crate::cooccur`]'s pass instead, and is tested against this.
-pub const PRODUCT_VIEWS: &str = "\
-SELECT product_id, COUNT(DISTINCT session_id) AS sessions_viewed
-FROM session_views GROUP BY product_id";
-
-/// Product performance (seed 4.3.1), with a floor on views so that a
-/// product seen twice and bought once does not top the list. Reads the
-/// table `product_views` (see [`PRODUCT_VIEWS`]).
-fn product_performance(order_by: &str, min_views: u64, limit: usize) -> String {
-    format!(
-        "WITH product_sales AS (
-    SELECT product_id, SUM(quantity) AS units_sold, SUM(revenue) AS total_revenue
-    FROM transaction_items GROUP BY product_id
-)
-SELECT p.product_id, p.name, ps.units_sold, ps.total_revenue, pv.sessions_viewed,
-       (CAST(ps.units_sold AS DOUBLE) / pv.sessions_viewed) * 100 AS conversion_rate
-FROM products p
-JOIN product_sales ps ON p.product_id = ps.product_id
-JOIN product_views pv ON p.product_id = pv.product_id
-WHERE pv.sessions_viewed >= {min_views}
-ORDER BY {order_by}, p.product_id
-LIMIT {limit}"
-    )
-}
-
-/// Products viewed in at least `min_views` sessions (sales or not), with
-/// their views' and conversion's percentile among them, as the table
-/// `product_rank`: the base of the conversion gaps and the niche products.
-fn product_rank(min_views: u64) -> String {
-    format!(
-        "CREATE OR REPLACE TABLE product_rank AS
-WITH product_sales AS (
-    SELECT product_id, SUM(quantity) AS units_sold FROM transaction_items GROUP BY product_id
-), perf AS (
-    SELECT p.product_id, p.name, pv.sessions_viewed, COALESCE(ps.units_sold, 0) AS units_sold,
-           CAST(COALESCE(ps.units_sold, 0) AS DOUBLE) / pv.sessions_viewed * 100 AS conversion_rate
-    FROM products p
-    JOIN product_views pv ON p.product_id = pv.product_id
-    LEFT JOIN product_sales ps ON p.product_id = ps.product_id
-    WHERE pv.sessions_viewed >= {min_views}
-)
-SELECT *, PERCENT_RANK() OVER (ORDER BY sessions_viewed) AS views_rank,
-          PERCENT_RANK() OVER (ORDER BY conversion_rate) AS conversion_rank
-FROM perf"
-    )
+/// The analytics' SQL, one statement per file in `crates/batch/sql/`:
+/// DataFusion runs them here and `scripts/spark_batch.py` submits the same
+/// files to Spark (README, "The nightly batch on Spark"). A file's
+/// `{name}` placeholders are filled by [`render`]; a file whose comment
+/// starts with "Table x" is made the table `x` for the queries after it.
+pub mod sql {
+    /// Cleaning statistics: records per source before and after.
+    pub const CLEANING_TOTALS: &str = include_str!("../sql/cleaning_totals.sql");
+    /// Removed records by source and reason.
+    pub const CLEANING_REASONS: &str = include_str!("../sql/cleaning_reasons.sql");
+    /// Co-purchase pairs by self-join (seed 4.2.1): the definition
+    /// [`crate::cooccur`] is tested against.
+    pub const CO_PURCHASE: &str = include_str!("../sql/co_purchase.sql");
+    /// Co-view pairs by self-join (seed 4.2.2).
+    pub const CO_VIEW: &str = include_str!("../sql/co_view.sql");
+    /// Totals of the pair table `{table}`.
+    pub const PAIR_STATS: &str = include_str!("../sql/pair_stats.sql");
+    /// The `{n}` most frequent pairs of `{table}`.
+    pub const TOP_PAIRS: &str = include_str!("../sql/top_pairs.sql");
+    /// Viewed-together pairs and those never bought together.
+    pub const VIEWED_NOT_BOUGHT: &str = include_str!("../sql/viewed_not_bought.sql");
+    /// Per product, the sessions that viewed it (seed 4.3.1).
+    pub const PRODUCT_VIEWS: &str = include_str!("../sql/product_views.sql");
+    /// Product performance: `{min_views}`, `{order_by}`, `{limit}`.
+    pub const PRODUCT_PERFORMANCE: &str = include_str!("../sql/product_performance.sql");
+    /// Lowest and highest conversion among `{ranked}`.
+    pub const CONVERSION_RANGE: &str = include_str!("../sql/conversion_range.sql");
+    /// Products with `{min_views}`+ views and their percentiles.
+    pub const PRODUCT_RANK: &str = include_str!("../sql/product_rank.sql");
+    /// Products of `product_rank` that `{rule}` picks, by `{order}`.
+    pub const PICKED_PRODUCTS: &str = include_str!("../sql/picked_products.sql");
+    /// The seed's CLV per user over the rows `{filter}` keeps.
+    pub const CLV: &str = include_str!("../sql/clv.sql");
+    /// Segments by CLV rank: `{n_vip}`, `{n_high}`, `{n_medium}`.
+    pub const SEGMENTS: &str = include_str!("../sql/segments.sql");
+    /// Customers, CLV and revenue per segment.
+    pub const SEGMENT_SUMMARY: &str = include_str!("../sql/segment_summary.sql");
+    /// Engagement per segment.
+    pub const SEGMENT_ENGAGEMENT: &str = include_str!("../sql/segment_engagement.sql");
+    /// Total spent of every buyer, lowest first.
+    pub const SPENDING: &str = include_str!("../sql/spending.sql");
+    /// The funnel.
+    pub const FUNNEL: &str = include_str!("../sql/funnel.sql");
+    /// Conversion by device type.
+    pub const BY_DEVICE: &str = include_str!("../sql/by_device.sql");
+    /// Revenue per day.
+    pub const DAILY_REVENUE: &str = include_str!("../sql/daily_revenue.sql");
 }
 
 /// The rule of the conversion gaps: among the 10% most viewed, the
@@ -149,107 +88,62 @@ pub const GAP_RULE: &str = "views_rank >= 0.9 AND conversion_rank < 0.25";
 /// convert best.
 pub const NICHE_RULE: &str = "views_rank < 0.5 AND conversion_rank >= 0.9";
 
-/// Products of `product_rank` that `rule` picks, `order`ed, at most 10,
-/// and how many it picks in all (`picked`).
-fn picked_products(rule: &str, order: &str) -> String {
-    format!(
-        "SELECT product_id, name, sessions_viewed, units_sold, conversion_rate,
-       COUNT(*) OVER () AS picked
-FROM product_rank WHERE {rule} ORDER BY {order}, product_id LIMIT 10"
+/// No limit, for `{limit}`: the largest LIMIT both engines take (Spark's
+/// is a 32-bit integer).
+pub const NO_LIMIT: usize = i32::MAX as usize;
+
+/// Fills a SQL file's `{name}` placeholders. Every placeholder must be
+/// given and every parameter used: a typo is an error, never a query that
+/// runs with `{min_views}` in it.
+pub fn render(template: &str, params: &[(&str, &dyn std::fmt::Display)]) -> Result<String> {
+    let mut out = template.to_string();
+    for (name, value) in params {
+        let key = format!("{{{name}}}");
+        if !out.contains(&key) {
+            return Err(BatchError::Corrupt(format!(
+                "SQL parameter {key} is not used by the query"
+            )));
+        }
+        out = out.replace(&key, &value.to_string());
+    }
+    if let Some(open) = out.find('{') {
+        let rest = &out[open..];
+        let end = rest.find('}').map_or(rest.len(), |e| e + 1);
+        return Err(BatchError::Corrupt(format!(
+            "SQL placeholder {} has no value",
+            &rest[..end]
+        )));
+    }
+    Ok(out)
+}
+
+/// Makes `sql`'s result the table `name`.
+fn create_table(engine: &Engine, name: &str, sql: &str) -> Result<()> {
+    engine.query(&format!("CREATE OR REPLACE TABLE {name} AS {sql}"))?;
+    Ok(())
+}
+
+/// The seed's CLV per user over the rows `filter` keeps ([`sql::CLV`]).
+pub fn clv_query(filter: &str) -> Result<String> {
+    render(sql::CLV, &[("filter", &filter)])
+}
+
+/// Product performance ([`sql::PRODUCT_PERFORMANCE`]).
+fn product_performance(order_by: &str, min_views: u64, limit: usize) -> Result<String> {
+    render(
+        sql::PRODUCT_PERFORMANCE,
+        &[
+            ("min_views", &min_views),
+            ("order_by", &order_by),
+            ("limit", &limit),
+        ],
     )
 }
 
-/// Engagement per segment: the seed's score, sessions, session conversion
-/// and order value of the average customer in each.
-pub const SEGMENT_ENGAGEMENT: &str = "\
-SELECT segment, COUNT(*) AS customers, AVG(engagement_score) AS avg_engagement,
-       AVG(total_sessions) AS avg_sessions,
-       SUM(converted_sessions) * 100.0 / NULLIF(SUM(total_sessions), 0) AS session_conversion_pct,
-       AVG(avg_order_value) AS avg_order_value
-FROM segments GROUP BY segment
-ORDER BY CASE segment WHEN 'VIP' THEN 1 WHEN 'High' THEN 2 WHEN 'Medium' THEN 3 ELSE 4 END";
-
-/// The seed's CLV (section 5.2) per user, over the rows `filter` keeps of
-/// transactions and sessions (`TRUE` for all). LEFT joins keep every user;
-/// a user without transactions or sessions has zeros, not NULLs.
-pub fn clv_query(filter: &str) -> String {
-    format!(
-        "WITH transaction_metrics AS (
-    SELECT user_id, COUNT(transaction_id) AS total_transactions,
-           SUM(total) AS total_spent, AVG(total) AS avg_order_value
-    FROM transactions WHERE {filter} GROUP BY user_id
-), session_metrics AS (
-    SELECT user_id, COUNT(session_id) AS total_sessions,
-           SUM(CASE WHEN conversion_status = 'converted' THEN 1 ELSE 0 END) AS converted_sessions,
-           AVG(duration_seconds) AS avg_session_duration,
-           SUM(cardinality(viewed_products)) AS total_products_viewed
-    FROM sessions WHERE {filter} GROUP BY user_id
-), integrated AS (
-    SELECT u.user_id,
-           COALESCE(t.total_transactions, 0) AS total_transactions,
-           COALESCE(t.total_spent, 0.0) AS total_spent,
-           COALESCE(t.avg_order_value, 0.0) AS avg_order_value,
-           COALESCE(s.total_sessions, 0) AS total_sessions,
-           COALESCE(s.converted_sessions, 0) AS converted_sessions,
-           COALESCE(s.total_products_viewed, 0) AS total_products_viewed,
-           s.avg_session_duration
-    FROM users u
-    LEFT JOIN transaction_metrics t ON u.user_id = t.user_id
-    LEFT JOIN session_metrics s ON u.user_id = s.user_id
-), scored AS (
-    SELECT *, total_sessions * 0.3 + converted_sessions * 0.5
-              + total_products_viewed / 100.0 * 0.2 AS engagement_score
-    FROM integrated
-), valued AS (
-    SELECT *, avg_order_value * engagement_score * 0.5 AS predicted_future_value FROM scored
-)
-SELECT *, total_spent + predicted_future_value AS total_clv FROM valued"
-    )
+/// Products `rule` picks from `product_rank` ([`sql::PICKED_PRODUCTS`]).
+fn picked_products(rule: &str, order: &str) -> Result<String> {
+    render(sql::PICKED_PRODUCTS, &[("rule", &rule), ("order", &order)])
 }
-
-/// Segments by CLV rank. `RANK()` gives tied users the same rank, so a
-/// tie at a threshold puts all of the tied users in the better segment.
-fn segments_query(n_vip: u64, n_high: u64, n_medium: u64) -> String {
-    format!(
-        "CREATE OR REPLACE TABLE segments AS
-SELECT *, CASE WHEN clv_rank <= {n_vip} THEN 'VIP'
-               WHEN clv_rank <= {n_high} THEN 'High'
-               WHEN clv_rank <= {n_medium} THEN 'Medium'
-               ELSE 'Low' END AS segment
-FROM (SELECT *, RANK() OVER (ORDER BY total_clv DESC) AS clv_rank FROM clv)"
-    )
-}
-
-/// Customers, share, average CLV, revenue and share of revenue per segment.
-pub const SEGMENT_SUMMARY: &str = "\
-SELECT segment, COUNT(*) AS customers,
-       COUNT(*) * 100.0 / SUM(COUNT(*)) OVER () AS share_pct,
-       AVG(total_clv) AS avg_clv, SUM(total_spent) AS revenue,
-       SUM(total_spent) * 100.0 / NULLIF(SUM(SUM(total_spent)) OVER (), 0) AS revenue_share_pct
-FROM segments GROUP BY segment
-ORDER BY CASE segment WHEN 'VIP' THEN 1 WHEN 'High' THEN 2 WHEN 'Medium' THEN 3 ELSE 4 END";
-
-/// The funnel: sessions, with views, with a cart, converted, abandoned.
-pub const FUNNEL: &str = "\
-SELECT COUNT(*) AS sessions,
-       SUM(CASE WHEN cardinality(viewed_products) > 0 THEN 1 ELSE 0 END) AS with_views,
-       SUM(CASE WHEN cardinality(cart_contents) > 0 THEN 1 ELSE 0 END) AS with_cart,
-       SUM(CASE WHEN conversion_status = 'converted' THEN 1 ELSE 0 END) AS converted,
-       SUM(CASE WHEN conversion_status = 'abandoned' THEN 1 ELSE 0 END) AS abandoned
-FROM sessions";
-
-/// Conversion by device type.
-pub const BY_DEVICE: &str = "\
-SELECT device_type, COUNT(*) AS sessions,
-       SUM(CASE WHEN conversion_status = 'converted' THEN 1 ELSE 0 END) AS converted,
-       SUM(CASE WHEN conversion_status = 'converted' THEN 1 ELSE 0 END) * 100.0 / COUNT(*)
-         AS conversion_pct
-FROM sessions GROUP BY device_type ORDER BY device_type";
-
-/// Revenue per day.
-pub const DAILY_REVENUE: &str = "\
-SELECT \"date\", COUNT(*) AS transactions, SUM(total) AS revenue
-FROM transactions GROUP BY \"date\" ORDER BY \"date\"";
 
 /// Totals of one pair table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -337,13 +231,18 @@ pub struct Findings {
     pub by_device: Table,
     /// Revenue per day.
     pub daily_revenue: Table,
-    /// Seconds per analytic, in order.
+    /// Seconds per analytic, in order (not serialized: `findings.json` is
+    /// the same bytes for the same data; the batch's steps carry them).
+    #[serde(skip)]
     pub timings: Vec<(String, f64)>,
 }
 
 fn pairs(engine: &Engine, table: &str, top_n: usize) -> Result<PairSummary> {
-    let stats = Table::from_batches(&engine.query(&pair_stats(table))?)?;
-    let top = Table::from_batches(&engine.query(&top_pairs(table, top_n))?)?;
+    let stats = engine.table(&render(sql::PAIR_STATS, &[("table", &table)])?)?;
+    let top = engine.table(&render(
+        sql::TOP_PAIRS,
+        &[("table", &table), ("n", &top_n)],
+    )?)?;
     let mut out = PairSummary {
         unique_pairs: stats.i64(0, "unique_pairs")?.max(0) as u64,
         total: stats.i64(0, "total")?.max(0) as u64,
@@ -361,14 +260,14 @@ fn pairs(engine: &Engine, table: &str, top_n: usize) -> Result<PairSummary> {
 }
 
 /// Co-purchase and co-view pairs and the viewed-never-bought share the
-/// seed's way: SQL self-joins ([`CO_PURCHASE`], [`CO_VIEW`]). The batch
+/// seed's way: SQL self-joins ([`sql::CO_PURCHASE`], [`sql::CO_VIEW`]). The batch
 /// uses [`crate::cooccur`]; this is the reference it is tested against.
 pub fn co_occurrence_by_sql(engine: &Engine) -> Result<(PairSummary, PairSummary, f64)> {
-    engine.query(CO_PURCHASE)?;
-    engine.query(CO_VIEW)?;
+    create_table(engine, "co_purchase", sql::CO_PURCHASE)?;
+    create_table(engine, "co_view", sql::CO_VIEW)?;
     let co_purchase = pairs(engine, "co_purchase", 10)?;
     let co_view = pairs(engine, "co_view", 10)?;
-    let nb = Table::from_batches(&engine.query(VIEWED_NOT_BOUGHT)?)?;
+    let nb = engine.table(sql::VIEWED_NOT_BOUGHT)?;
     let viewed = nb.i64(0, "viewed_pairs")?;
     let pct = if viewed > 0 {
         nb.i64(0, "never_bought")? as f64 * 100.0 / viewed as f64
@@ -398,8 +297,8 @@ pub fn run(
     };
 
     let t = Instant::now();
-    let cleaning = Table::from_batches(&engine.query(CLEANING_TOTALS)?)?;
-    let cleaning_reasons = Table::from_batches(&engine.query(CLEANING_REASONS)?)?;
+    let cleaning = engine.table(sql::CLEANING_TOTALS)?;
+    let cleaning_reasons = engine.table(sql::CLEANING_REASONS)?;
     step("cleaning statistics", t);
 
     let t = Instant::now();
@@ -427,34 +326,28 @@ pub fn run(
     step("co-purchase and co-view pairs", t);
 
     let t = Instant::now();
-    let top_converting = Table::from_batches(&engine.query(&product_performance(
-        "conversion_rate DESC",
-        min_views,
-        20,
-    ))?)?;
-    let top_selling = Table::from_batches(&engine.query(&product_performance(
+    let top_converting =
+        engine.table(&product_performance("conversion_rate DESC", min_views, 20)?)?;
+    let top_selling = engine.table(&product_performance(
         "units_sold DESC",
         min_views.min(1),
         20,
-    ))?)?;
-    let range = Table::from_batches(&engine.query(&format!(
-        "SELECT MIN(conversion_rate) AS lo, MAX(conversion_rate) AS hi FROM ({})",
-        product_performance("conversion_rate", min_views, usize::MAX >> 1)
-    ))?)?;
+    )?)?;
+    let ranked = product_performance("conversion_rate", min_views, NO_LIMIT)?;
+    let range = engine.table(&render(sql::CONVERSION_RANGE, &[("ranked", &ranked)])?)?;
     let conversion_range = (range.f64(0, "lo")?, range.f64(0, "hi")?);
-    engine.query(&product_rank(min_views))?;
-    let conversion_gaps =
-        Table::from_batches(&engine.query(&picked_products(GAP_RULE, "sessions_viewed DESC"))?)?;
-    let niche =
-        Table::from_batches(&engine.query(&picked_products(NICHE_RULE, "conversion_rate DESC"))?)?;
+    create_table(
+        engine,
+        "product_rank",
+        &render(sql::PRODUCT_RANK, &[("min_views", &min_views)])?,
+    )?;
+    let conversion_gaps = engine.table(&picked_products(GAP_RULE, "sessions_viewed DESC")?)?;
+    let niche = engine.table(&picked_products(NICHE_RULE, "conversion_rate DESC")?)?;
     step("product performance", t);
 
     let t = Instant::now();
-    engine.query(&format!(
-        "CREATE OR REPLACE TABLE clv AS {}",
-        clv_query("TRUE")
-    ))?;
-    let n = Table::from_batches(&engine.query("SELECT COUNT(*) AS n FROM clv")?)?.i64(0, "n")?;
+    create_table(engine, "clv", &clv_query("TRUE")?)?;
+    let n = engine.table("SELECT COUNT(*) AS n FROM clv")?.i64(0, "n")?;
     let n = n.max(0) as f64;
     // Cumulative cut-offs as customer counts (a hair of slack so that, say,
     // 0.142 x 1000 is 142 and not 141.99999).
@@ -462,8 +355,19 @@ pub fn run(
     let n_vip = cum(cuts.vip);
     let n_high = cum(cuts.vip + cuts.high);
     let n_medium = cum(cuts.vip + cuts.high + cuts.medium);
-    engine.query(&segments_query(n_vip, n_high, n_medium))?;
-    let seg = Table::from_batches(&engine.query(SEGMENT_SUMMARY)?)?;
+    create_table(
+        engine,
+        "segments",
+        &render(
+            sql::SEGMENTS,
+            &[
+                ("n_vip", &n_vip),
+                ("n_high", &n_high),
+                ("n_medium", &n_medium),
+            ],
+        )?,
+    )?;
+    let seg = engine.table(sql::SEGMENT_SUMMARY)?;
     let mut segments = Vec::new();
     for r in 0..seg.rows.len() {
         segments.push(SegmentRow {
@@ -475,18 +379,15 @@ pub fn run(
             revenue_share_pct: seg.f64(r, "revenue_share_pct")?,
         });
     }
-    let spend =
-        Table::from_batches(&engine.query(
-            "SELECT total_spent FROM clv WHERE total_transactions > 0 ORDER BY total_spent",
-        )?)?;
+    let spend = engine.table(sql::SPENDING)?;
     let spending = (0..spend.rows.len())
         .map(|r| spend.f64(r, "total_spent"))
         .collect::<Result<Vec<_>>>()?;
-    let segment_engagement = Table::from_batches(&engine.query(SEGMENT_ENGAGEMENT)?)?;
+    let segment_engagement = engine.table(sql::SEGMENT_ENGAGEMENT)?;
     step("CLV and segments", t);
 
     let t = Instant::now();
-    let fu = Table::from_batches(&engine.query(FUNNEL)?)?;
+    let fu = engine.table(sql::FUNNEL)?;
     let u = |c: &str| fu.i64(0, c).map(|v| v.max(0) as u64);
     let funnel = Funnel {
         sessions: u("sessions")?,
@@ -495,8 +396,8 @@ pub fn run(
         converted: u("converted")?,
         abandoned: u("abandoned")?,
     };
-    let by_device = Table::from_batches(&engine.query(BY_DEVICE)?)?;
-    let daily_revenue = Table::from_batches(&engine.query(DAILY_REVENUE)?)?;
+    let by_device = engine.table(sql::BY_DEVICE)?;
+    let daily_revenue = engine.table(sql::DAILY_REVENUE)?;
     step("funnel, devices, daily revenue", t);
 
     Ok(Findings {
@@ -520,4 +421,57 @@ pub fn run(
         daily_revenue,
         timings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_fills_every_placeholder_and_refuses_a_missing_or_unused_one() {
+        let sql = render(
+            "SELECT * FROM {table} LIMIT {n} -- {table}",
+            &[("table", &"co_view"), ("n", &10)],
+        )
+        .expect("render");
+        assert_eq!(sql, "SELECT * FROM co_view LIMIT 10 -- co_view");
+        let missing = render(sql::TOP_PAIRS, &[("table", &"co_view")]).unwrap_err();
+        assert!(
+            missing.to_string().contains("{n} has no value"),
+            "{missing}"
+        );
+        let unused = render(sql::FUNNEL, &[("table", &"x")]).unwrap_err();
+        assert!(
+            unused.to_string().contains("{table} is not used"),
+            "{unused}"
+        );
+    }
+
+    #[test]
+    fn every_sql_file_is_one_statement_that_both_engines_read_alike() {
+        // What Spark reads differently: "x" is a string there, 0.3 a DECIMAL.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("crates/batch/sql") {
+            let path = entry.expect("entry").path();
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(&path).expect("read");
+            files += 1;
+            let code: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(!code.contains('"'), "{name} quotes an identifier");
+            assert!(!code.contains(';'), "{name} has more than one statement");
+            assert!(
+                !code.to_uppercase().contains("CREATE "),
+                "{name} creates its own table: the runner does"
+            );
+        }
+        assert_eq!(
+            files, 20,
+            "a new SQL file needs its constant in analytics::sql"
+        );
+    }
 }

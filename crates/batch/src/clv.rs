@@ -4,7 +4,6 @@
 use crate::analytics::clv_query;
 use crate::engine::Engine;
 use crate::predict::{mae, rfm, spearman, BgNbd, GammaGamma, Rfm};
-use crate::table::Table;
 use crate::Result;
 use chrono::NaiveDate;
 use schemas::CustomerValue;
@@ -57,10 +56,10 @@ fn day_number(d: NaiveDate) -> i64 {
 
 /// Purchases per user and day: user → [(day number, amount)].
 fn purchase_days(engine: &Engine) -> Result<BTreeMap<String, Vec<(i64, f64)>>> {
-    let t = Table::from_batches(&engine.query(
+    let t = engine.table(
         "SELECT user_id, \"date\" AS day, SUM(total) AS amount FROM transactions \
          GROUP BY user_id, \"date\" ORDER BY user_id, day",
-    )?)?;
+    )?;
     let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for r in 0..t.rows.len() {
         let day = t.text(r, "day")?;
@@ -143,10 +142,10 @@ pub fn predict(
 
     // The seed's formula on the calibration period only.
     let cutoff = calibration_end.format("%Y-%m-%d");
-    let seed = Table::from_batches(&engine.query(&format!(
+    let seed = engine.table(&format!(
         "SELECT user_id, predicted_future_value FROM ({}) ORDER BY user_id",
-        clv_query(&format!("\"date\" <= '{cutoff}'"))
-    ))?)?;
+        clv_query(&format!("date <= '{cutoff}'"))?
+    ))?;
     let mut seed_pfv: BTreeMap<String, f64> = BTreeMap::new();
     for r in 0..seed.rows.len() {
         seed_pfv.insert(
@@ -212,10 +211,10 @@ pub fn customer_values(
     prediction: Option<&Prediction>,
     as_of: NaiveDate,
 ) -> Result<Vec<CustomerValue>> {
-    let t = Table::from_batches(&engine.query(
+    let t = engine.table(
         "SELECT user_id, segment, total_clv, total_spent, predicted_future_value, \
          engagement_score FROM segments ORDER BY user_id",
-    )?)?;
+    )?;
     let mut out = Vec::with_capacity(t.rows.len());
     for r in 0..t.rows.len() {
         let user_id = t.text(r, "user_id")?;

@@ -9,6 +9,7 @@
 //! `session_views` (one row per viewed product).
 
 use crate::snapshot::{schema_of, DAILY_TABLES, WHOLE_TABLES};
+use crate::table::Table;
 use crate::{BatchError, Result};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -106,6 +107,23 @@ impl Engine {
         self.runtime.block_on(async {
             let df = self.ctx.sql(sql).await?;
             Ok(df.collect().await?)
+        })
+    }
+
+    /// Runs one query and returns its result as a [`Table`], with its
+    /// columns even when no row came back.
+    pub fn table(&self, sql: &str) -> Result<Table> {
+        self.runtime.block_on(async {
+            let df = self.ctx.sql(sql).await?;
+            let columns = df
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let mut table = Table::from_batches(&df.collect().await?)?;
+            table.columns = columns;
+            Ok(table)
         })
     }
 

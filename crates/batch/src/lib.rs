@@ -259,9 +259,8 @@ fn run_steps(
 
 /// First and last day with transactions in the snapshot.
 fn first_and_last_day(engine: &Engine) -> Result<Option<(NaiveDate, NaiveDate)>> {
-    let t = table::Table::from_batches(
-        &engine.query("SELECT MIN(\"date\") AS first, MAX(\"date\") AS last FROM transactions")?,
-    )?;
+    let t =
+        engine.table("SELECT MIN(\"date\") AS first, MAX(\"date\") AS last FROM transactions")?;
     let parse = |s: String| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok();
     Ok(
         match (

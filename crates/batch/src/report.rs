@@ -193,7 +193,11 @@ fn seed_beside_run(f: &Findings, devices: &[(String, f64)]) -> String {
     out
 }
 
-/// Writes `report.md` and the charts into `dir`; returns the report's path.
+/// The findings as JSON, beside the report.
+pub const FINDINGS: &str = "findings.json";
+
+/// Writes `report.md`, the charts and [`FINDINGS`] into `dir`; returns
+/// the report's path.
 pub fn write(
     dir: &Path,
     f: &Findings,
@@ -491,6 +495,11 @@ pub fn write(
         let path = dir.join(file);
         crate::snapshot::write_atomic(&path, svg.as_bytes())?;
     }
+    // Every figure of the report, machine-readable: what
+    // scripts/spark_batch.py writes from Spark, compared in CI.
+    let json = serde_json::to_vec_pretty(f)
+        .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
+    crate::snapshot::write_atomic(&dir.join(FINDINGS), &json)?;
     let path = dir.join("report.md");
     crate::snapshot::write_atomic(&path, md.as_bytes())?;
     Ok(path)

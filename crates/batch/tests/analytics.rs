@@ -805,7 +805,7 @@ fn pairs_match_the_sql_self_join() {
         &engine
             .query(&format!(
                 "{} ORDER BY product_id",
-                batch::analytics::PRODUCT_VIEWS
+                batch::analytics::sql::PRODUCT_VIEWS
             ))
             .expect("sql"),
     )
