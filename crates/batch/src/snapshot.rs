@@ -333,7 +333,7 @@ pub fn snapshot_cancellable(
     let mut stats = SnapshotStats::default();
 
     let txn_days = docs.transaction_days()?;
-    let session_days = sessions.session_days()?;
+    let session_days = docs.session_days()?;
     let newest = txn_days.iter().chain(&session_days).max().copied();
     let limit = match (through, newest) {
         (Some(t), Some(n)) => Some(t.min(n)),
@@ -383,7 +383,7 @@ pub fn snapshot_cancellable(
                 transactions_batch(&rows)?
             }
             _ => {
-                let mut rows = sessions.sessions_on(day)?;
+                let mut rows = docs.sessions_on(day)?;
                 rows.sort_by(|a, b| {
                     (a.start_time, &a.session_id).cmp(&(b.start_time, &b.session_id))
                 });

@@ -124,6 +124,15 @@ struct Shop {
     sessions: SessionStore,
 }
 
+impl Shop {
+    /// Stores sessions where ingest does: the wide-column store (a user's
+    /// sessions) and the document store (the snapshot reads them by day).
+    fn put_sessions(&self, sessions: &[Session]) {
+        self.sessions.put_sessions(sessions).expect("sessions");
+        self.docs.put_sessions(sessions).expect("session documents");
+    }
+}
+
 /// Snapshots the shop (not `batch::run`: the metrics test counts its runs)
 /// and opens the query engine on it.
 fn snapshot_engine(shop: &Shop, dir: &Path) -> (BatchConfig, batch::Engine) {
@@ -185,65 +194,63 @@ fn tiny_shop(dir: &Path) -> Shop {
         txn("t4", "u3", "2025-01-02T15:00:00", &[("p3", 1, 30.0)]),
     ])
     .expect("transactions");
-    shop.sessions
-        .put_sessions(&[
-            session(
-                "s1",
-                "u1",
-                "2025-01-01T09:50:00",
-                Desktop,
-                Converted,
-                &["p1", "p2", "p3"],
-                &["p1", "p2"],
-            ),
-            session(
-                "s2",
-                "u1",
-                "2025-01-02T08:50:00",
-                Mobile,
-                Converted,
-                &["p1", "p3"],
-                &["p1", "p3"],
-            ),
-            session(
-                "s3",
-                "u2",
-                "2025-01-01T11:50:00",
-                Desktop,
-                Converted,
-                &["p1", "p2"],
-                &["p1", "p2"],
-            ),
-            session(
-                "s4",
-                "u2",
-                "2025-01-02T10:00:00",
-                Mobile,
-                Abandoned,
-                &["p2", "p3"],
-                &["p3"],
-            ),
-            session(
-                "s5",
-                "u3",
-                "2025-01-02T14:50:00",
-                Tablet,
-                Converted,
-                &["p3"],
-                &["p3"],
-            ),
-            session("s6", "u3", "2025-01-01T08:00:00", Mobile, Browsed, &[], &[]),
-            session(
-                "s7",
-                "u5",
-                "2025-01-01T18:00:00",
-                Desktop,
-                Browsed,
-                &[],
-                &[],
-            ),
-        ])
-        .expect("sessions");
+    shop.put_sessions(&[
+        session(
+            "s1",
+            "u1",
+            "2025-01-01T09:50:00",
+            Desktop,
+            Converted,
+            &["p1", "p2", "p3"],
+            &["p1", "p2"],
+        ),
+        session(
+            "s2",
+            "u1",
+            "2025-01-02T08:50:00",
+            Mobile,
+            Converted,
+            &["p1", "p3"],
+            &["p1", "p3"],
+        ),
+        session(
+            "s3",
+            "u2",
+            "2025-01-01T11:50:00",
+            Desktop,
+            Converted,
+            &["p1", "p2"],
+            &["p1", "p2"],
+        ),
+        session(
+            "s4",
+            "u2",
+            "2025-01-02T10:00:00",
+            Mobile,
+            Abandoned,
+            &["p2", "p3"],
+            &["p3"],
+        ),
+        session(
+            "s5",
+            "u3",
+            "2025-01-02T14:50:00",
+            Tablet,
+            Converted,
+            &["p3"],
+            &["p3"],
+        ),
+        session("s6", "u3", "2025-01-01T08:00:00", Mobile, Browsed, &[], &[]),
+        session(
+            "s7",
+            "u5",
+            "2025-01-01T18:00:00",
+            Desktop,
+            Browsed,
+            &[],
+            &[],
+        ),
+    ]);
     d.put_dead_letters(&[
         dead("transactions", 8, "empty_items"),
         dead("transactions", 9, "empty_items"),
@@ -789,7 +796,7 @@ fn pairs_match_the_sql_self_join() {
     ));
     shop.docs.upsert_users(&[user("u1")]).expect("users");
     shop.docs.put_transactions(&txns).expect("transactions");
-    shop.sessions.put_sessions(&sessions).expect("sessions");
+    shop.put_sessions(&sessions);
     let (cfg, engine) = snapshot_engine(&shop, dir.path());
     let out = batch::analytics::run(&engine, cfg.cuts, cfg.min_views, None).expect("analytics");
     let (bought, viewed, pct) = batch::analytics::co_occurrence_by_sql(&engine).expect("sql");
@@ -849,17 +856,15 @@ fn a_basket_cap_pairs_the_first_distinct_products_only() {
     shop.docs
         .put_transactions(&[txn("t1", "u1", at, &items)])
         .expect("transactions");
-    shop.sessions
-        .put_sessions(&[session(
-            "s1",
-            "u1",
-            at,
-            Desktop,
-            Browsed,
-            &["p2", "p2", "p4", "p1"],
-            &[],
-        )])
-        .expect("sessions");
+    shop.put_sessions(&[session(
+        "s1",
+        "u1",
+        at,
+        Desktop,
+        Browsed,
+        &["p2", "p2", "p4", "p1"],
+        &[],
+    )]);
     let (_, engine) = snapshot_engine(&shop, dir.path());
     let pairs = |t: &batch::cooccur::PairTable| -> Vec<(String, String, u64)> {
         let mut v = t.top.clone();

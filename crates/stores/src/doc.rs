@@ -107,12 +107,19 @@ pub trait DocumentStore: Send + Sync {
 
     /// Stores sessions (as the seed's MongoDB holds them, beside users,
     /// products and transactions), keyed by session id: storing one again
-    /// replaces it with the same document. The wide-column store stays the
-    /// path for "a user's last N sessions".
+    /// replaces it with the same document. The nightly snapshot reads them
+    /// from here by day ([`sessions_on`](Self::sessions_on)); the
+    /// wide-column store stays the path for "a user's last N sessions".
     fn put_sessions(&self, items: &[Session]) -> Result<()>;
 
     /// A session by id.
     fn session(&self, session_id: &str) -> Result<Option<Session>>;
+
+    /// The days on which sessions started, ascending.
+    fn session_days(&self) -> Result<Vec<NaiveDate>>;
+
+    /// The sessions that started on `day`, by start time then id.
+    fn sessions_on(&self, day: NaiveDate) -> Result<Vec<Session>>;
 
     /// Stores dead letters, keyed by where the record came from (topic,
     /// partition, offset), so storing one twice keeps one.

@@ -10,7 +10,11 @@
 //!   that a profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
 //! - `customer_values`: user id → the batch's CLV and segment;
-//! - `sessions`: session id → the session;
+//! - `session_docs`: `YYYY-MM-DD NUL start time NUL session_id` → the
+//!   session, so that the nightly snapshot reads a day in key order (the
+//!   documents, hundreds of bytes, are kept apart from the keys: fjall's
+//!   key-value separation);
+//! - `session_ids`: session id → its key in `session_docs`;
 //! - `progress`: `group NUL topic NUL partition` (big-endian) → the next
 //!   offset (big-endian) whose records are not all stored yet.
 //!
@@ -48,7 +52,8 @@ pub struct EmbeddedDocStore {
     by_day: Keyspace,
     dead: Keyspace,
     values: Keyspace,
-    sessions: Keyspace,
+    session_docs: Keyspace,
+    session_ids: Keyspace,
     progress: Keyspace,
     durability: Durability,
     writer: Mutex<()>,
@@ -75,6 +80,24 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
     parts.join(&0u8)
 }
 
+/// The days of a keyspace whose keys start with `YYYY-MM-DD`, ascending: a
+/// skip scan, one seek per day, not one step per key.
+fn days_of(ks: &Keyspace) -> Result<Vec<NaiveDate>> {
+    let mut days = Vec::new();
+    let mut from: Vec<u8> = Vec::new();
+    while let Some(kv) = ks.range(from.clone()..).next() {
+        let k = kv.key()?;
+        let day = k.get(..10).unwrap_or_default();
+        let text = String::from_utf8_lossy(day);
+        let parsed = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .map_err(|e| StoreError::corrupt(format!("day index key {text:?}: {e}")))?;
+        days.push(parsed);
+        from = day.to_vec();
+        from.push(1);
+    }
+    Ok(days)
+}
+
 impl EmbeddedDocStore {
     /// Opens (or creates) the store in `path`, durable on a process crash.
     pub fn open(path: &Path) -> Result<Self> {
@@ -87,7 +110,7 @@ impl EmbeddedDocStore {
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
         let db = crate::open_fjall(path)?;
         let ks = |name: &str| db.keyspace(name, crate::keyspace_options);
-        Ok(EmbeddedDocStore {
+        let store = EmbeddedDocStore {
             users: ks("users")?,
             products: ks("products")?,
             categories: ks("categories")?,
@@ -99,13 +122,72 @@ impl EmbeddedDocStore {
             by_day: ks("transactions_by_day")?,
             dead: ks("dead_letters")?,
             values: ks("customer_values")?,
-            sessions: db.keyspace("sessions", crate::document_keyspace_options)?,
+            session_docs: db.keyspace("session_docs", crate::document_keyspace_options)?,
+            session_ids: ks("session_ids")?,
             progress: ks("progress")?,
             durability,
             writer: Mutex::new(()),
             path: path.to_path_buf(),
             db,
-        })
+        };
+        store.migrate_sessions_by_id()?;
+        Ok(store)
+    }
+
+    /// A store written before sessions were keyed by day kept them in the
+    /// keyspace `sessions`, by id: they are moved to `session_docs` (in
+    /// write batches of 10,000, each with its deletions) and the old
+    /// keyspace is dropped. A crash midway leaves the rest for the next
+    /// open; storing a session twice is idempotent.
+    fn migrate_sessions_by_id(&self) -> Result<()> {
+        const OLD: &str = "sessions";
+        if !self.db.keyspace_exists(OLD) {
+            return Ok(());
+        }
+        let old = self.db.keyspace(OLD, crate::document_keyspace_options)?;
+        let mut moved = 0u64;
+        loop {
+            let mut sessions = Vec::new();
+            let mut keys = Vec::new();
+            for kv in old.iter().take(10_000) {
+                let (k, v) = kv.into_inner()?;
+                sessions.push(from_json::<Session>("session", &v)?);
+                keys.push(k);
+            }
+            if keys.is_empty() {
+                break;
+            }
+            let _w = self.lock();
+            let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+            self.add_sessions(&mut batch, &sessions);
+            for k in &keys {
+                batch.remove(&old, k.to_vec());
+            }
+            batch.commit()?;
+            moved += keys.len() as u64;
+        }
+        self.db.persist(crate::persist_mode(Durability::Machine))?;
+        self.db.delete_keyspace(old)?;
+        if moved > 0 {
+            tracing::info!(
+                sessions = moved,
+                "Moved the sessions of an older document store to the by-day layout."
+            );
+        }
+        Ok(())
+    }
+
+    fn add_sessions(&self, batch: &mut fjall::OwnedWriteBatch, items: &[Session]) {
+        for item in items {
+            let ts = schemas::time::format(item.start_time);
+            let k = key(&[
+                &ts.as_bytes()[..10],
+                ts.as_bytes(),
+                item.session_id.as_bytes(),
+            ]);
+            batch.insert(&self.session_ids, item.session_id.as_bytes(), k.as_slice());
+            batch.insert(&self.session_docs, k, to_json(item));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -310,20 +392,7 @@ impl DocumentStore for EmbeddedDocStore {
     }
 
     fn transaction_days(&self) -> Result<Vec<NaiveDate>> {
-        // Skip scan: one seek per day, not one step per transaction.
-        let mut days = Vec::new();
-        let mut from: Vec<u8> = Vec::new();
-        while let Some(kv) = self.by_day.range(from.clone()..).next() {
-            let k = kv.key()?;
-            let day = k.get(..10).unwrap_or_default();
-            let text = String::from_utf8_lossy(day);
-            let parsed = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map_err(|e| StoreError::corrupt(format!("day index key {text:?}: {e}")))?;
-            days.push(parsed);
-            from = day.to_vec();
-            from.push(1);
-        }
-        Ok(days)
+        days_of(&self.by_day)
     }
 
     fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>> {
@@ -385,18 +454,33 @@ impl DocumentStore for EmbeddedDocStore {
             return Ok(());
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
-        for item in items {
-            batch.insert(&self.sessions, item.session_id.as_bytes(), to_json(item));
-        }
+        self.add_sessions(&mut batch, items);
         batch.commit()?;
         Ok(())
     }
 
     fn session(&self, session_id: &str) -> Result<Option<Session>> {
-        self.sessions
-            .get(session_id.as_bytes())?
+        let Some(k) = self.session_ids.get(session_id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.session_docs
+            .get(k)?
             .map(|v| from_json("session", &v))
             .transpose()
+    }
+
+    fn session_days(&self) -> Result<Vec<NaiveDate>> {
+        days_of(&self.session_docs)
+    }
+
+    fn sessions_on(&self, day: NaiveDate) -> Result<Vec<Session>> {
+        let prefix = key(&[day.format("%Y-%m-%d").to_string().as_bytes(), b""]);
+        let mut out = Vec::new();
+        for kv in self.session_docs.prefix(&prefix) {
+            let (_, v) = kv.into_inner()?;
+            out.push(from_json("session", &v)?);
+        }
+        Ok(out)
     }
 
     fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {
@@ -435,5 +519,57 @@ impl DocumentStore for EmbeddedDocStore {
             out.insert((topic.to_string(), partition), next);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, start: &str) -> Session {
+        serde_json::from_value(serde_json::json!({
+            "session_id": id, "user_id": "user_000001", "start_time": start,
+            "duration_seconds": 60, "referrer": "direct",
+            "device_info": {"type": "mobile", "os": "iOS", "browser": "Safari",
+                            "city": "Austin", "state": "TX", "ip": "10.0.0.1"},
+            "conversion_status": "browsed", "viewed_products": ["prod_00001"],
+            "cart_contents": []
+        }))
+        .expect("session")
+    }
+
+    #[test]
+    fn sessions_of_the_by_id_layout_are_moved_to_the_by_day_layout_on_open() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (
+            session("sess_b", "2025-03-12T08:00:00"),
+            session("sess_a", "2025-03-12T09:00:00"),
+        );
+        {
+            // What an older ecomflow wrote: the keyspace `sessions`, by id.
+            let db = crate::open_fjall(dir.path()).expect("db");
+            let old = db
+                .keyspace("sessions", crate::document_keyspace_options)
+                .expect("keyspace");
+            for s in [&a, &b] {
+                old.insert(s.session_id.as_bytes(), to_json(s))
+                    .expect("insert");
+            }
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        let store = EmbeddedDocStore::open(dir.path()).expect("open");
+        assert_eq!(
+            store
+                .sessions_on(NaiveDate::from_ymd_opt(2025, 3, 12).expect("day"))
+                .expect("day"),
+            vec![a.clone(), b.clone()]
+        );
+        assert_eq!(store.session("sess_a").expect("get"), Some(b));
+        assert!(!store.db.keyspace_exists("sessions"));
+        drop(store);
+        // Opened again: nothing to move, the sessions stay.
+        let store = EmbeddedDocStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.session("sess_b").expect("get"), Some(a));
+        assert_eq!(store.counts().expect("counts").users, 0);
     }
 }

@@ -86,6 +86,38 @@ impl MongoDocStore {
         self.db.collection(name)
     }
 
+    /// The days of `collection`'s timestamps in `field` (text, canonical
+    /// format), ascending: a skip scan over the field's index, one query
+    /// per day.
+    fn days_of(&self, collection: &str, field: &str) -> Result<Vec<NaiveDate>> {
+        let coll = self.coll(collection);
+        let mut days = Vec::new();
+        let mut from = String::new();
+        loop {
+            let next = self
+                .runtime
+                .block_on(async {
+                    coll.find_one(doc! {field: {"$gte": &from}})
+                        .sort(doc! {field: 1})
+                        .projection(doc! {field: 1})
+                        .await
+                })
+                .map_err(server_error)?;
+            let Some(d) = next else { break };
+            let ts = d
+                .get_str(field)
+                .map_err(|e| StoreError::corrupt(format!("{collection} {field}: {e}")))?;
+            let day = ts
+                .get(..10)
+                .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+                .ok_or_else(|| StoreError::corrupt(format!("{collection} {field} {ts:?}")))?;
+            days.push(day);
+            let (start, _) = crate::doc::day_bounds(day + chrono::Duration::days(1));
+            from = fmt_ts(start);
+        }
+        Ok(days)
+    }
+
     fn create_indexes(&self) -> Result<()> {
         let unique = |keys: Document| {
             IndexModel::builder()
@@ -104,7 +136,10 @@ impl MongoDocStore {
                     ])
                     .await?;
                 self.coll("sessions")
-                    .create_indexes([plain(doc! {"user_id": 1, "start_time": -1})])
+                    .create_indexes([
+                        plain(doc! {"user_id": 1, "start_time": -1}),
+                        plain(doc! {"start_time": 1}),
+                    ])
                     .await?;
                 self.coll("transactions")
                     .create_indexes([
@@ -455,33 +490,7 @@ impl DocumentStore for MongoDocStore {
     }
 
     fn transaction_days(&self) -> Result<Vec<NaiveDate>> {
-        // Skip scan over the timestamp index: one query per day.
-        let coll = self.coll("transactions");
-        let mut days = Vec::new();
-        let mut from = String::new();
-        loop {
-            let next = self
-                .runtime
-                .block_on(async {
-                    coll.find_one(doc! {"timestamp": {"$gte": &from}})
-                        .sort(doc! {"timestamp": 1})
-                        .projection(doc! {"timestamp": 1})
-                        .await
-                })
-                .map_err(server_error)?;
-            let Some(d) = next else { break };
-            let ts = d
-                .get_str("timestamp")
-                .map_err(|e| StoreError::corrupt(format!("transaction timestamp: {e}")))?;
-            let day = ts
-                .get(..10)
-                .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
-                .ok_or_else(|| StoreError::corrupt(format!("transaction timestamp {ts:?}")))?;
-            days.push(day);
-            let (start, _) = crate::doc::day_bounds(day + chrono::Duration::days(1));
-            from = fmt_ts(start);
-        }
-        Ok(days)
+        self.days_of("transactions", "timestamp")
     }
 
     fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>> {
@@ -727,6 +736,20 @@ impl DocumentStore for MongoDocStore {
 
     fn session(&self, session_id: &str) -> Result<Option<Session>> {
         self.find_one("session", "sessions", session_id)
+    }
+
+    fn session_days(&self) -> Result<Vec<NaiveDate>> {
+        self.days_of("sessions", "start_time")
+    }
+
+    fn sessions_on(&self, day: NaiveDate) -> Result<Vec<Session>> {
+        let (start, end) = crate::doc::day_bounds(day);
+        self.find(
+            "session",
+            "sessions",
+            doc! {"start_time": {"$gte": fmt_ts(start), "$lte": fmt_ts(end)}},
+            Some(doc! {"start_time": 1, "_id": 1}),
+        )
     }
 
     fn put_progress(&self, group: &str, offsets: &Progress) -> Result<()> {

@@ -22,8 +22,8 @@ use crate::{Progress, Result, StoreError};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use schemas::{CartItem, ConversionStatus, DeviceInfo, DeviceType, Session};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Table of sessions per user.
 pub const USER_SESSIONS: &str = "user_sessions";
@@ -34,10 +34,6 @@ pub const PRODUCT_DAILY: &str = "product_daily";
 /// Families of [`PRODUCT_DAILY`].
 pub const DAILY_FAMILIES: [&str; 3] = ["views", "cart_adds", "purchases"];
 
-/// Sessions by day, for the nightly snapshot.
-pub const SESSIONS_BY_DAY: &str = "sessions_by_day";
-/// Days that have sessions.
-pub const SESSION_DAYS: &str = "session_days";
 /// Table of ingest's progress: row = consumer group, family `next`,
 /// qualifier `topic/partition`, value the next offset (decimal) not yet
 /// stored.
@@ -45,17 +41,6 @@ pub const INGEST_PROGRESS: &str = "ingest_progress";
 
 const REVERSE_MS: i64 = 9_999_999_999_999;
 const REVERSE_DAY: u32 = 99_999_999;
-
-/// `YYYY-MM-DD_` + 13-digit epoch milliseconds + `_` + session id.
-fn day_row_key(s: &Session) -> Vec<u8> {
-    format!(
-        "{}_{:013}_{}",
-        s.start_time.date().format("%Y-%m-%d"),
-        s.start_time.and_utc().timestamp_millis().max(0),
-        s.session_id
-    )
-    .into_bytes()
-}
 
 /// `user_000042_` + 13-digit reversed epoch milliseconds + `_` + session id.
 pub fn session_row_key(user_id: &str, start: NaiveDateTime, session_id: &str) -> Vec<u8> {
@@ -249,22 +234,15 @@ fn count(row: &Row, family: &str) -> Result<u64> {
 #[derive(Clone)]
 pub struct SessionStore {
     store: Arc<dyn WideColumnStore>,
-    /// Days this process has already recorded in `session_days`.
-    days_known: Arc<Mutex<BTreeSet<NaiveDate>>>,
 }
 
 impl SessionStore {
-    /// Wraps a store and makes sure both tables exist.
+    /// Wraps a store and makes sure its tables exist.
     pub fn new(store: Arc<dyn WideColumnStore>) -> Result<Self> {
         store.ensure_table(USER_SESSIONS, &SESSION_FAMILIES)?;
         store.ensure_table(PRODUCT_DAILY, &DAILY_FAMILIES)?;
-        store.ensure_table(SESSIONS_BY_DAY, &["session"])?;
-        store.ensure_table(SESSION_DAYS, &["day"])?;
         store.ensure_table(INGEST_PROGRESS, &["next"])?;
-        Ok(SessionStore {
-            store,
-            days_known: Arc::default(),
-        })
+        Ok(SessionStore { store })
     }
 
     /// The store underneath.
@@ -272,45 +250,15 @@ impl SessionStore {
         &self.store
     }
 
-    /// Writes sessions (idempotent): their `user_sessions` row, their
-    /// `sessions_by_day` entry, and their day in `session_days` the first
-    /// time this process sees that day.
+    /// Writes sessions (idempotent): their `user_sessions` row. (The
+    /// nightly snapshot reads a day's sessions from the document store,
+    /// which holds them too: [`crate::DocumentStore::sessions_on`].)
     pub fn put_sessions(&self, sessions: &[Session]) -> Result<()> {
         if sessions.is_empty() {
             return Ok(());
         }
         let rows: Vec<RowMutation> = sessions.iter().map(session_mutation).collect();
-        self.store.put_whole_rows(USER_SESSIONS, &rows)?;
-        let by_day: Vec<RowMutation> = sessions
-            .iter()
-            .map(|s| RowMutation {
-                row: day_row_key(s),
-                cells: vec![Cell::new("session", "json", json(s))],
-            })
-            .collect();
-        self.store.put_whole_rows(SESSIONS_BY_DAY, &by_day)?;
-        let days: BTreeSet<NaiveDate> = sessions.iter().map(|s| s.start_time.date()).collect();
-        let new: Vec<NaiveDate> = {
-            let known = self.days_known.lock().unwrap_or_else(|e| e.into_inner());
-            days.difference(&known).copied().collect()
-        };
-        if new.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<RowMutation> = new
-            .iter()
-            .map(|d| RowMutation {
-                row: d.format("%Y-%m-%d").to_string().into_bytes(),
-                cells: vec![Cell::new("day", "seen", "1")],
-            })
-            .collect();
-        self.store.put_whole_rows(SESSION_DAYS, &rows)?;
-        // Only once stored: a failed put is retried with the next batch.
-        self.days_known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(new);
-        Ok(())
+        self.store.put_whole_rows(USER_SESSIONS, &rows)
     }
 
     /// Writes `day`'s `product_daily` rows, counted from all of that day's
@@ -385,44 +333,6 @@ impl SessionStore {
             }
         }
         Ok(out)
-    }
-
-    /// The days that have sessions, ascending.
-    pub fn session_days(&self) -> Result<Vec<NaiveDate>> {
-        let rows = self
-            .store
-            .scan(SESSION_DAYS, b"", b"", &["day"], usize::MAX)?;
-        rows.iter()
-            .map(|r| {
-                let key = String::from_utf8_lossy(&r.key);
-                NaiveDate::parse_from_str(&key, "%Y-%m-%d")
-                    .map_err(|e| StoreError::corrupt(format!("session day {key:?}: {e}")))
-            })
-            .collect()
-    }
-
-    /// The sessions that started on `day`, by start time then id.
-    pub fn sessions_on(&self, day: NaiveDate) -> Result<Vec<Session>> {
-        let prefix = format!("{}_", day.format("%Y-%m-%d")).into_bytes();
-        let rows = self.store.scan(
-            SESSIONS_BY_DAY,
-            &prefix,
-            &prefix_end(&prefix),
-            &["session"],
-            usize::MAX,
-        )?;
-        rows.iter()
-            .map(|r| {
-                let v = r.get("session", "json").ok_or_else(|| {
-                    StoreError::corrupt(format!(
-                        "{SESSIONS_BY_DAY} row {} has no session:json",
-                        String::from_utf8_lossy(&r.key)
-                    ))
-                })?;
-                serde_json::from_slice(v)
-                    .map_err(|e| StoreError::corrupt(format!("session JSON: {e}")))
-            })
-            .collect()
     }
 
     /// A user's `n` newest sessions, newest first: one short prefix scan.
