@@ -1,7 +1,9 @@
-//! The aggregator's domain logic as plain functions over plain types:
-//! co-occurrence pairs, their significance, and counts kept by event time
-//! over a sliding window. No I/O here; the streaming process, serving and
-//! checkpoints build on these (issue 4).
+//! The aggregator: co-occurrence pairs, their significance and counts kept
+//! by event time over a sliding window, as plain functions over plain types
+//! with no I/O (`pairs`, `llr`, `window`, `cooccur`, `pairtable`,
+//! `processor`); and on top of them the parts that do I/O: the consumer
+//! group member with its checkpoints (`runner`, `codec`), the lookup API
+//! (`http`), metrics and the offline evaluation.
 //!
 //! # Layout
 //!

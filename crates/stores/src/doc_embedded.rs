@@ -2,7 +2,6 @@
 //! JSON, keyed by id), plus index keyspaces and the purchase summaries.
 //!
 //! - `products_by_category`: `category_id NUL product_id`;
-//! - `products_by_active`: `0|1 NUL product_id`;
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
 //! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id`,
 //!   for the nightly snapshot of one day;
@@ -46,7 +45,6 @@ pub struct EmbeddedDocStore {
     categories: Keyspace,
     transactions: Keyspace,
     by_category: Keyspace,
-    by_active: Keyspace,
     by_user: Keyspace,
     summaries: Keyspace,
     by_day: Keyspace,
@@ -116,7 +114,6 @@ impl EmbeddedDocStore {
             categories: ks("categories")?,
             transactions: ks("transactions")?,
             by_category: ks("products_by_category")?,
-            by_active: ks("products_by_active")?,
             by_user: ks("transactions_by_user")?,
             summaries: ks("purchase_summaries")?,
             by_day: ks("transactions_by_day")?,
@@ -131,6 +128,14 @@ impl EmbeddedDocStore {
             db,
         };
         store.migrate_sessions_by_id()?;
+        // An index of the active flag that nothing read, in stores written
+        // before 2026-11-26: dropped.
+        if store.db.keyspace_exists("products_by_active") {
+            let unused = store
+                .db
+                .keyspace("products_by_active", crate::keyspace_options)?;
+            store.db.delete_keyspace(unused)?;
+        }
         Ok(store)
     }
 
@@ -218,18 +223,9 @@ impl DocumentStore for EmbeddedDocStore {
             if let Some(old) = self.products.get(id)? {
                 let old: Product = from_json("product", &old)?;
                 batch.remove(&self.by_category, key(&[old.category_id.as_bytes(), id]));
-                batch.remove(
-                    &self.by_active,
-                    key(&[if old.is_active { b"1" } else { b"0" }, id]),
-                );
             }
             batch.insert(&self.products, id, to_json(p));
             batch.insert(&self.by_category, key(&[p.category_id.as_bytes(), id]), b"");
-            batch.insert(
-                &self.by_active,
-                key(&[if p.is_active { b"1" } else { b"0" }, id]),
-                b"",
-            );
         }
         batch.commit()?;
         Ok(())
@@ -539,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn sessions_of_the_by_id_layout_are_moved_to_the_by_day_layout_on_open() {
+    fn an_older_store_has_its_sessions_moved_to_the_by_day_layout_and_the_unused_index_dropped() {
         let dir = tempfile::tempdir().expect("tmp");
         let (a, b) = (
             session("sess_b", "2025-03-12T08:00:00"),
@@ -555,6 +551,10 @@ mod tests {
                 old.insert(s.session_id.as_bytes(), to_json(s))
                     .expect("insert");
             }
+            let unused = db
+                .keyspace("products_by_active", crate::keyspace_options)
+                .expect("keyspace");
+            unused.insert(b"1\0prod_00001", b"").expect("insert");
             db.persist(PersistMode::SyncAll).expect("persist");
         }
         let store = EmbeddedDocStore::open(dir.path()).expect("open");
@@ -566,6 +566,7 @@ mod tests {
         );
         assert_eq!(store.session("sess_a").expect("get"), Some(b));
         assert!(!store.db.keyspace_exists("sessions"));
+        assert!(!store.db.keyspace_exists("products_by_active"));
         drop(store);
         // Opened again: nothing to move, the sessions stay.
         let store = EmbeddedDocStore::open(dir.path()).expect("reopen");

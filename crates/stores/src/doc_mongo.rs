@@ -132,7 +132,6 @@ impl MongoDocStore {
                     .create_indexes([
                         unique(doc! {"product_id": 1}),
                         plain(doc! {"category_id": 1}),
-                        plain(doc! {"is_active": 1}),
                     ])
                     .await?;
                 self.coll("sessions")

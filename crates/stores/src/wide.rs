@@ -102,7 +102,8 @@ pub trait WideColumnStore: Send + Sync {
 }
 
 /// The smallest key greater than every key starting with `prefix`, for
-/// prefix scans (`None` when there is none, i.e. all bytes are 0xff).
+/// prefix scans; empty (a scan to the end of the table) when there is
+/// none, i.e. when every byte is 0xff.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
