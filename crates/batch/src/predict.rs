@@ -167,26 +167,78 @@ pub struct BgNbd {
     pub b: f64,
 }
 
+/// Customers as the likelihoods see them: grouped by repeat purchases `x`
+/// (ascending), and within a group the distinct `(t_x, t_cal)` with how
+/// many customers share them. Days are whole numbers, so a shop's
+/// customers fall into far fewer cells than there are customers, and the
+/// gamma functions of `x` are computed once per group, not per customer.
+type ByRepeats = Vec<(f64, Vec<(f64, f64, f64)>)>;
+
+fn by_repeats(data: &[Rfm]) -> ByRepeats {
+    let mut cells: Vec<(f64, f64, f64)> = data.iter().map(|c| (c.x, c.t_x, c.t_cal)).collect();
+    cells.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then(a.1.total_cmp(&b.1))
+            .then(a.2.total_cmp(&b.2))
+    });
+    let mut groups: ByRepeats = Vec::new();
+    for (x, t_x, t_cal) in cells {
+        match groups.last_mut() {
+            Some((gx, cells)) if *gx == x => match cells.last_mut() {
+                Some(cell) if cell.0 == t_x && cell.1 == t_cal => cell.2 += 1.0,
+                _ => cells.push((t_x, t_cal, 1.0)),
+            },
+            _ => groups.push((x, vec![(t_x, t_cal, 1.0)])),
+        }
+    }
+    groups
+}
+
 impl BgNbd {
     /// Log-likelihood of one customer.
     pub fn ll(&self, c: &Rfm) -> f64 {
+        self.ll_of_repeats(c.x) + self.ll_of_times(c.x, c.t_x, c.t_cal)
+    }
+
+    /// The part of a customer's log-likelihood that depends on `x` alone.
+    fn ll_of_repeats(&self, x: f64) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
-        let x = c.x;
         let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
         let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
-        let a3 = -(r + x) * (alpha + c.t_cal).ln();
+        a1 + a2
+    }
+
+    /// The rest of it: what depends on the recency and age too.
+    fn ll_of_times(&self, x: f64, t_x: f64, t_cal: f64) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let a3 = -(r + x) * (alpha + t_cal).ln();
         if x > 0.0 {
-            let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + c.t_x).ln();
+            let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * (alpha + t_x).ln();
             let m = a3.max(a4);
-            a1 + a2 + m + ((a3 - m).exp() + (a4 - m).exp()).ln()
+            m + ((a3 - m).exp() + (a4 - m).exp()).ln()
         } else {
-            a1 + a2 + a3
+            a3
         }
     }
 
     /// Total log-likelihood.
     pub fn total_ll(&self, data: &[Rfm]) -> f64 {
         data.iter().map(|c| self.ll(c)).sum()
+    }
+
+    /// [`total_ll`](Self::total_ll) over customers grouped by [`by_repeats`].
+    fn grouped_ll(&self, groups: &ByRepeats) -> f64 {
+        groups
+            .iter()
+            .map(|(x, cells)| {
+                let n: f64 = cells.iter().map(|c| c.2).sum();
+                n * self.ll_of_repeats(*x)
+                    + cells
+                        .iter()
+                        .map(|&(t_x, t_cal, k)| k * self.ll_of_times(*x, t_x, t_cal))
+                        .sum::<f64>()
+            })
+            .sum()
     }
 
     /// Maximum-likelihood fit.
@@ -197,7 +249,8 @@ impl BgNbd {
             a: p[2].exp(),
             b: p[3].exp(),
         };
-        let f = |p: &[f64]| -from(p).total_ll(data);
+        let groups = by_repeats(data);
+        let f = |p: &[f64]| -from(p).grouped_ll(&groups);
         let (p, v) = nelder_mead(&f, &[0.0, 0.0, 0.0, 0.0]);
         (from(&p), -v)
     }
@@ -369,6 +422,40 @@ mod tests {
         }
         // 2F1(a, b; b; z) = (1 - z)^-a.
         close(hyp2f1(2.5, 3.0, 3.0, 0.4), 0.6f64.powf(-2.5), 1e-12);
+    }
+
+    #[test]
+    fn the_grouped_likelihood_is_the_sum_over_customers() {
+        let c = |x: f64, t_x: f64, t_cal: f64| Rfm {
+            x,
+            t_x,
+            t_cal,
+            m: 10.0,
+        };
+        // Two customers share a cell, two share x only, one has none.
+        let data = [
+            c(2.0, 30.0, 80.0),
+            c(0.0, 0.0, 55.0),
+            c(2.0, 30.0, 80.0),
+            c(2.0, 41.0, 80.0),
+            c(5.0, 60.0, 61.0),
+        ];
+        let groups = by_repeats(&data);
+        assert_eq!(
+            groups,
+            vec![
+                (0.0, vec![(0.0, 55.0, 1.0)]),
+                (2.0, vec![(30.0, 80.0, 2.0), (41.0, 80.0, 1.0)]),
+                (5.0, vec![(60.0, 61.0, 1.0)]),
+            ]
+        );
+        let m = BgNbd {
+            r: 0.24,
+            alpha: 4.41,
+            a: 0.79,
+            b: 2.43,
+        };
+        close(m.grouped_ll(&groups), m.total_ll(&data), 1e-12);
     }
 
     #[test]

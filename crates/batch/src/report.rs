@@ -193,6 +193,28 @@ fn seed_beside_run(f: &Findings, devices: &[(String, f64)]) -> String {
     out
 }
 
+/// Rounds every float in `v` to 12 significant digits: DataFusion adds a
+/// sum's two partitions in whichever order they finish, so its last bits
+/// differ from run to run (72421.97000000054, then 72421.97000000058), and
+/// `findings.json` should be the same bytes for the same data, as the
+/// report is.
+fn round_floats(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(rounded) = n
+                .as_f64()
+                .and_then(|x| format!("{x:.11e}").parse::<f64>().ok())
+                .and_then(serde_json::Number::from_f64)
+            {
+                *n = rounded;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(round_floats),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(round_floats),
+        _ => {}
+    }
+}
+
 /// The findings as JSON, beside the report.
 pub const FINDINGS: &str = "findings.json";
 
@@ -497,10 +519,40 @@ pub fn write(
     }
     // Every figure of the report, machine-readable: what
     // scripts/spark_batch.py writes from Spark, compared in CI.
-    let json = serde_json::to_vec_pretty(f)
+    let mut value = serde_json::to_value(f)
+        .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
+    round_floats(&mut value);
+    let json = serde_json::to_vec_pretty(&value)
         .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
     crate::snapshot::write_atomic(&dir.join(FINDINGS), &json)?;
     let path = dir.join("report.md");
     crate::snapshot::write_atomic(&path, md.as_bytes())?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_floats;
+
+    #[test]
+    fn floats_are_rounded_to_twelve_significant_digits_and_integers_kept() {
+        let mut v = serde_json::json!({
+            "revenue": [72421.97000000054, 72421.97000000058],
+            "third": 1.0 / 3.0,
+            "customers": 249,
+            "segment": "VIP",
+            "small": 1.234567890123456e-7
+        });
+        round_floats(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "revenue": [72421.97, 72421.97],
+                "third": 0.333333333333,
+                "customers": 249,
+                "segment": "VIP",
+                "small": 1.23456789012e-7
+            })
+        );
+    }
 }
