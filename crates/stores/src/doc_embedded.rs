@@ -78,6 +78,22 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
     parts.join(&0u8)
 }
 
+/// `YYYY-MM-DD NUL timestamp NUL id`: a record's key in a by-day keyspace
+/// (`transactions_by_day`, `session_docs`), in time order within a day;
+/// `ts` is the timestamp as stored ([`schemas::time::format`]).
+fn day_key(ts: &str, id: &[u8]) -> Vec<u8> {
+    key(&[
+        ts.as_bytes().get(..10).unwrap_or_default(),
+        ts.as_bytes(),
+        id,
+    ])
+}
+
+/// The prefix of `day`'s keys in a by-day keyspace ([`day_key`]).
+fn day_prefix(day: NaiveDate) -> Vec<u8> {
+    key(&[day.format("%Y-%m-%d").to_string().as_bytes(), b""])
+}
+
 /// The days of a keyspace whose keys start with `YYYY-MM-DD`, ascending: a
 /// skip scan, one seek per day, not one step per key.
 fn days_of(ks: &Keyspace) -> Result<Vec<NaiveDate>> {
@@ -184,12 +200,10 @@ impl EmbeddedDocStore {
 
     fn add_sessions(&self, batch: &mut fjall::OwnedWriteBatch, items: &[Session]) {
         for item in items {
-            let ts = schemas::time::format(item.start_time);
-            let k = key(&[
-                &ts.as_bytes()[..10],
-                ts.as_bytes(),
+            let k = day_key(
+                &schemas::time::format(item.start_time),
                 item.session_id.as_bytes(),
-            ]);
+            );
             batch.insert(&self.session_ids, item.session_id.as_bytes(), k.as_slice());
             batch.insert(&self.session_docs, k, to_json(item));
         }
@@ -275,11 +289,7 @@ impl DocumentStore for EmbeddedDocStore {
                 key(&[t.user_id.as_bytes(), ts.as_bytes(), id.as_bytes()]),
                 b"",
             );
-            batch.insert(
-                &self.by_day,
-                key(&[&ts.as_bytes()[..10], ts.as_bytes(), id.as_bytes()]),
-                b"",
-            );
+            batch.insert(&self.by_day, day_key(&ts, id.as_bytes()), b"");
             let summary = match summaries.entry(t.user_id.as_str()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -392,7 +402,7 @@ impl DocumentStore for EmbeddedDocStore {
     }
 
     fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>> {
-        let prefix = key(&[day.format("%Y-%m-%d").to_string().as_bytes(), b""]);
+        let prefix = day_prefix(day);
         let mut out = Vec::new();
         for kv in self.by_day.prefix(&prefix) {
             let k = kv.key()?;
@@ -470,7 +480,7 @@ impl DocumentStore for EmbeddedDocStore {
     }
 
     fn sessions_on(&self, day: NaiveDate) -> Result<Vec<Session>> {
-        let prefix = key(&[day.format("%Y-%m-%d").to_string().as_bytes(), b""]);
+        let prefix = day_prefix(day);
         let mut out = Vec::new();
         for kv in self.session_docs.prefix(&prefix) {
             let (_, v) = kv.into_inner()?;

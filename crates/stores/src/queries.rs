@@ -3,7 +3,7 @@
 //! category and day, the top customers, the payment-method mix, and a
 //! user's purchase history with product names.
 //!
-//! Each is a [`DocumentStore`](crate::DocumentStore) method. The functions
+//! Each is a [`DocumentStore`] method. The functions
 //! here are the definitions, written over the store's plain reads: the
 //! embedded store answers with them, and MongoDB answers with an
 //! aggregation pipeline run by the server (`doc_mongo.rs`). The contract

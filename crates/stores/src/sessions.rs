@@ -1,4 +1,4 @@
-//! The two wide-column tables of the seed report's HBase design, on any
+//! The wide-column tables of the seed report's HBase design, on any
 //! [`WideColumnStore`]:
 //!
 //! - `user_sessions`: row key `user_id _ reversed-ms _ session_id`, so a
@@ -12,10 +12,11 @@
 //!   is complete ([`SessionStore::put_product_day`]): counted in memory from
 //!   the day's sessions, so writing a day again writes the same numbers, and
 //!   ingest pays nothing for it.
-//! - `sessions_by_day`: row key `YYYY-MM-DD _ 13-digit epoch ms _ session_id`,
-//!   family `session` with the whole session as one JSON cell: a secondary
-//!   index by day, so the nightly snapshot of a day is one range scan.
-//! - `session_days`: one row per day that has sessions (`YYYY-MM-DD`).
+//! - `ingest_progress`: ingest's next offset per consumer group, topic and
+//!   partition (see [`SessionStore::put_progress`]).
+//!
+//! The nightly snapshot reads a day's sessions from the document store,
+//! which holds them too ([`crate::DocumentStore::sessions_on`]).
 
 use crate::wide::{prefix_end, Cell, Row, RowMutation, WideColumnStore};
 use crate::{Progress, Result, StoreError};
