@@ -122,6 +122,8 @@ pub fn engagement_score(sessions: i64, converted: i64, viewed: i64) -> f64 {
 
 /// [`basket_pairs`](crate::basket_pairs) as an Arroyo UDF (feature `udf-basket-pairs`).
 #[cfg(feature = "udf-basket-pairs")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod basket_pairs_udf {
     use arroyo_udf_plugin::udf;
 
@@ -134,6 +136,8 @@ pub mod basket_pairs_udf {
 
 /// [`basket_items`](crate::basket_items) as an Arroyo UDF (feature `udf-basket-items`).
 #[cfg(feature = "udf-basket-items")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod basket_items_udf {
     use arroyo_udf_plugin::udf;
 
@@ -146,6 +150,8 @@ pub mod basket_items_udf {
 
 /// [`basket_size`](crate::basket_size) as an Arroyo UDF (feature `udf-basket-size`).
 #[cfg(feature = "udf-basket-size")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod basket_size_udf {
     use arroyo_udf_plugin::udf;
 
@@ -158,6 +164,8 @@ pub mod basket_size_udf {
 
 /// [`pair_llr`](crate::pair_llr) as an Arroyo UDF (feature `udf-pair-llr`).
 #[cfg(feature = "udf-pair-llr")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod pair_llr_udf {
     use arroyo_udf_plugin::udf;
 
@@ -170,6 +178,8 @@ pub mod pair_llr_udf {
 
 /// [`pair_lift`](crate::pair_lift) as an Arroyo UDF (feature `udf-pair-lift`).
 #[cfg(feature = "udf-pair-lift")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod pair_lift_udf {
     use arroyo_udf_plugin::udf;
 
@@ -182,6 +192,8 @@ pub mod pair_lift_udf {
 
 /// [`pair_confidence`](crate::pair_confidence) as an Arroyo UDF (feature `udf-pair-confidence`).
 #[cfg(feature = "udf-pair-confidence")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod pair_confidence_udf {
     use arroyo_udf_plugin::udf;
 
@@ -194,6 +206,8 @@ pub mod pair_confidence_udf {
 
 /// [`engagement_score`](crate::engagement_score) as an Arroyo UDF (feature `udf-engagement-score`).
 #[cfg(feature = "udf-engagement-score")]
+// `#[udf]` generates exported glue functions without doc comments.
+#[allow(missing_docs)]
 pub mod engagement_score_udf {
     use arroyo_udf_plugin::udf;
 

@@ -2,6 +2,8 @@
 //! (expected values worked out by hand, below), and a generated shop
 //! processed with a checkpoint, a stop and a restore in the middle, which
 //! must give exactly the state of an uninterrupted run.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

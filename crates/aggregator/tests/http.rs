@@ -1,5 +1,7 @@
 //! The lookup API against a server on 127.0.0.1:0, answering while events
 //! are applied, and refusing bad input with 400/404 and a JSON body.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

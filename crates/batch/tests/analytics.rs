@@ -1,5 +1,7 @@
 //! Every analytic on a tiny hand-made shop whose answers were worked out by
 //! hand (the arithmetic is in the comments), plus the incremental snapshot.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use batch::{BatchConfig, SegmentCuts};
 use chrono::{NaiveDate, NaiveDateTime};

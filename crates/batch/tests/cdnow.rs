@@ -1,6 +1,8 @@
 //! BG/NBD and Gamma-Gamma fitted on the CDNOW sample (2,357 customers, time
 //! in weeks) agree with the parameters published by Fader, Hardie and Lee.
 //! The data file comes from the `lifetimes` package; see fixtures/README.md.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use batch::predict::{BgNbd, GammaGamma, Rfm};
 

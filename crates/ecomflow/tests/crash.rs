@@ -3,6 +3,8 @@
 //! valid event is stored exactly once, summaries equal a recomputation from
 //! the stored transactions, and the dead-letter topic holds exactly the
 //! dirty records.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eventlog::embedded::EmbeddedLog;
 use eventlog::EventLog;

@@ -1,6 +1,8 @@
 //! `replay --dataset`: a dataset `generate` wrote replays to the same
 //! answers as the generated shop, and a user's file with broken lines has
 //! every line stored or dead-lettered with its reason.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -147,12 +147,12 @@ fn decode_value(topic: &str, partition: u32, offset: u64, v: &[u8]) -> Result<Re
     })
 }
 
-/// The embedded, durable event log. Cheap to clone; clones share the store.
 /// The size at which the records' memtable is sealed and flushed: half of
 /// fjall's default, as the stores do (see `stores::MEMTABLE_BYTES`, which
 /// says what it saves).
 pub const MEMTABLE_BYTES: u64 = 32 << 20;
 
+/// The embedded, durable event log. Cheap to clone; clones share the store.
 #[derive(Clone)]
 pub struct EmbeddedLog {
     inner: Arc<Inner>,

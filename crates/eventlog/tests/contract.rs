@@ -1,6 +1,8 @@
 //! The log contract, written once and run against every implementation that
 //! is available: the embedded log always, Kafka when `ECOMFLOW_KAFKA_BROKERS`
 //! names a broker (CI starts one; see `.ci/run`).
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eventlog::embedded::EmbeddedLog;
 use eventlog::kafka::KafkaLog;

@@ -5,6 +5,8 @@
 //! reads back the same once re-encoded. Then a corpus goes through the
 //! ingest worker: each record is stored or dead-lettered with its reason,
 //! none lost.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eventlog::embedded::EmbeddedLog;
 use eventlog::{EventLog, TopicSpec};

@@ -142,12 +142,11 @@ impl Catalog {
             })
             .collect();
         let price_level: Vec<f64> = (0..n_cat).map(|_| lognormal(&mut rng, 35.0, 0.8)).collect();
-        let cat_size = Alias::new(
+        let cat_size = Alias::new_or_uniform(
             &(0..n_cat)
                 .map(|_| lognormal(&mut rng, 1.0, 0.4))
                 .collect::<Vec<_>>(),
-        )
-        .expect("positive weights");
+        );
         // Each category is bought with two partner categories (phones with
         // phone accessories, say): that is where most complements come from.
         let partners: Vec<[usize; 2]> = (0..n_cat)
@@ -228,8 +227,7 @@ impl Catalog {
                 0.0
             };
         }
-        let fallback = |w: &[f64]| Alias::new(w).or_else(|| Alias::new(&vec![1.0; w.len().max(1)]));
-        let popularity = fallback(&pop).expect("non-empty");
+        let popularity = Alias::new_or_uniform(&pop);
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); n_cat];
         for (p, &c) in product_category.iter().enumerate() {
             if sellable(p) {
@@ -240,7 +238,7 @@ impl Catalog {
             .into_iter()
             .map(|m| {
                 let w: Vec<f64> = m.iter().map(|&p| pop[p as usize]).collect();
-                let alias = fallback(&w).expect("non-empty");
+                let alias = Alias::new_or_uniform(&w);
                 (m, alias)
             })
             .collect();
@@ -347,7 +345,7 @@ impl Catalog {
             });
             dirty_users.push(dirty);
         }
-        let user_activity = fallback(&activity).expect("non-empty");
+        let user_activity = Alias::new_or_uniform(&activity);
 
         Catalog {
             categories,

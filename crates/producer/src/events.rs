@@ -134,8 +134,8 @@ fn skeleton(cfg: &ShopConfig, catalog: &Catalog) -> Vec<Slot> {
             weekday_weight(date) * trend * sale
         })
         .collect();
-    let day_alias = Alias::new(&days).expect("positive day weights");
-    let hour_alias = Alias::new(&HOUR_WEIGHTS).expect("positive hour weights");
+    let day_alias = Alias::new_or_uniform(&days);
+    let hour_alias = Alias::new_or_uniform(&HOUR_WEIGHTS);
     let n = cfg.sessions as usize;
     let mut slots = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);

@@ -50,6 +50,18 @@ impl Alias {
         Some(Alias { prob, alias })
     }
 
+    /// Builds the table, or one that draws uniformly from `weights.len()`
+    /// indexes (at least one) when no weight is positive.
+    pub fn new_or_uniform(weights: &[f64]) -> Self {
+        Self::new(weights).unwrap_or_else(|| {
+            let n = weights.len().max(1);
+            Alias {
+                prob: vec![1.0; n],
+                alias: (0..n as u32).collect(),
+            }
+        })
+    }
+
     /// Draws an index.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
         let i = rng.random_range(0..self.prob.len());
@@ -136,6 +148,25 @@ mod tests {
         );
         assert!(Alias::new(&[0.0, 0.0]).is_none());
         assert!(Alias::new(&[]).is_none());
+    }
+
+    #[test]
+    fn without_positive_weights_the_fallback_is_uniform() {
+        let mut rng = rand::rngs::ChaCha8Rng::seed_from_u64(7);
+        let a = Alias::new_or_uniform(&[0.0, 0.0, f64::NAN]);
+        let mut counts = [0u32; 3];
+        for _ in 0..30_000 {
+            counts[a.sample(&mut rng)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
+        let empty = Alias::new_or_uniform(&[]);
+        assert_eq!(empty.sample(&mut rng), 0);
+        // With positive weights it is the ordinary table.
+        let w = Alias::new_or_uniform(&[0.0, 1.0]);
+        assert!((0..100).all(|_| w.sample(&mut rng) == 1));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The generator's promises: determinism, exact counts, the intended shape,
 //! sessions and transactions that agree, and dirty records of every kind
 //! the validator knows.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use producer::events::{Event, Stream};
 use producer::shape::ShapeCollector;

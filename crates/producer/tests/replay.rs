@@ -1,5 +1,7 @@
 //! Replay into the log: everything published once, in order per user, and an
 //! interrupted replay resumes without losing or repeating an event.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eventlog::embedded::EmbeddedLog;
 use eventlog::kafka::KafkaLog;

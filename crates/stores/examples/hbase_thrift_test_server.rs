@@ -4,6 +4,8 @@
 //! port). It prints `ECOMFLOW_HBASE_THRIFT=127.0.0.1:PORT` and serves until
 //! killed. It is not HBase; it lets several ecomflow processes share one
 //! wide-column store over the same protocol they would use with HBase.
+// A test server for the contract tests: a failed unwrap stops it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
 #[path = "../tests/support/hbase_server.rs"]

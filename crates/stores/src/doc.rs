@@ -22,11 +22,6 @@ pub struct DocCounts {
     pub transactions: u64,
 }
 
-/// Collections `users`, `products`, `categories`, `transactions`.
-///
-/// Every write is idempotent: documents are keyed by their ids, so a
-/// replayed batch overwrites itself, and a transaction already stored is
-/// never counted again in its user's purchase summary.
 /// What [`DocumentStore::put_transactions_checked`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransactionsPut {
@@ -37,6 +32,13 @@ pub struct TransactionsPut {
     pub conflicts: Vec<usize>,
 }
 
+/// The document store: MongoDB or the embedded one.
+///
+/// Collections `users`, `products`, `categories`, `transactions`.
+///
+/// Every write is idempotent: documents are keyed by their ids, so a
+/// replayed batch overwrites itself, and a transaction already stored is
+/// never counted again in its user's purchase summary.
 pub trait DocumentStore: Send + Sync {
     /// Which implementation this is, for logs.
     fn describe(&self) -> String;

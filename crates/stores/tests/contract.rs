@@ -1,6 +1,8 @@
 //! Store contracts, written once and run against every implementation that
 //! is available here. Server implementations run the same functions from
 //! their own test files when a server address is given.
+// Test code: a failed unwrap is a failed assertion, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{NaiveDate, NaiveDateTime};
 use schemas::*;
@@ -9,6 +11,7 @@ use stores::doc_embedded::EmbeddedDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
 use stores::{Cell, DailyCounts, DocumentStore, Row, RowMutation, SessionStore, WideColumnStore};
 
+/// A test timestamp from its text.
 pub fn ts(s: &str) -> NaiveDateTime {
     schemas::time::parse(s).expect("test literal")
 }
