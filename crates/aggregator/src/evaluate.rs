@@ -8,8 +8,73 @@
 //! popularity alone achieves.
 
 use crate::cooccur::{Ranking, Span};
-use crate::processor::Aggregator;
+use crate::processor::{Aggregator, AggregatorConfig};
+use chrono::NaiveDateTime;
+use schemas::topics;
 use std::collections::{HashMap, HashSet};
+
+/// The train/test split of [`evaluate`]: events before `split` train a
+/// model; the transactions after it are the held-out baskets.
+#[derive(Debug)]
+pub struct Holdout {
+    split: NaiveDateTime,
+    /// The model, trained on the events before the split.
+    pub model: Aggregator,
+    /// Each held-out transaction's product numbers.
+    pub test: Vec<Vec<u32>>,
+    offsets: HashMap<String, u64>,
+}
+
+impl Holdout {
+    /// An untrained model with `config`, splitting at `split`.
+    pub fn new(config: AggregatorConfig, split: NaiveDateTime) -> Holdout {
+        Holdout {
+            split,
+            model: Aggregator::new(config),
+            test: Vec::new(),
+            offsets: HashMap::new(),
+        }
+    }
+
+    /// Takes the next event of the stream (in event-time order) as the log
+    /// would carry it: before the split it is applied to the model (at the
+    /// next offset of its topic); after it, a valid transaction becomes a
+    /// test basket and everything else is left out.
+    pub fn feed(&mut self, topic: &str, time: NaiveDateTime, payload: &[u8]) {
+        if time < self.split {
+            let offset = self.offsets.entry(topic.to_string()).or_insert(0);
+            self.model.apply(topic, 0, *offset, payload);
+            *offset += 1;
+        } else if topic == topics::TRANSACTIONS {
+            if let Ok(t) = schemas::decode_transaction(payload) {
+                self.test.push(
+                    t.items
+                        .iter()
+                        .filter_map(|i| schemas::ids::parse_product_id(&i.product_id))
+                        .collect(),
+                );
+            }
+        }
+    }
+
+    /// Events the model was trained on.
+    pub fn trained_on(&self) -> u64 {
+        self.offsets.values().sum()
+    }
+
+    /// Held-out baskets with two or more distinct items (the ones queried).
+    pub fn multi_item_baskets(&self) -> usize {
+        self.test
+            .iter()
+            .filter(|b| b.iter().collect::<HashSet<_>>().len() >= 2)
+            .count()
+    }
+
+    /// [`evaluate`] on the held-out baskets.
+    pub fn evaluate(&self, complements: &HashMap<u32, Vec<u32>>, k: usize) -> Vec<Quality> {
+        evaluate(&self.model, &self.test, complements, k)
+    }
+}
 
 /// Hit rates and planted-pair recall of one ranking.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +164,6 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processor::AggregatorConfig;
     use schemas::envelope::{encode, Kind};
 
     fn basket(i: u64, day: u32, items: &[u32]) -> (u64, Vec<u8>) {
@@ -160,5 +224,37 @@ mod tests {
         // Planted: 1 -> 2 is found (top 1 of 1 is 2); 3 -> 4 is not.
         assert_eq!(get("llr").planted_recall, 0.5);
         assert_eq!(get("best-seller").planted_recall, 0.0);
+    }
+
+    /// Days 1-2 train, day 3 on is held out: the {1, 2} baskets of days 1
+    /// and 2 are applied (2 events, offsets 0 and 1), the day-3 baskets
+    /// {1, 2} and {7} are the test (one with 2+ items), and a day-3
+    /// session is neither.
+    #[test]
+    fn the_holdout_trains_before_the_split_and_tests_after_it() {
+        let split = schemas::time::parse("2025-01-03T00:00:00").expect("date");
+        let mut h = Holdout::new(AggregatorConfig::default(), split);
+        let time =
+            |day: u32| schemas::time::parse(&format!("2025-01-{day:02}T12:00:00")).expect("date");
+        for (i, day, items) in [
+            (0, 1, &[1, 2][..]),
+            (1, 2, &[1, 2]),
+            (2, 3, &[1, 2]),
+            (3, 3, &[7]),
+        ] {
+            let (_, payload) = basket(i, day, items);
+            h.feed(schemas::topics::TRANSACTIONS, time(day), &payload);
+        }
+        h.feed(schemas::topics::SESSIONS, time(3), b"not even a session");
+        assert_eq!(h.trained_on(), 2);
+        assert_eq!(h.test, vec![vec![1, 2], vec![7]]);
+        assert_eq!(h.multi_item_baskets(), 1);
+        let top = h.model.bought_together(1, 5, Ranking::Count, Span::AllTime);
+        assert_eq!(top.len(), 1);
+        assert_eq!((top[0].item, top[0].score.count), (2, 2));
+        // Item 1's top partner is 2, and so is 2's: both queries hit.
+        let q = h.evaluate(&HashMap::new(), 1);
+        let count = q.iter().find(|x| x.name == "count").expect("count");
+        assert_eq!(count.hit_rate, 1.0);
     }
 }

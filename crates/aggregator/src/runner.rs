@@ -14,10 +14,11 @@ use crate::processor::{Aggregator, AggregatorConfig, Event, Outcome};
 use eventlog::{EventLog, LogError, Offsets, Record};
 use schemas::envelope::DeadLetter;
 use schemas::fsio::{Durability, Replace};
+use schemas::shutdown::{consumer_done, Shutdown};
 use schemas::topics;
 use schemas::Rejection;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ pub struct RunnerConfig {
     /// With [`Durability::Machine`] a checkpoint is synced (file, then its
     /// directory after the rename) before its offsets are committed.
     pub durability: Durability,
+    /// Stop once the group has consumed everything and nothing new arrived
+    /// for this long (`--until-idle`); see [`schemas::shutdown::consumer_done`].
+    pub until_idle: Option<Duration>,
 }
 
 /// Counters of a runner.
@@ -60,6 +64,16 @@ pub struct RunnerStats {
     pub checkpoints: AtomicU64,
     /// Periodic checkpoints that failed in a row (0 after a success).
     pub checkpoint_failures: AtomicU64,
+    /// Nanoseconds from the runner's start to the end of the last batch it
+    /// applied: its busy time, without the idle wait that may follow.
+    pub busy_nanos: AtomicU64,
+}
+
+impl RunnerStats {
+    /// Time from the runner's start to the last batch it applied.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
+    }
 }
 
 /// The longest wait between two tries of a failing checkpoint.
@@ -208,15 +222,18 @@ pub fn next_checkpoint_wait(every: Duration, took: Duration) -> Duration {
     every.max(took.saturating_mul(CHECKPOINT_SPACING))
 }
 
-/// Consumes until `stop` is set, then checkpoints one last time.
+/// Consumes until `stop` is stopped, or, when it drains (or after
+/// [`RunnerConfig::until_idle`]), until the group has consumed everything;
+/// then checkpoints one last time.
 pub fn run(
     log: &dyn EventLog,
     model: &RwLock<Aggregator>,
     cfg: &RunnerConfig,
     stats: &RunnerStats,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Result<(), RunnerError> {
     metrics::init();
+    let started = Instant::now();
     let mut consumer = log.consumer(&cfg.group, &INPUT_TOPICS)?;
     let mut producer = log.producer()?;
     let mut last = Instant::now();
@@ -278,10 +295,12 @@ pub fn run(
         // Whether records were applied since the last checkpoint, how long
         // that one took, and how many batches are being decoded.
         let (mut dirty, mut took_last, mut in_flight) = (false, Duration::ZERO, 0usize);
-        while !stop.load(Ordering::Relaxed) {
+        let mut idle_since = Instant::now();
+        while !stop.is_stopped() {
             let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
             let polled = !records.is_empty();
             if polled {
+                idle_since = Instant::now();
                 raw_tx
                     .send(records)
                     .map_err(|_| RunnerError::Decoder("the decoder stopped".into()))?;
@@ -296,17 +315,24 @@ pub fn run(
                 in_flight -= 1;
                 dirty |= !batch.is_empty();
                 apply_batch(model, stats, &mut producer, batch)?;
+                let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                stats.busy_nanos.store(busy, Ordering::Relaxed);
             }
             let records_is_empty = !polled && in_flight == 0;
+            // Told to finish what the log holds (or idle for --until-idle).
+            let leaving = records_is_empty
+                && (stop.is_draining()
+                    || cfg.until_idle.is_some_and(|d| idle_since.elapsed() >= d));
             // Caught up: the state is made durable and the offsets committed
             // now rather than at the next tick, so a consumer group's lag reads
             // 0 once the aggregator has applied everything (spaced like the
             // periodic ones, so a trickle of events cannot make it write all
-            // the time; failing ones wait for their backoff).
+            // the time, unless it is leaving; failing ones wait for their
+            // backoff).
             let caught_up = records_is_empty
                 && dirty
                 && stats.checkpoint_failures.load(Ordering::Relaxed) == 0
-                && last.elapsed() >= took_last.saturating_mul(CHECKPOINT_SPACING);
+                && (leaving || last.elapsed() >= took_last.saturating_mul(CHECKPOINT_SPACING));
             if caught_up || last.elapsed() >= wait {
                 // A periodic checkpoint that fails (disk full, no descriptors
                 // left) does not stop the service: the state is still in
@@ -337,6 +363,15 @@ pub fn run(
                     }
                 }
                 last = Instant::now();
+            }
+            // Everything applied is committed: done if nothing is left.
+            if leaving
+                && !dirty
+                && consumer_done(stop, cfg.until_idle, idle_since, || {
+                    log.lag(&cfg.group, &INPUT_TOPICS)
+                })?
+            {
+                break;
             }
         }
         drop(raw_tx);

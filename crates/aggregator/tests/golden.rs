@@ -264,7 +264,7 @@ fn one_partition_log(dir: &std::path::Path) -> eventlog::embedded::EmbeddedLog {
 fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
     use aggregator::runner::{self, RunnerConfig, RunnerStats};
     use eventlog::EventLog;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -294,12 +294,13 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
         batch: 100,
         on_decoder_start: None,
         durability: schemas::fsio::Durability::Process,
+        until_idle: None,
     };
     let model = Arc::new(std::sync::RwLock::new(Aggregator::new(
         AggregatorConfig::default(),
     )));
     let stats = Arc::new(RunnerStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = schemas::Shutdown::new();
     let handle = {
         let (model, stats, stop, cfg) = (model.clone(), stats.clone(), stop.clone(), cfg.clone());
         std::thread::spawn(move || runner::run(&log, &model, &cfg, &stats, &stop))
@@ -329,7 +330,7 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
         stats.checkpoints.load(Ordering::Relaxed) >= 1
     });
     assert_eq!(stats.checkpoint_failures.load(Ordering::Relaxed), 0);
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     handle.join().expect("join").expect("runner ends cleanly");
     let saved = std::fs::read(&cfg.checkpoint).expect("checkpoint written");
     let restored = Aggregator::restore(&saved).expect("restore");
@@ -355,7 +356,7 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
 fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
     use aggregator::runner::{self, RunnerConfig, RunnerStats};
     use eventlog::{EventLog, Offsets, Rewound};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -415,10 +416,11 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
         batch: 100,
         on_decoder_start: None,
         durability: schemas::fsio::Durability::Machine,
+        until_idle: None,
     };
     let model = Arc::new(std::sync::RwLock::new(model));
     let stats = Arc::new(RunnerStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = schemas::Shutdown::new();
     let handle = {
         let (model, stats, stop, cfg) = (model.clone(), stats.clone(), stop.clone(), cfg.clone());
         std::thread::spawn(move || runner::run(&log, &model, &cfg, &stats, &stop))
@@ -431,7 +433,7 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     handle.join().expect("join").expect("runner ends cleanly");
     let count = |m: &Aggregator| {
         m.bought_together(1, 10, Ranking::Count, Span::AllTime)[0]

@@ -117,10 +117,10 @@ pub struct BatchConfig {
     /// are trusted (the replay's nightly runs check sizes and row counts;
     /// `ecomflow batch` checksums too).
     pub check: snapshot::Check,
-    /// When set (by another thread), the run stops after the day partitions
-    /// being written and returns [`BatchError::Cancelled`]: what it wrote
-    /// is recorded, the rest is left for the next run.
-    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// When stopped (by another thread), the run stops after the day
+    /// partitions being written and returns [`BatchError::Cancelled`]: what
+    /// it wrote is recorded, the rest is left for the next run.
+    pub cancel: Option<schemas::Shutdown>,
 }
 
 impl BatchConfig {
@@ -195,20 +195,19 @@ fn run_steps(
     };
 
     let t = Instant::now();
-    let cancelled = || {
-        cfg.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-    };
     let snap = snapshot::snapshot_cancellable(
         docs,
         sessions,
         &cfg.snapshot_dir,
         cfg.through,
         cfg.check,
-        cfg.cancel.as_deref(),
+        cfg.cancel.as_ref(),
     )?;
-    if cancelled() {
+    if cfg
+        .cancel
+        .as_ref()
+        .is_some_and(schemas::Shutdown::is_stopped)
+    {
         return Err(BatchError::Cancelled);
     }
     time(&mut steps, "snapshot", t);

@@ -325,9 +325,9 @@ pub fn snapshot_cancellable(
     dir: &Path,
     through: Option<NaiveDate>,
     check: Check,
-    cancel: Option<&std::sync::atomic::AtomicBool>,
+    cancel: Option<&schemas::Shutdown>,
 ) -> Result<SnapshotStats> {
-    let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+    let cancelled = || cancel.is_some_and(schemas::Shutdown::is_stopped);
     std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
     let mut manifest = Manifest::load(dir)?;
     let mut stats = SnapshotStats::default();

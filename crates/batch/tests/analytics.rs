@@ -914,7 +914,9 @@ fn a_cancelled_run_leaves_the_next_one_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shop = tiny_shop(dir.path());
     let mut cfg = BatchConfig::new(dir.path());
-    cfg.cancel = Some(Arc::new(std::sync::atomic::AtomicBool::new(true)));
+    let cancel = schemas::Shutdown::new();
+    cancel.stop();
+    cfg.cancel = Some(cancel);
     assert!(matches!(
         batch::run(&shop.docs, &shop.sessions, &cfg),
         Err(batch::BatchError::Cancelled)

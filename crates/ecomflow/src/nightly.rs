@@ -1,12 +1,10 @@
-//! The batch job from the command line, on a schedule, and inside the
-//! replay after each simulated midnight.
+//! The batch inside the replay, after each simulated midnight, and what a
+//! batch run prints.
 
-use crate::cli::{BatchArgs, SqlArgs};
-use crate::pipeline::{self, Stores};
+use crate::pipeline::Stores;
 use batch::{BatchConfig, BatchOutcome};
 use chrono::NaiveDate;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use schemas::Shutdown;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -48,52 +46,9 @@ pub fn print_outcome(o: &BatchOutcome) {
     );
 }
 
-/// `ecomflow batch`: once, or every `--every` seconds until Ctrl-C.
-pub fn batch_command(args: BatchArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let cfg = args.batch.config(&args.log.data_dir)?;
-    let stores = pipeline::open_stores(&args.log)?;
-    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
-    loop {
-        let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg);
-        let Some(every) = args.every else {
-            print_outcome(&outcome?);
-            return Ok(());
-        };
-        // As a service, a failed night is logged (and counted in
-        // ecomflow_batch_runs_total{outcome="error"}); the next one retries.
-        match outcome {
-            Ok(o) => print_outcome(&o),
-            Err(e) => tracing::error!(error = %e, retry_in_secs = every, "Batch run failed."),
-        }
-        let mut waited = 0u64;
-        while waited < every * 10 {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            waited += 1;
-        }
-    }
-}
-
-/// `ecomflow sql`.
-pub fn sql_command(args: SqlArgs) -> anyhow::Result<()> {
-    let engine = batch::Engine::open(&args.data_dir.join("snapshot"))?;
-    let result = engine.query_read_only(&args.query)?;
-    match &args.out {
-        Some(path) => {
-            let rows = batch::engine::write_result(&result, path)?;
-            println!("{rows} rows written to {}", path.display());
-        }
-        None => println!("{}", batch::engine::format_text(&result.batches)?),
-    }
-    Ok(())
-}
-
 /// The batch running beside a replay.
 pub struct Nightly {
-    stop: Arc<AtomicBool>,
-    cancel: Arc<AtomicBool>,
+    stop: Shutdown,
     handle: JoinHandle<anyhow::Result<Option<BatchOutcome>>>,
 }
 
@@ -104,24 +59,24 @@ impl Nightly {
     /// runs through the latest complete day, not once per missed day, and
     /// after a run of `d` seconds it rests `2d` before the next, so it never
     /// takes more than a third of the time (the final batch covers the rest).
+    /// Stopping `stop` cancels a run in progress ([`Nightly::finish`]).
     pub fn start(
         stores: Stores,
         cfg: BatchConfig,
         complete_day: impl Fn() -> Option<NaiveDate> + Send + 'static,
         on_run: impl Fn(&BatchOutcome) + Send + 'static,
+        stop: Shutdown,
     ) -> Nightly {
-        let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let cancel = Arc::new(AtomicBool::new(false));
         let mut cfg = cfg;
-        cfg.cancel = Some(cancel.clone());
+        cfg.cancel = Some(stop.clone());
         let handle = std::thread::Builder::new()
             .name("nightly-batch".into())
             .spawn(move || {
                 let mut done: Option<NaiveDate> = None;
                 let mut last = None;
                 let mut rest_until = std::time::Instant::now();
-                while !flag.load(Ordering::Relaxed) {
+                while !flag.is_stopped() {
                     match complete_day() {
                         Some(day)
                             if done.is_none_or(|d| day > d)
@@ -146,7 +101,12 @@ impl Nightly {
                             done = Some(day);
                             last = Some(outcome);
                         }
-                        _ => std::thread::sleep(Duration::from_millis(250)),
+                        // The stored-through time moves with ingest's
+                        // batches: looked at again in 250 ms, or at once
+                        // when stopped.
+                        _ => {
+                            flag.wait_timeout(Duration::from_millis(250));
+                        }
                     }
                 }
                 Ok(last)
@@ -155,19 +115,14 @@ impl Nightly {
             Ok(h) => h,
             Err(e) => std::thread::spawn(move || Err(anyhow::anyhow!("starting the batch: {e}"))),
         };
-        Nightly {
-            stop,
-            cancel,
-            handle,
-        }
+        Nightly { stop, handle }
     }
 
     /// Stops: a run in progress stops after the day partitions it is
     /// writing (the final batch does the rest), or finishes its analytics
     /// if it is past the snapshot.
     pub fn finish(self) -> anyhow::Result<Option<BatchOutcome>> {
-        self.stop.store(true, Ordering::SeqCst);
-        self.cancel.store(true, Ordering::SeqCst);
+        self.stop.stop();
         self.handle
             .join()
             .map_err(|_| anyhow::anyhow!("the nightly batch thread panicked"))?

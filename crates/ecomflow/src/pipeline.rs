@@ -1,13 +1,17 @@
-//! Wiring: opens the log and the stores the flags ask for, and runs ingest
-//! workers on threads.
+//! Wiring: opens the log and the stores the flags ask for, and runs the
+//! ingest workers and the aggregator on threads, each stage under its own
+//! [`Shutdown`] token.
 
 use crate::cli::{AggregatorFlags, IngestFlags, LogArgs};
 use anyhow::Context;
+use eventlog::embedded::EmbeddedLog;
+use eventlog::kafka::KafkaLog;
 use eventlog::EventLog;
 use ingest::{IngestConfig, IngestError, IngestStats};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use schemas::Shutdown;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use stores::doc_embedded::EmbeddedDocStore;
 use stores::doc_mongo::MongoDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
@@ -91,27 +95,156 @@ fn other_aggregator_groups(data_dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Opens the event log the flags ask for.
+pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
+    match &args.kafka_brokers {
+        Some(brokers) => {
+            let markers = args.data_dir.join("markers");
+            if fresh {
+                match std::fs::remove_dir_all(&markers) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("removing {}", markers.display()))
+                    }
+                    _ => {}
+                }
+                tracing::warn!(
+                    "--fresh with Kafka forgets the replay's progress but cannot empty the topics."
+                );
+            }
+            Ok(Arc::new(KafkaLog::new(brokers, markers)))
+        }
+        None => {
+            let dir = args.data_dir.join("log");
+            if fresh && dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            Ok(Arc::new(EmbeddedLog::open_with(&dir, args.durability())?))
+        }
+    }
+}
+
+/// The threads of one stage, joined together. [`Threads::wait_timeout`]
+/// returns as soon as the last of them ends (a condition variable, not a
+/// poll of the handles).
+pub struct Threads<E> {
+    what: &'static str,
+    handles: Vec<JoinHandle<Result<(), E>>>,
+    running: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// Counts its thread out when dropped, however the thread ends.
+struct Running(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let (count, ended) = &*self.0;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        ended.notify_all();
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> Threads<E> {
+    /// No threads yet; `what` names them in errors ("an ingest thread").
+    pub fn new(what: &'static str) -> Self {
+        Threads {
+            what,
+            handles: Vec::new(),
+            running: Arc::default(),
+        }
+    }
+
+    /// Starts `f` on a thread called `name`.
+    pub fn spawn(
+        &mut self,
+        name: String,
+        f: impl FnOnce() -> Result<(), E> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        *self.running.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let running = Running(self.running.clone());
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let _running = running;
+            f()
+        });
+        // A thread that did not start counted itself out as its closure
+        // (and `_running` in it) was dropped.
+        self.handles
+            .push(handle.with_context(|| format!("starting {}", self.what))?);
+        Ok(())
+    }
+
+    /// Waits until every thread has ended or `timeout` has passed; true
+    /// if they all ended.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let (count, ended) = &*self.running;
+        let n = count.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, _) = ended
+            .wait_timeout_while(n, timeout, |n| *n > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *n == 0
+    }
+
+    /// Joins every thread; the first error, if any.
+    pub fn join(self) -> anyhow::Result<()> {
+        let mut first = Ok(());
+        for h in self.handles {
+            let r = match h.join() {
+                Ok(r) => r.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("{} panicked", self.what)),
+            };
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+/// Lets a stage finish what the log holds (`drain`) or stop now, waits for
+/// its threads, calling `tick` every 200 ms meanwhile (a progress line),
+/// then stops its token so its helper threads (the lag gauge) end too.
+pub fn finish_stage<E: std::error::Error + Send + Sync + 'static>(
+    threads: &Threads<E>,
+    token: &Shutdown,
+    drain: bool,
+    mut tick: impl FnMut(),
+) {
+    if drain {
+        token.drain();
+    } else {
+        token.stop();
+    }
+    while !threads.wait_timeout(Duration::from_millis(200)) {
+        tick();
+    }
+    token.stop();
+}
+
 /// Ingest settings from flags.
-fn ingest_config(flags: &IngestFlags, partitions: u32) -> IngestConfig {
+fn ingest_config(flags: &IngestFlags, partitions: u32, until_idle: Option<u64>) -> IngestConfig {
     IngestConfig {
         group: flags.ingest_group.clone(),
         batch: flags.ingest_batch.max(1),
         partitions: partitions.max(1),
+        until_idle: until_idle.map(Duration::from_secs),
         ..IngestConfig::default()
     }
 }
 
-/// Worker threads of one process.
-pub type Workers = Vec<JoinHandle<Result<(), IngestError>>>;
+/// The ingest workers of one process.
+pub type Workers = Threads<IngestError>;
 
 /// Creates the topics, opens the stores and starts the ingest workers the
-/// flags ask for; they run until `stop` is set.
+/// flags ask for; they run until `stop` stops (or drains, or
+/// `until_idle` seconds pass without records, once all are consumed).
 pub fn start_ingest(
     log: Arc<dyn EventLog>,
     args: &LogArgs,
     flags: &IngestFlags,
     stats: Arc<IngestStats>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
+    until_idle: Option<u64>,
 ) -> anyhow::Result<(Stores, Workers)> {
     // Topics must exist before consumers subscribe.
     log.ensure_topics(&producer::replay::topic_specs(args.partitions.max(1)))?;
@@ -136,96 +269,53 @@ pub fn start_ingest(
         &ingest::metrics::LAG,
         stop.clone(),
     )?;
-    let workers = spawn_ingest(
-        log,
-        stores.clone(),
-        ingest_config(flags, args.partitions),
-        flags.ingest_workers,
-        stats,
-        stop,
-    )?;
+    let cfg = ingest_config(flags, args.partitions, until_idle);
+    let mut workers = Threads::new("an ingest thread");
+    for i in 0..flags.ingest_workers.max(1) {
+        let (log, stores, cfg, stats, stop) = (
+            log.clone(),
+            stores.clone(),
+            cfg.clone(),
+            stats.clone(),
+            stop.clone(),
+        );
+        workers.spawn(format!("ingest-{i}"), move || {
+            ingest::run_worker(
+                log.as_ref(),
+                stores.docs.as_ref(),
+                &stores.sessions,
+                &cfg,
+                &stats,
+                &stop,
+            )
+        })?;
+    }
     Ok((stores, workers))
 }
 
 /// Reads `group`'s lag into `gauge` every 2 s on a thread of its own until
-/// `stop` is set: on Kafka a lag query is several round trips, which the
+/// `stop` stops: on Kafka a lag query is several round trips, which the
 /// consumers should not wait on.
 fn watch_lag(
     log: Arc<dyn EventLog>,
     group: String,
     topics: &'static [&'static str],
     gauge: &'static telemetry::prometheus::IntGauge,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
 ) -> anyhow::Result<()> {
-    use std::sync::atomic::Ordering;
     std::thread::Builder::new()
         .name(format!("lag-{group}"))
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match log.lag(&group, topics) {
-                    Ok(lag) => gauge.set(i64::try_from(lag).unwrap_or(i64::MAX)),
-                    Err(e) => tracing::debug!(%group, error = %e, "Could not read the lag."),
-                }
-                for _ in 0..20 {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
+        .spawn(move || loop {
+            match log.lag(&group, topics) {
+                Ok(lag) => gauge.set(i64::try_from(lag).unwrap_or(i64::MAX)),
+                Err(e) => tracing::debug!(%group, error = %e, "Could not read the lag."),
+            }
+            if stop.wait_timeout(Duration::from_secs(2)) {
+                return;
             }
         })
         .context("starting the lag watcher")?;
     Ok(())
-}
-
-/// Starts `workers` ingest threads; they run until `stop` is set.
-fn spawn_ingest(
-    log: Arc<dyn EventLog>,
-    stores: Stores,
-    cfg: IngestConfig,
-    workers: usize,
-    stats: Arc<IngestStats>,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<Workers> {
-    (0..workers.max(1))
-        .map(|i| {
-            let (log, stores, cfg, stats, stop) = (
-                log.clone(),
-                stores.clone(),
-                cfg.clone(),
-                stats.clone(),
-                stop.clone(),
-            );
-            std::thread::Builder::new()
-                .name(format!("ingest-{i}"))
-                .spawn(move || {
-                    ingest::run_worker(
-                        log.as_ref(),
-                        stores.docs.as_ref(),
-                        &stores.sessions,
-                        &cfg,
-                        &stats,
-                        &stop,
-                    )
-                })
-                .context("starting an ingest thread")
-        })
-        .collect()
-}
-
-/// Joins worker threads and returns the first error.
-pub fn join_all(handles: Workers) -> anyhow::Result<()> {
-    let mut first = Ok(());
-    for h in handles {
-        let r = match h.join() {
-            Ok(r) => r.map_err(anyhow::Error::from),
-            Err(_) => Err(anyhow::anyhow!("an ingest thread panicked")),
-        };
-        if first.is_ok() {
-            first = r;
-        }
-    }
-    first
 }
 
 /// The aggregator of one process: its model, served over HTTP, fed by a
@@ -239,23 +329,20 @@ pub struct AggregatorHandle {
     pub stats: Arc<aggregator::runner::RunnerStats>,
     /// The API's default ranking (the summary ranks the same way).
     pub ranking: aggregator::cooccur::Ranking,
-    runner: JoinHandle<Result<(), aggregator::runner::RunnerError>>,
+    /// The runner's thread; `None` once joined.
+    pub runner: Option<Threads<aggregator::runner::RunnerError>>,
+    /// The runner's token: drain it to finish the log, stop it to stop.
+    pub stop: Shutdown,
     runtime: tokio::runtime::Runtime,
 }
 
 impl AggregatorHandle {
-    /// Waits for the runner (after its stop flag is set).
+    /// Waits for the runner to end (it ends when its token stops or
+    /// drains, or at `--until-idle`), then stops its token.
     pub fn join_runner(&mut self) -> anyhow::Result<()> {
-        let runner = std::mem::replace(&mut self.runner, std::thread::spawn(|| Ok(())));
-        match runner.join() {
-            Ok(r) => r.map_err(anyhow::Error::from),
-            Err(_) => Err(anyhow::anyhow!("the aggregator thread panicked")),
-        }
-    }
-
-    /// Whether the runner has stopped.
-    pub fn runner_finished(&self) -> bool {
-        self.runner.is_finished()
+        let joined = self.runner.take().map_or(Ok(()), Threads::join);
+        self.stop.stop();
+        joined
     }
 
     /// Stops serving.
@@ -283,11 +370,14 @@ fn http_runtime(
 }
 
 /// Restores (or creates) the aggregator, starts its runner and its API.
+/// The runner runs until `stop` stops (or drains, or `until_idle` seconds
+/// pass without records, once all are consumed).
 pub fn start_aggregator(
     log: Arc<dyn EventLog>,
     args: &LogArgs,
     flags: &AggregatorFlags,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
+    until_idle: Option<u64>,
 ) -> anyhow::Result<AggregatorHandle> {
     use aggregator::{http, processor::AggregatorConfig, runner};
     let checkpoint = flags.checkpoint_path(&args.data_dir);
@@ -329,6 +419,7 @@ pub fn start_aggregator(
         batch: 5_000,
         on_decoder_start: Some(yield_to_lookups),
         durability: args.durability(),
+        until_idle: until_idle.map(Duration::from_secs),
     };
     watch_lag(
         log.clone(),
@@ -337,20 +428,19 @@ pub fn start_aggregator(
         &aggregator::metrics::LAG,
         stop.clone(),
     )?;
-    let (m, s) = (model.clone(), stats.clone());
-    let runner = std::thread::Builder::new()
-        .name("aggregator".into())
-        .spawn(move || {
-            lower_priority(AGGREGATOR_NICE);
-            runner::run(log.as_ref(), &m, &cfg, &s, &stop)
-        })
-        .context("starting the aggregator thread")?;
+    let (m, s, token) = (model.clone(), stats.clone(), stop.clone());
+    let mut runner = Threads::new("the aggregator thread");
+    runner.spawn("aggregator".into(), move || {
+        lower_priority(AGGREGATOR_NICE);
+        runner::run(log.as_ref(), &m, &cfg, &s, &token)
+    })?;
     Ok(AggregatorHandle {
         model,
         addr,
         stats,
         ranking,
-        runner,
+        runner: Some(runner),
+        stop,
         runtime,
     })
 }

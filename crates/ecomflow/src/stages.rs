@@ -3,7 +3,7 @@
 //! its events, seconds, events/s, and the rate over its first and last
 //! tenth of events, which shows whether it slowed down as the stores grew.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use schemas::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ pub fn peak_rss_kb() -> u64 {
 pub struct StageClock {
     names: Vec<&'static str>,
     samples: Arc<Mutex<Vec<Sample>>>,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -65,7 +65,7 @@ impl StageClock {
         read: impl Fn() -> Vec<u64> + Send + 'static,
     ) -> StageClock {
         let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Shutdown::new();
         let (s, flag) = (samples.clone(), stop.clone());
         let started = Instant::now();
         let take = move || Sample {
@@ -76,13 +76,14 @@ impl StageClock {
         let handle = std::thread::Builder::new()
             .name("stage-clock".into())
             .spawn(move || loop {
-                let done = flag.load(Ordering::Relaxed);
+                let done = flag.is_stopped();
                 let sample = take();
                 s.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
                 if done {
                     return;
                 }
-                std::thread::sleep(EVERY);
+                // A sample every EVERY; the last one at once on finish.
+                flag.wait_timeout(EVERY);
             })
             .ok();
         StageClock {
@@ -96,7 +97,7 @@ impl StageClock {
     /// Takes a last sample and returns each stage's figures (stages that
     /// handled no event are left out).
     pub fn finish(mut self) -> Vec<StageRow> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

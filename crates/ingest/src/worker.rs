@@ -8,10 +8,11 @@ use eventlog::{
 use schemas::envelope::{
     decode_catalog, decode_session, decode_transaction, CatalogRecord, DeadLetter,
 };
+use schemas::shutdown::{consumer_done, Shutdown};
 use schemas::{topics, Rejection};
 use schemas::{Session, Transaction};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use stores::{DocumentStore, SessionStore, StoreError};
@@ -28,6 +29,9 @@ pub struct IngestConfig {
     /// Partitions per topic (to know when every partition has been seen,
     /// for the stored-through event time).
     pub partitions: u32,
+    /// Stop once the group has consumed everything and nothing new arrived
+    /// for this long (`--until-idle`); see [`schemas::shutdown::consumer_done`].
+    pub until_idle: Option<Duration>,
 }
 
 impl Default for IngestConfig {
@@ -37,6 +41,7 @@ impl Default for IngestConfig {
             batch: 2_000,
             poll_timeout: Duration::from_millis(200),
             partitions: 4,
+            until_idle: None,
         }
     }
 }
@@ -382,16 +387,18 @@ fn is_retryable(e: &IngestError) -> bool {
     }
 }
 
-/// Runs one worker until `stop` is set, then returns after finishing and
-/// committing its current batch. Several workers with the same
-/// [`IngestConfig::group`] share the partitions.
+/// Runs one worker until `stop` is stopped, then returns after finishing
+/// and committing its current batch; when `stop` drains (or after
+/// [`IngestConfig::until_idle`]), once the group has consumed everything.
+/// Several workers with the same [`IngestConfig::group`] share the
+/// partitions.
 pub fn run_worker(
     log: &dyn EventLog,
     docs: &dyn DocumentStore,
     sessions: &SessionStore,
     cfg: &IngestConfig,
     stats: &IngestStats,
-    stop: &AtomicBool,
+    stop: &Shutdown,
 ) -> Result<(), IngestError> {
     let mut worker = Worker {
         log,
@@ -404,30 +411,39 @@ pub fn run_worker(
         dlq_done: HashMap::new(),
     };
     metrics::init();
+    let mut idle_since = Instant::now();
     let result = loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_stopped() {
             break Ok(());
         }
         let records = match worker.consumer.poll(cfg.batch, cfg.poll_timeout) {
             Ok(r) => r,
             Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "Poll failed; retrying.");
-                std::thread::sleep(Duration::from_millis(500));
+                stop.wait_timeout(Duration::from_millis(500));
                 continue;
             }
             Err(e) => break Err(e.into()),
         };
         if records.is_empty() {
+            match consumer_done(stop, cfg.until_idle, idle_since, || {
+                log.lag(&cfg.group, &INPUT_TOPICS)
+            }) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "Could not read the group's lag."),
+            }
             continue;
         }
+        idle_since = Instant::now();
         // An uncommitted batch is safe to process again: retry what may
         // pass later (a server down), stop on what will not.
         let mut backoff = Duration::from_millis(200);
         let outcome = loop {
             match worker.process(&records) {
-                Err(e) if is_retryable(&e) && !stop.load(Ordering::Relaxed) => {
+                Err(e) if is_retryable(&e) && !stop.is_stopped() => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "Ingest batch failed; retrying.");
-                    std::thread::sleep(backoff);
+                    stop.wait_timeout(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 other => break other,
@@ -508,21 +524,10 @@ mod tests {
             ..IngestConfig::default()
         };
         let stats = IngestStats::default();
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let worker = s.spawn(|| run_worker(&log, &docs, &sessions, &cfg, &stats, &stop));
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while stats.snapshot().consumed < 3 {
-                assert!(
-                    Instant::now() < deadline,
-                    "not consumed: {:?}",
-                    stats.snapshot()
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            stop.store(true, Ordering::Relaxed);
-            worker.join().expect("join").expect("worker");
-        });
+        // Drained: the worker stops once the group has consumed all three.
+        let stop = Shutdown::new();
+        stop.drain();
+        run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");
         let snap = stats.snapshot();
         assert_eq!(
             (snap.transactions, snap.new_transactions),

@@ -12,8 +12,8 @@ use crate::events::{Event, EventStream};
 use chrono::NaiveDateTime;
 use eventlog::{EventLog, LogError, TopicSpec};
 use schemas::topics;
+use schemas::Shutdown;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -180,7 +180,7 @@ pub fn run(
     source: &Source,
     log: &dyn EventLog,
     opts: &ReplayOptions,
-    stop: &AtomicBool,
+    stop: &Shutdown,
     mut progress: impl FnMut(&Progress),
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
@@ -241,14 +241,10 @@ pub fn run(
                     event_time: last_time,
                 });
             }
-            while due > Instant::now() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                std::thread::sleep((due - Instant::now()).min(Duration::from_millis(100)));
-            }
+            // Woken at once by a stop.
+            stop.wait_timeout(due.saturating_duration_since(Instant::now()));
         }
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_stopped() {
             interrupted = true;
             break;
         }

@@ -8,8 +8,8 @@ use eventlog::kafka::KafkaLog;
 use eventlog::{EventLog, Record};
 use producer::replay::{self, ReplayError, ReplayOptions, Source};
 use producer::{Catalog, EventStream, ShopConfig};
+use schemas::Shutdown;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,12 +74,12 @@ fn interrupted_replay_resumes_exactly() {
         batch: 500,
         ..ReplayOptions::default()
     };
-    let stop = AtomicBool::new(false);
+    let stop = Shutdown::new();
     let mut batches = 0;
     let first = replay::run(&Source::Shop(cfg.clone()), &log, &opts, &stop, |_| {
         batches += 1;
         if batches == 3 {
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.stop();
         }
     })
     .expect("first run");
@@ -89,7 +89,7 @@ fn interrupted_replay_resumes_exactly() {
         &Source::Shop(cfg.clone()),
         &log,
         &opts,
-        &AtomicBool::new(false),
+        &Shutdown::new(),
         |_| {},
     )
     .expect("second run");
@@ -112,7 +112,7 @@ fn interrupted_replay_resumes_exactly() {
         &Source::Shop(cfg.clone()),
         &log,
         &opts,
-        &AtomicBool::new(false),
+        &Shutdown::new(),
         |_| {},
     )
     .expect("third run");
@@ -132,7 +132,7 @@ fn replay_refuses_a_log_of_another_shop() {
         &Source::Shop(small.clone()),
         &log,
         &ReplayOptions::default(),
-        &AtomicBool::new(false),
+        &Shutdown::new(),
         |_| {},
     )
     .expect("run");
@@ -141,7 +141,7 @@ fn replay_refuses_a_log_of_another_shop() {
         &Source::Shop(other.clone()),
         &log,
         &ReplayOptions::default(),
-        &AtomicBool::new(false),
+        &Shutdown::new(),
         |_| {},
     );
     assert!(matches!(err, Err(ReplayError::OtherShop(_))), "{err:?}");
@@ -167,7 +167,7 @@ fn paced_replay_takes_the_time_it_should() {
         &Source::Shop(cfg.clone()),
         &log,
         &opts,
-        &AtomicBool::new(false),
+        &Shutdown::new(),
         |_| updates += 1,
     )
     .expect("run");
@@ -202,7 +202,7 @@ fn kafka_replay_round_trip() {
         &Source::Shop(cfg.clone()),
         &log,
         &ReplayOptions::default(),
-        &AtomicBool::new(false),
+        &Shutdown::new(),
         |_| {},
     )
     .expect("replay");

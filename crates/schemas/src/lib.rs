@@ -15,10 +15,12 @@
 //! - [`time`]: the timestamp formats we accept and the one we write.
 //! - [`fsio`]: files replaced whole (temporary file and rename) and
 //!   [`fsio::Durability`], how far a write goes towards the disk.
+//! - [`shutdown`]: the one stop signal of every stage ([`Shutdown`]).
 
 pub mod envelope;
 pub mod fsio;
 pub mod ids;
+pub mod shutdown;
 pub mod time;
 pub mod types;
 pub mod validate;
@@ -27,6 +29,7 @@ pub use envelope::{
     decode_catalog, decode_session, decode_transaction, encode, CatalogRecord, DeadLetter, Kind,
     SCHEMA_VERSION,
 };
+pub use shutdown::Shutdown;
 pub use types::{
     CartItem, Category, ConversionStatus, CustomerValue, DeviceInfo, DeviceType, GeoData, LineItem,
     PaymentMethod, PricePoint, Product, PurchaseSummary, Session, Transaction, User,

@@ -1,0 +1,25 @@
+//! `ecomflow ingest`: ingest workers as a service.
+
+use crate::cli::IngestArgs;
+use crate::{pipeline, ui};
+use std::sync::Arc;
+
+/// Runs the workers until Ctrl-C (or `--until-idle`), then prints what
+/// they stored.
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+    let log = pipeline::open_log(&args.log, false)?;
+    let stop = super::ctrl_c()?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    let stats = Arc::new(ingest::IngestStats::default());
+    let (stores, workers) = pipeline::start_ingest(
+        log.clone(),
+        &args.log,
+        &args.ingest,
+        stats.clone(),
+        stop.child(),
+        args.until_idle,
+    )?;
+    tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");
+    workers.join()?;
+    ui::print_ingest_summary(&stats.snapshot(), &stores)
+}

@@ -1,0 +1,351 @@
+//! `ecomflow replay`: the main job. Publishes the shop's days to the event
+//! log while, in the same process, ingest stores them, the aggregator
+//! serves lookups and the nightly batch reports after each simulated
+//! midnight; then everything finishes what the log holds and the final
+//! batch writes the report.
+
+use crate::cli::ReplayArgs;
+use crate::nightly::{self, Nightly};
+use crate::pipeline::{self, AggregatorHandle, Stores, Workers};
+use crate::{stages, ui};
+use anyhow::Context;
+use chrono::NaiveDate;
+use eventlog::EventLog;
+use indicatif::ProgressBar;
+use producer::replay::{ReplaySummary, Source};
+use schemas::Shutdown;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Replays, then prints the summary and the report's figures.
+pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    let source = match &args.dataset {
+        Some(dir) => Source::Dataset(
+            producer::dataset::Dataset::open(dir)
+                .with_context(|| format!("opening the dataset {}", dir.display()))?,
+        ),
+        None => Source::Shop(args.shop.config()?),
+    };
+    if args.fresh {
+        // Everything embedded goes: a log started over with old stores or an
+        // old aggregator checkpoint would skip or double-count events.
+        pipeline::remove_embedded(&args.log)?;
+    }
+    // Opened on a background-priority thread: the log's store workers it
+    // starts yield to lookups (see `pipeline::yield_to_lookups`).
+    let log = pipeline::in_background(|| pipeline::open_log(&args.log, args.fresh))??;
+    match &source {
+        Source::Shop(cfg) => {
+            tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.")
+        }
+        Source::Dataset(d) => {
+            tracing::info!(log = %log.describe(), dataset = %d.id().dir, records = d.total(), "Replaying a dataset.")
+        }
+    }
+    let stop = super::ctrl_c()?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    // Topics exist before any consumer subscribes.
+    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+    let mut running = Running::start(&args, &log, &stop)?;
+    let bar = ui::progress_bar(0, "events");
+    let published = Arc::new(AtomicU64::new(0));
+    let clock = running.stage_clock(published.clone());
+    let result = publish(
+        &args,
+        &source,
+        log.as_ref(),
+        &stop,
+        &running,
+        &published,
+        &bar,
+    );
+    let complete = result.as_ref().is_ok_and(|s| !s.interrupted);
+    let finished = running.finish(log.as_ref(), &args, complete, &bar);
+    bar.finish_and_clear();
+    let summary = result?;
+    let nightly = finished?;
+    let interrupted = summary.interrupted || stop.is_stopped();
+    print_publish_summary(&summary, interrupted, log.as_ref());
+    if let Some(ingest) = &running.ingest {
+        ui::print_ingest_summary(&ingest.stats.snapshot(), &ingest.stores)?;
+    }
+    if let Some(r) = nightly {
+        r.context("the nightly batch")?;
+    }
+    // The last run covers everything stored, the final day included.
+    let final_batch = match &running.ingest {
+        Some(ingest) if !args.no_batch && !interrupted => {
+            Some(final_batch(&ingest.stores, &running.batch)?)
+        }
+        _ => None,
+    };
+    let rows = clock.finish();
+    if !rows.is_empty() {
+        print!("Stages (events from this run):\n{}", stages::format(&rows));
+        if let Some(secs) = final_batch {
+            println!(
+                "  final batch {secs:.1} s; peak RSS of the run {} MiB.",
+                stages::peak_rss_kb() / 1024
+            );
+        }
+    }
+    if let Some(a) = running.aggregator {
+        ui::print_aggregator_summary(&a);
+        if args.aggregator.keep_serving && !interrupted {
+            println!("Serving lookups on http://{} until Ctrl-C.", a.addr);
+            stop.wait();
+        }
+        a.shutdown();
+    }
+    if interrupted {
+        println!("Run the same command again to resume where it stopped.");
+    }
+    Ok(())
+}
+
+/// Ingest in this process: its stores, workers, token and counters.
+struct Ingest {
+    stores: Stores,
+    /// `None` once joined.
+    workers: Option<Workers>,
+    stop: Shutdown,
+    stats: Arc<ingest::IngestStats>,
+}
+
+/// The stages that run beside the publisher.
+struct Running {
+    aggregator: Option<AggregatorHandle>,
+    ingest: Option<Ingest>,
+    nightly: Option<Nightly>,
+    /// The day the nightly batch last reported through, for the progress line.
+    nightly_day: Arc<Mutex<Option<NaiveDate>>>,
+    batch: batch::BatchConfig,
+}
+
+impl Running {
+    /// Starts the aggregator and its API (first, so a taken --http address
+    /// fails before any work), ingest and the nightly batch, unless
+    /// `--publish-only`.
+    fn start(args: &ReplayArgs, log: &Arc<dyn EventLog>, stop: &Shutdown) -> anyhow::Result<Self> {
+        let batch = args.report.config(&args.log.data_dir)?;
+        let nightly_day = Arc::new(Mutex::new(None));
+        if args.publish_only {
+            return Ok(Running {
+                aggregator: None,
+                ingest: None,
+                nightly: None,
+                nightly_day,
+                batch,
+            });
+        }
+        let aggregator = pipeline::start_aggregator(
+            log.clone(),
+            &args.log,
+            &args.aggregator,
+            stop.child(),
+            None,
+        )?;
+        println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", aggregator.addr);
+        // Everything this thread does and starts from here on (publish,
+        // ingest, the stores, the batch) gives way to lookups.
+        pipeline::yield_to_lookups();
+        let stats = Arc::new(ingest::IngestStats::default());
+        let ingest_stop = stop.child();
+        let (stores, workers) = pipeline::start_ingest(
+            log.clone(),
+            &args.log,
+            &args.ingest,
+            stats.clone(),
+            ingest_stop.clone(),
+            None,
+        )?;
+        // The nightly batch: after each simulated midnight whose events are
+        // all stored, snapshot and report through that day.
+        let nightly = (!args.no_batch && !args.no_nightly).then(|| {
+            let stats = stats.clone();
+            let partitions = args.log.partitions.max(1);
+            let shown = nightly_day.clone();
+            Nightly::start(
+                stores.clone(),
+                batch.clone(),
+                move || {
+                    let wm = stats.low_watermark_ms(partitions)?;
+                    let t = chrono::DateTime::from_timestamp_millis(wm)?.naive_utc();
+                    t.date().pred_opt()
+                },
+                move |o| {
+                    *shown.lock().unwrap_or_else(|e| e.into_inner()) = o.through;
+                },
+                stop.child(),
+            )
+        });
+        Ok(Running {
+            aggregator: Some(aggregator),
+            ingest: Some(Ingest {
+                stores,
+                workers: Some(workers),
+                stop: ingest_stop,
+                stats,
+            }),
+            nightly,
+            nightly_day,
+            batch,
+        })
+    }
+
+    /// Samples each stage's event count for the summary's per-stage rates.
+    fn stage_clock(&self, published: Arc<AtomicU64>) -> stages::StageClock {
+        let stats = self.ingest.as_ref().map(|i| i.stats.clone());
+        let applied = self.aggregator.as_ref().map(|a| a.stats.clone());
+        stages::StageClock::start(vec!["publish", "ingest", "aggregator"], move || {
+            vec![
+                published.load(Ordering::Relaxed),
+                stats.as_ref().map_or(0, |s| s.snapshot().consumed),
+                applied
+                    .as_ref()
+                    .map_or(0, |a| a.applied.load(Ordering::Relaxed)),
+            ]
+        })
+    }
+
+    /// What the progress line says about ingest and the nightly batch.
+    fn ingest_message(&self) -> String {
+        let Some(ingest) = &self.ingest else {
+            return String::new();
+        };
+        let s = ingest.stats.snapshot();
+        let night = match *self.nightly_day.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(d) => format!("; report through {d}"),
+            None => String::new(),
+        };
+        format!(
+            "ingested {}, dead letters {}{night}",
+            s.consumed,
+            s.dead_total()
+        )
+    }
+
+    /// Ingest, then the aggregator, finish what the log holds when the
+    /// publisher got to the end (`complete`), or stop at once; the nightly
+    /// batch stops in between. Returns the nightly batch's result, or the
+    /// first error of ingest or the aggregator.
+    fn finish(
+        &mut self,
+        log: &dyn EventLog,
+        args: &ReplayArgs,
+        complete: bool,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<Option<anyhow::Result<Option<batch::BatchOutcome>>>> {
+        let lag = |group: &str, topics: &[&str]| {
+            log.lag(group, topics)
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        };
+        let workers = self.ingest.as_mut().and_then(|i| i.workers.take());
+        let joined = match (workers, &self.ingest) {
+            (Some(workers), Some(ingest)) => {
+                pipeline::finish_stage(&workers, &ingest.stop, complete, || {
+                    let left = lag(&args.ingest.ingest_group, &ingest::worker::INPUT_TOPICS);
+                    bar.set_message(format!(
+                        "catching up: {left} left; {}",
+                        self.ingest_message()
+                    ));
+                });
+                workers.join()
+            }
+            _ => Ok(()),
+        };
+        tracing::debug!("Ingest stopped.");
+        let nightly = self.nightly.take().map(|n| {
+            bar.set_message("waiting for the nightly batch to finish its run");
+            n.finish()
+        });
+        tracing::debug!("Nightly batch stopped.");
+        if let Some(a) = self.aggregator.as_mut() {
+            if let Some(runner) = &a.runner {
+                pipeline::finish_stage(runner, &a.stop, complete, || {
+                    let left = lag(
+                        &args.aggregator.aggregator_group,
+                        &aggregator::runner::INPUT_TOPICS,
+                    );
+                    bar.set_message(format!("aggregator catching up: {left} left"));
+                });
+            }
+            a.join_runner()?;
+            tracing::debug!("Aggregator stopped (final checkpoint written).");
+        }
+        joined?;
+        Ok(nightly)
+    }
+}
+
+/// Publishes `source`, showing progress on `bar` and counting into
+/// `published` what this run published.
+fn publish(
+    args: &ReplayArgs,
+    source: &Source,
+    log: &dyn EventLog,
+    stop: &Shutdown,
+    running: &Running,
+    published: &AtomicU64,
+    bar: &ProgressBar,
+) -> Result<ReplaySummary, producer::replay::ReplayError> {
+    let opts = producer::replay::ReplayOptions {
+        speed: args.speed,
+        batch: args.batch.max(1),
+        partitions: args.log.partitions.max(1),
+    };
+    let resumed = producer::replay::published_before(log, source).unwrap_or(0);
+    // Day n of the shop's days; a dataset shows dates only.
+    let days = match source {
+        Source::Shop(cfg) => Some((cfg.start_date, cfg.days)),
+        Source::Dataset(_) => None,
+    };
+    producer::replay::run(source, log, &opts, stop, |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.published);
+        published.store(p.published.saturating_sub(resumed), Ordering::Relaxed);
+        let when = match days {
+            Some((start_day, days)) => {
+                let day = (p.event_time.date() - start_day).num_days() + 1;
+                format!(
+                    "day {}/{} ({})",
+                    day.clamp(1, i64::from(days)),
+                    days,
+                    p.event_time.date()
+                )
+            }
+            None => p.event_time.date().to_string(),
+        };
+        bar.set_message(format!("{when}; {}", running.ingest_message()));
+    })
+}
+
+/// The publisher's line of the summary.
+fn print_publish_summary(summary: &ReplaySummary, interrupted: bool, log: &dyn EventLog) {
+    let secs = summary.elapsed.as_secs_f64().max(1e-9);
+    let state = if interrupted { "Stopped" } else { "Replayed" };
+    println!(
+        "{state}: {} of {} events published ({} by this run in {:.1} s, {:.0} events/s) to the {}.",
+        summary.resumed_from + summary.published,
+        summary.total,
+        summary.published,
+        secs,
+        summary.published as f64 / secs,
+        log.describe()
+    );
+}
+
+/// Runs the final batch under a spinner and prints what it did; its time
+/// in seconds.
+fn final_batch(stores: &Stores, cfg: &batch::BatchConfig) -> anyhow::Result<f64> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("final batch: snapshot, analytics, CLV, report");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let started = Instant::now();
+    let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, cfg);
+    let secs = started.elapsed().as_secs_f64();
+    spinner.finish_and_clear();
+    nightly::print_outcome(&outcome.context("the final batch")?);
+    Ok(secs)
+}

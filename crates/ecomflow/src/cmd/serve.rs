@@ -1,0 +1,39 @@
+//! `ecomflow serve`: the aggregator and its lookup API as a service.
+
+use crate::cli::ServeArgs;
+use crate::{pipeline, ui};
+use std::sync::atomic::Ordering;
+
+/// Serves until Ctrl-C (or `--until-idle`), then prints the throughput
+/// over the busy time and the state's size.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let log = pipeline::open_log(&args.log, false)?;
+    let stop = super::ctrl_c()?;
+    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+    let mut handle = pipeline::start_aggregator(
+        log.clone(),
+        &args.log,
+        &args.aggregator,
+        stop.child(),
+        args.until_idle,
+    )?;
+    println!(
+        "Aggregator reading {}; lookup API on http://{} until Ctrl-C.",
+        log.describe(),
+        handle.addr
+    );
+    handle.join_runner()?;
+    let applied = handle.stats.applied.load(Ordering::Relaxed);
+    // Over the busy time, not the idle wait at the end.
+    let busy = handle.stats.busy().as_secs_f64().max(1e-3);
+    println!(
+        "Applied {applied} events in {busy:.1} s ({:.0} events/s); state {:.1} MiB, checkpoint {:.1} MiB.",
+        applied as f64 / busy,
+        aggregator::metrics::STATE_BYTES.get() as f64 / f64::from(1u32 << 20),
+        aggregator::metrics::CHECKPOINT_BYTES.get() as f64 / f64::from(1u32 << 20)
+    );
+    ui::print_aggregator_summary(&handle);
+    handle.shutdown();
+    Ok(())
+}
