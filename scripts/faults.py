@@ -36,7 +36,7 @@ SHOP = [
     "--users", "150", "--products", "120", "--categories", "8",
     "--sessions", "12000", "--transactions", "3000", "--days", "12",
 ]
-RUN = SHOP + ["--batch", "300", "--ingest-batch", "300", "--http", "127.0.0.1:0"]
+RUN = SHOP + ["--publish-chunk", "300", "--ingest-chunk", "300", "--http", "127.0.0.1:0"]
 BIN = None
 rows = []  # (fault, tries, outcome, ok)
 

@@ -396,7 +396,7 @@ def part_one(workdir, planted):
 def part_two(workdir, planted, reference):
     data = os.path.join(workdir, "two")
     api = f"127.0.0.1:{free_port()}"
-    args = [BIN, "replay", "--data-dir", data, "--http", api, "--batch", "300", "--ingest-batch", "300"] + SHOP
+    args = [BIN, "replay", "--data-dir", data, "--http", api, "--publish-chunk", "300", "--ingest-chunk", "300"] + SHOP
     first = Proc(args, workdir, "replay-two-killed")
     first.wait_for(r"Lookup API on", 120)
     planned = None

@@ -108,10 +108,15 @@ pub fn pair_confidence(together: i64, count_a: i64, count_b: i64, baskets: i64) 
     llr::score(ab, a, b, n).confidence
 }
 
+// The one definition of the shop's scores, shared with the main workspace
+// (whose crates this plugin cannot depend on: it needs an older chrono).
+#[path = "../../schemas/src/formulas.rs"]
+mod formulas;
+
 /// The seed's engagement score: sessions x 0.3 + converted x 0.5 +
-/// products viewed / 100 x 0.2.
+/// products viewed / 100 x 0.2 (`schemas::formulas::engagement_score`).
 pub fn engagement_score(sessions: i64, converted: i64, viewed: i64) -> f64 {
-    sessions as f64 * 0.3 + converted as f64 * 0.5 + viewed as f64 / 100.0 * 0.2
+    formulas::engagement_score(sessions as f64, converted as f64, viewed as f64)
 }
 
 // The Arroyo exports. The `#[udf]` macro exports one `__run` symbol and

@@ -20,58 +20,97 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 
-/// How partners are ranked. Names, keys and the list of them are defined
-/// here once; the API, the CLI and `evaluate` take them from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Ranking {
-    /// Log-likelihood ratio: significance, not popularity.
-    Llr,
-    /// Raw co-occurrence count (the seed report's behaviour).
-    Count,
-    /// Cosine similarity, `ab / sqrt(a b)`: count, discounted by the
-    /// partner's popularity.
-    Cosine,
-    /// Jaccard index, `ab / (a + b - ab)`.
-    Jaccard,
-    /// LLR among pairs seen in at least [`MIN_SUPPORT`] baskets, then the
-    /// rarer pairs by LLR: significance without one-off coincidences.
-    LlrMinSupport,
+/// An enum whose variants have one name each, used by the API, the CLI and
+/// the metrics: `ALL`, `name()`, `FromStr` (with an error that lists the
+/// names), `Display`, and serde as the name. A variant added here has its
+/// name everywhere.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $enum:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $enum {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $enum {
+            /// Every variant, in declaration order.
+            pub const ALL: [$enum; [$($text),+].len()] = [$($enum::$variant),+];
+
+            /// The name the API and the CLI use.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $text,)+
+                }
+            }
+
+            /// The names, for messages: `a or b`, `one of a, b, c`.
+            pub fn names() -> String {
+                match $enum::ALL.map($enum::name).as_slice() {
+                    [a, b] => format!("{a} or {b}"),
+                    names => format!("one of {}", names.join(", ")),
+                }
+            }
+        }
+
+        impl std::str::FromStr for $enum {
+            type Err = String;
+
+            fn from_str(name: &str) -> Result<Self, String> {
+                $enum::ALL
+                    .into_iter()
+                    .find(|v| v.name() == name)
+                    .ok_or_else(|| format!(concat!($what, " must be {}, got {:?}"), $enum::names(), name))
+            }
+        }
+
+        impl std::fmt::Display for $enum {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl Serialize for $enum {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $enum {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                name.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// How partners are ranked (`ALL` in the order `evaluate` reports them).
+    pub enum Ranking ("ranking") {
+        /// Log-likelihood ratio: significance, not popularity.
+        Llr = "llr",
+        /// Raw co-occurrence count (the seed report's behaviour).
+        Count = "count",
+        /// Cosine similarity, `ab / sqrt(a b)`: count, discounted by the
+        /// partner's popularity.
+        Cosine = "cosine",
+        /// Jaccard index, `ab / (a + b - ab)`.
+        Jaccard = "jaccard",
+        /// LLR among pairs seen in at least [`MIN_SUPPORT`] baskets, then the
+        /// rarer pairs by LLR: significance without one-off coincidences.
+        LlrMinSupport = "llr-min-support",
+    }
 }
 
 /// Baskets a pair needs for [`Ranking::LlrMinSupport`] to rank it first.
 pub const MIN_SUPPORT: u64 = 3;
 
 impl Ranking {
-    /// Every ranking, in the order `evaluate` reports them.
-    pub const ALL: [Ranking; 5] = [
-        Ranking::Llr,
-        Ranking::Count,
-        Ranking::Cosine,
-        Ranking::Jaccard,
-        Ranking::LlrMinSupport,
-    ];
-
-    /// The name the API and the CLI use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Ranking::Llr => "llr",
-            Ranking::Count => "count",
-            Ranking::Cosine => "cosine",
-            Ranking::Jaccard => "jaccard",
-            Ranking::LlrMinSupport => "llr-min-support",
-        }
-    }
-
-    /// The ranking of a name.
-    pub fn parse(name: &str) -> Option<Ranking> {
-        Ranking::ALL.into_iter().find(|r| r.name() == name)
-    }
-
-    /// The names, for messages: `llr, count, ...`.
-    pub fn names() -> String {
-        Ranking::ALL.map(Ranking::name).join(", ")
-    }
-
     /// The score a pair is ranked by (higher first), as the API shows it.
     pub fn score(self, s: &PairScore) -> f64 {
         match self {
@@ -89,43 +128,18 @@ impl Ranking {
     }
 }
 
-impl std::str::FromStr for Ranking {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Ranking::parse(name)
-            .ok_or_else(|| format!("ranking must be one of {}, got {name:?}", Ranking::names()))
+named_enum! {
+    /// Which pairs: bought together (in one transaction) or viewed together
+    /// (in one session). The name is what `top-pairs?relation=` takes.
+    pub enum Relation ("relation") {
+        /// Products in one transaction.
+        Bought = "bought",
+        /// Products viewed in one session.
+        Viewed = "viewed",
     }
-}
-
-impl std::fmt::Display for Ranking {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Which pairs: bought together (in one transaction) or viewed together
-/// (in one session).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Relation {
-    /// Products in one transaction.
-    Bought,
-    /// Products viewed in one session.
-    Viewed,
 }
 
 impl Relation {
-    /// Both relations.
-    pub const ALL: [Relation; 2] = [Relation::Bought, Relation::Viewed];
-
-    /// The name `top-pairs?relation=` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Relation::Bought => "bought",
-            Relation::Viewed => "viewed",
-        }
-    }
-
     /// The name of the endpoint and of a response's `relation`:
     /// `bought-together`, `viewed-together`.
     pub fn together(self) -> &'static str {
@@ -136,48 +150,14 @@ impl Relation {
     }
 }
 
-impl std::str::FromStr for Relation {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Relation::ALL
-            .into_iter()
-            .find(|r| r.name() == name)
-            .ok_or_else(|| format!("relation must be bought or viewed, got {name:?}"))
-    }
-}
-
-/// Counts over the window or over all time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Span {
-    /// The sliding window.
-    Window,
-    /// Everything seen.
-    AllTime,
-}
-
-impl Span {
-    /// Both spans.
-    pub const ALL: [Span; 2] = [Span::Window, Span::AllTime];
-
-    /// The name the API uses (`span=`, and a response's `window` when it is
-    /// not a date range).
-    pub fn name(self) -> &'static str {
-        match self {
-            Span::Window => "window",
-            Span::AllTime => "all-time",
-        }
-    }
-}
-
-impl std::str::FromStr for Span {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Span::ALL
-            .into_iter()
-            .find(|s| s.name() == name)
-            .ok_or_else(|| format!("span must be window or all-time, got {name:?}"))
+named_enum! {
+    /// Counts over the window or over all time. The name is what `span=`
+    /// takes, and a response's `window` when it is not a date range.
+    pub enum Span ("span") {
+        /// The sliding window.
+        Window = "window",
+        /// Everything seen.
+        AllTime = "all-time",
     }
 }
 
@@ -662,13 +642,46 @@ pub struct Engagement {
 impl Engagement {
     /// `sessions x 0.3 + converted x 0.5 + viewed / 100 x 0.2` (seed, 5.2).
     pub fn score(&self) -> f64 {
-        self.sessions as f64 * 0.3 + self.converted as f64 * 0.5 + self.viewed as f64 / 100.0 * 0.2
+        schemas::formulas::engagement_score(
+            self.sessions as f64,
+            self.converted as f64,
+            self.viewed as f64,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parse_back_and_errors_list_them() {
+        for r in Ranking::ALL {
+            assert_eq!(r.name().parse::<Ranking>(), Ok(r));
+            assert_eq!(serde_json::to_string(&r).expect("json"), format!("\"{r}\""));
+        }
+        for x in Relation::ALL {
+            assert_eq!(x.name().parse::<Relation>(), Ok(x));
+        }
+        for x in Span::ALL {
+            assert_eq!(x.name().parse::<Span>(), Ok(x));
+        }
+        assert_eq!(
+            "magic".parse::<Ranking>(),
+            Err("ranking must be one of llr, count, cosine, jaccard, llr-min-support, got \"magic\"".into())
+        );
+        assert_eq!(
+            "sold".parse::<Relation>(),
+            Err("relation must be bought or viewed, got \"sold\"".into())
+        );
+        assert_eq!(
+            "day".parse::<Span>(),
+            Err("span must be window or all-time, got \"day\"".into())
+        );
+        let span: Span = serde_json::from_str("\"all-time\"").expect("span");
+        assert_eq!(span, Span::AllTime);
+        assert!(serde_json::from_str::<Span>("\"ever\"").is_err());
+    }
     use crate::window::DAY;
 
     /// 10 baskets: item 1 with 2 four times (2 is rare: only with 1), item 1

@@ -14,17 +14,214 @@ use crate::cooccur::{Partner, Ranking, Relation, Span};
 use crate::metrics;
 use crate::processor::Aggregator;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rustc_hash::FxHashMap;
 use schemas::ids;
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
+
+named_enum! {
+    /// The lookup endpoints; the name labels their latency metric.
+    pub enum Endpoint ("endpoint") {
+        /// `/v1/products/{id}/bought-together`.
+        BoughtTogether = "bought_together",
+        /// `/v1/products/{id}/viewed-together`.
+        ViewedTogether = "viewed_together",
+        /// `/v1/users/{id}/engagement`.
+        Engagement = "engagement",
+        /// `/v1/top-pairs`.
+        TopPairs = "top_pairs",
+    }
+}
+
+impl Endpoint {
+    /// The route it is served on.
+    pub fn route(self) -> &'static str {
+        match self {
+            Endpoint::BoughtTogether => "/v1/products/{id}/bought-together",
+            Endpoint::ViewedTogether => "/v1/products/{id}/viewed-together",
+            Endpoint::Engagement => "/v1/users/{id}/engagement",
+            Endpoint::TopPairs => "/v1/top-pairs",
+        }
+    }
+}
+
+/// The query parameters of an endpoint, as a struct: a parameter the
+/// struct does not have, or a value that does not parse, is a 400 with
+/// serde's message (which names the parameters there are).
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Params(q)),
+            // "k: must be 1 to 100, got \"0\"", without axum's preamble.
+            Err(e) => {
+                let text = e.body_text();
+                let text = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                Err(ApiError::BadRequest(text.to_string()))
+            }
+        }
+    }
+}
+
+/// `?k=&ranking=&span=` of the partner lookups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerQuery {
+    #[serde(default)]
+    k: TopK,
+    ranking: Option<Ranking>,
+    #[serde(default = "default_span")]
+    span: Span,
+}
+
+/// `?relation=&k=&span=` of `/v1/top-pairs` (ranked by count only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopPairsQuery {
+    #[serde(default = "default_relation")]
+    relation: Relation,
+    #[serde(default)]
+    k: TopK,
+    #[serde(default = "default_span")]
+    span: Span,
+}
+
+/// Counts over the window unless `span=` says otherwise.
+fn default_span() -> Span {
+    Span::Window
+}
+
+/// Bought-together pairs unless `relation=` says otherwise.
+fn default_relation() -> Relation {
+    Relation::Bought
+}
+
+/// No parameters at all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
+
+/// `k=`: how many answers, 1 to 100; 10 when not given.
+#[derive(Debug, Clone, Copy)]
+struct TopK(usize);
+
+impl Default for TopK {
+    fn default() -> Self {
+        TopK(10)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopK {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        v.parse::<usize>()
+            .ok()
+            .filter(|k| (1..=100).contains(k))
+            .map(TopK)
+            .ok_or_else(|| serde::de::Error::custom(format!("must be 1 to 100, got {v:?}")))
+    }
+}
+
+/// `{"error": ...}`, the body of every refusal.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// A date range in a response: the window the counts cover.
+#[derive(Serialize)]
+struct Range {
+    start: String,
+    end: String,
+}
+
+impl Range {
+    fn new((start, end): (i64, i64)) -> Range {
+        Range {
+            start: iso(start),
+            end: iso(end),
+        }
+    }
+}
+
+/// What a partner lookup's counts cover: a date range, or `"all-time"`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Covers {
+    Range(Range),
+    Span(Span),
+}
+
+/// The answer of `/v1/products/{id}/bought-together` (and viewed).
+#[derive(Serialize)]
+struct PartnersAnswer<'a> {
+    product_id: &'a str,
+    relation: &'static str,
+    ranking: Ranking,
+    window: Covers,
+    partners: Vec<PartnerRow>,
+}
+
+/// One partner and its scores.
+#[derive(Serialize)]
+struct PartnerRow {
+    product_id: String,
+    score: f64,
+    count: u64,
+    llr: f64,
+    support: f64,
+    confidence: f64,
+    lift: f64,
+}
+
+/// The answer of `/v1/top-pairs`.
+#[derive(Serialize)]
+struct TopPairsAnswer {
+    relation: &'static str,
+    pairs: Vec<PairRow>,
+}
+
+/// One pair of `/v1/top-pairs`.
+#[derive(Serialize)]
+struct PairRow {
+    rank: usize,
+    product_a: String,
+    product_b: String,
+    count: u64,
+}
+
+/// The answer of `/v1/users/{id}/engagement`.
+#[derive(Serialize)]
+struct EngagementAnswer {
+    user_id: String,
+    sessions: u64,
+    converted_sessions: u64,
+    products_viewed: u64,
+    cart_abandonments: u64,
+    engagement_score: f64,
+    window: Option<Range>,
+}
+
+/// The answer of `/healthz`.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<String>,
+}
 
 /// What the API serves from.
 pub struct ApiState {
@@ -121,7 +318,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ErrorBody { error: message })).into_response()
     }
 }
 
@@ -149,56 +346,16 @@ fn iso(secs: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Refuses a query parameter other than `known`.
-fn only_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(key) if known.is_empty() => Err(ApiError::BadRequest(format!(
-            "unknown parameter {key:?}; this endpoint takes none"
-        ))),
-        Some(key) => Err(ApiError::BadRequest(format!(
-            "unknown parameter {key:?}; use {}",
-            known.join(", ")
-        ))),
-    }
-}
-
-fn params(
-    state: &ApiState,
-    q: &HashMap<String, String>,
-) -> Result<(usize, Ranking, Span), ApiError> {
-    only_params(q, &["k", "ranking", "span"])?;
-    let k = match q.get("k") {
-        None => 10,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|k| (1..=100).contains(k))
-            .ok_or_else(|| ApiError::BadRequest(format!("k must be 1 to 100, got {v:?}")))?,
-    };
-    let ranking = match q.get("ranking") {
-        None => state.default_ranking,
-        Some(name) => name.parse::<Ranking>().map_err(ApiError::BadRequest)?,
-    };
-    let span = match q.get("span") {
-        None => Span::Window,
-        Some(name) => name.parse::<Span>().map_err(ApiError::BadRequest)?,
-    };
-    Ok((k, ranking, span))
-}
-
-fn partners_json(list: &[Partner], ranking: Ranking) -> Vec<Value> {
+fn partner_rows(list: &[Partner], ranking: Ranking) -> Vec<PartnerRow> {
     list.iter()
-        .map(|p| {
-            json!({
-                "product_id": ids::product_id(p.item),
-                "score": ranking.score(&p.score),
-                "count": p.score.count,
-                "llr": p.score.llr,
-                "support": p.score.support,
-                "confidence": p.score.confidence,
-                "lift": p.score.lift,
-            })
+        .map(|p| PartnerRow {
+            product_id: ids::product_id(p.item),
+            score: ranking.score(&p.score),
+            count: p.score.count,
+            llr: p.score.llr,
+            support: p.score.support,
+            confidence: p.score.confidence,
+            lift: p.score.lift,
         })
         .collect()
 }
@@ -206,11 +363,12 @@ fn partners_json(list: &[Partner], ranking: Ranking) -> Vec<Value> {
 async fn together(
     state: Arc<ApiState>,
     id: String,
-    q: HashMap<String, String>,
+    q: Result<Params<PartnerQuery>, ApiError>,
     relation: Relation,
 ) -> Result<Response, ApiError> {
     let product = canonical(&id, ids::parse_product_id, ids::product_id, "prod_00123")?;
-    let (k, ranking, span) = params(&state, &q)?;
+    let Params(q) = q?;
+    let (k, ranking, span) = (q.k.0, q.ranking.unwrap_or(state.default_ranking), q.span);
     let key = AnswerKey {
         product,
         relation,
@@ -228,32 +386,36 @@ async fn together(
     }
     let list = model.together(relation, product, k, ranking, span);
     let window = match (span, model.covers()) {
-        (Span::Window, Some((start, end))) => json!({ "start": iso(start), "end": iso(end) }),
-        _ => json!(Span::AllTime.name()),
+        (Span::Window, Some(range)) => Covers::Range(Range::new(range)),
+        _ => Covers::Span(Span::AllTime),
     };
     drop(model);
-    let answer = json!({
-        "product_id": id,
-        "relation": relation.together(),
-        "ranking": ranking.name(),
-        "window": window,
-        "partners": partners_json(&list, ranking),
-    });
-    // Rendering a `Value` made of plain numbers and strings cannot fail.
+    let answer = PartnersAnswer {
+        product_id: &id,
+        relation: relation.together(),
+        ranking,
+        window,
+        partners: partner_rows(&list, ranking),
+    };
+    // Plain numbers and strings: rendering cannot fail.
     let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
     state.answers().put(key, version, body.clone());
     Ok(json_bytes(body))
 }
 
 /// Records a lookup's latency under its endpoint and status class.
-fn timed<T>(endpoint: &str, started: Instant, result: Result<T, ApiError>) -> Result<T, ApiError> {
+fn timed<T>(
+    endpoint: Endpoint,
+    started: Instant,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let status = match &result {
         Ok(_) => "ok",
         Err(ApiError::BadRequest(_)) => "bad_request",
         Err(ApiError::NotFound(_)) => "not_found",
     };
     metrics::LOOKUP_SECONDS
-        .with_label_values(&[endpoint, status])
+        .with_label_values(&[endpoint.name(), status])
         .observe(started.elapsed().as_secs_f64());
     result
 }
@@ -261,11 +423,11 @@ fn timed<T>(endpoint: &str, started: Instant, result: Result<T, ApiError>) -> Re
 async fn bought(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Params<PartnerQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     timed(
-        "bought_together",
+        Endpoint::BoughtTogether,
         started,
         together(s, id, q, Relation::Bought).await,
     )
@@ -274,11 +436,11 @@ async fn bought(
 async fn viewed(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Params<PartnerQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     timed(
-        "viewed_together",
+        Endpoint::ViewedTogether,
         started,
         together(s, id, q, Relation::Viewed).await,
     )
@@ -287,105 +449,91 @@ async fn viewed(
 async fn engagement(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+    q: Result<Params<NoQuery>, ApiError>,
+) -> Result<Json<EngagementAnswer>, ApiError> {
     let started = Instant::now();
-    let answer = match only_params(&q, &[]) {
-        Ok(()) => user_engagement(s, id).await,
+    let answer = match q {
+        Ok(_) => user_engagement(s, id).await,
         Err(e) => Err(e),
     };
-    timed("engagement", started, answer)
+    timed(Endpoint::Engagement, started, answer)
 }
 
 /// `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`:
 /// the pairs in the most baskets (for dashboards' tables).
 async fn top_pairs(
     State(s): State<Arc<ApiState>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+    q: Result<Params<TopPairsQuery>, ApiError>,
+) -> Result<Json<TopPairsAnswer>, ApiError> {
     let started = Instant::now();
-    timed("top_pairs", started, pairs_list(s, q).await)
+    let answer = match q {
+        Ok(Params(q)) => Ok(pairs_list(&s, &q)),
+        Err(e) => Err(e),
+    };
+    timed(Endpoint::TopPairs, started, answer)
 }
 
-async fn pairs_list(
-    s: Arc<ApiState>,
-    mut q: HashMap<String, String>,
-) -> Result<Json<Value>, ApiError> {
-    let relation = match q.remove("relation") {
-        None => Relation::Bought,
-        Some(name) => name.parse::<Relation>().map_err(ApiError::BadRequest)?,
-    };
-    if q.contains_key("ranking") {
-        return Err(ApiError::BadRequest(
-            "top pairs are ranked by count; use relation, k, span".into(),
-        ));
-    }
-    let (k, _, span) = params(&s, &q)?;
-    let model = read(&s);
-    let rows: Vec<Value> = model
-        .top_pairs(relation, k, span)
+fn pairs_list(s: &ApiState, q: &TopPairsQuery) -> Json<TopPairsAnswer> {
+    let model = read(s);
+    let pairs = model
+        .top_pairs(q.relation, q.k.0, q.span)
         .into_iter()
         .enumerate()
-        .map(|(i, (a, b, n))| {
-            json!({
-                "rank": i + 1,
-                "product_a": ids::product_id(a),
-                "product_b": ids::product_id(b),
-                "count": n,
-            })
+        .map(|(i, (a, b, count))| PairRow {
+            rank: i + 1,
+            product_a: ids::product_id(a),
+            product_b: ids::product_id(b),
+            count,
         })
         .collect();
-    Ok(Json(json!({
-        "relation": relation.together(),
-        "pairs": rows,
-    })))
+    Json(TopPairsAnswer {
+        relation: q.relation.together(),
+        pairs,
+    })
 }
 
-async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Value>, ApiError> {
+async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<EngagementAnswer>, ApiError> {
     let user = canonical(&id, ids::parse_user_id, ids::user_id, "user_000042")?;
     let model = read(&s);
     if !model.knows_user(user) {
         return Err(ApiError::NotFound(format!("no sessions for user {id}")));
     }
     let e = model.engagement(user);
-    let window = model.covers().map_or(
-        Value::Null,
-        |(a, b)| json!({ "start": iso(a), "end": iso(b) }),
-    );
-    Ok(Json(json!({
-        "user_id": id,
-        "sessions": e.sessions,
-        "converted_sessions": e.converted,
-        "products_viewed": e.viewed,
-        "cart_abandonments": e.abandoned,
-        "engagement_score": e.score(),
-        "window": window,
-    })))
+    Ok(Json(EngagementAnswer {
+        user_id: id,
+        sessions: e.sessions,
+        converted_sessions: e.converted,
+        products_viewed: e.viewed,
+        cart_abandonments: e.abandoned,
+        engagement_score: e.score(),
+        window: model.covers().map(Range::new),
+    }))
 }
 
 /// `ok`, or 503 `degraded` while checkpoints fail (the API still answers).
-async fn healthz(Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Err(e) = only_params(&q, &[]) {
+async fn healthz(q: Result<Params<NoQuery>, ApiError>) -> Response {
+    if let Err(e) = q {
         return e.into_response();
     }
     let failing = metrics::CHECKPOINT_FAILING.get();
     if failing > 0 {
-        let body = json!({
-            "status": "degraded",
-            "checkpoint": format!("the last {failing} checkpoint(s) failed; retrying"),
-        });
+        let body = Health {
+            status: "degraded",
+            checkpoint: Some(format!("the last {failing} checkpoint(s) failed; retrying")),
+        };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    Json(json!({ "status": "ok" })).into_response()
+    Json(Health {
+        status: "ok",
+        checkpoint: None,
+    })
+    .into_response()
 }
 
 /// Every metric of the process (all stages that run in it), after
 /// refreshing the aggregator's state gauges.
-async fn metrics(
-    State(s): State<Arc<ApiState>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(e) = only_params(&q, &[]) {
+async fn metrics(State(s): State<Arc<ApiState>>, q: Result<Params<NoQuery>, ApiError>) -> Response {
+    if let Err(e) = q {
         return e.into_response();
     }
     metrics::observe_state(&read(&s));
@@ -393,7 +541,11 @@ async fn metrics(
 }
 
 async fn fallback() -> ApiError {
-    ApiError::NotFound("no such endpoint; see /v1/products/{id}/bought-together, /v1/products/{id}/viewed-together, /v1/users/{id}/engagement, /v1/top-pairs, /healthz, /metrics".into())
+    let routes: Vec<&str> = Endpoint::ALL.map(Endpoint::route).to_vec();
+    ApiError::NotFound(format!(
+        "no such endpoint; see {}, /healthz, /metrics",
+        routes.join(", ")
+    ))
 }
 
 /// Every error leaves as JSON: axum's own refusals (a path that is not
@@ -419,25 +571,20 @@ async fn json_errors(response: Response) -> Response {
     } else {
         text
     };
-    let mut out = (status, Json(json!({ "error": message }))).into_response();
+    let mut out = (status, Json(ErrorBody { error: message })).into_response();
     if let Some(allow) = parts.headers.get(ALLOW) {
         out.headers_mut().insert(ALLOW, allow.clone());
     }
     out
 }
 
-/// `/v1/products/{id}/bought-together` and its viewed twin.
-fn product_route(relation: Relation) -> String {
-    format!("/v1/products/{{id}}/{}", relation.together())
-}
-
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route(&product_route(Relation::Bought), get(bought))
-        .route(&product_route(Relation::Viewed), get(viewed))
-        .route("/v1/users/{id}/engagement", get(engagement))
-        .route("/v1/top-pairs", get(top_pairs))
+        .route(Endpoint::BoughtTogether.route(), get(bought))
+        .route(Endpoint::ViewedTogether.route(), get(viewed))
+        .route(Endpoint::Engagement.route(), get(engagement))
+        .route(Endpoint::TopPairs.route(), get(top_pairs))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(fallback)

@@ -31,6 +31,8 @@
 //!   by dropping whole buckets, plus all-time counts; watermarks.
 
 pub mod codec;
+// `named_enum!` is defined there and used by `http` too.
+#[macro_use]
 pub mod cooccur;
 pub mod evaluate;
 pub mod http;

@@ -1,5 +1,6 @@
 //! The aggregator's metrics (one place; names in dashboards and docs agree).
 
+use crate::cooccur::Relation;
 use crate::processor::Aggregator;
 use std::sync::LazyLock;
 use telemetry::prometheus::{Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
@@ -92,19 +93,16 @@ pub static LAG: LazyLock<IntGauge> = LazyLock::new(|| {
 pub static LOOKUP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     telemetry::histogram_vec(
         "ecomflow_aggregator_lookup_seconds",
-        "Time to answer a lookup, per endpoint (bought_together, viewed_together, engagement, top_pairs) and status class.",
+        &format!(
+            "Time to answer a lookup, per endpoint ({}) and status class.",
+            crate::http::Endpoint::ALL
+                .map(crate::http::Endpoint::name)
+                .join(", ")
+        ),
         &["endpoint", "status"],
         telemetry::latency_buckets(),
     )
 });
-
-/// Endpoints of the lookup API, as labelled in [`LOOKUP_SECONDS`].
-pub const ENDPOINTS: [&str; 4] = [
-    "bought_together",
-    "viewed_together",
-    "engagement",
-    "top_pairs",
-];
 
 /// Creates every labelled series at zero, so that dashboards show zeros
 /// instead of "no data" before the first event, late event or lookup.
@@ -113,11 +111,11 @@ pub fn init() {
         APPLIED.with_label_values(&[topic]);
         LATE.with_label_values(&[topic]);
     }
-    for endpoint in ENDPOINTS {
-        LOOKUP_SECONDS.with_label_values(&[endpoint, "ok"]);
+    for endpoint in crate::http::Endpoint::ALL {
+        LOOKUP_SECONDS.with_label_values(&[endpoint.name(), "ok"]);
     }
-    for relation in ["bought", "viewed"] {
-        WINDOW_PAIRS.with_label_values(&[relation]);
+    for relation in Relation::ALL {
+        WINDOW_PAIRS.with_label_values(&[relation.name()]);
     }
     LazyLock::force(&LAG);
     LazyLock::force(&CHECKPOINT_SECONDS);
@@ -129,12 +127,11 @@ pub fn init() {
 /// Updates the state gauges from the model.
 pub fn observe_state(model: &Aggregator) {
     let (bought, viewed) = model.window_pairs();
-    WINDOW_PAIRS
-        .with_label_values(&["bought"])
-        .set(i64::try_from(bought).unwrap_or(i64::MAX));
-    WINDOW_PAIRS
-        .with_label_values(&["viewed"])
-        .set(i64::try_from(viewed).unwrap_or(i64::MAX));
+    for (relation, pairs) in [(Relation::Bought, bought), (Relation::Viewed, viewed)] {
+        WINDOW_PAIRS
+            .with_label_values(&[relation.name()])
+            .set(i64::try_from(pairs).unwrap_or(i64::MAX));
+    }
     if let (Some(low), Some(high)) = (model.watermark(), model.newest_event()) {
         WATERMARK.set(low);
         WATERMARK_DELAY.set(high - low);

@@ -471,6 +471,28 @@ fn every_analytic_matches_the_hand_computed_answer() {
     assert_eq!(v.as_of, day("2025-01-02"));
     let v4 = shop.docs.customer_value("u4").expect("read").expect("u4");
     assert_eq!((v4.segment.as_str(), v4.total_clv), ("Medium", 0.0));
+    // The SQL's engagement (clv.sql) equals the one Rust definition the
+    // aggregator and the UDF use, for every user, from the stored sessions.
+    let mut per_user: std::collections::BTreeMap<String, [f64; 3]> = Default::default();
+    for d in shop.docs.session_days().expect("days") {
+        for s in shop.docs.sessions_on(d).expect("sessions") {
+            let e = per_user.entry(s.user_id.clone()).or_default();
+            e[0] += 1.0;
+            e[1] += f64::from(u8::from(
+                s.conversion_status == schemas::ConversionStatus::Converted,
+            ));
+            e[2] += s.viewed_products.len() as f64;
+        }
+    }
+    assert!(per_user.len() >= 3, "{per_user:?}");
+    for u in ["u1", "u2", "u3", "u4", "u5"] {
+        let [s, c, v] = per_user.get(u).copied().unwrap_or_default();
+        let stored = shop.docs.customer_value(u).expect("read").expect("user");
+        close(
+            stored.engagement_score,
+            schemas::formulas::engagement_score(s, c, v),
+        );
+    }
 
     // The report and its five charts exist and say what was found.
     let report = std::fs::read_to_string(&out.report).expect("report");

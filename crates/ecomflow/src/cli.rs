@@ -1,8 +1,10 @@
 //! Command-line flags. Every flag has an `ECOMFLOW_*` environment variable;
 //! with no flags at all everything runs embedded, in `./ecomflow-data`.
 
+use aggregator::processor::AggregatorConfig;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use ingest::IngestConfig;
 use producer::ShopConfig;
 use std::path::PathBuf;
 
@@ -78,6 +80,9 @@ pub struct QueryArgs {
     /// --mongodb-uri).
     #[command(flatten)]
     pub log: LogArgs,
+    /// The stores.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// First day (YYYY-MM-DD) for revenue-by-category; default the first
     /// day with transactions.
     #[arg(long)]
@@ -133,6 +138,9 @@ pub struct BatchArgs {
     /// Where the stores are.
     #[command(flatten)]
     pub log: LogArgs,
+    /// The stores.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// Batch settings.
     #[command(flatten)]
     pub batch: BatchFlags,
@@ -144,25 +152,26 @@ pub struct BatchArgs {
 
 /// Settings of the batch job, shared by `batch` and `replay`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Batch (report)")]
 pub struct BatchFlags {
     /// Last day to snapshot (YYYY-MM-DD). Default: everything stored; the
     /// newest day stays open and is rewritten by the next run.
     #[arg(long, env = "ECOMFLOW_THROUGH")]
     pub through: Option<String>,
     /// Share of customers in the VIP segment (highest CLV first).
-    #[arg(long, env = "ECOMFLOW_VIP_SHARE", default_value_t = 0.025)]
+    #[arg(long, env = "ECOMFLOW_VIP_SHARE", default_value_t = batch::SegmentCuts::default().vip)]
     pub vip_share: f64,
     /// Share of customers in the High segment, after VIP.
-    #[arg(long, env = "ECOMFLOW_HIGH_SHARE", default_value_t = 0.117)]
+    #[arg(long, env = "ECOMFLOW_HIGH_SHARE", default_value_t = batch::SegmentCuts::default().high)]
     pub high_share: f64,
     /// Share of customers in the Medium segment, after High; the rest are Low.
-    #[arg(long, env = "ECOMFLOW_MEDIUM_SHARE", default_value_t = 0.43)]
+    #[arg(long, env = "ECOMFLOW_MEDIUM_SHARE", default_value_t = batch::SegmentCuts::default().medium)]
     pub medium_share: f64,
     /// Viewing sessions a product needs before it is ranked by conversion.
-    #[arg(long, env = "ECOMFLOW_MIN_VIEWS", default_value_t = 30)]
+    #[arg(long, env = "ECOMFLOW_MIN_VIEWS", default_value_t = batch_default().min_views)]
     pub min_views: u64,
     /// Days held out to check the CLV models against what happened.
-    #[arg(long, env = "ECOMFLOW_HOLDOUT_DAYS", default_value_t = 30,
+    #[arg(long, env = "ECOMFLOW_HOLDOUT_DAYS", default_value_t = batch_default().holdout_days,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub holdout_days: i64,
     /// Count the batch's bought- and viewed-together pairs over at most N
@@ -175,6 +184,11 @@ pub struct BatchFlags {
     /// Do not write segments and CLV back to the user documents.
     #[arg(long, env = "ECOMFLOW_NO_WRITE_BACK")]
     pub no_write_back: bool,
+}
+
+/// The batch's defaults (the directories are set from --data-dir later).
+fn batch_default() -> batch::BatchConfig {
+    batch::BatchConfig::new(std::path::Path::new(""))
 }
 
 impl BatchFlags {
@@ -247,46 +261,51 @@ pub struct BenchArgs {
     /// Where the stores are.
     #[command(flatten)]
     pub log: LogArgs,
+    /// The stores.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// Lookups per query kind.
     #[arg(long, env = "ECOMFLOW_BENCH_LOOKUPS", default_value_t = 5_000)]
     pub lookups: usize,
     /// Users to draw from (user_000001 up to this).
-    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = 10_000)]
+    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = ShopConfig::default().users,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub users: u32,
 }
 
 /// The shop to generate: the same flags for every subcommand that generates.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Shop")]
 pub struct ShopArgs {
     /// Seed of every random choice: same seed, same bytes.
-    #[arg(long, env = "ECOMFLOW_SEED", default_value_t = 42)]
+    #[arg(long, env = "ECOMFLOW_SEED", default_value_t = ShopConfig::default().seed)]
     pub seed: u64,
     /// First simulated day (YYYY-MM-DD).
-    #[arg(long, env = "ECOMFLOW_START_DATE", default_value = "2025-01-01")]
+    #[arg(long, env = "ECOMFLOW_START_DATE", default_value_t = ShopConfig::default().start_date.to_string())]
     pub start_date: String,
     /// Number of simulated days.
-    #[arg(long, env = "ECOMFLOW_DAYS", default_value_t = 90)]
+    #[arg(long, env = "ECOMFLOW_DAYS", default_value_t = ShopConfig::default().days)]
     pub days: u32,
     /// Registered users.
-    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = 10_000)]
+    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = ShopConfig::default().users)]
     pub users: u32,
     /// Products in the catalog.
-    #[arg(long, env = "ECOMFLOW_PRODUCTS", default_value_t = 5_000)]
+    #[arg(long, env = "ECOMFLOW_PRODUCTS", default_value_t = ShopConfig::default().products)]
     pub products: u32,
     /// Product categories.
-    #[arg(long, env = "ECOMFLOW_CATEGORIES", default_value_t = 25)]
+    #[arg(long, env = "ECOMFLOW_CATEGORIES", default_value_t = ShopConfig::default().categories)]
     pub categories: u32,
     /// Browsing sessions over the period.
-    #[arg(long, env = "ECOMFLOW_SESSIONS", default_value_t = 2_000_000)]
+    #[arg(long, env = "ECOMFLOW_SESSIONS", default_value_t = ShopConfig::default().sessions)]
     pub sessions: u64,
     /// Transactions over the period (one per converted session).
-    #[arg(long, env = "ECOMFLOW_TRANSACTIONS", default_value_t = 500_000)]
+    #[arg(long, env = "ECOMFLOW_TRANSACTIONS", default_value_t = ShopConfig::default().transactions)]
     pub transactions: u64,
     /// Share of records made deliberately dirty (0..1).
-    #[arg(long, env = "ECOMFLOW_DIRTY_SHARE", default_value_t = 0.0025)]
+    #[arg(long, env = "ECOMFLOW_DIRTY_SHARE", default_value_t = ShopConfig::default().dirty_share)]
     pub dirty_share: f64,
     /// Share of sessions that abandon a cart (0..1).
-    #[arg(long, env = "ECOMFLOW_ABANDONMENT", default_value_t = 0.18)]
+    #[arg(long, env = "ECOMFLOW_ABANDONMENT", default_value_t = ShopConfig::default().abandonment)]
     pub abandonment: f64,
 }
 
@@ -318,6 +337,7 @@ impl ShopArgs {
 
 /// Where the event log is.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Event log and data directory")]
 pub struct LogArgs {
     /// Directory where every embedded engine keeps its files.
     #[arg(long, env = "ECOMFLOW_DATA_DIR", default_value = "./ecomflow-data")]
@@ -327,7 +347,8 @@ pub struct LogArgs {
     #[arg(long, env = "ECOMFLOW_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
     /// Partitions per event topic, when the topics are created.
-    #[arg(long, env = "ECOMFLOW_PARTITIONS", default_value_t = 4)]
+    #[arg(long, env = "ECOMFLOW_PARTITIONS", default_value_t = schemas::topics::DEFAULT_PARTITIONS,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub partitions: u32,
     /// Survive a crash of the machine (power loss), not only of the process:
     /// the embedded log, the embedded stores and the aggregator checkpoint
@@ -335,6 +356,18 @@ pub struct LogArgs {
     /// committed. Slower. See the README's "Guarantees".
     #[arg(long, env = "ECOMFLOW_FSYNC")]
     pub fsync: bool,
+    /// Serve Prometheus metrics (/metrics) of every stage in this process on
+    /// this address (host:port), for services without the lookup API
+    /// (`ingest`, `replay --publish-only`, `batch --every`). `replay` and
+    /// `serve` also serve them on --http.
+    #[arg(long, env = "ECOMFLOW_METRICS")]
+    pub metrics: Option<String>,
+}
+
+/// Where the stores are: servers, or the embedded engines in --data-dir.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Stores")]
+pub struct StoreArgs {
     /// MongoDB connection string for the document store. Without it the
     /// embedded document store in --data-dir is used.
     #[arg(long, env = "ECOMFLOW_MONGODB_URI")]
@@ -346,12 +379,6 @@ pub struct LogArgs {
     /// the embedded wide-column store in --data-dir is used.
     #[arg(long, env = "ECOMFLOW_HBASE_THRIFT")]
     pub hbase_thrift: Option<String>,
-    /// Serve Prometheus metrics (/metrics) of every stage in this process on
-    /// this address (host:port), for services without the lookup API
-    /// (`ingest`, `replay --publish-only`, `batch --every`). `replay` and
-    /// `serve` also serve them on --http.
-    #[arg(long, env = "ECOMFLOW_METRICS")]
-    pub metrics: Option<String>,
 }
 
 impl LogArgs {
@@ -379,9 +406,6 @@ pub struct GenerateArgs {
 /// `ecomflow replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Shop size and seed.
-    #[command(flatten)]
-    pub shop: ShopArgs,
     /// Replay the NDJSON files in this directory instead of the generated
     /// shop: `categories.jsonl`, `products.jsonl`, `users.jsonl`,
     /// `sessions.jsonl`, `transactions.jsonl` (any may be missing), one
@@ -395,9 +419,6 @@ pub struct ReplayArgs {
         conflicts_with = "ShopArgs"
     )]
     pub dataset: Option<PathBuf>,
-    /// Event log.
-    #[command(flatten)]
-    pub log: LogArgs,
     /// Replay speed: simulated seconds per second (`86400`), or a rate like
     /// `1d/s`, `2h/s`, `30m/s`. Default: as fast as possible.
     #[arg(long, env = "ECOMFLOW_SPEED", value_parser = parse_speed)]
@@ -405,12 +426,29 @@ pub struct ReplayArgs {
     /// Forget earlier progress and start over (deletes the embedded log).
     #[arg(long, env = "ECOMFLOW_FRESH")]
     pub fresh: bool,
-    /// Events per flushed batch.
-    #[arg(long, env = "ECOMFLOW_BATCH", default_value_t = 5_000)]
-    pub batch: usize,
+    /// Events per flush of the publisher (one marker of progress each).
+    #[arg(long, visible_alias = "batch", env = "ECOMFLOW_PUBLISH_CHUNK",
+          default_value_t = producer::replay::ReplayOptions::default().batch,
+          value_parser = positive_usize())]
+    pub publish_chunk: usize,
     /// Only publish; leave ingesting to `ecomflow ingest` services.
     #[arg(long, env = "ECOMFLOW_PUBLISH_ONLY")]
     pub publish_only: bool,
+    /// Run the batch once at the end only, not after each simulated midnight.
+    #[arg(long, env = "ECOMFLOW_NO_NIGHTLY")]
+    pub no_nightly: bool,
+    /// Do not run the batch (nightly or final) at all.
+    #[arg(long, env = "ECOMFLOW_NO_BATCH")]
+    pub no_batch: bool,
+    /// Shop size and seed.
+    #[command(flatten)]
+    pub shop: ShopArgs,
+    /// Event log.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The stores.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// Ingest settings.
     #[command(flatten)]
     pub ingest: IngestFlags,
@@ -420,16 +458,11 @@ pub struct ReplayArgs {
     /// Batch (report) settings.
     #[command(flatten)]
     pub report: BatchFlags,
-    /// Run the batch once at the end only, not after each simulated midnight.
-    #[arg(long, env = "ECOMFLOW_NO_NIGHTLY")]
-    pub no_nightly: bool,
-    /// Do not run the batch at all.
-    #[arg(long, env = "ECOMFLOW_NO_BATCH")]
-    pub no_batch: bool,
 }
 
 /// Aggregator and lookup API settings.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Aggregator and lookup API")]
 pub struct AggregatorFlags {
     /// Address of the lookup API (use 127.0.0.1:0 for any free port).
     #[arg(long, env = "ECOMFLOW_HTTP", default_value = "127.0.0.1:8080")]
@@ -444,14 +477,17 @@ pub struct AggregatorFlags {
     #[arg(long, env = "ECOMFLOW_RANKING", default_value = "count", value_parser = ranking_parser())]
     pub ranking: aggregator::cooccur::Ranking,
     /// Days in the sliding window of the live counts.
-    #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = 30)]
+    #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = AggregatorConfig::default().window_days,
+          value_parser = clap::value_parser!(i64).range(1..=3650))]
     pub window_days: i64,
     /// Allowed lateness behind the newest event time, in seconds.
-    #[arg(long, env = "ECOMFLOW_LATENESS", default_value_t = 3_600)]
+    #[arg(long, env = "ECOMFLOW_LATENESS", default_value_t = AggregatorConfig::default().lateness_secs,
+          value_parser = clap::value_parser!(i64).range(0..=31_536_000))]
     pub lateness: i64,
     /// Seconds between aggregator checkpoints (at least 20 times as long
     /// as the last one took, so a large state is not written all the time).
-    #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = 10)]
+    #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub checkpoint_every: u64,
     /// Consumer group of the aggregator. Another group (with its own
     /// checkpoint, `<data-dir>/aggregator-<group>/`) reads the same log
@@ -480,15 +516,19 @@ impl AggregatorFlags {
 
 /// Ingest worker settings, shared by `replay` and `ingest`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Ingest")]
 pub struct IngestFlags {
     /// Ingest workers (threads), members of one consumer group.
-    #[arg(long, env = "ECOMFLOW_INGEST_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "ECOMFLOW_INGEST_WORKERS", default_value_t = 2,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub ingest_workers: usize,
-    /// Records per ingest batch (one store write and one offset commit).
-    #[arg(long, env = "ECOMFLOW_INGEST_BATCH", default_value_t = 2_000)]
-    pub ingest_batch: usize,
+    /// Records per ingest chunk (one store write and one offset commit).
+    #[arg(long, visible_alias = "ingest-batch", env = "ECOMFLOW_INGEST_CHUNK",
+          default_value_t = IngestConfig::default().batch,
+          value_parser = positive_usize())]
+    pub ingest_chunk: usize,
     /// Consumer group of the ingest workers.
-    #[arg(long, env = "ECOMFLOW_INGEST_GROUP", default_value = "ingest")]
+    #[arg(long, env = "ECOMFLOW_INGEST_GROUP", default_value_t = IngestConfig::default().group)]
     pub ingest_group: String,
 }
 
@@ -498,6 +538,9 @@ pub struct IngestArgs {
     /// Event log.
     #[command(flatten)]
     pub log: LogArgs,
+    /// The stores.
+    #[command(flatten)]
+    pub stores: StoreArgs,
     /// Ingest settings.
     #[command(flatten)]
     pub ingest: IngestFlags,
@@ -507,7 +550,11 @@ pub struct IngestArgs {
     pub until_idle: Option<u64>,
 }
 
-/// Parses `86400`, `1d/s`, `2h/s`, `30m/s`, `10s/s`.
+/// A count of records: 1 to a million.
+fn positive_usize() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000)
+}
+
 /// `--ranking`: one of the names `Ranking` defines (listed in `--help`),
 /// parsed once, into the type.
 fn ranking_parser() -> impl clap::builder::TypedValueParser<Value = aggregator::cooccur::Ranking> {
@@ -517,6 +564,7 @@ fn ranking_parser() -> impl clap::builder::TypedValueParser<Value = aggregator::
         .try_map(|name| name.parse::<Ranking>())
 }
 
+/// Parses `86400`, `1d/s`, `2h/s`, `30m/s`, `10s/s`.
 pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
     let t = s.trim();
     let v = if let Some(rate) = t.strip_suffix("/s") {

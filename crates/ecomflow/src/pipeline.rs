@@ -2,7 +2,7 @@
 //! ingest workers and the aggregator on threads, each stage under its own
 //! [`Shutdown`] token.
 
-use crate::cli::{AggregatorFlags, IngestFlags, LogArgs};
+use crate::cli::{AggregatorFlags, IngestFlags, LogArgs, StoreArgs};
 use anyhow::Context;
 use eventlog::embedded::EmbeddedLog;
 use eventlog::kafka::KafkaLog;
@@ -29,11 +29,11 @@ pub struct Stores {
 
 /// Opens the stores the flags ask for: servers when given, otherwise the
 /// embedded engines under `--data-dir`.
-pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
+pub fn open_stores(args: &LogArgs, servers: &StoreArgs) -> anyhow::Result<Stores> {
     let durability = args.durability();
-    let docs: Arc<dyn DocumentStore> = match &args.mongodb_uri {
+    let docs: Arc<dyn DocumentStore> = match &servers.mongodb_uri {
         Some(uri) => Arc::new(
-            MongoDocStore::connect(uri, &args.mongodb_database)
+            MongoDocStore::connect(uri, &servers.mongodb_database)
                 .with_context(|| format!("connecting to MongoDB at {uri}"))?,
         ),
         None => Arc::new(
@@ -41,7 +41,7 @@ pub fn open_stores(args: &LogArgs) -> anyhow::Result<Stores> {
                 .context("opening the document store")?,
         ),
     };
-    let wide: Arc<dyn WideColumnStore> = match &args.hbase_thrift {
+    let wide: Arc<dyn WideColumnStore> = match &servers.hbase_thrift {
         Some(addr) => Arc::new(
             HbaseWideStore::connect(addr, 4)
                 .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
@@ -225,8 +225,8 @@ pub fn finish_stage<E: std::error::Error + Send + Sync + 'static>(
 fn ingest_config(flags: &IngestFlags, partitions: u32, until_idle: Option<u64>) -> IngestConfig {
     IngestConfig {
         group: flags.ingest_group.clone(),
-        batch: flags.ingest_batch.max(1),
-        partitions: partitions.max(1),
+        batch: flags.ingest_chunk,
+        partitions,
         until_idle: until_idle.map(Duration::from_secs),
         ..IngestConfig::default()
     }
@@ -241,14 +241,15 @@ pub type Workers = Threads<IngestError>;
 pub fn start_ingest(
     log: Arc<dyn EventLog>,
     args: &LogArgs,
+    servers: &StoreArgs,
     flags: &IngestFlags,
     stats: Arc<IngestStats>,
     stop: Shutdown,
     until_idle: Option<u64>,
 ) -> anyhow::Result<(Stores, Workers)> {
     // Topics must exist before consumers subscribe.
-    log.ensure_topics(&producer::replay::topic_specs(args.partitions.max(1)))?;
-    let stores = open_stores(args)?;
+    log.ensure_topics(&producer::replay::topic_specs(args.partitions))?;
+    let stores = open_stores(args, servers)?;
     ingest::resume_from_stores(
         log.as_ref(),
         stores.docs.as_ref(),
@@ -271,7 +272,7 @@ pub fn start_ingest(
     )?;
     let cfg = ingest_config(flags, args.partitions, until_idle);
     let mut workers = Threads::new("an ingest thread");
-    for i in 0..flags.ingest_workers.max(1) {
+    for i in 0..flags.ingest_workers {
         let (log, stores, cfg, stats, stop) = (
             log.clone(),
             stores.clone(),
@@ -382,8 +383,8 @@ pub fn start_aggregator(
     use aggregator::{http, processor::AggregatorConfig, runner};
     let checkpoint = flags.checkpoint_path(&args.data_dir);
     let config = AggregatorConfig {
-        window_days: flags.window_days.max(1),
-        lateness_secs: flags.lateness.max(0),
+        window_days: flags.window_days,
+        lateness_secs: flags.lateness,
         ..AggregatorConfig::default()
     };
     let group = &flags.aggregator_group;
@@ -415,7 +416,7 @@ pub fn start_aggregator(
     let cfg = runner::RunnerConfig {
         group: flags.aggregator_group.clone(),
         checkpoint,
-        every: std::time::Duration::from_secs(flags.checkpoint_every.max(1)),
+        every: std::time::Duration::from_secs(flags.checkpoint_every),
         batch: 5_000,
         on_decoder_start: Some(yield_to_lookups),
         durability: args.durability(),

@@ -40,7 +40,7 @@ impl Default for IngestConfig {
             group: "ingest".into(),
             batch: 2_000,
             poll_timeout: Duration::from_millis(200),
-            partitions: 4,
+            partitions: topics::DEFAULT_PARTITIONS,
             until_idle: None,
         }
     }

@@ -16,6 +16,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use schemas::envelope::{wrap, Kind};
 use schemas::types::round_cents;
+use schemas::validate::Reason;
 use schemas::{ids, topics};
 use schemas::{
     CartItem, ConversionStatus, DeviceInfo, DeviceType, LineItem, PaymentMethod, Session,
@@ -695,141 +696,147 @@ fn remove(v: &mut Value, field: &str) {
 fn dirty_session(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) {
     let has_cart = v["cart_contents"].as_array().is_some_and(|a| !a.is_empty());
     let mut rules = vec![
-        "missing_user_id",
-        "bad_timestamp",
-        "bad_duration",
-        "inconsistent_status",
-        "wrong_type",
-        "missing_field",
-        "invalid_json",
+        Reason::MissingUserId,
+        Reason::BadTimestamp,
+        Reason::BadDuration,
+        Reason::InconsistentStatus,
+        Reason::WrongType,
+        Reason::MissingField,
+        Reason::InvalidJson,
     ];
     if has_cart {
-        rules.extend(["non_positive_price", "non_positive_quantity"]);
+        rules.extend([Reason::NonPositivePrice, Reason::NonPositiveQuantity]);
     }
     let rule = rules[rng.random_range(0..rules.len())];
     match rule {
-        "missing_user_id" => {
+        Reason::MissingUserId => {
             v["user_id"] = if rng.random_bool(0.5) {
                 Value::Null
             } else {
                 json!("")
             }
         }
-        "bad_timestamp" => v["start_time"] = bad_timestamp(rng),
-        "bad_duration" => {
+        Reason::BadTimestamp => v["start_time"] = bad_timestamp(rng),
+        Reason::BadDuration => {
             v["duration_seconds"] = if rng.random_bool(0.5) {
                 json!(-rng.random_range(1..600))
             } else {
                 json!(rng.random_range(90_000..900_000))
             }
         }
-        "inconsistent_status" => {
+        Reason::InconsistentStatus => {
             v["conversion_status"] = json!(if has_cart { "browsed" } else { "converted" })
         }
-        "wrong_type" => v["duration_seconds"] = json!(format!("{}s", rng.random_range(5..900))),
-        "missing_field" => remove(&mut v, "session_id"),
-        "non_positive_price" => {
+        Reason::WrongType => {
+            v["duration_seconds"] = json!(format!("{}s", rng.random_range(5..900)))
+        }
+        Reason::MissingField => remove(&mut v, "session_id"),
+        Reason::NonPositivePrice => {
             v["cart_contents"][0]["price"] = json!(-(rng.random_range(0..50) as f64))
         }
-        "non_positive_quantity" => {
+        Reason::NonPositiveQuantity => {
             v["cart_contents"][0]["quantity"] = json!(-rng.random_range(0..3))
         }
-        _ => return (truncated(rng, &v), "invalid_json"),
+        // InvalidJson, the one rule left.
+        _ => return (truncated(rng, &v), Reason::InvalidJson.code()),
     }
-    (v.to_string().into_bytes(), rule)
+    (v.to_string().into_bytes(), rule.code())
 }
 
 fn dirty_transaction(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) {
-    const RULES: [&str; 10] = [
-        "missing_user_id",
-        "empty_items",
-        "bad_timestamp",
-        "non_positive_price",
-        "non_positive_quantity",
-        "subtotal_mismatch",
-        "total_mismatch",
-        "wrong_type",
-        "missing_field",
-        "invalid_json",
+    const RULES: [Reason; 10] = [
+        Reason::MissingUserId,
+        Reason::EmptyItems,
+        Reason::BadTimestamp,
+        Reason::NonPositivePrice,
+        Reason::NonPositiveQuantity,
+        Reason::SubtotalMismatch,
+        Reason::TotalMismatch,
+        Reason::WrongType,
+        Reason::MissingField,
+        Reason::InvalidJson,
     ];
     let rule = RULES[rng.random_range(0..RULES.len())];
     match rule {
-        "missing_user_id" => {
+        Reason::MissingUserId => {
             v["user_id"] = if rng.random_bool(0.5) {
                 Value::Null
             } else {
                 json!("")
             }
         }
-        "empty_items" => {
+        Reason::EmptyItems => {
             if rng.random_bool(0.5) {
                 v["items"] = json!([]);
             } else {
                 remove(&mut v, "items");
             }
         }
-        "bad_timestamp" => v["timestamp"] = bad_timestamp(rng),
-        "non_positive_price" => {
+        Reason::BadTimestamp => v["timestamp"] = bad_timestamp(rng),
+        Reason::NonPositivePrice => {
             let p = -(rng.random_range(0..50) as f64);
             v["items"][0]["unit_price"] = json!(p);
             v["items"][0]["subtotal"] = json!(p);
         }
-        "non_positive_quantity" => {
+        Reason::NonPositiveQuantity => {
             v["items"][0]["quantity"] = json!(0);
             v["items"][0]["subtotal"] = json!(0.0);
         }
-        "subtotal_mismatch" => {
+        Reason::SubtotalMismatch => {
             let s = v["items"][0]["subtotal"].as_f64().unwrap_or(0.0);
             v["items"][0]["subtotal"] = json!(round_cents(s * 1.5 + 1.0));
         }
-        "total_mismatch" => {
+        Reason::TotalMismatch => {
             let t = v["total"].as_f64().unwrap_or(0.0);
             v["total"] = json!(round_cents(t * 1.37 + 5.0));
         }
-        "wrong_type" => {
+        Reason::WrongType => {
             let q = v["items"][0]["quantity"].as_u64().unwrap_or(1);
             v["items"][0]["quantity"] = json!(q.to_string());
         }
-        "missing_field" => remove(&mut v, "transaction_id"),
-        _ => return (truncated(rng, &v), "invalid_json"),
+        Reason::MissingField => remove(&mut v, "transaction_id"),
+        // InvalidJson, the one rule left.
+        _ => return (truncated(rng, &v), Reason::InvalidJson.code()),
     }
-    (v.to_string().into_bytes(), rule)
+    (v.to_string().into_bytes(), rule.code())
 }
 
 fn dirty_product(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) {
-    const RULES: [&str; 5] = [
-        "non_positive_price",
-        "bad_timestamp",
-        "missing_field",
-        "wrong_type",
-        "invalid_json",
+    const RULES: [Reason; 5] = [
+        Reason::NonPositivePrice,
+        Reason::BadTimestamp,
+        Reason::MissingField,
+        Reason::WrongType,
+        Reason::InvalidJson,
     ];
     let rule = RULES[rng.random_range(0..RULES.len())];
     match rule {
-        "non_positive_price" => v["base_price"] = json!(-(rng.random_range(0..100) as f64)),
-        "bad_timestamp" => v["creation_date"] = json!("N/A"),
-        "missing_field" => remove(&mut v, "product_id"),
-        "wrong_type" => v["current_stock"] = json!("many"),
-        _ => return (truncated(rng, &v), "invalid_json"),
+        Reason::NonPositivePrice => v["base_price"] = json!(-(rng.random_range(0..100) as f64)),
+        Reason::BadTimestamp => v["creation_date"] = json!("N/A"),
+        Reason::MissingField => remove(&mut v, "product_id"),
+        Reason::WrongType => v["current_stock"] = json!("many"),
+        // InvalidJson, the one rule left.
+        _ => return (truncated(rng, &v), Reason::InvalidJson.code()),
     }
-    (v.to_string().into_bytes(), rule)
+    (v.to_string().into_bytes(), rule.code())
 }
 
 fn dirty_user(rng: &mut ChaCha8Rng, mut v: Value) -> (Vec<u8>, &'static str) {
-    const RULES: [&str; 5] = [
-        "missing_user_id",
-        "bad_timestamp",
-        "missing_field",
-        "wrong_type",
-        "invalid_json",
+    const RULES: [Reason; 5] = [
+        Reason::MissingUserId,
+        Reason::BadTimestamp,
+        Reason::MissingField,
+        Reason::WrongType,
+        Reason::InvalidJson,
     ];
     let rule = RULES[rng.random_range(0..RULES.len())];
     match rule {
-        "missing_user_id" => v["user_id"] = Value::Null,
-        "bad_timestamp" => v["registration_date"] = json!("yesterday"),
-        "missing_field" => remove(&mut v, "geo_data"),
-        "wrong_type" => v["geo_data"] = json!("Kigali"),
-        _ => return (truncated(rng, &v), "invalid_json"),
+        Reason::MissingUserId => v["user_id"] = Value::Null,
+        Reason::BadTimestamp => v["registration_date"] = json!("yesterday"),
+        Reason::MissingField => remove(&mut v, "geo_data"),
+        Reason::WrongType => v["geo_data"] = json!("Kigali"),
+        // InvalidJson, the one rule left.
+        _ => return (truncated(rng, &v), Reason::InvalidJson.code()),
     }
-    (v.to_string().into_bytes(), rule)
+    (v.to_string().into_bytes(), rule.code())
 }

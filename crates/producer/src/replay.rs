@@ -36,7 +36,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             speed: None,
             batch: 5_000,
-            partitions: 4,
+            partitions: schemas::topics::DEFAULT_PARTITIONS,
         }
     }
 }

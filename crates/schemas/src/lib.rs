@@ -15,9 +15,11 @@
 //! - [`time`]: the timestamp formats we accept and the one we write.
 //! - [`fsio`]: files replaced whole (temporary file and rename) and
 //!   [`fsio::Durability`], how far a write goes towards the disk.
+//! - [`formulas`]: the shop's scores (engagement), defined once.
 //! - [`shutdown`]: the one stop signal of every stage ([`Shutdown`]).
 
 pub mod envelope;
+pub mod formulas;
 pub mod fsio;
 pub mod ids;
 pub mod shutdown;
@@ -46,4 +48,6 @@ pub mod topics {
     pub const CATALOG: &str = "catalog";
     /// Records that could not be used, with the reason.
     pub const DEAD_LETTERS: &str = "dead-letters";
+    /// Partitions of each event topic when ecomflow creates it.
+    pub const DEFAULT_PARTITIONS: u32 = 4;
 }

@@ -32,6 +32,48 @@ pub struct PurchaseSummary {
     pub last_purchase: Option<NaiveDateTime>,
 }
 
+impl PurchaseSummary {
+    /// The summary of `purchases` transactions that total `spent`: the one
+    /// place the cents rounding and the average are made, whether a store
+    /// folds transactions in one by one ([`add`](Self::add)) or a server
+    /// sums them (MongoDB's aggregation).
+    pub fn from_totals(
+        purchases: u64,
+        spent: f64,
+        first_purchase: Option<NaiveDateTime>,
+        last_purchase: Option<NaiveDateTime>,
+    ) -> Self {
+        let total_spent = round_cents(spent);
+        PurchaseSummary {
+            total_purchases: purchases,
+            total_spent,
+            avg_order_value: if purchases > 0 {
+                round_cents(total_spent / purchases as f64)
+            } else {
+                0.0
+            },
+            first_purchase,
+            last_purchase,
+        }
+    }
+
+    /// Folds one more transaction in.
+    pub fn add(&mut self, t: &Transaction) {
+        *self = PurchaseSummary::from_totals(
+            self.total_purchases + 1,
+            self.total_spent + t.total,
+            Some(
+                self.first_purchase
+                    .map_or(t.timestamp, |f| f.min(t.timestamp)),
+            ),
+            Some(
+                self.last_purchase
+                    .map_or(t.timestamp, |l| l.max(t.timestamp)),
+            ),
+        );
+    }
+}
+
 /// A registered customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
@@ -282,6 +324,48 @@ pub fn round_cents(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_folds_transactions_in_any_order() {
+        let at = |t: &str| crate::time::parse(t).expect("literal");
+        let txn = |total: f64, time: &str| Transaction {
+            transaction_id: "txn_1".into(),
+            session_id: "sess_1".into(),
+            user_id: "user_000001".into(),
+            timestamp: at(time),
+            items: Vec::new(),
+            discount: 0.0,
+            total,
+            payment_method: PaymentMethod::Paypal,
+        };
+        let mut s = PurchaseSummary::default();
+        s.add(&txn(10.10, "2025-01-05T10:00:00"));
+        s.add(&txn(20.30, "2025-01-02T09:00:00"));
+        // 10.10 + 20.30 = 30.40 over 2: 15.20; first is the earlier one.
+        assert_eq!(
+            s,
+            PurchaseSummary {
+                total_purchases: 2,
+                total_spent: 30.4,
+                avg_order_value: 15.2,
+                first_purchase: Some(at("2025-01-02T09:00:00")),
+                last_purchase: Some(at("2025-01-05T10:00:00")),
+            }
+        );
+        assert_eq!(
+            PurchaseSummary::from_totals(0, 0.0, None, None),
+            PurchaseSummary::default()
+        );
+        // A server's sum with float noise is rounded to cents the same way.
+        assert_eq!(
+            PurchaseSummary::from_totals(3, 0.1 + 0.2 + 0.3, None, None).total_spent,
+            0.6
+        );
+        assert_eq!(
+            PurchaseSummary::from_totals(3, 0.1 + 0.2 + 0.3, None, None).avg_order_value,
+            0.2
+        );
+    }
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test literal")

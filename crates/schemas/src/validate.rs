@@ -117,9 +117,10 @@ pub enum Rejection {
     },
 }
 
-/// The reason codes, written once: [`Rejection::code`] and
-/// [`Rejection::CODES`] are made from this one list, and the `match` it
-/// makes is exhaustive, so a new variant without a code does not compile.
+/// The reason codes, written once: [`Rejection::code`],
+/// [`Rejection::CODES`] and the [`Reason`] enum are made from this one list,
+/// and the `match` it makes is exhaustive, so a new variant without a code
+/// does not compile.
 macro_rules! rejection_codes {
     ($($variant:ident => $code:literal),+ $(,)?) => {
         impl Rejection {
@@ -128,8 +129,32 @@ macro_rules! rejection_codes {
 
             /// A short, stable, snake_case code for this reason.
             pub fn code(&self) -> &'static str {
+                self.reason().code()
+            }
+
+            /// The kind of this rejection, without its details.
+            pub fn reason(&self) -> Reason {
                 match self {
-                    $(Rejection::$variant { .. } => $code,)+
+                    $(Rejection::$variant { .. } => Reason::$variant,)+
+                }
+            }
+        }
+
+        /// The kinds of [`Rejection`], without their details: what the
+        /// producer's dirty records aim at, by name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $(
+                #[doc = concat!("`", $code, "`: see [`Rejection::", stringify!($variant), "`].")]
+                $variant,
+            )+
+        }
+
+        impl Reason {
+            /// The dead-letter code, as [`Rejection::code`] gives it.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $code,)+
                 }
             }
         }

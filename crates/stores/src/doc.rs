@@ -3,7 +3,6 @@
 use crate::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
 use crate::Result;
 use chrono::{NaiveDate, NaiveDateTime};
-use schemas::types::round_cents;
 use schemas::{
     Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Session, Transaction, User,
 };
@@ -179,20 +178,11 @@ pub fn day_bounds(day: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
     (start, start + chrono::Duration::seconds(86_399))
 }
 
-/// Folds one transaction into a summary.
-pub fn add_to_summary(s: &mut PurchaseSummary, t: &Transaction) {
-    s.total_purchases += 1;
-    s.total_spent = round_cents(s.total_spent + t.total);
-    s.avg_order_value = round_cents(s.total_spent / s.total_purchases as f64);
-    s.first_purchase = Some(s.first_purchase.map_or(t.timestamp, |f| f.min(t.timestamp)));
-    s.last_purchase = Some(s.last_purchase.map_or(t.timestamp, |l| l.max(t.timestamp)));
-}
-
 /// The summary of a set of transactions, computed from scratch.
 pub fn summarize<'a>(txns: impl IntoIterator<Item = &'a Transaction>) -> PurchaseSummary {
     let mut s = PurchaseSummary::default();
     for t in txns {
-        add_to_summary(&mut s, t);
+        s.add(t);
     }
     s
 }

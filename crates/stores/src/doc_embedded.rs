@@ -22,7 +22,7 @@
 //! transaction already present is skipped, so a retried batch changes
 //! nothing.
 
-use crate::doc::{add_to_summary, DocCounts, DocumentStore, Progress, TransactionsPut};
+use crate::doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Database, Keyspace, PersistMode};
@@ -300,7 +300,7 @@ impl DocumentStore for EmbeddedDocStore {
                     e.insert(current)
                 }
             };
-            add_to_summary(summary, t);
+            summary.add(t);
         }
         for (user, s) in &summaries {
             batch.insert(&self.summaries, user.as_bytes(), to_json(s));

@@ -377,18 +377,12 @@ impl DocumentStore for MongoDocStore {
                 Some(Bson::Double(n)) => *n as i64,
                 _ => 0,
             };
-            let spent = round_cents(g.get_f64("spent").unwrap_or(0.0));
-            let summary = PurchaseSummary {
-                total_purchases: n.max(0) as u64,
-                total_spent: spent,
-                avg_order_value: if n > 0 {
-                    round_cents(spent / n as f64)
-                } else {
-                    0.0
-                },
-                first_purchase: g.get_str("first").ok().and_then(schemas::time::parse),
-                last_purchase: g.get_str("last").ok().and_then(schemas::time::parse),
-            };
+            let summary = PurchaseSummary::from_totals(
+                u64::try_from(n).unwrap_or(0),
+                g.get_f64("spent").unwrap_or(0.0),
+                g.get_str("first").ok().and_then(schemas::time::parse),
+                g.get_str("last").ok().and_then(schemas::time::parse),
+            );
             let s = bson::to_bson(&summary)
                 .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
             updates.push(

@@ -8,7 +8,7 @@ use std::time::Duration;
 pub fn run(args: BatchArgs) -> anyhow::Result<()> {
     let stop = super::ctrl_c()?;
     let cfg = args.batch.config(&args.log.data_dir)?;
-    let stores = pipeline::open_stores(&args.log)?;
+    let stores = pipeline::open_stores(&args.log, &args.stores)?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     loop {
         let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg);

@@ -7,8 +7,8 @@ use std::time::Instant;
 /// Times three lookups per user over `--lookups` users and prints their
 /// latency figures.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let stores = pipeline::open_stores(&args.log)?;
-    let users = args.users.max(1);
+    let stores = pipeline::open_stores(&args.log, &args.stores)?;
+    let users = args.users;
     // A fixed stride walks the users in a scattered, repeatable order.
     let pick = |i: usize| schemas::ids::user_id((i as u64 * 7_919 % u64::from(users)) as u32 + 1);
     let (mut sessions, mut profiles, mut txns) = (Vec::new(), Vec::new(), Vec::new());

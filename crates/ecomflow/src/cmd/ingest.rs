@@ -14,6 +14,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let (stores, workers) = pipeline::start_ingest(
         log.clone(),
         &args.log,
+        &args.stores,
         &args.ingest,
         stats.clone(),
         stop.child(),

@@ -46,7 +46,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let stop = super::ctrl_c()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     // Topics exist before any consumer subscribes.
-    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions.max(1)))?;
+    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions))?;
     let mut running = Running::start(&args, &log, &stop)?;
     let bar = ui::progress_bar(0, "events");
     let published = Arc::new(AtomicU64::new(0));
@@ -155,6 +155,7 @@ impl Running {
         let (stores, workers) = pipeline::start_ingest(
             log.clone(),
             &args.log,
+            &args.stores,
             &args.ingest,
             stats.clone(),
             ingest_stop.clone(),
@@ -164,7 +165,7 @@ impl Running {
         // all stored, snapshot and report through that day.
         let nightly = (!args.no_batch && !args.no_nightly).then(|| {
             let stats = stats.clone();
-            let partitions = args.log.partitions.max(1);
+            let partitions = args.log.partitions;
             let shown = nightly_day.clone();
             Nightly::start(
                 stores.clone(),
@@ -292,8 +293,8 @@ fn publish(
 ) -> Result<ReplaySummary, producer::replay::ReplayError> {
     let opts = producer::replay::ReplayOptions {
         speed: args.speed,
-        batch: args.batch.max(1),
-        partitions: args.log.partitions.max(1),
+        batch: args.publish_chunk,
+        partitions: args.log.partitions,
     };
     let resumed = producer::replay::published_before(log, source).unwrap_or(0);
     // Day n of the shop's days; a dataset shows dates only.
