@@ -119,6 +119,31 @@ impl IngestStats {
         w.values().copied().min()
     }
 
+    /// Adds a committed chunk: the counters, the stored-through event
+    /// times, and the metrics, from the one [`Committed`] count.
+    fn add(&self, c: &Committed<'_>, partitions: u32) {
+        self.advance(c.records);
+        self.consumed
+            .fetch_add(c.records.len() as u64, Ordering::Relaxed);
+        self.sessions
+            .fetch_add(c.sessions.len() as u64, Ordering::Relaxed);
+        self.transactions
+            .fetch_add(c.transactions.len() as u64, Ordering::Relaxed);
+        self.new_transactions
+            .fetch_add(c.new_transactions, Ordering::Relaxed);
+        self.catalog.fetch_add(c.catalog, Ordering::Relaxed);
+        if !c.dead_letters.is_empty() {
+            let mut d = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in &c.dead_letters {
+                *d.entry(k.clone()).or_default() += v;
+            }
+        }
+        record_metrics(c);
+        if let Some(wm) = self.low_watermark_ms(partitions) {
+            metrics::EVENT_TIME.set(wm / 1000);
+        }
+    }
+
     fn advance(&self, records: &[Record]) {
         let mut w = self.watermarks.lock().unwrap_or_else(|e| e.into_inner());
         for r in records {
@@ -266,51 +291,39 @@ impl Worker<'_> {
         self.dlq_done.extend(done);
         // 3. Only now is the batch done.
         self.consumer.commit(&offsets)?;
-        self.stats.advance(records);
-        let catalog = (categories.len() + products.len() + users.len()) as u64;
-        record_metrics(
-            records,
-            &sessions,
-            &transactions,
-            catalog,
-            &sent,
-            (doc_secs, wide_secs),
+        self.stats.add(
+            &Committed {
+                records,
+                sessions: &sessions,
+                transactions: &transactions,
+                new_transactions: new,
+                catalog: (categories.len() + products.len() + users.len()) as u64,
+                dead_letters: sent,
+                write_secs: (doc_secs, wide_secs),
+            },
+            self.cfg.partitions,
         );
-        if let Some(wm) = self.stats.low_watermark_ms(self.cfg.partitions) {
-            metrics::EVENT_TIME.set(wm / 1000);
-        }
-
-        let s = self.stats;
-        s.consumed
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
-        s.sessions
-            .fetch_add(sessions.len() as u64, Ordering::Relaxed);
-        s.transactions
-            .fetch_add(transactions.len() as u64, Ordering::Relaxed);
-        s.new_transactions.fetch_add(new, Ordering::Relaxed);
-        s.catalog.fetch_add(
-            (categories.len() + products.len() + users.len()) as u64,
-            Ordering::Relaxed,
-        );
-        if !sent.is_empty() {
-            let mut d = s.dead.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, v) in sent {
-                *d.entry(k).or_default() += v;
-            }
-        }
         Ok(())
     }
 }
 
-/// Adds a committed batch to the Prometheus metrics.
-fn record_metrics(
-    records: &[Record],
-    sessions: &[Session],
-    transactions: &[Transaction],
+/// What a committed chunk held, counted once: [`IngestStats::add`] adds it
+/// to the process's counters and to the Prometheus metrics.
+struct Committed<'a> {
+    records: &'a [Record],
+    sessions: &'a [Session],
+    transactions: &'a [Transaction],
+    new_transactions: u64,
     catalog: u64,
-    dead_letters: &BTreeMap<String, u64>,
-    (doc_secs, wide_secs): (f64, f64),
-) {
+    dead_letters: BTreeMap<String, u64>,
+    write_secs: (f64, f64),
+}
+
+/// Adds a committed chunk to the Prometheus metrics.
+fn record_metrics(c: &Committed<'_>) {
+    let (records, sessions, transactions, catalog) =
+        (c.records, c.sessions, c.transactions, c.catalog);
+    let (dead_letters, (doc_secs, wide_secs)) = (&c.dead_letters, c.write_secs);
     let mut consumed: BTreeMap<&str, u64> = BTreeMap::new();
     for r in records {
         *consumed.entry(r.topic.as_str()).or_default() += 1;
