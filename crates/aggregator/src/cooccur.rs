@@ -3,7 +3,7 @@
 //! top-k partners by a chosen ranking.
 //!
 //! Items are numbered densely in the order first seen; pair counts live in
-//! a [`PairTable`] (one cell per pair, all-time and window side by side).
+//! a `PairTable` (one cell per pair, all-time and window side by side).
 //! The window keeps its baskets per bucket (a day by default), as sorted
 //! item numbers: sliding a bucket out takes its baskets' pairs out of the
 //! window counts. That costs a second pass over the pairs, but a day of
@@ -481,7 +481,7 @@ impl CoOccurrence {
             .collect()
     }
 
-    /// Bytes held on the heap (see [`PairTable::heap_bytes`]).
+    /// Bytes held on the heap (see `PairTable::heap_bytes`).
     pub fn heap_bytes(&self) -> usize {
         let baskets: usize = self
             .buckets

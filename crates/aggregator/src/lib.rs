@@ -7,10 +7,10 @@
 //!
 //! # Layout
 //!
-//! - [`codec`]: the checkpoint's compact binary encoding (varints).
+//! - `codec`: the checkpoint's compact binary encoding (varints).
 //! - [`cooccur`]: windowed item and pair counts, top-k partners by every
 //!   [`cooccur::Ranking`], and the per-user engagement score.
-//! - [`pairtable`]: one cell per pair of dense item numbers, in rows that
+//! - `pairtable`: one cell per pair of dense item numbers, in rows that
 //!   are sparse or dense, whichever is smaller.
 //! - [`metrics`]: the aggregator's Prometheus metrics.
 //! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
@@ -26,11 +26,11 @@
 //!   watermark and late events, lookups, checkpoint with offsets.
 //! - [`runner`]: the aggregator as a consumer group member: apply,
 //!   dead-letter late events, checkpoint state with offsets, restore.
-//! - [`window`]: the bucket ring (event time to bucket, sliding), counts
+//! - `window`: the bucket ring (event time to bucket, sliding), counts
 //!   per key by event time in buckets (one per day by default) that slide
 //!   by dropping whole buckets, plus all-time counts; watermarks.
 
-pub mod codec;
+mod codec;
 // `named_enum!` is defined there and used by `http` too.
 #[macro_use]
 pub mod cooccur;
@@ -39,7 +39,7 @@ pub mod http;
 pub mod llr;
 pub mod metrics;
 pub mod pairs;
-pub mod pairtable;
+mod pairtable;
 pub mod processor;
 pub mod runner;
-pub mod window;
+mod window;

@@ -206,6 +206,7 @@ impl PairTable {
     }
 
     /// Rows laid out dense.
+    #[cfg(test)]
     pub fn dense_rows(&self) -> usize {
         self.dense.len()
     }

@@ -416,7 +416,7 @@ impl Aggregator {
     /// made: a header, the settings, both co-occurrence models (all-time
     /// counts and the window's baskets, see [`CoOccurrence::encode`]), the
     /// engagement windows, the watermark and the offsets, in the compact
-    /// encoding of [`crate::codec`].
+    /// encoding of `crate::codec`.
     pub fn write_checkpoint(&self, w: impl std::io::Write) -> std::io::Result<()> {
         let mut e = Encoder::new(w);
         e.raw(MAGIC)?;

@@ -257,16 +257,19 @@ impl<K: Hash + Eq + Clone, V: Counter> WindowedCounts<K, V> {
     }
 
     /// Keys with a count in the window (the window's state size).
+    #[cfg(test)]
     pub fn window_keys(&self) -> usize {
         self.window.len()
     }
 
     /// Buckets held (at most the window's length).
+    #[cfg(test)]
     pub fn buckets(&self) -> usize {
         self.ring.held()
     }
 
     /// `[start, end)` in seconds covered by the window, once it has data.
+    #[cfg(test)]
     pub fn covers(&self) -> Option<(i64, i64)> {
         self.ring.covers()
     }

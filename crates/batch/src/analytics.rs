@@ -219,7 +219,7 @@ pub struct Findings {
     pub conversion_gaps: Table,
     /// Niche products ([`NICHE_RULE`]): the best converting first.
     pub niche: Table,
-    /// Engagement per segment ([`SEGMENT_ENGAGEMENT`]).
+    /// Engagement per segment ([`sql::SEGMENT_ENGAGEMENT`]).
     pub segment_engagement: Table,
     /// Segment table.
     pub segments: Vec<SegmentRow>,

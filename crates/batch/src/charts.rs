@@ -225,29 +225,6 @@ pub fn bars(
     out
 }
 
-/// A histogram of `values` in `bins` equal-width bins.
-pub fn histogram(title: &str, x_label: &str, y_label: &str, values: &[f64], bins: usize) -> String {
-    let bins = bins.max(1);
-    let max = values.iter().copied().fold(0.0, f64::max);
-    let (top, _) = nice(max);
-    let width = top / bins as f64;
-    let mut counts = vec![0.0; bins];
-    for v in values {
-        let i = ((v / width) as usize).min(bins - 1);
-        counts[i] += 1.0;
-    }
-    let labels: Vec<String> = (0..bins)
-        .map(|i| {
-            format!(
-                "{}-{}",
-                short(i as f64 * width),
-                short((i + 1) as f64 * width)
-            )
-        })
-        .collect();
-    bars(title, x_label, y_label, &labels, &[("customers", counts)])
-}
-
 /// A histogram of the positive `values` in bins that grow 1-2-5 per
 /// decade (1-2, 2-5, 5-10, 10-20, ...), from the decade of the smallest
 /// value to the bin of the largest: for heavy-tailed values (what customers
@@ -317,9 +294,6 @@ mod tests {
         assert!(svg.contains("a&amp;b"));
         assert!(svg.contains(">units</text>"));
         assert_eq!(svg.matches("<rect x=").count(), 2);
-        let h = histogram("Spend", "spent", "customers", &[1.0, 2.0, 9.0], 2);
-        // Axis top nice(9) = 10, bins 0-5 and 5-10: two in the first, one in the second.
-        assert!(h.contains(">0-5</text>") && h.contains(">5-10</text>"));
         // 1-2-5 bins from the decade of 1.5 up to the bin of 700: nine bins,
         // one value in each of 1-2, 2-5, 20-50 and 500-1k; 0 is left out.
         let (labels, counts) = log_bins(&[1.5, 3.0, 700.0, 40.0, 0.0, 2.0]);

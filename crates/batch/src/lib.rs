@@ -9,14 +9,14 @@
 //! - [`analytics`]: the seed report's queries.
 //! - [`cooccur`]: co-purchase and co-view pair counts (a dedicated operator).
 //! - [`predict`]: BG/NBD, Gamma-Gamma and the numerics they need.
-//! - [`clv`]: holdout check of the CLV models, 90-day predictions, write-back rows.
-//! - [`charts`], [`report`]: SVG charts and `report.md`.
+//! - `clv`: holdout check of the CLV models, 90-day predictions, write-back rows.
+//! - `charts`, [`report`]: SVG charts and `report.md`.
 //! - [`table`]: query results as rows of values.
 //! - [`metrics`]: the batch job's Prometheus metrics.
 
 pub mod analytics;
-pub mod charts;
-pub mod clv;
+mod charts;
+mod clv;
 pub mod cooccur;
 pub mod engine;
 pub mod metrics;

@@ -52,7 +52,7 @@ pub enum Command {
     /// The nightly batch: snapshot the stores into Parquet (only days not
     /// yet written), run the shop's analytics as SQL on DataFusion, compute
     /// CLV segments and BG/NBD + Gamma-Gamma predictions, write each user's
-    /// segment and CLV back, and write <data-dir>/report/report.md with charts.
+    /// segment and CLV back, and write `<data-dir>/report/report.md` with charts.
     Batch(BatchArgs),
     /// Run the aggregator as a service: consume sessions and transactions
     /// from the event log, keep the windows, serve the lookup API on --http,

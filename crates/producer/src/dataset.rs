@@ -124,7 +124,7 @@ pub struct DatasetId {
     pub files: Vec<(String, u64)>,
 }
 
-/// A dataset directory opened for replay: the NDJSON files [`write`] makes
+/// A dataset directory opened for replay: the NDJSON files [`write()`] makes
 /// (`categories.jsonl`, `products.jsonl`, `users.jsonl`, `sessions.jsonl`,
 /// `transactions.jsonl`; any may be missing), or a user's export in the
 /// same format. Each non-blank line is one record, published as it is,

@@ -8,10 +8,10 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: [`ShopConfig`], its defaults (the seed report's shop) and
+//! - `config`: [`ShopConfig`], its defaults (the seed report's shop) and
 //!   validation.
-//! - [`sampling`]: alias tables, normal draws, id scrambling, prices.
-//! - [`catalog`]: categories, products with price history, users, planted
+//! - `sampling`: alias tables, normal draws, id scrambling, prices.
+//! - `catalog`: categories, products with price history, users, planted
 //!   complements.
 //! - [`events`]: the time-ordered [`EventStream`] of sessions and
 //!   transactions, with the dirty share.
@@ -21,13 +21,13 @@
 //! - [`replay`]: publishes the stream to an [`eventlog::EventLog`],
 //!   resumable, at full speed or paced.
 
-pub mod catalog;
-pub mod config;
+mod catalog;
+mod config;
 pub mod dataset;
 pub mod events;
 pub mod metrics;
 pub mod replay;
-pub mod sampling;
+mod sampling;
 pub mod shape;
 
 pub use catalog::Catalog;

@@ -71,16 +71,6 @@ impl Alias {
             self.alias[i] as usize
         }
     }
-
-    /// Number of outcomes.
-    pub fn len(&self) -> usize {
-        self.prob.len()
-    }
-
-    /// Whether there are no outcomes (never true for a built table).
-    pub fn is_empty(&self) -> bool {
-        self.prob.is_empty()
-    }
 }
 
 /// A standard normal draw (Box-Muller).

@@ -13,7 +13,7 @@
 //!
 //! # Layout
 //!
-//! - [`error`]: [`StoreError`], retryable or permanent.
+//! - `error`: [`StoreError`], retryable or permanent.
 //! - [`doc`]: the [`DocumentStore`] trait and the summary arithmetic.
 //! - [`doc_embedded`]: the document store on fjall.
 //! - [`doc_mongo`]: the document store on MongoDB (official driver).
@@ -24,16 +24,16 @@
 //! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per table,
 //!   one value per row.
 //! - [`wide_hbase`]: the wide-column store on HBase's Thrift API.
-//! - [`sessions`]: `user_sessions` and `product_daily`: row keys, cells,
+//! - `sessions`: `user_sessions` and `product_daily`: row keys, cells,
 //!   and the queries (last N sessions, sessions between two times, a
 //!   product's daily counts).
 
 pub mod doc;
 pub mod doc_embedded;
 pub mod doc_mongo;
-pub mod error;
+mod error;
 pub mod queries;
-pub mod sessions;
+mod sessions;
 pub mod wide;
 pub mod wide_embedded;
 pub mod wide_hbase;

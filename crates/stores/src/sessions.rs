@@ -263,7 +263,7 @@ impl SessionStore {
     }
 
     /// Writes `day`'s `product_daily` rows, counted from all of that day's
-    /// sessions ([`count_product_day`]); writing a day again overwrites
+    /// sessions (`count_product_day`); writing a day again overwrites
     /// it with the same numbers.
     pub fn put_product_day(&self, day: NaiveDate, sessions: &[Session]) -> Result<()> {
         let rows: Vec<RowMutation> = count_product_day(day, sessions)
