@@ -420,30 +420,19 @@ fn timed<T>(
     result
 }
 
-async fn bought(
+/// `/v1/products/{id}/bought-together` and its viewed twin.
+async fn partners(
+    relation: Relation,
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
     q: Result<Params<PartnerQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    timed(
-        Endpoint::BoughtTogether,
-        started,
-        together(s, id, q, Relation::Bought).await,
-    )
-}
-
-async fn viewed(
-    State(s): State<Arc<ApiState>>,
-    Path(id): Path<String>,
-    q: Result<Params<PartnerQuery>, ApiError>,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    timed(
-        Endpoint::ViewedTogether,
-        started,
-        together(s, id, q, Relation::Viewed).await,
-    )
+    let endpoint = match relation {
+        Relation::Bought => Endpoint::BoughtTogether,
+        Relation::Viewed => Endpoint::ViewedTogether,
+    };
+    timed(endpoint, started, together(s, id, q, relation).await)
 }
 
 async fn engagement(
@@ -581,8 +570,14 @@ async fn json_errors(response: Response) -> Response {
 /// The API's routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route(Endpoint::BoughtTogether.route(), get(bought))
-        .route(Endpoint::ViewedTogether.route(), get(viewed))
+        .route(
+            Endpoint::BoughtTogether.route(),
+            get(|s, id, q| partners(Relation::Bought, s, id, q)),
+        )
+        .route(
+            Endpoint::ViewedTogether.route(),
+            get(|s, id, q| partners(Relation::Viewed, s, id, q)),
+        )
         .route(Endpoint::Engagement.route(), get(engagement))
         .route(Endpoint::TopPairs.route(), get(top_pairs))
         .route("/healthz", get(healthz))

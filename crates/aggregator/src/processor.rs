@@ -275,7 +275,8 @@ impl Aggregator {
         }
     }
 
-    /// Top `k` "bought together" partners of a product.
+    /// Top `k` "bought together" partners of a product ([`together`](Self::together)
+    /// with [`Relation::Bought`]).
     pub fn bought_together(
         &self,
         product: u32,
@@ -284,17 +285,6 @@ impl Aggregator {
         span: Span,
     ) -> Vec<Partner> {
         self.bought.top_partners(product, k, ranking, span)
-    }
-
-    /// Top `k` "viewed together" partners of a product.
-    pub fn viewed_together(
-        &self,
-        product: u32,
-        k: usize,
-        ranking: Ranking,
-        span: Span,
-    ) -> Vec<Partner> {
-        self.viewed.top_partners(product, k, ranking, span)
     }
 
     /// The `k` products in the most transactions over `span`.
@@ -342,8 +332,8 @@ impl Aggregator {
         span: Span,
     ) -> Vec<Partner> {
         match relation {
-            Relation::Bought => self.bought_together(item, k, ranking, span),
-            Relation::Viewed => self.viewed_together(item, k, ranking, span),
+            Relation::Bought => self.bought.top_partners(item, k, ranking, span),
+            Relation::Viewed => self.viewed.top_partners(item, k, ranking, span),
         }
     }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use aggregator::cooccur::{Ranking, Span};
+use aggregator::cooccur::{Ranking, Relation, Span};
 use aggregator::processor::{Aggregator, AggregatorConfig, Outcome};
 use common::{session, txn};
 use producer::{Catalog, EventStream, ShopConfig};
@@ -153,7 +153,7 @@ fn hand_made_stream() {
     );
     // 2 x 0.3 + 1 x 0.5 + 5 / 100 x 0.2 = 1.11.
     assert!((e.score() - 1.11).abs() < 1e-12);
-    let v = a.viewed_together(1, 10, Ranking::Count, Span::Window);
+    let v = a.together(Relation::Viewed, 1, 10, Ranking::Count, Span::Window);
     assert_eq!(
         v.iter()
             .map(|p| (p.item, p.score.count))
@@ -229,8 +229,8 @@ fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
                 whole.bought_together(p, 10, r, Span::Window)
             );
             assert_eq!(
-                resumed.viewed_together(p, 10, r, Span::AllTime),
-                whole.viewed_together(p, 10, r, Span::AllTime)
+                resumed.together(Relation::Viewed, p, 10, r, Span::AllTime),
+                whole.together(Relation::Viewed, p, 10, r, Span::AllTime)
             );
         }
     }

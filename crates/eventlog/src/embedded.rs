@@ -75,6 +75,12 @@ impl Inner {
         // still consistent with what was committed to disk.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A write batch that goes as far towards the disk as the log was
+    /// opened to.
+    fn write_batch(&self) -> fjall::OwnedWriteBatch {
+        self.db.batch().durability(Some(mode(self.durability)))
+    }
 }
 
 fn record_key(topic: &str, partition: u32, offset: u64) -> Vec<u8> {
@@ -245,11 +251,7 @@ impl EventLog for EmbeddedLog {
 
     fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()> {
         let mut state = self.inner.lock();
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(mode(self.inner.durability)));
+        let mut batch = self.inner.write_batch();
         let mut created = Vec::new();
         for t in topics {
             check_topic_name(&t.name)?;
@@ -346,11 +348,7 @@ impl EventLog for EmbeddedLog {
     }
 
     fn reset_group(&self, group: &str, topics: &[&str]) -> Result<()> {
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(mode(self.inner.durability)));
+        let mut batch = self.inner.write_batch();
         for (topic, partition) in self.partitions_of(topics) {
             batch.remove(&self.inner.meta, offset_key(group, &topic, partition));
         }
@@ -359,11 +357,7 @@ impl EventLog for EmbeddedLog {
     }
 
     fn set_group_offsets(&self, group: &str, offsets: &Offsets) -> Result<()> {
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(mode(self.inner.durability)));
+        let mut batch = self.inner.write_batch();
         for ((topic, partition), offset) in offsets {
             batch.insert(
                 &self.inner.meta,
@@ -407,11 +401,7 @@ impl EmbeddedProducer {
             return Ok(());
         }
         let mut state = self.inner.lock();
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(mode(self.inner.durability)));
+        let mut batch = self.inner.write_batch();
         let mut next: HashMap<(Arc<str>, u32), u64> = HashMap::new();
         for p in self.pending.drain(..) {
             let offset = next
@@ -593,11 +583,7 @@ impl LogConsumer for EmbeddedConsumer {
     }
 
     fn commit(&mut self, offsets: &Offsets) -> Result<()> {
-        let mut batch = self
-            .inner
-            .db
-            .batch()
-            .durability(Some(mode(self.inner.durability)));
+        let mut batch = self.inner.write_batch();
         let mut any = false;
         for ((topic, partition), offset) in offsets {
             if !self

@@ -212,15 +212,21 @@ pub fn run(
     let mut pending: Vec<(&'static str, u64)> = Vec::new();
     crate::metrics::init();
     crate::metrics::EVENTS_PLANNED.set(i64::try_from(total).unwrap_or(i64::MAX));
-    let flush = |producer: &mut Box<dyn eventlog::LogProducer>,
-                 published: u64,
-                 pending: &mut Vec<(&'static str, u64)>,
-                 last_time: NaiveDateTime|
+    // Flushes what was sent (with the marker of progress), then reports.
+    let mut flush = |producer: &mut Box<dyn eventlog::LogProducer>,
+                     published: u64,
+                     pending: &mut Vec<(&'static str, u64)>,
+                     last_time: NaiveDateTime|
      -> Result<(), LogError> {
         let marker = serde_json::to_vec(&source.marker(published)).unwrap_or_default();
         producer.flush_with_marker(MARKER, &marker)?;
         crate::metrics::flushed(pending, last_time.and_utc().timestamp());
         tracing::debug!(published, "Published a batch.");
+        progress(&Progress {
+            published,
+            total,
+            event_time: last_time,
+        });
         Ok(())
     };
     for ev in stream.by_ref() {
@@ -235,11 +241,6 @@ pub fn run(
                 // Make what is due visible before waiting for what is not.
                 flush(&mut producer, published, &mut pending, last_time)?;
                 in_batch = 0;
-                progress(&Progress {
-                    published,
-                    total,
-                    event_time: last_time,
-                });
             }
             // Woken at once by a stop.
             stop.wait_timeout(due.saturating_duration_since(Instant::now()));
@@ -264,19 +265,9 @@ pub fn run(
         if in_batch >= opts.batch {
             flush(&mut producer, published, &mut pending, last_time)?;
             in_batch = 0;
-            progress(&Progress {
-                published,
-                total,
-                event_time: last_time,
-            });
         }
     }
     flush(&mut producer, published, &mut pending, last_time)?;
-    progress(&Progress {
-        published,
-        total,
-        event_time: last_time,
-    });
     Ok(ReplaySummary {
         published: published - skip,
         resumed_from: skip,
