@@ -4,8 +4,16 @@ FROM rust:1.90-bookworm AS build
 WORKDIR /src
 # librdkafka is built from source by rdkafka-sys (cmake-free, needs a C
 # compiler, which the rust image has).
-COPY Cargo.toml Cargo.lock ./
-COPY crates ./crates
+COPY Cargo.toml Cargo.lock clippy.toml ./
+COPY schemas ./schemas
+COPY eventlog ./eventlog
+COPY stores ./stores
+COPY producer ./producer
+COPY ingest ./ingest
+COPY aggregator ./aggregator
+COPY batch ./batch
+COPY telemetry ./telemetry
+COPY ecomflow ./ecomflow
 RUN cargo build --release --locked -p ecomflow \
     && cp target/release/ecomflow /usr/local/bin/ecomflow
 

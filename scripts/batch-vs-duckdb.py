@@ -7,7 +7,7 @@ Usage (after a replay has written DATA_DIR/snapshot):
     scripts/batch-vs-duckdb.py DATA_DIR [path/to/ecomflow] [runs]
 
 DuckDB (2 threads, one process) runs the seed's four analytics with the
-batch's own SQL definitions (crates/batch/sql/): co-purchase
+batch's own SQL definitions (batch/sql/): co-purchase
 pairs, co-view pairs (each a self-join, then the totals and top 10),
 conversion (the funnel and conversion by device) and CLV with its segments.
 ecomflow runs the whole `ecomflow batch` (the same four, plus product

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The nightly batch's analytics on Apache Spark, for shops that outgrow one machine.
 
-Runs the same SQL files as `ecomflow batch` (crates/batch/sql/*.sql), on the
+Runs the same SQL files as `ecomflow batch` (batch/sql/*.sql), on the
 same Parquet snapshot, and writes the findings in the shape `ecomflow batch`
 writes them (report/findings.json), so the two can be compared figure by
 figure (scripts/compare_findings.py; CI does it on a small shop).
@@ -31,7 +31,7 @@ import re
 import sys
 import time
 
-SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "batch", "sql")
+SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "batch", "sql")
 DAILY_TABLES = ("transactions", "sessions")
 WHOLE_TABLES = ("users", "products", "categories", "dead_letters")
 GAP_RULE = "views_rank >= 0.9 AND conversion_rank < 0.25"  # analytics.rs GAP_RULE

@@ -59,7 +59,7 @@ trap on_exit EXIT
 # The Arroyo UDF plugin is a workspace of its own (arrow 51 needs an older
 # chrono than DataFusion); it shares the target directory.
 target_dir="${CARGO_TARGET_DIR:-target}"
-udf=(--manifest-path crates/aggregator-udf/Cargo.toml --target-dir "$target_dir")
+udf=(--manifest-path aggregator-udf/Cargo.toml --target-dir "$target_dir")
 
 # Clippy is the compiler of our own crates for the whole run: clippy-driver
 # as RUSTC_WORKSPACE_WRAPPER with CLIPPY_ARGS is exactly what `cargo clippy`
@@ -83,7 +83,7 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 phase "cargo fmt --check"
 cargo fmt --all -- --check
-cargo fmt --manifest-path crates/aggregator-udf/Cargo.toml -- --check
+cargo fmt --manifest-path aggregator-udf/Cargo.toml -- --check
 
 phase "test servers: Kafka (tansu), MongoDB (secantusdb)"
 if [ -z "${ECOMFLOW_KAFKA_BROKERS:-}" ]; then
@@ -130,7 +130,7 @@ cargo test "${udf[@]}" --locked -- --nocapture
 # Each Arroyo export is a feature of its own (one UDF per plugin): each is
 # linted and linked as the cdylib Arroyo loads (dependencies already built).
 phase "build + clippy -D warnings: each Arroyo UDF export as a plugin"
-for feature in $(sed -n 's/^\(udf-[a-z-]*\) = \[\]$/\1/p' crates/aggregator-udf/Cargo.toml); do
+for feature in $(sed -n 's/^\(udf-[a-z-]*\) = \[\]$/\1/p' aggregator-udf/Cargo.toml); do
   cargo build "${udf[@]}" --locked --lib --features "$feature"
 done
 

@@ -1,9 +1,9 @@
 //! The shop's scores, defined once.
 //!
 //! The aggregator (live engagement), and the Arroyo UDF plugin
-//! (`crates/aggregator-udf`, its own workspace, which compiles this file
+//! (`aggregator-udf`, its own workspace, which compiles this file
 //! through `#[path]`) call these. The batch computes the same score in SQL
-//! (`crates/batch/sql/clv.sql`, which Spark runs too); a test of the batch
+//! (`batch/sql/clv.sql`, which Spark runs too); a test of the batch
 //! checks that its numbers equal these on the same data. This file uses
 //! nothing outside `core`, so that the plugin can compile it.
 

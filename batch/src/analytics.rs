@@ -31,7 +31,7 @@ impl Default for SegmentCuts {
 /// Segment names, best first.
 pub const SEGMENTS: [&str; 4] = ["VIP", "High", "Medium", "Low"];
 
-/// The analytics' SQL, one statement per file in `crates/batch/sql/`:
+/// The analytics' SQL, one statement per file in `batch/sql/`:
 /// DataFusion runs them here and `scripts/spark_batch.py` submits the same
 /// files to Spark (README, "The nightly batch on Spark"). A file's
 /// `{name}` placeholders are filled by [`render`]; a file whose comment
@@ -452,7 +452,7 @@ mod tests {
         // What Spark reads differently: "x" is a string there, 0.3 a DECIMAL.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
         let mut files = 0;
-        for entry in std::fs::read_dir(&dir).expect("crates/batch/sql") {
+        for entry in std::fs::read_dir(&dir).expect("batch/sql") {
             let path = entry.expect("entry").path();
             let name = path.display().to_string();
             let text = std::fs::read_to_string(&path).expect("read");

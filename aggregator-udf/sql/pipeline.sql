@@ -2,7 +2,7 @@
 -- day, scored with the aggregator's own functions (the ecomflow-udf plugin),
 -- read from the same Kafka topics the aggregator reads.
 --
--- Deploy: see crates/aggregator-udf/README.md. Replace kafka:9092 with your
+-- Deploy: see aggregator-udf/README.md. Replace kafka:9092 with your
 -- brokers. Records are ecomflow envelopes ({"v":1,"kind":...,"data":{...}});
 -- the producer stamps each Kafka record with the event time, which Arroyo
 -- uses as the event time of a Kafka source; the watermark allows 1 hour of

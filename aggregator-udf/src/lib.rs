@@ -4,11 +4,11 @@
 //! enough.
 //!
 //! The functions themselves live in the aggregator crate
-//! (`crates/aggregator/src/pairs.rs` and `llr.rs`) and are compiled into
+//! (`aggregator/src/pairs.rs` and `llr.rs`) and are compiled into
 //! this plugin from the same source files, so the two can never disagree.
 //! The plugin pins arrow 51 through `arroyo-udf-plugin` 0.2.0, which needs
 //! a chrono older than DataFusion's, so it is a workspace of its own: build
-//! it with `cargo build --release --manifest-path crates/aggregator-udf/Cargo.toml`.
+//! it with `cargo build --release --manifest-path aggregator-udf/Cargo.toml`.
 //!
 //! Arroyo UDFs take and return scalars (a `Vec` argument would make an
 //! aggregate), so baskets travel as JSON text in and as `a|b,c|d` text out;
