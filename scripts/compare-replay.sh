@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs two ecomflow binaries (e.g. main's and a branch's release builds) on
 # the same shop, one after the other, and checks that their answers are the
-# same: every Parquet file of the snapshot and the report, byte for byte.
+# same: every Parquet file of the snapshot and the report, byte for byte,
+# and the printed summary, but for its timings, rates and the API's port.
 # Prints each run's wall time and peak RSS (/usr/bin/time -v).
 #
 # Usage: scripts/compare-replay.sh BEFORE_BIN AFTER_BIN [RUNS] [-- SHOP FLAGS]
@@ -35,6 +36,11 @@ digest() { # dir: sha256 of every Parquet file and the report, by path
     -print0 | sort -z | xargs -0 sha256sum)
 }
 
+summary() { # the printed summary without what differs run to run
+  grep -v -E 'Lookup API on|Steps:|^Stages|^  (stage|publish|ingest|aggregator) |final batch' "$1" |
+    sed -E 's/ in [0-9.]+ s, [0-9]+ events\/s\)/)/; s/(before|after)-1/RUN/g; s/[0-9]+ day partitions written \([0-9]+ rows\)/N day partitions written (nightly timing)/'
+}
+
 for i in $(seq 1 "$runs"); do
   run before "$before" "$i"
   run after "$after" "$i"
@@ -44,5 +50,11 @@ if diff <(digest "$work/before-1") <(digest "$work/after-1") >"$work/diff"; then
 else
   echo "DIFFERENT answers:"
   cat "$work/diff"
+  exit 1
+fi
+if diff <(summary "$work/before-1.out") <(summary "$work/after-1.out"); then
+  echo "same summary: $(summary "$work/after-1.out" | wc -l) lines identical (timings aside)"
+else
+  echo "DIFFERENT summaries (above)"
   exit 1
 fi
