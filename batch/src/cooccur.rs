@@ -7,11 +7,14 @@
 //! basket with `a.product < b.product`, group and count. On the default shop
 //! that join makes 113M rows to count 8.7M pairs. Here:
 //!
-//! 1. one pass over both tables' baskets (only the id and product-list
-//!    columns are read) builds a dictionary of the products, numbered in
-//!    string order, so that `a < b` on numbers is `a < b` on ids, and notes
-//!    which basket ids occur in more than one row;
-//! 2. a second pass turns each basket into its distinct sorted numbers and
+//! 1. the products are numbered in string order, so that `a < b` on
+//!    numbers is `a < b` on ids: the catalog's (`products`, a few thousand
+//!    rows) when every basket's products are in it, which the counting
+//!    pass finds out; otherwise the baskets are read once more for the
+//!    products they hold (a dataset whose baskets name products it does
+//!    not list). The basket ids that occur in more than one row are found
+//!    from the id columns alone;
+//! 2. one pass turns each basket into its distinct sorted numbers and
 //!    counts each pair (the aggregator's `pairs.rs`: one definition of a
 //!    pair) in a flat triangular array of `u32` (dense ids; 50 MB for 5,000
 //!    products), or in a hash map keyed by a `u64` pair when the array would
@@ -76,6 +79,8 @@ impl Default for Limits {
 pub struct Baskets {
     /// `SELECT id, list FROM ...`.
     pub query: &'static str,
+    /// `SELECT id FROM ...`: the basket ids alone.
+    pub ids: &'static str,
     /// The list's elements are structs with this product-id field (`None`:
     /// the elements are the ids).
     pub field: Option<&'static str>,
@@ -84,12 +89,14 @@ pub struct Baskets {
 /// Transactions: their line items' products.
 pub const TRANSACTION_BASKETS: Baskets = Baskets {
     query: "SELECT transaction_id, items FROM transactions",
+    ids: "SELECT transaction_id FROM transactions",
     field: Some("product_id"),
 };
 
 /// Sessions: their viewed products.
 pub const SESSION_BASKETS: Baskets = Baskets {
     query: "SELECT session_id, viewed_products FROM sessions",
+    ids: "SELECT session_id FROM sessions",
     field: None,
 };
 
@@ -465,6 +472,8 @@ struct Partial {
     basket: Vec<u32>,
     /// Scratch: its capped products.
     capped: Vec<u32>,
+    /// A basket held a product without a number.
+    unknown: bool,
 }
 
 impl Partial {
@@ -475,6 +484,7 @@ impl Partial {
             merged: Merged::default(),
             basket: Vec::new(),
             capped: Vec::new(),
+            unknown: false,
         }
     }
 
@@ -555,16 +565,72 @@ pub fn count_with(
     limits: Limits,
 ) -> Result<CoOccurrence> {
     let kinds = [TRANSACTION_BASKETS, SESSION_BASKETS];
-    // Pass 1: the products, and which basket ids repeat.
+    let started = std::time::Instant::now();
+    let repeated = kinds
+        .iter()
+        .map(|kind| repeated_ids(engine, kind))
+        .collect::<Result<Vec<_>>>()?;
+    // The products are numbered in string order. The catalog's numbers do
+    // when every basket's products are in it (the ordinary case): then the
+    // baskets are read once. Otherwise they are read once more for the
+    // products they hold, and counted over those.
+    let catalog = catalog_products(engine)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        products = catalog.len(),
+        "Pairs: repeated baskets and the catalog read."
+    );
+    if let Some(out) = count_over(engine, &kinds, &repeated, &catalog, top, cap, limits)? {
+        return Ok(out);
+    }
+    let started = std::time::Instant::now();
+    let held = basket_products(engine, &kinds)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), products = held.len(), "Pairs: a basket holds a product the catalog does not; counting over the baskets' products.");
+    count_over(engine, &kinds, &repeated, &held, top, cap, limits)?.ok_or_else(|| {
+        BatchError::Corrupt("a basket's product was not among the baskets' products".into())
+    })
+}
+
+/// Hashes of the basket ids of `kind` that occur in more than one row (read
+/// from the id column alone).
+fn repeated_ids(engine: &Engine, kind: &Baskets) -> Result<FxHashSet<u64>> {
+    let parts = engine.fold_partitions(kind.ids, Vec::<u64>::new, |hashes, batch| {
+        let ids = strings(batch.column(0))?;
+        hashes.extend(ids.iter().flatten().map(id_hash));
+        Ok(())
+    })?;
+    let mut hashes: Vec<u64> = parts.into_iter().flatten().collect();
+    hashes.sort_unstable();
+    Ok(hashes
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect())
+}
+
+/// The catalog's product ids, sorted.
+fn catalog_products(engine: &Engine) -> Result<Vec<String>> {
+    let parts = engine.fold_partitions(
+        "SELECT DISTINCT product_id FROM products",
+        Vec::<String>::new,
+        |names, batch| {
+            let ids = strings(batch.column(0))?;
+            names.extend(ids.iter().flatten().map(str::to_string));
+            Ok(())
+        },
+    )?;
+    let mut names: Vec<String> = parts.into_iter().flatten().collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
+/// Every product some basket holds, sorted.
+fn basket_products(engine: &Engine, kinds: &[Baskets]) -> Result<Vec<String>> {
     let mut products_seen: FxHashSet<String> = FxHashSet::default();
-    let mut repeated: Vec<FxHashSet<u64>> = Vec::new();
-    for kind in kinds {
-        let parts = engine.fold_partitions(
-            kind.query,
-            || (FxHashSet::<String>::default(), Vec::<u64>::new()),
-            |(seen, hashes), batch| {
-                for_each_basket(kind, batch, |id, products| {
-                    hashes.push(id_hash(id));
+    for &kind in kinds {
+        let parts =
+            engine.fold_partitions(kind.query, FxHashSet::<String>::default, |seen, batch| {
+                for_each_basket(kind, batch, |_, products| {
                     for p in products {
                         if !seen.contains(p) {
                             seen.insert(p.to_string());
@@ -572,44 +638,54 @@ pub fn count_with(
                     }
                     Ok(())
                 })
-            },
-        )?;
-        let mut hashes: Vec<u64> = Vec::new();
-        for (seen, part) in parts {
+            })?;
+        for seen in parts {
             products_seen.extend(seen);
-            hashes.extend(part);
         }
-        hashes.sort_unstable();
-        let dups: FxHashSet<u64> = hashes
-            .windows(2)
-            .filter(|w| w[0] == w[1])
-            .map(|w| w[0])
-            .collect();
-        repeated.push(dups);
     }
     if products_seen.len() > u32::MAX as usize {
         return Err(BatchError::Corrupt("more than 2^32 products".into()));
     }
-    // Numbers in string order.
     let mut names: Vec<String> = products_seen.into_iter().collect();
     names.sort_unstable();
+    Ok(names)
+}
+
+/// Counts the pairs with the products numbered by their place in `names`
+/// (sorted); `None` if a basket holds a product not in `names`.
+fn count_over(
+    engine: &Engine,
+    kinds: &[Baskets],
+    repeated: &[FxHashSet<u64>],
+    names: &[String],
+    top: usize,
+    cap: Option<usize>,
+    limits: Limits,
+) -> Result<Option<CoOccurrence>> {
+    let started = std::time::Instant::now();
     let number: FxHashMap<&str, u32> = names
         .iter()
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-
-    // Pass 2: count the pairs, and the baskets holding each product.
+    // Count the pairs, and the baskets holding each product.
     let mut tables = Vec::new();
-    for (kind, dups) in kinds.into_iter().zip(&repeated) {
+    for (&kind, dups) in kinds.iter().zip(repeated) {
         let parts = engine.fold_partitions(
             kind.query,
             || Partial::new(names.len(), limits),
             |part, batch| {
                 for_each_basket(kind, batch, |id, products| {
                     part.basket.clear();
-                    part.basket
-                        .extend(products.filter_map(|p| number.get(p).copied()));
+                    for p in products {
+                        match number.get(p) {
+                            Some(&n) => part.basket.push(n),
+                            None => part.unknown = true,
+                        }
+                    }
+                    if part.unknown {
+                        return Ok(());
+                    }
                     if !dups.is_empty() && dups.contains(&id_hash(id)) {
                         part.merged
                             .entry(id.to_string())
@@ -628,8 +704,13 @@ pub fn count_with(
                 })
             },
         )?;
+        if parts.iter().any(|p| p.unknown) {
+            return Ok(None);
+        }
         tables.push(Partial::merge(parts, names.len(), cap, limits)?);
     }
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Pairs: counted.");
+    let started = std::time::Instant::now();
     let ((bought, _), (viewed, viewing_sessions)) = (&tables[0], &tables[1]);
     let viewed_never_bought = viewed.missing_from(bought)?;
     let sessions_viewed = names
@@ -638,12 +719,17 @@ pub fn count_with(
         .filter(|(_, n)| **n > 0)
         .map(|(name, n)| (name.clone(), *n))
         .collect();
-    Ok(CoOccurrence {
-        bought: summarise(bought, &names, top)?,
-        viewed: summarise(viewed, &names, top)?,
+    let out = CoOccurrence {
+        bought: summarise(bought, names, top)?,
+        viewed: summarise(viewed, names, top)?,
         viewed_never_bought,
         sessions_viewed,
-    })
+    };
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "Pairs: summaries done."
+    );
+    Ok(Some(out))
 }
 
 fn summarise(counts: &Counts, names: &[String], top: usize) -> Result<PairTable> {

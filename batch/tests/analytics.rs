@@ -860,6 +860,23 @@ fn pairs_match_the_sql_self_join() {
     };
     let spilled = batch::cooccur::count_with(&engine, 10, None, limits).expect("count");
     assert_eq!(spilled, co);
+    // Above, no basket's product was in the (empty) catalog: the baskets
+    // were read for their products. With a catalog that lacks one of them
+    // (p60), the same; with all of them and one no basket holds (p61), the
+    // baskets are numbered by the catalog and read once: the same answers
+    // every way.
+    for last in [59, 61] {
+        let catalog: Vec<Product> = (1..=last).map(|i| product(&format!("p{i}"), 1.0)).collect();
+        shop.docs.upsert_products(&catalog).expect("products");
+        let (_, engine) = snapshot_engine(&shop, dir.path());
+        assert_eq!(
+            batch::cooccur::count(&engine, 10, None).expect("count"),
+            co,
+            "catalog of {last}"
+        );
+        let spilled = batch::cooccur::count_with(&engine, 10, None, limits).expect("count");
+        assert_eq!(spilled, co, "catalog of {last}, spilled");
+    }
 }
 
 /// `--basket-cap N` counts the pairs of a basket's first N distinct
