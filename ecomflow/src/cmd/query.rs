@@ -5,6 +5,7 @@ use crate::cli::{QueryArgs, QueryName};
 use anyhow::Context;
 use serde::Serialize;
 
+/// Answers the question, as a table or as JSON lines.
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.user.is_some() && args.name != QueryName::PurchaseHistory {
         anyhow::bail!("--user is for purchase-history only");
@@ -15,7 +16,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let stores = crate::pipeline::open_stores(&args.log, &args.stores)?;
     let docs = stores.docs.as_ref();
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
-    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match args.name {
+    match args.name {
         QueryName::RevenueByCategory => {
             let days = docs.transaction_days()?;
             let (Some(first), Some(last)) = (days.first(), days.last()) else {
@@ -25,101 +26,98 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
             if from > to {
                 anyhow::bail!("--from {from} is after --to {to}");
             }
-            let rows = docs.revenue_by_category(from, to)?;
-            if args.json {
-                return json_lines(&rows);
-            }
-            (
-                vec!["day", "category", "name", "units", "revenue"],
-                rows.into_iter()
-                    .map(|r| {
-                        vec![
-                            r.day.to_string(),
-                            r.category_id,
-                            r.category.unwrap_or_default(),
-                            r.units.to_string(),
-                            format!("{:.2}", r.revenue),
-                        ]
-                    })
-                    .collect(),
-            )
+            show(docs.revenue_by_category(from, to)?, args.json, docs)
         }
-        QueryName::TopCustomers => {
-            let rows = docs.top_customers(limit)?;
-            if args.json {
-                return json_lines(&rows);
-            }
-            (
-                vec!["user", "name", "orders", "spent", "last purchase"],
-                rows.into_iter()
-                    .map(|r| {
-                        vec![
-                            r.user_id,
-                            r.name.unwrap_or_default(),
-                            r.orders.to_string(),
-                            format!("{:.2}", r.spent),
-                            schemas::time::format(r.last_purchase),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
-        QueryName::PaymentMix => {
-            let rows = docs.payment_mix()?;
-            if args.json {
-                return json_lines(&rows);
-            }
-            (
-                vec!["method", "orders", "revenue", "share"],
-                rows.into_iter()
-                    .map(|r| {
-                        vec![
-                            r.method,
-                            r.orders.to_string(),
-                            format!("{:.2}", r.revenue),
-                            format!("{:.2}%", r.share * 100.0),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
+        QueryName::TopCustomers => show(docs.top_customers(limit)?, args.json, docs),
+        QueryName::PaymentMix => show(docs.payment_mix()?, args.json, docs),
         QueryName::PurchaseHistory => {
             let user = args
                 .user
                 .as_deref()
                 .context("purchase-history needs --user (e.g. --user user_000042)")?;
-            let rows = docs.purchase_history(user, limit)?;
-            if args.json {
-                return json_lines(&rows);
-            }
-            (
-                vec![
-                    "transaction",
-                    "time",
-                    "product",
-                    "name",
-                    "qty",
-                    "unit price",
-                    "subtotal",
-                ],
-                rows.into_iter()
-                    .map(|r| {
-                        vec![
-                            r.transaction_id,
-                            schemas::time::format(r.timestamp),
-                            r.product_id,
-                            r.product.unwrap_or_default(),
-                            r.quantity.to_string(),
-                            format!("{:.2}", r.unit_price),
-                            format!("{:.2}", r.subtotal),
-                        ]
-                    })
-                    .collect(),
-            )
+            show(docs.purchase_history(user, limit)?, args.json, docs)
         }
-    };
-    print!("{}", table(&header, &rows));
-    println!("({} rows from the {})", rows.len(), docs.describe());
+    }
+}
+
+/// A row of one of the questions: its columns, for the table.
+trait Row: Serialize {
+    /// Column headings.
+    const HEADER: &'static [&'static str];
+    /// The row's cells, formatted.
+    fn cells(self) -> Vec<String>;
+}
+
+impl Row for stores::queries::CategoryDay {
+    const HEADER: &'static [&'static str] = &["day", "category", "name", "units", "revenue"];
+    fn cells(self) -> Vec<String> {
+        vec![
+            self.day.to_string(),
+            self.category_id,
+            self.category.unwrap_or_default(),
+            self.units.to_string(),
+            format!("{:.2}", self.revenue),
+        ]
+    }
+}
+
+impl Row for stores::queries::Customer {
+    const HEADER: &'static [&'static str] = &["user", "name", "orders", "spent", "last purchase"];
+    fn cells(self) -> Vec<String> {
+        vec![
+            self.user_id,
+            self.name.unwrap_or_default(),
+            self.orders.to_string(),
+            format!("{:.2}", self.spent),
+            schemas::time::format(self.last_purchase),
+        ]
+    }
+}
+
+impl Row for stores::queries::PaymentShare {
+    const HEADER: &'static [&'static str] = &["method", "orders", "revenue", "share"];
+    fn cells(self) -> Vec<String> {
+        vec![
+            self.method,
+            self.orders.to_string(),
+            format!("{:.2}", self.revenue),
+            format!("{:.2}%", self.share * 100.0),
+        ]
+    }
+}
+
+impl Row for stores::queries::HistoryLine {
+    const HEADER: &'static [&'static str] = &[
+        "transaction",
+        "time",
+        "product",
+        "name",
+        "qty",
+        "unit price",
+        "subtotal",
+    ];
+    fn cells(self) -> Vec<String> {
+        vec![
+            self.transaction_id,
+            schemas::time::format(self.timestamp),
+            self.product_id,
+            self.product.unwrap_or_default(),
+            self.quantity.to_string(),
+            format!("{:.2}", self.unit_price),
+            format!("{:.2}", self.subtotal),
+        ]
+    }
+}
+
+/// Prints `rows` as JSON lines, or as a table with a count of rows.
+fn show<R: Row>(rows: Vec<R>, json: bool, docs: &dyn stores::DocumentStore) -> anyhow::Result<()> {
+    if json {
+        return json_lines(&rows);
+    }
+    let n = rows.len();
+    let cells: Vec<Vec<String>> = rows.into_iter().map(Row::cells).collect();
+    print!("{}", table(R::HEADER, &cells));
+    println!("({n} rows from the {})", docs.describe());
     Ok(())
 }
 
