@@ -1,8 +1,13 @@
 //! Events for the aggregator tests, built from the schemas' types.
 #![allow(dead_code)]
 
+use aggregator::cooccur::Ranking;
+use aggregator::http::{serve, ApiState};
+use aggregator::processor::{Aggregator, AggregatorConfig};
 use schemas::envelope::{encode, Kind};
 use schemas::*;
+use std::io::{Read, Write};
+use std::sync::{Arc, RwLock};
 
 pub fn ts(s: &str) -> chrono::NaiveDateTime {
     schemas::time::parse(s).expect("test literal")
@@ -65,4 +70,48 @@ pub fn session(at: &str, viewed: &[&str], status: ConversionStatus) -> Vec<u8> {
             cart_contents: cart,
         },
     )
+}
+
+/// Sends `head` (a whole request) and returns the raw response.
+pub fn request(addr: &str, head: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(head.as_bytes()).expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    raw
+}
+
+/// A GET: the status and the body as JSON (as a JSON string when it is not JSON).
+pub fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let raw = request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
+    );
+    let status: u16 = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string())),
+    )
+}
+
+/// An empty model served on 127.0.0.1:0: (model, address, runtime).
+pub fn server() -> (Arc<RwLock<Aggregator>>, String, tokio::runtime::Runtime) {
+    let model = Arc::new(RwLock::new(Aggregator::new(AggregatorConfig::default())));
+    let state = Arc::new(ApiState::new(model.clone(), Ranking::Llr));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    runtime.spawn(serve(listener, state));
+    (model, addr, runtime)
 }
