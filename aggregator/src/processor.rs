@@ -322,7 +322,7 @@ impl Aggregator {
     }
 
     /// An item's partners by `relation`: [`bought_together`](Self::bought_together)
-    /// or [`viewed_together`](Self::viewed_together).
+    /// or the viewed-together partners.
     pub fn together(
         &self,
         relation: Relation,
