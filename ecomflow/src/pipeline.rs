@@ -31,29 +31,43 @@ pub struct Stores {
 /// embedded engines under `--data-dir`.
 pub fn open_stores(args: &LogArgs, servers: &StoreArgs) -> anyhow::Result<Stores> {
     let durability = args.durability();
-    let docs: Arc<dyn DocumentStore> = match &servers.mongodb_uri {
-        Some(uri) => Arc::new(
-            MongoDocStore::connect(uri, &servers.mongodb_database)
-                .with_context(|| format!("connecting to MongoDB at {uri}"))?,
-        ),
-        None => Arc::new(
-            EmbeddedDocStore::open_with(&args.data_dir.join("docs"), durability)
-                .context("opening the document store")?,
-        ),
+    let open_docs = || -> anyhow::Result<Arc<dyn DocumentStore>> {
+        Ok(match &servers.mongodb_uri {
+            Some(uri) => Arc::new(
+                MongoDocStore::connect(uri, &servers.mongodb_database)
+                    .with_context(|| format!("connecting to MongoDB at {uri}"))?,
+            ),
+            None => Arc::new(
+                EmbeddedDocStore::open_with(&args.data_dir.join("docs"), durability)
+                    .context("opening the document store")?,
+            ),
+        })
     };
-    let wide: Arc<dyn WideColumnStore> = match &servers.hbase_thrift {
-        Some(addr) => Arc::new(
-            HbaseWideStore::connect(addr, 4)
-                .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
-        ),
-        None => Arc::new(
-            EmbeddedWideStore::open_with(&args.data_dir.join("wide"), durability)
-                .context("opening the wide-column store")?,
-        ),
+    let open_wide = || -> anyhow::Result<Arc<dyn WideColumnStore>> {
+        Ok(match &servers.hbase_thrift {
+            Some(addr) => Arc::new(
+                HbaseWideStore::connect(addr, 4)
+                    .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
+            ),
+            None => Arc::new(
+                EmbeddedWideStore::open_with(&args.data_dir.join("wide"), durability)
+                    .context("opening the wide-column store")?,
+            ),
+        })
     };
+    // Opening an embedded store replays its journal (tens of MB after a
+    // replay): the two open side by side.
+    let (docs, wide) = std::thread::scope(|scope| {
+        let wide = scope.spawn(open_wide);
+        let docs = open_docs();
+        let wide = wide
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("opening the wide-column store panicked")));
+        (docs, wide)
+    });
     Ok(Stores {
-        docs,
-        sessions: SessionStore::new(wide)?,
+        docs: docs?,
+        sessions: SessionStore::new(wide?)?,
     })
 }
 

@@ -112,6 +112,12 @@ fn days_of(ks: &Keyspace) -> Result<Vec<NaiveDate>> {
     Ok(days)
 }
 
+impl Drop for EmbeddedDocStore {
+    fn drop(&mut self) {
+        crate::flush_on_close(&self.db, &self.path);
+    }
+}
+
 impl EmbeddedDocStore {
     /// Opens (or creates) the store in `path`, durable on a process crash.
     pub fn open(path: &Path) -> Result<Self> {
@@ -122,7 +128,9 @@ impl EmbeddedDocStore {
     /// [`Durability::Machine`], [`DocumentStore::put_progress`] syncs the
     /// journal (and with it every write before it).
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
+        let started = std::time::Instant::now();
         let db = crate::open_fjall(path)?;
+        tracing::debug!(store = %path.display(), seconds = started.elapsed().as_secs_f64(), "Store opened (journal replayed).");
         let ks = |name: &str| db.keyspace(name, crate::keyspace_options);
         let store = EmbeddedDocStore {
             users: ks("users")?,

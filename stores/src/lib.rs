@@ -100,6 +100,53 @@ pub(crate) fn persist_mode(durability: schemas::fsio::Durability) -> fjall::Pers
     }
 }
 
+/// How long closing a store waits for its memtables to reach disk.
+const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Writes every keyspace's memtable to a table and waits for the flushes,
+/// as RocksDB does when a database closes: the next open then skips the
+/// journal's entries (fjall replays only those newer than a keyspace's
+/// tables) instead of inserting them all into a memtable again. After a
+/// replay, opening the wide-column store took 0.50 s with its 48 MB
+/// journal replayed and 0.27 s once flushed (fjall still reads it), the
+/// document store 0.32 s and 0.22 s; flushing cost 0.14 s and 0.09 s at the
+/// end of the replay (README, "Measured"). Nothing depends on it for
+/// correctness: a store that is killed, or whose flush fails, recovers from
+/// its journal as before. Errors are logged, not returned: it runs on drop.
+/// `rotate_memtable` and `sealed_memtable_count` are fjall's test-facing
+/// API (`doc(hidden)`), pinned by the lockfile and covered by
+/// `closing_flushes_the_memtables_so_the_next_open_skips_the_journal`.
+pub(crate) fn flush_on_close(db: &fjall::Database, path: &std::path::Path) {
+    let started = std::time::Instant::now();
+    let mut rotated = Vec::new();
+    for name in db.list_keyspace_names() {
+        let keyspace = match db.keyspace(&name, fjall::KeyspaceCreateOptions::default) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(store = %path.display(), keyspace = &*name, error = %e, "Could not flush a keyspace on close; the next open replays its journal.");
+                continue;
+            }
+        };
+        match keyspace.rotate_memtable() {
+            Ok(true) => rotated.push(keyspace),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(store = %path.display(), keyspace = &*name, error = %e, "Could not flush a keyspace on close; the next open replays its journal.");
+            }
+        }
+    }
+    while rotated.iter().any(|k| k.sealed_memtable_count() > 0) {
+        if started.elapsed() > CLOSE_FLUSH_WAIT {
+            tracing::warn!(store = %path.display(), "Memtables not flushed on close after 30 s; the next open replays the journal.");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if !rotated.is_empty() {
+        tracing::debug!(store = %path.display(), keyspaces = rotated.len(), seconds = started.elapsed().as_secs_f64(), "Memtables flushed on close.");
+    }
+}
+
 /// Maps fjall's "directory is locked" to a message that names the cause.
 pub(crate) fn open_fjall(path: &std::path::Path) -> Result<fjall::Database> {
     std::fs::create_dir_all(path)?;
