@@ -1,16 +1,21 @@
 //! `ecomflow ingest`: ingest workers as a service.
 
 use crate::cli::IngestArgs;
-use crate::{pipeline, ui};
+use crate::{pipeline, stages, ui};
 use std::sync::Arc;
 
 /// Runs the workers until Ctrl-C (or `--until-idle`), then prints what
-/// they stored.
+/// they stored and their rate (the replay's per-stage table: events/s
+/// from the first record to the last, over the first and last tenth, and
+/// the peak RSS).
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     let stats = Arc::new(ingest::IngestStats::default());
+    let counted = stats.clone();
+    let clock =
+        stages::StageClock::start(vec!["ingest"], move || vec![counted.snapshot().consumed]);
     let (stores, workers) = pipeline::start_ingest(
         log.clone(),
         &args.log,
@@ -22,5 +27,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     )?;
     tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");
     workers.join()?;
-    ui::print_ingest_summary(&stats.snapshot(), &stores)
+    let rows = clock.finish();
+    ui::print_ingest_summary(&stats.snapshot(), &stores)?;
+    if !rows.is_empty() {
+        print!("{}", stages::format(&rows));
+    }
+    Ok(())
 }
