@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use schemas::ids;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 named_enum! {
@@ -226,7 +226,7 @@ struct Health {
 /// What the API serves from.
 pub struct ApiState {
     /// The live model, written by the aggregator, read here.
-    pub model: Arc<RwLock<Aggregator>>,
+    pub model: crate::SharedModel,
     /// Ranking when the request names none.
     pub default_ranking: Ranking,
     /// Partner answers as sent, with the model version they were made
@@ -278,7 +278,7 @@ impl Answers {
 
 impl ApiState {
     /// State over a shared model.
-    pub fn new(model: Arc<RwLock<Aggregator>>, default_ranking: Ranking) -> Self {
+    pub fn new(model: crate::SharedModel, default_ranking: Ranking) -> Self {
         ApiState {
             model,
             default_ranking,
@@ -322,8 +322,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn read(state: &ApiState) -> std::sync::RwLockReadGuard<'_, Aggregator> {
-    state.model.read().unwrap_or_else(|e| e.into_inner())
+fn read(state: &ApiState) -> parking_lot::RwLockReadGuard<'_, Aggregator> {
+    state.model.read()
 }
 
 /// The number in `id` if `id` is its canonical spelling (`format` of the

@@ -43,3 +43,15 @@ mod pairtable;
 pub mod processor;
 pub mod runner;
 mod window;
+
+/// The lock the live model sits behind, shared by the aggregator (the
+/// writer) and the lookup API (the readers). parking_lot's, not std's, for
+/// `RwLockWriteGuard::unlock_fair`: the writer hands the lock to the
+/// lookups waiting for it after each slice it applies, where std's lock
+/// let the writer take it straight back before a waiting reader, woken
+/// but not yet on a core, got it (so one lookup could wait out several
+/// slices while the replay kept both cores busy).
+pub use parking_lot::RwLock;
+
+/// The live model as the aggregator and the API share it.
+pub type SharedModel = std::sync::Arc<RwLock<processor::Aggregator>>;

@@ -11,6 +11,7 @@
 
 use crate::metrics;
 use crate::processor::{Aggregator, AggregatorConfig, Event, Outcome};
+use crate::RwLock;
 use eventlog::{EventLog, LogError, Offsets, Record};
 use schemas::envelope::DeadLetter;
 use schemas::fsio::{Durability, Replace};
@@ -19,7 +20,6 @@ use schemas::topics;
 use schemas::Rejection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// Consumer group of the aggregator.
@@ -244,7 +244,7 @@ pub fn run(
         let timer = Instant::now();
         producer.flush()?;
         let (size, offsets) = {
-            let m = model.read().unwrap_or_else(|e| e.into_inner());
+            let m = model.read();
             let size = write_checkpoint(&cfg.checkpoint, &m, cfg.durability).map_err(|e| {
                 RunnerError::Checkpoint {
                     path: cfg.checkpoint.display().to_string(),
@@ -396,7 +396,7 @@ fn apply_batch(
 ) -> Result<(), RunnerError> {
     let mut batch = batch.into_iter().peekable();
     while batch.peek().is_some() {
-        let mut m = model.write().unwrap_or_else(|e| e.into_inner());
+        let mut m = model.write();
         // Per topic, added to the counter once per slice.
         let mut applied: Vec<(String, u64)> = Vec::new();
         for (r, event) in batch.by_ref().take(APPLY_SLICE) {
@@ -425,17 +425,21 @@ fn apply_batch(
             }
         }
         metrics::observe_state(&m);
-        drop(m);
+        // Lookups that waited for this slice get the lock before the next.
+        parking_lot::RwLockWriteGuard::unlock_fair(m);
         for (topic, n) in applied {
             metrics::APPLIED.with_label_values(&[&topic]).inc_by(n);
         }
         // A day that slid out of the window is taken out of its counts in
         // pieces, the lock released in between.
-        while model
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire(EXPIRE_SLICE)
-        {}
+        loop {
+            let mut m = model.write();
+            let more = m.expire(EXPIRE_SLICE);
+            parking_lot::RwLockWriteGuard::unlock_fair(m);
+            if !more {
+                break;
+            }
+        }
     }
     Ok(())
 }

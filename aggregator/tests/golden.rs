@@ -296,7 +296,7 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
         durability: schemas::fsio::Durability::Process,
         until_idle: None,
     };
-    let model = Arc::new(std::sync::RwLock::new(Aggregator::new(
+    let model = Arc::new(aggregator::RwLock::new(Aggregator::new(
         AggregatorConfig::default(),
     )));
     let stats = Arc::new(RunnerStats::default());
@@ -338,7 +338,6 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
         restored.bought_together(1, 10, Ranking::Count, Span::AllTime),
         model
             .read()
-            .expect("model")
             .bought_together(1, 10, Ranking::Count, Span::AllTime)
     );
     assert_eq!(
@@ -418,7 +417,7 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
         durability: schemas::fsio::Durability::Machine,
         until_idle: None,
     };
-    let model = Arc::new(std::sync::RwLock::new(model));
+    let model = Arc::new(aggregator::RwLock::new(model));
     let stats = Arc::new(RunnerStats::default());
     let stop = schemas::Shutdown::new();
     let handle = {
@@ -440,7 +439,7 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
             .score
             .count
     };
-    assert_eq!(count(&model.read().expect("model")), 30);
+    assert_eq!(count(&model.read()), 30);
     // The final checkpoint (synced) holds all 30.
     let saved = std::fs::read(&cfg.checkpoint).expect("checkpoint written");
     assert_eq!(count(&Aggregator::restore(&saved).expect("restore")), 30);

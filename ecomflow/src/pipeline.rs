@@ -337,7 +337,7 @@ fn watch_lag(
 /// runner thread.
 pub struct AggregatorHandle {
     /// The live model.
-    pub model: Arc<std::sync::RwLock<aggregator::processor::Aggregator>>,
+    pub model: aggregator::SharedModel,
     /// Address the API listens on.
     pub addr: std::net::SocketAddr,
     /// Runner counters.
@@ -412,7 +412,7 @@ pub fn start_aggregator(
         })?;
         model
     };
-    let model = Arc::new(std::sync::RwLock::new(model));
+    let model = Arc::new(aggregator::RwLock::new(model));
     let (runtime, listener) = http_runtime(
         "http",
         &flags.http,

@@ -49,7 +49,7 @@ pub fn print_ingest_summary(s: &ingest::StatsSnapshot, stores: &Stores) -> anyho
 /// top partners as the API ranks them.
 pub fn print_aggregator_summary(a: &AggregatorHandle) {
     use aggregator::cooccur::Span;
-    let m = a.model.read().unwrap_or_else(|e| e.into_inner());
+    let m = a.model.read();
     let (bought, viewed) = m.window_pairs();
     println!(
         "Aggregator: {} events applied by this run, {} late; {} bought-together and {} viewed-together pairs in the window.",

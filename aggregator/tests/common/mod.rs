@@ -4,10 +4,11 @@
 use aggregator::cooccur::Ranking;
 use aggregator::http::{serve, ApiState};
 use aggregator::processor::{Aggregator, AggregatorConfig};
+use aggregator::RwLock;
 use schemas::envelope::{encode, Kind};
 use schemas::*;
 use std::io::{Read, Write};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 pub fn ts(s: &str) -> chrono::NaiveDateTime {
     schemas::time::parse(s).expect("test literal")
