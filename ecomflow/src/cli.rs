@@ -500,6 +500,13 @@ pub struct AggregatorFlags {
     /// empty while the group resumes would lose the window for good).
     #[arg(long, env = "ECOMFLOW_REBUILD_AGGREGATOR")]
     pub rebuild_aggregator: bool,
+    /// Threads answering lookups. Default: 2 in `replay`, where the
+    /// pipeline's threads take the cores by turns and a second thread
+    /// answers while the first waits for one; 1 in `serve`, where one
+    /// thread answers sooner (see the README, "The lookup API").
+    #[arg(long, env = "ECOMFLOW_HTTP_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub http_threads: Option<u16>,
 }
 
 impl AggregatorFlags {

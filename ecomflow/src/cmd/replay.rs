@@ -145,6 +145,9 @@ impl Running {
             &args.aggregator,
             stop.child(),
             None,
+            args.aggregator
+                .http_threads
+                .unwrap_or(pipeline::REPLAY_HTTP_THREADS),
         )?;
         println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", aggregator.addr);
         // Everything this thread does and starts from here on (publish,

@@ -17,6 +17,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.aggregator,
         stop.child(),
         args.until_idle,
+        args.aggregator
+            .http_threads
+            .unwrap_or(pipeline::SERVE_HTTP_THREADS),
     )?;
     println!(
         "Aggregator reading {}; lookup API on http://{} until Ctrl-C.",
