@@ -25,7 +25,7 @@
 use crate::doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
-use fjall::{Database, Keyspace, PersistMode};
+use fjall::{Keyspace, PersistMode};
 use schemas::fsio::Durability;
 use schemas::{
     Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Session, Transaction, User,
@@ -39,7 +39,7 @@ use std::sync::Mutex;
 /// The embedded document store.
 pub struct EmbeddedDocStore {
     path: PathBuf,
-    db: Database,
+    db: crate::Db,
     users: Keyspace,
     products: Keyspace,
     categories: Keyspace,
@@ -112,12 +112,6 @@ fn days_of(ks: &Keyspace) -> Result<Vec<NaiveDate>> {
     Ok(days)
 }
 
-impl Drop for EmbeddedDocStore {
-    fn drop(&mut self) {
-        crate::flush_on_close(&self.db, &self.path);
-    }
-}
-
 impl EmbeddedDocStore {
     /// Opens (or creates) the store in `path`, durable on a process crash.
     pub fn open(path: &Path) -> Result<Self> {
@@ -128,9 +122,7 @@ impl EmbeddedDocStore {
     /// [`Durability::Machine`], [`DocumentStore::put_progress`] syncs the
     /// journal (and with it every write before it).
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
-        let started = std::time::Instant::now();
         let db = crate::open_fjall(path)?;
-        tracing::debug!(store = %path.display(), seconds = started.elapsed().as_secs_f64(), "Store opened (journal replayed).");
         let ks = |name: &str| db.keyspace(name, crate::keyspace_options);
         let store = EmbeddedDocStore {
             users: ks("users")?,

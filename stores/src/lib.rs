@@ -147,14 +147,43 @@ pub(crate) fn flush_on_close(db: &fjall::Database, path: &std::path::Path) {
     }
 }
 
-/// Maps fjall's "directory is locked" to a message that names the cause.
-pub(crate) fn open_fjall(path: &std::path::Path) -> Result<fjall::Database> {
+/// An embedded store's fjall database, flushed when it closes
+/// ([`flush_on_close`]).
+pub(crate) struct Db {
+    db: fjall::Database,
+    path: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Db {
+    type Target = fjall::Database;
+
+    fn deref(&self) -> &fjall::Database {
+        &self.db
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        flush_on_close(&self.db, &self.path);
+    }
+}
+
+/// Opens an embedded store's database (logging how long replaying its
+/// journal took); maps fjall's "directory is locked" to a message that
+/// names the cause.
+pub(crate) fn open_fjall(path: &std::path::Path) -> Result<Db> {
     std::fs::create_dir_all(path)?;
-    fjall::Database::builder(path)
+    let started = std::time::Instant::now();
+    let db = fjall::Database::builder(path)
         .worker_threads(FJALL_WORKERS)
         .open()
         .map_err(|e| match e {
             fjall::Error::Locked => StoreError::Locked(path.display().to_string()),
             other => StoreError::Storage(other),
-        })
+        })?;
+    tracing::debug!(store = %path.display(), seconds = started.elapsed().as_secs_f64(), "Store opened (journal replayed).");
+    Ok(Db {
+        db,
+        path: path.to_path_buf(),
+    })
 }

@@ -16,7 +16,7 @@
 
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
-use fjall::{Database, Keyspace, PersistMode};
+use fjall::{Keyspace, PersistMode};
 use schemas::fsio::Durability;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ struct Table {
 /// The embedded wide-column store.
 pub struct EmbeddedWideStore {
     path: PathBuf,
-    db: Database,
+    db: crate::Db,
     tables: RwLock<HashMap<String, Table>>,
     /// Puts that read, merge and write: one at a time.
     writer: Mutex<()>,
@@ -175,12 +175,6 @@ fn merge_cell(row: &mut RowCells, family: &str, q: &[u8], v: &[u8]) {
     }
 }
 
-impl Drop for EmbeddedWideStore {
-    fn drop(&mut self) {
-        crate::flush_on_close(&self.db, &self.path);
-    }
-}
-
 impl EmbeddedWideStore {
     /// Opens (or creates) the store in `path`, durable on a process crash.
     pub fn open(path: &Path) -> Result<Self> {
@@ -194,9 +188,7 @@ impl EmbeddedWideStore {
     /// named `<table>__<family>`) is refused with a message saying how to
     /// start over, rather than read as empty.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
-        let started = std::time::Instant::now();
         let db = crate::open_fjall(path)?;
-        tracing::debug!(store = %path.display(), seconds = started.elapsed().as_secs_f64(), "Store opened (journal replayed).");
         if let Some(old) = db
             .list_keyspace_names()
             .iter()
