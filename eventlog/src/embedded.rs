@@ -546,6 +546,42 @@ impl EmbeddedConsumer {
     }
 }
 
+/// How many of `max` records to read from each partition, given what each
+/// holds past the consumer's position (`backlogs`, in the order the
+/// partitions take turns): shares in proportion to the backlogs, so that a
+/// consumer catching up reads its partitions side by side and they end
+/// together. Reading one partition at a time instead drained the small
+/// transactions topic in the first half of a catch-up and left the
+/// sessions alone for the second: the document store then held weeks of
+/// transactions ahead of their sessions, and ingest ran at one mix of work
+/// and then another. The rounding remainder goes to the partitions in turn
+/// order (the turn moves on each poll), so a small backlog is not starved.
+fn shares(max: usize, backlogs: &[u64]) -> Vec<usize> {
+    let total: u128 = backlogs.iter().map(|b| u128::from(*b)).sum();
+    let max_u = max as u128;
+    if total <= max_u {
+        // Everything fits: each backlog is at most `max`.
+        return backlogs.iter().map(|b| *b as usize).collect();
+    }
+    // total > max >= 0, so the division is defined; each share is at most
+    // its backlog and at most `max`.
+    let mut out: Vec<usize> = backlogs
+        .iter()
+        .map(|b| (u128::from(*b) * max_u / total) as usize)
+        .collect();
+    let mut left = max.saturating_sub(out.iter().sum::<usize>());
+    for (share, backlog) in out.iter_mut().zip(backlogs) {
+        if left == 0 {
+            break;
+        }
+        if (*share as u64) < *backlog {
+            *share += 1;
+            left -= 1;
+        }
+    }
+    out
+}
+
 impl LogConsumer for EmbeddedConsumer {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
         let deadline = Instant::now() + timeout;
@@ -572,19 +608,26 @@ impl LogConsumer for EmbeddedConsumer {
             n.saturating_add(end.saturating_sub(*pos))
         });
         let mut out = Vec::with_capacity(max.min(usize::try_from(available).unwrap_or(max)));
-        for (topic, partition, pos, end) in ready {
-            if out.len() >= max {
-                break;
+        let backlogs: Vec<u64> = ready
+            .iter()
+            .map(|(_, _, pos, end)| end.saturating_sub(*pos))
+            .collect();
+        let takes = shares(max, &backlogs);
+        for ((topic, partition, pos, end), take) in ready.into_iter().zip(takes) {
+            if take == 0 {
+                continue;
             }
-            let take = (max - out.len()).min((end - pos) as usize);
             let range = record_key(&topic, partition, pos)..record_key(&topic, partition, end);
+            let before = out.len();
             for kv in self.inner.records.range(range).take(take) {
                 let (k, v) = kv.into_inner()?;
                 let offset = be_u64(&k[k.len() - 8..]).unwrap_or(0);
                 out.push(decode_value(&topic, partition, offset, &v)?);
             }
-            if let Some(last) = out.last() {
-                self.positions.insert((topic, partition), last.offset + 1);
+            // Only this partition's records move its position.
+            if let Some(last) = out.get(before..).and_then(<[Record]>::last) {
+                self.positions
+                    .insert((topic, partition), last.offset.saturating_add(1));
             }
         }
         if !self.assigned.is_empty() {
@@ -656,6 +699,19 @@ mod tests {
             assert!(p < 4);
             assert_eq!(p, partition_for(k, 4));
         }
+    }
+
+    #[test]
+    fn shares_follow_the_backlogs_and_hand_out_the_remainder_in_turn() {
+        // 30 and 10 waiting, 10 to read: 7.5 and 2.5, the odd one to the first.
+        assert_eq!(shares(10, &[30, 10]), vec![8, 2]);
+        // Everything fits.
+        assert_eq!(shares(10, &[3, 4]), vec![3, 4]);
+        // Fewer records than partitions: one each, in turn order.
+        assert_eq!(shares(3, &[1, 1, 1, 1]), vec![1, 1, 1, 0]);
+        assert_eq!(shares(0, &[5]), vec![0]);
+        // Backlogs near u64::MAX do not overflow.
+        assert_eq!(shares(4, &[u64::MAX, u64::MAX]), vec![2, 2]);
     }
 
     #[test]

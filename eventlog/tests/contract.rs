@@ -355,6 +355,30 @@ fn embedded_survives_reopen() {
     }
 }
 
+/// A consumer catching up on two topics reads them side by side, in
+/// proportion to what each holds (800 and 200 records: 80 and 20 per poll of
+/// 100), so that both end together instead of one after the other.
+#[test]
+fn embedded_catch_up_reads_partitions_in_proportion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EmbeddedLog::open(dir.path()).expect("open");
+    log.ensure_topics(&[TopicSpec::new("big", 1), TopicSpec::new("small", 1)])
+        .expect("topics");
+    publish(&log, "big", 800);
+    publish(&log, "small", 200);
+    let mut c = log.consumer("g", &["big", "small"]).expect("consumer");
+    let mut polls = Vec::new();
+    loop {
+        let got = c.poll(100, Duration::from_millis(50)).expect("poll");
+        if got.is_empty() {
+            break;
+        }
+        let small = got.iter().filter(|r| r.topic == "small").count();
+        polls.push((got.len() - small, small));
+    }
+    assert_eq!(polls, vec![(80, 20); 10]);
+}
+
 #[test]
 fn embedded_refuses_unknown_topics_and_a_second_opener() {
     let dir = tempfile::tempdir().expect("tempdir");
