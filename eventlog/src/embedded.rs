@@ -602,17 +602,14 @@ impl LogConsumer for EmbeddedConsumer {
                     .0;
             }
         };
-        // Sized once: growing it by doubling copied every record again and
-        // faulted in fresh pages at each step.
-        let available = ready.iter().fold(0u64, |n, (_, _, pos, end)| {
-            n.saturating_add(end.saturating_sub(*pos))
-        });
-        let mut out = Vec::with_capacity(max.min(usize::try_from(available).unwrap_or(max)));
         let backlogs: Vec<u64> = ready
             .iter()
             .map(|(_, _, pos, end)| end.saturating_sub(*pos))
             .collect();
         let takes = shares(max, &backlogs);
+        // Sized once: growing it by doubling copied every record again and
+        // faulted in fresh pages at each step.
+        let mut out = Vec::with_capacity(takes.iter().sum());
         for ((topic, partition, pos, end), take) in ready.into_iter().zip(takes) {
             if take == 0 {
                 continue;

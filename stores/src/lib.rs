@@ -120,16 +120,12 @@ pub(crate) fn flush_on_close(db: &fjall::Database, path: &std::path::Path) {
     let started = std::time::Instant::now();
     let mut rotated = Vec::new();
     for name in db.list_keyspace_names() {
-        let keyspace = match db.keyspace(&name, fjall::KeyspaceCreateOptions::default) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!(store = %path.display(), keyspace = &*name, error = %e, "Could not flush a keyspace on close; the next open replays its journal.");
-                continue;
-            }
-        };
-        match keyspace.rotate_memtable() {
-            Ok(true) => rotated.push(keyspace),
-            Ok(false) => {}
+        let rotate = db
+            .keyspace(&name, fjall::KeyspaceCreateOptions::default)
+            .and_then(|k| Ok((k.rotate_memtable()?, k)));
+        match rotate {
+            Ok((true, keyspace)) => rotated.push(keyspace),
+            Ok((false, _)) => {}
             Err(e) => {
                 tracing::warn!(store = %path.display(), keyspace = &*name, error = %e, "Could not flush a keyspace on close; the next open replays its journal.");
             }
