@@ -107,14 +107,12 @@ pub trait DocumentStore: Send + Sync {
     fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>>;
 
     /// Stores sessions (as the seed's MongoDB holds them, beside users,
-    /// products and transactions), keyed by session id: storing one again
-    /// replaces it with the same document. The nightly snapshot reads them
-    /// from here by day ([`sessions_on`](Self::sessions_on)); the
-    /// wide-column store stays the path for "a user's last N sessions".
+    /// products and transactions): storing one again replaces it with the
+    /// same document. The nightly snapshot reads them from here by day
+    /// ([`sessions_on`](Self::sessions_on)); the wide-column store stays the
+    /// path for "a user's last N sessions". Nothing looks a session up by
+    /// id, so the embedded store keeps no index for it.
     fn put_sessions(&self, items: &[Session]) -> Result<()>;
-
-    /// A session by id.
-    fn session(&self, session_id: &str) -> Result<Option<Session>>;
 
     /// The days on which sessions started, ascending.
     fn session_days(&self) -> Result<Vec<NaiveDate>>;

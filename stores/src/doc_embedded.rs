@@ -13,7 +13,6 @@
 //!   session, so that the nightly snapshot reads a day in key order (the
 //!   documents, hundreds of bytes, are kept apart from the keys: fjall's
 //!   key-value separation);
-//! - `session_ids`: session id → its key in `session_docs`;
 //! - `progress`: `group NUL topic NUL partition` (big-endian) → the next
 //!   offset (big-endian) whose records are not all stored yet.
 //!
@@ -51,7 +50,6 @@ pub struct EmbeddedDocStore {
     dead: Keyspace,
     values: Keyspace,
     session_docs: Keyspace,
-    session_ids: Keyspace,
     progress: Keyspace,
     durability: Durability,
     writer: Mutex<()>,
@@ -136,7 +134,6 @@ impl EmbeddedDocStore {
             dead: ks("dead_letters")?,
             values: ks("customer_values")?,
             session_docs: db.keyspace("session_docs", crate::document_keyspace_options)?,
-            session_ids: ks("session_ids")?,
             progress: ks("progress")?,
             durability,
             writer: Mutex::new(()),
@@ -144,13 +141,16 @@ impl EmbeddedDocStore {
             db,
         };
         store.migrate_sessions_by_id()?;
-        // An index of the active flag that nothing read, in stores written
-        // before 2026-11-26: dropped.
-        if store.db.keyspace_exists("products_by_active") {
-            let unused = store
-                .db
-                .keyspace("products_by_active", crate::keyspace_options)?;
-            store.db.delete_keyspace(unused)?;
+        // Indexes that nothing reads any more, in stores written by an older
+        // ecomflow: dropped. `products_by_active` held the active flag
+        // (until 2026-11-26, third sitting); `session_ids` mapped a session
+        // id to its key in `session_docs` (until 2026-11-26, ninth sitting):
+        // its random keys cost ingest a sixth of its rate.
+        for unused in ["products_by_active", "session_ids"] {
+            if store.db.keyspace_exists(unused) {
+                let ks = store.db.keyspace(unused, crate::keyspace_options)?;
+                store.db.delete_keyspace(ks)?;
+            }
         }
         Ok(store)
     }
@@ -204,7 +204,6 @@ impl EmbeddedDocStore {
                 &schemas::time::format(item.start_time),
                 item.session_id.as_bytes(),
             );
-            batch.insert(&self.session_ids, item.session_id.as_bytes(), k.as_slice());
             batch.insert(&self.session_docs, k, to_json(item));
         }
     }
@@ -465,16 +464,6 @@ impl DocumentStore for EmbeddedDocStore {
         Ok(())
     }
 
-    fn session(&self, session_id: &str) -> Result<Option<Session>> {
-        let Some(k) = self.session_ids.get(session_id.as_bytes())? else {
-            return Ok(None);
-        };
-        self.session_docs
-            .get(k)?
-            .map(|v| from_json("session", &v))
-            .transpose()
-    }
-
     fn session_days(&self) -> Result<Vec<NaiveDate>> {
         days_of(&self.session_docs)
     }
@@ -545,14 +534,16 @@ mod tests {
     }
 
     #[test]
-    fn an_older_store_has_its_sessions_moved_to_the_by_day_layout_and_the_unused_index_dropped() {
+    fn an_older_store_has_its_sessions_moved_to_the_by_day_layout_and_the_unused_indexes_dropped() {
         let dir = tempfile::tempdir().expect("tmp");
         let (a, b) = (
             session("sess_b", "2025-03-12T08:00:00"),
             session("sess_a", "2025-03-12T09:00:00"),
         );
+        let day = NaiveDate::from_ymd_opt(2025, 3, 12).expect("day");
         {
-            // What an older ecomflow wrote: the keyspace `sessions`, by id.
+            // What an older ecomflow wrote: the keyspace `sessions`, by id,
+            // and two indexes nothing reads now.
             let db = crate::open_fjall(dir.path()).expect("db");
             let old = db
                 .keyspace("sessions", crate::document_keyspace_options)
@@ -561,26 +552,29 @@ mod tests {
                 old.insert(s.session_id.as_bytes(), to_json(s))
                     .expect("insert");
             }
-            let unused = db
-                .keyspace("products_by_active", crate::keyspace_options)
-                .expect("keyspace");
-            unused.insert(b"1\0prod_00001", b"").expect("insert");
+            for (name, k, v) in [
+                ("products_by_active", &b"1\0prod_00001"[..], &b""[..]),
+                ("session_ids", b"sess_a", b"2025-03-12\0..."),
+            ] {
+                let unused = db
+                    .keyspace(name, crate::keyspace_options)
+                    .expect("keyspace");
+                unused.insert(k, v).expect("insert");
+            }
             db.persist(PersistMode::SyncAll).expect("persist");
         }
         let store = EmbeddedDocStore::open(dir.path()).expect("open");
         assert_eq!(
-            store
-                .sessions_on(NaiveDate::from_ymd_opt(2025, 3, 12).expect("day"))
-                .expect("day"),
+            store.sessions_on(day).expect("day"),
             vec![a.clone(), b.clone()]
         );
-        assert_eq!(store.session("sess_a").expect("get"), Some(b));
-        assert!(!store.db.keyspace_exists("sessions"));
-        assert!(!store.db.keyspace_exists("products_by_active"));
+        for gone in ["sessions", "products_by_active", "session_ids"] {
+            assert!(!store.db.keyspace_exists(gone), "{gone}");
+        }
         drop(store);
         // Opened again: nothing to move, the sessions stay.
         let store = EmbeddedDocStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.session("sess_b").expect("get"), Some(a));
+        assert_eq!(store.sessions_on(day).expect("day"), vec![a, b]);
         assert_eq!(store.counts().expect("counts").users, 0);
     }
 }

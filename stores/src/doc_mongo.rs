@@ -727,10 +727,6 @@ impl DocumentStore for MongoDocStore {
         self.upsert_many("sessions", updates)
     }
 
-    fn session(&self, session_id: &str) -> Result<Option<Session>> {
-        self.find_one("session", "sessions", session_id)
-    }
-
     fn session_days(&self) -> Result<Vec<NaiveDate>> {
         self.days_of("sessions", "start_time")
     }

@@ -281,7 +281,7 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
     assert_eq!(store.all_products().expect("products").len(), 2);
     assert_eq!(store.all_categories().expect("categories").len(), 1);
 
-    // Sessions, keyed by id: stored again, still one, the same.
+    // Sessions: stored again, still one, the same.
     let s1 = session(
         "sess_a",
         "user_000001",
@@ -304,9 +304,14 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
     store
         .put_sessions(std::slice::from_ref(&s1))
         .expect("sessions again");
-    assert_eq!(store.session("sess_a").expect("get"), Some(s1.clone()));
-    assert_eq!(store.session("sess_b").expect("get"), Some(s2.clone()));
-    assert_eq!(store.session("sess_zzz").expect("get"), None);
+    assert_eq!(
+        store.sessions_on(day("2025-03-11")).expect("day"),
+        vec![s1.clone()]
+    );
+    assert_eq!(
+        store.sessions_on(day("2025-03-12")).expect("day"),
+        vec![s2.clone()]
+    );
     // By day, for the snapshot: a at 23:59 on the 11th; on the 12th, c (an
     // id after b's) at 07:00 before b at 08:00: by start time, then id.
     let s3 = session(
