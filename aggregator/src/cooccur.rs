@@ -10,12 +10,12 @@
 //! baskets is a few hundred KB where a day of pair counts was tens of MB,
 //! and the checkpoint holds the baskets and the all-time counts only.
 
-use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::llr::{score, PairScore};
 use crate::pairs::for_each_pair;
 use crate::pairtable::{Cell, PairTable};
 use crate::window::BucketRing;
 use rustc_hash::FxHashMap as HashMap;
+use schemas::codec::{DecodeError, Decoder, Encoder};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{self, Write};

@@ -2,12 +2,12 @@
 //! by event time over a sliding window, as plain functions over plain types
 //! with no I/O (`pairs`, `llr`, `window`, `cooccur`, `pairtable`,
 //! `processor`); and on top of them the parts that do I/O: the consumer
-//! group member with its checkpoints (`runner`, `codec`), the lookup API
+//! group member with its checkpoints (`runner`, encoded with
+//! [`schemas::codec`]), the lookup API
 //! (`http`), metrics and the offline evaluation.
 //!
 //! # Layout
 //!
-//! - `codec`: the checkpoint's compact binary encoding (varints).
 //! - [`cooccur`]: windowed item and pair counts, top-k partners by every
 //!   [`cooccur::Ranking`], and the per-user engagement score.
 //! - `pairtable`: one cell per pair of dense item numbers, in rows that
@@ -30,7 +30,6 @@
 //!   per key by event time in buckets (one per day by default) that slide
 //!   by dropping whole buckets, plus all-time counts; watermarks.
 
-mod codec;
 // `named_enum!` is defined there and used by `http` too.
 #[macro_use]
 pub mod cooccur;

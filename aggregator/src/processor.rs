@@ -7,9 +7,9 @@
 //! are skipped. Late events (older than the watermark) change nothing and
 //! are reported, so the caller can dead-letter them with reason `late`.
 
-use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::cooccur::{CoOccurrence, Engagement, Partner, Ranking, Relation, Span};
 use crate::window::{Lateness, Watermark, WindowedCounts, DAY};
+use schemas::codec::{DecodeError, Decoder, Encoder};
 use schemas::envelope::{decode_session, decode_transaction};
 use schemas::{ids, topics, ConversionStatus, Rejection};
 use serde::{Deserialize, Serialize};

@@ -8,8 +8,8 @@
 //! memory is bounded by the window, not by the length of the stream.
 //! All-time totals are kept beside it.
 
-use crate::codec::{DecodeError, Decoder, Encoder};
 use rustc_hash::FxHashMap as HashMap;
+use schemas::codec::{DecodeError, Decoder, Encoder};
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::io::{self, Write};

@@ -17,7 +17,10 @@
 //!   [`fsio::Durability`], how far a write goes towards the disk.
 //! - [`formulas`]: the shop's scores (engagement), defined once.
 //! - [`shutdown`]: the one stop signal of every stage ([`Shutdown`]).
+//! - [`codec`]: a compact binary encoding (varints, length-prefixed
+//!   strings) for what only ecomflow reads back.
 
+pub mod codec;
 pub mod envelope;
 pub mod formulas;
 pub mod fsio;

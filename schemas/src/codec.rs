@@ -1,9 +1,13 @@
-//! The checkpoint's binary encoding: unsigned LEB128 varints, zigzag for
-//! signed numbers, length-prefixed strings. Small numbers (counts, deltas
-//! between sorted ids) take one byte, so the full shop's state is a few
-//! tens of MB instead of the hundreds its JSON took.
+//! A compact binary encoding for what only ecomflow reads back (the
+//! aggregator's checkpoint, the embedded document store's sessions):
+//! unsigned LEB128 varints, zigzag for signed numbers, length-prefixed
+//! strings. Small numbers (counts, deltas between sorted ids) take one
+//! byte, so the full shop's aggregator state is a few tens of MB instead of
+//! the hundreds its JSON took.
 //!
-//! Reading never panics: a truncated or corrupted input is an error.
+//! [`Encoder`] buffers for a stream; [`put_u64`], [`put_str`] and
+//! [`put_raw`] append to a `Vec` for one small value. Reading never panics:
+//! a truncated or corrupted input is an error.
 
 use std::io::{self, Write};
 
@@ -11,6 +15,26 @@ use std::io::{self, Write};
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct DecodeError(pub String);
+
+/// Appends an unsigned number to `out`.
+pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a signed number (zigzag) to `out`.
+pub fn put_i64(out: &mut Vec<u8>, v: i64) {
+    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Appends a string, length first, to `out`.
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u64(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
 
 /// Writes values to a byte sink.
 pub struct Encoder<W: Write> {
@@ -36,18 +60,15 @@ impl<W: Write> Encoder<W> {
     }
 
     /// An unsigned number.
-    pub fn u64(&mut self, mut v: u64) -> io::Result<()> {
-        while v >= 0x80 {
-            self.buf.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.buf.push(v as u8);
+    pub fn u64(&mut self, v: u64) -> io::Result<()> {
+        put_u64(&mut self.buf, v);
         self.spill()
     }
 
     /// A signed number (zigzag).
     pub fn i64(&mut self, v: i64) -> io::Result<()> {
-        self.u64(((v << 1) ^ (v >> 63)) as u64)
+        put_i64(&mut self.buf, v);
+        self.spill()
     }
 
     /// A length or index.
@@ -63,8 +84,8 @@ impl<W: Write> Encoder<W> {
 
     /// A string, length first.
     pub fn str(&mut self, s: &str) -> io::Result<()> {
-        self.usize(s.len())?;
-        self.raw(s.as_bytes())
+        put_str(&mut self.buf, s);
+        self.spill()
     }
 
     /// Writes what is buffered and returns the sink.
