@@ -1,5 +1,6 @@
 //! The document store on fjall: one keyspace per collection (documents as
-//! JSON, keyed by id), plus index keyspaces and the purchase summaries.
+//! JSON, keyed by id; sessions in a compact binary form, keyed by day),
+//! plus index keyspaces and the purchase summaries.
 //!
 //! - `products_by_category`: `category_id NUL product_id`;
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
@@ -10,8 +11,9 @@
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
 //! - `customer_values`: user id → the batch's CLV and segment;
 //! - `session_docs`: `YYYY-MM-DD NUL start time NUL session_id` → the
-//!   session, so that the nightly snapshot reads a day in key order (the
-//!   documents, hundreds of bytes, are kept apart from the keys: fjall's
+//!   session (`session_bytes`; JSON in stores written before
+//!   2026-11-26), so that the nightly snapshot reads a day in key order
+//!   (the few over 256 bytes are kept apart from the keys: fjall's
 //!   key-value separation);
 //! - `progress`: `group NUL topic NUL partition` (big-endian) → the next
 //!   offset (big-endian) whose records are not all stored yet.

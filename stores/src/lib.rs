@@ -68,7 +68,10 @@ pub const MEMTABLE_BYTES: u64 = 32 << 20;
 /// 54.6 s and 58.6 s (81.5-87.5 s user CPU; ingest 46.3-51.0 s) against
 /// 58.6 s and 60.2 s (88.9-90.8 s; 51.2-51.8 s) with the log's alone,
 /// alternated (README, "Measured"). Like the memtable size, it applies to
-/// keyspaces created from now on.
+/// keyspaces created from now on. It must stay well below 20: fjall slows
+/// writes from 20 level-0 runs and halts them at 30, so a threshold of 30
+/// or more never compacts and writers wait for ever (32 hung ingest); 16
+/// was no faster than 8.
 pub const L0_TABLES: u8 = 8;
 
 /// Options of every keyspace of the embedded stores.
@@ -80,12 +83,14 @@ pub(crate) fn keyspace_options() -> fjall::KeyspaceCreateOptions {
         ))
 }
 
-/// Options of a keyspace whose values are documents (hundreds of bytes)
-/// under random keys, written once and rarely read (the document store's
-/// sessions): values over 256 bytes are kept apart from the keys (fjall's
-/// key-value separation), so compaction rewrites keys, not documents.
-/// Measured on the main job (README, "The stores and ingest"); tried on
-/// every table of both stores, it did not measurably help more.
+/// Options of a keyspace whose values are documents, written once and
+/// rarely read (the document store's sessions): values over 256 bytes are
+/// kept apart from the keys (fjall's key-value separation), so compaction
+/// rewrites keys, not documents. Measured on the main job when sessions
+/// were 600-900 bytes of JSON (README, "The stores and ingest"); tried on
+/// every table of both stores, it did not measurably help more. Since
+/// sessions are stored in binary (175 bytes on average), about one in ten
+/// is over the threshold.
 pub(crate) fn document_keyspace_options() -> fjall::KeyspaceCreateOptions {
     keyspace_options().with_kv_separation(Some(
         fjall::KvSeparationOptions::default().separation_threshold(256),
