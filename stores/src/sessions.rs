@@ -68,33 +68,34 @@ pub fn product_day_key(product_id: &str, day: NaiveDate) -> Vec<u8> {
     format!("{product_id}_{:08}", REVERSE_DAY - day_number(day)).into_bytes()
 }
 
-/// The cells of a session.
+/// The cells of a session, sorted by family and qualifier (the order the
+/// embedded store keeps them in, so it has nothing to sort).
 pub fn session_mutation(s: &Session) -> RowMutation {
     let d = &s.device_info;
     RowMutation {
         row: session_row_key(&s.user_id, s.start_time, &s.session_id),
         cells: vec![
-            Cell::new("session_info", "session_id", s.session_id.as_str()),
-            Cell::new(
-                "session_info",
-                "start_time",
-                schemas::time::format(s.start_time),
-            ),
-            Cell::new("session_info", "duration", s.duration_seconds.to_string()),
-            Cell::new("session_info", "referrer", s.referrer.as_str()),
-            Cell::new("device_info", "type", d.device_type.as_str()),
-            Cell::new("device_info", "os", d.os.as_str()),
-            Cell::new("device_info", "browser", d.browser.as_str()),
-            Cell::new("device_info", "city", d.city.as_str()),
-            Cell::new("device_info", "state", d.state.as_str()),
-            Cell::new("device_info", "ip", d.ip.as_str()),
+            Cell::new("behavior", "cart_contents", json(&s.cart_contents)),
             Cell::new(
                 "behavior",
                 "conversion_status",
                 s.conversion_status.as_str(),
             ),
             Cell::new("behavior", "viewed_products", json(&s.viewed_products)),
-            Cell::new("behavior", "cart_contents", json(&s.cart_contents)),
+            Cell::new("device_info", "browser", d.browser.as_str()),
+            Cell::new("device_info", "city", d.city.as_str()),
+            Cell::new("device_info", "ip", d.ip.as_str()),
+            Cell::new("device_info", "os", d.os.as_str()),
+            Cell::new("device_info", "state", d.state.as_str()),
+            Cell::new("device_info", "type", d.device_type.as_str()),
+            Cell::new("session_info", "duration", s.duration_seconds.to_string()),
+            Cell::new("session_info", "referrer", s.referrer.as_str()),
+            Cell::new("session_info", "session_id", s.session_id.as_str()),
+            Cell::new(
+                "session_info",
+                "start_time",
+                schemas::time::format(s.start_time),
+            ),
         ],
     }
 }
@@ -411,6 +412,31 @@ mod tests {
 
     fn ts(s: &str) -> NaiveDateTime {
         schemas::time::parse(s).expect("test literal")
+    }
+
+    #[test]
+    fn a_sessions_cells_come_sorted_by_family_and_qualifier() {
+        let s: Session = serde_json::from_value(serde_json::json!({
+            "session_id": "sess_a", "user_id": "user_000001",
+            "start_time": "2025-03-12T08:00:00", "duration_seconds": 60,
+            "referrer": "direct",
+            "device_info": {"type": "mobile", "os": "iOS", "browser": "Safari",
+                            "city": "Austin", "state": "TX", "ip": "10.0.0.1"},
+            "conversion_status": "browsed", "viewed_products": ["prod_00001"],
+            "cart_contents": []
+        }))
+        .expect("session");
+        let m = session_mutation(&s);
+        assert_eq!(m.cells.len(), 13);
+        assert!(m
+            .cells
+            .windows(2)
+            .all(|w| (&w[0].family, &w[0].qualifier) < (&w[1].family, &w[1].qualifier)));
+        // Each family of SESSION_FAMILIES, in its sorted place.
+        let families: Vec<&str> = m.cells.iter().map(|c| c.family.as_str()).collect();
+        assert_eq!(families[0], "behavior");
+        assert_eq!(families[3], "device_info");
+        assert_eq!(families[9], "session_info");
     }
 
     #[test]

@@ -88,6 +88,10 @@ type CellRefs<'a> = Vec<(&'a str, &'a [u8], &'a [u8])>;
 /// Sorts a write's cells by family and qualifier, keeping the last of
 /// cells named twice (as [`merge_cell`] replaces them).
 fn settle(cells: &mut CellRefs<'_>) {
+    // Already sorted, no cell named twice (a session's row): nothing to do.
+    if cells.is_sorted_by(|a, b| (a.0, a.1) < (b.0, b.1)) {
+        return;
+    }
     // Stable: of equal cells, the later one stays later.
     cells.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut keep: CellRefs<'_> = Vec::with_capacity(cells.len());
@@ -381,6 +385,20 @@ mod tests {
         assert_eq!(encode_refs(&cells), encode_row(&row));
         assert_eq!(decode_row(&encode_refs(&cells)).expect("decode"), row);
         assert!(encode_refs(&[]).is_empty());
+        // In order but a cell named twice: still one, the later.
+        let mut twice: CellRefs<'_> = vec![
+            ("behavior", b"duration", b"30"),
+            ("device", b"os", b"iOS"),
+            ("device", b"os", b"Android"),
+        ];
+        settle(&mut twice);
+        assert_eq!(
+            twice,
+            vec![
+                ("behavior", &b"duration"[..], &b"30"[..]),
+                ("device", &b"os"[..], &b"Android"[..]),
+            ]
+        );
     }
 
     #[test]
