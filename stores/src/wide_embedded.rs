@@ -48,25 +48,34 @@ fn keyspace_name(table: &str) -> String {
 /// qualifier.
 type RowCells = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
+/// The first byte of a row in the current encoding. Rows written before
+/// 2026-11-26 (ninth sitting) start with the four-byte length of their
+/// first family's name, whose first byte is below this: family names are
+/// shorter than 255 bytes ([`WideColumnStore::ensure_table`] refuses
+/// longer ones).
+const ROW_V2: u8 = 0xff;
+
 fn put_len(out: &mut Vec<u8>, n: usize) {
-    // Lengths beyond 4 GiB cannot reach here: fjall values are < 4 GiB.
-    out.extend_from_slice(&(n as u32).to_le_bytes());
+    schemas::codec::put_u64(out, n as u64);
 }
 
-/// Per family: `(u32 LE length, name, u32 LE cell count)`, then per cell
-/// `(u32 LE length, qualifier, u32 LE length, value)`.
+/// [`ROW_V2`], then per family `(length, name, cell count)` and per cell
+/// `(length, qualifier, length, value)`, every length and count a varint
+/// ([`schemas::codec`]): a session's row is about a sixth smaller than with
+/// the four-byte lengths of the first encoding.
 fn encode_row(row: &RowCells) -> Vec<u8> {
     let len: usize = row
         .iter()
         .map(|(f, cells)| {
-            8 + f.len()
+            4 + f.len()
                 + cells
                     .iter()
-                    .map(|(q, v)| 8 + q.len() + v.len())
+                    .map(|(q, v)| 4 + q.len() + v.len())
                     .sum::<usize>()
         })
         .sum();
-    let mut out = Vec::with_capacity(len);
+    let mut out = Vec::with_capacity(1 + len);
+    out.push(ROW_V2);
     for (f, cells) in row {
         put_len(&mut out, f.len());
         out.extend_from_slice(f.as_bytes());
@@ -109,9 +118,10 @@ fn settle(cells: &mut CellRefs<'_>) {
 fn encode_refs(cells: &[(&str, &[u8], &[u8])]) -> Vec<u8> {
     let len: usize = cells
         .iter()
-        .map(|(f, q, v)| 16 + f.len() + q.len() + v.len())
+        .map(|(f, q, v)| 8 + f.len() + q.len() + v.len())
         .sum();
-    let mut out = Vec::with_capacity(len);
+    let mut out = Vec::with_capacity(1 + len);
+    out.push(ROW_V2);
     let mut rest = cells;
     while let Some(&(family, _, _)) = rest.first() {
         let n = rest.iter().take_while(|c| c.0 == family).count();
@@ -129,7 +139,45 @@ fn encode_refs(cells: &[(&str, &[u8], &[u8])]) -> Vec<u8> {
     out
 }
 
-fn decode_row(mut bytes: &[u8]) -> Result<RowCells> {
+fn decode_row(bytes: &[u8]) -> Result<RowCells> {
+    match bytes.split_first() {
+        Some((&ROW_V2, rest)) => decode_row_v2(rest),
+        _ => decode_row_v1(bytes),
+    }
+}
+
+fn family_name(bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| StoreError::corrupt("wide-column value: family is not UTF-8"))
+}
+
+/// A row of the current encoding ([`encode_row`]), after its first byte.
+fn decode_row_v2(bytes: &[u8]) -> Result<RowCells> {
+    let corrupt =
+        |e: schemas::codec::DecodeError| StoreError::corrupt(format!("wide-column value: {e}"));
+    let mut d = schemas::codec::Decoder::new(bytes);
+    let part = |d: &mut schemas::codec::Decoder<'_>| -> Result<Vec<u8>> {
+        let n = d.count().map_err(corrupt)?;
+        Ok(d.raw(n).map_err(corrupt)?.to_vec())
+    };
+    let mut out = Vec::new();
+    while !d.done() {
+        let family = family_name(&part(&mut d)?)?;
+        let n = d.count().map_err(corrupt)?;
+        let mut cells = Vec::with_capacity(n);
+        for _ in 0..n {
+            let q = part(&mut d)?;
+            let v = part(&mut d)?;
+            cells.push((q, v));
+        }
+        out.push((family, cells));
+    }
+    Ok(out)
+}
+
+/// A row of the first encoding: lengths and counts as four bytes, little
+/// endian.
+fn decode_row_v1(mut bytes: &[u8]) -> Result<RowCells> {
     let corrupt = || StoreError::corrupt("wide-column value: truncated row");
     fn len(bytes: &mut &[u8], corrupt: &dyn Fn() -> StoreError) -> Result<usize> {
         let n = bytes
@@ -148,8 +196,7 @@ fn decode_row(mut bytes: &[u8]) -> Result<RowCells> {
     }
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        let family = String::from_utf8(part(&mut bytes, &corrupt)?.to_vec())
-            .map_err(|_| StoreError::corrupt("wide-column value: family is not UTF-8"))?;
+        let family = family_name(part(&mut bytes, &corrupt)?)?;
         let n = len(&mut bytes, &corrupt)?;
         let mut cells = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
@@ -285,6 +332,11 @@ impl WideColumnStore for EmbeddedWideStore {
     }
 
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {
+        if let Some(f) = families.iter().find(|f| f.len() >= usize::from(ROW_V2)) {
+            return Err(StoreError::Unknown(format!(
+                "{table}:{f} (family names are at most 254 bytes)"
+            )));
+        }
         let keyspace = self
             .db
             .keyspace(&keyspace_name(table), crate::keyspace_options)?;
@@ -384,7 +436,8 @@ mod tests {
         assert_eq!(cells[3], ("device", &b"type"[..], &b"desktop"[..]));
         assert_eq!(encode_refs(&cells), encode_row(&row));
         assert_eq!(decode_row(&encode_refs(&cells)).expect("decode"), row);
-        assert!(encode_refs(&[]).is_empty());
+        assert_eq!(encode_refs(&[]), vec![ROW_V2]);
+        assert!(decode_row(&[ROW_V2]).expect("empty").is_empty());
         // In order but a cell named twice: still one, the later.
         let mut twice: CellRefs<'_> = vec![
             ("behavior", b"duration", b"30"),
@@ -425,11 +478,92 @@ mod tests {
             ]
         );
         let bytes = encode_row(&row);
-        // Families: 8 + 8 and 8 + 6 bytes; cells: 8 + 6 + 9, 8 + 2 + 3, 8 + 4 + 7.
-        assert_eq!(bytes.len(), 16 + 14 + 23 + 13 + 19);
+        // The version byte; families 1 + 8 + 1 and 1 + 6 + 1 bytes; cells
+        // 1 + 6 + 1 + 9, 1 + 2 + 1 + 3, 1 + 4 + 1 + 7.
+        assert_eq!(bytes.len(), 1 + 10 + 8 + 17 + 7 + 13);
+        assert_eq!(&bytes[..11], b"\xff\x08behavior\x01");
         assert_eq!(decode_row(&bytes).expect("decode"), row);
         assert!(decode_row(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_row(&[1, 0]).is_err());
+        // A length past the end, a family that is not UTF-8.
+        assert!(decode_row(&[ROW_V2, 9, b'a']).is_err());
+        assert!(decode_row(&[ROW_V2, 1, 0xc3, 0]).is_err());
+    }
+
+    /// The first encoding: lengths and counts as four bytes, little endian.
+    fn encode_row_v1(row: &RowCells) -> Vec<u8> {
+        let mut out = Vec::new();
+        let len = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
+        for (f, cells) in row {
+            len(&mut out, f.len());
+            out.extend_from_slice(f.as_bytes());
+            len(&mut out, cells.len());
+            for (q, v) in cells {
+                len(&mut out, q.len());
+                out.extend_from_slice(q);
+                len(&mut out, v.len());
+                out.extend_from_slice(v);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rows_of_the_first_encoding_are_read_and_merged_into_the_current_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old: RowCells = vec![
+            (
+                "behavior".to_string(),
+                vec![(b"status".to_vec(), b"browsed".to_vec())],
+            ),
+            (
+                "device".to_string(),
+                vec![(b"os".to_vec(), b"iOS".to_vec())],
+            ),
+        ];
+        let v1 = encode_row_v1(&old);
+        assert_eq!(&v1[..5], b"\x08\0\0\0b");
+        assert_eq!(decode_row(&v1).expect("v1"), old);
+        let store = EmbeddedWideStore::open(dir.path()).expect("open");
+        store
+            .ensure_table("t", &["behavior", "device"])
+            .expect("table");
+        // What an older ecomflow wrote under the row.
+        store
+            .table("t")
+            .expect("t")
+            .keyspace
+            .insert("u1", v1)
+            .expect("insert");
+        let rows = store.scan("t", b"", b"", &["device"], 10).expect("scan");
+        assert_eq!(rows[0].get("device", "os"), Some(&b"iOS"[..]));
+        // A put merges into it and writes the current encoding.
+        store
+            .put(
+                "t",
+                &[RowMutation {
+                    row: b"u1".to_vec(),
+                    cells: vec![Cell::new("behavior", "status", "converted")],
+                }],
+            )
+            .expect("put");
+        let stored = store
+            .table("t")
+            .expect("t")
+            .keyspace
+            .get("u1")
+            .expect("get")
+            .expect("row");
+        assert_eq!(stored[0], ROW_V2);
+        let rows = store
+            .scan("t", b"", b"", &["behavior", "device"], 10)
+            .expect("scan");
+        assert_eq!(rows[0].get("behavior", "status"), Some(&b"converted"[..]));
+        assert_eq!(rows[0].get("device", "os"), Some(&b"iOS"[..]));
+        // Family names the first byte could be mistaken for: refused.
+        let long = "f".repeat(255);
+        assert!(store.ensure_table("u", &[long.as_str()]).is_err());
+        assert!(store.ensure_table("u", &[&long[..254]]).is_ok());
     }
 
     #[test]
