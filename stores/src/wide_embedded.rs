@@ -12,9 +12,8 @@
 //!
 //! A session is one key here instead of one per cell (13, in three
 //! families): the memtable, the journal and compaction see a thirteenth of
-//! the keys. A row's value is [`encode_row`]'s: a version byte, then
-//! lengths and counts as varints; rows of the first encoding (four-byte
-//! lengths) are still read.
+//! the keys. A row's value is a version byte, then lengths and counts as
+//! varints; rows of the first encoding (four-byte lengths) are still read.
 
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
