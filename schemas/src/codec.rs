@@ -5,8 +5,8 @@
 //! byte, so the full shop's aggregator state is a few tens of MB instead of
 //! the hundreds its JSON took.
 //!
-//! [`Encoder`] buffers for a stream; [`put_u64`], [`put_str`] and
-//! [`put_raw`] append to a `Vec` for one small value. Reading never panics:
+//! [`Encoder`] buffers for a stream; [`put_u64`], [`put_i64`] and
+//! [`put_str`] append to a `Vec` for one small value. Reading never panics:
 //! a truncated or corrupted input is an error.
 
 use std::io::{self, Write};
