@@ -14,6 +14,19 @@
 //! families): the memtable, the journal and compaction see a thirteenth of
 //! the keys. A row's value is a version byte, then lengths and counts as
 //! varints; rows of the first encoding (four-byte lengths) are still read.
+//!
+//! # Generations
+//!
+//! A table is a sequence of keyspaces, its **generations**: `table:<name>`,
+//! then `table:<name>@1`, `table:<name>@2`, ... Writes go to the newest;
+//! once [`GENERATION_BYTES`] of rows went into it, the next one is created.
+//! Reads look at every generation, and where two hold the same row, the
+//! newest wins: a get asks them newest first, a scan merges their ranges
+//! in key order. Why: sessions' row keys (user, then time) are spread over
+//! the whole key space, so in one growing tree every level-0 compaction
+//! rewrites all of level 1 and the compaction work per event grows with
+//! the table (README, "Measured"). A generation is closed while small, and
+//! a closed one is never compacted again: the work per event stays flat.
 
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
@@ -21,14 +34,43 @@ use fjall::{Keyspace, PersistMode};
 use schemas::fsio::Durability;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-/// A table: its keyspace and families.
+/// A table: its generations (oldest first, never empty) and families.
 #[derive(Clone)]
 struct Table {
-    keyspace: Keyspace,
+    generations: Vec<Keyspace>,
     families: Vec<String>,
+    /// Bytes (keys and values) in the newest generation: what it held on
+    /// disk when the store was opened, plus what was written since.
+    written: Arc<AtomicU64>,
 }
+
+impl Table {
+    /// The generation writes go to.
+    fn newest(&self) -> &Keyspace {
+        // `ensure_table` always creates generation 0.
+        &self.generations[self.generations.len() - 1]
+    }
+
+    /// A row's stored value: the newest generation's that has it.
+    fn get(&self, key: &[u8]) -> Result<Option<fjall::Slice>> {
+        for g in self.generations.iter().rev() {
+            if let Some(v) = g.get(key)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// How many bytes of rows a table's newest generation takes before the next
+/// one is started (see "Generations" above). Level 1 of a generation then stays
+/// within about one compaction's reach (fjall's level 1 holds
+/// [`crate::L0_TABLES`] tables of 64 MiB), and a user's sessions, spread
+/// over a 90-day replay's 0.9 GB, are in four or five generations.
+pub const GENERATION_BYTES: u64 = 256 << 20;
 
 /// The embedded wide-column store.
 pub struct EmbeddedWideStore {
@@ -39,10 +81,27 @@ pub struct EmbeddedWideStore {
     writer: Mutex<()>,
     /// What [`WideColumnStore::sync`] does.
     durability: Durability,
+    /// [`GENERATION_BYTES`], or less in tests.
+    generation_bytes: u64,
 }
 
-fn keyspace_name(table: &str) -> String {
-    format!("table:{table}")
+/// The keyspace of a table's generation `g` (generation 0 keeps the name
+/// tables had before there were generations).
+fn keyspace_name(table: &str, g: u32) -> String {
+    match g {
+        0 => format!("table:{table}"),
+        g => format!("table:{table}@{g}"),
+    }
+}
+
+/// The generation a keyspace name is of `table`, if it is one.
+fn generation_of(table: &str, keyspace: &str) -> Option<u32> {
+    let rest = keyspace.strip_prefix("table:")?.strip_prefix(table)?;
+    match rest.strip_prefix('@') {
+        None if rest.is_empty() => Some(0),
+        Some(g) if !g.starts_with('0') && g.bytes().all(|b| b.is_ascii_digit()) => g.parse().ok(),
+        _ => None,
+    }
 }
 
 /// A row's cells: families sorted by name, each with its cells sorted by
@@ -244,7 +303,16 @@ impl EmbeddedWideStore {
             tables: RwLock::new(HashMap::new()),
             writer: Mutex::new(()),
             durability,
+            generation_bytes: GENERATION_BYTES,
         })
+    }
+
+    /// Starts a table's next generation once its newest holds `bytes` on
+    /// disk instead of [`GENERATION_BYTES`] (tests use a few bytes to get
+    /// many generations).
+    pub fn with_generation_bytes(mut self, bytes: u64) -> Self {
+        self.generation_bytes = bytes;
+        self
     }
 
     fn table(&self, table: &str) -> Result<Table> {
@@ -256,6 +324,11 @@ impl EmbeddedWideStore {
     }
 
     fn write(&self, table: &str, mutations: &[RowMutation], merge: Merge) -> Result<()> {
+        // Reading, merging and writing a row is one step for the writers;
+        // the generations are read under the lock, so a merge always sees
+        // the generation the previous merge wrote to.
+        let _w = matches!(merge, Merge::WithStored)
+            .then(|| self.writer.lock().unwrap_or_else(|e| e.into_inner()));
         let t = self.table(table)?;
         // Row -> the cells this put writes, borrowed, in order.
         let mut touched: BTreeMap<&[u8], CellRefs<'_>> = BTreeMap::new();
@@ -268,14 +341,12 @@ impl EmbeddedWideStore {
                 row.push((c.family.as_str(), &c.qualifier, &c.value));
             }
         }
-        // Reading, merging and writing a row is one step for the writers.
-        let _w = matches!(merge, Merge::WithStored)
-            .then(|| self.writer.lock().unwrap_or_else(|e| e.into_inner()));
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        let mut bytes = 0;
         for (key, mut new) in touched {
             settle(&mut new);
             let stored = match merge {
-                Merge::WithStored => t.keyspace.get(key)?,
+                Merge::WithStored => t.get(key)?,
                 Merge::InBatchOnly => None,
             };
             let value = match stored {
@@ -288,10 +359,94 @@ impl EmbeddedWideStore {
                     encode_row(&row)
                 }
             };
-            batch.insert(&t.keyspace, key, value);
+            bytes += (key.len() + value.len()) as u64;
+            batch.insert(t.newest(), key, value);
         }
         batch.commit()?;
+        if t.written.fetch_add(bytes, Ordering::Relaxed) + bytes >= self.generation_bytes {
+            self.start_generation(table, t.generations.len())?;
+        }
         Ok(())
+    }
+
+    /// Starts generation `g` of `table` unless another writer already did.
+    fn start_generation(&self, table: &str, g: usize) -> Result<()> {
+        let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
+        let t = tables
+            .get_mut(table)
+            .ok_or_else(|| StoreError::Unknown(table.to_string()))?;
+        if t.generations.len() != g {
+            return Ok(());
+        }
+        let n = u32::try_from(g)
+            .map_err(|_| StoreError::corrupt(format!("{table}: too many generations")))?;
+        let keyspace = self
+            .db
+            .keyspace(&keyspace_name(table, n), crate::keyspace_options)?;
+        t.generations.push(keyspace);
+        t.written = Arc::new(AtomicU64::new(0));
+        tracing::debug!(table, generation = n, "Wide-column table: new generation.");
+        Ok(())
+    }
+}
+
+/// A scan's rows from every generation of a table, in key order; of a row
+/// in several generations, the newest generation's.
+struct Newest {
+    /// Per generation, oldest first: its range and the row it is at.
+    heads: Vec<(fjall::Iter, Option<(fjall::Slice, fjall::Slice)>)>,
+}
+
+impl Newest {
+    fn new(generations: &[Keyspace], start: &[u8], stop: &[u8]) -> Self {
+        let heads = generations
+            .iter()
+            .map(|g| {
+                let iter = if stop.is_empty() {
+                    g.range(start.to_vec()..)
+                } else {
+                    g.range(start.to_vec()..stop.to_vec())
+                };
+                (iter, None)
+            })
+            .collect();
+        Newest { heads }
+    }
+}
+
+impl Iterator for Newest {
+    type Item = Result<(fjall::Slice, fjall::Slice)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Fill the empty heads; an error ends the scan.
+        for (iter, head) in &mut self.heads {
+            if head.is_none() {
+                match iter.next().map(|kv| kv.into_inner()) {
+                    Some(Ok(kv)) => *head = Some(kv),
+                    Some(Err(e)) => return Some(Err(e.into())),
+                    None => {}
+                }
+            }
+        }
+        // The smallest key; of equal keys the newest generation's (the
+        // last, as `<=` moves to it), and the others are passed over.
+        let mut pick: Option<usize> = None;
+        for (i, (_, head)) in self.heads.iter().enumerate() {
+            if let Some((k, _)) = head {
+                match pick.and_then(|p| self.heads[p].1.as_ref()) {
+                    Some((best, _)) if best < k => {}
+                    _ => pick = Some(i),
+                }
+            }
+        }
+        let p = pick?;
+        let row = self.heads[p].1.take()?;
+        for (_, head) in &mut self.heads {
+            if head.as_ref().is_some_and(|(k, _)| *k == row.0) {
+                *head = None;
+            }
+        }
+        Some(Ok(row))
     }
 }
 
@@ -323,16 +478,45 @@ impl WideColumnStore for EmbeddedWideStore {
                 "{table}:{f} (family names are at most 254 bytes)"
             )));
         }
-        let keyspace = self
+        if table.contains('@') {
+            return Err(StoreError::Unknown(format!(
+                "{table} (table names cannot contain '@')"
+            )));
+        }
+        // Generation 0, and the later ones there are, in order; a gap
+        // would mean a lost keyspace, and the rows in it lost with it.
+        let mut found: Vec<u32> = self
             .db
-            .keyspace(&keyspace_name(table), crate::keyspace_options)?;
+            .list_keyspace_names()
+            .iter()
+            .filter_map(|n| generation_of(table, n))
+            .collect();
+        found.sort_unstable();
+        if found.iter().zip(0..).any(|(&g, i)| g != i) {
+            return Err(StoreError::corrupt(format!(
+                "{table}: generations {found:?} of {} are not 0, 1, 2, ...",
+                self.path.display()
+            )));
+        }
+        let count = found.len().max(1);
+        let mut generations = Vec::with_capacity(count);
+        for g in 0..count {
+            let n = u32::try_from(g)
+                .map_err(|_| StoreError::corrupt(format!("{table}: too many generations")))?;
+            generations.push(
+                self.db
+                    .keyspace(&keyspace_name(table, n), crate::keyspace_options)?,
+            );
+        }
+        let written = generations.last().map_or(0, Keyspace::disk_space);
         self.tables
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
                 table.to_string(),
                 Table {
-                    keyspace,
+                    written: Arc::new(AtomicU64::new(written)),
+                    generations,
                     families: families.iter().map(|f| f.to_string()).collect(),
                 },
             );
@@ -362,17 +546,12 @@ impl WideColumnStore for EmbeddedWideStore {
         {
             return Err(StoreError::Unknown(format!("{table}:{f}")));
         }
-        let iter = if stop.is_empty() {
-            t.keyspace.range(start.to_vec()..)
-        } else {
-            t.keyspace.range(start.to_vec()..stop.to_vec())
-        };
         let mut rows = Vec::new();
-        for kv in iter {
+        for kv in Newest::new(&t.generations, start, stop) {
             if rows.len() >= limit {
                 break;
             }
-            let (k, v) = kv.into_inner()?;
+            let (k, v) = kv?;
             let mut stored = decode_row(&v)?;
             // Families in the order asked, cells by qualifier.
             let mut cells = Vec::new();
@@ -518,7 +697,7 @@ mod tests {
         store
             .table("t")
             .expect("t")
-            .keyspace
+            .newest()
             .insert("u1", v1)
             .expect("insert");
         let rows = store.scan("t", b"", b"", &["device"], 10).expect("scan");
@@ -536,7 +715,7 @@ mod tests {
         let stored = store
             .table("t")
             .expect("t")
-            .keyspace
+            .newest()
             .get("u1")
             .expect("get")
             .expect("row");
@@ -569,7 +748,10 @@ mod tests {
             // rebuilt from the journal.
             let db = crate::open_fjall(dir.path()).expect("reopen");
             let ks = db
-                .keyspace(&keyspace_name("t"), fjall::KeyspaceCreateOptions::default)
+                .keyspace(
+                    &keyspace_name("t", 0),
+                    fjall::KeyspaceCreateOptions::default,
+                )
                 .expect("keyspace");
             assert_eq!(ks.table_count(), 1);
             assert_eq!(ks.len().expect("len"), 1);
@@ -579,7 +761,10 @@ mod tests {
         {
             let db = crate::open_fjall(dir.path()).expect("reopen");
             let ks = db
-                .keyspace(&keyspace_name("t"), fjall::KeyspaceCreateOptions::default)
+                .keyspace(
+                    &keyspace_name("t", 0),
+                    fjall::KeyspaceCreateOptions::default,
+                )
                 .expect("keyspace");
             assert_eq!(ks.table_count(), 1);
         }
@@ -588,6 +773,118 @@ mod tests {
         let rows = store.scan("t", b"", b"", &["behavior"], 10).expect("scan");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].get("behavior", "status"), Some(&b"converted"[..]));
+    }
+
+    #[test]
+    fn generations_are_named_after_their_table() {
+        assert_eq!(keyspace_name("t", 0), "table:t");
+        assert_eq!(keyspace_name("t", 12), "table:t@12");
+        assert_eq!(generation_of("t", "table:t"), Some(0));
+        assert_eq!(generation_of("t", "table:t@12"), Some(12));
+        assert_eq!(generation_of("user", "table:user@1"), Some(1));
+        // Another table's, or not a generation's name.
+        assert_eq!(generation_of("user", "table:user_sessions"), None);
+        assert_eq!(generation_of("user_sessions", "table:user@1"), None);
+        assert_eq!(generation_of("t", "table:t@"), None);
+        assert_eq!(generation_of("t", "table:t@01"), None);
+        assert_eq!(generation_of("t", "table:t@1x"), None);
+        assert_eq!(generation_of("t", "t"), None);
+    }
+
+    fn put_row(store: &EmbeddedWideStore, key: &str, cells: &[(&str, &str, &str)], whole: bool) {
+        let m = [RowMutation {
+            row: key.as_bytes().to_vec(),
+            cells: cells.iter().map(|&(f, q, v)| Cell::new(f, q, v)).collect(),
+        }];
+        if whole {
+            store.put_whole_rows("t", &m).expect("put whole");
+        } else {
+            store.put("t", &m).expect("put");
+        }
+    }
+
+    /// `(row, family:qualifier=value, ...)` of a scan, to compare at a glance.
+    fn scan_text(store: &EmbeddedWideStore, start: &str, stop: &str, limit: usize) -> Vec<String> {
+        let rows = store
+            .scan("t", start.as_bytes(), stop.as_bytes(), &["a", "b"], limit)
+            .expect("scan");
+        rows.iter()
+            .map(|r| {
+                let cells: Vec<String> = r
+                    .cells
+                    .iter()
+                    .map(|c| {
+                        let q = String::from_utf8_lossy(&c.qualifier);
+                        let v = String::from_utf8_lossy(&c.value);
+                        format!("{}:{q}={v}", c.family)
+                    })
+                    .collect();
+                format!("{} {}", String::from_utf8_lossy(&r.key), cells.join(" "))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_table_spreads_over_generations_and_reads_see_each_rows_newest_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let want = vec![
+            "r1 a:x=1".to_string(),
+            "r2 a:x=2 b:y=20".to_string(),
+            "r3 a:x=3-again".to_string(),
+            "r4 a:x=4".to_string(),
+            "r5 a:x=5".to_string(),
+        ];
+        {
+            // One byte per generation: every write starts the next one.
+            let store = EmbeddedWideStore::open(dir.path())
+                .expect("open")
+                .with_generation_bytes(1);
+            store.ensure_table("t", &["a", "b"]).expect("table");
+            // Written out of key order, one generation each (0 to 4).
+            for (k, v) in [
+                ("r3", "3"),
+                ("r1", "1"),
+                ("r5", "5"),
+                ("r2", "2"),
+                ("r4", "4"),
+            ] {
+                put_row(&store, k, &[("a", "x", v)], true);
+            }
+            // r3 again, whole, in generation 5; a cell merged into r2 (in
+            // generation 3), written with the rest of r2 to generation 6.
+            put_row(&store, "r3", &[("a", "x", "3-again")], true);
+            put_row(&store, "r2", &[("b", "y", "20")], false);
+            assert_eq!(store.table("t").expect("t").generations.len(), 8);
+            assert_eq!(scan_text(&store, "", "", 10), want);
+            // Limits and ranges count rows, not copies.
+            assert_eq!(scan_text(&store, "", "", 2), want[..2]);
+            assert_eq!(scan_text(&store, "r2", "r4", 10), want[1..3]);
+            assert_eq!(scan_text(&store, "r3", "", 1), want[2..3]);
+            // r3's first copy is still in generation 0, unread.
+            let t = store.table("t").expect("t");
+            let old = t.generations[0].get("r3").expect("get").expect("r3");
+            assert_eq!(decode_row(&old).expect("row")[0].1[0].1, b"3");
+        }
+        // Reopened (with the usual threshold): the same generations, the
+        // same rows, and writes go on into the newest.
+        let store = EmbeddedWideStore::open(dir.path()).expect("open");
+        store.ensure_table("t", &["a", "b"]).expect("table");
+        assert_eq!(store.table("t").expect("t").generations.len(), 8);
+        assert_eq!(scan_text(&store, "", "", 10), want);
+        put_row(&store, "r1", &[("b", "y", "10")], false);
+        assert_eq!(store.table("t").expect("t").generations.len(), 8);
+        assert_eq!(scan_text(&store, "r1", "r2", 10), vec!["r1 a:x=1 b:y=10"]);
+        drop(store);
+        // A missing generation is refused, not read past.
+        {
+            let db = crate::open_fjall(dir.path()).expect("open");
+            db.keyspace(&keyspace_name("t", 9), crate::keyspace_options)
+                .expect("keyspace");
+        }
+        let store = EmbeddedWideStore::open(dir.path()).expect("open");
+        let err = store.ensure_table("t", &["a", "b"]).expect_err("gap");
+        assert!(err.to_string().contains("not 0, 1, 2"), "{err}");
+        assert!(store.ensure_table("t@1", &["a"]).is_err());
     }
 
     #[test]

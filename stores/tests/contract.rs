@@ -906,6 +906,21 @@ fn embedded_cells() {
     cell_contract(&EmbeddedWideStore::open(dir.path()).expect("open"));
 }
 
+/// The same contracts with every write starting a new generation of its
+/// table: rows spread over many keyspaces read as one table.
+#[test]
+fn embedded_cells_and_sessions_over_many_generations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |sub: &str| {
+        EmbeddedWideStore::open(&dir.path().join(sub))
+            .expect("open")
+            .with_generation_bytes(1)
+    };
+    cell_contract(&open("cells"));
+    let store = SessionStore::new(Arc::new(open("sessions"))).expect("tables");
+    wide_store_contract(&store);
+}
+
 #[test]
 fn embedded_document_store() {
     let dir = tempfile::tempdir().expect("tempdir");
