@@ -21,8 +21,8 @@
 //!   top customers, payment mix, a user's history): defined over the
 //!   store's reads, run as aggregation pipelines on MongoDB.
 //! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
-//! - [`wide_embedded`]: the wide-column store on fjall, a keyspace per table,
-//!   one value per row.
+//! - [`wide_embedded`]: the wide-column store on fjall, a table in
+//!   keyspaces of 256 MiB (its generations), one value per row.
 //! - [`wide_hbase`]: the wide-column store on HBase's Thrift API.
 //! - `sessions`: `user_sessions` and `product_daily`: row keys, cells,
 //!   and the queries (last N sessions, sessions between two times, a

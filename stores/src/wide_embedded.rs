@@ -1,5 +1,5 @@
-//! The wide-column store on fjall: one keyspace per table (`table:<name>`),
-//! keyed by the row key byte for byte, and **one value per row** holding
+//! The wide-column store on fjall: a few keyspaces per table (`table:<name>`
+//! and its later generations, below), keyed by the row key byte for byte, and **one value per row** holding
 //! all of the row's cells, grouped by family (families by name, cells by
 //! qualifier within a family).
 //!
