@@ -75,23 +75,23 @@ pub fn session_mutation(s: &Session) -> RowMutation {
     RowMutation {
         row: session_row_key(&s.user_id, s.start_time, &s.session_id),
         cells: vec![
-            Cell::new("behavior", "cart_contents", json(&s.cart_contents)),
-            Cell::new(
+            Cell::named("behavior", "cart_contents", json(&s.cart_contents)),
+            Cell::named(
                 "behavior",
                 "conversion_status",
                 s.conversion_status.as_str(),
             ),
-            Cell::new("behavior", "viewed_products", json(&s.viewed_products)),
-            Cell::new("device_info", "browser", d.browser.as_str()),
-            Cell::new("device_info", "city", d.city.as_str()),
-            Cell::new("device_info", "ip", d.ip.as_str()),
-            Cell::new("device_info", "os", d.os.as_str()),
-            Cell::new("device_info", "state", d.state.as_str()),
-            Cell::new("device_info", "type", d.device_type.as_str()),
-            Cell::new("session_info", "duration", s.duration_seconds.to_string()),
-            Cell::new("session_info", "referrer", s.referrer.as_str()),
-            Cell::new("session_info", "session_id", s.session_id.as_str()),
-            Cell::new(
+            Cell::named("behavior", "viewed_products", json(&s.viewed_products)),
+            Cell::named("device_info", "browser", d.browser.as_str()),
+            Cell::named("device_info", "city", d.city.as_str()),
+            Cell::named("device_info", "ip", d.ip.as_str()),
+            Cell::named("device_info", "os", d.os.as_str()),
+            Cell::named("device_info", "state", d.state.as_str()),
+            Cell::named("device_info", "type", d.device_type.as_str()),
+            Cell::named("session_info", "duration", s.duration_seconds.to_string()),
+            Cell::named("session_info", "referrer", s.referrer.as_str()),
+            Cell::named("session_info", "session_id", s.session_id.as_str()),
+            Cell::named(
                 "session_info",
                 "start_time",
                 schemas::time::format(s.start_time),
@@ -272,9 +272,9 @@ impl SessionStore {
             .map(|(product, c)| RowMutation {
                 row: product_day_key(&product, day),
                 cells: vec![
-                    Cell::new("views", "count", c.views.to_string()),
-                    Cell::new("cart_adds", "count", c.cart_adds.to_string()),
-                    Cell::new("purchases", "count", c.purchases.to_string()),
+                    Cell::named("views", "count", c.views.to_string()),
+                    Cell::named("cart_adds", "count", c.cart_adds.to_string()),
+                    Cell::named("purchases", "count", c.purchases.to_string()),
                 ],
             })
             .collect();
@@ -433,7 +433,7 @@ mod tests {
             .windows(2)
             .all(|w| (&w[0].family, &w[0].qualifier) < (&w[1].family, &w[1].qualifier)));
         // Each family of SESSION_FAMILIES, in its sorted place.
-        let families: Vec<&str> = m.cells.iter().map(|c| c.family.as_str()).collect();
+        let families: Vec<&str> = m.cells.iter().map(|c| &*c.family).collect();
         assert_eq!(families[0], "behavior");
         assert_eq!(families[3], "device_info");
         assert_eq!(families[9], "session_info");

@@ -3,14 +3,17 @@
 //! sorted by key, and scans read a key range in order.
 
 use crate::Result;
+use std::borrow::Cow;
 
-/// One cell of a row.
+/// One cell of a row. Family and qualifier are borrowed when they are
+/// names fixed in the code ([`Cell::named`]): a session's 13 cells then
+/// allocate their values only, not 26 names as well.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
     /// Column family.
-    pub family: String,
+    pub family: Cow<'static, str>,
     /// Column qualifier within the family.
-    pub qualifier: Vec<u8>,
+    pub qualifier: Cow<'static, [u8]>,
     /// Value.
     pub value: Vec<u8>,
 }
@@ -19,8 +22,17 @@ impl Cell {
     /// A cell from string parts.
     pub fn new(family: &str, qualifier: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Cell {
-            family: family.to_string(),
-            qualifier: qualifier.into(),
+            family: Cow::Owned(family.to_string()),
+            qualifier: Cow::Owned(qualifier.into()),
+            value: value.into(),
+        }
+    }
+
+    /// A cell whose family and qualifier are names fixed in the code.
+    pub fn named(family: &'static str, qualifier: &'static str, value: impl Into<Vec<u8>>) -> Self {
+        Cell {
+            family: Cow::Borrowed(family),
+            qualifier: Cow::Borrowed(qualifier.as_bytes()),
             value: value.into(),
         }
     }
@@ -49,7 +61,7 @@ impl Row {
     pub fn get(&self, family: &str, qualifier: &str) -> Option<&[u8]> {
         self.cells
             .iter()
-            .find(|c| c.family == family && c.qualifier == qualifier.as_bytes())
+            .find(|c| c.family == family && *c.qualifier == *qualifier.as_bytes())
             .map(|c| c.value.as_slice())
     }
 

@@ -335,10 +335,10 @@ impl EmbeddedWideStore {
         for m in mutations {
             let row = touched.entry(m.row.as_slice()).or_default();
             for c in &m.cells {
-                if !t.families.contains(&c.family) {
+                if !t.families.iter().any(|f| *f == *c.family) {
                     return Err(StoreError::Unknown(format!("{table}:{}", c.family)));
                 }
-                row.push((c.family.as_str(), &c.qualifier, &c.value));
+                row.push((&*c.family, &*c.qualifier, &c.value));
             }
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
@@ -559,8 +559,8 @@ impl WideColumnStore for EmbeddedWideStore {
                 if let Some(i) = stored.iter().position(|(f, _)| f == fam) {
                     let (f, fcells) = std::mem::take(&mut stored[i]);
                     cells.extend(fcells.into_iter().map(|(q, v)| Cell {
-                        family: f.clone(),
-                        qualifier: q,
+                        family: f.clone().into(),
+                        qualifier: q.into(),
                         value: v,
                     }));
                 }

@@ -91,8 +91,8 @@ fn to_row(r: TRowResult) -> Row {
         .filter_map(|(col, cell)| {
             let split = col.iter().position(|b| *b == b':')?;
             Some(Cell {
-                family: String::from_utf8_lossy(&col[..split]).into_owned(),
-                qualifier: col[split + 1..].to_vec(),
+                family: String::from_utf8_lossy(&col[..split]).into_owned().into(),
+                qualifier: col[split + 1..].to_vec().into(),
                 value: cell.value.unwrap_or_default(),
             })
         })

@@ -132,8 +132,8 @@ impl HbaseSyncHandler for Handler {
                     ));
                 }
                 cells.push(Cell {
-                    family,
-                    qualifier: col[split + 1..].to_vec(),
+                    family: family.into(),
+                    qualifier: col[split + 1..].to_vec().into(),
                     value: m.value.unwrap_or_default(),
                 });
             }
@@ -199,7 +199,7 @@ impl HbaseSyncHandler for Handler {
                     .cells
                     .into_iter()
                     .map(|c| {
-                        let mut col = c.family.into_bytes();
+                        let mut col = c.family.into_owned().into_bytes();
                         col.push(b':');
                         col.extend_from_slice(&c.qualifier);
                         (
