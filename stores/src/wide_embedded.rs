@@ -1,7 +1,8 @@
-//! The wide-column store on fjall: a few keyspaces per table (`table:<name>`
-//! and its later generations, below), keyed by the row key byte for byte, and **one value per row** holding
-//! all of the row's cells, grouped by family (families by name, cells by
-//! qualifier within a family).
+//! The wide-column store on fjall: a few keyspaces per table
+//! (`table:<name>` and its later generations, below), keyed by the row key
+//! byte for byte, and **one value per row** holding all of the row's cells,
+//! grouped by family (families by name, cells by qualifier within a
+//! family).
 //!
 //! Scans read the same row ranges an HBase scan would and return only the
 //! families asked for. A put merges its cells into what the row already
@@ -69,7 +70,7 @@ impl Table {
 /// one is started (see "Generations" above). Level 1 of a generation then stays
 /// within about one compaction's reach (fjall's level 1 holds
 /// [`crate::L0_TABLES`] tables of 64 MiB), and a user's sessions, spread
-/// over a 90-day replay's 0.9 GB, are in four or five generations.
+/// over the default 90-day replay's 0.9 GB, are in four generations.
 pub const GENERATION_BYTES: u64 = 256 << 20;
 
 /// The embedded wide-column store.
@@ -307,8 +308,8 @@ impl EmbeddedWideStore {
         })
     }
 
-    /// Starts a table's next generation once its newest holds `bytes` on
-    /// disk instead of [`GENERATION_BYTES`] (tests use a few bytes to get
+    /// Starts a table's next generation once `bytes` of rows went into its
+    /// newest instead of [`GENERATION_BYTES`] (tests use a few bytes to get
     /// many generations).
     pub fn with_generation_bytes(mut self, bytes: u64) -> Self {
         self.generation_bytes = bytes;
