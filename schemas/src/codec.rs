@@ -5,8 +5,8 @@
 //! byte, so the full shop's aggregator state is a few tens of MB instead of
 //! the hundreds its JSON took.
 //!
-//! [`Encoder`] buffers for a stream; [`put_u64`], [`put_i64`] and
-//! [`put_str`] append to a `Vec` for one small value. Reading never panics:
+//! [`Encoder`] buffers for a stream; [`put_u64`], [`put_i64`],
+//! [`put_f64`] and [`put_str`] append to a `Vec` for one small value. Reading never panics:
 //! a truncated or corrupted input is an error.
 
 use std::io::{self, Write};
@@ -34,6 +34,12 @@ pub fn put_i64(out: &mut Vec<u8>, v: i64) {
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     put_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends a float as its IEEE bits (8 bytes, little endian): exactly the
+/// value, NaN payloads and the sign of zero included.
+pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_bits().to_le_bytes());
 }
 
 /// Writes values to a byte sink.
@@ -168,6 +174,13 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
+    /// A float written by [`put_f64`].
+    pub fn f64(&mut self) -> Result<f64, DecodeError> {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(self.raw(8)?);
+        Ok(f64::from_bits(u64::from_le_bytes(le)))
+    }
+
     /// A string.
     pub fn str(&mut self) -> Result<String, DecodeError> {
         let n = self.count()?;
@@ -207,6 +220,17 @@ mod tests {
         }
         assert_eq!(d.str().expect("read"), "sessions/3");
         assert!(d.done());
+        let mut floats = Vec::new();
+        for v in [1.5, -0.0, 0.1 + 0.2, f64::MIN_POSITIVE] {
+            put_f64(&mut floats, v);
+        }
+        assert_eq!(&floats[..8], &[0, 0, 0, 0, 0, 0, 0xf8, 0x3f]);
+        let mut d = Decoder::new(&floats);
+        for v in [1.5, -0.0, 0.1 + 0.2, f64::MIN_POSITIVE] {
+            assert_eq!(d.f64().expect("read").to_bits(), f64::to_bits(v));
+        }
+        assert!(d.done());
+        assert!(Decoder::new(&floats[..7]).f64().is_err());
     }
 
     #[test]

@@ -104,7 +104,7 @@ const SESSION_V1: u8 = 1;
 /// bits). 175 bytes on average against 467 of JSON, and no field names to
 /// parse: the nightly snapshot decodes every session of a day.
 fn session_bytes(s: &Session) -> Vec<u8> {
-    use schemas::codec::{put_str, put_u64};
+    use schemas::codec::{put_f64, put_str, put_u64};
     let d = &s.device_info;
     let mut out = Vec::with_capacity(192);
     out.push(SESSION_V1);
@@ -138,11 +138,6 @@ fn put_time(out: &mut Vec<u8>, t: NaiveDateTime) {
     schemas::codec::put_u64(out, u64::from(t.timestamp_subsec_nanos()));
 }
 
-/// A price as its IEEE bits (8 bytes, little endian): exactly the value.
-fn put_f64(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(&v.to_bits().to_le_bytes());
-}
-
 /// What [`put_time`] wrote; `what` names the record in errors.
 fn get_time(d: &mut schemas::codec::Decoder<'_>, what: &str) -> Result<NaiveDateTime> {
     let secs = d.i64().map_err(|e| corrupt_in(what, e))?;
@@ -150,14 +145,6 @@ fn get_time(d: &mut schemas::codec::Decoder<'_>, what: &str) -> Result<NaiveDate
     Ok(chrono::DateTime::from_timestamp(secs, nanos)
         .ok_or_else(|| StoreError::corrupt(format!("{what}: time out of range")))?
         .naive_utc())
-}
-
-/// What [`put_f64`] wrote.
-fn get_f64(d: &mut schemas::codec::Decoder<'_>, what: &str) -> Result<f64> {
-    let bits = d.raw(8).map_err(|e| corrupt_in(what, e))?;
-    let mut le = [0u8; 8];
-    le.copy_from_slice(bits);
-    Ok(f64::from_bits(u64::from_le_bytes(le)))
 }
 
 fn corrupt_in(what: &str, e: schemas::codec::DecodeError) -> StoreError {
@@ -172,7 +159,7 @@ const TRANSACTION_V1: u8 = 1;
 /// fields in [`schemas::codec`] form, as [`session_bytes`] does; the
 /// payment method as its index in [`PAYMENT_METHODS`].
 fn transaction_bytes(t: &Transaction) -> Vec<u8> {
-    use schemas::codec::{put_str, put_u64};
+    use schemas::codec::{put_f64, put_str, put_u64};
     let mut out = Vec::with_capacity(96 + 32 * t.items.len());
     out.push(TRANSACTION_V1);
     put_str(&mut out, &t.transaction_id);
@@ -233,12 +220,12 @@ fn transaction_from(bytes: &[u8]) -> Result<Transaction> {
         items.push(LineItem {
             product_id: d.str().map_err(corrupt)?,
             quantity: d.u32().map_err(corrupt)?,
-            unit_price: get_f64(&mut d, WHAT)?,
-            subtotal: get_f64(&mut d, WHAT)?,
+            unit_price: d.f64().map_err(corrupt)?,
+            subtotal: d.f64().map_err(corrupt)?,
         });
     }
-    let discount = get_f64(&mut d, WHAT)?;
-    let total = get_f64(&mut d, WHAT)?;
+    let discount = d.f64().map_err(corrupt)?;
+    let total = d.f64().map_err(corrupt)?;
     let payment_method = usize::try_from(d.u64().map_err(corrupt)?)
         .ok()
         .and_then(|i| PAYMENT_METHODS.get(i).copied())
@@ -304,7 +291,7 @@ fn session_from(bytes: &[u8]) -> Result<Session> {
         cart_contents.push(CartItem {
             product_id,
             quantity,
-            price: get_f64(&mut d, "session")?,
+            price: d.f64().map_err(corrupt)?,
         });
     }
     if !d.done() {

@@ -391,11 +391,14 @@ impl EmbeddedWideStore {
     }
 }
 
+/// A row as fjall gives it: key and value.
+type KvPair = (fjall::Slice, fjall::Slice);
+
 /// A scan's rows from every generation of a table, in key order; of a row
 /// in several generations, the newest generation's.
 struct Newest {
     /// Per generation, oldest first: its range and the row it is at.
-    heads: Vec<(fjall::Iter, Option<(fjall::Slice, fjall::Slice)>)>,
+    heads: Vec<(std::iter::Fuse<fjall::Iter>, Option<KvPair>)>,
 }
 
 impl Newest {
@@ -408,7 +411,7 @@ impl Newest {
                 } else {
                     g.range(start.to_vec()..stop.to_vec())
                 };
-                (iter, None)
+                (iter.fuse(), None)
             })
             .collect();
         Newest { heads }
@@ -416,7 +419,7 @@ impl Newest {
 }
 
 impl Iterator for Newest {
-    type Item = Result<(fjall::Slice, fjall::Slice)>;
+    type Item = Result<KvPair>;
 
     fn next(&mut self) -> Option<Self::Item> {
         // Fill the empty heads; an error ends the scan.
@@ -431,16 +434,15 @@ impl Iterator for Newest {
         }
         // The smallest key; of equal keys the newest generation's (the
         // last, as `<=` moves to it), and the others are passed over.
-        let mut pick: Option<usize> = None;
+        let mut pick: Option<(usize, &fjall::Slice)> = None;
         for (i, (_, head)) in self.heads.iter().enumerate() {
             if let Some((k, _)) = head {
-                match pick.and_then(|p| self.heads[p].1.as_ref()) {
-                    Some((best, _)) if best < k => {}
-                    _ => pick = Some(i),
+                if pick.is_none_or(|(_, best)| k <= best) {
+                    pick = Some((i, k));
                 }
             }
         }
-        let p = pick?;
+        let (p, _) = pick?;
         let row = self.heads[p].1.take()?;
         for (_, head) in &mut self.heads {
             if head.as_ref().is_some_and(|(k, _)| *k == row.0) {
