@@ -4,8 +4,10 @@
 //!
 //! - `products_by_category`: `category_id NUL product_id`;
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
-//! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id`,
-//!   for the nightly snapshot of one day;
+//! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id` →
+//!   the transaction as stored under its id (empty in stores written before
+//!   2026-11-27: then it is read by id), for the nightly snapshot of one
+//!   day in one scan;
 //! - `purchase_summaries`: user id → summary, kept apart from the profile so
 //!   that a profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
@@ -531,14 +533,16 @@ impl DocumentStore for EmbeddedDocStore {
             }
             out.new += 1;
             batch.insert(&self.transactions, id, bytes.as_slice());
-            seen.insert(id, bytes);
             let ts = schemas::time::format(t.timestamp);
             batch.insert(
                 &self.by_user,
                 key(&[t.user_id.as_bytes(), ts.as_bytes(), id.as_bytes()]),
                 b"",
             );
-            batch.insert(&self.by_day, day_key(&ts, id.as_bytes()), b"");
+            // The day's index holds the transaction too, so that the
+            // nightly snapshot reads a day in one scan.
+            batch.insert(&self.by_day, day_key(&ts, id.as_bytes()), bytes.as_slice());
+            seen.insert(id, bytes);
             let summary = match summaries.entry(t.user_id.as_str()) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -658,7 +662,12 @@ impl DocumentStore for EmbeddedDocStore {
         let prefix = day_prefix(day);
         let mut out = Vec::new();
         for kv in self.by_day.prefix(&prefix) {
-            let k = kv.key()?;
+            let (k, v) = kv.into_inner()?;
+            if !v.is_empty() {
+                out.push(transaction_from(&v)?);
+                continue;
+            }
+            // Written before 2026-11-27: the index holds only the id.
             let id = k.rsplit(|b| *b == 0).next().unwrap_or_default();
             if let Some(t) = self.transactions.get(id)? {
                 out.push(transaction_from(&t)?);
@@ -1074,6 +1083,45 @@ mod tests {
         assert!(
             transaction_from(&bytes).is_err(),
             "a byte after the last field"
+        );
+    }
+
+    #[test]
+    fn a_days_transactions_are_read_from_the_day_index_and_by_id_from_older_stores() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = EmbeddedDocStore::open(dir.path()).expect("open");
+        // Written by an older ecomflow: an empty index entry, the
+        // transaction under its id.
+        let old = paid("txn_old", "user_000001", "2025-03-01T09:00:00", 10.0);
+        let ts = schemas::time::format(old.timestamp);
+        store
+            .transactions
+            .insert("txn_old", transaction_bytes(&old))
+            .expect("insert");
+        store
+            .by_day
+            .insert(day_key(&ts, b"txn_old"), b"")
+            .expect("insert");
+        let new = paid("txn_new", "user_000002", "2025-03-01T10:00:00", 20.0);
+        let next_day = paid("txn_next", "user_000002", "2025-03-02T00:00:00", 30.0);
+        store
+            .put_transactions_checked(&[next_day.clone(), new.clone()])
+            .expect("put");
+        // The new index entry holds the very bytes stored under the id.
+        let entry = store
+            .by_day
+            .get(day_key(&schemas::time::format(new.timestamp), b"txn_new"))
+            .expect("get")
+            .expect("indexed");
+        assert_eq!(&*entry, transaction_bytes(&new).as_slice());
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        assert_eq!(
+            store.transactions_on(day("2025-03-01")).expect("day"),
+            vec![old, new]
+        );
+        assert_eq!(
+            store.transactions_on(day("2025-03-02")).expect("day"),
+            vec![next_day]
         );
     }
 
