@@ -1,10 +1,16 @@
 //! The embedded log: topics, partitions, consumer groups and committed
 //! offsets in one local directory, on the fjall LSM storage engine.
 //!
-//! Storage layout (two fjall keyspaces):
-//! - `records`: key `topic NUL partition(u32 BE) offset(u64 BE)`, value
-//!   `timestamp_ms(i64 BE) key_len(u32 BE) key payload`. Big-endian numbers
-//!   make a partition's records one contiguous, ordered key range.
+//! Storage layout (fjall keyspaces):
+//! - `records:<topic>:<partition>`, one per partition: key `offset(u64 BE)`,
+//!   value `timestamp_ms(i64 BE) key_len(u32 BE) key payload`. A partition's
+//!   keys only grow, so each flushed table follows the one before it and
+//!   compaction moves tables down without rewriting them. (In one keyspace
+//!   for all partitions, every flush overlapped every table below it, and
+//!   compacting rewrote the whole log again and again: 27% of the CPU of
+//!   publishing.) Logs written before 2026-11-27 kept every partition in
+//!   one `records` keyspace (key `topic NUL partition(u32 BE)
+//!   offset(u64 BE)`); [`EmbeddedLog::open`] moves them.
 //! - `meta`: `t NUL topic` → partition count; `o NUL group NUL topic NUL
 //!   partition` → committed offset; `m NUL name` → producer marker.
 //!
@@ -55,6 +61,8 @@ struct Group {
 struct State {
     topics: BTreeMap<String, u32>,
     next: HashMap<(String, u32), u64>,
+    /// Each partition's keyspace.
+    records: HashMap<(String, u32), Keyspace>,
     groups: HashMap<String, Group>,
     next_member: u64,
 }
@@ -62,7 +70,6 @@ struct State {
 struct Inner {
     path: PathBuf,
     db: Database,
-    records: Keyspace,
     meta: Keyspace,
     durability: Durability,
     state: Mutex<State>,
@@ -83,7 +90,96 @@ impl Inner {
     }
 }
 
-fn record_key(topic: &str, partition: u32, offset: u64) -> Vec<u8> {
+/// The keyspace of a partition's records.
+fn records_name(topic: &str, partition: u32) -> String {
+    format!("records:{topic}:{partition}")
+}
+
+/// Opens (or creates) a partition's keyspace.
+fn open_records(db: &Database, topic: &str, partition: u32) -> Result<Keyspace> {
+    let name = records_name(topic, partition);
+    if name.len() > MAX_KEYSPACE_NAME {
+        // `ensure_topics` refuses such topics; a log that holds one anyway
+        // is damaged.
+        return Err(LogError::Corrupt {
+            topic: topic.to_string(),
+            partition,
+            offset: 0,
+        });
+    }
+    Ok(db.keyspace(&name, || {
+        KeyspaceCreateOptions::default()
+            .max_memtable_size(PARTITION_MEMTABLE_BYTES)
+            // Read by ranges only: no filters to build.
+            .filter_policy(fjall::config::FilterPolicy::disabled())
+    })?)
+}
+
+/// The longest keyspace name fjall takes.
+const MAX_KEYSPACE_NAME: usize = 255;
+
+/// The next offset of a partition: one past its last record.
+fn next_offset(records: &Keyspace) -> Result<u64> {
+    Ok(match records.last_key_value() {
+        Some(kv) => be_u64(&kv.key()?).map_or(0, |o| o.saturating_add(1)),
+        None => 0,
+    })
+}
+
+/// Moves the records of a log written before 2026-11-27 (one `records`
+/// keyspace for every partition) into a keyspace per partition, then
+/// drops the old keyspace. Copying again what a crash interrupted writes
+/// the same keys and values, so the move simply starts over.
+fn move_legacy_records(db: &Database, topics: &BTreeMap<String, u32>) -> Result<()> {
+    if !db.keyspace_exists(LEGACY_RECORDS) {
+        return Ok(());
+    }
+    let legacy = db.keyspace(LEGACY_RECORDS, KeyspaceCreateOptions::default)?;
+    tracing::info!(
+        "Moving the log's records to a keyspace per partition, once (about 10 s for the default shop's 2.5M events)."
+    );
+    let mut moved = 0u64;
+    for (topic, &partitions) in topics {
+        for p in 0..partitions {
+            let target = open_records(db, topic, p)?;
+            let mut prefix = legacy_record_key(topic, p, 0);
+            prefix.truncate(prefix.len() - 8);
+            let mut batch = db.batch();
+            let mut in_batch = 0usize;
+            for kv in legacy.prefix(&prefix) {
+                let (k, v) = kv.into_inner()?;
+                let offset = k.get(prefix.len()..).ok_or(LogError::Corrupt {
+                    topic: topic.clone(),
+                    partition: p,
+                    offset: 0,
+                })?;
+                batch.insert(&target, offset, v);
+                in_batch += 1;
+                if in_batch == 10_000 {
+                    batch.commit()?;
+                    batch = db.batch();
+                    moved += in_batch as u64;
+                    in_batch = 0;
+                }
+            }
+            batch.commit()?;
+            moved += in_batch as u64;
+        }
+    }
+    db.persist(PersistMode::SyncAll)?;
+    db.delete_keyspace(legacy)?;
+    tracing::info!(
+        records = moved,
+        "Moved the log's records to a keyspace per partition (the layout since 2026-11-27)."
+    );
+    Ok(())
+}
+
+/// The one keyspace of every partition's records, before 2026-11-27.
+const LEGACY_RECORDS: &str = "records";
+
+/// A record's key in the [`LEGACY_RECORDS`] keyspace.
+fn legacy_record_key(topic: &str, partition: u32, offset: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(topic.len() + 13);
     k.extend_from_slice(topic.as_bytes());
     k.push(0);
@@ -153,17 +249,11 @@ fn decode_value(topic: &str, partition: u32, offset: u64, v: &[u8]) -> Result<Re
     })
 }
 
-/// The size at which the records' memtable is sealed and flushed: half of
-/// fjall's default, as the stores do (see `stores::MEMTABLE_BYTES`, which
-/// says what it saves).
-pub const MEMTABLE_BYTES: u64 = 32 << 20;
-
-/// Tables the records' level 0 holds before they are compacted into level
-/// 1: twice fjall's default. The log is written once and read forward, so
-/// fewer, larger compactions cost less than early ones: the main job took
-/// 58.6-61.2 s and 107-112 s of CPU against 61.4-66.0 s and 113-121 s with
-/// the default of 4 (four runs each, two alternated; README, "Measured").
-const L0_TABLES: u8 = 8;
+/// The size at which a partition's memtable is sealed and flushed: an
+/// eighth of fjall's default, as the default 3 topics of 4 partitions each
+/// fill one (about 100 MiB in all, where one 32 MiB memtable held every
+/// partition before).
+pub const PARTITION_MEMTABLE_BYTES: u64 = 8 << 20;
 
 /// The embedded, durable event log. Cheap to clone; clones share the store.
 #[derive(Clone)]
@@ -189,13 +279,6 @@ impl EmbeddedLog {
                 fjall::Error::Locked => LogError::Locked(path.display().to_string()),
                 other => LogError::Storage(other),
             })?;
-        let records = db.keyspace("records", || {
-            KeyspaceCreateOptions::default()
-                .max_memtable_size(MEMTABLE_BYTES)
-                .compaction_strategy(std::sync::Arc::new(
-                    fjall::compaction::Leveled::default().with_l0_threshold(L0_TABLES),
-                ))
-        })?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let mut state = State::default();
         for kv in meta.prefix(b"t\0") {
@@ -206,22 +289,22 @@ impl EmbeddedLog {
                 partition: 0,
                 offset: 0,
             })?;
-            for p in 0..partitions {
-                let mut prefix = record_key(&topic, p, 0);
-                prefix.truncate(prefix.len() - 8);
-                let next = match records.prefix(&prefix).next_back() {
-                    Some(kv) => be_u64(&kv.key()?[prefix.len()..]).map_or(0, |o| o + 1),
-                    None => 0,
-                };
-                state.next.insert((topic.clone(), p), next);
-            }
             state.topics.insert(topic, partitions);
+        }
+        move_legacy_records(&db, &state.topics)?;
+        for (topic, &partitions) in &state.topics {
+            for p in 0..partitions {
+                let records = open_records(&db, topic, p)?;
+                state
+                    .next
+                    .insert((topic.clone(), p), next_offset(&records)?);
+                state.records.insert((topic.clone(), p), records);
+            }
         }
         Ok(EmbeddedLog {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 db,
-                records,
                 meta,
                 durability,
                 state: Mutex::new(state),
@@ -264,9 +347,27 @@ impl EventLog for EmbeddedLog {
         let mut state = self.inner.lock();
         let mut batch = self.inner.write_batch();
         let mut created = Vec::new();
+        let mut opened = Vec::new();
         for t in topics {
             check_topic_name(&t.name)?;
+            let last = records_name(&t.name, t.partitions.max(1) - 1);
+            if last.len() > MAX_KEYSPACE_NAME {
+                return Err(LogError::TopicTooLong {
+                    topic: t.name.clone(),
+                    partitions: t.partitions,
+                });
+            }
+        }
+        for t in topics {
             if !state.topics.contains_key(&t.name) {
+                // The partitions' keyspaces first: empty ones left by a
+                // crash before the commit are opened again next time.
+                for p in 0..t.partitions.max(1) {
+                    opened.push((
+                        (t.name.clone(), p),
+                        open_records(&self.inner.db, &t.name, p)?,
+                    ));
+                }
                 batch.insert(
                     &self.inner.meta,
                     topic_key(&t.name),
@@ -276,6 +377,7 @@ impl EventLog for EmbeddedLog {
             }
         }
         batch.commit()?;
+        state.records.extend(opened);
         for t in created {
             for p in 0..t.partitions.max(1) {
                 state.next.insert((t.name.clone(), p), 0);
@@ -413,29 +515,29 @@ impl EmbeddedProducer {
         }
         let mut state = self.inner.lock();
         let mut batch = self.inner.write_batch();
-        let mut next: HashMap<(Arc<str>, u32), u64> = HashMap::new();
+        // Per partition: its keyspace and the next offset.
+        let mut next: HashMap<(Arc<str>, u32), (Keyspace, u64)> = HashMap::new();
         for p in self.pending.drain(..) {
-            let offset = next
-                .entry((p.topic.clone(), p.partition))
-                .or_insert_with(|| {
-                    state
-                        .next
-                        .get(&(p.topic.to_string(), p.partition))
-                        .copied()
-                        .unwrap_or(0)
-                });
-            batch.insert(
-                &self.inner.records,
-                record_key(&p.topic, p.partition, *offset),
-                p.value,
-            );
+            let (records, offset) = match next.entry((p.topic.clone(), p.partition)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let tp = (p.topic.to_string(), p.partition);
+                    let records = state
+                        .records
+                        .get(&tp)
+                        .ok_or_else(|| LogError::UnknownTopic(tp.0.clone()))?
+                        .clone();
+                    e.insert((records, state.next.get(&tp).copied().unwrap_or(0)))
+                }
+            };
+            batch.insert(records, offset.to_be_bytes(), p.value);
             *offset += 1;
         }
         for (name, value) in markers {
             batch.insert(&self.inner.meta, marker_key(name), value.as_slice());
         }
         batch.commit()?;
-        for ((topic, partition), offset) in next {
+        for ((topic, partition), (_, offset)) in next {
             state.next.insert((topic.to_string(), partition), offset);
         }
         drop(state);
@@ -532,18 +634,37 @@ impl EmbeddedConsumer {
         Ok(())
     }
 
-    /// Partitions with records past our position, with their end offsets.
-    fn readable(&self, state: &State) -> Vec<(String, u32, u64, u64)> {
+    /// Partitions with records past our position, with their end offsets
+    /// and keyspaces.
+    fn readable(&self, state: &State) -> Vec<Readable> {
         let n = self.assigned.len();
         (0..n)
             .map(|i| &self.assigned[(self.cursor + i) % n])
-            .filter_map(|(t, p)| {
-                let pos = self.positions.get(&(t.clone(), *p)).copied().unwrap_or(0);
-                let end = state.next.get(&(t.clone(), *p)).copied().unwrap_or(0);
-                (end > pos).then(|| (t.clone(), *p, pos, end))
+            .filter_map(|tp| {
+                let pos = self.positions.get(tp).copied().unwrap_or(0);
+                let end = state.next.get(tp).copied().unwrap_or(0);
+                let records = state.records.get(tp)?;
+                (end > pos).then(|| Readable {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    pos,
+                    end,
+                    records: records.clone(),
+                })
             })
             .collect()
     }
+}
+
+/// A partition with records past a consumer's position.
+struct Readable {
+    topic: String,
+    partition: u32,
+    /// The consumer's position.
+    pos: u64,
+    /// The partition's end offset.
+    end: u64,
+    records: Keyspace,
 }
 
 /// How many of `max` records to read from each partition, given what each
@@ -602,23 +723,28 @@ impl LogConsumer for EmbeddedConsumer {
                     .0;
             }
         };
-        let backlogs: Vec<u64> = ready
-            .iter()
-            .map(|(_, _, pos, end)| end.saturating_sub(*pos))
-            .collect();
+        let backlogs: Vec<u64> = ready.iter().map(|r| r.end.saturating_sub(r.pos)).collect();
         let takes = shares(max, &backlogs);
         // Sized once: growing it by doubling copied every record again and
         // faulted in fresh pages at each step.
         let mut out = Vec::with_capacity(takes.iter().sum());
-        for ((topic, partition, pos, end), take) in ready.into_iter().zip(takes) {
+        for (r, take) in ready.into_iter().zip(takes) {
             if take == 0 {
                 continue;
             }
-            let range = record_key(&topic, partition, pos)..record_key(&topic, partition, end);
+            let (topic, partition) = (r.topic, r.partition);
             let before = out.len();
-            for kv in self.inner.records.range(range).take(take) {
+            for kv in r
+                .records
+                .range(r.pos.to_be_bytes()..r.end.to_be_bytes())
+                .take(take)
+            {
                 let (k, v) = kv.into_inner()?;
-                let offset = be_u64(&k[k.len() - 8..]).unwrap_or(0);
+                let offset = be_u64(&k).ok_or_else(|| LogError::Corrupt {
+                    topic: topic.clone(),
+                    partition,
+                    offset: r.pos,
+                })?;
                 out.push(decode_value(&topic, partition, offset, &v)?);
             }
             // Only this partition's records move its position.
@@ -709,6 +835,90 @@ mod tests {
         assert_eq!(shares(0, &[5]), vec![0]);
         // Backlogs near u64::MAX do not overflow.
         assert_eq!(shares(4, &[u64::MAX, u64::MAX]), vec![2, 2]);
+    }
+
+    #[test]
+    fn a_log_with_one_records_keyspace_is_moved_to_a_keyspace_per_partition() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            // The layout before 2026-11-27, written by hand: topic "t" with
+            // two partitions, four records, a group's committed offset.
+            let db = Database::builder(dir.path()).open().expect("db");
+            let meta = db
+                .keyspace("meta", KeyspaceCreateOptions::default)
+                .expect("meta");
+            let legacy = db
+                .keyspace(LEGACY_RECORDS, KeyspaceCreateOptions::default)
+                .expect("records");
+            meta.insert(topic_key("t"), 2u32.to_be_bytes())
+                .expect("topic");
+            meta.insert(offset_key("g", "t", 0), 1u64.to_be_bytes())
+                .expect("offset");
+            for (p, o, payload) in [(0, 0, "a"), (0, 1, "b"), (0, 2, "c"), (1, 0, "d")] {
+                legacy
+                    .insert(
+                        legacy_record_key("t", p, o),
+                        encode_value(b"k", payload.as_bytes(), 7),
+                    )
+                    .expect("record");
+            }
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        assert!(!log.inner.db.keyspace_exists(LEGACY_RECORDS));
+        assert_eq!((log.end_offset("t", 0), log.end_offset("t", 1)), (3, 1));
+        // Appends go on from the moved records' end.
+        let mut producer = log.producer().expect("producer");
+        producer.send("t", b"k", b"e", 8).expect("send");
+        producer.flush().expect("flush");
+        let p = partition_for(b"k", 2);
+        assert_eq!(log.end_offset("t", p), if p == 0 { 4 } else { 2 });
+        let mut consumer = log.consumer("g", &["t"]).expect("consumer");
+        let mut got: Vec<(u32, u64, String, i64)> = consumer
+            .poll(100, Duration::from_millis(100))
+            .expect("poll")
+            .into_iter()
+            .map(|r| {
+                let payload = String::from_utf8(r.payload).expect("utf8");
+                (r.partition, r.offset, payload, r.timestamp_ms)
+            })
+            .collect();
+        got.sort();
+        let mut want = vec![
+            (0, 1, "b".to_string(), 7),
+            (0, 2, "c".to_string(), 7),
+            (1, 0, "d".to_string(), 7),
+        ];
+        want.push((p, if p == 0 { 3 } else { 1 }, "e".to_string(), 8));
+        want.sort();
+        assert_eq!(got, want);
+        drop((consumer, producer, log));
+        // Opened again: nothing left to move, the same records.
+        let log = EmbeddedLog::open(dir.path()).expect("reopen");
+        assert_eq!(
+            log.end_offset("t", 0) + log.end_offset("t", 1),
+            5,
+            "four moved records and one appended"
+        );
+    }
+
+    #[test]
+    fn a_topic_name_too_long_for_a_keyspace_name_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        // "records:" + 245 + ":9" is 255 bytes: the longest name fjall takes.
+        let longest = "x".repeat(245);
+        log.ensure_topics(&[TopicSpec::new(&longest, 10)])
+            .expect("fits");
+        assert_eq!(log.partitions(&longest), Some(10));
+        // With eleven partitions, "records:<245 bytes>:10" is 256.
+        let long = "y".repeat(245);
+        assert!(matches!(
+            log.ensure_topics(&[TopicSpec::new("fine", 1), TopicSpec::new(&long, 11)]),
+            Err(LogError::TopicTooLong { partitions: 11, .. })
+        ));
+        assert_eq!(log.partitions("fine"), None, "nothing half created");
+        assert_eq!(log.partitions(&long), None);
     }
 
     #[test]
