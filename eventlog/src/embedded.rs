@@ -60,11 +60,22 @@ struct Group {
 #[derive(Default)]
 struct State {
     topics: BTreeMap<String, u32>,
-    next: HashMap<(String, u32), u64>,
-    /// Each partition's keyspace.
-    records: HashMap<(String, u32), Keyspace>,
+    partitions: HashMap<(String, u32), Partition>,
     groups: HashMap<String, Group>,
     next_member: u64,
+}
+
+/// A partition: its keyspace and the offset its next record gets.
+struct Partition {
+    records: Keyspace,
+    next: u64,
+}
+
+impl State {
+    /// The offset a partition's next record gets (0 for one not known).
+    fn end(&self, tp: &(String, u32)) -> u64 {
+        self.partitions.get(tp).map_or(0, |p| p.next)
+    }
 }
 
 struct Inner {
@@ -295,10 +306,10 @@ impl EmbeddedLog {
         for (topic, &partitions) in &state.topics {
             for p in 0..partitions {
                 let records = open_records(&db, topic, p)?;
+                let next = next_offset(&records)?;
                 state
-                    .next
-                    .insert((topic.clone(), p), next_offset(&records)?);
-                state.records.insert((topic.clone(), p), records);
+                    .partitions
+                    .insert((topic.clone(), p), Partition { records, next });
             }
         }
         Ok(EmbeddedLog {
@@ -315,12 +326,7 @@ impl EmbeddedLog {
 
     /// The offset the next record of a partition will get (its length).
     pub fn end_offset(&self, topic: &str, partition: u32) -> u64 {
-        self.inner
-            .lock()
-            .next
-            .get(&(topic.to_string(), partition))
-            .copied()
-            .unwrap_or(0)
+        self.inner.lock().end(&(topic.to_string(), partition))
     }
 
     /// Partition count of a topic, if it exists.
@@ -363,10 +369,8 @@ impl EventLog for EmbeddedLog {
                 // The partitions' keyspaces first: empty ones left by a
                 // crash before the commit are opened again next time.
                 for p in 0..t.partitions.max(1) {
-                    opened.push((
-                        (t.name.clone(), p),
-                        open_records(&self.inner.db, &t.name, p)?,
-                    ));
+                    let records = open_records(&self.inner.db, &t.name, p)?;
+                    opened.push(((t.name.clone(), p), Partition { records, next: 0 }));
                 }
                 batch.insert(
                     &self.inner.meta,
@@ -377,11 +381,8 @@ impl EventLog for EmbeddedLog {
             }
         }
         batch.commit()?;
-        state.records.extend(opened);
+        state.partitions.extend(opened);
         for t in created {
-            for p in 0..t.partitions.max(1) {
-                state.next.insert((t.name.clone(), p), 0);
-            }
             state.topics.insert(t.name.clone(), t.partitions.max(1));
             tracing::debug!(topic = %t.name, partitions = t.partitions, "Created topic.");
         }
@@ -434,11 +435,7 @@ impl EventLog for EmbeddedLog {
                     .get(*t)
                     .ok_or_else(|| LogError::UnknownTopic(t.to_string()))?;
                 for p in 0..n {
-                    v.push((
-                        t.to_string(),
-                        p,
-                        state.next.get(&(t.to_string(), p)).copied().unwrap_or(0),
-                    ));
+                    v.push((t.to_string(), p, state.end(&(t.to_string(), p))));
                 }
             }
             v
@@ -522,12 +519,11 @@ impl EmbeddedProducer {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let tp = (p.topic.to_string(), p.partition);
-                    let records = state
-                        .records
+                    let part = state
+                        .partitions
                         .get(&tp)
-                        .ok_or_else(|| LogError::UnknownTopic(tp.0.clone()))?
-                        .clone();
-                    e.insert((records, state.next.get(&tp).copied().unwrap_or(0)))
+                        .ok_or_else(|| LogError::UnknownTopic(tp.0.clone()))?;
+                    e.insert((part.records.clone(), part.next))
                 }
             };
             batch.insert(records, offset.to_be_bytes(), p.value);
@@ -538,7 +534,9 @@ impl EmbeddedProducer {
         }
         batch.commit()?;
         for ((topic, partition), (_, offset)) in next {
-            state.next.insert((topic.to_string(), partition), offset);
+            if let Some(part) = state.partitions.get_mut(&(topic.to_string(), partition)) {
+                part.next = offset;
+            }
         }
         drop(state);
         self.inner.appended.notify_all();
@@ -642,14 +640,13 @@ impl EmbeddedConsumer {
             .map(|i| &self.assigned[(self.cursor + i) % n])
             .filter_map(|tp| {
                 let pos = self.positions.get(tp).copied().unwrap_or(0);
-                let end = state.next.get(tp).copied().unwrap_or(0);
-                let records = state.records.get(tp)?;
-                (end > pos).then(|| Readable {
+                let part = state.partitions.get(tp)?;
+                (part.next > pos).then(|| Readable {
                     topic: tp.0.clone(),
                     partition: tp.1,
                     pos,
-                    end,
-                    records: records.clone(),
+                    end: part.next,
+                    records: part.records.clone(),
                 })
             })
             .collect()

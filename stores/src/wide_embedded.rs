@@ -379,15 +379,19 @@ impl EmbeddedWideStore {
         if t.generations.len() != g {
             return Ok(());
         }
+        t.generations.push(self.generation(table, g)?);
+        t.written = Arc::new(AtomicU64::new(0));
+        tracing::debug!(table, generation = g, "Wide-column table: new generation.");
+        Ok(())
+    }
+
+    /// Opens (or creates) generation `g` of `table`.
+    fn generation(&self, table: &str, g: usize) -> Result<Keyspace> {
         let n = u32::try_from(g)
             .map_err(|_| StoreError::corrupt(format!("{table}: too many generations")))?;
-        let keyspace = self
+        Ok(self
             .db
-            .keyspace(&keyspace_name(table, n), crate::keyspace_options)?;
-        t.generations.push(keyspace);
-        t.written = Arc::new(AtomicU64::new(0));
-        tracing::debug!(table, generation = n, "Wide-column table: new generation.");
-        Ok(())
+            .keyspace(&keyspace_name(table, n), crate::keyspace_options)?)
     }
 }
 
@@ -502,15 +506,9 @@ impl WideColumnStore for EmbeddedWideStore {
             )));
         }
         let count = found.len().max(1);
-        let mut generations = Vec::with_capacity(count);
-        for g in 0..count {
-            let n = u32::try_from(g)
-                .map_err(|_| StoreError::corrupt(format!("{table}: too many generations")))?;
-            generations.push(
-                self.db
-                    .keyspace(&keyspace_name(table, n), crate::keyspace_options)?,
-            );
-        }
+        let generations = (0..count)
+            .map(|g| self.generation(table, g))
+            .collect::<Result<Vec<_>>>()?;
         let written = generations.last().map_or(0, Keyspace::disk_space);
         self.tables
             .write()
