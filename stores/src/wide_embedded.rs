@@ -13,8 +13,12 @@
 //!
 //! A session is one key here instead of one per cell (13, in three
 //! families): the memtable, the journal and compaction see a thirteenth of
-//! the keys. A row's value is a version byte, then lengths and counts as
-//! varints; rows of the first encoding (four-byte lengths) are still read.
+//! the keys. A row's value is a two-byte version mark, then lengths and
+//! counts as varints, and each family and qualifier name that ecomflow's
+//! own tables use as a one-byte reference to a fixed list ([`NAMES`])
+//! instead of its text: 136 of a session row's bytes were names. Rows of
+//! the two earlier encodings (names written out; four-byte lengths before
+//! that) are still read.
 //!
 //! # Generations
 //!
@@ -109,21 +113,70 @@ fn generation_of(table: &str, keyspace: &str) -> Option<u32> {
 /// qualifier.
 type RowCells = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-/// The first byte of a row in the current encoding. Rows written before
-/// 2026-11-26 (ninth sitting) start with the four-byte length of their
-/// first family's name, whose first byte is below this: family names are
-/// shorter than 255 bytes ([`WideColumnStore::ensure_table`] refuses
+/// The first byte of a row of the second and third encodings. Rows written
+/// before 2026-11-26 (ninth sitting) start with the four-byte length of
+/// their first family's name, whose first byte is below this: family names
+/// are shorter than 255 bytes ([`WideColumnStore::ensure_table`] refuses
 /// longer ones).
 const ROW_V2: u8 = 0xff;
+
+/// The first two bytes of a row in the current (third) encoding. A row of
+/// the second starts with [`ROW_V2`] and its first family's name length,
+/// which is never 0: [`WideColumnStore::ensure_table`] refuses empty family
+/// names (as HBase does).
+const ROW_V3: [u8; 2] = [ROW_V2, 0];
+
+/// Family and qualifier names the current encoding writes as a reference
+/// (`2 * index + 1`) instead of as text (`2 * length`, then the bytes):
+/// those of the tables ecomflow writes ([`crate::sessions`]). Stored rows
+/// refer to these by position, so the list only ever grows at its end;
+/// `the_name_list_only_grows_at_its_end` pins it.
+pub const NAMES: [&str; 21] = [
+    "session_info",
+    "device_info",
+    "behavior",
+    "session_id",
+    "start_time",
+    "duration",
+    "referrer",
+    "type",
+    "os",
+    "browser",
+    "city",
+    "state",
+    "ip",
+    "conversion_status",
+    "viewed_products",
+    "cart_contents",
+    "views",
+    "cart_adds",
+    "purchases",
+    "count",
+    "next",
+];
 
 fn put_len(out: &mut Vec<u8>, n: usize) {
     schemas::codec::put_u64(out, n as u64);
 }
 
-/// [`ROW_V2`], then per family `(length, name, cell count)` and per cell
-/// `(length, qualifier, length, value)`, every length and count a varint
-/// ([`schemas::codec`]): a session's row is about a sixth smaller than with
-/// the four-byte lengths of the first encoding.
+/// A family or qualifier name in the current encoding: a reference to
+/// [`NAMES`] when it is there, else its length (doubled) and its bytes.
+fn put_name(out: &mut Vec<u8>, name: &[u8]) {
+    match NAMES.iter().position(|n| n.as_bytes() == name) {
+        Some(i) => put_len(out, 2 * i + 1),
+        None => {
+            put_len(out, 2 * name.len());
+            out.extend_from_slice(name);
+        }
+    }
+}
+
+/// [`ROW_V3`], then per family `(name, cell count)` and per cell
+/// `(qualifier, length, value)`, every length and count a varint
+/// ([`schemas::codec`]) and every name as [`put_name`] writes it. A
+/// session's row is 160-odd bytes smaller than with its names written out
+/// (and those were a sixth smaller than with the four-byte lengths of the
+/// first encoding).
 fn encode_row(row: &RowCells) -> Vec<u8> {
     let cells: Vec<(&str, &[u8], &[u8])> = row
         .iter()
@@ -162,21 +215,20 @@ fn settle(cells: &mut CellRefs<'_>) {
 /// The encoding of [`encode_row`], from settled borrowed cells (sorted by
 /// family and qualifier, none named twice).
 fn encode_refs(cells: &[(&str, &[u8], &[u8])]) -> Vec<u8> {
+    // At most: names written out, every varint 8 bytes.
     let len: usize = cells
         .iter()
-        .map(|(f, q, v)| 8 + f.len() + q.len() + v.len())
+        .map(|(f, q, v)| 24 + f.len() + q.len() + v.len())
         .sum();
-    let mut out = Vec::with_capacity(1 + len);
-    out.push(ROW_V2);
+    let mut out = Vec::with_capacity(ROW_V3.len() + len);
+    out.extend_from_slice(&ROW_V3);
     let mut rest = cells;
     while let Some(&(family, _, _)) = rest.first() {
         let n = rest.iter().take_while(|c| c.0 == family).count();
-        put_len(&mut out, family.len());
-        out.extend_from_slice(family.as_bytes());
+        put_name(&mut out, family.as_bytes());
         put_len(&mut out, n);
         for &(_, q, v) in &rest[..n] {
-            put_len(&mut out, q.len());
-            out.extend_from_slice(q);
+            put_name(&mut out, q);
             put_len(&mut out, v.len());
             out.extend_from_slice(v);
         }
@@ -186,10 +238,48 @@ fn encode_refs(cells: &[(&str, &[u8], &[u8])]) -> Vec<u8> {
 }
 
 fn decode_row(bytes: &[u8]) -> Result<RowCells> {
-    match bytes.split_first() {
-        Some((&ROW_V2, rest)) => decode_row_v2(rest),
+    match bytes {
+        [0xff, 0, rest @ ..] => decode_row_v3(rest),
+        [ROW_V2, rest @ ..] => decode_row_v2(rest),
         _ => decode_row_v1(bytes),
     }
+}
+
+/// A row of the current encoding ([`encode_row`]), after [`ROW_V3`].
+fn decode_row_v3(bytes: &[u8]) -> Result<RowCells> {
+    let corrupt =
+        |e: schemas::codec::DecodeError| StoreError::corrupt(format!("wide-column value: {e}"));
+    let mut d = schemas::codec::Decoder::new(bytes);
+    let name = |d: &mut schemas::codec::Decoder<'_>| -> Result<Vec<u8>> {
+        let n = d.u64().map_err(corrupt)?;
+        if n % 2 == 1 {
+            return usize::try_from(n / 2)
+                .ok()
+                .and_then(|i| NAMES.get(i))
+                .map(|name| name.as_bytes().to_vec())
+                .ok_or_else(|| {
+                    StoreError::corrupt(format!("wide-column value: no name number {}", n / 2))
+                });
+        }
+        // `raw` checks the length against what is left.
+        let len = usize::try_from(n / 2)
+            .map_err(|_| StoreError::corrupt("wide-column value: name too long"))?;
+        Ok(d.raw(len).map_err(corrupt)?.to_vec())
+    };
+    let mut out = Vec::new();
+    while !d.done() {
+        let family = family_name(&name(&mut d)?)?;
+        let n = d.count().map_err(corrupt)?;
+        let mut cells = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let q = name(&mut d)?;
+            let len = d.count().map_err(corrupt)?;
+            let v = d.raw(len).map_err(corrupt)?.to_vec();
+            cells.push((q, v));
+        }
+        out.push((family, cells));
+    }
+    Ok(out)
 }
 
 fn family_name(bytes: &[u8]) -> Result<String> {
@@ -197,7 +287,8 @@ fn family_name(bytes: &[u8]) -> Result<String> {
         .map_err(|_| StoreError::corrupt("wide-column value: family is not UTF-8"))
 }
 
-/// A row of the current encoding ([`encode_row`]), after its first byte.
+/// A row of the second encoding (names written out: length, then bytes),
+/// after its first byte.
 fn decode_row_v2(bytes: &[u8]) -> Result<RowCells> {
     let corrupt =
         |e: schemas::codec::DecodeError| StoreError::corrupt(format!("wide-column value: {e}"));
@@ -210,7 +301,7 @@ fn decode_row_v2(bytes: &[u8]) -> Result<RowCells> {
     while !d.done() {
         let family = family_name(&part(&mut d)?)?;
         let n = d.count().map_err(corrupt)?;
-        let mut cells = Vec::with_capacity(n);
+        let mut cells = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             let q = part(&mut d)?;
             let v = part(&mut d)?;
@@ -480,9 +571,12 @@ impl WideColumnStore for EmbeddedWideStore {
     }
 
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {
-        if let Some(f) = families.iter().find(|f| f.len() >= usize::from(ROW_V2)) {
+        if let Some(f) = families
+            .iter()
+            .find(|f| f.is_empty() || f.len() >= usize::from(ROW_V2))
+        {
             return Err(StoreError::Unknown(format!(
-                "{table}:{f} (family names are at most 254 bytes)"
+                "{table}:{f} (family names are 1 to 254 bytes)"
             )));
         }
         if table.contains('@') {
@@ -602,7 +696,8 @@ mod tests {
         assert_eq!(cells[3], ("device", &b"type"[..], &b"desktop"[..]));
         assert_eq!(encode_refs(&cells), encode_row(&row));
         assert_eq!(decode_row(&encode_refs(&cells)).expect("decode"), row);
-        assert_eq!(encode_refs(&[]), vec![ROW_V2]);
+        assert_eq!(encode_refs(&[]), ROW_V3.to_vec());
+        assert!(decode_row(&ROW_V3).expect("empty").is_empty());
         assert!(decode_row(&[ROW_V2]).expect("empty").is_empty());
         // In order but a cell named twice: still one, the later.
         let mut twice: CellRefs<'_> = vec![
@@ -644,16 +739,117 @@ mod tests {
             ]
         );
         let bytes = encode_row(&row);
-        // The version byte; families 1 + 8 + 1 and 1 + 6 + 1 bytes; cells
-        // 1 + 6 + 1 + 9, 1 + 2 + 1 + 3, 1 + 4 + 1 + 7.
-        assert_eq!(bytes.len(), 1 + 10 + 8 + 17 + 7 + 13);
-        assert_eq!(&bytes[..11], b"\xff\x08behavior\x01");
+        // The version mark. "behavior" is name 2 (a reference, 5), with one
+        // cell: "status" is no name of the list (written out: 12, then its
+        // 6 bytes), "converted" 1 + 9 bytes. "device" is written out too
+        // (12, then 6 bytes), with two cells: "os" is name 8 (17), "iOS"
+        // 1 + 3 bytes; "type" is name 7 (15), "desktop" 1 + 7 bytes.
+        assert_eq!(
+            bytes,
+            b"\xff\x00\x05\x01\x0cstatus\x09converted\x0cdevice\x02\x11\x03iOS\x0f\x07desktop"
+        );
         assert_eq!(decode_row(&bytes).expect("decode"), row);
         assert!(decode_row(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_row(&[1, 0]).is_err());
-        // A length past the end, a family that is not UTF-8.
+        // A length past the end, a family that is not UTF-8, a name number
+        // past the list's end (21: 2 * 21 + 1 = 43).
         assert!(decode_row(&[ROW_V2, 9, b'a']).is_err());
         assert!(decode_row(&[ROW_V2, 1, 0xc3, 0]).is_err());
+        assert!(decode_row(&[0xff, 0, 18, b'a']).is_err());
+        assert!(decode_row(&[0xff, 0, 2, 0xc3, 0]).is_err());
+        assert!(decode_row(&[0xff, 0, 43, 0]).is_err());
+        assert!(decode_row(&[0xff, 0, 41, 0]).is_ok(), "name 20 is the last");
+    }
+
+    /// The second encoding: a version byte, then names written out.
+    fn encode_row_v2(row: &RowCells) -> Vec<u8> {
+        let mut out = vec![ROW_V2];
+        for (f, cells) in row {
+            put_len(&mut out, f.len());
+            out.extend_from_slice(f.as_bytes());
+            put_len(&mut out, cells.len());
+            for (q, v) in cells {
+                put_len(&mut out, q.len());
+                out.extend_from_slice(q);
+                put_len(&mut out, v.len());
+                out.extend_from_slice(v);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rows_of_the_second_encoding_are_read_as_before() {
+        let row: RowCells = vec![
+            (
+                "behavior".to_string(),
+                vec![(b"status".to_vec(), b"converted".to_vec())],
+            ),
+            (
+                "device".to_string(),
+                vec![
+                    (b"os".to_vec(), b"iOS".to_vec()),
+                    (b"type".to_vec(), b"desktop".to_vec()),
+                ],
+            ),
+        ];
+        let v2 = encode_row_v2(&row);
+        // The version byte; families 1 + 8 + 1 and 1 + 6 + 1 bytes; cells
+        // 1 + 6 + 1 + 9, 1 + 2 + 1 + 3, 1 + 4 + 1 + 7.
+        assert_eq!(v2.len(), 1 + 10 + 8 + 17 + 7 + 13);
+        assert_eq!(&v2[..11], b"\xff\x08behavior\x01");
+        assert_eq!(decode_row(&v2).expect("v2"), row);
+        assert!(encode_row(&row).len() < v2.len());
+    }
+
+    #[test]
+    fn the_name_list_only_grows_at_its_end() {
+        // Stored rows refer to names by position: these must never move.
+        assert_eq!(NAMES[..3], crate::sessions::SESSION_FAMILIES);
+        assert_eq!(NAMES[16..19], crate::sessions::DAILY_FAMILIES);
+        assert_eq!(
+            (NAMES[3], NAMES[12], NAMES[15], NAMES[19], NAMES[20]),
+            ("session_id", "ip", "cart_contents", "count", "next")
+        );
+        let mut sorted = NAMES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), NAMES.len(), "no name twice");
+    }
+
+    #[test]
+    fn a_sessions_names_are_one_byte_each() {
+        let s = schemas::Session {
+            session_id: "sess_0000001".into(),
+            user_id: "user_000042".into(),
+            start_time: chrono::NaiveDate::from_ymd_opt(2025, 1, 2)
+                .and_then(|d| d.and_hms_opt(3, 4, 5))
+                .expect("time"),
+            duration_seconds: 61,
+            referrer: "google".into(),
+            device_info: schemas::DeviceInfo {
+                device_type: schemas::DeviceType::Mobile,
+                os: "iOS".into(),
+                browser: "Safari".into(),
+                city: "Austin".into(),
+                state: "TX".into(),
+                ip: "10.0.0.1".into(),
+            },
+            conversion_status: schemas::ConversionStatus::Browsed,
+            viewed_products: vec!["prod_00001".into()],
+            cart_contents: vec![],
+        };
+        let m = crate::sessions::session_mutation(&s);
+        let mut cells: CellRefs<'_> = m
+            .cells
+            .iter()
+            .map(|c| (&*c.family, &*c.qualifier, c.value.as_slice()))
+            .collect();
+        settle(&mut cells);
+        let values: usize = cells.iter().map(|c| 1 + c.2.len()).sum();
+        // The mark, then 3 families of name and count, then 13 cells of
+        // a name and their value (with its length).
+        assert_eq!(encode_refs(&cells).len(), 2 + 3 * 2 + 13 + values);
     }
 
     /// The first encoding: lengths and counts as four bytes, little endian.
@@ -720,7 +916,7 @@ mod tests {
             .get("u1")
             .expect("get")
             .expect("row");
-        assert_eq!(stored[0], ROW_V2);
+        assert_eq!(stored[..2], ROW_V3);
         let rows = store
             .scan("t", b"", b"", &["behavior", "device"], 10)
             .expect("scan");
@@ -730,6 +926,8 @@ mod tests {
         let long = "f".repeat(255);
         assert!(store.ensure_table("u", &[long.as_str()]).is_err());
         assert!(store.ensure_table("u", &[&long[..254]]).is_ok());
+        // And an empty one, which the current encoding's mark relies on.
+        assert!(store.ensure_table("e", &[""]).is_err());
     }
 
     #[test]
