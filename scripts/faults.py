@@ -149,8 +149,10 @@ def lose_power_at_the_end(data):
 
 
 def power_loss(work, ref, rng, tries):
-    """Each store's and the log's newest journal loses a random tail (what a
-    machine crash leaves of unsynced writes), then replay again."""
+    """Each store's and the log's newest journal loses a random tail, and
+    each of the log's partition files gets a torn tail of frames written
+    but never committed (what a machine crash leaves of unsynced writes),
+    then replay again."""
     problems = []
     crashed = os.path.join(work, "power-base")
     lose_power_at_the_end(crashed)
@@ -161,11 +163,20 @@ def power_loss(work, ref, rng, tries):
             j = newest_journal(os.path.join(data, db))
             size = os.path.getsize(j)
             os.truncate(j, int(size * rng.uniform(0.02, 0.98)))
+        parts = os.path.join(data, "log", "partitions")
+        torn = 0
+        for root, _, files in os.walk(parts):
+            for name in files:
+                with open(os.path.join(root, name), "ab") as f:
+                    f.write(rng.randbytes(rng.randrange(1, 5000)))
+                torn += 1
+        if torn == 0:
+            sys.exit(f"no log partition files under {parts}")
         r = replay(data)
         problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(crashed, ignore_errors=True)
-    record("power loss: log, document and wide-column journals cut at random points",
+    record("power loss: journals cut, log partitions with torn tails",
            tries, "identical state", problems)
 
 

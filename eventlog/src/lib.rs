@@ -107,16 +107,6 @@ pub enum LogError {
     /// A topic name the log cannot hold.
     #[error("invalid topic name {0:?}: use ASCII letters, digits, '.', '_' and '-'")]
     InvalidTopic(String),
-    /// A topic whose name and partition count are too long for the
-    /// embedded log's keyspace names (`records:<topic>:<partition>`, at
-    /// most 255 bytes).
-    #[error("topic {topic:?} with {partitions} partitions: the name is too long for the embedded log (`records:<topic>:<partition>` must fit in 255 bytes)")]
-    TopicTooLong {
-        /// The topic.
-        topic: String,
-        /// Its partition count.
-        partitions: u32,
-    },
     /// A stored record that cannot be decoded.
     #[error("corrupt record at {topic}/{partition}@{offset}")]
     Corrupt {
