@@ -56,10 +56,12 @@ pub const FJALL_WORKERS: usize = 1;
 /// behind the active one: the documents store writes four keyspaces at once
 /// during ingest, so that default let memtables alone reach about 600 MB of
 /// the replay's heap. 32 MiB took the replay's peak RSS from 1.57 GB to
-/// 1.42 GB at the same wall time (README, "The nightly batch and memory").
-/// It applies to keyspaces created from now on: fjall keeps a keyspace's
-/// options.
-pub const MEMTABLE_BYTES: u64 = 32 << 20;
+/// 1.42 GB at the same wall time (README, "The nightly batch and memory");
+/// 8 MiB (2026-11-27, twelfth sitting) took it from 1.07 GB to 0.85-0.87 GB
+/// and ingest alone from 537-592 MiB to 309-348 MiB, again at the same
+/// speed (README, "Measured"). It applies to keyspaces created from now on:
+/// fjall keeps a keyspace's options.
+pub const MEMTABLE_BYTES: u64 = 8 << 20;
 
 /// Tables a keyspace's level 0 holds before they are compacted into level
 /// 1: twice fjall's default, as the event log's records
