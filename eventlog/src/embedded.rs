@@ -216,7 +216,10 @@ fn put_frame(buf: &mut Vec<u8>, key: &[u8], payload: &[u8], timestamp_ms: i64) -
 /// Reads up to `max` frames of a partition's file from byte `pos` (the
 /// frame of offset `offset`) without going past byte `end`, handing each
 /// frame's value and offset to `f`. Returns the offset and position after
-/// the last frame read.
+/// the last frame read. Each read asks for [`READ_CHUNK`] bytes (or the
+/// whole next frame if it is longer): reads sized to the frames wanted
+/// (their average size past `pos`) made ingest alone slower, 143-151k
+/// events/s against 152-156k, alternated.
 fn read_frames(
     file: &File,
     (topic, partition): (&str, u32),
@@ -314,7 +317,8 @@ fn open_partition(
     let len = file.metadata()?.len();
     if len < end {
         return Err(LogError::Io(std::io::Error::other(format!(
-            "{} holds {len} bytes, but {end} were committed: the log is damaged",
+            "{} holds {len} bytes, but {end} were committed: the log is damaged \
+             (start over with --fresh, or use another --data-dir)",
             path.display()
         ))));
     }
@@ -1435,6 +1439,39 @@ mod tests {
         drop((c, producer, log));
         std::fs::write(&path, &bytes[..10]).expect("write");
         assert!(EmbeddedLog::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn frames_of_mixed_sizes_and_larger_than_a_read_come_back_whole() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        log.ensure_topics(&[TopicSpec::new("t", 1)]).expect("topic");
+        // Small frames, then one of 3 MiB (three times READ_CHUNK), then
+        // small again: a frame longer than a read is read whole.
+        let big = vec![b'x'; 3 << 20];
+        let payloads: Vec<Vec<u8>> = (0..20u8)
+            .map(|i| {
+                if i == 10 {
+                    big.clone()
+                } else {
+                    vec![i; 1 + usize::from(i)]
+                }
+            })
+            .collect();
+        let mut producer = log.producer().expect("producer");
+        for p in &payloads {
+            producer.send("t", b"k", p, 0).expect("send");
+        }
+        producer.flush().expect("flush");
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let mut got = Vec::new();
+        for take in [3, 8, 1, 100] {
+            let polled = c.poll(take, Duration::from_millis(100)).expect("poll");
+            got.extend(polled.into_iter().map(|r| (r.offset, r.payload)));
+        }
+        let want: Vec<(u64, Vec<u8>)> = (0..).zip(payloads).collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "every frame whole and in order");
     }
 
     #[test]

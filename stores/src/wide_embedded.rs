@@ -761,21 +761,33 @@ mod tests {
         assert!(decode_row(&[0xff, 0, 41, 0]).is_ok(), "name 20 is the last");
     }
 
-    /// The second encoding: a version byte, then names written out.
-    fn encode_row_v2(row: &RowCells) -> Vec<u8> {
-        let mut out = vec![ROW_V2];
+    /// A row of an earlier encoding, with its names written out: `head`,
+    /// then per family its name and cell count and per cell its qualifier
+    /// and value, each length written by `len`.
+    fn encode_row_written_out(
+        row: &RowCells,
+        head: &[u8],
+        len: fn(&mut Vec<u8>, usize),
+    ) -> Vec<u8> {
+        let mut out = head.to_vec();
         for (f, cells) in row {
-            put_len(&mut out, f.len());
+            len(&mut out, f.len());
             out.extend_from_slice(f.as_bytes());
-            put_len(&mut out, cells.len());
+            len(&mut out, cells.len());
             for (q, v) in cells {
-                put_len(&mut out, q.len());
+                len(&mut out, q.len());
                 out.extend_from_slice(q);
-                put_len(&mut out, v.len());
+                len(&mut out, v.len());
                 out.extend_from_slice(v);
             }
         }
         out
+    }
+
+    /// The second encoding: a version byte, then names written out, every
+    /// length a varint.
+    fn encode_row_v2(row: &RowCells) -> Vec<u8> {
+        encode_row_written_out(row, &[ROW_V2], put_len)
     }
 
     #[test]
@@ -854,20 +866,9 @@ mod tests {
 
     /// The first encoding: lengths and counts as four bytes, little endian.
     fn encode_row_v1(row: &RowCells) -> Vec<u8> {
-        let mut out = Vec::new();
-        let len = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
-        for (f, cells) in row {
-            len(&mut out, f.len());
-            out.extend_from_slice(f.as_bytes());
-            len(&mut out, cells.len());
-            for (q, v) in cells {
-                len(&mut out, q.len());
-                out.extend_from_slice(q);
-                len(&mut out, v.len());
-                out.extend_from_slice(v);
-            }
-        }
-        out
+        encode_row_written_out(row, &[], |out, n| {
+            out.extend_from_slice(&(n as u32).to_le_bytes())
+        })
     }
 
     #[test]
