@@ -41,7 +41,7 @@ pub mod wide_hbase;
 pub use doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
 pub use error::{Result, StoreError};
 pub use sessions::{DailyCounts, SessionStore};
-pub use wide::{Cell, Row, RowMutation, WideColumnStore};
+pub use wide::{Cell, CellRef, Row, RowMutation, RowRef, WideColumnStore};
 
 /// Background threads (flush, compaction) per fjall database. With two or
 /// more, fjall's worker 0 hands every compaction request back to the queue

@@ -47,6 +47,19 @@ pub struct RowMutation {
     pub cells: Vec<Cell>,
 }
 
+/// A cell to write, borrowed: `(family, qualifier, value)`.
+pub type CellRef<'a> = (&'a str, &'a [u8], &'a [u8]);
+
+/// A row to write whole, borrowed (see
+/// [`WideColumnStore::put_whole_rows_ref`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    /// Row key.
+    pub row: &'a [u8],
+    /// Cells to write.
+    pub cells: &'a [CellRef<'a>],
+}
+
 /// A row read back: its key and cells, sorted by family then qualifier.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Row {
@@ -91,6 +104,25 @@ pub trait WideColumnStore: Send + Sync {
     /// fifth of ingest's CPU). HBase writes cells without reading anyway.
     fn put_whole_rows(&self, table: &str, mutations: &[RowMutation]) -> Result<()> {
         self.put(table, mutations)
+    }
+
+    /// [`put_whole_rows`](Self::put_whole_rows) with the rows borrowed, so
+    /// that a caller holding the values already needs no owned copy of
+    /// each (the embedded store writes from them directly; others get the
+    /// rows as [`RowMutation`]s).
+    fn put_whole_rows_ref(&self, table: &str, rows: &[RowRef<'_>]) -> Result<()> {
+        let owned: Vec<RowMutation> = rows
+            .iter()
+            .map(|r| RowMutation {
+                row: r.row.to_vec(),
+                cells: r
+                    .cells
+                    .iter()
+                    .map(|&(f, q, v)| Cell::new(f, q, v))
+                    .collect(),
+            })
+            .collect();
+        self.put_whole_rows(table, &owned)
     }
 
     /// Makes every write so far survive a machine crash, as far as the

@@ -33,10 +33,12 @@
 //! the table (README, "Measured"). A generation is closed while small, and
 //! a closed one is never compacted again: the work per event stays flat.
 
-use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
+use crate::wide::{Cell, CellRef, Row, RowMutation, RowRef, WideColumnStore};
 use crate::{Result, StoreError};
 use fjall::{Keyspace, PersistMode};
 use schemas::fsio::Durability;
+use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -189,17 +191,17 @@ fn encode_row(row: &RowCells) -> Vec<u8> {
     encode_refs(&cells)
 }
 
-/// A write's cells of one row, borrowed: `(family, qualifier, value)` in
-/// the order they were given.
-type CellRefs<'a> = Vec<(&'a str, &'a [u8], &'a [u8])>;
+/// A write's cells of one row, borrowed, in the order they were given.
+type CellRefs<'a> = Vec<CellRef<'a>>;
 
 /// Sorts a write's cells by family and qualifier, keeping the last of
-/// cells named twice (as [`merge_cell`] replaces them).
-fn settle(cells: &mut CellRefs<'_>) {
-    // Already sorted, no cell named twice (a session's row): nothing to do.
+/// cells named twice (as [`merge_cell`] replaces them). Cells already in
+/// order, none named twice (a session's row), are left borrowed.
+fn settle(cells: &mut Cow<'_, [CellRef<'_>]>) {
     if cells.is_sorted_by(|a, b| (a.0, a.1) < (b.0, b.1)) {
         return;
     }
+    let cells = cells.to_mut();
     // Stable: of equal cells, the later one stays later.
     cells.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut keep: CellRefs<'_> = Vec::with_capacity(cells.len());
@@ -416,21 +418,47 @@ impl EmbeddedWideStore {
     }
 
     fn write(&self, table: &str, mutations: &[RowMutation], merge: Merge) -> Result<()> {
+        let cells: Vec<CellRefs<'_>> = mutations
+            .iter()
+            .map(|m| {
+                m.cells
+                    .iter()
+                    .map(|c| (&*c.family, &*c.qualifier, c.value.as_slice()))
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<RowRef<'_>> = mutations
+            .iter()
+            .zip(&cells)
+            .map(|(m, c)| RowRef {
+                row: &m.row,
+                cells: c,
+            })
+            .collect();
+        self.write_refs(table, &rows, merge)
+    }
+
+    fn write_refs(&self, table: &str, rows: &[RowRef<'_>], merge: Merge) -> Result<()> {
         // Reading, merging and writing a row is one step for the writers;
         // the generations are read under the lock, so a merge always sees
         // the generation the previous merge wrote to.
         let _w = matches!(merge, Merge::WithStored)
             .then(|| self.writer.lock().unwrap_or_else(|e| e.into_inner()));
         let t = self.table(table)?;
-        // Row -> the cells this put writes, borrowed, in order.
-        let mut touched: BTreeMap<&[u8], CellRefs<'_>> = BTreeMap::new();
-        for m in mutations {
-            let row = touched.entry(m.row.as_slice()).or_default();
-            for c in &m.cells {
-                if !t.families.iter().any(|f| *f == *c.family) {
-                    return Err(StoreError::Unknown(format!("{table}:{}", c.family)));
+        // Row -> the cells this put writes, in order: borrowed from the
+        // caller unless the row is written twice in the put.
+        let mut touched: BTreeMap<&[u8], Cow<'_, [CellRef<'_>]>> = BTreeMap::new();
+        for r in rows {
+            for &(family, _, _) in r.cells {
+                if !t.families.iter().any(|f| f == family) {
+                    return Err(StoreError::Unknown(format!("{table}:{family}")));
                 }
-                row.push((&*c.family, &*c.qualifier, &c.value));
+            }
+            match touched.entry(r.row) {
+                Entry::Vacant(e) => {
+                    e.insert(Cow::Borrowed(r.cells));
+                }
+                Entry::Occupied(mut e) => e.get_mut().to_mut().extend_from_slice(r.cells),
             }
         }
         let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
@@ -445,7 +473,7 @@ impl EmbeddedWideStore {
                 None => encode_refs(&new),
                 Some(old) => {
                     let mut row = decode_row(&old)?;
-                    for &(f, q, v) in &new {
+                    for &(f, q, v) in new.iter() {
                         merge_cell(&mut row, f, q, v);
                     }
                     encode_row(&row)
@@ -626,6 +654,10 @@ impl WideColumnStore for EmbeddedWideStore {
         self.write(table, mutations, Merge::InBatchOnly)
     }
 
+    fn put_whole_rows_ref(&self, table: &str, rows: &[RowRef<'_>]) -> Result<()> {
+        self.write_refs(table, rows, Merge::InBatchOnly)
+    }
+
     fn scan(
         &self,
         table: &str,
@@ -690,8 +722,9 @@ mod tests {
         for &(f, q, v) in &given {
             merge_cell(&mut row, f, q, v);
         }
-        let mut cells = given.clone();
+        let mut cells = Cow::Borrowed(&given[..]);
         settle(&mut cells);
+        assert!(matches!(cells, Cow::Owned(_)), "out of order: sorted");
         assert_eq!(cells.len(), 4, "the type named twice: the later kept");
         assert_eq!(cells[3], ("device", &b"type"[..], &b"desktop"[..]));
         assert_eq!(encode_refs(&cells), encode_row(&row));
@@ -700,14 +733,15 @@ mod tests {
         assert!(decode_row(&ROW_V3).expect("empty").is_empty());
         assert!(decode_row(&[ROW_V2]).expect("empty").is_empty());
         // In order but a cell named twice: still one, the later.
-        let mut twice: CellRefs<'_> = vec![
+        let twice: CellRefs<'_> = vec![
             ("behavior", b"duration", b"30"),
             ("device", b"os", b"iOS"),
             ("device", b"os", b"Android"),
         ];
+        let mut twice = Cow::Borrowed(&twice[..]);
         settle(&mut twice);
         assert_eq!(
-            twice,
+            twice.into_owned(),
             vec![
                 ("behavior", &b"duration"[..], &b"30"[..]),
                 ("device", &b"os"[..], &b"Android"[..]),
@@ -852,12 +886,17 @@ mod tests {
             cart_contents: vec![],
         };
         let m = crate::sessions::session_mutation(&s);
-        let mut cells: CellRefs<'_> = m
+        let cells: CellRefs<'_> = m
             .cells
             .iter()
             .map(|c| (&*c.family, &*c.qualifier, c.value.as_slice()))
             .collect();
+        let mut cells = Cow::Borrowed(&cells[..]);
         settle(&mut cells);
+        assert!(
+            matches!(cells, Cow::Borrowed(_)),
+            "a session's cells come sorted"
+        );
         let values: usize = cells.iter().map(|c| 1 + c.2.len()).sum();
         // The mark, then 3 families of name and count, then 13 cells of
         // a name and their value (with its length).
