@@ -247,12 +247,16 @@ fn decode_row(bytes: &[u8]) -> Result<RowCells> {
     }
 }
 
-/// A row of the current encoding ([`encode_row`]), after [`ROW_V3`].
+type Decoder<'a> = schemas::codec::Decoder<'a>;
+
+fn corrupt(e: schemas::codec::DecodeError) -> StoreError {
+    StoreError::corrupt(format!("wide-column value: {e}"))
+}
+
+/// A row of the current encoding ([`encode_row`]), after [`ROW_V3`]: names
+/// as [`put_name`] writes them.
 fn decode_row_v3(bytes: &[u8]) -> Result<RowCells> {
-    let corrupt =
-        |e: schemas::codec::DecodeError| StoreError::corrupt(format!("wide-column value: {e}"));
-    let mut d = schemas::codec::Decoder::new(bytes);
-    let name = |d: &mut schemas::codec::Decoder<'_>| -> Result<Vec<u8>> {
+    decode_varint_row(bytes, |d| {
         let n = d.u64().map_err(corrupt)?;
         if n % 2 == 1 {
             return usize::try_from(n / 2)
@@ -267,7 +271,26 @@ fn decode_row_v3(bytes: &[u8]) -> Result<RowCells> {
         let len = usize::try_from(n / 2)
             .map_err(|_| StoreError::corrupt("wide-column value: name too long"))?;
         Ok(d.raw(len).map_err(corrupt)?.to_vec())
-    };
+    })
+}
+
+/// A row of the second encoding (names written out: length, then bytes),
+/// after its first byte.
+fn decode_row_v2(bytes: &[u8]) -> Result<RowCells> {
+    decode_varint_row(bytes, |d| {
+        let n = d.count().map_err(corrupt)?;
+        Ok(d.raw(n).map_err(corrupt)?.to_vec())
+    })
+}
+
+/// A row of the second or third encoding, after its mark: per family its
+/// name (read by `name`) and cell count, per cell its qualifier (`name`)
+/// and value, lengths and counts as varints.
+fn decode_varint_row(
+    bytes: &[u8],
+    name: impl Fn(&mut Decoder<'_>) -> Result<Vec<u8>>,
+) -> Result<RowCells> {
+    let mut d = Decoder::new(bytes);
     let mut out = Vec::new();
     while !d.done() {
         let family = family_name(&name(&mut d)?)?;
@@ -287,31 +310,6 @@ fn decode_row_v3(bytes: &[u8]) -> Result<RowCells> {
 fn family_name(bytes: &[u8]) -> Result<String> {
     String::from_utf8(bytes.to_vec())
         .map_err(|_| StoreError::corrupt("wide-column value: family is not UTF-8"))
-}
-
-/// A row of the second encoding (names written out: length, then bytes),
-/// after its first byte.
-fn decode_row_v2(bytes: &[u8]) -> Result<RowCells> {
-    let corrupt =
-        |e: schemas::codec::DecodeError| StoreError::corrupt(format!("wide-column value: {e}"));
-    let mut d = schemas::codec::Decoder::new(bytes);
-    let part = |d: &mut schemas::codec::Decoder<'_>| -> Result<Vec<u8>> {
-        let n = d.count().map_err(corrupt)?;
-        Ok(d.raw(n).map_err(corrupt)?.to_vec())
-    };
-    let mut out = Vec::new();
-    while !d.done() {
-        let family = family_name(&part(&mut d)?)?;
-        let n = d.count().map_err(corrupt)?;
-        let mut cells = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            let q = part(&mut d)?;
-            let v = part(&mut d)?;
-            cells.push((q, v));
-        }
-        out.push((family, cells));
-    }
-    Ok(out)
 }
 
 /// A row of the first encoding: lengths and counts as four bytes, little
