@@ -271,14 +271,16 @@ fn read_frames(
 }
 
 /// Opens a partition's file and reads its end and index from `meta`,
-/// cutting off what lies past the committed end. A partition still in a
-/// keyspace of its own (the layout of 2026-11-27) is moved to its file.
+/// cutting off what lies past the committed end. A partition whose records
+/// are still in fjall (`oldest`, the one keyspace of every partition before
+/// 2026-11-27, or a keyspace of its own, the layout of 2026-11-27) is
+/// copied to its file first.
 fn open_partition(
     db: &Database,
     meta: &Keyspace,
     root: &Path,
-    topic: &str,
-    partition: u32,
+    (topic, partition): (&str, u32),
+    oldest: Option<&Keyspace>,
 ) -> Result<Partition> {
     let path = partition_path(root, topic, partition);
     if let Some(dir) = path.parent() {
@@ -290,12 +292,34 @@ fn open_partition(
         .create(true)
         .truncate(false)
         .open(&path)?;
-    let legacy = db.keyspace_exists(&records_name(topic, partition));
+    let own = db
+        .keyspace_exists(&records_name(topic, partition))
+        .then(|| {
+            db.keyspace(
+                &records_name(topic, partition),
+                KeyspaceCreateOptions::default,
+            )
+        })
+        .transpose()?;
     let stored = meta.get(end_key(topic, partition))?;
-    let (next, end) = match (&stored, legacy) {
-        (None, true) => move_keyspace_to_file(db, meta, &file, topic, partition)?,
-        (None, false) => (0, 0),
-        (Some(v), _) => match (be_u64(v), v.get(8..).and_then(be_u64)) {
+    let (next, end) = match (&stored, &own, oldest) {
+        (None, Some(records), _) => {
+            let records = records.iter().map(|kv| {
+                let (k, v) = kv.into_inner()?;
+                Ok((be_u64(&k), v))
+            });
+            copy_to_file(db, meta, &file, (topic, partition), records)?
+        }
+        (None, None, Some(oldest)) => {
+            let prefix = legacy_partition_prefix(topic, partition);
+            let records = oldest.prefix(&prefix).map(|kv| {
+                let (k, v) = kv.into_inner()?;
+                Ok((k.get(prefix.len()..).and_then(be_u64), v))
+            });
+            copy_to_file(db, meta, &file, (topic, partition), records)?
+        }
+        (None, None, None) => (0, 0),
+        (Some(v), _, _) => match (be_u64(v), v.get(8..).and_then(be_u64)) {
             (Some(next), Some(end)) => (next, end),
             _ => {
                 return Err(LogError::Corrupt {
@@ -306,13 +330,9 @@ fn open_partition(
             }
         },
     };
-    if stored.is_some() && legacy {
-        // Moved, but the crash came before the keyspace was dropped.
-        let ks = db.keyspace(
-            &records_name(topic, partition),
-            KeyspaceCreateOptions::default,
-        )?;
-        db.delete_keyspace(ks)?;
+    if let Some(own) = own {
+        // Copied now, or before a crash that came ahead of the drop.
+        db.delete_keyspace(own)?;
     }
     let len = file.metadata()?.len();
     if len < end {
@@ -357,19 +377,18 @@ fn open_partition(
     })
 }
 
-/// Copies the records of a partition's keyspace (the layout of
-/// 2026-11-27) into its file, commits its end and index, and drops the
-/// keyspace. A crash before the commit leaves the keyspace, and the next
-/// open copies again from the start; one after it leaves the keyspace to
-/// drop ([`open_partition`]).
-fn move_keyspace_to_file(
+/// Copies a partition's records out of fjall (`records`: each one's
+/// offset, if its key holds one, and its value, in offset order) into its
+/// file, then commits its end and index. A crash before the commit leaves
+/// the records where they were, and the next open copies again from the
+/// start; the caller drops them from fjall after the commit.
+fn copy_to_file(
     db: &Database,
     meta: &Keyspace,
     file: &File,
-    topic: &str,
-    partition: u32,
+    (topic, partition): (&str, u32),
+    records: impl Iterator<Item = Result<(Option<u64>, fjall::Slice)>>,
 ) -> Result<(u64, u64)> {
-    let records = open_records(db, topic, partition)?;
     file.set_len(0)?;
     let corrupt = |offset| LogError::Corrupt {
         topic: topic.to_string(),
@@ -379,9 +398,9 @@ fn move_keyspace_to_file(
     let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
     let (mut next, mut end) = (0u64, 0u64);
     let mut buf = Vec::with_capacity(1 << 20);
-    for kv in records.iter() {
-        let (k, v) = kv.into_inner()?;
-        if be_u64(&k) != Some(next) {
+    for record in records {
+        let (offset, v) = record?;
+        if offset != Some(next) {
             return Err(corrupt(next));
         }
         if next % INDEX_EVERY == 0 {
@@ -407,7 +426,6 @@ fn move_keyspace_to_file(
     file.sync_all()?;
     batch.insert(meta, end_key(topic, partition), encode_end(next, end));
     batch.commit()?;
-    db.delete_keyspace(records)?;
     Ok((next, end))
 }
 
@@ -416,88 +434,16 @@ fn records_name(topic: &str, partition: u32) -> String {
     format!("records:{topic}:{partition}")
 }
 
-/// Opens a partition's keyspace (the layout of 2026-11-27).
-fn open_records(db: &Database, topic: &str, partition: u32) -> Result<Keyspace> {
-    let name = records_name(topic, partition);
-    if name.len() > MAX_KEYSPACE_NAME {
-        // `ensure_topics` refuses such topics; a log that holds one anyway
-        // is damaged.
-        return Err(LogError::Corrupt {
-            topic: topic.to_string(),
-            partition,
-            offset: 0,
-        });
-    }
-    Ok(db.keyspace(&name, || {
-        KeyspaceCreateOptions::default()
-            .max_memtable_size(PARTITION_MEMTABLE_BYTES)
-            // Read by ranges only: no filters to build.
-            .filter_policy(fjall::config::FilterPolicy::disabled())
-    })?)
-}
-
-/// The longest keyspace name fjall takes.
-const MAX_KEYSPACE_NAME: usize = 255;
-
-/// Moves the records of a log written before 2026-11-27 (one `records`
-/// keyspace for every partition) into a keyspace per partition, then
-/// drops the old keyspace. Copying again what a crash interrupted writes
-/// the same keys and values, so the move simply starts over.
-fn move_legacy_records(db: &Database, topics: &BTreeMap<String, u32>) -> Result<()> {
-    if !db.keyspace_exists(LEGACY_RECORDS) {
-        return Ok(());
-    }
-    let legacy = db.keyspace(LEGACY_RECORDS, KeyspaceCreateOptions::default)?;
-    tracing::info!(
-        "Moving the log's records to a keyspace per partition, once (about 10 s for the default shop's 2.5M events)."
-    );
-    let mut moved = 0u64;
-    for (topic, &partitions) in topics {
-        for p in 0..partitions {
-            let target = open_records(db, topic, p)?;
-            let mut prefix = legacy_record_key(topic, p, 0);
-            prefix.truncate(prefix.len() - 8);
-            let mut batch = db.batch();
-            let mut in_batch = 0usize;
-            for kv in legacy.prefix(&prefix) {
-                let (k, v) = kv.into_inner()?;
-                let offset = k.get(prefix.len()..).ok_or(LogError::Corrupt {
-                    topic: topic.clone(),
-                    partition: p,
-                    offset: 0,
-                })?;
-                batch.insert(&target, offset, v);
-                in_batch += 1;
-                if in_batch == 10_000 {
-                    batch.commit()?;
-                    batch = db.batch();
-                    moved += in_batch as u64;
-                    in_batch = 0;
-                }
-            }
-            batch.commit()?;
-            moved += in_batch as u64;
-        }
-    }
-    db.persist(PersistMode::SyncAll)?;
-    db.delete_keyspace(legacy)?;
-    tracing::info!(
-        records = moved,
-        "Moved the log's records to a keyspace per partition (the layout since 2026-11-27)."
-    );
-    Ok(())
-}
-
 /// The one keyspace of every partition's records, before 2026-11-27.
 const LEGACY_RECORDS: &str = "records";
 
-/// A record's key in the [`LEGACY_RECORDS`] keyspace.
-fn legacy_record_key(topic: &str, partition: u32, offset: u64) -> Vec<u8> {
+/// The prefix of a partition's records' keys in the [`LEGACY_RECORDS`]
+/// keyspace (each key goes on with the record's offset, u64 BE).
+fn legacy_partition_prefix(topic: &str, partition: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(topic.len() + 13);
     k.extend_from_slice(topic.as_bytes());
     k.push(0);
     k.extend_from_slice(&partition.to_be_bytes());
-    k.extend_from_slice(&offset.to_be_bytes());
     k
 }
 
@@ -562,12 +508,6 @@ fn decode_value(topic: &str, partition: u32, offset: u64, v: &[u8]) -> Result<Re
     })
 }
 
-/// The size at which a partition's memtable is sealed and flushed: an
-/// eighth of fjall's default, as the default 3 topics of 4 partitions each
-/// fill one (about 100 MiB in all, where one 32 MiB memtable held every
-/// partition before).
-pub const PARTITION_MEMTABLE_BYTES: u64 = 8 << 20;
-
 /// The embedded, durable event log. Cheap to clone; clones share the store.
 #[derive(Clone)]
 pub struct EmbeddedLog {
@@ -604,19 +544,27 @@ impl EmbeddedLog {
             })?;
             state.topics.insert(topic, partitions);
         }
-        move_legacy_records(&db, &state.topics)?;
-        let moving = state
-            .topics
-            .iter()
-            .any(|(t, n)| (0..*n).any(|p| db.keyspace_exists(&records_name(t, p))));
+        let oldest = db
+            .keyspace_exists(LEGACY_RECORDS)
+            .then(|| db.keyspace(LEGACY_RECORDS, KeyspaceCreateOptions::default))
+            .transpose()?;
+        let moving = oldest.is_some()
+            || state
+                .topics
+                .iter()
+                .any(|(t, n)| (0..*n).any(|p| db.keyspace_exists(&records_name(t, p))));
         if moving {
-            tracing::info!("Moving the log's records from fjall keyspaces to a file per partition, once (a few seconds for the default shop's 2.5M events).");
+            tracing::info!("Moving the log's records from fjall to a file per partition, once (about 5 s for the default shop's 1.4 GB).");
         }
         for (topic, &partitions) in &state.topics {
             for p in 0..partitions {
-                let part = open_partition(&db, &meta, path, topic, p)?;
+                let part = open_partition(&db, &meta, path, (topic, p), oldest.as_ref())?;
                 state.partitions.insert((topic.clone(), p), part);
             }
+        }
+        if let Some(oldest) = oldest {
+            // Every partition's end is committed (synced) by now.
+            db.delete_keyspace(oldest)?;
         }
         if moving {
             tracing::info!(
@@ -678,8 +626,8 @@ impl EventLog for EmbeddedLog {
                         &self.inner.db,
                         &self.inner.meta,
                         &self.inner.path,
-                        &t.name,
-                        p,
+                        (&t.name, p),
+                        None,
                     )?;
                     opened.push(((t.name.clone(), p), part));
                 }
@@ -837,22 +785,27 @@ impl EmbeddedProducer {
         // commit. The state's lock is only held to read and to publish
         // them, so consumers do not wait for the writes and syncs.
         let _writing = self.inner.writing.lock().unwrap_or_else(|e| e.into_inner());
+        // Each partition written to: its file, next offset and end.
+        let targets = {
+            let state = self.inner.lock();
+            self.pending
+                .iter()
+                .filter(|(_, p)| p.count > 0)
+                .map(|((topic, partition), p)| {
+                    let tp = (topic.to_string(), *partition);
+                    let part = state
+                        .partitions
+                        .get(&tp)
+                        .ok_or_else(|| LogError::UnknownTopic(tp.0.clone()))?;
+                    Ok((tp, p, part.file.clone(), part.next, part.end))
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
         let mut batch = self.inner.write_batch();
         let mut written = Vec::new();
         let mut files = Vec::new();
-        for ((topic, partition), p) in &self.pending {
-            if p.count == 0 {
-                continue;
-            }
-            let tp = (topic.to_string(), *partition);
-            let (file, next, end) = {
-                let state = self.inner.lock();
-                let part = state
-                    .partitions
-                    .get(&tp)
-                    .ok_or_else(|| LogError::UnknownTopic(tp.0.clone()))?;
-                (part.file.clone(), part.next, part.end)
-            };
+        for (tp, p, file, next, end) in targets {
+            let (topic, partition) = (tp.0.as_str(), tp.1);
             // Past the committed end: until the commit below, readers do
             // not look there, and a crash leaves it to be cut off.
             file.write_all_at(&p.frames, end)?;
@@ -873,7 +826,7 @@ impl EmbeddedProducer {
                 let pos = end + at as u64;
                 batch.insert(
                     &self.inner.meta,
-                    index_key(topic, *partition, Some(k)),
+                    index_key(topic, partition, Some(k)),
                     pos.to_be_bytes(),
                 );
                 index.push(pos);
@@ -882,7 +835,7 @@ impl EmbeddedProducer {
             let (next, end) = (next + p.count, end + p.frames.len() as u64);
             batch.insert(
                 &self.inner.meta,
-                end_key(topic, *partition),
+                end_key(topic, partition),
                 encode_end(next, end),
             );
             files.push(file);
@@ -1272,10 +1225,10 @@ mod tests {
                 .expect("topic");
             meta.insert(offset_key("g", "t", 0), 1u64.to_be_bytes())
                 .expect("offset");
-            for (p, o, payload) in [(0, 0, "a"), (0, 1, "b"), (0, 2, "c"), (1, 0, "d")] {
+            for (p, o, payload) in [(0, 0u64, "a"), (0, 1, "b"), (0, 2, "c"), (1, 0, "d")] {
                 legacy
                     .insert(
-                        legacy_record_key("t", p, o),
+                        [legacy_partition_prefix("t", p), o.to_be_bytes().to_vec()].concat(),
                         encode_value(b"k", payload.as_bytes(), 7),
                     )
                     .expect("record");
@@ -1331,7 +1284,7 @@ mod tests {
         meta.insert(topic_key("t"), 2u32.to_be_bytes())
             .expect("topic");
         for &(p, o, payload) in records {
-            open_records(&db, "t", p)
+            db.keyspace(&records_name("t", p), KeyspaceCreateOptions::default)
                 .expect("keyspace")
                 .insert(o.to_be_bytes(), encode_value(b"k", payload.as_bytes(), 7))
                 .expect("record");
