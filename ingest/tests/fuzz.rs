@@ -52,6 +52,11 @@ static SEEDS: LazyLock<Vec<(&'static str, Vec<u8>)>> = LazyLock::new(|| {
 fn verdict(topic: &str, bytes: &[u8]) -> Result<(), Rejection> {
     match topic {
         topics::SESSIONS => {
+            // The fast reader and serde's agree on every input.
+            assert_eq!(
+                decode_session(bytes),
+                schemas::envelope::decode_session_serde(bytes)
+            );
             let s = decode_session(bytes)?;
             assert_eq!(decode_session(&encode(Kind::Session, &s)), Ok(s));
         }

@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod formulas;
 pub mod fsio;
 pub mod ids;
+mod session_json;
 pub mod shutdown;
 pub mod time;
 pub mod types;

@@ -336,25 +336,25 @@ pub fn transaction(raw: RawTransaction) -> Result<Transaction, Rejection> {
 }
 
 /// A cart line as it arrives.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct RawCartItem {
-    product_id: Option<String>,
-    quantity: Option<i64>,
-    price: Option<f64>,
+    pub(crate) product_id: Option<String>,
+    pub(crate) quantity: Option<i64>,
+    pub(crate) price: Option<f64>,
 }
 
 /// A session as it arrives: every field optional, times as text.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct RawSession {
-    session_id: Option<String>,
-    user_id: Option<String>,
-    start_time: Option<String>,
-    duration_seconds: Option<i64>,
-    referrer: Option<String>,
-    device_info: Option<DeviceInfo>,
-    conversion_status: Option<ConversionStatus>,
-    viewed_products: Option<Vec<String>>,
-    cart_contents: Option<Vec<RawCartItem>>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) start_time: Option<String>,
+    pub(crate) duration_seconds: Option<i64>,
+    pub(crate) referrer: Option<String>,
+    pub(crate) device_info: Option<DeviceInfo>,
+    pub(crate) conversion_status: Option<ConversionStatus>,
+    pub(crate) viewed_products: Option<Vec<String>>,
+    pub(crate) cart_contents: Option<Vec<RawCartItem>>,
 }
 
 /// Validates a raw session.
