@@ -303,34 +303,55 @@ fn transactions_agree_with_their_sessions() {
     assert!(converted <= 1_000 && converted > 980, "{converted}");
 }
 
-/// `decode_session` reads most sessions with its own JSON reader, not
-/// serde's: over a shop with a third of its records dirty, both readers give
-/// every session the same answer (the record, or the same rejection).
+/// `decode_session` and `decode_transaction` read most records with their
+/// own JSON reader, not serde's: over a shop with a third of its records
+/// dirty, both readers give every record the same answer (the record, or
+/// the same rejection).
 #[test]
-fn sessions_decode_the_same_with_and_without_the_fast_reader() {
+fn records_decode_the_same_with_and_without_the_fast_reader() {
     let cfg = ShopConfig {
         dirty_share: 0.3,
         ..tiny()
     };
     let (_, evs) = events(&cfg);
-    let (mut accepted, mut refused) = (0, 0);
-    for e in evs.iter().filter(|e| e.stream == Stream::Sessions) {
+    let mut verdicts = BTreeMap::<(Stream, bool), u64>::new();
+    for e in &evs {
         let payload = e.payload();
-        let fast = decode_session(&payload);
-        assert_eq!(
-            fast,
-            schemas::envelope::decode_session_serde(&payload),
-            "{:?}",
-            String::from_utf8_lossy(&e.data)
-        );
-        if fast.is_ok() {
-            accepted += 1
-        } else {
-            refused += 1
-        }
+        let accepted = match e.stream {
+            Stream::Sessions => {
+                let fast = decode_session(&payload);
+                let serde = schemas::envelope::decode_session_serde(&payload);
+                assert_eq!(fast, serde, "{:?}", String::from_utf8_lossy(&e.data));
+                fast.is_ok()
+            }
+            Stream::Transactions => {
+                let fast = decode_transaction(&payload);
+                let serde = schemas::envelope::decode_transaction_serde(&payload);
+                assert_eq!(fast, serde, "{:?}", String::from_utf8_lossy(&e.data));
+                fast.is_ok()
+            }
+            Stream::Catalog => continue,
+        };
+        *verdicts.entry((e.stream, accepted)).or_default() += 1;
     }
-    assert_eq!(accepted + refused, cfg.sessions);
-    assert!(accepted > 2_000 && refused > 1_000, "{accepted} {refused}");
+    // 4,000 sessions and 1,000 transactions, about 30% refused.
+    let n = |s, ok| verdicts.get(&(s, ok)).copied().unwrap_or(0);
+    assert_eq!(
+        n(Stream::Sessions, true) + n(Stream::Sessions, false),
+        4_000
+    );
+    assert_eq!(
+        n(Stream::Transactions, true) + n(Stream::Transactions, false),
+        1_000
+    );
+    for (s, ok, low) in [
+        (Stream::Sessions, true, 2_000),
+        (Stream::Sessions, false, 1_000),
+        (Stream::Transactions, true, 500),
+        (Stream::Transactions, false, 200),
+    ] {
+        assert!(n(s, ok) > low, "{verdicts:?}");
+    }
 }
 
 /// With a high dirty share every rule of every kind shows up, and the

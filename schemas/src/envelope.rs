@@ -158,15 +158,16 @@ fn parse<'a, T: Deserialize<'a>>(data: &'a RawValue) -> Result<T, Rejection> {
 /// Decodes and validates a session event.
 pub fn decode_session(bytes: &[u8]) -> Result<Session, Rejection> {
     check_size(bytes)?;
-    if let Some(raw) = wrapped_data(bytes, Kind::Session).and_then(crate::session_json::read) {
+    if let Some(raw) = wrapped_data(bytes, Kind::Session).and_then(crate::plain_json::session) {
         return validate::session(raw);
     }
     validate::session(decode_record(bytes, Kind::Session)?)
 }
 
-/// [`decode_session`] without its fast path: serde's derived reader alone.
-/// The two give the same answer for every input (`ingest`'s fuzz test and
-/// the generator's tests hold them to it); this one is kept to check that.
+/// [`decode_session`] without its fast path (module `plain_json`):
+/// serde's derived reader alone. The two give the same answer for every
+/// input (`ingest`'s fuzz test and the generator's tests hold them to it);
+/// this one is kept to check that.
 #[doc(hidden)]
 pub fn decode_session_serde(bytes: &[u8]) -> Result<Session, Rejection> {
     validate::session(decode_record(bytes, Kind::Session)?)
@@ -174,6 +175,19 @@ pub fn decode_session_serde(bytes: &[u8]) -> Result<Session, Rejection> {
 
 /// Decodes and validates a transaction event.
 pub fn decode_transaction(bytes: &[u8]) -> Result<Transaction, Rejection> {
+    check_size(bytes)?;
+    if let Some(raw) =
+        wrapped_data(bytes, Kind::Transaction).and_then(crate::plain_json::transaction)
+    {
+        return validate::transaction(raw);
+    }
+    validate::transaction(decode_record(bytes, Kind::Transaction)?)
+}
+
+/// [`decode_transaction`] without its fast path, as
+/// [`decode_session_serde`] is to [`decode_session`].
+#[doc(hidden)]
+pub fn decode_transaction_serde(bytes: &[u8]) -> Result<Transaction, Rejection> {
     validate::transaction(decode_record(bytes, Kind::Transaction)?)
 }
 

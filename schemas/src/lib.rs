@@ -25,7 +25,7 @@ pub mod envelope;
 pub mod formulas;
 pub mod fsio;
 pub mod ids;
-mod session_json;
+mod plain_json;
 pub mod shutdown;
 pub mod time;
 pub mod types;

@@ -262,25 +262,25 @@ fn positive_quantity(product_id: &str, quantity: Option<i64>) -> Result<u32, Rej
 }
 
 /// A transaction line as it arrives.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct RawLineItem {
-    product_id: Option<String>,
-    quantity: Option<i64>,
-    unit_price: Option<f64>,
-    subtotal: Option<f64>,
+    pub(crate) product_id: Option<String>,
+    pub(crate) quantity: Option<i64>,
+    pub(crate) unit_price: Option<f64>,
+    pub(crate) subtotal: Option<f64>,
 }
 
 /// A transaction as it arrives: every field optional, times as text.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct RawTransaction {
-    transaction_id: Option<String>,
-    session_id: Option<String>,
-    user_id: Option<String>,
-    timestamp: Option<String>,
-    items: Option<Vec<RawLineItem>>,
-    discount: Option<f64>,
-    total: Option<f64>,
-    payment_method: Option<PaymentMethod>,
+    pub(crate) transaction_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) items: Option<Vec<RawLineItem>>,
+    pub(crate) discount: Option<f64>,
+    pub(crate) total: Option<f64>,
+    pub(crate) payment_method: Option<PaymentMethod>,
 }
 
 /// Validates a raw transaction.
