@@ -18,6 +18,10 @@ use schemas::envelope::{
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The allocator `ecomflow` runs with: decoding allocates every string.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let sessions: u64 = std::env::args()
         .nth(1)
