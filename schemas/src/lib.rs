@@ -12,6 +12,9 @@
 //!   `sess_…`, `txn_…`) and their parsers.
 //! - [`envelope`]: the versioned event envelope, topic names, encode/decode.
 //! - [`validate`]: one validator per record kind and the [`Rejection`] reasons.
+//! - `plain_json` (inside the crate): the decoders' fast path for sessions
+//!   and transactions, a JSON reader that fills the validator's raw records
+//!   without serde when a record is plainly shaped.
 //! - [`time`]: the timestamp formats we accept and the one we write.
 //! - [`fsio`]: files replaced whole (temporary file and rename) and
 //!   [`fsio::Durability`], how far a write goes towards the disk.
