@@ -157,11 +157,12 @@ fn parse<'a, T: Deserialize<'a>>(data: &'a RawValue) -> Result<T, Rejection> {
 
 /// Decodes and validates a session event.
 pub fn decode_session(bytes: &[u8]) -> Result<Session, Rejection> {
-    check_size(bytes)?;
-    if let Some(raw) = wrapped_data(bytes, Kind::Session).and_then(crate::plain_json::session) {
-        return validate::session(raw);
-    }
-    validate::session(decode_record(bytes, Kind::Session)?)
+    decode_plain(
+        bytes,
+        Kind::Session,
+        crate::plain_json::session,
+        validate::session,
+    )
 }
 
 /// [`decode_session`] without its fast path (module `plain_json`):
@@ -175,13 +176,27 @@ pub fn decode_session_serde(bytes: &[u8]) -> Result<Session, Rejection> {
 
 /// Decodes and validates a transaction event.
 pub fn decode_transaction(bytes: &[u8]) -> Result<Transaction, Rejection> {
+    decode_plain(
+        bytes,
+        Kind::Transaction,
+        crate::plain_json::transaction,
+        validate::transaction,
+    )
+}
+
+/// Decodes a record of `kind` with `plain` (the plain-JSON reader) when it
+/// reads the record, else with serde, and validates it.
+fn decode_plain<R: serde::de::DeserializeOwned, T>(
+    bytes: &[u8],
+    kind: Kind,
+    plain: fn(&[u8]) -> Option<R>,
+    validate: fn(R) -> Result<T, Rejection>,
+) -> Result<T, Rejection> {
     check_size(bytes)?;
-    if let Some(raw) =
-        wrapped_data(bytes, Kind::Transaction).and_then(crate::plain_json::transaction)
-    {
-        return validate::transaction(raw);
+    if let Some(raw) = wrapped_data(bytes, kind).and_then(plain) {
+        return validate(raw);
     }
-    validate::transaction(decode_record(bytes, Kind::Transaction)?)
+    validate(decode_record(bytes, kind)?)
 }
 
 /// [`decode_transaction`] without its fast path, as
