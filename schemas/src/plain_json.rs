@@ -417,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn what_it_reads_serde_reads_the_same() {
+    fn plain_records_are_read_as_serde_reads_them() {
         for data in [
             PLAIN,
             "{}",
@@ -436,7 +436,7 @@ mod tests {
             "{\"referrer\":\"caf\u{e9} \u{1f600}\"}",
             r#"{"conversion_status":"browsed"}"#,
         ] {
-            agrees(data);
+            assert!(agrees(data), "{data}");
         }
     }
 
