@@ -285,8 +285,13 @@ pub fn start_ingest(
         stop.clone(),
     )?;
     let cfg = ingest_config(flags, args.partitions, until_idle);
+    // Every worker joins the group before any polls (see
+    // `ingest::run_worker_on`): no partition changes hands under a batch.
+    let consumers = (0..flags.ingest_workers)
+        .map(|_| log.consumer(&cfg.group, &ingest::worker::INPUT_TOPICS))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut workers = Threads::new("an ingest thread");
-    for i in 0..flags.ingest_workers {
+    for (i, consumer) in consumers.into_iter().enumerate() {
         let (log, stores, cfg, stats, stop) = (
             log.clone(),
             stores.clone(),
@@ -295,7 +300,8 @@ pub fn start_ingest(
             stop.clone(),
         );
         workers.spawn(format!("ingest-{i}"), move || {
-            ingest::run_worker(
+            ingest::run_worker_on(
+                consumer,
                 log.as_ref(),
                 stores.docs.as_ref(),
                 &stores.sessions,

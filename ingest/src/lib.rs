@@ -20,5 +20,6 @@ pub mod metrics;
 pub mod worker;
 
 pub use worker::{
-    resume_from_stores, run_worker, IngestConfig, IngestError, IngestStats, StatsSnapshot,
+    resume_from_stores, run_worker, run_worker_on, IngestConfig, IngestError, IngestStats,
+    StatsSnapshot,
 };

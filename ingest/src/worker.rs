@@ -416,9 +416,31 @@ pub fn run_worker(
     stats: &IngestStats,
     stop: &Shutdown,
 ) -> Result<(), IngestError> {
+    let consumer = log.consumer(&cfg.group, &INPUT_TOPICS)?;
+    run_worker_on(consumer, log, docs, sessions, cfg, stats, stop)
+}
+
+/// [`run_worker`] on `consumer`, a member of `cfg.group` already subscribed
+/// to [`INPUT_TOPICS`]. A process that runs several workers creates all
+/// their consumers before any polls: a member that joins after another
+/// polled takes over some of its partitions and reads, from the committed
+/// offsets, records the first is still storing. They are stored twice
+/// (harmlessly: writes are idempotent) but counted twice, and MongoDB
+/// counted such transactions as new twice (seen in `ecomflow ingest` with
+/// two workers: 30,735 records consumed of 26,525, 5,459 transactions "new"
+/// of 4,985).
+pub fn run_worker_on(
+    consumer: Box<dyn eventlog::LogConsumer>,
+    log: &dyn EventLog,
+    docs: &dyn DocumentStore,
+    sessions: &SessionStore,
+    cfg: &IngestConfig,
+    stats: &IngestStats,
+    stop: &Shutdown,
+) -> Result<(), IngestError> {
     let mut worker = Worker {
         log,
-        consumer: log.consumer(&cfg.group, &INPUT_TOPICS)?,
+        consumer,
         producer: log.producer()?,
         docs,
         sessions,
@@ -566,5 +588,75 @@ mod tests {
         );
         let user = docs.user("user_000001").expect("user");
         assert!(user.is_none_or(|u| u.purchase_summary.total_spent == 10.0));
+    }
+
+    /// Why a process's workers join the group before any polls: a member
+    /// that joins after another polled is given some of its partitions and
+    /// reads, from the committed offsets, records the first still holds.
+    /// Joined first, two workers read every record once, and every
+    /// transaction counts as new once.
+    #[test]
+    fn workers_that_join_before_polling_read_every_record_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+        let specs: Vec<TopicSpec> = INPUT_TOPICS
+            .iter()
+            .chain(&[topics::DEAD_LETTERS])
+            .map(|t| TopicSpec::new(t, 2))
+            .collect();
+        log.ensure_topics(&specs).expect("topics");
+        let mut p = log.producer().expect("producer");
+        for i in 0..400u32 {
+            let mut t = txn(10.0);
+            t.transaction_id = format!("txn_{i:012}");
+            t.user_id = schemas::ids::user_id(i % 40 + 1);
+            p.send(
+                topics::TRANSACTIONS,
+                t.user_id.as_bytes(),
+                &encode(Kind::Transaction, &t),
+                0,
+            )
+            .expect("send");
+        }
+        p.flush().expect("flush");
+
+        // Joined late: the second member re-reads what the first polled.
+        let mut first = log.consumer("late", &INPUT_TOPICS).expect("first");
+        let held = first.poll(400, Duration::from_secs(1)).expect("poll");
+        assert_eq!(held.len(), 400);
+        let mut second = log.consumer("late", &INPUT_TOPICS).expect("second");
+        let again = second.poll(400, Duration::from_secs(1)).expect("poll");
+        assert!(!again.is_empty() && again.len() < 400, "{}", again.len());
+
+        // Joined first: each record once.
+        let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("docs");
+        let wide = EmbeddedWideStore::open(&dir.path().join("wide")).expect("wide");
+        let sessions = SessionStore::new(Arc::new(wide)).expect("sessions");
+        let cfg = IngestConfig {
+            batch: 50,
+            partitions: 2,
+            ..IngestConfig::default()
+        };
+        let stats = IngestStats::default();
+        let stop = Shutdown::new();
+        stop.drain();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| log.consumer(&cfg.group, &INPUT_TOPICS).expect("consumer"))
+            .collect();
+        std::thread::scope(|scope| {
+            for consumer in consumers {
+                let (log, docs, sessions, cfg, stats, stop) =
+                    (&log, &docs, &sessions, &cfg, &stats, &stop);
+                scope.spawn(move || {
+                    run_worker_on(consumer, log, docs, sessions, cfg, stats, stop).expect("worker");
+                });
+            }
+        });
+        let snap = stats.snapshot();
+        assert_eq!(
+            (snap.consumed, snap.transactions, snap.new_transactions),
+            (400, 400, 400),
+            "{snap:?}"
+        );
     }
 }
