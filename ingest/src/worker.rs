@@ -530,16 +530,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_transaction_id_seen_again_with_other_content_is_dead_lettered() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+    /// An embedded log in `dir/log` with the input topics and the
+    /// dead-letter topic, `partitions` each.
+    fn log_with_topics(dir: &std::path::Path, partitions: u32) -> EmbeddedLog {
+        let log = EmbeddedLog::open(&dir.join("log")).expect("log");
         let specs: Vec<TopicSpec> = INPUT_TOPICS
             .iter()
             .chain(&[topics::DEAD_LETTERS])
-            .map(|t| TopicSpec::new(t, 1))
+            .map(|t| TopicSpec::new(t, partitions))
             .collect();
         log.ensure_topics(&specs).expect("topics");
+        log
+    }
+
+    /// Embedded stores in `dir/docs` and `dir/wide`.
+    fn stores(dir: &std::path::Path) -> (EmbeddedDocStore, SessionStore) {
+        let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
+        let wide = EmbeddedWideStore::open(&dir.join("wide")).expect("wide");
+        (docs, SessionStore::new(Arc::new(wide)).expect("sessions"))
+    }
+
+    #[test]
+    fn a_transaction_id_seen_again_with_other_content_is_dead_lettered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = log_with_topics(dir.path(), 1);
         let mut p = log.producer().expect("producer");
         // The same transaction twice (a producer's retry), then its id with
         // another total, in a later batch.
@@ -553,9 +567,7 @@ mod tests {
             .expect("send");
         }
         p.flush().expect("flush");
-        let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("docs");
-        let wide = EmbeddedWideStore::open(&dir.path().join("wide")).expect("wide");
-        let sessions = SessionStore::new(Arc::new(wide)).expect("sessions");
+        let (docs, sessions) = stores(dir.path());
         let cfg = IngestConfig {
             batch: 2,
             partitions: 1,
@@ -598,13 +610,7 @@ mod tests {
     #[test]
     fn workers_that_join_before_polling_read_every_record_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
-        let specs: Vec<TopicSpec> = INPUT_TOPICS
-            .iter()
-            .chain(&[topics::DEAD_LETTERS])
-            .map(|t| TopicSpec::new(t, 2))
-            .collect();
-        log.ensure_topics(&specs).expect("topics");
+        let log = log_with_topics(dir.path(), 2);
         let mut p = log.producer().expect("producer");
         for i in 0..400u32 {
             let mut t = txn(10.0);
@@ -629,9 +635,7 @@ mod tests {
         assert!(!again.is_empty() && again.len() < 400, "{}", again.len());
 
         // Joined first: each record once.
-        let docs = EmbeddedDocStore::open(&dir.path().join("docs")).expect("docs");
-        let wide = EmbeddedWideStore::open(&dir.path().join("wide")).expect("wide");
-        let sessions = SessionStore::new(Arc::new(wide)).expect("sessions");
+        let (docs, sessions) = stores(dir.path());
         let cfg = IngestConfig {
             batch: 50,
             partitions: 2,
