@@ -236,21 +236,23 @@ fn read_frames(
     let mut read = 0u64;
     let mut buf = Vec::new();
     while read < max && pos < end {
-        // A chunk, or the whole frame at `pos` if it is longer.
-        let mut len = 4u64;
-        let mut want = (end - pos).min(READ_CHUNK);
-        if want >= 4 {
-            let mut head = [0u8; 4];
-            file.read_exact_at(&mut head, pos)?;
-            len = 4 + u64::from(u32::from_le_bytes(head));
-            want = want.max(len);
-        }
+        // A chunk, and the rest of the frame at `pos` if it is longer.
+        let chunk = usize::try_from((end - pos).min(READ_CHUNK)).map_err(|_| corrupt(offset))?;
+        buf.resize(chunk, 0);
+        file.read_exact_at(&mut buf, pos)?;
+        let Some(&[a, b, c, d]) = buf.get(..4) else {
+            return Err(corrupt(offset));
+        };
+        let len = 4 + u64::from(u32::from_le_bytes([a, b, c, d]));
         if pos.checked_add(len).is_none_or(|e| e > end) {
             return Err(corrupt(offset));
         }
-        let want = usize::try_from(want).map_err(|_| corrupt(offset))?;
-        buf.resize(want, 0);
-        file.read_exact_at(&mut buf, pos)?;
+        let len = usize::try_from(len).map_err(|_| corrupt(offset))?;
+        if len > chunk {
+            buf.resize(len, 0);
+            let rest = buf.get_mut(chunk..).unwrap_or_default();
+            file.read_exact_at(rest, pos + chunk as u64)?;
+        }
         let mut at = 0usize;
         while read < max {
             let Some(head) = buf.get(at..at + 4) else {

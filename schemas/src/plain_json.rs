@@ -45,11 +45,7 @@ fn whole<'a, T>(data: &'a [u8], read: impl FnOnce(&mut Cursor<'a>) -> Option<T>)
     // UTF-8 checked once for the whole object: strings are then slices of
     // it, cut at their (ASCII) quotes.
     let text = std::str::from_utf8(data).ok()?;
-    let mut c = Cursor {
-        text,
-        b: data,
-        i: 0,
-    };
+    let mut c = Cursor { text, i: 0 };
     let v = read(&mut c)?;
     c.ws();
     (c.i == data.len()).then_some(v)
@@ -60,16 +56,20 @@ fn whole<'a, T>(data: &'a [u8], read: impl FnOnce(&mut Cursor<'a>) -> Option<T>)
 const MAX_INT_DIGITS: usize = 18;
 
 struct Cursor<'a> {
-    /// The object, as text and as bytes.
+    /// The object.
     text: &'a str,
-    b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Cursor<'a> {
+    /// The object's bytes.
+    fn b(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     /// Skips JSON whitespace (the four bytes JSON allows).
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b().get(self.i) {
             self.i += 1;
         }
     }
@@ -77,7 +77,7 @@ impl<'a> Cursor<'a> {
     /// The next byte after whitespace, consumed.
     fn next(&mut self) -> Option<u8> {
         self.ws();
-        let b = *self.b.get(self.i)?;
+        let b = *self.b().get(self.i)?;
         self.i += 1;
         Some(b)
     }
@@ -85,7 +85,7 @@ impl<'a> Cursor<'a> {
     /// The next byte after whitespace, not consumed.
     fn peek(&mut self) -> Option<u8> {
         self.ws();
-        self.b.get(self.i).copied()
+        self.b().get(self.i).copied()
     }
 
     fn expect(&mut self, byte: u8) -> Option<()> {
@@ -96,8 +96,8 @@ impl<'a> Cursor<'a> {
     fn str(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
-        let end = start + plain_len(self.b.get(start..)?);
-        if self.b.get(end) != Some(&b'"') {
+        let end = start + plain_len(self.b().get(start..)?);
+        if self.b().get(end) != Some(&b'"') {
             return None;
         }
         self.i = end + 1;
@@ -114,10 +114,10 @@ impl<'a> Cursor<'a> {
     /// overflow.
     fn int(&mut self) -> Option<i64> {
         self.ws();
-        let negative = self.b.get(self.i) == Some(&b'-');
+        let negative = self.b().get(self.i) == Some(&b'-');
         let start = self.i + usize::from(negative);
         let digits = self
-            .b
+            .b()
             .get(start..)?
             .iter()
             .take_while(|b| b.is_ascii_digit())
@@ -125,12 +125,12 @@ impl<'a> Cursor<'a> {
         if digits == 0 || digits > MAX_INT_DIGITS {
             return None;
         }
-        let text = self.b.get(start..start + digits)?;
+        let text = self.b().get(start..start + digits)?;
         // Leading zeros are not JSON; `-0` serde_json reads as a float.
         if text.first() == Some(&b'0') && (digits > 1 || negative) {
             return None;
         }
-        if let Some(b'.' | b'e' | b'E') = self.b.get(start + digits) {
+        if let Some(b'.' | b'e' | b'E') = self.b().get(start + digits) {
             return None;
         }
         let mut v: i64 = 0;
@@ -146,12 +146,12 @@ impl<'a> Cursor<'a> {
     fn float(&mut self) -> Option<f64> {
         self.ws();
         let len = self
-            .b
+            .b()
             .get(self.i..)?
             .iter()
             .take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
             .count();
-        let v = serde_json::from_slice::<f64>(self.b.get(self.i..self.i + len)?).ok()?;
+        let v = serde_json::from_slice::<f64>(self.b().get(self.i..self.i + len)?).ok()?;
         self.i += len;
         Some(v)
     }
