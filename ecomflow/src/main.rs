@@ -1,6 +1,7 @@
 //! The `ecomflow` binary: thin wiring of the stage crates behind one CLI,
 //! one module per subcommand ([`cmd`]).
 
+mod alloc;
 mod cli;
 mod cmd;
 mod nightly;
@@ -11,13 +12,8 @@ mod ui;
 use clap::Parser;
 use cli::{Cli, Command};
 
-// glibc's malloc spent a fifth of ingest's CPU (`_int_malloc`, in a profile
-// of the replay) once the batch's large allocations had fragmented its
-// arenas; mimalloc keeps per-thread heaps.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    alloc::tune();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
