@@ -338,10 +338,28 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// A record the producer publishes, written as JSON by
+/// `schemas::json_write` (serde_json's bytes, without serde's derived code).
+trait Record: serde::Serialize {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+impl Record for Session {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        schemas::json_write::session(self, out);
+    }
+}
+
+impl Record for Transaction {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        schemas::json_write::transaction(self, out);
+    }
+}
+
 /// Serialises a clean record, then with probability `dirty_share` breaks
 /// it, and with a small probability writes its time in another valid
 /// format (real feeds mix formats; the validator normalises them).
-fn finish<T: serde::Serialize>(
+fn finish<T: Record>(
     rng: &mut ChaCha8Rng,
     dirty_share: f64,
     stream: Stream,
@@ -373,7 +391,9 @@ fn finish<T: serde::Serialize>(
         v[time_field] = json!(alt.to_string());
         (v.to_string().into_bytes(), None)
     } else {
-        (serde_json::to_vec(record).unwrap_or_default(), None)
+        let mut data = Vec::with_capacity(512);
+        record.write_json(&mut data);
+        (data, None)
     };
     Event {
         stream,

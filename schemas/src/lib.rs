@@ -15,6 +15,8 @@
 //! - `plain_json` (inside the crate): the decoders' fast path for sessions
 //!   and transactions, a JSON reader that fills the validator's raw records
 //!   without serde when a record is plainly shaped.
+//! - [`json_write`]: sessions and transactions written as JSON, the bytes
+//!   serde_json writes, without serde's derived code (the producer's).
 //! - [`time`]: the timestamp formats we accept and the one we write.
 //! - [`fsio`]: files replaced whole (temporary file and rename) and
 //!   [`fsio::Durability`], how far a write goes towards the disk.
@@ -28,6 +30,7 @@ pub mod envelope;
 pub mod formulas;
 pub mod fsio;
 pub mod ids;
+pub mod json_write;
 mod plain_json;
 pub mod shutdown;
 pub mod time;
