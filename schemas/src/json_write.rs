@@ -22,28 +22,43 @@ pub fn session(s: &Session, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"start_time\":");
     timestamp(out, s.start_time);
     out.extend_from_slice(b",\"duration_seconds\":");
-    unsigned(out, s.duration_seconds);
+    unsigned(s.duration_seconds, out);
     out.extend_from_slice(b",\"referrer\":");
     string(out, &s.referrer);
     out.extend_from_slice(b",\"device_info\":");
     device(out, &s.device_info);
     out.extend_from_slice(b",\"conversion_status\":\"");
     out.extend_from_slice(s.conversion_status.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"viewed_products\":[");
-    for (i, p) in s.viewed_products.iter().enumerate() {
+    out.extend_from_slice(b"\",\"viewed_products\":");
+    strings(&s.viewed_products, out);
+    out.extend_from_slice(b",\"cart_contents\":");
+    cart(&s.cart_contents, out);
+    out.push(b'}');
+}
+
+/// Appends a list of strings (a session's viewed products) as serde_json
+/// writes it.
+pub fn strings(items: &[String], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, p) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         string(out, p);
     }
-    out.extend_from_slice(b"],\"cart_contents\":[");
-    for (i, c) in s.cart_contents.iter().enumerate() {
+    out.push(b']');
+}
+
+/// Appends a cart (a session's cart contents) as serde_json writes it.
+pub fn cart(items: &[CartItem], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, c) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         cart_item(out, c);
     }
-    out.extend_from_slice(b"]}");
+    out.push(b']');
 }
 
 /// Appends `t` as serde_json writes it.
@@ -92,7 +107,7 @@ fn cart_item(out: &mut Vec<u8>, c: &CartItem) {
     out.extend_from_slice(b"{\"product_id\":");
     string(out, &c.product_id);
     out.extend_from_slice(b",\"quantity\":");
-    unsigned(out, c.quantity);
+    unsigned(c.quantity, out);
     out.extend_from_slice(b",\"price\":");
     float(out, c.price);
     out.push(b'}');
@@ -102,7 +117,7 @@ fn line_item(out: &mut Vec<u8>, l: &LineItem) {
     out.extend_from_slice(b"{\"product_id\":");
     string(out, &l.product_id);
     out.extend_from_slice(b",\"quantity\":");
-    unsigned(out, l.quantity);
+    unsigned(l.quantity, out);
     out.extend_from_slice(b",\"unit_price\":");
     float(out, l.unit_price);
     out.extend_from_slice(b",\"subtotal\":");
@@ -133,7 +148,8 @@ fn string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn unsigned(out: &mut Vec<u8>, n: u32) {
+/// Appends `n` in decimal (as JSON and `Display` write it).
+pub fn unsigned(n: u32, out: &mut Vec<u8>) {
     let mut digits = [0u8; 10];
     let mut at = digits.len();
     let mut n = n;
@@ -339,6 +355,15 @@ mod tests {
         for s in &sessions {
             let serde = serde_json::to_string(s).expect("serde");
             assert_eq!(written_session(s), serde);
+            let mut out = Vec::new();
+            strings(&s.viewed_products, &mut out);
+            assert_eq!(out, serde_json::to_vec(&s.viewed_products).expect("serde"));
+            out.clear();
+            cart(&s.cart_contents, &mut out);
+            assert_eq!(out, serde_json::to_vec(&s.cart_contents).expect("serde"));
+            out.clear();
+            unsigned(s.duration_seconds, &mut out);
+            assert_eq!(out, s.duration_seconds.to_string().as_bytes());
         }
         let methods = [
             PaymentMethod::CreditCard,

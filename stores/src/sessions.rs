@@ -21,6 +21,7 @@
 use crate::wide::{prefix_end, Cell, CellRef, Row, RowMutation, RowRef, WideColumnStore};
 use crate::{Progress, Result, StoreError};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use schemas::json_write;
 use schemas::{CartItem, ConversionStatus, DeviceInfo, DeviceType, Session};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -101,16 +102,10 @@ fn push_session_texts(buf: &mut Vec<u8>, s: &Session) -> SessionTexts {
         key: span(buf, &|b| {
             push_session_row_key(b, &s.user_id, s.start_time, &s.session_id)
         }),
-        // Plain data (no maps with non-string keys) into a Vec: cannot fail.
-        cart: span(buf, &|b| {
-            let _ = serde_json::to_writer(b, &s.cart_contents);
-        }),
-        viewed: span(buf, &|b| {
-            let _ = serde_json::to_writer(b, &s.viewed_products);
-        }),
-        duration: span(buf, &|b| {
-            let _ = write!(b, "{}", s.duration_seconds);
-        }),
+        // serde_json's bytes, without serde (`schemas::json_write`).
+        cart: span(buf, &|b| json_write::cart(&s.cart_contents, b)),
+        viewed: span(buf, &|b| json_write::strings(&s.viewed_products, b)),
+        duration: span(buf, &|b| json_write::unsigned(s.duration_seconds, b)),
         start: span(buf, &|b| {
             b.extend_from_slice(schemas::time::format(s.start_time).as_bytes())
         }),
