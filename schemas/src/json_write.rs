@@ -39,24 +39,22 @@ pub fn session(s: &Session, out: &mut Vec<u8>) {
 /// Appends a list of strings (a session's viewed products) as serde_json
 /// writes it.
 pub fn strings(items: &[String], out: &mut Vec<u8>) {
-    out.push(b'[');
-    for (i, p) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, p);
-    }
-    out.push(b']');
+    list(out, items, |out, p| string(out, p));
 }
 
 /// Appends a cart (a session's cart contents) as serde_json writes it.
 pub fn cart(items: &[CartItem], out: &mut Vec<u8>) {
+    list(out, items, cart_item);
+}
+
+/// `[a,b,…]`, each element written by `each`.
+fn list<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&mut Vec<u8>, &T)) {
     out.push(b'[');
-    for (i, c) in items.iter().enumerate() {
+    for (i, x) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        cart_item(out, c);
+        each(out, x);
     }
     out.push(b']');
 }
@@ -71,14 +69,9 @@ pub fn transaction(t: &Transaction, out: &mut Vec<u8>) {
     string(out, &t.user_id);
     out.extend_from_slice(b",\"timestamp\":");
     timestamp(out, t.timestamp);
-    out.extend_from_slice(b",\"items\":[");
-    for (i, item) in t.items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        line_item(out, item);
-    }
-    out.extend_from_slice(b"],\"discount\":");
+    out.extend_from_slice(b",\"items\":");
+    list(out, &t.items, line_item);
+    out.extend_from_slice(b",\"discount\":");
     float(out, t.discount);
     out.extend_from_slice(b",\"total\":");
     float(out, t.total);
