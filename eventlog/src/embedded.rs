@@ -257,7 +257,11 @@ impl ReadWindow {
             .map_err(|_| LogError::Io(std::io::Error::other("a frame larger than memory")))?;
         self.bytes.resize(held + more, 0);
         let tail = self.bytes.get_mut(held..).unwrap_or_default();
-        file.read_exact_at(tail, pos + held as u64)?;
+        if let Err(e) = file.read_exact_at(tail, pos + held as u64) {
+            // What was not read must not be taken for the file's bytes.
+            self.bytes.clear();
+            return Err(e.into());
+        }
         Ok(&self.bytes)
     }
 }
@@ -1479,6 +1483,30 @@ mod tests {
         let want: Vec<(u64, Vec<u8>)> = (0..).zip(payloads).collect();
         assert_eq!(got.len(), want.len());
         assert!(got == want, "every frame whole and in order");
+    }
+
+    #[test]
+    fn a_read_window_serves_what_it_holds_and_forgets_a_failed_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..100u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let file = File::open(&path).expect("open");
+        let mut w = ReadWindow::default();
+        // An end past the file's length: the read fails, and the part
+        // that was not read is not kept as if it were the file's.
+        assert!(w.at(&file, 0, 4, 200).is_err());
+        assert_eq!(w.at(&file, 0, 4, 100).expect("read"), &bytes[..]);
+        // What the window holds is served from memory: bytes changed in
+        // the file since are not seen (committed bytes never change).
+        std::fs::write(&path, vec![7u8; 150]).expect("rewrite");
+        assert_eq!(w.at(&file, 40, 10, 100).expect("held"), &bytes[40..]);
+        // Past what it holds: the held tail, then what the file has after.
+        let mut want = bytes[90..].to_vec();
+        want.extend_from_slice(&[7u8; 50]);
+        assert_eq!(w.at(&file, 90, 20, 150).expect("read"), &want[..]);
+        // Before the window: read from the file.
+        assert_eq!(w.at(&file, 0, 1, 150).expect("read"), &[7u8; 150][..]);
     }
 
     #[test]
