@@ -121,6 +121,9 @@ struct Running {
     /// The day the nightly batch last reported through, for the progress line.
     nightly_day: Arc<Mutex<Option<NaiveDate>>>,
     batch: batch::BatchConfig,
+    /// Events this run publishes in all (known once publishing started):
+    /// what ingest's time to the end is estimated from.
+    to_publish: Arc<AtomicU64>,
 }
 
 impl Running {
@@ -137,6 +140,7 @@ impl Running {
                 nightly: None,
                 nightly_day,
                 batch,
+                to_publish: Arc::default(),
             });
         }
         let aggregator = pipeline::start_aggregator(
@@ -166,8 +170,12 @@ impl Running {
         )?;
         // The nightly batch: after each simulated midnight whose events are
         // all stored, snapshot and report through that day.
+        let to_publish = Arc::new(AtomicU64::new(0));
         let nightly = (!args.no_batch && !args.no_nightly).then(|| {
             let stats = stats.clone();
+            let ingested = stats.clone();
+            let to_ingest = to_publish.clone();
+            let started = Instant::now();
             let partitions = args.log.partitions;
             let shown = nightly_day.clone();
             Nightly::start(
@@ -177,6 +185,17 @@ impl Running {
                     let wm = stats.low_watermark_ms(partitions)?;
                     let t = chrono::DateTime::from_timestamp_millis(wm)?.naive_utc();
                     t.date().pred_opt()
+                },
+                // Ingest's time to the end of what this run publishes, at
+                // its rate so far.
+                move || {
+                    let done = ingested.snapshot().consumed;
+                    let all = to_ingest.load(Ordering::Relaxed);
+                    (done > 0 && all > 0).then(|| {
+                        started
+                            .elapsed()
+                            .mul_f64(all.saturating_sub(done) as f64 / done as f64)
+                    })
                 },
                 move |o| {
                     *shown.lock().unwrap_or_else(|e| e.into_inner()) = o.through;
@@ -195,6 +214,7 @@ impl Running {
             nightly,
             nightly_day,
             batch,
+            to_publish,
         })
     }
 
@@ -309,6 +329,9 @@ fn publish(
         bar.set_length(p.total);
         bar.set_position(p.published);
         published.store(p.published.saturating_sub(resumed), Ordering::Relaxed);
+        running
+            .to_publish
+            .store(p.total.saturating_sub(resumed), Ordering::Relaxed);
         let when = match days {
             Some((start_day, days)) => {
                 let day = (p.event_time.date() - start_day).num_days() + 1;
