@@ -543,6 +543,22 @@ mod tests {
         log
     }
 
+    /// Publishes `txns` to the transactions topic, keyed by user, and
+    /// flushes.
+    fn send_transactions(log: &EmbeddedLog, txns: impl IntoIterator<Item = Transaction>) {
+        let mut p = log.producer().expect("producer");
+        for t in txns {
+            p.send(
+                topics::TRANSACTIONS,
+                t.user_id.as_bytes(),
+                &encode(Kind::Transaction, &t),
+                0,
+            )
+            .expect("send");
+        }
+        p.flush().expect("flush");
+    }
+
     /// Embedded stores in `dir/docs` and `dir/wide`.
     fn stores(dir: &std::path::Path) -> (EmbeddedDocStore, SessionStore) {
         let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
@@ -554,19 +570,9 @@ mod tests {
     fn a_transaction_id_seen_again_with_other_content_is_dead_lettered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = log_with_topics(dir.path(), 1);
-        let mut p = log.producer().expect("producer");
         // The same transaction twice (a producer's retry), then its id with
         // another total, in a later batch.
-        for total in [10.0, 10.0, 99.0] {
-            p.send(
-                topics::TRANSACTIONS,
-                b"user_000001",
-                &encode(Kind::Transaction, &txn(total)),
-                0,
-            )
-            .expect("send");
-        }
-        p.flush().expect("flush");
+        send_transactions(&log, [10.0, 10.0, 99.0].map(txn));
         let (docs, sessions) = stores(dir.path());
         let cfg = IngestConfig {
             batch: 2,
@@ -611,20 +617,15 @@ mod tests {
     fn workers_that_join_before_polling_read_every_record_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = log_with_topics(dir.path(), 2);
-        let mut p = log.producer().expect("producer");
-        for i in 0..400u32 {
-            let mut t = txn(10.0);
-            t.transaction_id = format!("txn_{i:012}");
-            t.user_id = schemas::ids::user_id(i % 40 + 1);
-            p.send(
-                topics::TRANSACTIONS,
-                t.user_id.as_bytes(),
-                &encode(Kind::Transaction, &t),
-                0,
-            )
-            .expect("send");
-        }
-        p.flush().expect("flush");
+        send_transactions(
+            &log,
+            (0..400u32).map(|i| {
+                let mut t = txn(10.0);
+                t.transaction_id = format!("txn_{i:012}");
+                t.user_id = schemas::ids::user_id(i % 40 + 1);
+                t
+            }),
+        );
 
         // Joined late: the second member re-reads what the first polled.
         let mut first = log.consumer("late", &INPUT_TOPICS).expect("first");
