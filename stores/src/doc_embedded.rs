@@ -4,12 +4,15 @@
 //!
 //! - `products_by_category`: `category_id NUL product_id`;
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
+//! - `transactions`: transaction id → where it is stored: its timestamp,
+//!   which names its `transactions_by_day` entry (the transaction itself
+//!   in stores written before 2026-11-28);
 //! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id` →
-//!   the transaction as stored under its id (empty in stores written before
-//!   2026-11-27: then it is read by id), for the nightly snapshot of one
-//!   day in one scan;
-//! - `purchase_summaries`: user id → summary, kept apart from the profile so
-//!   that a profile update never resets it;
+//!   the transaction (empty in stores written before 2026-11-27: then it is
+//!   read by id), for the nightly snapshot of one day in one scan;
+//! - `purchase_summaries`: user id → summary (binary; JSON in stores
+//!   written before 2026-11-28), kept apart from the profile so that a
+//!   profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
 //! - `customer_values`: user id → the batch's CLV and segment;
 //! - `session_docs`: `YYYY-MM-DD NUL start time NUL session_id` → the
@@ -249,6 +252,88 @@ fn transaction_from(bytes: &[u8]) -> Result<Transaction> {
     })
 }
 
+/// The first byte of a `transactions` value that locates the transaction
+/// instead of holding it: then the timestamp follows, as written in its
+/// `transactions_by_day` key ([`day_key`]), and that entry holds the
+/// transaction. Stored once, not twice: the id keyspace took a quarter of
+/// a transaction's bytes through the journal, the memtables and compaction.
+/// Stores written before 2026-11-28 hold the transaction under its id
+/// ([`TRANSACTION_V1`] or JSON): both are read.
+const TRANSACTION_AT: u8 = 2;
+
+/// A `transactions` value locating `ts`'s entry in `transactions_by_day`:
+/// 20 bytes for a whole-second time, which fjall keeps inline.
+fn locator(ts: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + ts.len());
+    out.push(TRANSACTION_AT);
+    out.extend_from_slice(ts.as_bytes());
+    out
+}
+
+/// The first byte of a purchase summary stored in [`summary_bytes`]' form;
+/// summaries written by an older ecomflow are JSON (first byte `{`).
+const SUMMARY_V1: u8 = 1;
+
+/// A purchase summary as `purchase_summaries` stores it: [`SUMMARY_V1`],
+/// the count, the total and the average (IEEE bits), then each of the first
+/// and last purchase times as 0 (none) or 1 and the time. 29 bytes where
+/// JSON took about 140, rewritten once per user and batch of transactions.
+fn summary_bytes(s: &PurchaseSummary) -> Vec<u8> {
+    use schemas::codec::{put_f64, put_u64};
+    let mut out = Vec::with_capacity(40);
+    out.push(SUMMARY_V1);
+    put_u64(&mut out, s.total_purchases);
+    put_f64(&mut out, s.total_spent);
+    put_f64(&mut out, s.avg_order_value);
+    for t in [s.first_purchase, s.last_purchase] {
+        match t {
+            None => put_u64(&mut out, 0),
+            Some(t) => {
+                put_u64(&mut out, 1);
+                put_time(&mut out, t);
+            }
+        }
+    }
+    out
+}
+
+/// A purchase summary stored by [`summary_bytes`] or, by an older
+/// ecomflow, as JSON.
+fn summary_from(bytes: &[u8]) -> Result<PurchaseSummary> {
+    const WHAT: &str = "purchase summary";
+    match bytes.first() {
+        Some(&SUMMARY_V1) => {}
+        Some(b'{') => return from_json(WHAT, bytes),
+        _ => return Err(StoreError::corrupt("purchase summary: unknown encoding")),
+    }
+    let corrupt = |e| corrupt_in(WHAT, e);
+    let mut d = schemas::codec::Decoder::new(&bytes[1..]);
+    let total_purchases = d.u64().map_err(corrupt)?;
+    let total_spent = d.f64().map_err(corrupt)?;
+    let avg_order_value = d.f64().map_err(corrupt)?;
+    let mut time = || -> Result<Option<NaiveDateTime>> {
+        match d.u64().map_err(corrupt)? {
+            0 => Ok(None),
+            1 => get_time(&mut d, WHAT).map(Some),
+            _ => Err(StoreError::corrupt("purchase summary: bad time flag")),
+        }
+    };
+    let first_purchase = time()?;
+    let last_purchase = time()?;
+    if !d.done() {
+        return Err(StoreError::corrupt(
+            "purchase summary: bytes after the last field",
+        ));
+    }
+    Ok(PurchaseSummary {
+        total_purchases,
+        total_spent,
+        avg_order_value,
+        first_purchase,
+        last_purchase,
+    })
+}
+
 /// A session stored by [`session_bytes`] or, by an older ecomflow, as JSON.
 fn session_from(bytes: &[u8]) -> Result<Session> {
     match bytes.first() {
@@ -329,11 +414,12 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
 /// (`transactions_by_day`, `session_docs`), in time order within a day;
 /// `ts` is the timestamp as stored ([`schemas::time::format`]).
 fn day_key(ts: &str, id: &[u8]) -> Vec<u8> {
-    key(&[
-        ts.as_bytes().get(..10).unwrap_or_default(),
-        ts.as_bytes(),
-        id,
-    ])
+    day_key_bytes(ts.as_bytes(), id)
+}
+
+/// [`day_key`] of a timestamp read back as bytes.
+fn day_key_bytes(ts: &[u8], id: &[u8]) -> Vec<u8> {
+    key(&[ts.get(..10).unwrap_or_default(), ts, id])
 }
 
 /// The prefix of `day`'s keys in a by-day keyspace ([`day_key`]).
@@ -447,6 +533,24 @@ impl EmbeddedDocStore {
         Ok(())
     }
 
+    /// The bytes of the transaction stored under `id`: from the day's
+    /// entry its [`locator`] names, or, in a store written before
+    /// 2026-11-28, the value itself.
+    fn stored_transaction(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let Some(v) = self.transactions.get(id)? else {
+            return Ok(None);
+        };
+        let Some(ts) = v.strip_prefix(&[TRANSACTION_AT]) else {
+            return Ok(Some(v.to_vec()));
+        };
+        match self.by_day.get(day_key_bytes(ts, id.as_bytes()))? {
+            Some(b) if !b.is_empty() => Ok(Some(b.to_vec())),
+            _ => Err(StoreError::corrupt(format!(
+                "transaction {id}: the day entry its id locates is missing"
+            ))),
+        }
+    }
+
     fn add_sessions(&self, batch: &mut fjall::OwnedWriteBatch, items: &[Session]) {
         for item in items {
             let k = day_key(
@@ -519,7 +623,7 @@ impl DocumentStore for EmbeddedDocStore {
             let bytes = transaction_bytes(t);
             let earlier = match seen.get(id) {
                 Some(b) => Some(b.clone()),
-                None => self.transactions.get(id)?.map(|v| v.to_vec()),
+                None => self.stored_transaction(id)?,
             };
             if let Some(stored) = earlier {
                 // Stored by an older ecomflow as JSON: compared as values.
@@ -532,15 +636,15 @@ impl DocumentStore for EmbeddedDocStore {
                 continue;
             }
             out.new += 1;
-            batch.insert(&self.transactions, id, bytes.as_slice());
             let ts = schemas::time::format(t.timestamp);
+            // The day's index holds the transaction, so that the nightly
+            // snapshot reads a day in one scan; the id locates it there.
+            batch.insert(&self.transactions, id, locator(&ts));
             batch.insert(
                 &self.by_user,
                 key(&[t.user_id.as_bytes(), ts.as_bytes(), id.as_bytes()]),
                 b"",
             );
-            // The day's index holds the transaction too, so that the
-            // nightly snapshot reads a day in one scan.
             batch.insert(&self.by_day, day_key(&ts, id.as_bytes()), bytes.as_slice());
             seen.insert(id, bytes);
             let summary = match summaries.entry(t.user_id.as_str()) {
@@ -549,7 +653,7 @@ impl DocumentStore for EmbeddedDocStore {
                     let current = match w.0.get(t.user_id.as_str()) {
                         Some(s) => s.clone(),
                         None => match self.summaries.get(t.user_id.as_bytes())? {
-                            Some(v) => from_json("purchase summary", &v)?,
+                            Some(v) => summary_from(&v)?,
                             None => PurchaseSummary::default(),
                         },
                     };
@@ -559,7 +663,7 @@ impl DocumentStore for EmbeddedDocStore {
             summary.add(t);
         }
         for (user, s) in &summaries {
-            batch.insert(&self.summaries, user.as_bytes(), to_json(s));
+            batch.insert(&self.summaries, user.as_bytes(), summary_bytes(s));
         }
         batch.commit()?;
         w.written(summaries.into_iter());
@@ -572,7 +676,7 @@ impl DocumentStore for EmbeddedDocStore {
         };
         let mut user: User = from_json("user", &v)?;
         if let Some(s) = self.summaries.get(user_id)? {
-            user.purchase_summary = from_json("purchase summary", &s)?;
+            user.purchase_summary = summary_from(&s)?;
         }
         Ok(Some(user))
     }
@@ -593,8 +697,7 @@ impl DocumentStore for EmbeddedDocStore {
     }
 
     fn transaction(&self, transaction_id: &str) -> Result<Option<Transaction>> {
-        self.transactions
-            .get(transaction_id)?
+        self.stored_transaction(transaction_id)?
             .map(|v| transaction_from(&v))
             .transpose()
     }
@@ -616,9 +719,19 @@ impl DocumentStore for EmbeddedDocStore {
         let mut out = Vec::new();
         for kv in self.by_user.range(start..stop) {
             let k = kv.key()?;
-            let id = k.rsplit(|b| *b == 0).next().unwrap_or_default();
-            if let Some(t) = self.transactions.get(id)? {
-                out.push(transaction_from(&t)?);
+            // `user NUL ts NUL id`: the day's entry is read directly.
+            let mut parts = k[user_id.len()..].split(|b| *b == 0).skip(1);
+            let (Some(ts), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(StoreError::corrupt("transactions_by_user: malformed key"));
+            };
+            let entry = self.by_day.get(day_key_bytes(ts, id))?;
+            let bytes = match entry {
+                Some(v) if !v.is_empty() => Some(v.to_vec()),
+                // Written before 2026-11-27: the day's entry is empty.
+                _ => self.stored_transaction(&String::from_utf8_lossy(id))?,
+            };
+            if let Some(b) = bytes {
+                out.push(transaction_from(&b)?);
             }
         }
         Ok(out)
@@ -639,7 +752,7 @@ impl DocumentStore for EmbeddedDocStore {
             let (k, v) = kv.into_inner()?;
             let mut user: User = from_json("user", &v)?;
             if let Some(s) = self.summaries.get(&k)? {
-                user.purchase_summary = from_json("purchase summary", &s)?;
+                user.purchase_summary = summary_from(&s)?;
             }
             out.push(user);
         }
@@ -1123,6 +1236,129 @@ mod tests {
             store.transactions_on(day("2025-03-02")).expect("day"),
             vec![next_day]
         );
+    }
+
+    #[test]
+    fn a_summary_is_stored_in_the_compact_form_byte_for_byte() {
+        let t = |s: &str| schemas::time::parse(s).expect("time");
+        let s = PurchaseSummary {
+            total_purchases: 300,
+            total_spent: 1.5,
+            avg_order_value: 0.005,
+            first_purchase: Some(t("1970-01-01T00:00:01")),
+            last_purchase: None,
+        };
+        let mut want = vec![SUMMARY_V1, 0xac, 0x02]; // 300 = 44 + 2 * 128
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xf8, 0x3f]); // 1.5
+        want.extend_from_slice(&0.005f64.to_bits().to_le_bytes());
+        want.extend_from_slice(&[1, 2, 0]); // first: 1 s (zigzag 2), 0 ns
+        want.push(0); // no last purchase
+        assert_eq!(summary_bytes(&s), want);
+        assert_eq!(summary_from(&want).expect("decode"), s);
+        let json = serde_json::to_vec(&s).expect("json");
+        assert!(json.len() > 3 * want.len(), "{} bytes of JSON", json.len());
+        // Both times, fractional and before 1970; and JSON from older stores.
+        let both = PurchaseSummary {
+            first_purchase: Some(t("1969-12-31T23:59:59.25")),
+            last_purchase: Some(t("2025-03-03T10:00:00")),
+            ..s
+        };
+        assert_eq!(summary_from(&summary_bytes(&both)).expect("decode"), both);
+        assert_eq!(summary_from(&json).expect("json"), s);
+        for bad in [
+            &want[..want.len() - 1],
+            &[&want[..], &[0]].concat()[..],
+            &[&want[..want.len() - 1], &[2]].concat()[..],
+            &[7, 1][..],
+            &[][..],
+        ] {
+            assert!(matches!(summary_from(bad), Err(StoreError::Corrupt(_))));
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_stored_once_in_its_day_and_located_by_id() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = EmbeddedDocStore::open(dir.path()).expect("open");
+        let t = paid("txn_a", "user_000001", "2025-03-01T10:00:00", 10.0);
+        let put = store
+            .put_transactions_checked(std::slice::from_ref(&t))
+            .expect("put");
+        assert_eq!(put.new, 1);
+        // Under the id: the tag and the timestamp, 20 bytes.
+        let located = store.transactions.get("txn_a").expect("get").expect("id");
+        assert_eq!(&*located, b"\x022025-03-01T10:00:00");
+        let entry = store
+            .by_day
+            .get(b"2025-03-01\x002025-03-01T10:00:00\x00txn_a")
+            .expect("get")
+            .expect("day entry");
+        assert_eq!(&*entry, transaction_bytes(&t).as_slice());
+        assert_eq!(store.transaction("txn_a").expect("get"), Some(t.clone()));
+        let (from, to) = (t.timestamp, t.timestamp);
+        assert_eq!(
+            store
+                .user_transactions("user_000001", from, to)
+                .expect("user"),
+            vec![t.clone()]
+        );
+        // The summary is stored in binary.
+        let stored = |user: &str| {
+            let v = store.summaries.get(user).expect("get").expect("summary");
+            let s = summary_from(&v).expect("decode");
+            (
+                v.first().copied(),
+                s.total_purchases,
+                s.total_spent,
+                s.avg_order_value,
+            )
+        };
+        assert_eq!(stored("user_000001"), (Some(SUMMARY_V1), 1, 10.0, 10.0));
+        // Sent again it is found through the day entry: the same, or with
+        // another total a conflict; nothing is written twice.
+        let mut other = t.clone();
+        other.total = 11.0;
+        let put = store
+            .put_transactions_checked(&[t.clone(), other])
+            .expect("put");
+        assert_eq!((put.new, put.conflicts), (0, vec![1]));
+        assert_eq!(stored("user_000001"), (Some(SUMMARY_V1), 1, 10.0, 10.0));
+        // An older store's transaction under its id, its summary in JSON.
+        let old = paid("txn_old", "user_000002", "2025-03-02T09:00:00", 4.0);
+        store
+            .transactions
+            .insert("txn_old", transaction_bytes(&old))
+            .expect("insert");
+        store
+            .by_user
+            .insert(b"user_000002\x002025-03-02T09:00:00\x00txn_old", b"")
+            .expect("insert");
+        let json = br#"{"total_purchases":1,"total_spent":4.0,"avg_order_value":4.0,"first_purchase":"2025-03-02T09:00:00","last_purchase":"2025-03-02T09:00:00"}"#;
+        store.summaries.insert("user_000002", json).expect("insert");
+        assert_eq!(stored("user_000002"), (Some(b'{'), 1, 4.0, 4.0));
+        assert_eq!(
+            store.transaction("txn_old").expect("get"),
+            Some(old.clone())
+        );
+        let (from, to) = (old.timestamp, old.timestamp);
+        assert_eq!(
+            store
+                .user_transactions("user_000002", from, to)
+                .expect("user"),
+            vec![old]
+        );
+        let next = paid("txn_b", "user_000002", "2025-03-03T09:00:00", 6.0);
+        store.put_transactions_checked(&[next]).expect("put");
+        assert_eq!(stored("user_000002"), (Some(SUMMARY_V1), 2, 10.0, 5.0));
+        // A locator whose day entry is gone is an error, not a miss.
+        store
+            .by_day
+            .remove(b"2025-03-01\x002025-03-01T10:00:00\x00txn_a")
+            .expect("remove");
+        assert!(matches!(
+            store.transaction("txn_a"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
