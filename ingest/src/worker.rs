@@ -38,10 +38,13 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             group: "ingest".into(),
-            // Ingest alone on the default shop, alternated: 155.5k and
-            // 158.6k events/s against 132.0k and 145.0k with 2,000 (fewer
-            // commits, and each user's summary written once per chunk).
-            batch: 8_000,
+            // Fewer commits and dead-letter syncs, each user's summary
+            // written once per chunk, and longer sorted runs into the
+            // stores. 8,000 against 2,000, ingest alone on the default
+            // shop, alternated: 155.5k and 158.6k events/s against 132.0k
+            // and 145.0k; 32,000 against 8,000 in the main job, see
+            // `producer::replay::ReplayOptions`'s chunk.
+            batch: 32_000,
             poll_timeout: Duration::from_millis(200),
             partitions: topics::DEFAULT_PARTITIONS,
             until_idle: None,
