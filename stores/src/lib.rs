@@ -59,9 +59,14 @@ pub const FJALL_WORKERS: usize = 1;
 /// 1.42 GB at the same wall time (README, "The nightly batch and memory");
 /// 8 MiB (2026-11-27, twelfth sitting) took it from 1.07 GB to 0.85-0.87 GB
 /// and ingest alone from 537-592 MiB to 309-348 MiB, again at the same
-/// speed (README, "Measured"). It applies to keyspaces created from now on:
-/// fjall keeps a keyspace's options.
-pub const MEMTABLE_BYTES: u64 = 8 << 20;
+/// speed (README, "Measured"). Since ingest writes chunks of 32,000
+/// records (about 8 MB per store), 16 MiB is faster again: the main job's
+/// ingest ran at 120.8k-128.5k events/s (median 125.1k) against
+/// 114.0k-122.4k (118.5k) with 8 MiB, five runs each, alternated, at a
+/// peak RSS of 0.98-1.10 GB against 0.94-1.03 GB (2026-11-27, fifteenth
+/// sitting). It applies to keyspaces created from now on: fjall keeps a
+/// keyspace's options.
+pub const MEMTABLE_BYTES: u64 = 16 << 20;
 
 /// Tables a keyspace's level 0 holds before they are compacted into level
 /// 1: twice fjall's default, as the event log's records
