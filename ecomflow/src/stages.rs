@@ -25,7 +25,8 @@ pub struct StageRow {
     pub name: &'static str,
     /// Events it handled.
     pub events: u64,
-    /// Seconds from its first to its last event.
+    /// Seconds from the clock's start (as the stages start) to its last
+    /// event.
     pub secs: f64,
     /// Events per second over that time.
     pub rate: f64,
@@ -113,12 +114,12 @@ impl StageClock {
 fn row(name: &'static str, i: usize, samples: &[Sample]) -> Option<StageRow> {
     let count = |s: &Sample| s.counts.get(i).copied().unwrap_or(0);
     let total = samples.last().map(count).filter(|n| *n > 0)?;
-    // When the stage began: the last sample before its first event.
-    let begin = samples
-        .iter()
-        .take_while(|s| count(s) == 0)
-        .last()
-        .map_or(0.0, |s| s.secs);
+    // Every stage is timed from the clock's start. Counts arrive a chunk
+    // at a time (a publisher's flush, an ingest commit), so the sample
+    // before a stage's first count, its start until 2026-11-27, left out
+    // the work on its first chunk: with chunks of 50,000 and 32,000
+    // events about 0.3 s, 1.5% of ingest's time in the main job.
+    let begin = 0.0;
     let reach = |n: u64| samples.iter().find(|s| count(s) >= n);
     let end = reach(total)?;
     let tenth = reach(total.div_ceil(10))?;
@@ -164,7 +165,8 @@ mod tests {
 
     #[test]
     fn rates_over_the_first_and_last_tenth() {
-        // Idle until 1 s; 10 events by 2 s, 90 by 4 s, 100 by 9 s.
+        // The first chunk of 10 counted at 2 s; 90 by 4 s, 100 by 9 s:
+        // timed from the start, the wait for the first chunk included.
         let samples = vec![
             s(0.5, 0),
             s(1.0, 0),
@@ -175,10 +177,10 @@ mod tests {
         ];
         let r = row("ingest", 0, &samples).expect("a row");
         assert_eq!(r.events, 100);
-        assert!((r.secs - 8.0).abs() < 1e-9);
-        assert!((r.rate - 12.5).abs() < 1e-9);
-        // 10 events in the second after the start; the last 10 in 5 s.
-        assert!((r.first_tenth - 10.0).abs() < 1e-9);
+        assert!((r.secs - 9.0).abs() < 1e-9);
+        assert!((r.rate - 100.0 / 9.0).abs() < 1e-9);
+        // 10 events in the first 2 s; the last 10 in 5 s.
+        assert!((r.first_tenth - 5.0).abs() < 1e-9);
         assert!((r.last_tenth - 2.0).abs() < 1e-9);
         assert_eq!(r.peak_rss_mib, 4);
         assert!(row("idle", 0, &[s(1.0, 0)]).is_none());

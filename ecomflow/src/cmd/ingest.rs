@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 /// Runs the workers until Ctrl-C (or `--until-idle`), then prints what
 /// they stored and their rate (the replay's per-stage table: events/s
-/// from the first record to the last, over the first and last tenth, and
-/// the peak RSS).
+/// from the workers' start to the last record, over the first and last
+/// tenth, and the peak RSS).
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
