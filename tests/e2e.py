@@ -536,8 +536,11 @@ def part_four(workdir, planted, reference):
         ingest_names = ["ingest-1", "ingest-2"] if (mongo and hbase) else ["ingest-1"]
         producer = start("producer", os.path.join(workdir, "four-producer"))
         check(producer.wait(900) == 0, "distributed: the producer published the shop")
+        # Chunks far smaller than this small shop (15k events; the default
+        # is 32,000), so that the service that joins second still finds
+        # work: one chunk of the first could otherwise hold the whole log.
         for name in ingest_names:
-            start(name, shared, ["--until-idle", "3"])
+            start(name, shared, ["--until-idle", "3", "--ingest-chunk", "1000"])
         start("aggregator", os.path.join(workdir, "four-aggregator"), ["--until-idle", "3"])
         for name in ingest_names + ["aggregator"]:
             check(procs[name].wait(900) == 0, f"distributed: {name} drained the topics and stopped")
