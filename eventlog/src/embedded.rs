@@ -35,10 +35,14 @@
 //! journal kept records and marker together, and a journal cut anywhere
 //! still agreed with itself. Here the commit is in fjall's journal and the
 //! records are in other files, so only a sync between the two keeps the
-//! commit from reaching the disk before the records it points at. On this
-//! machine it cost nothing measurable (publishing alone: 8.4 s with the
-//! stores and checkpoint synced too, `--fsync`, against 6.3-8.1 s without;
-//! a flush per 5,000 events, `--publish-chunk`). With
+//! commit from reaching the disk before the records it points at.
+//! Publishing alone did not measurably slow down (8.4 s with the stores
+//! and checkpoint synced too, `--fsync`, against 6.3-8.1 s without; a flush
+//! per 5,000 events, `--publish-chunk`), but in the main job each flush
+//! waits for its syncs beside ingest: with flushes of 5,000 the publisher
+//! and ingest's dead-letter flushes spent a sixth to a fifth of their
+//! time in `fdatasync`, hence flushes of 20,000 and ingest chunks of 32,000 by
+//! default (README, "Measured", fifteenth sitting). With
 //! [`Durability::Machine`] the commit itself is synced as well.
 //!
 //! Group membership lives in memory: the log is for one process (fjall
