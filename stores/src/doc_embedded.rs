@@ -156,6 +156,35 @@ fn corrupt_in(what: &str, e: schemas::codec::DecodeError) -> StoreError {
     StoreError::corrupt(format!("{what}: {e}"))
 }
 
+/// A stored value: JSON from an older ecomflow (first byte `{`), or the
+/// binary form whose first byte is `tag`, to be decoded field by field.
+enum Stored<'a, T> {
+    Json(T),
+    Binary(schemas::codec::Decoder<'a>),
+}
+
+/// Which form `bytes` (a `what`) is in; any other first byte is an error.
+fn stored<'a, T: DeserializeOwned>(bytes: &'a [u8], tag: u8, what: &str) -> Result<Stored<'a, T>> {
+    match bytes.split_first() {
+        Some((&first, rest)) if first == tag => {
+            Ok(Stored::Binary(schemas::codec::Decoder::new(rest)))
+        }
+        Some((b'{', _)) => from_json(what, bytes).map(Stored::Json),
+        _ => Err(StoreError::corrupt(format!("{what}: unknown encoding"))),
+    }
+}
+
+/// An error if bytes of a `what` are left after its last field.
+fn all_read(d: &schemas::codec::Decoder<'_>, what: &str) -> Result<()> {
+    if d.done() {
+        Ok(())
+    } else {
+        Err(StoreError::corrupt(format!(
+            "{what}: bytes after the last field"
+        )))
+    }
+}
+
 /// The first byte of a transaction stored in [`transaction_bytes`]' form;
 /// transactions written by an older ecomflow are JSON (first byte `{`).
 const TRANSACTION_V1: u8 = 1;
@@ -208,13 +237,11 @@ const PAYMENT_METHODS: [PaymentMethod; 5] = [
 /// as JSON.
 fn transaction_from(bytes: &[u8]) -> Result<Transaction> {
     const WHAT: &str = "transaction";
-    match bytes.first() {
-        Some(&TRANSACTION_V1) => {}
-        Some(b'{') => return from_json(WHAT, bytes),
-        _ => return Err(StoreError::corrupt("transaction: unknown encoding")),
-    }
+    let mut d = match stored(bytes, TRANSACTION_V1, WHAT)? {
+        Stored::Json(v) => return Ok(v),
+        Stored::Binary(d) => d,
+    };
     let corrupt = |e| corrupt_in(WHAT, e);
-    let mut d = schemas::codec::Decoder::new(&bytes[1..]);
     let transaction_id = d.str().map_err(corrupt)?;
     let session_id = d.str().map_err(corrupt)?;
     let user_id = d.str().map_err(corrupt)?;
@@ -235,11 +262,7 @@ fn transaction_from(bytes: &[u8]) -> Result<Transaction> {
         .ok()
         .and_then(|i| PAYMENT_METHODS.get(i).copied())
         .ok_or_else(|| StoreError::corrupt("transaction: payment method out of range"))?;
-    if !d.done() {
-        return Err(StoreError::corrupt(
-            "transaction: bytes after the last field",
-        ));
-    }
+    all_read(&d, WHAT)?;
     Ok(Transaction {
         transaction_id,
         session_id,
@@ -301,13 +324,11 @@ fn summary_bytes(s: &PurchaseSummary) -> Vec<u8> {
 /// ecomflow, as JSON.
 fn summary_from(bytes: &[u8]) -> Result<PurchaseSummary> {
     const WHAT: &str = "purchase summary";
-    match bytes.first() {
-        Some(&SUMMARY_V1) => {}
-        Some(b'{') => return from_json(WHAT, bytes),
-        _ => return Err(StoreError::corrupt("purchase summary: unknown encoding")),
-    }
+    let mut d = match stored(bytes, SUMMARY_V1, WHAT)? {
+        Stored::Json(v) => return Ok(v),
+        Stored::Binary(d) => d,
+    };
     let corrupt = |e| corrupt_in(WHAT, e);
-    let mut d = schemas::codec::Decoder::new(&bytes[1..]);
     let total_purchases = d.u64().map_err(corrupt)?;
     let total_spent = d.f64().map_err(corrupt)?;
     let avg_order_value = d.f64().map_err(corrupt)?;
@@ -320,11 +341,7 @@ fn summary_from(bytes: &[u8]) -> Result<PurchaseSummary> {
     };
     let first_purchase = time()?;
     let last_purchase = time()?;
-    if !d.done() {
-        return Err(StoreError::corrupt(
-            "purchase summary: bytes after the last field",
-        ));
-    }
+    all_read(&d, WHAT)?;
     Ok(PurchaseSummary {
         total_purchases,
         total_spent,
@@ -336,13 +353,11 @@ fn summary_from(bytes: &[u8]) -> Result<PurchaseSummary> {
 
 /// A session stored by [`session_bytes`] or, by an older ecomflow, as JSON.
 fn session_from(bytes: &[u8]) -> Result<Session> {
-    match bytes.first() {
-        Some(&SESSION_V1) => {}
-        Some(b'{') => return from_json("session", bytes),
-        _ => return Err(StoreError::corrupt("session: unknown encoding")),
-    }
+    let mut d = match stored(bytes, SESSION_V1, "session")? {
+        Stored::Json(v) => return Ok(v),
+        Stored::Binary(d) => d,
+    };
     let corrupt = |e| corrupt_in("session", e);
-    let mut d = schemas::codec::Decoder::new(&bytes[1..]);
     let session_id = d.str().map_err(corrupt)?;
     let user_id = d.str().map_err(corrupt)?;
     let start_time = get_time(&mut d, "session")?;
@@ -381,9 +396,7 @@ fn session_from(bytes: &[u8]) -> Result<Session> {
             price: d.f64().map_err(corrupt)?,
         });
     }
-    if !d.done() {
-        return Err(StoreError::corrupt("session: bytes after the last field"));
-    }
+    all_read(&d, "session")?;
     Ok(Session {
         session_id,
         user_id,
