@@ -299,8 +299,9 @@ const SUMMARY_V1: u8 = 1;
 
 /// A purchase summary as `purchase_summaries` stores it: [`SUMMARY_V1`],
 /// the count, the total and the average (IEEE bits), then each of the first
-/// and last purchase times as 0 (none) or 1 and the time. 29 bytes where
-/// JSON took about 140, rewritten once per user and batch of transactions.
+/// and last purchase times as 0 (none) or 1 and the time. 32 bytes for a
+/// user with purchases in 2025 where JSON took about 147, rewritten once
+/// per user and chunk of transactions.
 fn summary_bytes(s: &PurchaseSummary) -> Vec<u8> {
     use schemas::codec::{put_f64, put_u64};
     let mut out = Vec::with_capacity(40);
@@ -733,7 +734,8 @@ impl DocumentStore for EmbeddedDocStore {
         for kv in self.by_user.range(start..stop) {
             let k = kv.key()?;
             // `user NUL ts NUL id`: the day's entry is read directly.
-            let mut parts = k[user_id.len()..].split(|b| *b == 0).skip(1);
+            let rest = k.get(user_id.len()..).unwrap_or_default();
+            let mut parts = rest.split(|b| *b == 0).skip(1);
             let (Some(ts), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(StoreError::corrupt("transactions_by_user: malformed key"));
             };
