@@ -6,13 +6,13 @@
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
 //! - `transactions`: transaction id → where it is stored: its timestamp,
 //!   which names its `transactions_by_day` entry (the transaction itself
-//!   in stores written before 2026-11-28);
+//!   in stores written before the fifteenth sitting, 2026-11-27);
 //! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id` →
 //!   the transaction (empty in stores written before 2026-11-27: then it is
 //!   read by id), for the nightly snapshot of one day in one scan;
 //! - `purchase_summaries`: user id → summary (binary; JSON in stores
-//!   written before 2026-11-28), kept apart from the profile so that a
-//!   profile update never resets it;
+//!   written before the fifteenth sitting), kept apart from the profile
+//!   so that a profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
 //! - `customer_values`: user id → the batch's CLV and segment;
 //! - `session_docs`: `YYYY-MM-DD NUL start time NUL session_id` → the
@@ -280,8 +280,8 @@ fn transaction_from(bytes: &[u8]) -> Result<Transaction> {
 /// `transactions_by_day` key ([`day_key`]), and that entry holds the
 /// transaction. Stored once, not twice: the id keyspace took a quarter of
 /// a transaction's bytes through the journal, the memtables and compaction.
-/// Stores written before 2026-11-28 hold the transaction under its id
-/// ([`TRANSACTION_V1`] or JSON): both are read.
+/// Stores written before the fifteenth sitting (2026-11-27) hold the
+/// transaction under its id ([`TRANSACTION_V1`] or JSON): both are read.
 const TRANSACTION_AT: u8 = 2;
 
 /// A `transactions` value locating `ts`'s entry in `transactions_by_day`:
@@ -549,7 +549,7 @@ impl EmbeddedDocStore {
 
     /// The bytes of the transaction stored under `id`: from the day's
     /// entry its [`locator`] names, or, in a store written before
-    /// 2026-11-28, the value itself.
+    /// the fifteenth sitting, the value itself.
     fn stored_transaction(&self, id: &str) -> Result<Option<Vec<u8>>> {
         let Some(v) = self.transactions.get(id)? else {
             return Ok(None);
