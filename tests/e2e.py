@@ -412,7 +412,11 @@ def part_two(workdir, planted, reference):
         time.sleep(0.05)
     check(first.p.returncode == -signal.SIGKILL, f"restart: the first run was killed mid-way (status {first.p.returncode})")
     second = Proc(args, workdir, "replay-two-resumed")
-    check(second.wait(900) == 0, "restart: the second run finishes")
+    status = second.wait(900)
+    check(status == 0, f"restart: the second run finishes (status {status})")
+    if status != 0:
+        # The work dir is deleted at the end: say why here.
+        print(f"the second run's stderr (last 3,000 characters):\n{second.err()[-3000:]}")
     out = second.out()
     print(out)
     counts, seg, block = check_run("restarted replay", data, out, None, planted)
