@@ -81,6 +81,9 @@ export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 "$clippy_driver" --version
 
+phase "docs: README at most 400 lines, no history, links resolve"
+python3 scripts/check-docs.py
+
 phase "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path aggregator-udf/Cargo.toml -- --check
@@ -136,6 +139,10 @@ done
 
 # Built by `cargo test` above (the ecomflow crate's integration tests need it).
 bin="$target_dir/debug/ecomflow"
+phase "alert rules: promtool check rules, promtool test rules"
+promtool check rules prometheus/alerts.yml
+promtool check config prometheus/prometheus.yml
+promtool test rules prometheus/alerts_test.yml
 phase "docker-compose.yml: Compose schema, flags, Prometheus targets, Grafana provisioning"
 python3 tests/check_compose.py "$bin"
 phase "end-to-end: one-command replay + Prometheus + dashboards, SIGKILL restart, Kafka, compose services"

@@ -10,6 +10,17 @@
    --help, so a renamed flag fails here).
 3. Prometheus scrapes every ecomflow service on the port it serves metrics
    on, and Grafana's provisioning points at the files that exist.
+4. The Dockerfile's Rust image is at least the highest `rust-version` in the
+   resolved dependency graph (`cargo metadata --locked`), and Cargo.toml's
+   `rust-version` is that minimum.
+5. Each named volume is mounted where its image writes its data (Kafka's
+   KAFKA_LOG_DIRS, MongoDB's dbpath, HBase's root dir, ECOMFLOW_DATA_DIR).
+6. Every ecomflow service's command and environment, exactly as compose
+   passes them (unset variables as compose interpolates them, and each
+   `${VAR...}` set to the empty string), is accepted by the binary
+   (`--check-config`).
+7. The runtime image runs as a non-root user, and a .dockerignore keeps the
+   build context small.
 
 Usage: tests/check_compose.py path/to/ecomflow-binary
 """
@@ -82,6 +93,115 @@ def help_of(binary, command):
     return subprocess.run(
         [binary, command, "--help"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def version_tuple(v):
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def check_rust_version():
+    """The Rust image against the dependency graph's highest rust-version."""
+    meta = json.loads(
+        subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--locked"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout
+    )
+    resolved = {n["id"] for n in meta["resolve"]["nodes"]}
+    needed = max(
+        (version_tuple(p["rust_version"]), p["name"])
+        for p in meta["packages"]
+        if p.get("rust_version") and p["id"] in resolved
+    )
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        m = re.search(r"^FROM rust:(\d+\.\d+(?:\.\d+)?)", f.read(), re.M)
+    if not m:
+        fail("Dockerfile: no `FROM rust:X.Y` build stage")
+    elif version_tuple(m.group(1)) < needed[0]:
+        fail(f"Dockerfile builds on rust:{m.group(1)}, but {needed[1]} needs Rust {'.'.join(map(str, needed[0]))}")
+    else:
+        print(f"ok: rust:{m.group(1)} >= {'.'.join(map(str, needed[0]))} (highest rust-version, {needed[1]})")
+    with open(os.path.join(ROOT, "Cargo.toml")) as f:
+        ours = re.search(r'^rust-version = "([^"]+)"', f.read(), re.M)
+    if not ours or version_tuple(ours.group(1)) != needed[0][: len(version_tuple(ours.group(1)))]:
+        fail(f"Cargo.toml rust-version {ours and ours.group(1)} is not the real minimum {'.'.join(map(str, needed[0]))}")
+
+
+# Where each image keeps its data: (image prefix, environment variable that
+# moves it, default).
+DATA_DIRS = [
+    ("apache/kafka", "KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs"),
+    ("mongo", None, "/data/db"),
+    ("harisekhon/hbase", None, "/hbase-data"),
+]
+
+
+def check_volumes(compose):
+    """Each named volume is mounted at the directory its image writes to."""
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        m = re.search(r"^ENV ECOMFLOW_DATA_DIR=(\S+)", f.read(), re.M)
+    ecomflow_dir = m.group(1) if m else None
+    named = set((compose.get("volumes") or {}).keys())
+    for name, svc in compose["services"].items():
+        env = svc.get("environment", {}) or {}
+        if "build" in svc:
+            want = env.get("ECOMFLOW_DATA_DIR", ecomflow_dir)
+        else:
+            want = None
+            for prefix, var, default in DATA_DIRS:
+                if svc.get("image", "").startswith(prefix + ":"):
+                    want = env.get(var, default) if var else default
+        mounts = [v.split(":") for v in svc.get("volumes", []) if isinstance(v, str)]
+        data_mounts = [(src, dst) for src, dst, *_ in mounts if src in named]
+        if want is None:
+            continue
+        if not data_mounts:
+            fail(f"{name}: its data ({want}) is in no named volume")
+        elif not any(want == dst or want.startswith(dst.rstrip("/") + "/") for _, dst in data_mounts):
+            fail(f"{name}: writes to {want}, but its volume is mounted at {[d for _, d in data_mounts]}")
+    print("ok: every service's data directory is in its named volume")
+
+
+def compose_variables():
+    with open(os.path.join(ROOT, "docker-compose.yml")) as f:
+        return sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", f.read())))
+
+
+def check_environment(binary):
+    """Each ecomflow service's command, with its environment as compose
+    passes it, is accepted by the binary."""
+    variants = [("unset", {})] + [(f"{v}=''", {v: ""}) for v in compose_variables()]
+    for label, env in variants:
+        compose = load_compose(env)
+        for name, svc in ecomflow_services(compose).items():
+            service_env = {k: str(v) for k, v in (svc.get("environment") or {}).items()}
+            run_env = {"PATH": os.environ.get("PATH", ""), "ECOMFLOW_DATA_DIR": "/data"}
+            run_env.update(service_env)
+            cmd = [binary] + list(svc.get("command") or []) + ["--check-config"]
+            r = subprocess.run(cmd, env=run_env, capture_output=True, text=True)
+            if r.returncode != 0:
+                fail(f"{name} with {label}: `{' '.join(cmd[1:])}` refused its environment: {r.stderr.strip()}")
+    print(f"ok: every ecomflow service accepts its environment ({len(variants)} variants)")
+
+
+def check_image():
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        text = f.read()
+    stages = text.split("\nFROM ")
+    if not re.search(r"^USER (?!root\b|0\b)\S+", stages[-1], re.M):
+        fail("Dockerfile: the runtime stage runs as root (no USER)")
+    if "debug" in stages[0].lower() and "--profile profiling" in stages[0]:
+        fail("Dockerfile: the image is built with debug info")
+    path = os.path.join(ROOT, ".dockerignore")
+    if not os.path.exists(path):
+        fail("no .dockerignore: the build context holds target/ and .git")
+    else:
+        with open(path) as f:
+            ignored = {line.strip() for line in f}
+        for must in ("target", ".git"):
+            if must not in ignored:
+                fail(f".dockerignore does not leave out {must}")
+    print("ok: the image runs as a non-root user; .dockerignore leaves out target/ and .git")
 
 
 def main():
@@ -170,6 +290,11 @@ def main():
         uid = t.get("datasource", panel.get("datasource", {})).get("uid")
         if uid not in uids:
             fail(f"{fname}: panel {panel['title']!r} uses datasource {uid!r}, not provisioned")
+
+    check_rust_version()
+    check_volumes(compose)
+    check_environment(binary)
+    check_image()
 
     if failures:
         print(f"{len(failures)} problem(s) in docker-compose.yml and its files")

@@ -19,10 +19,18 @@
    log, ingest and aggregator in the same process.
 4. The distributed services exactly as docker-compose.yml runs them
    (producer, ingest x2 in one group, aggregator, batch), against that
-   broker and, when available, a MongoDB-wire server (`secantusd-py`);
-   the wide-column store stays embedded (no HBase here).
+   broker, a MongoDB-wire server (`secantusd-py`) and the HBase Thrift
+   test server.
+5. Kafka through TLS: a throwaway CA and certificate, stunnel (Debian)
+   terminating TLS in front of a tansu broker that advertises stunnel's
+   port; a one-process replay and then a separate ingest service and batch
+   through TLS give the stores and segments of the plaintext run. Secrets
+   ride along in a properties file, a --kafka-property and a MongoDB URI:
+   every byte printed and logged (text and JSON logs, errors, --help) is
+   searched for them.
 
-Parts that need a program this machine lacks say "skipped: ..." and pass.
+Parts that need a program this machine lacks say "skipped: ..." and pass,
+except under CI (CI=true), where a missing program is a failure.
 Usage: tests/e2e.py path/to/ecomflow-binary
 """
 import json
@@ -52,6 +60,14 @@ SHOP = [
 PACE = "43200"
 BIN = None
 failures = []
+
+
+def missing(what):
+    """A program this machine lacks: a failure under CI, a note elsewhere."""
+    if os.environ.get("CI") == "true":
+        check(False, f"CI=true but no {what}")
+    else:
+        print(f"skipped: no {what}")
 
 
 def check(ok, msg):
@@ -296,7 +312,7 @@ def check_metrics_balance(label, text):
 def start_prometheus(workdir, target):
     exe = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
     if not exe:
-        print("skipped: no Prometheus (apt-get install prometheus): dashboard queries not checked")
+        missing("Prometheus (apt-get install prometheus): dashboard queries not checked")
         return None, None
     port = free_port()
     cfg = os.path.join(workdir, "prometheus.yml")
@@ -349,6 +365,62 @@ def check_dashboards(prom, api):
         )
 
 
+def openapi_to_jsonschema(node):
+    """OpenAPI 3.0's schema dialect as JSON Schema: `nullable` becomes a
+    null alternative; the rest is the same."""
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: openapi_to_jsonschema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable"):
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def check_openapi(api):
+    """Every path of the served OpenAPI document answers, and each answer
+    (and each refusal) validates against the document's schema for it."""
+    import jsonschema
+
+    status, doc = get(f"http://{api}/openapi.json")
+    if not check(status == 200 and isinstance(doc, dict) and doc.get("openapi", "").startswith("3."),
+                 "OpenAPI: /openapi.json serves an OpenAPI 3 document"):
+        return
+    with open(os.path.join(ROOT, "docs", "openapi.json")) as f:
+        check(json.load(f) == doc, "OpenAPI: the served document is docs/openapi.json")
+    components = openapi_to_jsonschema(doc["components"])
+    ids = {"/v1/products/{id}": "prod_00001", "/v1/users/{id}": "user_000001"}
+    requests = []
+    for path, item in doc["paths"].items():
+        url = path
+        for prefix, value in ids.items():
+            url = url.replace(prefix, prefix.replace("{id}", value))
+        requests.append((path, url))
+        if any(p["name"] == "k" for p in item["get"].get("parameters", [])):
+            requests.append((path, url + "?k=0"))  # a refusal, validated too
+    checked = 0
+    for path, url in requests:
+        status, body = get(f"http://{api}{url}")
+        responses = doc["paths"][path]["get"]["responses"]
+        spec = responses.get(str(status))
+        if not check(spec is not None, f"OpenAPI: {url} answered {status}, a status the document lists for {path}"):
+            continue
+        media = spec.get("content", {})
+        if "application/json" in media:
+            schema = dict(openapi_to_jsonschema(media["application/json"]["schema"]))
+            schema["components"] = components
+            try:
+                jsonschema.validate(body, schema)
+                checked += 1
+            except jsonschema.ValidationError as e:
+                check(False, f"OpenAPI: {url} ({status}) does not match its schema: {e.message}")
+        elif "text/plain" in media:
+            check(isinstance(body, str), f"OpenAPI: {url} answers text")
+            checked += 1
+    check(checked == len(requests), f"OpenAPI: {checked} of {len(requests)} responses validated against the document")
+
+
 def part_one(workdir, planted):
     data = os.path.join(workdir, "one")
     api = f"127.0.0.1:{free_port()}"
@@ -385,6 +457,7 @@ def part_one(workdir, planted):
         if prom:
             time.sleep(3)  # a last scrape after the end
         check_dashboards(prom, api)
+        check_openapi(api)
     finally:
         replay.stop()
         if prom_proc:
@@ -428,7 +501,7 @@ def part_two(workdir, planted, reference):
 
 def start_broker(workdir):
     if not shutil.which("tansu"):
-        print("skipped: no Kafka (cargo install tansu): the Kafka end-to-end runs did not run")
+        missing("Kafka (cargo install tansu): the Kafka end-to-end runs did not run")
         return None, None
     port = free_port()
     out = subprocess.run(
@@ -587,6 +660,120 @@ def part_four(workdir, planted, reference):
             os.kill(broker_pid, signal.SIGTERM)
 
 
+SECRET = "Tr0ub4dor-e2e-s3cret"
+
+
+def make_certificates(d):
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed."""
+    os.makedirs(d, exist_ok=True)
+    run = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=ecomflow-test-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return os.path.join(d, "ca.pem"), os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+
+
+def start_tls_broker(workdir):
+    """tansu behind stunnel: clients reach it only through TLS."""
+    stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
+    if not (stunnel and shutil.which("tansu") and shutil.which("openssl")):
+        missing("stunnel4, tansu or openssl: Kafka over TLS not tested")
+        return None
+    ca, cert, key = make_certificates(os.path.join(workdir, "tls"))
+    inner, outer = free_port(), free_port()
+    out = subprocess.run(
+        [os.path.join(ROOT, "scripts", "kafka-broker.sh"), str(inner), os.path.join(workdir, "tls-tansu"), str(outer)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    broker_pid = int(dict(line.split("=", 1) for line in out.split())["TANSU_PID"])
+    conf = os.path.join(workdir, "tls", "stunnel.conf")
+    with open(conf, "w") as f:
+        f.write(f"foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{outer}\n"
+                f"connect = 127.0.0.1:{inner}\ncert = {cert}\nkey = {key}\n")
+    tunnel = Proc([stunnel, conf], workdir, "stunnel")
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", outer), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return f"127.0.0.1:{outer}", ca, broker_pid, tunnel
+
+
+def part_five(workdir, planted, reference):
+    tls = start_tls_broker(workdir)
+    if not tls:
+        return
+    brokers, ca, broker_pid, tunnel = tls
+    props = os.path.join(workdir, "tls", "client.properties")
+    with open(props, "w") as f:
+        f.write("# TLS to the broker; SASL settings are ignored with security.protocol=SSL\n"
+                f"security.protocol=SSL\nssl.ca.location={ca}\n"
+                f"sasl.username=app\nsasl.password={SECRET}\n")
+    kafka = ["--kafka-brokers", brokers, "--kafka-properties-file", props,
+             "--kafka-property", f"sasl.oauthbearer.client.secret={SECRET}"]
+    printed = []
+    try:
+        data = os.path.join(workdir, "five")
+        api = f"127.0.0.1:{free_port()}"
+        replay = Proc([BIN, "--log-format", "json", "replay", "--data-dir", data, "--http", api] + kafka + SHOP,
+                      workdir, "replay-tls")
+        status = replay.wait(900)
+        printed += [replay.out(), replay.err()]
+        check(status == 0, f"TLS: the replay through TLS finished (status {status}): {replay.err()[-500:]}")
+        counts, seg, _ = check_run("TLS replay", data, replay.out(), None, planted)
+        check(counts == reference[0], f"TLS: stored counts equal the plaintext run's {reference[0]}")
+        check(seg == reference[1], "TLS: segment table equals the plaintext run's")
+        check(all(json.loads(line).get("level") for line in replay.err().splitlines() if line.strip()),
+              "TLS: --log-format json writes one JSON object per log line")
+        # A separate ingest service (its own group and stores) and the batch
+        # after it, through TLS.
+        separate = os.path.join(workdir, "five-separate")
+        ingest = Proc([BIN, "ingest", "--data-dir", separate, "--ingest-group", "tls-separate",
+                       "--until-idle", "3"] + kafka, workdir, "ingest-tls")
+        status = ingest.wait(900)
+        printed += [ingest.out(), ingest.err()]
+        check(status == 0, f"TLS: a separate ingest service through TLS drained the topics (status {status})")
+        batch = Proc([BIN, "batch", "--data-dir", separate], workdir, "batch-tls")
+        check(batch.wait(900) == 0, "TLS: the batch on the separate ingest's stores ran")
+        check(stored_counts(separate) == reference[0], "TLS: the separate ingest stored what the plaintext run stored")
+        check(segment_table(batch.out()) == reference[1], "TLS: its segments equal the plaintext run's")
+        # Without the CA the broker's certificate is refused: TLS is real.
+        bad = subprocess.run([BIN, "ingest", "--data-dir", os.path.join(workdir, "five-bad"),
+                              "--kafka-brokers", brokers, "--kafka-property", "security.protocol=SSL",
+                              "--kafka-timeout", "5", "--until-idle", "1"],
+                             env=clean_env(), capture_output=True, text=True, timeout=120)
+        printed += [bad.stdout, bad.stderr]
+        check(bad.returncode != 0 and brokers in bad.stderr,
+              f"TLS: without the CA, an error naming the brokers (status {bad.returncode}): {bad.stderr.strip()[-300:]}")
+    finally:
+        tunnel.stop()
+        os.kill(broker_pid, signal.SIGTERM)
+    # MongoDB with a password in the URI, in a flag and in the environment
+    # (--help shows environment values): the password never shows.
+    mongo = os.environ.get("ECOMFLOW_MONGODB_URI", "mongodb://127.0.0.1:9")
+    host = mongo.split("://", 1)[1]
+    uri = f"mongodb://app:{SECRET}@{host}/?authSource=admin&serverSelectionTimeoutMS=3000"
+    for args, env in [
+        ([BIN, "query", "payment-mix", "--mongodb-uri", uri, "--data-dir", os.path.join(workdir, "five-q")], {}),
+        ([BIN, "query", "payment-mix", "--data-dir", os.path.join(workdir, "five-q")], {"ECOMFLOW_MONGODB_URI": uri}),
+        ([BIN, "ingest", "--help"], {"ECOMFLOW_MONGODB_URI": uri}),
+        ([BIN, "--log", "debug", "batch", "--mongodb-uri", uri, "--data-dir", os.path.join(workdir, "five-b")], {}),
+    ]:
+        r = subprocess.run(args, env=clean_env(env), capture_output=True, text=True, timeout=300)
+        printed += [r.stdout, r.stderr]
+    leaks = [i for i, text in enumerate(printed) if SECRET in text]
+    check(not leaks and len(printed) >= 12,
+          f"secrets: the password appears in none of {len(printed)} outputs (stdout and stderr of every run)"
+          + (f"; found in {leaks}: {[printed[i][:300] for i in leaks]}" if leaks else ""))
+    check(any("***" in text for text in printed), "secrets: the URI is printed with its password as ***")
+
+
 def main():
     global BIN
     if len(sys.argv) != 2:
@@ -605,6 +792,7 @@ def main():
         if brokers:
             part_three(workdir, brokers, planted, reference)
             part_four(workdir, planted, reference)
+        part_five(workdir, planted, reference)
     finally:
         if broker_pid:
             os.kill(broker_pid, signal.SIGTERM)

@@ -33,6 +33,8 @@ def main():
         sys.exit(__doc__)
     binary = sys.argv[1]
     if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        if os.environ.get("CI") == "true":
+            sys.exit("spark: FAIL: CI=true but no PySpark (pip install pyspark) or no java")
         print("spark: skipped: no PySpark (pip install pyspark) or no java")
         return
     with tempfile.TemporaryDirectory(prefix="ecomflow-spark.") as tmp:

@@ -215,13 +215,19 @@ struct EngagementAnswer {
     window: Option<Range>,
 }
 
-/// The answer of `/healthz`.
+/// The answer of `/livez`, `/readyz` and `/healthz`.
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: Option<String>,
 }
+
+/// The API's OpenAPI 3 document (`docs/openapi.json`), served at
+/// `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// What the API serves from.
 pub struct ApiState {
@@ -499,24 +505,59 @@ async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<Engagement
     }))
 }
 
-/// `ok`, or 503 `degraded` while checkpoints fail (the API still answers).
-async fn healthz(q: Result<Params<NoQuery>, ApiError>) -> Response {
+/// Liveness: the process answers HTTP.
+async fn livez(q: Result<Params<NoQuery>, ApiError>) -> Response {
+    if let Err(e) = q {
+        return e.into_response();
+    }
+    Json(Health {
+        status: "ok",
+        reason: None,
+        checkpoint: None,
+    })
+    .into_response()
+}
+
+/// Readiness (also `/healthz`): `ok`, or 503 with the reason: `degraded`
+/// while checkpoints fail (lookups still answer), `not_ready` while the
+/// live window holds no events (a new service, or one rebuilding).
+async fn readyz(State(s): State<Arc<ApiState>>, q: Result<Params<NoQuery>, ApiError>) -> Response {
     if let Err(e) = q {
         return e.into_response();
     }
     let failing = metrics::CHECKPOINT_FAILING.get();
     if failing > 0 {
+        let why = format!("the last {failing} checkpoint(s) failed; retrying");
         let body = Health {
             status: "degraded",
-            checkpoint: Some(format!("the last {failing} checkpoint(s) failed; retrying")),
+            reason: Some(why.clone()),
+            checkpoint: Some(why),
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    if read(&s).covers().is_none() {
+        let body = Health {
+            status: "not_ready",
+            reason: Some("the live window holds no events yet".to_string()),
+            checkpoint: None,
         };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     Json(Health {
         status: "ok",
+        reason: None,
         checkpoint: None,
     })
     .into_response()
+}
+
+/// The OpenAPI document of this API.
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 /// Every metric of the process (all stages that run in it), after
@@ -532,7 +573,7 @@ async fn metrics(State(s): State<Arc<ApiState>>, q: Result<Params<NoQuery>, ApiE
 async fn fallback() -> ApiError {
     let routes: Vec<&str> = Endpoint::ALL.map(Endpoint::route).to_vec();
     ApiError::NotFound(format!(
-        "no such endpoint; see {}, /healthz, /metrics",
+        "no such endpoint; see {}, /livez, /readyz, /metrics, /openapi.json",
         routes.join(", ")
     ))
 }
@@ -580,7 +621,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route(Endpoint::Engagement.route(), get(engagement))
         .route(Endpoint::TopPairs.route(), get(top_pairs))
-        .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/healthz", get(readyz))
+        .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(fallback)
         .with_state(state)

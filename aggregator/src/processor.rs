@@ -138,9 +138,31 @@ pub struct Aggregator {
 }
 
 /// The first bytes of a checkpoint: what it is and the format's version.
-const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v4\n";
+/// Version 5 ends with the XXH3-64 of every byte before it (little-endian),
+/// so that a flipped byte is an error, never a changed count.
+const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v5\n";
+/// The format before the checksum: read, never written.
+const MAGIC_V4: &[u8] = b"ecomflow aggregator checkpoint v4\n";
 /// The format before the watermark's jump guard: read, never written.
 const MAGIC_V3: &[u8] = b"ecomflow aggregator checkpoint v3\n";
+
+/// A writer that hashes what passes through it.
+struct Hashed<W> {
+    inner: W,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// A checkpoint that cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +430,17 @@ impl Aggregator {
     /// engagement windows, the watermark and the offsets, in the compact
     /// encoding of `crate::codec`.
     pub fn write_checkpoint(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        let mut hashed = Hashed {
+            inner: w,
+            hash: xxhash_rust::xxh3::Xxh3::new(),
+        };
+        self.write_body(&mut hashed)?;
+        let sum = hashed.hash.digest();
+        hashed.inner.write_all(&sum.to_le_bytes())?;
+        hashed.inner.flush()
+    }
+
+    fn write_body(&self, w: impl std::io::Write) -> std::io::Result<()> {
         let mut e = Encoder::new(w);
         e.raw(MAGIC)?;
         e.i64(self.config.window_days)?;
@@ -437,14 +470,29 @@ impl Aggregator {
                     .into(),
             ));
         }
-        let (body, with_ahead) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V3)) {
-            (Some(body), _) => (body, true),
-            (None, Some(body)) => (body, false),
-            (None, None) => {
+        let (body, with_ahead) = if bytes.starts_with(MAGIC) {
+            let Some(at) = bytes.len().checked_sub(8).filter(|&at| at >= MAGIC.len()) else {
+                return Err(CheckpointError("cut short: no checksum".into()));
+            };
+            let (covered, sum) = bytes.split_at(at);
+            let mut want = [0u8; 8];
+            want.copy_from_slice(sum);
+            if xxhash_rust::xxh3::xxh3_64(covered) != u64::from_le_bytes(want) {
                 return Err(CheckpointError(
-                    "not an aggregator checkpoint of this version".into(),
-                ))
+                    "checksum mismatch: the file is damaged; rebuild the state from the log \
+                     with --rebuild-aggregator"
+                        .into(),
+                ));
             }
+            (&covered[MAGIC.len()..], true)
+        } else if let Some(body) = bytes.strip_prefix(MAGIC_V4) {
+            (body, true)
+        } else if let Some(body) = bytes.strip_prefix(MAGIC_V3) {
+            (body, false)
+        } else {
+            return Err(CheckpointError(
+                "not an aggregator checkpoint of this version".into(),
+            ));
         };
         let mut d = Decoder::new(body);
         let model = Self::decode(&mut d, with_ahead).map_err(|e| CheckpointError(e.to_string()))?;

@@ -209,6 +209,26 @@ fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
     }
     let checkpoint = first.checkpoint();
     drop(first);
+    // A flipped byte anywhere, or a cut, is refused: never a changed count.
+    // Every 97th byte and the last 16 (the checksum and what it covers).
+    let positions: Vec<usize> = (0..checkpoint.len())
+        .step_by(97)
+        .chain(checkpoint.len().saturating_sub(16)..checkpoint.len())
+        .collect();
+    for at in positions {
+        let mut damaged = checkpoint.clone();
+        damaged[at] ^= 0x10;
+        let err = Aggregator::restore(&damaged).expect_err("a flipped byte is refused");
+        assert!(
+            err.to_string().contains("unreadable aggregator checkpoint"),
+            "{err}"
+        );
+    }
+    let cut = &checkpoint[..checkpoint.len() - 3];
+    assert!(
+        Aggregator::restore(cut).is_err(),
+        "a cut checkpoint is refused"
+    );
     let mut resumed = Aggregator::restore(&checkpoint).expect("restore");
     // The log resumes from an older commit: 500 records are read again.
     let mut again = 0;

@@ -171,6 +171,55 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
     );
 }
 
+/// Liveness answers at once; readiness says why it is not ready while the
+/// window is empty, then 200; the OpenAPI document is served and names
+/// every route the server answers.
+#[test]
+fn liveness_readiness_and_the_openapi_document() {
+    let (model, addr, _runtime) = server();
+    assert_eq!(get(&addr, "/livez").0, 200);
+    let (status, body) = get(&addr, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["reason"], "the live window holds no events yet");
+    assert_eq!(get(&addr, "/healthz").0, 503, "/healthz is /readyz");
+    model.write().apply(
+        topics::TRANSACTIONS,
+        0,
+        0,
+        &txn(
+            "txn_1",
+            "2025-01-01T10:00:00",
+            &["prod_00001", "prod_00002"],
+        ),
+    );
+    let (status, body) = get(&addr, "/readyz");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ok")),
+        "{body}"
+    );
+    let (status, doc) = get(&addr, "/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for path in [
+        "/v1/products/{id}/bought-together",
+        "/v1/products/{id}/viewed-together",
+        "/v1/users/{id}/engagement",
+        "/v1/top-pairs",
+        "/livez",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the document"
+        );
+    }
+}
+
 #[test]
 fn top_pairs_by_count() {
     let (model, addr, _runtime) = server();

@@ -33,7 +33,7 @@ pub const SEGMENTS: [&str; 4] = ["VIP", "High", "Medium", "Low"];
 
 /// The analytics' SQL, one statement per file in `batch/sql/`:
 /// DataFusion runs them here and `scripts/spark_batch.py` submits the same
-/// files to Spark (README, "The nightly batch on Spark"). A file's
+/// files to Spark (docs/architecture.md). A file's
 /// `{name}` placeholders are filled by [`render`]; a file whose comment
 /// starts with "Table x" is made the table `x` for the queries after it.
 pub mod sql {

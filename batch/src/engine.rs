@@ -61,8 +61,7 @@ impl Engine {
             // DataFusion reads Parquet files on tokio's blocking pool (up to
             // 512 threads by default): the batch started about a hundred,
             // each with its own allocator heap, and its peak RSS was 1.5 to
-            // 2 GB where two give 0.6 GB, faster (README, "The nightly
-            // batch").
+            // 2 GB where two give 0.6 GB, faster (docs/benchmarks.md).
             .max_blocking_threads(2)
             .thread_name("batch-sql")
             .enable_all()
@@ -233,16 +232,48 @@ impl Engine {
             .with_allow_dml(false)
             .with_allow_statements(false);
         self.runtime.block_on(async {
-            let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| {
-                BatchError::ReadOnly(format!(
-                    "{e} (`ecomflow sql` only reads the snapshot; \
-                     use --out FILE to save a result)"
-                ))
-            })?;
+            let df = match self.ctx.sql_with_options(sql, options).await {
+                Ok(df) => df,
+                Err(e) => {
+                    let message = e.to_string();
+                    // What SQLOptions refuses: "DDL not supported: ...",
+                    // "DML not supported: ...", "Statement not supported".
+                    let refused = [
+                        "DDL not supported",
+                        "DML not supported",
+                        "Statement not supported",
+                    ]
+                    .iter()
+                    .any(|r| message.contains(r));
+                    return Err(if refused {
+                        BatchError::ReadOnly(format!(
+                            "{message} (`ecomflow sql` only reads the snapshot; \
+                             use --out FILE to save a result)"
+                        ))
+                    } else {
+                        BatchError::BadQuery {
+                            message,
+                            tables: self.table_names().join(", "),
+                        }
+                    });
+                }
+            };
             let schema = df.schema().inner().clone();
             let batches = df.collect().await?;
             Ok(QueryResult { schema, batches })
         })
+    }
+
+    /// The tables and views of the default schema, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names = self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names())
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     /// Runs one SQL statement and formats the result as a text table.

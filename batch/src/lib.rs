@@ -60,6 +60,15 @@ pub enum BatchError {
     /// A query tried to change something through `ecomflow sql`.
     #[error("refused: {0}")]
     ReadOnly(String),
+    /// A user's query that does not parse or plan (a typo, an unknown
+    /// table or column), with the tables there are.
+    #[error("error in the query: {message}\ntables: {tables}")]
+    BadQuery {
+        /// DataFusion's message.
+        message: String,
+        /// The tables and views the query can read.
+        tables: String,
+    },
     /// The snapshot's files do not match its manifest.
     #[error("the snapshot in {dir} does not match its manifest: {}; run `ecomflow batch` to write it again from the stores", problems.join("; "))]
     Damaged {

@@ -22,6 +22,15 @@ pub static STEP_SECONDS: LazyLock<GaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// Wall-clock time of the last run that succeeded (for "has not succeeded
+/// in 26 hours").
+pub static LAST_SUCCESS: LazyLock<Gauge> = LazyLock::new(|| {
+    telemetry::gauge(
+        "ecomflow_batch_last_success_timestamp_seconds",
+        "Unix time at which the last successful batch run ended.",
+    )
+});
+
 /// Seconds of the whole last run.
 pub static DURATION: LazyLock<Gauge> = LazyLock::new(|| {
     telemetry::gauge(
@@ -82,6 +91,9 @@ fn int(n: u64) -> i64 {
 pub fn observe(outcome: &BatchOutcome) {
     init();
     RUNS.with_label_values(&["ok"]).inc();
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        LAST_SUCCESS.set(now.as_secs_f64());
+    }
     let mut total = 0.0;
     for (step, secs) in &outcome.steps {
         STEP_SECONDS.with_label_values(&[step]).set(*secs);

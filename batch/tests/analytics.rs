@@ -348,7 +348,8 @@ fn every_analytic_matches_the_hand_computed_answer() {
     // u3: 30, AOV 30, 2 sessions, 1 converted, 1 viewed: 1.102, 16.53, 46.53
     // u4: nothing at all; u5: one session, nothing viewed: both CLV 0.
     // Ranks: u1 1, u3 2, u2 3, u4 and u5 tied at 4. The Medium cut-off is 4,
-    // so the tie goes up together: Medium = u2, u4, u5; no Low.
+    // but u4 and u5 never bought: a user who never bought is Low, whatever
+    // the tie. Medium = u2; Low = u4, u5.
     let seg: Vec<(String, u64)> = f
         .segments
         .iter()
@@ -359,26 +360,30 @@ fn every_analytic_matches_the_hand_computed_answer() {
         vec![
             ("VIP".to_string(), 1),
             ("High".to_string(), 1),
-            ("Medium".to_string(), 3)
+            ("Medium".to_string(), 1),
+            ("Low".to_string(), 2)
         ]
     );
     close(f.segments[0].avg_clv, 84.15);
     close(f.segments[0].revenue, 60.0);
     close(f.segments[0].revenue_share_pct, 6000.0 / 115.0);
     close(f.segments[1].avg_clv, 46.53);
-    close(f.segments[2].avg_clv, 38.85 / 3.0);
-    close(f.segments[2].share_pct, 60.0);
+    close(f.segments[2].avg_clv, 38.85);
+    close(f.segments[2].share_pct, 20.0);
+    close(f.segments[3].avg_clv, 0.0);
+    close(f.segments[3].share_pct, 40.0);
     assert_eq!(f.spending, vec![25.0, 30.0, 60.0]);
 
     // Engagement by segment: VIP u1 (1.61; 2 of 2 sessions bought; AOV 30),
-    // High u3 (1.102; 1 of 2; 30), Medium u2, u4, u5: (1.108 + 0 + 0.3) / 3,
-    // (2 + 0 + 1) / 3 sessions, 1 of 3 sessions bought, AOV (25 + 0 + 0) / 3.
+    // High u3 (1.102; 1 of 2; 30), Medium u2 (1.108; 1 of 2; 25), Low u4 and
+    // u5: (0 + 0.3) / 2, (0 + 1) / 2 sessions, 0 of 1 session bought, AOV 0.
     let e = &f.segment_engagement;
-    assert_eq!(e.rows.len(), 3);
+    assert_eq!(e.rows.len(), 4);
     for (r, (seg, eng, sessions, conv, aov)) in [
         ("VIP", 1.61, 2.0, 100.0, 30.0),
         ("High", 1.102, 2.0, 50.0, 30.0),
-        ("Medium", 1.408 / 3.0, 1.0, 100.0 / 3.0, 25.0 / 3.0),
+        ("Medium", 1.108, 2.0, 50.0, 25.0),
+        ("Low", 0.15, 0.5, 0.0, 0.0),
     ]
     .into_iter()
     .enumerate()
@@ -442,7 +447,8 @@ fn every_analytic_matches_the_hand_computed_answer() {
     // The run is published in the metrics (the only run in this binary).
     let m = &batch::metrics::SEGMENT_CUSTOMERS;
     assert_eq!(m.with_label_values(&["VIP"]).get(), 1);
-    assert_eq!(m.with_label_values(&["Medium"]).get(), 3);
+    assert_eq!(m.with_label_values(&["Medium"]).get(), 1);
+    assert_eq!(m.with_label_values(&["Low"]).get(), 2);
     close(
         batch::metrics::SEGMENT_REVENUE
             .with_label_values(&["VIP"])
@@ -470,7 +476,7 @@ fn every_analytic_matches_the_hand_computed_answer() {
     close(v.engagement_score, 1.61);
     assert_eq!(v.as_of, day("2025-01-02"));
     let v4 = shop.docs.customer_value("u4").expect("read").expect("u4");
-    assert_eq!((v4.segment.as_str(), v4.total_clv), ("Medium", 0.0));
+    assert_eq!((v4.segment.as_str(), v4.total_clv), ("Low", 0.0));
     // The SQL's engagement (clv.sql) equals the one Rust definition the
     // aggregator and the UDF use, for every user, from the stored sessions.
     let mut per_user: std::collections::BTreeMap<String, [f64; 3]> = Default::default();
@@ -506,7 +512,8 @@ fn every_analytic_matches_the_hand_computed_answer() {
         "{report}"
     );
     assert!(
-        report.contains("a High customer engages 2.3 times as much as a Medium one"),
+        // 1.102 / 1.108 = 0.99.
+        report.contains("a High customer engages 1.0 times as much as a Medium one"),
         "{report}"
     );
     for chart in batch::report::CHARTS {
@@ -566,6 +573,26 @@ fn user_sql_is_read_only_and_exports_only_where_told() {
     }
     assert!(!elsewhere.exists());
     assert!(parquet_files(&snap) == before, "the snapshot changed");
+    // A typo or an unknown table is an error in the query, not a refusal,
+    // and lists the tables there are.
+    for bad in [
+        "SELEC 1",
+        "SELECT * FROM transaction",
+        "SELECT nope FROM users",
+    ] {
+        let err = engine
+            .query_read_only(bad)
+            .expect_err("bad query")
+            .to_string();
+        assert!(err.starts_with("error in the query: "), "{bad}: {err}");
+        assert!(!err.contains("refused"), "{bad}: {err}");
+        assert!(
+            err.contains("tables: ")
+                && err.contains("transactions")
+                && err.contains("session_views"),
+            "{bad}: {err}"
+        );
+    }
     // Views still answer after the refused DROP.
     let r = engine
         .query_read_only("SELECT COUNT(*) AS n FROM session_views")

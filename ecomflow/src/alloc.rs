@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// replay's stages handed pages back and faulted them in again (the
 /// kernel zeroing fresh huge pages was 7% of ingest's samples); at 5 s the
 /// default shop's replay used 55.7-58.3 s of CPU instead of 61.4-62.2 s,
-/// for 20-50 MB more peak RSS (README, "The allocator's purge delay").
+/// for 20-50 MB more peak RSS (docs/benchmarks.md).
 pub const PURGE_DELAY_MS: c_long = 5_000;
 
 /// The mimalloc release whose option numbering [`PURGE_DELAY`] is taken

@@ -1,4 +1,6 @@
-//! Command-line flags. Every flag has an `ECOMFLOW_*` environment variable;
+//! Command-line flags. Most flags have an `ECOMFLOW_*` environment variable
+//! (docs/configuration.md, generated from these definitions by
+//! [`configuration_markdown`], lists each flag with its variable, or none);
 //! with no flags at all everything runs embedded, in `./ecomflow-data`.
 
 use aggregator::processor::AggregatorConfig;
@@ -15,15 +17,65 @@ use std::path::PathBuf;
 /// insight. With no flags everything runs in one process on embedded
 /// engines under ./ecomflow-data; with --kafka-brokers the log is Kafka.
 #[derive(Debug, Parser)]
-#[command(name = "ecomflow", version, propagate_version = true)]
+#[command(
+    name = "ecomflow",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  ecomflow replay                  the 90-day shop, on embedded engines\n  ecomflow replay --help           its flags\n  ecomflow serve --kafka-brokers b1:9092 --http 0.0.0.0:8080"
+)]
 pub struct Cli {
     /// Log filter, e.g. `info`, `debug`, `ecomflow=debug,eventlog=trace`.
     #[arg(long, global = true, env = "ECOMFLOW_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log lines as text or as one JSON object per line (for log shippers).
+    #[arg(long, global = true, env = "ECOMFLOW_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Without a terminal (Docker, systemd, CI), log a progress line every
+    /// this many seconds instead of drawing a bar.
+    #[arg(long, global = true, env = "ECOMFLOW_PROGRESS_EVERY", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub progress_every: u64,
+
+    /// Check the flags and environment variables (values, ranges, the
+    /// Kafka properties file) and exit without doing anything.
+    #[arg(long, global = true)]
+    pub check_config: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Checks what can be checked of the command's settings without
+    /// touching the data, the log or the stores.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let log = |l: &LogArgs| -> anyhow::Result<()> {
+            if let Some(brokers) = &l.kafka_brokers {
+                l.kafka.settings(brokers)?;
+            }
+            Ok(())
+        };
+        match &self.command {
+            Command::Generate(a) => a.shop.config().map(|_| ()),
+            Command::Evaluate(a) => a.shop.config().map(|_| ()),
+            Command::Replay(a) => {
+                if a.dataset.is_none() {
+                    a.shop.config()?;
+                }
+                a.report.config(&a.log.data_dir)?;
+                log(&a.log)
+            }
+            Command::Batch(a) => a.batch.config(&a.dir.data_dir).map(|_| ()),
+            Command::Ingest(a) => log(&a.log),
+            Command::Serve(a) => log(&a.log),
+            Command::Bench(_) | Command::Query(_) => Ok(()),
+            Command::Sql(_) => Ok(()),
+        }
+    }
 }
 
 /// Subcommands.
@@ -33,40 +85,63 @@ pub struct Cli {
 pub enum Command {
     /// Write the shop as newline-delimited JSON files (one per record kind),
     /// with the planted complements and a manifest, and print its shape.
+    #[command(
+        after_help = "Examples:\n  ecomflow generate --out ./shop\n  ecomflow generate --users 500 --products 400 --sessions 40000 --transactions 10000 --out /tmp/small"
+    )]
     Generate(GenerateArgs),
     /// Publish the shop's 90 days to the event log in event-time order,
     /// as fast as possible or at --speed, and ingest them into the stores
     /// in the same process. Resumes an interrupted replay.
+    #[command(
+        after_help = "Examples:\n  ecomflow replay\n  ecomflow replay --users 500 --products 400 --sessions 40000 --transactions 10000 --data-dir /tmp/small\n  ecomflow replay --speed 1d/s --keep-serving\n  ecomflow replay --dataset ./my-shop-export\n  ecomflow replay --publish-only --kafka-brokers b1:9093 --kafka-properties-file client.properties"
+    )]
     Replay(ReplayArgs),
     /// Run ingest workers as a service: consume the event log, write the
     /// stores, dead-letter bad records. Stops on Ctrl-C (or --until-idle).
+    #[command(
+        after_help = "Example:\n  ecomflow ingest --kafka-brokers b1:9092 --mongodb-uri mongodb://db:27017 --hbase-thrift hbase:9090"
+    )]
     Ingest(IngestArgs),
     /// Measure store lookups on ingested data: a user's last 10 sessions,
     /// a user's profile, a user's transactions (median, p99, max).
+    #[command(after_help = "Example:\n  ecomflow bench --data-dir ./ecomflow-data --lookups 5000")]
     Bench(BenchArgs),
     /// Offline quality of "bought together": train on the first days, then
     /// for each later basket ask whether an item's top k holds another item
     /// of the basket; every ranking (count, LLR, cosine, Jaccard, LLR with
     /// minimum support) against best-sellers, and planted complements.
+    #[command(after_help = "Example:\n  ecomflow evaluate --train-days 80 -k 10")]
     Evaluate(EvaluateArgs),
     /// The nightly batch: snapshot the stores into Parquet (only days not
     /// yet written), run the shop's analytics as SQL on DataFusion, compute
     /// CLV segments and BG/NBD + Gamma-Gamma predictions, write each user's
     /// segment and CLV back, and write `<data-dir>/report/report.md` with charts.
+    #[command(
+        after_help = "Examples:\n  ecomflow batch\n  ecomflow batch --mongodb-uri mongodb://db:27017 --hbase-thrift hbase:9090 --every 86400"
+    )]
     Batch(BatchArgs),
     /// Run the aggregator as a service: consume sessions and transactions
     /// from the event log, keep the windows, serve the lookup API on --http,
     /// checkpoint; until Ctrl-C (or --until-idle).
+    #[command(
+        after_help = "Example:\n  ecomflow serve --kafka-brokers b1:9092 --http 0.0.0.0:8080"
+    )]
     Serve(ServeArgs),
     /// Run one SQL query on the Parquet snapshot the batch wrote. Tables:
     /// transactions, sessions (both with a "date" column), users, products,
     /// categories, dead_letters; views transaction_items, session_views.
+    #[command(
+        after_help = "Examples:\n  ecomflow sql \"SELECT device_type, COUNT(*) AS sessions FROM sessions GROUP BY 1\"\n  ecomflow sql --out top.csv \"SELECT * FROM transactions ORDER BY total DESC LIMIT 10\""
+    )]
     Sql(SqlArgs),
     /// Ask the document store one of the shop's daily questions: revenue by
     /// category and day, the top customers, the payment-method mix, or a
     /// user's purchase history with product names. On MongoDB each is an
     /// aggregation pipeline the server runs; on the embedded store the same
     /// rows are computed here.
+    #[command(
+        after_help = "Examples:\n  ecomflow query top-customers --limit 10\n  ecomflow query purchase-history --user user_000042 --json"
+    )]
     Query(QueryArgs),
 }
 
@@ -76,10 +151,9 @@ pub struct QueryArgs {
     /// Which question.
     #[arg(value_enum)]
     pub name: QueryName,
-    /// Where the stores are (the embedded ones in --data-dir, or
-    /// --mongodb-uri).
+    /// Where the embedded stores are.
     #[command(flatten)]
-    pub log: LogArgs,
+    pub dir: DataDirArgs,
     /// The stores.
     #[command(flatten)]
     pub stores: StoreArgs,
@@ -135,9 +209,16 @@ pub struct ServeArgs {
 /// `ecomflow batch`.
 #[derive(Debug, Args)]
 pub struct BatchArgs {
-    /// Where the stores are.
+    /// Where the embedded stores, the snapshot and the report are.
     #[command(flatten)]
-    pub log: LogArgs,
+    pub dir: DataDirArgs,
+    /// Sync the embedded stores' writes (the write-back) to disk.
+    #[arg(long, env = "ECOMFLOW_FSYNC")]
+    pub fsync: bool,
+    /// Serve Prometheus metrics (/metrics) on this address (host:port), for
+    /// `--every`.
+    #[arg(long, env = "ECOMFLOW_METRICS")]
+    pub metrics: Option<String>,
     /// The stores.
     #[command(flatten)]
     pub stores: StoreArgs,
@@ -258,19 +339,16 @@ pub struct EvaluateArgs {
 /// `ecomflow bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Where the stores are.
+    /// Where the embedded stores are.
     #[command(flatten)]
-    pub log: LogArgs,
+    pub dir: DataDirArgs,
     /// The stores.
     #[command(flatten)]
     pub stores: StoreArgs,
-    /// Lookups per query kind.
-    #[arg(long, env = "ECOMFLOW_BENCH_LOOKUPS", default_value_t = 5_000)]
+    /// Lookups per query kind (users are drawn from those stored).
+    #[arg(long, env = "ECOMFLOW_BENCH_LOOKUPS", default_value_t = 5_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub lookups: usize,
-    /// Users to draw from (user_000001 up to this).
-    #[arg(long, env = "ECOMFLOW_USERS", default_value_t = ShopConfig::default().users,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub users: u32,
 }
 
 /// The shop to generate: the same flags for every subcommand that generates.
@@ -331,7 +409,44 @@ impl ShopArgs {
             abandonment: self.abandonment,
         };
         cfg.validate()?;
+        // A shop that ends in the future would be dead-lettered as
+        // `future_timestamp` nearly whole: refused here, naming the flag.
+        let end = cfg
+            .start_date
+            .checked_add_days(chrono::Days::new(u64::from(cfg.days)))
+            .unwrap_or(chrono::NaiveDate::MAX);
+        let latest = schemas::validate::latest_accepted().date();
+        if end > latest {
+            bail!(
+                "--start-date {} with --days {} ends on {end}, after today ({}): \
+                 its events would be refused as future_timestamp; start earlier",
+                cfg.start_date,
+                cfg.days,
+                latest.pred_opt().unwrap_or(latest)
+            );
+        }
         Ok(cfg)
+    }
+}
+
+/// The data directory alone, for commands that use neither the log nor
+/// its flags.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Data directory")]
+pub struct DataDirArgs {
+    /// Directory where every embedded engine keeps its files.
+    #[arg(long, env = "ECOMFLOW_DATA_DIR", default_value = "./ecomflow-data")]
+    pub data_dir: PathBuf,
+}
+
+impl BatchArgs {
+    /// How far the embedded stores' writes go towards the disk.
+    pub fn durability(&self) -> schemas::fsio::Durability {
+        if self.fsync {
+            schemas::fsio::Durability::Machine
+        } else {
+            schemas::fsio::Durability::Process
+        }
     }
 }
 
@@ -346,6 +461,9 @@ pub struct LogArgs {
     /// in --data-dir is used.
     #[arg(long, env = "ECOMFLOW_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
+    /// Kafka client settings (TLS, SASL, topics, codec).
+    #[command(flatten)]
+    pub kafka: KafkaFlags,
     /// Partitions per event topic, when the topics are created.
     #[arg(long, env = "ECOMFLOW_PARTITIONS", default_value_t = schemas::topics::DEFAULT_PARTITIONS,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -353,7 +471,7 @@ pub struct LogArgs {
     /// Survive a crash of the machine (power loss), not only of the process:
     /// the embedded log, the embedded stores and the aggregator checkpoint
     /// are synced to disk before the offsets that depend on them are
-    /// committed. Slower. See the README's "Guarantees".
+    /// committed. Slower. See docs/operations.md, "Guarantees".
     #[arg(long, env = "ECOMFLOW_FSYNC")]
     pub fsync: bool,
     /// Serve Prometheus metrics (/metrics) of every stage in this process on
@@ -364,21 +482,148 @@ pub struct LogArgs {
     pub metrics: Option<String>,
 }
 
+/// How to talk to a Kafka cluster: librdkafka properties, topics, codec.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kafka")]
+pub struct KafkaFlags {
+    /// A librdkafka property, KEY=VALUE, repeatable; applied after
+    /// ecomflow's own settings and the properties file, so it wins. E.g.
+    /// `security.protocol=SASL_SSL`, `sasl.mechanism=SCRAM-SHA-512`,
+    /// `ssl.ca.location=/etc/ssl/ca.pem`. Secret values are never printed.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub kafka_property: Vec<(String, String)>,
+    /// A file of librdkafka properties, one KEY=VALUE per line (`#`
+    /// comments), as Kafka's own clients take them: the place for
+    /// credentials (`sasl.password=...`).
+    #[arg(long, env = "ECOMFLOW_KAFKA_PROPERTIES_FILE", value_name = "FILE")]
+    pub kafka_properties_file: Option<PathBuf>,
+    /// Prefix of every topic name: `shop1.` gives `shop1.sessions`, ...
+    #[arg(long, env = "ECOMFLOW_KAFKA_TOPIC_PREFIX", default_value = "")]
+    pub kafka_topic_prefix: String,
+    /// Codec of the batches ecomflow produces (every codec is read).
+    #[arg(long, env = "ECOMFLOW_KAFKA_COMPRESSION", default_value = "lz4",
+          value_parser = ["lz4", "zstd", "gzip", "snappy", "none"])]
+    pub kafka_compression: String,
+    /// Replication factor of the topics ecomflow creates (3 on a
+    /// production cluster; -1 for the broker's default).
+    #[arg(long, env = "ECOMFLOW_KAFKA_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = parse_replication)]
+    pub kafka_replication_factor: i32,
+    /// Retention of the event topics ecomflow creates, in hours (default:
+    /// the broker's).
+    #[arg(long, env = "ECOMFLOW_KAFKA_RETENTION_HOURS",
+          value_parser = clap::value_parser!(u32).range(1..=876_000))]
+    pub kafka_retention_hours: Option<u32>,
+    /// Create the catalog topic compacted (`cleanup.policy=compact`): the
+    /// latest version of each category, product and user is kept.
+    #[arg(long, env = "ECOMFLOW_KAFKA_COMPACT_CATALOG")]
+    pub kafka_compact_catalog: bool,
+    /// Seconds to wait for the cluster before an error naming the brokers.
+    #[arg(long, env = "ECOMFLOW_KAFKA_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub kafka_timeout: u64,
+}
+
+impl KafkaFlags {
+    /// The client settings for `brokers`.
+    pub fn settings(&self, brokers: &str) -> anyhow::Result<eventlog::kafka::KafkaSettings> {
+        let mut settings = eventlog::kafka::KafkaSettings::new(brokers);
+        if let Some(path) = &self.kafka_properties_file {
+            settings.properties = eventlog::kafka::read_properties(path)?;
+        }
+        settings
+            .properties
+            .extend(self.kafka_property.iter().cloned());
+        settings.topic_prefix = self.kafka_topic_prefix.clone();
+        settings.compression = self.kafka_compression.clone();
+        settings.replication_factor = self.kafka_replication_factor;
+        settings.retention_ms = self.kafka_retention_hours.map(|h| i64::from(h) * 3_600_000);
+        settings.compact_catalog = self.kafka_compact_catalog;
+        settings.timeout = std::time::Duration::from_secs(self.kafka_timeout);
+        Ok(settings)
+    }
+}
+
+/// `KEY=VALUE` of `--kafka-property`.
+fn parse_property(s: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => bail!("expected KEY=VALUE, e.g. security.protocol=SSL"),
+    }
+}
+
+/// `--kafka-replication-factor`: -1 (the broker's default) or 1 to 32767.
+fn parse_replication(s: &str) -> anyhow::Result<i32> {
+    let n: i32 = s
+        .trim()
+        .parse()
+        .with_context(|| format!("{s:?} is not a whole number"))?;
+    if n == -1 || (1..=32_767).contains(&n) {
+        Ok(n)
+    } else {
+        bail!("use 1 to 32767, or -1 for the broker's default")
+    }
+}
+
 /// Where the stores are: servers, or the embedded engines in --data-dir.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Stores")]
 pub struct StoreArgs {
-    /// MongoDB connection string for the document store. Without it the
-    /// embedded document store in --data-dir is used.
-    #[arg(long, env = "ECOMFLOW_MONGODB_URI")]
+    /// MongoDB connection string for the document store
+    /// (`mongodb://` or `mongodb+srv://`). Without it the embedded document
+    /// store in --data-dir is used. Its password is never printed.
+    #[arg(long, env = "ECOMFLOW_MONGODB_URI", hide_env_values = true)]
     pub mongodb_uri: Option<String>,
     /// MongoDB database name.
     #[arg(long, env = "ECOMFLOW_MONGODB_DATABASE", default_value = "ecomflow")]
     pub mongodb_database: String,
+    /// Prefix of every MongoDB collection name (`shop1_` gives
+    /// `shop1_users`), for a database shared with other applications.
+    #[arg(long, env = "ECOMFLOW_MONGODB_COLLECTION_PREFIX", default_value = "")]
+    pub mongodb_collection_prefix: String,
     /// HBase Thrift server (host:port) for the wide-column store. Without it
     /// the embedded wide-column store in --data-dir is used.
     #[arg(long, env = "ECOMFLOW_HBASE_THRIFT")]
     pub hbase_thrift: Option<String>,
+    /// Thrift transport of the HBase Thrift server: `buffered` (HBase's
+    /// default) or `framed` (`hbase thrift start -f`).
+    #[arg(long, env = "ECOMFLOW_HBASE_TRANSPORT", default_value = "buffered",
+          value_parser = ["buffered", "framed"])]
+    pub hbase_transport: String,
+    /// Thrift protocol of the HBase Thrift server: `binary` (HBase's
+    /// default) or `compact` (`hbase thrift start -c`).
+    #[arg(long, env = "ECOMFLOW_HBASE_PROTOCOL", default_value = "binary",
+          value_parser = ["binary", "compact"])]
+    pub hbase_protocol: String,
+    /// Connections to the HBase Thrift server (one call at a time each).
+    #[arg(long, env = "ECOMFLOW_HBASE_POOL_SIZE", default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub hbase_pool_size: usize,
+    /// HBase namespace of ecomflow's tables (it must exist: `create_namespace`
+    /// in the HBase shell). Default: HBase's `default` namespace.
+    #[arg(long, env = "ECOMFLOW_HBASE_NAMESPACE")]
+    pub hbase_namespace: Option<String>,
+}
+
+impl StoreArgs {
+    /// The HBase client settings for the server at `addr`.
+    pub fn hbase_settings(&self, addr: &str) -> stores::wide_hbase::HbaseSettings {
+        use stores::wide_hbase::{HbaseSettings, ThriftProtocol, ThriftTransport};
+        let mut settings = HbaseSettings::new(addr);
+        settings.pool_size = self.hbase_pool_size;
+        settings.transport = if self.hbase_transport == "framed" {
+            ThriftTransport::Framed
+        } else {
+            ThriftTransport::Buffered
+        };
+        settings.protocol = if self.hbase_protocol == "compact" {
+            ThriftProtocol::Compact
+        } else {
+            ThriftProtocol::Binary
+        };
+        settings.namespace = self.hbase_namespace.clone();
+        settings
+    }
 }
 
 impl LogArgs {
@@ -410,7 +655,7 @@ pub struct ReplayArgs {
     /// shop: `categories.jsonl`, `products.jsonl`, `users.jsonl`,
     /// `sessions.jsonl`, `transactions.jsonl` (any may be missing), one
     /// record per line in the format `ecomflow generate` writes (see the
-    /// README, "Your own data"). Each line is published as it is; ingest
+    /// docs/data.md). Each line is published as it is; ingest
     /// dead-letters the ones that fail validation, with the reason.
     #[arg(
         long,
@@ -420,9 +665,10 @@ pub struct ReplayArgs {
     )]
     pub dataset: Option<PathBuf>,
     /// Replay speed: simulated seconds per second (`86400`), or a rate like
-    /// `1d/s`, `2h/s`, `30m/s`. Default: as fast as possible.
-    #[arg(long, env = "ECOMFLOW_SPEED", value_parser = parse_speed)]
-    pub speed: Option<f64>,
+    /// `1d/s`, `2h/s`, `30m/s`. Default (or an empty value): as fast as
+    /// possible.
+    #[arg(long, env = "ECOMFLOW_SPEED", value_parser = parse_speed_flag)]
+    pub speed: Option<Speed>,
     /// Forget earlier progress and start over (deletes the embedded log).
     #[arg(long, env = "ECOMFLOW_FRESH")]
     pub fresh: bool,
@@ -503,7 +749,7 @@ pub struct AggregatorFlags {
     /// Threads answering lookups. Default: 2 in `replay`, where the
     /// pipeline's threads take the cores by turns and a second thread
     /// answers while the first waits for one; 1 in `serve`, where one
-    /// thread answers sooner (see the README, "The lookup API").
+    /// thread answers sooner (docs/architecture.md).
     #[arg(long, env = "ECOMFLOW_HTTP_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub http_threads: Option<u16>,
@@ -571,6 +817,40 @@ fn ranking_parser() -> impl clap::builder::TypedValueParser<Value = aggregator::
         .try_map(|name| name.parse::<Ranking>())
 }
 
+/// A replay speed: as fast as possible, or simulated seconds per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// As fast as possible (an empty `--speed`, as compose passes an unset
+    /// variable).
+    Full,
+    /// Simulated seconds per second.
+    Paced(f64),
+}
+
+impl ReplayArgs {
+    /// Simulated seconds per second, None for as fast as possible.
+    pub fn speed(&self) -> Option<f64> {
+        match self.speed {
+            Some(Speed::Paced(v)) => Some(v),
+            Some(Speed::Full) | None => None,
+        }
+    }
+}
+
+/// `--speed`: empty for full speed, otherwise [`parse_speed`].
+fn parse_speed_flag(s: &str) -> anyhow::Result<Speed> {
+    if s.trim().is_empty() {
+        Ok(Speed::Full)
+    } else {
+        parse_speed(s).map(Speed::Paced)
+    }
+}
+
+/// Slowest replay: a simulated second in 1,000 s.
+const MIN_SPEED: f64 = 1e-3;
+/// Fastest paced replay (faster is as fast as possible anyway).
+const MAX_SPEED: f64 = 1e12;
+
 /// Parses `86400`, `1d/s`, `2h/s`, `30m/s`, `10s/s`.
 pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
     let t = s.trim();
@@ -595,7 +875,83 @@ pub fn parse_speed(s: &str) -> anyhow::Result<f64> {
     if !(v.is_finite() && v > 0.0) {
         bail!("speed must be positive, got {s:?}");
     }
+    if !(MIN_SPEED..=MAX_SPEED).contains(&v) {
+        bail!("speed {s:?} is out of range: use {MIN_SPEED} to {MAX_SPEED:e} simulated seconds per second (or leave it empty for full speed)");
+    }
     Ok(v)
+}
+
+/// docs/configuration.md: every command's flags with their environment
+/// variable, default and help, from the definitions above (a test keeps
+/// the file equal to this).
+#[cfg(test)]
+pub fn configuration_markdown() -> String {
+    use clap::CommandFactory;
+    use std::fmt::Write;
+    let root = Cli::command();
+    let mut out = String::from(
+        "# Configuration\n\n\
+         Every flag of every command, with its environment variable (flags\n\
+         take precedence over variables), its default and its meaning.\n\
+         Generated from the command-line definitions (`ecomflow/src/cli.rs`)\n\
+         by `UPDATE_DOCS=1 cargo test -p ecomflow configuration_doc`; a test\n\
+         fails when this file and the definitions differ. Check a\n\
+         configuration without running anything with `--check-config`.\n",
+    );
+    let row = |out: &mut String, arg: &clap::Arg| {
+        if arg.is_hide_set() {
+            return;
+        }
+        let name = match arg.get_long() {
+            Some(l) => format!("`--{l}`"),
+            None => format!("`{}`", arg.get_id().as_str().to_uppercase()),
+        };
+        let env = arg
+            .get_env()
+            .map(|e| format!("`{}`", e.to_string_lossy()))
+            .unwrap_or_else(|| "-".to_string());
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = if defaults.is_empty() || defaults.iter().all(|d| d.is_empty()) {
+            "-".to_string()
+        } else {
+            format!("`{}`", defaults.join(","))
+        };
+        let help = arg
+            .get_long_help()
+            .or_else(|| arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+            .replace('\n', " ")
+            .replace('|', "\\|");
+        let _ = writeln!(out, "| {name} | {env} | {default} | {help} |");
+    };
+    let _ = writeln!(out, "\n## Global flags (every command)\n");
+    let _ = writeln!(
+        out,
+        "| flag | variable | default | meaning |\n|---|---|---|---|"
+    );
+    for arg in root.get_arguments().filter(|a| a.is_global_set()) {
+        row(&mut out, arg);
+    }
+    for cmd in root.get_subcommands() {
+        let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "\n## `ecomflow {}`\n\n{about}\n", cmd.get_name());
+        let _ = writeln!(
+            out,
+            "| flag | variable | default | meaning |\n|---|---|---|---|"
+        );
+        for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            row(&mut out, arg);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -617,6 +973,18 @@ mod tests {
         assert!(parse_speed("1é/s").is_err());
         assert!(parse_speed("é/s").is_err());
         assert!(parse_speed("/s").is_err());
+        // Too slow to be meant (and past what a sleep can hold): an error.
+        assert!(parse_speed("1e-15").is_err());
+        assert!(parse_speed("1e-300d/s").is_err());
+        assert_eq!(parse_speed("0.001").ok(), Some(0.001));
+        // Empty, as compose passes an unset variable: full speed.
+        assert_eq!(parse_speed_flag("").ok(), Some(Speed::Full));
+        assert_eq!(parse_speed_flag("1d/s").ok(), Some(Speed::Paced(86_400.0)));
+        let cli = Cli::try_parse_from(["ecomflow", "replay", "--speed", ""]).expect("empty speed");
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay");
+        };
+        assert_eq!(args.speed(), None);
     }
 
     #[test]
@@ -633,14 +1001,59 @@ mod tests {
         match args.shop.config() {
             Ok(_) => panic!("a start date in year 262142 was accepted"),
             Err(e) => assert!(
-                format!("{e:#}").contains("--start-date must be between 1972-01-01"),
+                format!("{e:#}").contains("--start-date must be between 1997-01-01"),
                 "{e:#}"
             ),
         }
     }
 
     #[test]
+    fn a_shop_that_ends_in_the_future_is_refused() {
+        let cli = Cli::try_parse_from(["ecomflow", "replay", "--start-date", "2030-01-01"])
+            .expect("parses");
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay");
+        };
+        let err = format!("{:#}", args.shop.config().expect_err("future shop"));
+        assert!(
+            err.contains("--start-date 2030-01-01 with --days 90"),
+            "{err}"
+        );
+        assert!(err.contains("future_timestamp"), "{err}");
+        let cli = Cli::try_parse_from(["ecomflow", "replay"]).expect("parses");
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay");
+        };
+        args.shop.config().expect("the default shop is in the past");
+    }
+
+    #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// docs/configuration.md is generated from these definitions and must
+    /// not drift: `UPDATE_DOCS=1` rewrites it.
+    #[test]
+    fn configuration_doc_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let want = configuration_markdown();
+        if std::env::var("UPDATE_DOCS").as_deref() == Ok("1") {
+            std::fs::write(&path, &want).expect("write docs/configuration.md");
+        }
+        let got = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            got == want,
+            "docs/configuration.md differs from the flags: run UPDATE_DOCS=1 cargo test -p ecomflow configuration_doc"
+        );
+        for flag in [
+            "--kafka-property",
+            "--mongodb-uri",
+            "--hbase-transport",
+            "--log-format",
+        ] {
+            assert!(want.contains(flag), "{flag} missing");
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod alloc;
 mod cli;
 mod cmd;
+mod lock;
 mod nightly;
 mod pipeline;
 mod stages;
@@ -18,11 +19,31 @@ fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    ui::set_progress_every(cli.progress_every);
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+    if cli.check_config {
+        return match cli.check() {
+            Ok(()) => {
+                println!("ok: the settings of this command are valid");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    telemetry::build_info(
+        env!("CARGO_PKG_VERSION"),
+        option_env!("ECOMFLOW_GIT_REVISION").unwrap_or("unknown"),
+    );
     let result = match cli.command {
         Command::Generate(args) => cmd::generate::run(args),
         Command::Replay(args) => cmd::replay::run(args),

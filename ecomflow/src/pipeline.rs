@@ -29,29 +29,53 @@ pub struct Stores {
 
 /// Opens the stores the flags ask for: servers when given, otherwise the
 /// embedded engines under `--data-dir`.
-pub fn open_stores(args: &LogArgs, servers: &StoreArgs) -> anyhow::Result<Stores> {
-    let durability = args.durability();
+pub fn open_stores(
+    data_dir: &std::path::Path,
+    durability: schemas::fsio::Durability,
+    servers: &StoreArgs,
+) -> anyhow::Result<Stores> {
+    if servers.mongodb_uri.is_none() || servers.hbase_thrift.is_none() {
+        check_data_dir(data_dir)?;
+    }
     let open_docs = || -> anyhow::Result<Arc<dyn DocumentStore>> {
         Ok(match &servers.mongodb_uri {
             Some(uri) => Arc::new(
-                MongoDocStore::connect(uri, &servers.mongodb_database)
-                    .with_context(|| format!("connecting to MongoDB at {uri}"))?,
+                MongoDocStore::connect_with_prefix(
+                    uri,
+                    &servers.mongodb_database,
+                    &servers.mongodb_collection_prefix,
+                )
+                .with_context(|| {
+                    format!("connecting to MongoDB at {}", stores::redact::uri(uri))
+                })?,
             ),
             None => Arc::new(
-                EmbeddedDocStore::open_with(&args.data_dir.join("docs"), durability)
-                    .context("opening the document store")?,
+                EmbeddedDocStore::open_with(&data_dir.join("docs"), durability).with_context(
+                    || {
+                        format!(
+                            "opening the document store in {} (if it is damaged, start over with `replay --fresh`)",
+                            data_dir.join("docs").display()
+                        )
+                    },
+                )?,
             ),
         })
     };
     let open_wide = || -> anyhow::Result<Arc<dyn WideColumnStore>> {
         Ok(match &servers.hbase_thrift {
             Some(addr) => Arc::new(
-                HbaseWideStore::connect(addr, 4)
+                HbaseWideStore::connect_with(servers.hbase_settings(addr))
                     .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
             ),
             None => Arc::new(
-                EmbeddedWideStore::open_with(&args.data_dir.join("wide"), durability)
-                    .context("opening the wide-column store")?,
+                EmbeddedWideStore::open_with(&data_dir.join("wide"), durability).with_context(
+                    || {
+                        format!(
+                            "opening the wide-column store in {} (if it is damaged, start over with `replay --fresh`)",
+                            data_dir.join("wide").display()
+                        )
+                    },
+                )?,
             ),
         })
     };
@@ -109,8 +133,25 @@ fn other_aggregator_groups(data_dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `--data-dir` is a directory, or can be made one: an error naming the
+/// path otherwise (not the bare "Not a directory" of the first file opened
+/// under it).
+pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!(
+            "--data-dir {} is a file, not a directory: give a directory (it is created if missing)",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --data-dir {}", dir.display())),
+        Err(e) => Err(e).with_context(|| format!("reading --data-dir {}", dir.display())),
+    }
+}
+
 /// Opens the event log the flags ask for.
 pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
+    check_data_dir(&args.data_dir)?;
     match &args.kafka_brokers {
         Some(brokers) => {
             let markers = args.data_dir.join("markers");
@@ -125,7 +166,8 @@ pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>
                     "--fresh with Kafka forgets the replay's progress but cannot empty the topics."
                 );
             }
-            Ok(Arc::new(KafkaLog::new(brokers, markers)))
+            let settings = args.kafka.settings(brokers)?;
+            Ok(Arc::new(KafkaLog::with_settings(settings, markers)))
         }
         None => {
             let dir = args.data_dir.join("log");
@@ -133,7 +175,14 @@ pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>
                 std::fs::remove_dir_all(&dir)
                     .with_context(|| format!("removing {}", dir.display()))?;
             }
-            Ok(Arc::new(EmbeddedLog::open_with(&dir, args.durability())?))
+            Ok(Arc::new(
+                EmbeddedLog::open_with(&dir, args.durability()).with_context(|| {
+                    format!(
+                        "opening the event log in {} (if it is damaged, start over with `replay --fresh`)",
+                        dir.display()
+                    )
+                })?,
+            ))
         }
     }
 }
@@ -263,7 +312,7 @@ pub fn start_ingest(
 ) -> anyhow::Result<(Stores, Workers)> {
     // Topics must exist before consumers subscribe.
     log.ensure_topics(&producer::replay::topic_specs(args.partitions))?;
-    let stores = open_stores(args, servers)?;
+    let stores = open_stores(&args.data_dir, args.durability(), servers)?;
     ingest::resume_from_stores(
         log.as_ref(),
         stores.docs.as_ref(),
@@ -377,7 +426,7 @@ impl AggregatorHandle {
 /// busy, and whichever thread answers lookups waits for a core now and
 /// then; with one thread, every connection waits with it. Two halved p99
 /// under `wrk` during the replay: 5.2-5.9 ms against 10.5-11.2 ms, with
-/// three times the requests answered (README, "Measured").
+/// three times the requests answered (docs/benchmarks.md).
 pub const REPLAY_HTTP_THREADS: u16 = 2;
 
 /// Lookup API threads in `serve`: with the cores free, one thread answers

@@ -32,8 +32,9 @@ pub struct StageRow {
     pub rate: f64,
     /// Events per second over its first tenth of events.
     pub first_tenth: f64,
-    /// Events per second over its last tenth of events.
-    pub last_tenth: f64,
+    /// Events per second over its last tenth of events; None when the
+    /// last tenth arrived within one sample (too short to time).
+    pub last_tenth: Option<f64>,
     /// The process's peak RSS when the stage finished, in MiB.
     pub peak_rss_mib: u64,
 }
@@ -114,12 +115,10 @@ impl StageClock {
 fn row(name: &'static str, i: usize, samples: &[Sample]) -> Option<StageRow> {
     let count = |s: &Sample| s.counts.get(i).copied().unwrap_or(0);
     let total = samples.last().map(count).filter(|n| *n > 0)?;
-    // Every stage is timed from the clock's start (a sample's `secs`).
-    // Counts arrive a chunk at a time (a publisher's flush, an ingest
-    // commit), so the sample before a stage's first count, its start until
-    // 2026-11-27, left out the work on its first chunk: with chunks of
-    // 20,000 and 32,000 events about 0.3 s, 1.5% of ingest's time in the
-    // main job.
+    // Every stage is timed from the clock's start (a sample's `secs`):
+    // counts arrive a chunk at a time (a publisher's flush, an ingest
+    // commit), so timing from the sample before a stage's first count would
+    // leave out the work on its first chunk.
     let reach = |n: u64| samples.iter().find(|s| count(s) >= n);
     let end = reach(total)?;
     let tenth = reach(total.div_ceil(10))?;
@@ -131,7 +130,8 @@ fn row(name: &'static str, i: usize, samples: &[Sample]) -> Option<StageRow> {
         secs: end.secs,
         rate: rate(total, end.secs),
         first_tenth: rate(count(tenth), tenth.secs),
-        last_tenth: rate(total - count(nine), end.secs - nine.secs),
+        last_tenth: (end.secs > nine.secs && total > count(nine))
+            .then(|| rate(total - count(nine), end.secs - nine.secs)),
         peak_rss_mib: end.peak_rss_kb / 1024,
     })
 }
@@ -142,10 +142,17 @@ pub fn format(rows: &[StageRow]) -> String {
         "  {:<12} {:>10} {:>8} {:>10} {:>12} {:>11} {:>9}\n",
         "stage", "events", "seconds", "events/s", "first tenth", "last tenth", "peak RSS"
     );
+    let per_sec = |r: f64| crate::ui::rate(r).trim_end_matches("/s").to_string();
     for r in rows {
         out.push_str(&format!(
-            "  {:<12} {:>10} {:>8.1} {:>10.0} {:>12.0} {:>11.0} {:>6} MiB\n",
-            r.name, r.events, r.secs, r.rate, r.first_tenth, r.last_tenth, r.peak_rss_mib
+            "  {:<12} {:>10} {:>8.1} {:>10} {:>12} {:>11} {:>6} MiB\n",
+            r.name,
+            crate::ui::count(r.events),
+            r.secs,
+            per_sec(r.rate),
+            per_sec(r.first_tenth),
+            r.last_tenth.map_or_else(|| "-".to_string(), per_sec),
+            r.peak_rss_mib
         ));
     }
     out
@@ -181,9 +188,32 @@ mod tests {
         assert!((r.rate - 100.0 / 9.0).abs() < 1e-9);
         // 10 events in the first 2 s; the last 10 in 5 s.
         assert!((r.first_tenth - 5.0).abs() < 1e-9);
-        assert!((r.last_tenth - 2.0).abs() < 1e-9);
+        assert!(r.last_tenth.is_some_and(|t| (t - 2.0).abs() < 1e-9));
         assert_eq!(r.peak_rss_mib, 4);
         assert!(row("idle", 0, &[s(1.0, 0)]).is_none());
+        // A stage whose last tenth arrived within one sample: not timed ("-"),
+        // never a rate of 0.
+        let short = row("aggregator", 0, &[s(0.1, 0), s(0.2, 1_000)]).expect("a row");
+        assert_eq!(short.last_tenth, None);
+        let table = format(&[short, r]);
+        assert!(table.contains("  aggregator        1,000"), "{table}");
+        assert!(
+            table.lines().nth(1).is_some_and(|l| l.contains(" - ")),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn counts_and_rates_for_people() {
+        use crate::ui::{count, rate};
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(2_515_025), "2,515,025");
+        assert_eq!(rate(950.4), "950/s");
+        assert_eq!(rate(12_345.0), "12.3k/s");
+        assert_eq!(rate(1_250_000.0), "1.25M/s");
+        assert_eq!(rate(f64::NAN), "-");
     }
 
     #[test]

@@ -23,11 +23,11 @@
 //! marker) are committed in one atomic fjall batch. After a crash a
 //! partition therefore holds a prefix of what was sent, and the marker
 //! agrees with it, as when the records themselves were in fjall. (They were
-//! until 2026-11-27: in one `records` keyspace, then in a keyspace per
-//! partition, `records:<topic>:<partition>`. Journaling each record, then
-//! flushing it to a table, cost half of the CPU of publishing, and every
-//! read went through the LSM's merge. [`EmbeddedLog::open`] moves such
-//! logs to files.)
+//! in log layouts 1 and 2: in one `records` keyspace, then in a keyspace
+//! per partition, `records:<topic>:<partition>`. Journaling each record,
+//! then flushing it to a table, cost half of the CPU of publishing, and
+//! every read went through the LSM's merge. [`EmbeddedLog::open`] moves
+//! such logs to files, layout 3.)
 //!
 //! The files are synced (`fdatasync`) before that commit, with either
 //! durability. A machine crash may keep any part of what was written but
@@ -42,7 +42,7 @@
 //! waits for its syncs beside ingest: with flushes of 5,000 the publisher
 //! and ingest's dead-letter flushes spent a sixth to a fifth of their
 //! time in `fdatasync`, hence flushes of 20,000 and ingest chunks of 32,000 by
-//! default (README, "Measured", fifteenth sitting). With
+//! default (docs/benchmarks.md). With
 //! [`Durability::Machine`] the commit itself is synced as well.
 //!
 //! Group membership lives in memory: the log is for one process (fjall
@@ -323,9 +323,9 @@ fn read_frames(
 
 /// Opens a partition's file and reads its end and index from `meta`,
 /// cutting off what lies past the committed end. A partition whose records
-/// are still in fjall (`oldest`, the one keyspace of every partition before
-/// 2026-11-27, or a keyspace of its own, the layout of 2026-11-27) is
-/// copied to its file first.
+/// are still in fjall (`oldest`, the one keyspace of every partition of
+/// layout 1, or a keyspace of its own, layout 2) is copied to its file
+/// first.
 fn open_partition(
     db: &Database,
     meta: &Keyspace,
@@ -480,12 +480,12 @@ fn copy_to_file(
     Ok((next, end))
 }
 
-/// The keyspace of a partition's records in the layout of 2026-11-27.
+/// The keyspace of a partition's records in log layout 2.
 fn records_name(topic: &str, partition: u32) -> String {
     format!("records:{topic}:{partition}")
 }
 
-/// The one keyspace of every partition's records, before 2026-11-27.
+/// The one keyspace of every partition's records, in log layout 1.
 const LEGACY_RECORDS: &str = "records";
 
 /// The prefix of a partition's records' keys in the [`LEGACY_RECORDS`]
@@ -618,9 +618,7 @@ impl EmbeddedLog {
             db.delete_keyspace(oldest)?;
         }
         if moving {
-            tracing::info!(
-                "Moved the log's records to a file per partition (the layout since 2026-11-27)."
-            );
+            tracing::info!("Moved the log's records to a file per partition (log layout 3).");
         }
         Ok(EmbeddedLog {
             inner: Arc::new(Inner {
@@ -1274,7 +1272,7 @@ mod tests {
     fn a_log_with_one_records_keyspace_is_moved_to_files() {
         let dir = tempfile::tempdir().expect("tmp");
         {
-            // The layout before 2026-11-27, written by hand: topic "t" with
+            // Log layout 1, written by hand: topic "t" with
             // two partitions, four records, a group's committed offset.
             let db = Database::builder(dir.path()).open().expect("db");
             let meta = db
@@ -1336,7 +1334,7 @@ mod tests {
         );
     }
 
-    /// A log in the layout of 2026-11-27 (a keyspace per partition),
+    /// A log in layout 2 (a keyspace per partition),
     /// written by hand: topic "t" with two partitions.
     fn keyspace_per_partition_log(dir: &Path, records: &[(u32, u64, &str)]) {
         let db = Database::builder(dir).open().expect("db");

@@ -8,6 +8,16 @@
 //! partitioner so that services in other languages put a user's events in
 //! the same partition. Consumers join a group with auto-commit off: offsets
 //! are committed only by [`LogConsumer::commit`], after the work is done.
+//!
+//! Everything a cluster needs beyond that comes in [`KafkaSettings`]: any
+//! librdkafka property (TLS, SASL, timeouts, ...; applied after ours, so
+//! they win), the codec, a topic prefix, replication, retention and
+//! compaction of the catalog. librdkafka is built with OpenSSL (TLS, SASL
+//! PLAIN and SCRAM), zlib and zstd, so topics written with any codec can be
+//! read. Not built in: GSSAPI (Kerberos, needs libsasl2) and OAUTHBEARER's
+//! OIDC method (needs libcurl).
+//! Property values whose key names a secret are never printed
+//! ([`KafkaSettings`]'s `Debug`, errors, logs).
 
 use crate::{
     EventLog, LogConsumer, LogError, LogProducer, Offsets, Record, Result, TopicSpec, CLOSE_TIMEOUT,
@@ -29,21 +39,177 @@ use std::time::{Duration, Instant};
 /// How long a flush may wait for the broker's acknowledgements.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How ecomflow talks to a Kafka cluster, beyond its address.
+#[derive(Clone)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `host:port,...`.
+    pub brokers: String,
+    /// librdkafka properties (`security.protocol`, `sasl.mechanism`,
+    /// `ssl.ca.location`, ...), applied after ecomflow's own settings.
+    pub properties: Vec<(String, String)>,
+    /// Prefix of every topic name (`shop1.` gives `shop1.sessions`).
+    pub topic_prefix: String,
+    /// Codec the producer compresses batches with: `lz4`, `zstd`, `gzip`,
+    /// `snappy` or `none`.
+    pub compression: String,
+    /// Replication factor of the topics ecomflow creates; -1 takes the
+    /// broker's default.
+    pub replication_factor: i32,
+    /// `retention.ms` of the event topics ecomflow creates (None: the
+    /// broker's default).
+    pub retention_ms: Option<i64>,
+    /// Create the catalog topic with `cleanup.policy=compact`: the latest
+    /// version of each category, product and user is kept for ever.
+    pub compact_catalog: bool,
+    /// How long to wait for the cluster when connecting and for admin
+    /// operations.
+    pub timeout: Duration,
+}
+
+impl KafkaSettings {
+    /// Settings for `brokers` with ecomflow's defaults: lz4, no prefix,
+    /// replication factor 1, the broker's retention, 10 s to connect.
+    pub fn new(brokers: &str) -> Self {
+        KafkaSettings {
+            brokers: brokers.to_string(),
+            properties: Vec::new(),
+            topic_prefix: String::new(),
+            compression: "lz4".to_string(),
+            replication_factor: 1,
+            retention_ms: None,
+            compact_catalog: false,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The properties as they may be printed: values of secret keys
+    /// replaced by `***`.
+    pub fn redacted_properties(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_key(k) {
+                    "***".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &self.redacted_properties())
+            .field("topic_prefix", &self.topic_prefix)
+            .field("compression", &self.compression)
+            .field("replication_factor", &self.replication_factor)
+            .field("retention_ms", &self.retention_ms)
+            .field("compact_catalog", &self.compact_catalog)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A librdkafka property whose value is a secret: passwords, keys, tokens,
+/// JAAS configurations.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "key.pem",
+        "private",
+        "credential",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// Reads a Java-style properties file: `key=value` (or `key: value`) per
+/// line, `#` and `!` comments, blank lines ignored.
+pub fn read_properties(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LogError::Io(std::io::Error::new(
+            e.kind(),
+            format!("reading Kafka properties file {}: {e}", path.display()),
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let at = line.find(['=', ':']).ok_or_else(|| {
+            LogError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} line {}: expected key=value",
+                    path.display(),
+                    n.saturating_add(1)
+                ),
+            ))
+        })?;
+        let (k, v) = line.split_at(at);
+        out.push((k.trim().to_string(), v[1..].trim().to_string()));
+    }
+    Ok(out)
+}
+
 /// A Kafka (or Kafka-protocol) cluster.
 #[derive(Debug, Clone)]
 pub struct KafkaLog {
-    brokers: String,
+    settings: KafkaSettings,
     marker_dir: PathBuf,
 }
 
 impl KafkaLog {
-    /// A log on the cluster at `brokers` (`host:port,…`). Producer markers
-    /// are kept as files in `marker_dir`, since Kafka has no place for them.
+    /// A log on the cluster at `brokers` (`host:port,…`) with the default
+    /// settings. Producer markers are kept as files in `marker_dir`, since
+    /// Kafka has no place for them.
     pub fn new(brokers: &str, marker_dir: PathBuf) -> Self {
+        Self::with_settings(KafkaSettings::new(brokers), marker_dir)
+    }
+
+    /// A log on the cluster `settings` describe.
+    pub fn with_settings(settings: KafkaSettings, marker_dir: PathBuf) -> Self {
         KafkaLog {
-            brokers: brokers.to_string(),
+            settings,
             marker_dir,
         }
+    }
+
+    /// Checks that the cluster answers within the settings' timeout: an
+    /// error names the brokers and librdkafka's reason (a TLS or SASL
+    /// failure shows here too).
+    pub fn check_reachable(&self) -> Result<()> {
+        let client: BaseConsumer = self.base_config().create()?;
+        let result = client.fetch_metadata(None, self.settings.timeout);
+        drop(client);
+        result.map(|_| ()).map_err(|e| LogError::Unreachable {
+            brokers: self.settings.brokers.clone(),
+            secs: self.settings.timeout.as_secs_f64(),
+            cause: e.to_string(),
+        })
+    }
+
+    /// The broker's name of ecomflow's topic `name`.
+    fn physical(&self, name: &str) -> String {
+        format!("{}{name}", self.settings.topic_prefix)
+    }
+
+    /// ecomflow's name of the broker's topic `name`.
+    fn logical(&self, name: &str) -> String {
+        name.strip_prefix(self.settings.topic_prefix.as_str())
+            .unwrap_or(name)
+            .to_string()
     }
 
     /// A client of `group` that does not join it: reads and writes its
@@ -56,14 +222,15 @@ impl KafkaLog {
             .create()?)
     }
 
-    /// Every partition of those of `topics` that exist.
+    /// Every partition of those of `topics` that exist (broker names).
     fn partitions_of(&self, client: &BaseConsumer, topics: &[&str]) -> Result<TopicPartitionList> {
-        let metadata = client.fetch_metadata(None, Duration::from_secs(10))?;
+        let metadata = client.fetch_metadata(None, self.settings.timeout)?;
+        let wanted: Vec<String> = topics.iter().map(|t| self.physical(t)).collect();
         let mut tpl = TopicPartitionList::new();
         for t in metadata
             .topics()
             .iter()
-            .filter(|t| topics.contains(&t.name()))
+            .filter(|t| wanted.iter().any(|w| w == t.name()))
         {
             for p in t.partitions() {
                 tpl.add_partition(t.name(), p.id());
@@ -74,11 +241,19 @@ impl KafkaLog {
 
     fn base_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
+        c.set("bootstrap.servers", &self.settings.brokers)
             .set("client.id", "ecomflow")
             .set("socket.nagle.disable", "true")
             .set("log_level", "4");
+        self.user_properties(&mut c);
         c
+    }
+
+    /// The user's properties, last, so that they override ours.
+    fn user_properties(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.settings.properties {
+            c.set(k, v);
+        }
     }
 
     fn marker_path(&self, name: &str) -> PathBuf {
@@ -98,25 +273,47 @@ impl KafkaLog {
 
 impl EventLog for KafkaLog {
     fn describe(&self) -> String {
-        format!("Kafka at {}", self.brokers)
+        if self.settings.topic_prefix.is_empty() {
+            format!("Kafka at {}", self.settings.brokers)
+        } else {
+            format!(
+                "Kafka at {} (topics {}*)",
+                self.settings.brokers, self.settings.topic_prefix
+            )
+        }
     }
 
     fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()> {
-        for t in topics {
-            crate::check_topic_name(&t.name)?;
+        let names: Vec<String> = topics.iter().map(|t| self.physical(&t.name)).collect();
+        for name in &names {
+            crate::check_topic_name(name)?;
         }
+        // An unreachable cluster is named within the timeout, not after
+        // the admin operation's own (longer) one.
+        self.check_reachable()?;
         let admin: AdminClient<DefaultClientContext> = self.base_config().create()?;
+        let retention = self.settings.retention_ms.map(|ms| ms.to_string());
         let new: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|t| {
-                NewTopic::new(
-                    &t.name,
-                    t.partitions.max(1) as i32,
-                    TopicReplication::Fixed(1),
-                )
+            .zip(&names)
+            .map(|(t, name)| {
+                let partitions = i32::try_from(t.partitions.max(1)).unwrap_or(i32::MAX);
+                let mut topic = NewTopic::new(
+                    name,
+                    partitions,
+                    TopicReplication::Fixed(self.settings.replication_factor),
+                );
+                if t.name == schemas::topics::CATALOG && self.settings.compact_catalog {
+                    topic = topic.set("cleanup.policy", "compact");
+                } else if let Some(ms) = &retention {
+                    topic = topic.set("retention.ms", ms);
+                }
+                topic
             })
             .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(self.settings.timeout))
+            .request_timeout(Some(self.settings.timeout));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -126,8 +323,10 @@ impl EventLog for KafkaLog {
                 Ok(name) => tracing::info!(topic = %name, "Created Kafka topic."),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(LogError::Kafka(KafkaError::AdminOp(code))).inspect_err(|e| {
-                        tracing::error!(topic = %name, error = %e, "Topic creation failed.");
+                    return Err(LogError::TopicCreation {
+                        topic: name,
+                        brokers: self.settings.brokers.clone(),
+                        cause: KafkaError::AdminOp(code).to_string(),
                     })
                 }
             }
@@ -136,18 +335,20 @@ impl EventLog for KafkaLog {
     }
 
     fn producer(&self) -> Result<Box<dyn LogProducer>> {
-        let producer: ThreadedProducer<DeliveryTracker> = self
-            .base_config()
+        let mut config = self.base_config();
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("compression.type", "lz4")
+            .set("compression.type", &self.settings.compression)
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000")
             .set("batch.size", "1048576")
             .set("queue.buffering.max.messages", "500000")
             .set("message.timeout.ms", "60000")
-            .set("partitioner", "murmur2_random")
-            .create_with_context(DeliveryTracker::default())?;
+            .set("partitioner", "murmur2_random");
+        self.user_properties(&mut config);
+        let producer: ThreadedProducer<DeliveryTracker> =
+            config.create_with_context(DeliveryTracker::default())?;
         Ok(Box::new(KafkaProducer {
             producer,
             log: self.clone(),
@@ -155,18 +356,22 @@ impl EventLog for KafkaLog {
     }
 
     fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn LogConsumer>> {
-        let consumer: BaseConsumer = self
-            .base_config()
+        let mut config = self.base_config();
+        config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .set("enable.partition.eof", "false")
-            .create()?;
-        consumer.subscribe(topics)?;
+            .set("enable.partition.eof", "false");
+        self.user_properties(&mut config);
+        let consumer: BaseConsumer = config.create()?;
+        let names: Vec<String> = topics.iter().map(|t| self.physical(t)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
         Ok(Box::new(KafkaConsumer {
             consumer: Some(consumer),
+            log: self.clone(),
         }))
     }
 
@@ -203,7 +408,7 @@ impl EventLog for KafkaLog {
         for e in committed.elements() {
             if let Offset::Offset(o) = e.offset() {
                 let partition = u32::try_from(e.partition()).unwrap_or(0);
-                out.insert((e.topic().to_string(), partition), o.max(0) as u64);
+                out.insert((self.logical(e.topic()), partition), o.max(0) as u64);
             }
         }
         close_bounded(Some(consumer))?;
@@ -229,7 +434,7 @@ impl EventLog for KafkaLog {
                 .map_err(|_| out_of_range(format!("offset {offset} of {topic}/{partition}")))?;
             let partition = i32::try_from(*partition)
                 .map_err(|_| out_of_range(format!("partition {partition} of {topic}")))?;
-            tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+            tpl.add_partition_offset(&self.physical(topic), partition, Offset::Offset(offset))?;
         }
         if tpl.count() > 0 {
             consumer.commit(&tpl, CommitMode::Sync)?;
@@ -282,7 +487,8 @@ struct KafkaProducer {
 
 impl LogProducer for KafkaProducer {
     fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], timestamp_ms: i64) -> Result<()> {
-        let mut record = BaseRecord::to(topic)
+        let topic = self.log.physical(topic);
+        let mut record = BaseRecord::to(&topic)
             .key(key)
             .payload(payload)
             .timestamp(timestamp_ms);
@@ -333,6 +539,7 @@ impl LogProducer for KafkaProducer {
 
 struct KafkaConsumer {
     consumer: Option<BaseConsumer>,
+    log: KafkaLog,
 }
 
 impl LogConsumer for KafkaConsumer {
@@ -351,7 +558,7 @@ impl LogConsumer for KafkaConsumer {
             match consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => out.push(Record {
-                    topic: m.topic().to_string(),
+                    topic: self.log.logical(m.topic()),
                     partition: m.partition().max(0) as u32,
                     offset: m.offset().max(0) as u64,
                     key: m.key().unwrap_or_default().to_vec(),
@@ -378,7 +585,11 @@ impl LogConsumer for KafkaConsumer {
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in offsets {
-            tpl.add_partition_offset(topic, *partition as i32, Offset::Offset(*offset as i64))?;
+            let partition = i32::try_from(*partition)
+                .map_err(|_| out_of_range(format!("partition {partition} of {topic}")))?;
+            let offset = i64::try_from(*offset)
+                .map_err(|_| out_of_range(format!("offset {offset} of {topic}")))?;
+            tpl.add_partition_offset(&self.log.physical(topic), partition, Offset::Offset(offset))?;
         }
         consumer.commit(&tpl, CommitMode::Sync)?;
         Ok(())
@@ -392,7 +603,7 @@ impl LogConsumer for KafkaConsumer {
             .assignment()?
             .elements()
             .iter()
-            .map(|e| (e.topic().to_string(), e.partition().max(0) as u32))
+            .map(|e| (self.log.logical(e.topic()), e.partition().max(0) as u32))
             .collect();
         a.sort();
         Ok(a)
@@ -430,4 +641,126 @@ fn close_bounded(consumer: Option<BaseConsumer>) -> Result<()> {
             "Kafka consumer did not close within {CLOSE_TIMEOUT:?}"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(properties: &[(&str, &str)]) -> KafkaLog {
+        let mut settings = KafkaSettings::new("127.0.0.1:9");
+        settings.properties = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        settings.timeout = Duration::from_secs(2);
+        KafkaLog::with_settings(settings, std::env::temp_dir())
+    }
+
+    /// SASL and TLS settings reach librdkafka: no local broker here speaks
+    /// SASL, so a wrong mechanism shows that librdkafka itself read them
+    /// (its own error names the value), and the real mechanisms are
+    /// accepted (librdkafka was built with SSL and SCRAM).
+    #[test]
+    fn properties_reach_librdkafka() {
+        let err = log_with(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "BOGUS-MECH"),
+        ])
+        .producer()
+        .err()
+        .expect("a wrong mechanism is refused")
+        .to_string();
+        assert!(
+            err.contains("BOGUS-MECH") || err.contains("sasl.mechanism"),
+            "{err}"
+        );
+        for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let props = [
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", mechanism),
+                ("sasl.username", "u"),
+                ("sasl.password", "p"),
+            ];
+            log_with(&props)
+                .producer()
+                .unwrap_or_else(|e| panic!("{mechanism} refused: {e}"));
+        }
+        let err = log_with(&[("no.such.property", "1")])
+            .producer()
+            .err()
+            .expect("an unknown property is refused")
+            .to_string();
+        assert!(err.contains("no.such.property"), "{err}");
+    }
+
+    /// Compression codecs librdkafka was built with: every one a producer
+    /// may be asked for (consumers decode what they were built for).
+    #[test]
+    fn every_codec_is_built_in() {
+        for codec in ["lz4", "zstd", "gzip", "snappy", "none"] {
+            let mut settings = KafkaSettings::new("127.0.0.1:9");
+            settings.compression = codec.to_string();
+            KafkaLog::with_settings(settings, std::env::temp_dir())
+                .producer()
+                .unwrap_or_else(|e| panic!("{codec}: {e}"));
+        }
+    }
+
+    /// A broker that does not answer is an error naming it within the
+    /// timeout, not a minute of retries.
+    #[test]
+    fn an_unreachable_broker_is_named_within_the_timeout() {
+        let log = log_with(&[]);
+        let started = std::time::Instant::now();
+        let err = log
+            .ensure_topics(&[TopicSpec::new("sessions", 1)])
+            .expect_err("nothing listens on port 9")
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            err.contains("cannot reach the Kafka brokers 127.0.0.1:9"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_properties_files_read() {
+        let mut settings = KafkaSettings::new("b:9093");
+        settings.properties = vec![
+            ("sasl.password".into(), "hunter2".into()),
+            ("sasl.jaas.config".into(), "x password=\"hunter2\"".into()),
+            ("ssl.key.password".into(), "hunter2".into()),
+            ("sasl.oauthbearer.client.secret".into(), "hunter2".into()),
+            ("security.protocol".into(), "SASL_SSL".into()),
+        ];
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("SASL_SSL"), "{shown}");
+        let dir = std::env::temp_dir().join(format!("ecomflow-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("client.properties");
+        std::fs::write(
+            &file,
+            "# a comment\n! another\n\nsecurity.protocol = SASL_SSL\nsasl.mechanism: PLAIN\nsasl.password=a=b\n",
+        )
+        .expect("write");
+        let props = read_properties(&file).expect("read");
+        assert_eq!(
+            props,
+            vec![
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+                ("sasl.mechanism".to_string(), "PLAIN".to_string()),
+                ("sasl.password".to_string(), "a=b".to_string()),
+            ]
+        );
+        std::fs::write(&file, "just words\n").expect("write");
+        let err = read_properties(&file).expect_err("no =").to_string();
+        assert!(err.contains("line 1: expected key=value"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -87,9 +87,10 @@ pub enum LogError {
     /// Another process holds the embedded log directory.
     #[error("the log directory {0} is in use by another process (is another ecomflow running on this --data-dir?)")]
     Locked(String),
-    /// A file-system error.
+    /// A file-system error. Not a `source`: the message holds it once,
+    /// rather than twice in an error chain.
     #[error("log I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The Kafka client or broker failed.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -120,6 +121,32 @@ pub enum LogError {
     /// An operation that did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The Kafka cluster did not answer.
+    #[error("cannot reach the Kafka brokers {brokers} within {secs} s ({cause}); check --kafka-brokers, the network, and the TLS/SASL properties (--kafka-property)")]
+    Unreachable {
+        /// The bootstrap servers tried.
+        brokers: String,
+        /// How long we waited.
+        secs: f64,
+        /// librdkafka's reason.
+        cause: String,
+    },
+    /// The cluster refused to create a topic.
+    #[error("creating the Kafka topic {topic} on {brokers}: {cause}")]
+    TopicCreation {
+        /// The topic (as the broker names it).
+        topic: String,
+        /// The bootstrap servers.
+        brokers: String,
+        /// The broker's reason.
+        cause: String,
+    },
+}
+
+impl From<std::io::Error> for LogError {
+    fn from(e: std::io::Error) -> Self {
+        LogError::Io(e)
+    }
 }
 
 impl LogError {

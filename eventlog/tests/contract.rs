@@ -26,6 +26,10 @@ fn kafka() -> Option<KafkaLog> {
             Some(KafkaLog::new(&b, dir))
         }
         _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but no Kafka: set ECOMFLOW_KAFKA_BROKERS (scripts/test.sh starts tansu)"
+            );
             eprintln!("skipped: no Kafka (set ECOMFLOW_KAFKA_BROKERS=127.0.0.1:PORT to run the Kafka contract)");
             None
         }

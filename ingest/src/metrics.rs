@@ -45,8 +45,11 @@ pub static BATCH_SIZE: LazyLock<Histogram> = LazyLock::new(|| {
     telemetry::histogram(
         "ecomflow_ingest_batch_size_records",
         "Records per ingest batch (one store write and one commit each).",
+        // Up to past the default chunk (32,000, `--ingest-chunk`), so that
+        // the p50 of a default run falls inside a bucket.
         vec![
-            1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+            1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 32000.0, 50000.0,
+            100000.0,
         ],
     )
 });
@@ -101,6 +104,7 @@ pub fn init() {
     for topic in crate::worker::INPUT_TOPICS {
         CONSUMED.with_label_values(&[topic]);
         STORED.with_label_values(&[topic]);
+        REREAD.with_label_values(&[topic]);
     }
     for &reason in schemas::Rejection::CODES {
         if reason != "late" {

@@ -48,7 +48,7 @@ pub const ZIPF_EXPONENT: f64 = 1.0;
 /// has. With [`PROPENSITY_SIGMA`] and [`BASKET_SIGMA`] it sets how unequal
 /// customers are; the three are chosen so that the default shop's top 2.5%
 /// and top 15% of customers bring about the seed report's 45% and 83% of
-/// revenue (README, "The data").
+/// revenue (docs/data.md).
 pub const ACTIVITY_SIGMA: f64 = 2.0;
 /// The most sessions a user has, relative to the median user.
 pub const ACTIVITY_CAP: f64 = 60.0;

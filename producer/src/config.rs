@@ -94,7 +94,7 @@ pub enum ConfigError {
 impl ShopConfig {
     /// The range of `start_date` that [`ShopConfig::validate`] accepts.
     pub const START_DATES: (NaiveDate, NaiveDate) = (
-        match NaiveDate::from_ymd_opt(1972, 1, 1) {
+        match NaiveDate::from_ymd_opt(1997, 1, 1) {
             Some(d) => d,
             None => NaiveDate::MIN,
         },
@@ -142,8 +142,10 @@ impl ShopConfig {
             }
         }
         // Products and users are created up to two years before the start,
-        // and row keys hold epoch milliseconds in 13 digits (until 2286):
-        // 1972..=2199 keeps every date of a shop of up to 3,650 days inside.
+        // on or after 1995-01-01, the earliest event time the validator
+        // accepts; row keys hold epoch milliseconds in 13 digits (until
+        // 2286): 1997..=2199 keeps every date of a shop of up to 3,650 days
+        // inside.
         let (first, last) = Self::START_DATES;
         if !(first..=last).contains(&self.start_date) {
             return Err(ConfigError::StartDate {
@@ -233,8 +235,8 @@ mod tests {
         ));
         for (y, m, d, ok) in [
             (262_142, 12, 1, false),
-            (1971, 12, 31, false),
-            (1972, 1, 1, true),
+            (1996, 12, 31, false),
+            (1997, 1, 1, true),
             (2199, 12, 31, true),
             (2200, 1, 1, false),
         ] {

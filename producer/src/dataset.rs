@@ -158,6 +158,18 @@ impl Dataset {
         for (_, name) in FILES {
             let path = abs.join(name);
             match std::fs::metadata(&path) {
+                // A FIFO, a device or a directory under a dataset name
+                // would block in open or read forever: refused by name.
+                Ok(m) if !m.is_file() => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "{} is not a regular file (a FIFO, a device or a directory): \
+                             give the dataset's files as plain files",
+                            path.display()
+                        ),
+                    ))
+                }
                 Ok(m) => {
                     files.push((name.to_string(), m.len()));
                     let mut lines = Lines::open(&path)?;
@@ -462,6 +474,32 @@ fn string_field(line: &[u8], field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO under a dataset name is an error naming it, at once, not an
+    /// open that blocks until a writer comes.
+    #[test]
+    fn a_fifo_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("sessions.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let path = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Dataset::open(&path).map(|_| ()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("Dataset::open answered within 10 s");
+        let err = result.expect_err("a FIFO is refused").to_string();
+        assert!(
+            err.contains("sessions.jsonl is not a regular file"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_field_is_read_without_parsing_the_line() {

@@ -108,7 +108,7 @@ fn device_index(d: DeviceType) -> u8 {
 /// the seed report (section 7.3).
 /// Mobile's chance to buy in a session against desktop's 1: chosen so that
 /// mobile converts about 8 points below desktop, the seed report's "8%
-/// lower" read as percentage points (README, "The data").
+/// lower" read as percentage points (docs/data.md).
 const MOBILE_CONVERSION_WEIGHT: f64 = 0.68;
 
 /// Share of the sessions that neither buy nor fill a cart that leave

@@ -45,7 +45,7 @@ impl Default for ReplayOptions {
             // 52.3-54.2 s. 20,000 against 50,000: ingest 140.8k and
             // 144.0k against 132.2k and 138.2k, less system CPU, and
             // publishing alone 5.1-5.7 s as with 5,000 where 50,000 took
-            // 6.2-6.7 s (README, "Measured").
+            // 6.2-6.7 s (docs/benchmarks.md).
             batch: 20_000,
             partitions: schemas::topics::DEFAULT_PARTITIONS,
         }

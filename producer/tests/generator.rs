@@ -121,7 +121,7 @@ fn small_shop_has_the_intended_shape() {
         "sessions that view anything view more than they buy"
     );
     // The seed report's headline findings, within stated tolerances on this
-    // small shop (500 users; the README gives the default shop's figures):
+    // small shop (500 users; docs/data.md gives the default shop's figures):
     // the top 2.5% and 15% of customers bring 45% and 83% of revenue (+-6
     // points), about a quarter of sessions bounce, mobile converts clearly
     // below desktop (8 points on the default shop; more noise here), and

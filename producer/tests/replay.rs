@@ -185,6 +185,10 @@ fn kafka_replay_round_trip() {
         .ok()
         .filter(|b| !b.is_empty())
     else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Kafka: set ECOMFLOW_KAFKA_BROKERS (scripts/test.sh starts tansu)"
+        );
         eprintln!("skipped: no Kafka (set ECOMFLOW_KAFKA_BROKERS=127.0.0.1:PORT)");
         return;
     };

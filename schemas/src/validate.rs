@@ -61,6 +61,11 @@ pub enum Rejection {
     /// watermark and make every later event there late.
     #[error("timestamp {0:?} is in the future")]
     FutureTimestamp(String),
+    /// A time or date before [`EARLIEST_ACCEPTED`] (1995-01-01): a
+    /// default date (0000-01-01, 1900-01-01, the Unix epoch) standing for
+    /// "unknown", which would skew every time-based figure.
+    #[error("timestamp {0:?} is before 1995-01-01")]
+    AncientTimestamp(String),
     /// A price of zero or less (seed rule).
     #[error("non-positive price {price} for {product_id}")]
     NonPositivePrice {
@@ -172,6 +177,7 @@ rejection_codes! {
     EmptyItems => "empty_items",
     BadTimestamp => "bad_timestamp",
     FutureTimestamp => "future_timestamp",
+    AncientTimestamp => "ancient_timestamp",
     NonPositivePrice => "non_positive_price",
     NonPositiveQuantity => "non_positive_quantity",
     SubtotalMismatch => "subtotal_mismatch",
@@ -223,11 +229,19 @@ pub fn latest_accepted() -> chrono::NaiveDateTime {
         .map_or(chrono::NaiveDateTime::MAX, |t| t.naive_utc())
 }
 
+/// The earliest event time or date accepted; earlier is
+/// `ancient_timestamp`.
+pub const EARLIEST_ACCEPTED: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1995, 1, 1) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MIN,
+};
+
 fn timestamp(v: Option<String>) -> Result<chrono::NaiveDateTime, Rejection> {
     let s = v.unwrap_or_default();
     match crate::time::parse(&s) {
         None => Err(Rejection::BadTimestamp(s)),
         Some(t) if t > latest_accepted() => Err(Rejection::FutureTimestamp(s)),
+        Some(t) if t.date() < EARLIEST_ACCEPTED => Err(Rejection::AncientTimestamp(s)),
         Some(t) => Ok(t),
     }
 }
@@ -237,6 +251,7 @@ fn date(v: Option<String>) -> Result<chrono::NaiveDate, Rejection> {
     match crate::time::parse_date(&s) {
         None => Err(Rejection::BadTimestamp(s)),
         Some(d) if d > latest_accepted().date() => Err(Rejection::FutureTimestamp(s)),
+        Some(d) if d < EARLIEST_ACCEPTED => Err(Rejection::AncientTimestamp(s)),
         Some(d) => Ok(d),
     }
 }

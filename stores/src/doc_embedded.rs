@@ -6,22 +6,26 @@
 //! - `transactions_by_user`: `user_id NUL timestamp NUL transaction_id`;
 //! - `transactions`: transaction id → where it is stored: its timestamp,
 //!   which names its `transactions_by_day` entry (the transaction itself
-//!   in stores written before the fifteenth sitting, 2026-11-27);
+//!   in stores of layout 3 and earlier);
 //! - `transactions_by_day`: `YYYY-MM-DD NUL timestamp NUL transaction_id` →
-//!   the transaction (empty in stores written before 2026-11-27: then it is
+//!   the transaction (empty in stores of layout 2 and earlier: then it is
 //!   read by id), for the nightly snapshot of one day in one scan;
-//! - `purchase_summaries`: user id → summary (binary; JSON in stores
-//!   written before the fifteenth sitting), kept apart from the profile
+//! - `purchase_summaries`: user id → summary (binary; JSON in stores of
+//!   layout 3 and earlier), kept apart from the profile
 //!   so that a profile update never resets it;
 //! - `dead_letters`: `topic NUL partition NUL offset` (big-endian) → letter;
 //! - `customer_values`: user id → the batch's CLV and segment;
 //! - `session_docs`: `YYYY-MM-DD NUL start time NUL session_id` → the
-//!   session (`session_bytes`; JSON in stores written before
-//!   2026-11-26), so that the nightly snapshot reads a day in key order
+//!   session (`session_bytes`; JSON in stores of layout 1), so that the nightly snapshot reads a day in key order
 //!   (the few over 256 bytes are kept apart from the keys: fjall's
 //!   key-value separation);
 //! - `progress`: `group NUL topic NUL partition` (big-endian) → the next
 //!   offset (big-endian) whose records are not all stored yet.
+//!
+//! Layouts, oldest first (each is still read): 1, JSON documents and
+//! sessions by id; 2, binary sessions keyed by day; 3, binary transactions
+//! under their id, the by-day index holding a copy; 4 (written now), each
+//! transaction once, in its by-day entry, and binary summaries.
 //!
 //! A batch of transactions, its index entries and the updated summaries are
 //! committed in one atomic write batch; writers are serialised, and a
@@ -280,8 +284,8 @@ fn transaction_from(bytes: &[u8]) -> Result<Transaction> {
 /// `transactions_by_day` key ([`day_key`]), and that entry holds the
 /// transaction. Stored once, not twice: the id keyspace took a quarter of
 /// a transaction's bytes through the journal, the memtables and compaction.
-/// Stores written before the fifteenth sitting (2026-11-27) hold the
-/// transaction under its id ([`TRANSACTION_V1`] or JSON): both are read.
+/// Stores of layout 3 and earlier hold the transaction under its id
+/// ([`TRANSACTION_V1`] or JSON): both are read.
 const TRANSACTION_AT: u8 = 2;
 
 /// A `transactions` value locating `ts`'s entry in `transactions_by_day`:
@@ -490,11 +494,10 @@ impl EmbeddedDocStore {
             db,
         };
         store.migrate_sessions_by_id()?;
-        // Indexes that nothing reads any more, in stores written by an older
-        // ecomflow: dropped. `products_by_active` held the active flag
-        // (until 2026-11-26, third sitting); `session_ids` mapped a session
-        // id to its key in `session_docs` (until 2026-11-26, ninth sitting):
-        // its random keys cost ingest a sixth of its rate.
+        // Indexes that nothing reads any more, in stores of layouts 1 and 2:
+        // dropped. `products_by_active` held the active flag; `session_ids`
+        // mapped a session id to its key in `session_docs`: its random keys
+        // cost ingest a sixth of its rate.
         for unused in ["products_by_active", "session_ids"] {
             if store.db.keyspace_exists(unused) {
                 let ks = store.db.keyspace(unused, crate::keyspace_options)?;
@@ -548,8 +551,8 @@ impl EmbeddedDocStore {
     }
 
     /// The bytes of the transaction stored under `id`: from the day's
-    /// entry its [`locator`] names, or, in a store written before
-    /// the fifteenth sitting, the value itself.
+    /// entry its [`locator`] names, or, in a store of layout 3 or
+    /// earlier, the value itself.
     fn stored_transaction(&self, id: &str) -> Result<Option<Vec<u8>>> {
         let Some(v) = self.transactions.get(id)? else {
             return Ok(None);
@@ -742,7 +745,7 @@ impl DocumentStore for EmbeddedDocStore {
             let entry = self.by_day.get(day_key_bytes(ts, id))?;
             let bytes = match entry {
                 Some(v) if !v.is_empty() => Some(v.to_vec()),
-                // Written before 2026-11-27: the day's entry is empty.
+                // Layout 2 and earlier: the day's entry is empty.
                 _ => self.stored_transaction(&String::from_utf8_lossy(id))?,
             };
             if let Some(b) = bytes {
@@ -795,7 +798,7 @@ impl DocumentStore for EmbeddedDocStore {
                 out.push(transaction_from(&v)?);
                 continue;
             }
-            // Written before 2026-11-27: the index holds only the id.
+            // Layout 2 and earlier: the index holds only the id.
             let id = k.rsplit(|b| *b == 0).next().unwrap_or_default();
             if let Some(t) = self.transactions.get(id)? {
                 out.push(transaction_from(&t)?);

@@ -12,6 +12,12 @@
 //! The driver is async; the store owns a small Tokio runtime and blocks on
 //! it, so it can be used from the (synchronous) ingest workers. Do not call
 //! it from inside an async task: use `spawn_blocking`.
+//!
+//! `mongodb+srv://` URIs (Atlas and other hosted clusters) resolve through
+//! the driver's DNS resolver. The URI's password never leaves this module:
+//! the store's description and every error carry [`crate::redact::uri`]'s
+//! form of it. Collections may carry a prefix (`shop1_users`), for a
+//! database shared with other applications.
 
 use crate::doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
 use crate::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
@@ -33,6 +39,7 @@ pub struct MongoDocStore {
     runtime: tokio::runtime::Runtime,
     db: Database,
     name: String,
+    prefix: String,
 }
 
 fn server_error(e: mongodb::error::Error) -> StoreError {
@@ -65,6 +72,16 @@ fn from_doc<T: DeserializeOwned>(what: &str, mut d: Document) -> Result<T> {
 impl MongoDocStore {
     /// Connects to `uri` and uses database `database`, creating the indexes.
     pub fn connect(uri: &str, database: &str) -> Result<Self> {
+        Self::connect_with_prefix(uri, database, "")
+    }
+
+    /// Connects as [`connect`](Self::connect) does, naming every
+    /// collection `prefix` + its name. Errors never hold the URI's secrets.
+    pub fn connect_with_prefix(uri: &str, database: &str, prefix: &str) -> Result<Self> {
+        Self::open(uri, database, prefix).map_err(|e| crate::redact::error(e, uri))
+    }
+
+    fn open(uri: &str, database: &str, prefix: &str) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -76,14 +93,20 @@ impl MongoDocStore {
         let store = MongoDocStore {
             runtime,
             db,
-            name: format!("MongoDB database {database} at {uri}"),
+            name: format!("MongoDB database {database} at {}", crate::redact::uri(uri)),
+            prefix: prefix.to_string(),
         };
         store.create_indexes()?;
         Ok(store)
     }
 
+    /// The server's name of the collection `name`.
+    fn collection_name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
     fn coll(&self, name: &str) -> Collection<Document> {
-        self.db.collection(name)
+        self.db.collection(&self.collection_name(name))
     }
 
     /// The days of `collection`'s timestamps in `field` (text, canonical
@@ -553,7 +576,7 @@ impl DocumentStore for MongoDocStore {
         let pipeline = vec![
             doc! {"$match": {"timestamp": {"$gte": fmt_ts(start), "$lte": fmt_ts(end)}}},
             doc! {"$unwind": "$items"},
-            doc! {"$lookup": {"from": "products", "localField": "items.product_id",
+            doc! {"$lookup": {"from": self.collection_name("products"), "localField": "items.product_id",
             "foreignField": "_id", "as": "product"}},
             doc! {"$unwind": "$product"},
             doc! {"$group": {
@@ -564,7 +587,7 @@ impl DocumentStore for MongoDocStore {
             }},
             doc! {"$project": {"_id": 0, "day": "$_id.day", "category_id": "$_id.category_id",
             "units": 1, "revenue": 1}},
-            doc! {"$lookup": {"from": "categories", "localField": "category_id",
+            doc! {"$lookup": {"from": self.collection_name("categories"), "localField": "category_id",
             "foreignField": "_id", "as": "category"}},
             // One category or none (its document missing): a field of a
             // sub-document, which every server reads the same way.
@@ -612,7 +635,7 @@ impl DocumentStore for MongoDocStore {
             doc! {"$addFields": {"spent": {"$round": ["$spent", 2]}}},
             doc! {"$sort": {"spent": -1, "_id": 1}},
             doc! {"$limit": limit},
-            doc! {"$lookup": {"from": "users", "localField": "_id",
+            doc! {"$lookup": {"from": self.collection_name("users"), "localField": "_id",
             "foreignField": "_id", "as": "user"}},
             doc! {"$unwind": {"path": "$user", "preserveNullAndEmptyArrays": true}},
             doc! {"$project": {"_id": 0, "user_id": "$_id", "name": "$user.name",
@@ -669,7 +692,7 @@ impl DocumentStore for MongoDocStore {
             doc! {"$sort": {"timestamp": -1, "_id": -1}},
             doc! {"$limit": limit},
             doc! {"$unwind": {"path": "$items", "includeArrayIndex": "line"}},
-            doc! {"$lookup": {"from": "products", "localField": "items.product_id",
+            doc! {"$lookup": {"from": self.collection_name("products"), "localField": "items.product_id",
             "foreignField": "_id", "as": "product"}},
             doc! {"$unwind": {"path": "$product", "preserveNullAndEmptyArrays": true}},
             doc! {"$project": {"_id": 0, "transaction_id": "$_id", "timestamp": 1, "line": 1,

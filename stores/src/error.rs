@@ -9,9 +9,10 @@ pub enum StoreError {
     /// Another process holds the embedded store's directory.
     #[error("the store directory {0} is in use by another process (is another ecomflow running on this --data-dir?)")]
     Locked(String),
-    /// A file-system error.
+    /// A file-system error. Not a `source`: the message holds it once,
+    /// rather than twice in an error chain.
     #[error("store I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A stored value that cannot be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -31,6 +32,12 @@ pub enum StoreError {
     /// A table or family that does not exist.
     #[error("unknown table or family {0:?}")]
     Unknown(String),
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
 }
 
 impl StoreError {

@@ -33,6 +33,7 @@ pub mod doc_embedded;
 pub mod doc_mongo;
 mod error;
 pub mod queries;
+pub mod redact;
 mod sessions;
 pub mod wide;
 pub mod wide_embedded;
@@ -56,16 +57,14 @@ pub const FJALL_WORKERS: usize = 1;
 /// behind the active one: the documents store writes four keyspaces at once
 /// during ingest, so that default let memtables alone reach about 600 MB of
 /// the replay's heap. 32 MiB took the replay's peak RSS from 1.57 GB to
-/// 1.42 GB at the same wall time (README, "The nightly batch and memory");
-/// 8 MiB (2026-11-27, twelfth sitting) took it from 1.07 GB to 0.85-0.87 GB
-/// and ingest alone from 537-592 MiB to 309-348 MiB, again at the same
-/// speed (README, "Measured"). Since ingest writes chunks of 32,000
-/// records (about 8 MB per store), 16 MiB is faster again: the main job's
-/// ingest ran at 120.8k-128.5k events/s (median 125.1k) against
-/// 114.0k-122.4k (118.5k) with 8 MiB, five runs each, alternated, at a
-/// peak RSS of 0.98-1.10 GB against 0.94-1.03 GB (2026-11-27, fifteenth
-/// sitting). It applies to keyspaces created from now on: fjall keeps a
-/// keyspace's options.
+/// 1.42 GB at the same wall time; 8 MiB took it from 1.07 GB to
+/// 0.85-0.87 GB and ingest alone from 537-592 MiB to 309-348 MiB, again at
+/// the same speed. Since ingest writes chunks of 32,000 records (about
+/// 8 MB per store), 16 MiB is faster again: the main job's ingest ran at
+/// 120.8k-128.5k events/s (median 125.1k) against 114.0k-122.4k (118.5k)
+/// with 8 MiB, five runs each, alternated, at a peak RSS of 0.98-1.10 GB
+/// against 0.94-1.03 GB (`ecomflow replay`, its stage table). It applies
+/// to keyspaces created from then on: fjall keeps a keyspace's options.
 pub const MEMTABLE_BYTES: u64 = 16 << 20;
 
 /// Tables a keyspace's level 0 holds before they are compacted into level
@@ -74,7 +73,7 @@ pub const MEMTABLE_BYTES: u64 = 16 << 20;
 /// fewer, larger compactions cost less CPU: with both, the main job took
 /// 54.6 s and 58.6 s (81.5-87.5 s user CPU; ingest 46.3-51.0 s) against
 /// 58.6 s and 60.2 s (88.9-90.8 s; 51.2-51.8 s) with the log's alone,
-/// alternated (README, "Measured"). Like the memtable size, it applies to
+/// alternated (docs/benchmarks.md). Like the memtable size, it applies to
 /// keyspaces created from now on. It must stay well below 20: fjall slows
 /// writes from 20 level-0 runs and halts them at 30, so a threshold of 30
 /// or more never compacts and writers wait for ever (32 hung ingest); 16
@@ -94,7 +93,7 @@ pub(crate) fn keyspace_options() -> fjall::KeyspaceCreateOptions {
 /// rarely read (the document store's sessions): values over 256 bytes are
 /// kept apart from the keys (fjall's key-value separation), so compaction
 /// rewrites keys, not documents. Measured on the main job when sessions
-/// were 600-900 bytes of JSON (README, "The stores and ingest"); tried on
+/// were 600-900 bytes of JSON (docs/architecture.md); tried on
 /// every table of both stores, it did not measurably help more. Since
 /// sessions are stored in binary (175 bytes on average), about one in ten
 /// is over the threshold.
@@ -122,7 +121,7 @@ const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30)
 /// replay, opening the wide-column store took 0.50 s with its 48 MB
 /// journal replayed and 0.27 s once flushed (fjall still reads it), the
 /// document store 0.32 s and 0.22 s; flushing cost 0.14 s and 0.09 s at the
-/// end of the replay (README, "Measured"). Nothing depends on it for
+/// end of the replay (docs/benchmarks.md). Nothing depends on it for
 /// correctness: a store that is killed, or whose flush fails, recovers from
 /// its journal as before. Errors are logged, not returned: it runs on drop.
 /// `rotate_memtable` and `sealed_memtable_count` are fjall's test-facing

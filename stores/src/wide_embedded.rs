@@ -30,7 +30,7 @@
 //! in key order. Why: sessions' row keys (user, then time) are spread over
 //! the whole key space, so in one growing tree every level-0 compaction
 //! rewrites all of level 1 and the compaction work per event grows with
-//! the table (README, "Measured"). A generation is closed while small, and
+//! the table (docs/benchmarks.md). A generation is closed while small, and
 //! a closed one is never compacted again: the work per event stays flat.
 
 use crate::wide::{Cell, CellRef, Row, RowMutation, RowRef, WideColumnStore};
@@ -115,8 +115,8 @@ fn generation_of(table: &str, keyspace: &str) -> Option<u32> {
 /// qualifier.
 type RowCells = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
 
-/// The first byte of a row of the second and third encodings. Rows written
-/// before 2026-11-26 (ninth sitting) start with the four-byte length of
+/// The first byte of a row of the second and third encodings. Rows of the
+/// first encoding start with the four-byte length of
 /// their first family's name, whose first byte is below this: family names
 /// are shorter than 255 bytes ([`WideColumnStore::ensure_table`] refuses
 /// longer ones).

@@ -1,12 +1,14 @@
 //! The wide-column store on HBase, through HBase's Thrift (v1) API with the
-//! `hbase-thrift` client: binary protocol over buffered transport (the
-//! Thrift server's default), TCP_NODELAY (small calls otherwise stall on
-//! Nagle's algorithm), batched `mutateRows`, and scanners paged with
-//! `scannerGetList`.
+//! `hbase-thrift` client: the binary or compact protocol over a buffered or
+//! framed transport, as the Thrift server was started (`hbase thrift start`
+//! is binary and buffered; `-f` framed, `-c` compact), TCP_NODELAY (small
+//! calls otherwise stall on Nagle's algorithm), batched `mutateRows`, and
+//! scanners paged with `scannerGetList`. Tables can live in a namespace
+//! (`ns:user_sessions`).
 //!
-//! The client is blocking; each call holds one connection from a small pool,
-//! so worker threads can write in parallel. A connection that failed is
-//! dropped and the next call reconnects.
+//! The client is blocking; each call holds one connection from a pool
+//! ([`HbaseSettings::pool_size`]), so worker threads can write in parallel.
+//! A connection that failed is dropped and the next call reconnects.
 
 use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
 use crate::{Result, StoreError};
@@ -18,20 +20,108 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
-use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
+use thrift::protocol::{
+    TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol,
+    TInputProtocol, TOutputProtocol,
+};
+use thrift::transport::{
+    TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport, TFramedWriteTransport,
+};
 
-type Client = HbaseSyncClient<
-    TBinaryInputProtocol<TBufferedReadTransport<TcpStream>>,
-    TBinaryOutputProtocol<TBufferedWriteTransport<TcpStream>>,
->;
+/// A Thrift input protocol over a connection, whichever kind.
+pub type InputProtocol = Box<dyn TInputProtocol + Send>;
+/// A Thrift output protocol over a connection, whichever kind.
+pub type OutputProtocol = Box<dyn TOutputProtocol + Send>;
+
+type Client = HbaseSyncClient<InputProtocol, OutputProtocol>;
+
+/// The Thrift transport the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThriftTransport {
+    /// Buffered (HBase's default).
+    #[default]
+    Buffered,
+    /// Framed (`hbase thrift start -f`, or with the nonblocking servers).
+    Framed,
+}
+
+/// The Thrift protocol the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThriftProtocol {
+    /// Binary (HBase's default).
+    #[default]
+    Binary,
+    /// Compact (`hbase thrift start -c`).
+    Compact,
+}
+
+/// Wraps a connected stream in the transport and protocol named, for a
+/// client or a server (the test server uses it too).
+pub fn protocols(
+    stream: TcpStream,
+    transport: ThriftTransport,
+    protocol: ThriftProtocol,
+) -> std::io::Result<(InputProtocol, OutputProtocol)> {
+    let read = stream.try_clone()?;
+    let (r, w): (
+        Box<dyn std::io::Read + Send>,
+        Box<dyn std::io::Write + Send>,
+    ) = match transport {
+        ThriftTransport::Buffered => (
+            Box::new(TBufferedReadTransport::new(read)),
+            Box::new(TBufferedWriteTransport::new(stream)),
+        ),
+        ThriftTransport::Framed => (
+            Box::new(TFramedReadTransport::new(read)),
+            Box::new(TFramedWriteTransport::new(stream)),
+        ),
+    };
+    Ok(match protocol {
+        ThriftProtocol::Binary => (
+            Box::new(TBinaryInputProtocol::new(r, true)),
+            Box::new(TBinaryOutputProtocol::new(w, true)),
+        ),
+        ThriftProtocol::Compact => (
+            Box::new(TCompactInputProtocol::new(r)),
+            Box::new(TCompactOutputProtocol::new(w)),
+        ),
+    })
+}
+
+/// Where and how to reach HBase's Thrift server.
+#[derive(Debug, Clone)]
+pub struct HbaseSettings {
+    /// `host:port` of the Thrift server.
+    pub addr: String,
+    /// Pooled connections (one call at a time each).
+    pub pool_size: usize,
+    /// Transport: buffered (default) or framed.
+    pub transport: ThriftTransport,
+    /// Protocol: binary (default) or compact.
+    pub protocol: ThriftProtocol,
+    /// Namespace of ecomflow's tables (None: HBase's `default`).
+    pub namespace: Option<String>,
+}
+
+impl HbaseSettings {
+    /// The server at `addr`, buffered binary, 4 connections, no namespace.
+    pub fn new(addr: &str) -> Self {
+        HbaseSettings {
+            addr: addr.to_string(),
+            pool_size: 4,
+            transport: ThriftTransport::default(),
+            protocol: ThriftProtocol::default(),
+            namespace: None,
+        }
+    }
+}
 
 /// Rows per `mutateRows` call and per scanner page.
 const BATCH_ROWS: usize = 1_000;
 
 /// The HBase (Thrift) wide-column store.
 pub struct HbaseWideStore {
-    addr: String,
+    settings: HbaseSettings,
     pool: Vec<Mutex<Option<Client>>>,
     next: AtomicUsize,
 }
@@ -60,19 +150,17 @@ fn thrift_error(e: thrift::Error) -> StoreError {
     }
 }
 
-fn connect(addr: &str) -> Result<Client> {
+fn connect(settings: &HbaseSettings) -> Result<Client> {
+    let addr = &settings.addr;
     let stream = TcpStream::connect(addr).map_err(|e| StoreError::Server {
         server: "HBase",
-        message: format!("connecting to {addr}: {e}"),
+        message: format!("connecting to the Thrift server at {addr}: {e}"),
         retryable: true,
     })?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let read = stream.try_clone()?;
-    Ok(HbaseSyncClient::new(
-        TBinaryInputProtocol::new(TBufferedReadTransport::new(read), true),
-        TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true),
-    ))
+    let (input, output) = protocols(stream, settings.transport, settings.protocol)?;
+    Ok(HbaseSyncClient::new(input, output))
 }
 
 fn column(family: &str, qualifier: &[u8]) -> Vec<u8> {
@@ -108,14 +196,47 @@ impl HbaseWideStore {
     /// A store talking to the Thrift server at `addr` (`host:port`), with
     /// `connections` pooled connections. Connects once to check the address.
     pub fn connect(addr: &str, connections: usize) -> Result<Self> {
-        let first = connect(addr)?;
+        let mut settings = HbaseSettings::new(addr);
+        settings.pool_size = connections;
+        Self::connect_with(settings)
+    }
+
+    /// A store talking to the Thrift server `settings` describe. Connects
+    /// once and asks for the table list, so that a wrong transport or
+    /// protocol is an error here, naming the server.
+    pub fn connect_with(settings: HbaseSettings) -> Result<Self> {
+        if let Some(ns) = &settings.namespace {
+            if ns.is_empty() || !ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(StoreError::corrupt(format!(
+                    "HBase namespace {ns:?}: use ASCII letters, digits and '_'"
+                )));
+            }
+        }
+        let mut first = connect(&settings)?;
+        first.get_table_names().map_err(|e| StoreError::Server {
+            server: "HBase",
+            message: format!(
+                "the Thrift server at {} did not answer with the {:?} protocol over the {:?} transport \
+                 (check --hbase-protocol and --hbase-transport against how it was started): {e}",
+                settings.addr, settings.protocol, settings.transport
+            ),
+            retryable: false,
+        })?;
         let mut pool = vec![Mutex::new(Some(first))];
-        pool.extend((1..connections.max(1)).map(|_| Mutex::new(None)));
+        pool.extend((1..settings.pool_size.max(1)).map(|_| Mutex::new(None)));
         Ok(HbaseWideStore {
-            addr: addr.to_string(),
+            settings,
             pool,
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// HBase's name of ecomflow's table `table` (with the namespace).
+    fn table_name(&self, table: &str) -> Vec<u8> {
+        match &self.settings.namespace {
+            Some(ns) => format!("{ns}:{table}").into_bytes(),
+            None => table.as_bytes().to_vec(),
+        }
     }
 
     /// Runs `f` on a pooled connection, reconnecting if needed.
@@ -123,7 +244,7 @@ impl HbaseWideStore {
         let slot = &self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
         let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            *guard = Some(connect(&self.addr)?);
+            *guard = Some(connect(&self.settings)?);
         }
         let Some(client) = guard.as_mut() else {
             return Err(StoreError::corrupt("no HBase connection"));
@@ -138,7 +259,10 @@ impl HbaseWideStore {
 
 impl WideColumnStore for HbaseWideStore {
     fn describe(&self) -> String {
-        format!("HBase (Thrift) at {}", self.addr)
+        match &self.settings.namespace {
+            Some(ns) => format!("HBase (Thrift) at {}, namespace {ns}", self.settings.addr),
+            None => format!("HBase (Thrift) at {}", self.settings.addr),
+        }
     }
 
     fn ensure_table(&self, table: &str, families: &[&str]) -> Result<()> {
@@ -154,7 +278,7 @@ impl WideColumnStore for HbaseWideStore {
             })
             .collect();
         self.with(
-            |c| match c.create_table(table.as_bytes().to_vec(), descriptors) {
+            |c| match c.create_table(self.table_name(table), descriptors) {
                 Ok(()) => {
                     tracing::info!(table, ?families, "Created HBase table.");
                     Ok(())
@@ -189,7 +313,7 @@ impl WideColumnStore for HbaseWideStore {
                     ),
                 })
                 .collect();
-            self.with(|c| c.mutate_rows(table.as_bytes().to_vec(), batches, BTreeMap::new()))?;
+            self.with(|c| c.mutate_rows(self.table_name(table), batches, BTreeMap::new()))?;
         }
         Ok(())
     }
@@ -207,7 +331,7 @@ impl WideColumnStore for HbaseWideStore {
         // to the connection that opened them.
         self.with(|client| {
             let id = client.scanner_open_with_stop(
-                table.as_bytes().to_vec(),
+                self.table_name(table),
                 start.to_vec(),
                 stop.to_vec(),
                 columns,

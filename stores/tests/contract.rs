@@ -1002,6 +1002,10 @@ fn mongodb_document_store() {
         .ok()
         .filter(|u| !u.is_empty())
     else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no MongoDB: set ECOMFLOW_MONGODB_URI (scripts/test.sh starts secantusdb)"
+        );
         eprintln!("skipped: no MongoDB (set ECOMFLOW_MONGODB_URI=mongodb://127.0.0.1:PORT)");
         return;
     };
@@ -1046,6 +1050,56 @@ fn hbase_wide_store() {
     wide_store_contract(&store);
     // Tables exist now: ensuring them again is a no-op, not AlreadyExists.
     SessionStore::new(store.inner().clone()).expect("tables again");
+}
+
+/// The same contract with the Thrift server started framed, compact, and
+/// framed + compact (`hbase thrift start -f`, `-c`), with a pool of 3 and
+/// the tables in a namespace.
+#[test]
+fn hbase_wide_store_framed_and_compact() {
+    use stores::wide_hbase::{HbaseSettings, HbaseWideStore, ThriftProtocol, ThriftTransport};
+    for (transport, protocol) in [
+        (ThriftTransport::Framed, ThriftProtocol::Binary),
+        (ThriftTransport::Buffered, ThriftProtocol::Compact),
+        (ThriftTransport::Framed, ThriftProtocol::Compact),
+    ] {
+        let server = support::hbase_server::start_with(transport, protocol);
+        let mut settings = HbaseSettings::new(&server.addr);
+        settings.transport = transport;
+        settings.protocol = protocol;
+        settings.pool_size = 3;
+        settings.namespace = Some("shop".to_string());
+        let hbase = HbaseWideStore::connect_with(settings).expect("connect");
+        assert!(
+            hbase.describe().contains("namespace shop"),
+            "{}",
+            hbase.describe()
+        );
+        cell_contract(&hbase);
+        let store = SessionStore::new(Arc::new(hbase)).expect("tables");
+        wide_store_contract(&store);
+    }
+}
+
+/// A client whose transport or protocol is not the server's gets an error
+/// at connect that names the server and the flags to check, not a hang.
+#[test]
+fn hbase_wrong_protocol_is_a_clear_error() {
+    use stores::wide_hbase::{HbaseSettings, HbaseWideStore, ThriftProtocol, ThriftTransport};
+    let server =
+        support::hbase_server::start_with(ThriftTransport::Framed, ThriftProtocol::Compact);
+    let settings = HbaseSettings::new(&server.addr);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(HbaseWideStore::connect_with(settings).map(|_| ()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(90))
+        .expect("connect answered within 90 s");
+    let err = result.expect_err("buffered binary against a framed compact server");
+    let msg = err.to_string();
+    assert!(msg.contains(&server.addr), "{msg}");
+    assert!(msg.contains("--hbase-protocol"), "{msg}");
 }
 
 /// Services that start together (two ingest workers and the batch) create

@@ -103,6 +103,45 @@ pub fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     ))
 }
 
+/// Sets `ecomflow_build_info{version,revision} 1`, the build a process
+/// runs (the process metrics, `process_*`, come with the registry on Linux).
+pub fn build_info(version: &str, revision: &str) {
+    let info = int_gauge_vec(
+        "ecomflow_build_info",
+        "The ecomflow build this process runs: its version and git revision (1).",
+        &["version", "revision"],
+    );
+    info.with_label_values(&[version, revision]).set(1);
+    if let Some(limit) = memory_limit() {
+        gauge(
+            "ecomflow_process_memory_limit_bytes",
+            "Memory this process may use: its cgroup's limit, or the machine's memory when none is set.",
+        )
+        .set(limit as f64);
+    }
+}
+
+/// The cgroup's memory limit (v2, then v1), or the machine's memory.
+fn memory_limit() -> Option<u64> {
+    let read = |path: &str| -> Option<u64> {
+        std::fs::read_to_string(path)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    // cgroup v1 reports "no limit" as a number near u64::MAX.
+    read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        .filter(|&l| l < (1 << 60))
+        .or_else(|| {
+            let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        })
+}
+
 /// Latency buckets from 50 us to 10 s.
 pub fn latency_buckets() -> Vec<f64> {
     vec![

@@ -7,23 +7,43 @@ use std::time::Duration;
 /// Runs the batch once, or as a service until Ctrl-C.
 pub fn run(args: BatchArgs) -> anyhow::Result<()> {
     let stop = super::ctrl_c()?;
-    let cfg = args.batch.config(&args.log.data_dir)?;
-    let stores = pipeline::open_stores(&args.log, &args.stores)?;
-    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    let cfg = args.batch.config(&args.dir.data_dir)?;
+    // The snapshot and the report are written here: one batch at a time.
+    let _lock = crate::lock::lock_data_dir(&args.dir.data_dir)?;
+    let stores = pipeline::open_stores(&args.dir.data_dir, args.durability(), &args.stores)?;
+    let _metrics = pipeline::start_metrics(args.metrics.as_deref())?;
     loop {
-        let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg);
-        let Some(every) = args.every else {
-            nightly::print_outcome(&outcome?);
-            return Ok(());
-        };
-        // As a service, a failed night is logged (and counted in
-        // ecomflow_batch_runs_total{outcome="error"}); the next one retries.
-        match outcome {
-            Ok(o) => nightly::print_outcome(&o),
-            Err(e) => tracing::error!(error = %e, retry_in_secs = every, "Batch run failed."),
+        let counts = stores.docs.counts()?;
+        let empty = counts.users == 0
+            && counts.products == 0
+            && counts.categories == 0
+            && counts.transactions == 0;
+        match (empty, args.every) {
+            (true, None) => anyhow::bail!(
+                "nothing is stored in the {}: ingest a shop first (`ecomflow replay --data-dir {}`, or `ecomflow ingest`)",
+                stores.docs.describe(),
+                args.dir.data_dir.display()
+            ),
+            (false, None) => {
+                let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, &cfg)?;
+                nightly::print_outcome(&outcome);
+                return Ok(());
+            }
+            // As a service, an empty store is a shop not ingested yet.
+            (true, Some(every)) => {
+                tracing::warn!(retry_in_secs = every, "Nothing stored yet; the batch waits for ingest.");
+            }
+            // A failed night is logged (and counted in
+            // ecomflow_batch_runs_total{outcome="error"}); the next retries.
+            (false, Some(every)) => match batch::run(stores.docs.as_ref(), &stores.sessions, &cfg) {
+                Ok(o) => nightly::print_outcome(&o),
+                Err(e) => tracing::error!(error = %e, retry_in_secs = every, "Batch run failed."),
+            },
         }
-        if stop.wait_timeout(Duration::from_secs(every)) {
-            return Ok(());
+        if let Some(every) = args.every {
+            if stop.wait_timeout(Duration::from_secs(every)) {
+                return Ok(());
+            }
         }
     }
 }

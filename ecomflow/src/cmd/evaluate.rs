@@ -26,7 +26,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     };
     let mut holdout = Holdout::new(config, split);
     let stream = producer::EventStream::new(&cfg, catalog.clone());
-    let bar = crate::ui::progress_bar(stream.total(), "events");
+    let bar = crate::ui::Progress::new(stream.total(), "events");
     for (i, ev) in stream.enumerate() {
         if i % 50_000 == 0 {
             bar.set_position(i as u64);

@@ -7,7 +7,7 @@ use std::time::Instant;
 /// Writes the dataset and prints its shape.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let cfg = args.shop.config()?;
-    let bar = crate::ui::progress_bar(0, "records");
+    let bar = crate::ui::Progress::new(0, "records");
     let started = Instant::now();
     let manifest = producer::dataset::write(&cfg, &args.out, |done, total| {
         bar.set_length(total);

@@ -9,6 +9,17 @@ use std::sync::Arc;
 /// from the workers' start to the last record, over the first and last
 /// tenth, and the peak RSS).
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
+    // An embedded engine in the data dir (the log or a store): one process
+    // at a time. With Kafka, MongoDB and HBase nothing of it is used, and
+    // ingest services may share it.
+    let embedded = args.log.kafka_brokers.is_none()
+        || args.stores.mongodb_uri.is_none()
+        || args.stores.hbase_thrift.is_none();
+    let _lock = if embedded {
+        Some(crate::lock::lock_data_dir(&args.log.data_dir)?)
+    } else {
+        None
+    };
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;

@@ -13,7 +13,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if (args.from.is_some() || args.to.is_some()) && args.name != QueryName::RevenueByCategory {
         anyhow::bail!("--from and --to are for revenue-by-category only");
     }
-    let stores = crate::pipeline::open_stores(&args.log, &args.stores)?;
+    let stores = crate::pipeline::open_stores(
+        &args.dir.data_dir,
+        schemas::fsio::Durability::Process,
+        &args.stores,
+    )?;
     let docs = stores.docs.as_ref();
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
     match args.name {

@@ -11,7 +11,7 @@ use crate::{stages, ui};
 use anyhow::Context;
 use chrono::NaiveDate;
 use eventlog::EventLog;
-use indicatif::ProgressBar;
+
 use producer::replay::{ReplaySummary, Source};
 use schemas::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         ),
         None => Source::Shop(args.shop.config()?),
     };
+    // Before anything in the data dir is opened or removed: a running
+    // process keeps it, and `--fresh` is refused rather than deleting its
+    // files from under it.
+    let _lock = crate::lock::lock_data_dir(&args.log.data_dir)?;
     if args.fresh {
         // Everything embedded goes: a log started over with old stores or an
         // old aggregator checkpoint would skip or double-count events.
@@ -48,7 +52,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     // Topics exist before any consumer subscribes.
     log.ensure_topics(&producer::replay::topic_specs(args.log.partitions))?;
     let mut running = Running::start(&args, &log, &stop)?;
-    let bar = ui::progress_bar(0, "events");
+    let bar = ui::Progress::new(0, "events");
     let published = Arc::new(AtomicU64::new(0));
     let clock = running.stage_clock(published.clone());
     let result = publish(
@@ -259,7 +263,7 @@ impl Running {
         log: &dyn EventLog,
         args: &ReplayArgs,
         complete: bool,
-        bar: &ProgressBar,
+        bar: &ui::Progress,
     ) -> anyhow::Result<Option<anyhow::Result<Option<batch::BatchOutcome>>>> {
         let lag = |group: &str, topics: &[&str]| {
             log.lag(group, topics)
@@ -312,10 +316,10 @@ fn publish(
     stop: &Shutdown,
     running: &Running,
     published: &AtomicU64,
-    bar: &ProgressBar,
+    bar: &ui::Progress,
 ) -> Result<ReplaySummary, producer::replay::ReplayError> {
     let opts = producer::replay::ReplayOptions {
-        speed: args.speed,
+        speed: args.speed(),
         batch: args.publish_chunk,
         partitions: args.log.partitions,
     };
@@ -366,9 +370,7 @@ fn print_publish_summary(summary: &ReplaySummary, interrupted: bool, log: &dyn E
 /// Runs the final batch under a spinner and prints what it did; its time
 /// in seconds.
 fn final_batch(stores: &Stores, cfg: &batch::BatchConfig) -> anyhow::Result<f64> {
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_message("final batch: snapshot, analytics, CLV, report");
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let spinner = ui::Progress::spinner("final batch: snapshot, analytics, CLV, report");
     let started = Instant::now();
     let outcome = batch::run(stores.docs.as_ref(), &stores.sessions, cfg);
     let secs = started.elapsed().as_secs_f64();

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 /// Serves until Ctrl-C (or `--until-idle`), then prints the throughput
 /// over the busy time and the state's size.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // The checkpoint lives in the data dir: one process at a time.
+    let _lock = crate::lock::lock_data_dir(&args.log.data_dir)?;
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;

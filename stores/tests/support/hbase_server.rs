@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use stores::wide::{Cell, Row, RowMutation, WideColumnStore};
 use stores::wide_embedded::EmbeddedWideStore;
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use stores::wide_hbase::{protocols, ThriftProtocol, ThriftTransport};
 use thrift::server::TProcessor;
-use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
 
 fn unsupported<T>(call: &str) -> thrift::Result<T> {
     Err(thrift::Error::Application(thrift::ApplicationError::new(
@@ -569,17 +568,29 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
-fn serve(processor: Arc<HbaseSyncProcessor<Handler>>, stream: TcpStream) {
+fn serve(
+    processor: Arc<HbaseSyncProcessor<Handler>>,
+    stream: TcpStream,
+    transport: ThriftTransport,
+    protocol: ThriftProtocol,
+) {
     let _ = stream.set_nodelay(true);
-    let Ok(read) = stream.try_clone() else { return };
-    let mut input = TBinaryInputProtocol::new(TBufferedReadTransport::new(read), true);
-    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
+    let Ok((mut input, mut output)) = protocols(stream, transport, protocol) else {
+        return;
+    };
     // Until the client hangs up (an error reading the next call).
     while processor.process(&mut input, &mut output).is_ok() {}
 }
 
-/// Starts a server on 127.0.0.1 (a free port) over a fresh embedded store.
+/// Starts a server on 127.0.0.1 (a free port) over a fresh embedded store,
+/// binary protocol over buffered transport (HBase's default).
 pub fn start() -> TestServer {
+    start_with(ThriftTransport::Buffered, ThriftProtocol::Binary)
+}
+
+/// Starts a server speaking `protocol` over `transport`, as `hbase thrift
+/// start` does with `-f` (framed) and `-c` (compact).
+pub fn start_with(transport: ThriftTransport, protocol: ThriftProtocol) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let handler = Handler {
         store: EmbeddedWideStore::open(dir.path()).expect("store"),
@@ -593,7 +604,7 @@ pub fn start() -> TestServer {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let p = processor.clone();
-            std::thread::spawn(move || serve(p, stream));
+            std::thread::spawn(move || serve(p, stream, transport, protocol));
         }
     });
     TestServer { addr, _dir: dir }
