@@ -28,6 +28,9 @@
    ride along in a properties file, a --kafka-property and a MongoDB URI:
    every byte printed and logged (text and JSON logs, errors, --help) is
    searched for them.
+6. Readiness: an ingest service's /readyz turns 503, naming the store,
+   while the HBase Thrift test server behind it is killed, and 200 again
+   once it is back; the service then ingests everything.
 
 Parts that need a program this machine lacks say "skipped: ..." and pass,
 except under CI (CI=true), where a missing program is a failure.
@@ -660,6 +663,66 @@ def part_four(workdir, planted, reference):
             os.kill(broker_pid, signal.SIGTERM)
 
 
+def part_six(workdir):
+    """Readiness follows the store behind a service: an ingest service
+    writing to the HBase Thrift test server answers /readyz 503 naming the
+    failure while the server is down (killed with SIGKILL), and 200 again
+    once it is back (started again on the same port and directory), and
+    then ingests everything."""
+    exe = os.path.join(os.path.dirname(BIN), "examples", "hbase_thrift_test_server")
+    if not os.path.exists(exe):
+        missing(f"{exe} (built by cargo test): readiness not tested")
+        return
+    data = os.path.join(workdir, "six")
+    hdir = os.path.join(workdir, "six-hbase")
+    os.makedirs(hdir, exist_ok=True)
+    publish = Proc([BIN, "replay", "--publish-only", "--data-dir", data] + SHOP, workdir, "six-publish")
+    check(publish.wait(600) == 0, "readiness: the shop was published to the embedded log")
+    port, metrics = free_port(), f"127.0.0.1:{free_port()}"
+
+    def start_hbase():
+        proc = Proc([exe, "--port", str(port), "--dir", hdir], workdir, "six-hbase")
+        proc.wait_for(r"ECOMFLOW_HBASE_THRIFT=(\S+)", 30)
+        return proc
+
+    hbase = start_hbase()
+    ingest = Proc([BIN, "ingest", "--data-dir", data, "--hbase-thrift", f"127.0.0.1:{port}",
+                   "--metrics", metrics, "--ingest-chunk", "50", "--ingest-workers", "1",
+                   "--until-idle", "3"], workdir, "six-ingest")
+
+    def readyz():
+        return get(f"http://{metrics}/readyz", timeout=5)
+
+    def wait_until(pred, secs):
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            got = pred()
+            if got:
+                return got
+            time.sleep(0.1)
+        return None
+
+    try:
+        stored = wait_until(lambda: (metric_sum(metrics_text(metrics), "ecomflow_ingest_events_stored_total") or 0) > 0, 120)
+        check(stored and readyz()[0] == 200, f"readiness: ready while the store answers ({readyz()})")
+        hbase.p.send_signal(signal.SIGKILL)
+        hbase.p.wait()
+        down = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(readyz()), 60)
+        check(down is not None and "HBase" in json.dumps(down[1]) and "retrying" in json.dumps(down[1]),
+              f"readiness: 503 naming the store while HBase is down: {down}")
+        check(ingest.p.poll() is None, "readiness: the ingest service waits for the store instead of exiting")
+        hbase = start_hbase()
+        up = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(readyz()), 90)
+        check(up is not None, f"readiness: 200 again once HBase is back ({readyz()})")
+        status = ingest.wait(600)
+        check(status == 0, f"readiness: the ingest service then drained the log (status {status})")
+        m = re.search(r"Ingested by this run: (\d+) records", ingest.out())
+        check(m is not None and int(m.group(1)) == 15278, f"readiness: every record ingested once the store was back ({m and m.group(1)})")
+    finally:
+        ingest.stop()
+        hbase.stop()
+
+
 SECRET = "Tr0ub4dor-e2e-s3cret"
 
 
@@ -716,7 +779,7 @@ def part_five(workdir, planted, reference):
                 f"security.protocol=SSL\nssl.ca.location={ca}\n"
                 f"sasl.username=app\nsasl.password={SECRET}\n")
     kafka = ["--kafka-brokers", brokers, "--kafka-properties-file", props,
-             "--kafka-property", f"sasl.oauthbearer.client.secret={SECRET}"]
+             "--kafka-property", f"sasl.password={SECRET}"]
     printed = []
     try:
         data = os.path.join(workdir, "five")
@@ -793,6 +856,7 @@ def main():
             part_three(workdir, brokers, planted, reference)
             part_four(workdir, planted, reference)
         part_five(workdir, planted, reference)
+        part_six(workdir)
     finally:
         if broker_pid:
             os.kill(broker_pid, signal.SIGTERM)

@@ -535,6 +535,17 @@ async fn readyz(State(s): State<Arc<ApiState>>, q: Result<Params<NoQuery>, ApiEr
         };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
+    // Other stages of the process (ingest in `replay`) that wait for a
+    // store or the log.
+    let others = telemetry::health::unready();
+    if !others.is_empty() {
+        let body = Health {
+            status: "not_ready",
+            reason: Some(others.join("; ")),
+            checkpoint: None,
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     if read(&s).covers().is_none() {
         let body = Health {
             status: "not_ready",

@@ -121,6 +121,10 @@ pub enum LogError {
     /// An operation that did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A Kafka client could not be created (a bad property): librdkafka's
+    /// message, secrets replaced by `***`.
+    #[error("kafka: {0}")]
+    KafkaClient(String),
     /// The Kafka cluster did not answer.
     #[error("cannot reach the Kafka brokers {brokers} within {secs} s ({cause}); check --kafka-brokers, the network, and the TLS/SASL properties (--kafka-property)")]
     Unreachable {

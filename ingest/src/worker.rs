@@ -458,9 +458,13 @@ pub fn run_worker_on(
             break Ok(());
         }
         let records = match worker.consumer.poll(cfg.batch, cfg.poll_timeout) {
-            Ok(r) => r,
+            Ok(r) => {
+                telemetry::health::set_ready("event log");
+                r
+            }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "Poll failed; retrying.");
+                telemetry::health::set_unready("event log", format!("{e}; retrying"));
                 stop.wait_timeout(Duration::from_millis(500));
                 continue;
             }
@@ -484,10 +488,19 @@ pub fn run_worker_on(
             match worker.process(&records) {
                 Err(e) if is_retryable(&e) && !stop.is_stopped() => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "Ingest batch failed; retrying.");
+                    telemetry::health::set_unready(
+                        "ingest",
+                        format!("writing to the stores failed ({e}); retrying"),
+                    );
                     stop.wait_timeout(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                other => break other,
+                other => {
+                    if other.is_ok() {
+                        telemetry::health::set_ready("ingest");
+                    }
+                    break other;
+                }
             }
         };
         if let Err(e) = outcome {

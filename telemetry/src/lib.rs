@@ -15,9 +15,14 @@
 //! - [`counter_vec`], [`gauge_vec`], [`histogram_vec`], ...: registration
 //!   helpers used by the stages' metric modules.
 //! - [`encode`]: the registry in Prometheus' text format.
-//! - [`router`], [`serve`]: a minimal HTTP endpoint (`/metrics`, `/healthz`).
+//! - [`router`], [`serve`]: a minimal HTTP endpoint (`/metrics`, `/livez`,
+//!   `/readyz` and its alias `/healthz`) for processes without the lookup
+//!   API; [`serve_router`], the accept loop both servers run on.
+//! - [`health`]: what is not ready, and why.
 
 pub use prometheus;
+
+pub mod health;
 
 use axum::routing::get;
 use axum::Router;
@@ -172,7 +177,29 @@ pub async fn metrics_handler() -> ([(axum::http::header::HeaderName, &'static st
 pub fn router() -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/livez",
+            get(|| async { json(200, r#"{"status":"ok"}"#.to_string()) }),
+        )
+        .route("/readyz", get(|| async { ready() }))
+        .route("/healthz", get(|| async { ready() }))
+}
+
+fn ready() -> axum::response::Response {
+    let (status, body) = health::readiness();
+    json(status, body)
+}
+
+fn json(status: u16, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Serves [`router`] on `listener` until the future is dropped.
@@ -245,6 +272,49 @@ pub async fn serve_router(
 mod tests {
     use super::*;
 
+    fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    }
+
+    /// Readiness says what is not ready while it lasts; liveness does not
+    /// change.
+    #[test]
+    fn readiness_follows_what_is_unready() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        runtime.spawn(serve(listener));
+        assert!(get(addr, "/readyz").starts_with("HTTP/1.1 200"));
+        health::set_unready("document store", "MongoDB at db:27017: connection refused");
+        let answer = get(addr, "/readyz");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains(r#""status":"not_ready""#), "{answer}");
+        assert!(
+            answer
+                .contains(r#""reason":"document store: MongoDB at db:27017: connection refused""#),
+            "{answer}"
+        );
+        assert!(get(addr, "/healthz").starts_with("HTTP/1.1 503"));
+        assert!(get(addr, "/livez").starts_with("HTTP/1.1 200"));
+        health::set_ready("document store");
+        assert!(get(addr, "/readyz").starts_with("HTTP/1.1 200"));
+    }
+
     /// A server capped at two connections whose clients get 400 ms to send
     /// their headers: two idle connections hold it; a third, complete
     /// request waits (not answered while they are open) and is answered
@@ -272,11 +342,11 @@ mod tests {
         let connect = || std::net::TcpStream::connect(addr).expect("connect");
         let mut idle = connect();
         let mut half = connect();
-        half.write_all(b"GET /healthz HTTP/1.1\r\nHo")
-            .expect("write");
+        // /livez: readiness is process-wide, and another test changes it.
+        half.write_all(b"GET /livez HTTP/1.1\r\nHo").expect("write");
         let mut waiting = connect();
         waiting
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .expect("write");
         // Held back: nothing within a quarter of the timeout.
         waiting
@@ -301,7 +371,7 @@ mod tests {
         let mut answer = String::new();
         waiting.read_to_string(&mut answer).expect("answer");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.ends_with("ok\n"), "{answer}");
+        assert!(answer.ends_with(r#"{"status":"ok"}"#), "{answer}");
     }
 
     #[test]

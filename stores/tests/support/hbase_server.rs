@@ -42,6 +42,9 @@ fn text(b: &[u8]) -> String {
 pub struct Handler {
     store: EmbeddedWideStore,
     tables: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Where the tables' families are kept, when the store outlives the
+    /// process (a server restarted on the same directory).
+    tables_file: Option<std::path::PathBuf>,
     scanners: Mutex<HashMap<i32, std::collections::VecDeque<Row>>>,
     next_scanner: AtomicI32,
 }
@@ -95,6 +98,18 @@ impl HbaseSyncHandler for Handler {
         let refs: Vec<&str> = families.iter().map(String::as_str).collect();
         if let Err(e) = self.store.ensure_table(&table, &refs) {
             return io_error(e);
+        }
+        if let Some(path) = &self.tables_file {
+            use std::io::Write;
+            let line = format!("{table}\t{}\n", families.join(","));
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_all()));
+            if let Err(e) = written {
+                return io_error(e);
+            }
         }
         tables.insert(table, families);
         Ok(())
@@ -565,7 +580,7 @@ impl HbaseSyncHandler for Handler {
 pub struct TestServer {
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn serve(
@@ -592,14 +607,41 @@ pub fn start() -> TestServer {
 /// start` does with `-f` (framed) and `-c` (compact).
 pub fn start_with(transport: ThriftTransport, protocol: ThriftProtocol) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start_on("127.0.0.1:0", dir.path(), transport, protocol);
+    server._dir = Some(dir);
+    server
+}
+
+/// Starts a server on `addr` over the store in `dir`, keeping its tables
+/// there too: a server started again on the same directory (after a kill)
+/// serves the same tables and rows, as an HBase that restarts does.
+pub fn start_on(
+    addr: &str,
+    dir: &std::path::Path,
+    transport: ThriftTransport,
+    protocol: ThriftProtocol,
+) -> TestServer {
+    let tables_file = dir.join("tables.tsv");
+    let mut tables = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(&tables_file) {
+        for line in text.lines() {
+            if let Some((table, families)) = line.split_once('\t') {
+                tables.insert(
+                    table.to_string(),
+                    families.split(',').map(str::to_string).collect(),
+                );
+            }
+        }
+    }
     let handler = Handler {
-        store: EmbeddedWideStore::open(dir.path()).expect("store"),
-        tables: Mutex::new(BTreeMap::new()),
+        store: EmbeddedWideStore::open(&dir.join("store")).expect("store"),
+        tables: Mutex::new(tables),
+        tables_file: Some(tables_file),
         scanners: Mutex::new(HashMap::new()),
         next_scanner: AtomicI32::new(1),
     };
     let processor = Arc::new(HbaseSyncProcessor::new(handler));
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let listener = TcpListener::bind(addr).expect("bind the test server's address");
     let addr = listener.local_addr().expect("local addr").to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -607,5 +649,5 @@ pub fn start_with(transport: ThriftTransport, protocol: ThriftProtocol) -> TestS
             std::thread::spawn(move || serve(p, stream, transport, protocol));
         }
     });
-    TestServer { addr, _dir: dir }
+    TestServer { addr, _dir: None }
 }
