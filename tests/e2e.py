@@ -359,7 +359,8 @@ def check_dashboards(prom, api):
             continue
         if prom is None:
             continue
-        expr = q.replace("$__rate_interval", "1m").replace("$__interval", "5s")
+        # Dashboard variables as Grafana sends them with "All" selected.
+        expr = q.replace("$__rate_interval", "1m").replace("$__interval", "5s").replace("$instance", ".*")
         status, body = get(f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
         result = body.get("data", {}).get("result", []) if isinstance(body, dict) else []
         check(

@@ -126,7 +126,7 @@ pub struct HbaseWideStore {
     next: AtomicUsize,
 }
 
-fn thrift_error(e: thrift::Error) -> StoreError {
+fn thrift_error(e: thrift::Error, addr: &str) -> StoreError {
     let retryable = matches!(e, thrift::Error::Transport(_));
     let message = match &e {
         thrift::Error::User(inner) => {
@@ -145,7 +145,7 @@ fn thrift_error(e: thrift::Error) -> StoreError {
     };
     StoreError::Server {
         server: "HBase",
-        message,
+        message: format!("Thrift server at {addr}: {message}"),
         retryable,
     }
 }
@@ -253,7 +253,7 @@ impl HbaseWideStore {
         if let Err(thrift::Error::Transport(_) | thrift::Error::Protocol(_)) = &result {
             *guard = None;
         }
-        result.map_err(thrift_error)
+        result.map_err(|e| thrift_error(e, &self.settings.addr))
     }
 }
 

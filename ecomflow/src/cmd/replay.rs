@@ -238,7 +238,7 @@ impl Running {
     }
 
     /// What the progress line says about ingest and the nightly batch.
-    fn ingest_message(&self) -> String {
+    fn ingest_message(&self, published: u64) -> String {
         let Some(ingest) = &self.ingest else {
             return String::new();
         };
@@ -248,9 +248,10 @@ impl Running {
             None => String::new(),
         };
         format!(
-            "ingested {}, dead letters {}{night}",
-            s.consumed,
-            s.dead_total()
+            "ingested {} (lag {}), dead letters {}{night}",
+            ui::count(s.consumed),
+            ui::count(published.saturating_sub(s.consumed)),
+            ui::count(s.dead_total())
         )
     }
 
@@ -276,7 +277,7 @@ impl Running {
                     let left = lag(&args.ingest.ingest_group, &ingest::worker::INPUT_TOPICS);
                     bar.set_message(format!(
                         "catching up: {left} left; {}",
-                        self.ingest_message()
+                        self.ingest_message(self.to_publish.load(Ordering::Relaxed))
                     ));
                 });
                 workers.join()
@@ -348,7 +349,10 @@ fn publish(
             }
             None => p.event_time.date().to_string(),
         };
-        bar.set_message(format!("{when}; {}", running.ingest_message()));
+        bar.set_message(format!(
+            "{when}; {}",
+            running.ingest_message(p.published.saturating_sub(resumed))
+        ));
     })
 }
 

@@ -622,7 +622,7 @@ pub fn start_on(
     protocol: ThriftProtocol,
 ) -> TestServer {
     let tables_file = dir.join("tables.tsv");
-    let mut tables = BTreeMap::new();
+    let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&tables_file) {
         for line in text.lines() {
             if let Some((table, families)) = line.split_once('\t') {
@@ -633,8 +633,15 @@ pub fn start_on(
             }
         }
     }
+    let store = EmbeddedWideStore::open(&dir.join("store")).expect("store");
+    for (table, families) in &tables {
+        let refs: Vec<&str> = families.iter().map(String::as_str).collect();
+        store
+            .ensure_table(table, &refs)
+            .expect("tables of the last run");
+    }
     let handler = Handler {
-        store: EmbeddedWideStore::open(&dir.join("store")).expect("store"),
+        store,
         tables: Mutex::new(tables),
         tables_file: Some(tables_file),
         scanners: Mutex::new(HashMap::new()),
