@@ -81,4 +81,23 @@ mod tests {
         drop(first);
         lock_data_dir(dir.path()).expect("free again once dropped");
     }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").expect("write");
+        let err = format!("{:#}", lock_data_dir(&file).expect_err("a file"));
+        assert!(
+            err.contains(&format!(
+                "--data-dir {} is a file, not a directory",
+                file.display()
+            )),
+            "{err}"
+        );
+        // A missing one is created.
+        let fresh = dir.path().join("new").join("data");
+        lock_data_dir(&fresh).expect("created");
+        assert!(fresh.is_dir());
+    }
 }
