@@ -442,11 +442,16 @@ pub struct DataDirArgs {
 impl BatchArgs {
     /// How far the embedded stores' writes go towards the disk.
     pub fn durability(&self) -> schemas::fsio::Durability {
-        if self.fsync {
-            schemas::fsio::Durability::Machine
-        } else {
-            schemas::fsio::Durability::Process
-        }
+        durability(self.fsync)
+    }
+}
+
+/// `--fsync`: synced to survive a machine crash, or only a process crash.
+fn durability(fsync: bool) -> schemas::fsio::Durability {
+    if fsync {
+        schemas::fsio::Durability::Machine
+    } else {
+        schemas::fsio::Durability::Process
     }
 }
 
@@ -629,11 +634,7 @@ impl StoreArgs {
 impl LogArgs {
     /// How far writes go towards the disk (`--fsync`).
     pub fn durability(&self) -> schemas::fsio::Durability {
-        if self.fsync {
-            schemas::fsio::Durability::Machine
-        } else {
-            schemas::fsio::Durability::Process
-        }
+        durability(self.fsync)
     }
 }
 

@@ -285,10 +285,12 @@ mod tests {
         out
     }
 
-    /// Readiness says what is not ready while it lasts; liveness does not
-    /// change.
-    #[test]
-    fn readiness_follows_what_is_unready() {
+    /// A one-thread runtime and a listener on a free port of 127.0.0.1.
+    fn runtime_and_listener() -> (
+        tokio::runtime::Runtime,
+        tokio::net::TcpListener,
+        std::net::SocketAddr,
+    ) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -298,6 +300,14 @@ mod tests {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        (runtime, listener, addr)
+    }
+
+    /// Readiness says what is not ready while it lasts; liveness does not
+    /// change.
+    #[test]
+    fn readiness_follows_what_is_unready() {
+        let (runtime, listener, addr) = runtime_and_listener();
         runtime.spawn(serve(listener));
         assert!(get(addr, "/readyz").starts_with("HTTP/1.1 200"));
         health::set_unready("document store", "MongoDB at db:27017: connection refused");
@@ -324,15 +334,7 @@ mod tests {
     fn idle_connections_time_out_and_the_cap_holds_new_ones_back() {
         use std::io::{Read, Write};
         use std::time::Duration;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (runtime, listener, addr) = runtime_and_listener();
         let limits = ServerLimits {
             max_connections: 2,
             header_timeout: Duration::from_millis(400),
