@@ -22,8 +22,10 @@ COPY batch ./batch
 COPY telemetry ./telemetry
 COPY ecomflow ./ecomflow
 COPY docs/openapi.json ./docs/openapi.json
-# The release profile carries no debug info (Cargo.toml).
-RUN cargo build --release --locked -p ecomflow \
+# The release profile carries no debug info (Cargo.toml). `distributed`
+# builds the Kafka, MongoDB and HBase clients in (the default build has the
+# embedded engines only).
+RUN cargo build --release --locked -p ecomflow --features distributed \
     && cp target/release/ecomflow /usr/local/bin/ecomflow
 
 FROM debian:bookworm-slim

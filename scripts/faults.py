@@ -125,8 +125,17 @@ def sigkill(work, ref, rng, tries):
         p = subprocess.Popen([BIN, "replay", "--data-dir", data, *RUN, "--speed", "3d/s"],
                              env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 3.5))
+        # A try counts only if the kill found the replay still running: one
+        # that had already ended (a fast machine) would test nothing.
+        if p.poll() is not None:
+            problems.append(f"try {i}: the replay had already ended (exit {p.returncode}) "
+                            "before the kill: nothing was tested")
+            shutil.rmtree(data, ignore_errors=True)
+            continue
         p.send_signal(signal.SIGKILL)
         p.wait()
+        if p.returncode != -signal.SIGKILL:
+            problems.append(f"try {i}: ended with {p.returncode}, not by the SIGKILL")
         r = replay(data)
         problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
@@ -142,8 +151,11 @@ def lose_power_at_the_end(data):
                          env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          text=True)
     serving = any(line.startswith("Serving lookups on") for line in p.stdout)
+    alive = p.poll() is None
     p.send_signal(signal.SIGKILL)
     p.wait()
+    if not alive:
+        sys.exit("the replay for the power-loss faults ended by itself: the SIGKILL found nothing to kill")
     if not serving:
         sys.exit("the replay for the power-loss faults ended before serving")
 

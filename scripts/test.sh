@@ -120,11 +120,24 @@ if [ -z "${ECOMFLOW_MONGODB_URI:-}" ]; then
   fi
 fi
 
-phase "build + clippy -D warnings: workspace, all targets"
+# The default build (what `cargo build --release` gives: embedded engines
+# only, no Kafka, MongoDB or HBase client) is linted too, and its refusal
+# of server flags tested; the dependencies are shared with the build below,
+# so this recompiles only our own crates.
+phase "dependency features: default build = all-features build"
+python3 scripts/check-features.py
+phase "build + clippy -D warnings: default features (embedded only)"
 cargo test --workspace --locked --no-run
-phase "cargo test (workspace)"
+phase "cargo test: default features refuse server flags"
+cargo test -p ecomflow --bin ecomflow --locked features:: -- --nocapture
+
+# Everything else runs with every backend built in (`--all-features`, as
+# the Dockerfile builds with `--features distributed`).
+phase "build + clippy -D warnings: workspace, all targets, all features"
+cargo test --workspace --all-features --locked --no-run
+phase "cargo test (workspace, all features)"
 # --nocapture so that tests which skip (no broker) say so on the terminal.
-cargo test --workspace --locked -- --nocapture
+cargo test --workspace --all-features --locked -- --nocapture
 
 phase "build + clippy -D warnings: Arroyo UDF plugin, all targets"
 cargo test "${udf[@]}" --locked --no-run

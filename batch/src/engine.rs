@@ -42,14 +42,24 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the snapshot in `dir` (it must have been written by a batch run).
+    /// Opens the snapshot in `dir` (it must have been written by a batch
+    /// run), checking each file's size and row count against the manifest
+    /// (the batch, which has just written or fully checked them).
     pub fn open(dir: &Path) -> Result<Engine> {
+        Engine::open_checked(dir, crate::snapshot::Check::Quick)
+    }
+
+    /// [`Engine::open`], checking the files as `check` says: `ecomflow sql`
+    /// takes every file's SHA-256 ([`Check::Full`](crate::snapshot::Check)),
+    /// so that a changed byte is an error, not a changed answer.
+    pub fn open_checked(dir: &Path, check: crate::snapshot::Check) -> Result<Engine> {
         if !dir.join(crate::snapshot::MANIFEST).exists() {
             return Err(BatchError::NoSnapshot(dir.display().to_string()));
         }
         // Never answer from a partial snapshot: a deleted or truncated day,
-        // or a file the batch did not write, is an error, not fewer rows.
-        let problems = crate::snapshot::verify(dir, crate::snapshot::Check::Quick)?;
+        // a file the batch did not write, or a run that stopped midway is
+        // an error, not fewer rows.
+        let problems = crate::snapshot::verify(dir, check)?;
         if !problems.is_empty() {
             return Err(BatchError::Damaged {
                 dir: dir.display().to_string(),

@@ -75,11 +75,31 @@ pub enum Check {
     Full,
 }
 
+/// One whole table's file, rewritten every run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WholeEntry {
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, in hex.
+    pub sha256: String,
+}
+
 /// What has been written so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Table → day → entry.
     pub days: BTreeMap<String, BTreeMap<NaiveDate, DayEntry>>,
+    /// Whole table → its file (absent in manifests of older versions: the
+    /// next run records them).
+    #[serde(default)]
+    pub whole: BTreeMap<String, WholeEntry>,
+    /// A run is under way, or stopped (failed, cancelled, killed) before it
+    /// wrote the whole tables: the snapshot mixes two runs' data and is not
+    /// queried until a run finishes.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 impl Manifest {
@@ -141,34 +161,40 @@ pub fn snapshot(
 
 /// What is wrong with the file of a written day, if anything.
 fn day_problem(path: &Path, entry: &DayEntry, check: Check) -> Result<Option<String>> {
+    file_problem(path, entry.rows, entry.bytes, &entry.sha256, check)
+}
+
+/// What is wrong with a snapshot file that should have `rows` rows,
+/// `bytes` bytes and the SHA-256 `sha256`, if anything.
+fn file_problem(
+    path: &Path,
+    rows: u64,
+    bytes: u64,
+    sha256: &str,
+    check: Check,
+) -> Result<Option<String>> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some("missing".into())),
         Err(e) => return Err(BatchError::io(path, e)),
     };
-    if entry.sha256.is_empty() {
+    if sha256.is_empty() {
         return Ok(Some(
             "no size or checksum in the manifest (older version)".into(),
         ));
     }
-    if meta.len() != entry.bytes {
+    if meta.len() != bytes {
         return Ok(Some(format!(
-            "{} bytes, the manifest says {}",
+            "{} bytes, the manifest says {bytes}",
             meta.len(),
-            entry.bytes
         )));
     }
     match parquet_rows(path) {
-        Ok(rows) if rows == entry.rows => {}
-        Ok(rows) => {
-            return Ok(Some(format!(
-                "{rows} rows, the manifest says {}",
-                entry.rows
-            )))
-        }
+        Ok(found) if found == rows => {}
+        Ok(found) => return Ok(Some(format!("{found} rows, the manifest says {rows}"))),
         Err(e) => return Ok(Some(format!("not readable as Parquet: {e}"))),
     }
-    if check == Check::Full && file_sha256(path)? != entry.sha256 {
+    if check == Check::Full && file_sha256(path)? != sha256 {
         return Ok(Some("checksum differs from the manifest's".into()));
     }
     Ok(None)
@@ -241,15 +267,39 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 /// file is present with its size, row count and (with [`Check::Full`])
 /// checksum, and no other Parquet file lies in the daily tables' folders
 /// (a query would count it). Returns what is wrong, empty when nothing.
+///
+/// The whole tables are checked the same way, and a snapshot whose last
+/// run did not finish ([`Manifest::partial`]) is a problem in itself.
 pub fn verify(dir: &Path, check: Check) -> Result<Vec<String>> {
     let manifest = Manifest::load(dir)?;
     let mut problems = Vec::new();
+    if manifest.partial {
+        problems.push(format!(
+            "{}: partial: a batch is writing it now, or the last one stopped before it finished",
+            dir.display()
+        ));
+    }
     for (table, days) in &manifest.days {
         for (day, entry) in days {
             let path = day_path(dir, table, *day);
             if let Some(p) = day_problem(&path, entry, check)? {
                 problems.push(format!("{}: {p}", path.display()));
             }
+        }
+    }
+    for table in WHOLE_TABLES {
+        let path = whole_path(dir, table);
+        match manifest.whole.get(table) {
+            Some(e) => {
+                if let Some(p) = file_problem(&path, e.rows, e.bytes, &e.sha256, check)? {
+                    problems.push(format!("{}: {p}", path.display()));
+                }
+            }
+            None if !manifest.partial => problems.push(format!(
+                "{}: not in the manifest (written by an older ecomflow)",
+                path.display()
+            )),
+            None => {}
         }
     }
     problems.extend(foreign_files(dir, &manifest)?);
@@ -331,6 +381,10 @@ pub fn snapshot_cancellable(
     std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
     let mut manifest = Manifest::load(dir)?;
     let mut stats = SnapshotStats::default();
+    // Until the whole tables are written below, the snapshot is partial:
+    // queries refuse it rather than mix two runs' data.
+    manifest.partial = true;
+    manifest.save(dir)?;
 
     let txn_days = docs.transaction_days()?;
     let session_days = docs.session_days()?;
@@ -473,9 +527,19 @@ pub fn snapshot_cancellable(
         ("categories", categories_batch(&categories)?),
         ("dead_letters", dead_letters_batch(&dead)?),
     ] {
-        stats.whole_rows += batch.num_rows() as u64;
-        write_parquet(&whole_path(dir, table), &batch)?;
+        let rows = batch.num_rows() as u64;
+        stats.whole_rows += rows;
+        let (bytes, sha256) = write_parquet(&whole_path(dir, table), &batch)?;
+        manifest.whole.insert(
+            table.to_string(),
+            WholeEntry {
+                rows,
+                bytes,
+                sha256,
+            },
+        );
     }
+    manifest.partial = false;
     manifest.save(dir)?;
     // Whatever was skipped was checked above and the rest was just written
     // (checksums taken as it was written): left to find are foreign files.

@@ -791,6 +791,93 @@ fn a_damaged_snapshot_is_written_again_or_refused_never_counted() {
     assert!(batch::Engine::open(&snap).is_ok());
 }
 
+/// The whole tables (users, products, categories, dead letters) are in the
+/// manifest like the days: a changed byte in one (an edited email) is found
+/// by the full check that `ecomflow sql` makes, and a run that stops before
+/// it finishes leaves a snapshot that is refused until a run finishes.
+#[test]
+fn whole_tables_and_unfinished_runs_are_checked_too() {
+    use batch::snapshot::{snapshot, snapshot_cancellable, verify, whole_path, Check, Manifest};
+    use batch::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shop = tiny_shop(dir.path());
+    let snap = dir.path().join("snapshot");
+    snapshot(&shop.docs, &shop.sessions, &snap, None).expect("first run");
+    let manifest = Manifest::load(&snap).expect("manifest");
+    assert!(!manifest.partial);
+    let tables: Vec<&str> = manifest.whole.keys().map(String::as_str).collect();
+    assert_eq!(tables, ["categories", "dead_letters", "products", "users"]);
+    assert_eq!(manifest.whole["users"].rows, 5); // tiny_shop's u1..u5
+    assert!(verify(&snap, Check::Full).expect("verify").is_empty());
+
+    // One byte of the users' file changed, same size and row count: only
+    // the checksum tells, and the full check refuses to query it.
+    let users = whole_path(&snap, "users");
+    let original = std::fs::read(&users).expect("users");
+    let mut bytes = original.clone();
+    bytes[8] ^= 0xff;
+    std::fs::write(&users, &bytes).expect("flip");
+    assert!(verify(&snap, Check::Quick).expect("quick").is_empty());
+    let found = verify(&snap, Check::Full).expect("full");
+    assert!(
+        found.len() == 1 && found[0].contains("users") && found[0].contains("checksum differs"),
+        "{found:?}"
+    );
+    let err = Engine::open_checked(&snap, Check::Full)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("does not match its manifest"),
+        "{err}"
+    );
+    std::fs::write(&users, &original).expect("restore");
+    assert!(Engine::open_checked(&snap, Check::Full).is_ok());
+
+    // A run stopped before the whole tables (here: cancelled at once, as a
+    // shutdown does; a crash or a failure leaves the same mark).
+    let stop = schemas::Shutdown::new();
+    stop.stop();
+    snapshot_cancellable(
+        &shop.docs,
+        &shop.sessions,
+        &snap,
+        None,
+        Check::Full,
+        Some(&stop),
+    )
+    .expect("cancelled run");
+    assert!(Manifest::load(&snap).expect("manifest").partial);
+    let found = verify(&snap, Check::Quick).expect("verify");
+    assert!(
+        found.len() == 1 && found[0].contains("partial: a batch is writing it now"),
+        "{found:?}"
+    );
+    let err = Engine::open(&snap).err().expect("refused");
+    assert!(err.to_string().contains("run `ecomflow batch`"), "{err}");
+    // The next run finishes it.
+    snapshot(&shop.docs, &shop.sessions, &snap, None).expect("next run");
+    assert!(verify(&snap, Check::Full).expect("verify").is_empty());
+    assert!(Engine::open(&snap).is_ok());
+
+    // A manifest of an older version (no whole tables): refused with the
+    // way out, then recorded by the next run.
+    let mut old = Manifest::load(&snap).expect("manifest");
+    old.whole.clear();
+    std::fs::write(
+        snap.join(batch::snapshot::MANIFEST),
+        serde_json::to_vec(&old).expect("json"),
+    )
+    .expect("old manifest");
+    let found = verify(&snap, Check::Quick).expect("verify");
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert!(
+        found.iter().all(|p| p.contains("not in the manifest")),
+        "{found:?}"
+    );
+    snapshot(&shop.docs, &shop.sessions, &snap, None).expect("run");
+    assert!(verify(&snap, Check::Full).expect("verify").is_empty());
+}
+
 /// The batch's pair operator against the seed's SQL self-join on a shop
 /// built to hit the corners: ids that sort differently as text and as
 /// numbers (`p10` < `p9`), a product twice in one basket, empty baskets, a

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 #[command(
     name = "ecomflow",
     version,
+    long_version = crate::features::LONG_VERSION.as_str(),
     propagate_version = true,
     after_help = "Examples:\n  ecomflow replay                  the 90-day shop, on embedded engines\n  ecomflow replay --help           its flags\n  ecomflow serve --kafka-brokers b1:9092 --http 0.0.0.0:8080"
 )]
@@ -53,9 +54,11 @@ impl Cli {
     /// Checks what can be checked of the command's settings without
     /// touching the data, the log or the stores.
     pub fn check(&self) -> anyhow::Result<()> {
-        let log = |l: &LogArgs| -> anyhow::Result<()> {
-            if let Some(brokers) = &l.kafka_brokers {
-                l.kafka.settings(brokers)?;
+        crate::features::check(&self.command)?;
+        let log = |_l: &LogArgs| -> anyhow::Result<()> {
+            #[cfg(feature = "kafka")]
+            if let Some(brokers) = &_l.kafka_brokers {
+                _l.kafka.settings(brokers)?;
             }
             Ok(())
         };
@@ -463,7 +466,7 @@ pub struct LogArgs {
     #[arg(long, env = "ECOMFLOW_DATA_DIR", default_value = "./ecomflow-data")]
     pub data_dir: PathBuf,
     /// Kafka bootstrap servers (host:port,...). Without it the embedded log
-    /// in --data-dir is used.
+    /// in --data-dir is used. Needs a build with the `kafka` feature.
     #[arg(long, env = "ECOMFLOW_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
     /// Kafka client settings (TLS, SASL, topics, codec).
@@ -529,6 +532,7 @@ pub struct KafkaFlags {
     pub kafka_timeout: u64,
 }
 
+#[cfg(feature = "kafka")]
 impl KafkaFlags {
     /// The client settings for `brokers`.
     pub fn settings(&self, brokers: &str) -> anyhow::Result<eventlog::kafka::KafkaSettings> {
@@ -576,7 +580,8 @@ fn parse_replication(s: &str) -> anyhow::Result<i32> {
 pub struct StoreArgs {
     /// MongoDB connection string for the document store
     /// (`mongodb://` or `mongodb+srv://`). Without it the embedded document
-    /// store in --data-dir is used. Its password is never printed.
+    /// store in --data-dir is used. Its password is never printed. Needs a
+    /// build with the `mongodb` feature.
     #[arg(long, env = "ECOMFLOW_MONGODB_URI", hide_env_values = true)]
     pub mongodb_uri: Option<String>,
     /// MongoDB database name.
@@ -587,7 +592,8 @@ pub struct StoreArgs {
     #[arg(long, env = "ECOMFLOW_MONGODB_COLLECTION_PREFIX", default_value = "")]
     pub mongodb_collection_prefix: String,
     /// HBase Thrift server (host:port) for the wide-column store. Without it
-    /// the embedded wide-column store in --data-dir is used.
+    /// the embedded wide-column store in --data-dir is used. Needs a build
+    /// with the `hbase` feature.
     #[arg(long, env = "ECOMFLOW_HBASE_THRIFT")]
     pub hbase_thrift: Option<String>,
     /// Thrift transport of the HBase Thrift server: `buffered` (HBase's
@@ -610,6 +616,7 @@ pub struct StoreArgs {
     pub hbase_namespace: Option<String>,
 }
 
+#[cfg(feature = "hbase")]
 impl StoreArgs {
     /// The HBase client settings for the server at `addr`.
     pub fn hbase_settings(&self, addr: &str) -> stores::wide_hbase::HbaseSettings {

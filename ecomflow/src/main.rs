@@ -4,6 +4,7 @@
 mod alloc;
 mod cli;
 mod cmd;
+mod features;
 mod lock;
 mod nightly;
 mod pipeline;
@@ -44,6 +45,10 @@ fn main() -> std::process::ExitCode {
         env!("CARGO_PKG_VERSION"),
         option_env!("ECOMFLOW_GIT_REVISION").unwrap_or("unknown"),
     );
+    if let Err(e) = features::check(&cli.command) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Generate(args) => cmd::generate::run(args),
         Command::Replay(args) => cmd::replay::run(args),

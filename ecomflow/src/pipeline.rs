@@ -5,7 +5,6 @@
 use crate::cli::{AggregatorFlags, IngestFlags, LogArgs, StoreArgs};
 use anyhow::Context;
 use eventlog::embedded::EmbeddedLog;
-use eventlog::kafka::KafkaLog;
 use eventlog::EventLog;
 use ingest::{IngestConfig, IngestError, IngestStats};
 use schemas::Shutdown;
@@ -13,9 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use stores::doc_embedded::EmbeddedDocStore;
-use stores::doc_mongo::MongoDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
-use stores::wide_hbase::HbaseWideStore;
 use stores::{DocumentStore, SessionStore, WideColumnStore};
 
 /// The stores of one process.
@@ -39,8 +36,9 @@ pub fn open_stores(
     }
     let open_docs = || -> anyhow::Result<Arc<dyn DocumentStore>> {
         Ok(match &servers.mongodb_uri {
+            #[cfg(feature = "mongodb")]
             Some(uri) => Arc::new(
-                MongoDocStore::connect_with_prefix(
+                stores::doc_mongo::MongoDocStore::connect_with_prefix(
                     uri,
                     &servers.mongodb_database,
                     &servers.mongodb_collection_prefix,
@@ -49,6 +47,8 @@ pub fn open_stores(
                     format!("connecting to MongoDB at {}", stores::redact::uri(uri))
                 })?,
             ),
+            #[cfg(not(feature = "mongodb"))]
+            Some(_) => return Err(crate::features::missing("mongodb", "--mongodb-uri")),
             None => Arc::new(
                 EmbeddedDocStore::open_with(&data_dir.join("docs"), durability).with_context(
                     || {
@@ -63,10 +63,13 @@ pub fn open_stores(
     };
     let open_wide = || -> anyhow::Result<Arc<dyn WideColumnStore>> {
         Ok(match &servers.hbase_thrift {
+            #[cfg(feature = "hbase")]
             Some(addr) => Arc::new(
-                HbaseWideStore::connect_with(servers.hbase_settings(addr))
+                stores::wide_hbase::HbaseWideStore::connect_with(servers.hbase_settings(addr))
                     .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
             ),
+            #[cfg(not(feature = "hbase"))]
+            Some(_) => return Err(crate::features::missing("hbase", "--hbase-thrift")),
             None => Arc::new(
                 EmbeddedWideStore::open_with(&data_dir.join("wide"), durability).with_context(
                     || {
@@ -153,6 +156,9 @@ pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
     check_data_dir(&args.data_dir)?;
     match &args.kafka_brokers {
+        #[cfg(not(feature = "kafka"))]
+        Some(_) => Err(crate::features::missing("kafka", "--kafka-brokers")),
+        #[cfg(feature = "kafka")]
         Some(brokers) => {
             let markers = args.data_dir.join("markers");
             if fresh {
@@ -167,7 +173,9 @@ pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>
                 );
             }
             let settings = args.kafka.settings(brokers)?;
-            Ok(Arc::new(KafkaLog::with_settings(settings, markers)))
+            Ok(Arc::new(eventlog::kafka::KafkaLog::with_settings(
+                settings, markers,
+            )))
         }
         None => {
             let dir = args.data_dir.join("log");

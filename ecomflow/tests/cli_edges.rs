@@ -4,6 +4,8 @@
 // Test code: a failed unwrap is a failed assertion, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,28 +13,14 @@ use std::time::{Duration, Instant};
 /// `ECOMFLOW_*` variable), killed after 120 s.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecomflow"));
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null());
+    cmd.args(args);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ECOMFLOW_")) {
         cmd.env_remove(k);
     }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("ecomflow {args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::output_within(&mut cmd, Duration::from_secs(120))
 }
 
 fn stderr(o: &Output) -> String {

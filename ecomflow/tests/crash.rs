@@ -6,6 +6,9 @@
 // Test code: a failed unwrap is a failed assertion, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+use support::{output_within, Watchdog, RUN_LIMIT};
+
 use eventlog::embedded::EmbeddedLog;
 use eventlog::EventLog;
 use producer::events::Stream;
@@ -103,6 +106,7 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    let dog = Watchdog::start(&child, RUN_LIMIT);
     let stderr = child.stderr.take().expect("stderr");
     let mut seen = 0;
     for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
@@ -122,8 +126,10 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
         seen >= total / 3,
         "the replay ended after {seen} of {total} events without reaching a third"
     );
+    dog.assert_not_fired();
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
+    drop(dog);
     let before = published(dir.path());
     assert!(
         before > 0 && before < total,
@@ -131,11 +137,10 @@ fn sigkill_mid_replay_then_restart_loses_and_repeats_nothing() {
     );
 
     let started = Instant::now();
-    let out = ecomflow()
-        .args(args(dir.path()))
-        .args(["--log", "warn"])
-        .output()
-        .expect("restart");
+    let out = output_within(
+        ecomflow().args(args(dir.path())).args(["--log", "warn"]),
+        RUN_LIMIT,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -300,13 +305,16 @@ fn run_then_lose_power(dir: &std::path::Path) -> String {
         .stderr(std::fs::File::create(&log).expect("stderr file"))
         .spawn()
         .expect("run ecomflow");
+    let dog = Watchdog::start(&child, RUN_LIMIT);
     let out = child.stdout.take().expect("stdout");
     let serving = std::io::BufReader::new(out)
         .lines()
         .map_while(Result::ok)
         .any(|line| line.starts_with("Serving lookups on"));
+    dog.assert_not_fired();
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
+    drop(dog);
     let stderr = std::fs::read_to_string(&log).expect("stderr");
     assert!(serving, "the replay ended before serving:\n{stderr}");
     stderr
@@ -440,13 +448,8 @@ fn aggregator_summary(stdout: &str) -> (String, String) {
 #[test]
 fn a_lost_aggregator_checkpoint_is_an_error_and_rebuild_restores_the_window() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = |extra: &[&str]| {
-        ecomflow()
-            .args(args(dir.path()))
-            .args(extra)
-            .output()
-            .expect("run ecomflow")
-    };
+    let run =
+        |extra: &[&str]| output_within(ecomflow().args(args(dir.path())).args(extra), RUN_LIMIT);
     let first = run(&[]);
     assert!(
         first.status.success(),

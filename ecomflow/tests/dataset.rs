@@ -4,6 +4,9 @@
 // Test code: a failed unwrap is a failed assertion, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+use support::{output_within, RUN_LIMIT};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -35,7 +38,7 @@ fn ecomflow(args: &[&str]) -> Output {
             cmd.env_remove(key);
         }
     }
-    let out = cmd.args(args).output().expect("run ecomflow");
+    let out = output_within(cmd.args(args), RUN_LIMIT);
     assert!(
         out.status.success(),
         "ecomflow {args:?}: {}",
@@ -119,15 +122,16 @@ fn a_generated_dataset_replays_to_the_answers_of_the_generated_shop() {
     let other = tmp.path().join("other");
     std::fs::create_dir_all(&other).expect("mkdir");
     std::fs::copy(data.join("users.jsonl"), other.join("users.jsonl")).expect("copy");
-    let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
-        .args(["replay", "--data-dir"])
-        .arg(tmp.path().join("files"))
-        .arg("--dataset")
-        .arg(&other)
-        .args(["--http", "127.0.0.1:0"])
-        .env_remove("ECOMFLOW_KAFKA_BROKERS")
-        .output()
-        .expect("run");
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+            .args(["replay", "--data-dir"])
+            .arg(tmp.path().join("files"))
+            .arg("--dataset")
+            .arg(&other)
+            .args(["--http", "127.0.0.1:0"])
+            .env_remove("ECOMFLOW_KAFKA_BROKERS"),
+        RUN_LIMIT,
+    );
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already holds a replay of another shop"),
@@ -216,22 +220,24 @@ fn a_users_file_with_broken_lines_loses_nothing() {
         (data.join("transactions.jsonl"), "is not a directory"),
         (tmp.path().join("run"), "no dataset in"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
-            .args(["replay", "--data-dir"])
-            .arg(tmp.path().join("x"))
-            .arg("--dataset")
-            .arg(&arg)
-            .output()
-            .expect("run");
+        let out = output_within(
+            Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+                .args(["replay", "--data-dir"])
+                .arg(tmp.path().join("x"))
+                .arg("--dataset")
+                .arg(&arg),
+            RUN_LIMIT,
+        );
         assert_eq!(out.status.code(), Some(1), "{arg:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{arg:?}: {err}");
     }
     // The shop's flags do not mix with a dataset.
-    let out = Command::new(env!("CARGO_BIN_EXE_ecomflow"))
-        .args(["replay", "--users", "5", "--dataset"])
-        .arg(&data)
-        .output()
-        .expect("run");
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_ecomflow"))
+            .args(["replay", "--users", "5", "--dataset"])
+            .arg(&data),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(2));
 }

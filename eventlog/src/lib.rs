@@ -4,8 +4,8 @@
 //! Two implementations:
 //! - [`embedded::EmbeddedLog`], the default: a durable log in one local
 //!   directory on the fjall storage engine, for one process.
-//! - [`kafka::KafkaLog`]: Apache Kafka (or any Kafka-protocol broker) through
-//!   rdkafka.
+//! - `kafka::KafkaLog`: Apache Kafka (or any Kafka-protocol broker) through
+//!   rdkafka, with the `kafka` feature.
 //!
 //! Contract, the same for both:
 //! - records with the same key land in the same partition, in send order;
@@ -20,9 +20,10 @@
 //!
 //! - this file: the traits, [`Record`], [`TopicSpec`], [`LogError`].
 //! - [`embedded`]: the fjall-backed log.
-//! - [`kafka`]: the rdkafka-backed log.
+//! - `kafka`: the rdkafka-backed log (the `kafka` feature).
 
 pub mod embedded;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,7 @@ pub enum LogError {
     #[error("log I/O: {0}")]
     Io(std::io::Error),
     /// The Kafka client or broker failed.
+    #[cfg(feature = "kafka")]
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     /// Messages the broker did not acknowledge.
@@ -157,10 +159,12 @@ impl LogError {
     /// Whether trying again later may succeed (broker down, timeout) as
     /// opposed to a permanent fault (bad configuration, corrupt data).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            LogError::Kafka(_) | LogError::Delivery { .. } | LogError::Timeout(_)
-        )
+        match self {
+            #[cfg(feature = "kafka")]
+            LogError::Kafka(_) => true,
+            LogError::Delivery { .. } | LogError::Timeout(_) => true,
+            _ => false,
+        }
     }
 }
 

@@ -16,20 +16,23 @@
 //! - `error`: [`StoreError`], retryable or permanent.
 //! - [`doc`]: the [`DocumentStore`] trait and the summary arithmetic.
 //! - [`doc_embedded`]: the document store on fjall.
-//! - [`doc_mongo`]: the document store on MongoDB (official driver).
+//! - `doc_mongo`: the document store on MongoDB (official driver), with
+//!   the `mongodb` feature.
 //! - [`queries`]: the four daily questions (revenue by category and day,
 //!   top customers, payment mix, a user's history): defined over the
 //!   store's reads, run as aggregation pipelines on MongoDB.
 //! - [`wide`]: the [`WideColumnStore`] trait (cells, mutations, scans).
 //! - [`wide_embedded`]: the wide-column store on fjall, a table in
 //!   keyspaces of 256 MiB (its generations), one value per row.
-//! - [`wide_hbase`]: the wide-column store on HBase's Thrift API.
+//! - `wide_hbase`: the wide-column store on HBase's Thrift API, with the
+//!   `hbase` feature.
 //! - `sessions`: `user_sessions` and `product_daily`: row keys, cells,
 //!   and the queries (last N sessions, sessions between two times, a
 //!   product's daily counts).
 
 pub mod doc;
 pub mod doc_embedded;
+#[cfg(feature = "mongodb")]
 pub mod doc_mongo;
 mod error;
 pub mod queries;
@@ -37,6 +40,7 @@ pub mod redact;
 mod sessions;
 pub mod wide;
 pub mod wide_embedded;
+#[cfg(feature = "hbase")]
 pub mod wide_hbase;
 
 pub use doc::{DocCounts, DocumentStore, Progress, TransactionsPut};

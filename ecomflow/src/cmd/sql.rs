@@ -7,7 +7,13 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         refuse_inside(out, &args.data_dir)?;
     }
-    let engine = batch::Engine::open(&args.data_dir.join("snapshot"))?;
+    // Every file's checksum, not only its size: a query must not answer
+    // from a file changed since the batch wrote it (about 0.3 s for the
+    // default shop's 113 MB).
+    let engine = batch::Engine::open_checked(
+        &args.data_dir.join("snapshot"),
+        batch::snapshot::Check::Full,
+    )?;
     let result = engine.query_read_only(&args.query)?;
     match &args.out {
         Some(path) => {

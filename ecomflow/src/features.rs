@@ -1,0 +1,143 @@
+//! The production backends this binary was built with (cargo features
+//! `kafka`, `mongodb`, `hbase`; `distributed` is all three), and the error
+//! a flag that needs a missing one gets before anything runs.
+
+use crate::cli::{Command, LogArgs, StoreArgs};
+
+/// The backends compiled in, e.g. `["kafka", "mongodb", "hbase"]`.
+pub fn enabled() -> Vec<&'static str> {
+    let mut on = Vec::new();
+    if cfg!(feature = "kafka") {
+        on.push("kafka");
+    }
+    if cfg!(feature = "mongodb") {
+        on.push("mongodb");
+    }
+    if cfg!(feature = "hbase") {
+        on.push("hbase");
+    }
+    on
+}
+
+/// The text of `--version`: the version and the backends compiled in.
+pub static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(long_version);
+
+fn long_version() -> String {
+    let on = enabled();
+    format!(
+        "{}\nbackends: embedded{}{}",
+        env!("CARGO_PKG_VERSION"),
+        if on.is_empty() { "" } else { ", " },
+        on.join(", ")
+    )
+}
+
+/// The error for `flag` in a build without `feature`.
+pub fn missing(feature: &str, flag: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{flag} needs the `{feature}` backend, and this ecomflow was built without it \
+         (`ecomflow --version` lists the backends built in): rebuild with \
+         `cargo build --release --features distributed` (all three server backends) or \
+         `--features {feature}`, or run the Docker image, which has them all"
+    )
+}
+
+/// Every server flag of `command` is backed by a compiled-in backend.
+pub fn check(command: &Command) -> anyhow::Result<()> {
+    let (log, stores): (Option<&LogArgs>, Option<&StoreArgs>) = match command {
+        Command::Replay(a) => (Some(&a.log), Some(&a.stores)),
+        Command::Ingest(a) => (Some(&a.log), Some(&a.stores)),
+        Command::Serve(a) => (Some(&a.log), None),
+        Command::Batch(a) => (None, Some(&a.stores)),
+        Command::Bench(a) => (None, Some(&a.stores)),
+        Command::Query(a) => (None, Some(&a.stores)),
+        Command::Generate(_) | Command::Evaluate(_) | Command::Sql(_) => (None, None),
+    };
+    if let Some(log) = log {
+        if log.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
+            return Err(missing("kafka", "--kafka-brokers"));
+        }
+    }
+    if let Some(stores) = stores {
+        if stores.mongodb_uri.is_some() && !cfg!(feature = "mongodb") {
+            return Err(missing("mongodb", "--mongodb-uri"));
+        }
+        if stores.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
+            return Err(missing("hbase", "--hbase-thrift"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Command {
+        match crate::cli::Cli::try_parse_from(args) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn embedded_runs_need_no_backend() {
+        for args in [
+            &["ecomflow", "replay"][..],
+            &["ecomflow", "serve"],
+            &["ecomflow", "batch"],
+            &["ecomflow", "query", "top-customers"],
+        ] {
+            assert!(check(&parse(args)).is_ok(), "{args:?}");
+        }
+    }
+
+    /// Each server flag passes exactly when its backend is built in, and
+    /// the refusal names the flag, the feature and the rebuild command.
+    #[test]
+    fn a_server_flag_needs_its_backend() {
+        let cases = [
+            (
+                &["ecomflow", "serve", "--kafka-brokers", "b:9092"][..],
+                "kafka",
+                "--kafka-brokers",
+                cfg!(feature = "kafka"),
+            ),
+            (
+                &["ecomflow", "batch", "--mongodb-uri", "mongodb://db:27017"],
+                "mongodb",
+                "--mongodb-uri",
+                cfg!(feature = "mongodb"),
+            ),
+            (
+                &["ecomflow", "ingest", "--hbase-thrift", "hbase:9090"],
+                "hbase",
+                "--hbase-thrift",
+                cfg!(feature = "hbase"),
+            ),
+        ];
+        for (args, feature, flag, built) in cases {
+            match check(&parse(args)) {
+                Ok(()) => assert!(built, "{args:?} passed without the {feature} feature"),
+                Err(e) => {
+                    assert!(!built, "{args:?} refused with the {feature} feature: {e}");
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(flag), "{msg}");
+                    assert!(msg.contains(&format!("`{feature}` backend")), "{msg}");
+                    assert!(msg.contains("--features distributed"), "{msg}");
+                }
+            }
+        }
+        assert_eq!(
+            long_version().lines().nth(1).map(str::to_string),
+            Some(format!(
+                "backends: embedded{}",
+                enabled()
+                    .iter()
+                    .map(|b| format!(", {b}"))
+                    .collect::<String>()
+            ))
+        );
+    }
+}
