@@ -72,10 +72,23 @@ pub fn check(command: &Command) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
+    /// `args` parsed without the environment (the test script exports
+    /// `ECOMFLOW_KAFKA_BROKERS` and the rest for other tests).
     fn parse(args: &[&str]) -> Command {
-        match crate::cli::Cli::try_parse_from(args) {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cli = crate::cli::Cli::command().mut_args(|a| a.env(None));
+        let names: Vec<String> = cli
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for name in names {
+            cli = cli.mut_subcommand(name, |s| s.mut_args(|a| a.env(None)));
+        }
+        let parsed = cli
+            .try_get_matches_from(args)
+            .and_then(|m| crate::cli::Cli::from_arg_matches(&m));
+        match parsed {
             Ok(cli) => cli.command,
             Err(e) => panic!("{e}"),
         }

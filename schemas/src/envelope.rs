@@ -126,6 +126,7 @@ fn decode_record<T: serde::de::DeserializeOwned>(
     expected: Kind,
 ) -> Result<T, Rejection> {
     check_size(bytes)?;
+    check_nesting(bytes)?;
     if let Some(record) = wrapped_data(bytes, expected).and_then(|d| serde_json::from_slice(d).ok())
     {
         return Ok(record);
@@ -136,6 +137,46 @@ fn decode_record<T: serde::de::DeserializeOwned>(
 fn check_size(bytes: &[u8]) -> Result<(), Rejection> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(Rejection::Oversized(bytes.len()));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of arrays and objects a record may have, the
+/// envelope included (serde_json's own recursion limit).
+pub const MAX_NESTING: usize = 128;
+
+/// Refuses a record nested deeper than [`MAX_NESTING`] as `invalid_json`.
+/// serde_json enforces that limit only on what it builds: a value it skips
+/// (an unknown key) or keeps raw (the envelope's `data`) may be nested
+/// without bound. The fast readers need no check: they take only the
+/// known keys, nested a few levels. A walk of the bytes, once, only for
+/// records that take serde's path.
+fn check_nesting(bytes: &[u8]) -> Result<(), Rejection> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Rejection::InvalidJson(format!(
+                        "nested more than {MAX_NESTING} levels deep"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -220,6 +261,7 @@ pub enum CatalogRecord {
 /// Decodes and validates a catalog event (category, product or user).
 pub fn decode_catalog(bytes: &[u8]) -> Result<CatalogRecord, Rejection> {
     check_size(bytes)?;
+    check_nesting(bytes)?;
     let (kind, data) = open(bytes)?;
     match kind.as_str() {
         "category" => validate::category(parse(data)?).map(CatalogRecord::Category),
@@ -319,6 +361,66 @@ pub(crate) mod tests {
             total: 233.99,
             payment_method: PaymentMethod::CreditCard,
         }
+    }
+
+    /// A valid transaction envelope with an extra key `x` holding `extra`.
+    fn with_extra(extra: &str) -> Vec<u8> {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&encode(Kind::Transaction, &seed_transaction())).expect("json");
+        v["data"]["x"] = serde_json::Value::Null;
+        let text = v
+            .to_string()
+            .replace("\"x\":null", &format!("\"x\":{extra}"));
+        text.into_bytes()
+    }
+
+    /// Nesting past 128 levels, the envelope included, is `invalid_json`
+    /// wherever it is, an ignored key included (serde_json skips those
+    /// without its recursion limit); brackets inside strings do not count.
+    #[test]
+    fn nesting_past_128_levels_is_invalid_json() {
+        let nested = |d: usize| "[".repeat(d) + &"]".repeat(d);
+        // The envelope and `data` are two levels: 126 more is 128 in all.
+        assert_eq!(
+            decode_transaction(&with_extra(&nested(126))),
+            Ok(seed_transaction())
+        );
+        for depth in [127, 400_000] {
+            let bytes = with_extra(&nested(depth));
+            if bytes.len() > MAX_RECORD_BYTES {
+                assert_eq!(
+                    decode_transaction(&bytes),
+                    Err(Rejection::Oversized(bytes.len()))
+                );
+                continue;
+            }
+            match decode_transaction(&bytes) {
+                Err(Rejection::InvalidJson(m)) => assert!(m.contains("128 levels"), "{m}"),
+                other => panic!("depth {depth}: {other:?}"),
+            }
+            assert_eq!(
+                decode_transaction_serde(&bytes).map_err(|r| r.code()),
+                Err("invalid_json")
+            );
+        }
+        // A deep object in an unknown key of a catalog record, too.
+        let objects = |d: usize| "{\"a\":".repeat(d) + "1" + &"}".repeat(d);
+        let user = String::from_utf8(encode(
+            Kind::User,
+            &serde_json::json!({"user_id": "user_000001", "name": "A", "email": "a@b.c",
+                                "registration_date": "2025-01-01T00:00:00", "x": 0}),
+        ))
+        .expect("utf8");
+        let deep_user = user.replace("\"x\":0", &format!("\"x\":{}", objects(200)));
+        assert_eq!(
+            decode_catalog(deep_user.as_bytes())
+                .map(|_| ())
+                .map_err(|r| r.code()),
+            Err("invalid_json")
+        );
+        // 300 brackets inside a string are text, not nesting.
+        let in_string = with_extra(&format!("\"{}\"", "[".repeat(300)));
+        assert_eq!(decode_transaction(&in_string), Ok(seed_transaction()));
     }
 
     pub(crate) fn seed_session() -> Session {
