@@ -260,6 +260,38 @@ def snapshot_tampered(work, ref, rng, tries):
            " / ".join(sorted(outcomes)), problems)
 
 
+def sql_on_a_changed_snapshot(work, ref, rng):
+    """`ecomflow sql` on a snapshot changed since the batch wrote it (a byte
+    of a day's file, a byte of the users' file, same sizes) or left
+    unfinished by a batch that stopped midway: it refuses, naming what is
+    wrong, rather than answer from it."""
+    import json
+    problems = []
+    days = sorted(p for p in ref["digest"] if p.startswith("snapshot/") and "date=" in p)
+    cases = [("a byte of " + (day := rng.choice(days)), day, "does not match its manifest"),
+             ("a byte of snapshot/users/part-0.parquet", "snapshot/users/part-0.parquet",
+              "checksum differs"),
+             ("a batch that stopped midway", None, "partial")]
+    for label, victim, says in cases:
+        data = os.path.join(work, "sqlsnap")
+        shutil.copytree(ref["dir"], data)
+        if victim:
+            path = os.path.join(data, victim)
+            b = bytearray(open(path, "rb").read())
+            b[8] ^= 0xFF  # inside the first data page: size and footer unchanged
+            open(path, "wb").write(bytes(b))
+        else:
+            manifest = os.path.join(data, "snapshot", "_snapshot.json")
+            m = json.load(open(manifest))
+            m["partial"] = True
+            json.dump(m, open(manifest, "w"))
+        problems += clear_error(ecomflow("sql", "--data-dir", data, "SELECT COUNT(*) FROM users"),
+                                says, label)
+        shutil.rmtree(data, ignore_errors=True)
+    record("`ecomflow sql` on a changed or unfinished snapshot", len(cases),
+           "clear error naming the file or the unfinished run", problems)
+
+
 def sql_writes(work, ref):
     data = os.path.join(work, "sql")
     shutil.copytree(ref["dir"], data)
@@ -468,6 +500,7 @@ def main():
         old_checkpoint(work, ref, rng, args.tries)
         lost_checkpoint(work, ref)
         snapshot_tampered(work, ref, rng, 2 * args.tries)
+        sql_on_a_changed_snapshot(work, ref, rng)
         sql_writes(work, ref)
         planted_symlink(work, ref)
         bad_flags(work)
