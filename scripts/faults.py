@@ -260,6 +260,43 @@ def snapshot_tampered(work, ref, rng, tries):
            " / ".join(sorted(outcomes)), problems)
 
 
+def disk_full(work, ref):
+    """The data dir's disk fills up (a 12 MiB filesystem, mounted here):
+    the replay stops within a minute with an error that says the disk is
+    full, then, with space freed, the same command resumes to the
+    reference state."""
+    mnt = os.path.join(work, "small-disk")
+    os.makedirs(mnt)
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if m.returncode != 0:
+        if os.environ.get("CI") == "true":
+            record("disk full mid-replay", 1, "", [f"cannot mount a small filesystem (needs root): {m.stderr.strip()}"])
+        else:
+            print(f"skipped: disk full (cannot mount a small filesystem: {m.stderr.strip()})", flush=True)
+        return
+    problems = []
+    try:
+        data = os.path.join(mnt, "d")
+        started = time.time()
+        try:
+            r = replay(data)
+            took = time.time() - started
+            problems += clear_error(r, "is full: free space there", "disk full")
+            if took > 90:
+                problems.append(f"disk full: the replay took {took:.0f} s to stop")
+        except subprocess.TimeoutExpired:
+            problems.append("disk full: the replay hung (killed after 300 s)")
+            took = 0
+        subprocess.run(["mount", "-o", "remount,size=1g", mnt], check=True)
+        r = replay(data)
+        problems += finished(r, "after freeing space") or differs("after freeing space", data, ref, r.stdout)
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    record("disk full mid-replay, then space freed and replay again", 1,
+           f"clear error in {took:.0f} s, then identical state", problems)
+
+
 def sql_on_a_changed_snapshot(work, ref, rng):
     """`ecomflow sql` on a snapshot changed since the batch wrote it (a byte
     of a day's file, a byte of the users' file, same sizes) or left
@@ -500,6 +537,7 @@ def main():
         old_checkpoint(work, ref, rng, args.tries)
         lost_checkpoint(work, ref)
         snapshot_tampered(work, ref, rng, 2 * args.tries)
+        disk_full(work, ref)
         sql_on_a_changed_snapshot(work, ref, rng)
         sql_writes(work, ref)
         planted_symlink(work, ref)

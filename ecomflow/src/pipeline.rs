@@ -202,6 +202,23 @@ pub struct Threads<E> {
     what: &'static str,
     handles: Vec<JoinHandle<Result<(), E>>>,
     running: Arc<(Mutex<usize>, Condvar)>,
+    /// Set when a thread ended with an error or a panic.
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sets its flag when dropped armed: a thread disarms it when it ends
+/// well, so an error or a panic sets it.
+struct Failed {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    armed: bool,
+}
+
+impl Drop for Failed {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// Counts its thread out when dropped, however the thread ends.
@@ -223,7 +240,14 @@ impl<E: std::error::Error + Send + Sync + 'static> Threads<E> {
             what,
             handles: Vec::new(),
             running: Arc::default(),
+            failed: Arc::default(),
         }
+    }
+
+    /// A flag that turns true as soon as one of the threads ends with an
+    /// error or a panic (before anyone joins it).
+    pub fn failure_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.failed.clone()
     }
 
     /// Starts `f` on a thread called `name`.
@@ -234,9 +258,19 @@ impl<E: std::error::Error + Send + Sync + 'static> Threads<E> {
     ) -> anyhow::Result<()> {
         *self.running.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         let running = Running(self.running.clone());
+        let failed = Failed {
+            flag: self.failed.clone(),
+            armed: true,
+        };
         let handle = std::thread::Builder::new().name(name).spawn(move || {
             let _running = running;
-            f()
+            // The whole guard moves in (a closure would capture only the
+            // field it assigns, and the guard would drop here, armed).
+            let mut failed = failed;
+            let result = f();
+            // A panic never gets here: `failed` drops armed.
+            failed.armed = result.is_err();
+            result
         });
         // A thread that did not start counted itself out as its closure
         // (and `_running` in it) was dropped.
@@ -642,4 +676,51 @@ pub fn in_background<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T>
             .join()
             .map_err(|_| anyhow::anyhow!("a background thread panicked"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[derive(Debug)]
+    struct Broken;
+
+    impl std::fmt::Display for Broken {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("broken")
+        }
+    }
+
+    impl std::error::Error for Broken {}
+
+    /// The failure flag turns true when a thread errs or panics, before
+    /// anyone joins it, and stays false while every thread ends well.
+    #[test]
+    fn the_failure_flag_is_set_by_an_error_or_a_panic_only() {
+        let mut good: Threads<Broken> = Threads::new("a test thread");
+        let flag = good.failure_flag();
+        for i in 0..3 {
+            good.spawn(format!("ok-{i}"), || Ok(())).expect("spawn");
+        }
+        assert!(good.wait_timeout(Duration::from_secs(10)));
+        assert!(!flag.load(Ordering::SeqCst));
+        assert!(good.join().is_ok());
+
+        for how in ["error", "panic"] {
+            let mut t: Threads<Broken> = Threads::new("a test thread");
+            let flag = t.failure_flag();
+            t.spawn("ok".into(), || Ok(())).expect("spawn");
+            t.spawn(how.into(), move || {
+                if how == "panic" {
+                    panic!("on purpose");
+                }
+                Err(Broken)
+            })
+            .expect("spawn");
+            assert!(t.wait_timeout(Duration::from_secs(10)));
+            assert!(flag.load(Ordering::SeqCst), "{how}");
+            assert!(t.join().is_err(), "{how}");
+        }
+    }
 }

@@ -117,6 +117,10 @@ pub(crate) fn persist_mode(durability: schemas::fsio::Durability) -> fjall::Pers
 
 /// How long closing a store waits for its memtables to reach disk.
 const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long it waits without a single flush finishing: a flush that
+/// cannot finish (a full disk) ends the wait then, not after
+/// [`CLOSE_FLUSH_WAIT`].
+const CLOSE_FLUSH_STALL: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Writes every keyspace's memtable to a table and waits for the flushes,
 /// as RocksDB does when a database closes: the next open then skips the
@@ -146,12 +150,19 @@ pub(crate) fn flush_on_close(db: &fjall::Database, path: &std::path::Path) {
             }
         }
     }
-    while rotated.iter().any(|k| k.sealed_memtable_count() > 0) {
-        if started.elapsed() > CLOSE_FLUSH_WAIT {
-            tracing::warn!(store = %path.display(), "Memtables not flushed on close after 30 s; the next open replays the journal.");
+    let sealed = || -> usize { rotated.iter().map(|k| k.sealed_memtable_count()).sum() };
+    let (mut left, mut progress) = (sealed(), std::time::Instant::now());
+    while left > 0 {
+        if started.elapsed() > CLOSE_FLUSH_WAIT || progress.elapsed() > CLOSE_FLUSH_STALL {
+            tracing::warn!(store = %path.display(), seconds = started.elapsed().as_secs_f64(), "Memtables not flushed on close (is the disk full?); the next open replays the journal.");
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
+        let now = sealed();
+        if now < left {
+            progress = std::time::Instant::now();
+        }
+        left = now;
     }
     if !rotated.is_empty() {
         tracing::debug!(store = %path.display(), keyspaces = rotated.len(), seconds = started.elapsed().as_secs_f64(), "Memtables flushed on close.");

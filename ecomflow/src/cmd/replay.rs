@@ -16,7 +16,7 @@ use producer::replay::{ReplaySummary, Source};
 use schemas::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Replays, then prints the summary and the report's figures.
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
@@ -52,6 +52,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     // Topics exist before any consumer subscribes.
     log.ensure_topics(&producer::replay::topic_specs(args.log.partitions))?;
     let mut running = Running::start(&args, &log, &stop)?;
+    let watcher = running.watch(&stop);
     let bar = ui::Progress::new(0, "events");
     let published = Arc::new(AtomicU64::new(0));
     let clock = running.stage_clock(published.clone());
@@ -67,6 +68,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let complete = result.as_ref().is_ok_and(|s| !s.interrupted);
     let finished = running.finish(log.as_ref(), &args, complete, &bar);
     bar.finish_and_clear();
+    let gave_up = watcher.end();
+    let finished = finished.map_err(|e| explain_failure(e, &args.log.data_dir));
+    if let Some(stage) = gave_up {
+        // The stage's own error says why; without one, say which stage.
+        finished?;
+        anyhow::bail!("the replay stopped: {stage}");
+    }
     let summary = result?;
     let nightly = finished?;
     let interrupted = summary.interrupted || stop.is_stopped();
@@ -222,6 +230,48 @@ impl Running {
         })
     }
 
+    /// Watches the stages beside the publisher and stops the whole run
+    /// (`stop`) as soon as one cannot go on: an ingest worker that failed
+    /// (the others would only pile up lag), or an aggregator whose
+    /// checkpoint failed twice in a row (20 s apart; a full disk does not
+    /// empty itself, and the replay would wait for it forever).
+    fn watch(&self, stop: &Shutdown) -> Watcher {
+        let ingest = self
+            .ingest
+            .as_ref()
+            .and_then(|i| i.workers.as_ref())
+            .map(pipeline::Threads::failure_flag);
+        let aggregator = self.aggregator.as_ref().map(|a| a.stats.clone());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let why: Arc<Mutex<Option<&'static str>>> = Arc::default();
+        let (stop, d, w) = (stop.clone(), done.clone(), why.clone());
+        let thread = std::thread::Builder::new()
+            .name("replay-watch".into())
+            .spawn(move || {
+                while !d.load(Ordering::SeqCst) {
+                    let stage = if ingest.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                        Some("an ingest worker failed")
+                    } else if aggregator
+                        .as_ref()
+                        .is_some_and(|a| a.checkpoint_failures.load(Ordering::Relaxed) >= 2)
+                    {
+                        Some("the aggregator's checkpoint failed twice in a row")
+                    } else {
+                        None
+                    };
+                    if let Some(stage) = stage {
+                        tracing::error!("{stage}: stopping the replay; run the same command again to resume once the cause is fixed.");
+                        *w.lock().unwrap_or_else(|e| e.into_inner()) = Some(stage);
+                        stop.stop();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .ok();
+        Watcher { thread, done, why }
+    }
+
     /// Samples each stage's event count for the summary's per-stage rates.
     fn stage_clock(&self, published: Arc<AtomicU64>) -> stages::StageClock {
         let stats = self.ingest.as_ref().map(|i| i.stats.clone());
@@ -290,6 +340,7 @@ impl Running {
             n.finish()
         });
         tracing::debug!("Nightly batch stopped.");
+        let mut aggregator = Ok(());
         if let Some(a) = self.aggregator.as_mut() {
             if let Some(runner) = &a.runner {
                 pipeline::finish_stage(runner, &a.stop, complete, || {
@@ -300,10 +351,13 @@ impl Running {
                     bar.set_message(format!("aggregator catching up: {left} left"));
                 });
             }
-            a.join_runner()?;
-            tracing::debug!("Aggregator stopped (final checkpoint written).");
+            aggregator = a.join_runner();
+            tracing::debug!("Aggregator stopped.");
         }
-        joined?;
+        // Ingest's error first: when it failed, the aggregator's (a last
+        // checkpoint on the same full disk, say) is a consequence.
+        joined.context("ingest")?;
+        aggregator.context("the aggregator")?;
         Ok(nightly)
     }
 }
@@ -381,4 +435,43 @@ fn final_batch(stores: &Stores, cfg: &batch::BatchConfig) -> anyhow::Result<f64>
     spinner.finish_and_clear();
     nightly::print_outcome(&outcome.context("the final batch")?);
     Ok(secs)
+}
+
+/// The thread of [`Running::watch`].
+struct Watcher {
+    thread: Option<std::thread::JoinHandle<()>>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    why: Arc<Mutex<Option<&'static str>>>,
+}
+
+impl Watcher {
+    /// Ends the watch; which stage stopped the run, if one did.
+    fn end(self) -> Option<&'static str> {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread {
+            let _ = t.join();
+        }
+        *self.why.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Says what to do about a stage's error when the cause is a full disk.
+fn explain_failure(e: anyhow::Error, data_dir: &std::path::Path) -> anyhow::Error {
+    if disk_full(&e) {
+        let dir = data_dir.display();
+        e.context(format!(
+            "the disk under --data-dir {dir} is full: free space there (`df -h {dir}`), then run the same command again to resume where it stopped"
+        ))
+    } else {
+        e
+    }
+}
+
+/// Whether `e` comes from a full disk (ENOSPC), however deep the cause.
+fn disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            || c.to_string().contains("No space left on device")
+    })
 }
