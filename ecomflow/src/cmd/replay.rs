@@ -455,9 +455,12 @@ impl Watcher {
     }
 }
 
-/// Says what to do about a stage's error when the cause is a full disk.
+/// Says what to do about a stage's error when the cause is a full disk:
+/// the error says so (ENOSPC), or the disk has almost nothing left (a
+/// store that failed a write in the background reports itself only as
+/// "poisoned").
 fn explain_failure(e: anyhow::Error, data_dir: &std::path::Path) -> anyhow::Error {
-    if disk_full(&e) {
+    if disk_full(&e) || free_bytes(data_dir).is_some_and(|free| free < 64 << 20) {
         let dir = data_dir.display();
         e.context(format!(
             "the disk under --data-dir {dir} is full: free space there (`df -h {dir}`), then run the same command again to resume where it stopped"
@@ -465,6 +468,18 @@ fn explain_failure(e: anyhow::Error, data_dir: &std::path::Path) -> anyhow::Erro
     } else {
         e
     }
+}
+
+/// Bytes free for us on the file system holding `dir` (`statvfs`).
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes the struct we pass, which is plain data
+    // (all-zero is a valid value), and reads the NUL-terminated path.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; both pointers are valid for the call.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stats) };
+    (rc == 0).then(|| stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// Whether `e` comes from a full disk (ENOSPC), however deep the cause.
