@@ -251,6 +251,26 @@ proptest! {
         }
     }
 
+    /// A record cut short is never valid JSON: always `invalid_json`.
+    #[test]
+    fn a_cut_record_is_invalid_json(i in 0..SEEDS.len(), per_mille in 0u16..1000) {
+        let (topic, seed) = &SEEDS[i];
+        let cut = apply(seed, &Mutation::Cut(per_mille));
+        prop_assert!(cut.len() < seed.len());
+        prop_assert_eq!(verdict(topic, &cut).map_err(|r| r.code()), Err("invalid_json"));
+    }
+
+    /// A string value replaced by arrays nested past 128 levels (the
+    /// envelope and `data` are two more) is `invalid_json`, whichever
+    /// value it replaced and however deep.
+    #[test]
+    fn nesting_past_the_limit_is_invalid_json(i in 0..SEEDS.len(), n in any::<u8>(), depth in 127u32..5_000) {
+        let (topic, seed) = &SEEDS[i];
+        let nested = apply(seed, &Mutation::Nest(n, depth));
+        prop_assume!(nested != *seed);
+        prop_assert_eq!(verdict(topic, &nested).map_err(|r| r.code()), Err("invalid_json"));
+    }
+
     #[test]
     fn random_bytes_are_refused_with_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         for topic in [topics::SESSIONS, topics::TRANSACTIONS, topics::CATALOG] {
