@@ -576,19 +576,6 @@ mod tests {
     }
 
     /// Embedded stores in `dir/docs` and `dir/wide`.
-    /// The deadline of a test that drains a worker: `stop` is stopped
-    /// after `limit` (a hung worker then returns) and the flag says so.
-    fn deadline(stop: &Shutdown, limit: std::time::Duration) -> Arc<std::sync::atomic::AtomicBool> {
-        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (stop, f) = (stop.clone(), fired.clone());
-        std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            f.store(true, std::sync::atomic::Ordering::SeqCst);
-            stop.stop();
-        });
-        fired
-    }
-
     fn stores(dir: &std::path::Path) -> (EmbeddedDocStore, SessionStore) {
         let docs = EmbeddedDocStore::open(&dir.join("docs")).expect("docs");
         let wide = EmbeddedWideStore::open(&dir.join("wide")).expect("wide");
@@ -612,7 +599,7 @@ mod tests {
         // Drained: the worker stops once the group has consumed all three.
         let stop = Shutdown::new();
         stop.drain();
-        let late = deadline(&stop, std::time::Duration::from_secs(300));
+        let late = stop.stop_after(std::time::Duration::from_secs(300));
         run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");
         assert!(
             !late.load(std::sync::atomic::Ordering::SeqCst),
@@ -679,7 +666,7 @@ mod tests {
         let stats = IngestStats::default();
         let stop = Shutdown::new();
         stop.drain();
-        let late = deadline(&stop, std::time::Duration::from_secs(300));
+        let late = stop.stop_after(std::time::Duration::from_secs(300));
         let consumers: Vec<_> = (0..2)
             .map(|_| log.consumer(&cfg.group, &INPUT_TOPICS).expect("consumer"))
             .collect();

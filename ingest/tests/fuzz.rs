@@ -325,7 +325,7 @@ fn a_fuzzed_corpus_through_ingest_loses_nothing() {
     // Drained: the worker returns once its group has consumed everything.
     let stop = schemas::Shutdown::new();
     stop.drain();
-    let late = deadline(&stop, std::time::Duration::from_secs(300));
+    let late = stop.stop_after(std::time::Duration::from_secs(300));
     run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");
     assert!(
         !late.load(std::sync::atomic::Ordering::SeqCst),
@@ -347,21 +347,4 @@ fn a_fuzzed_corpus_through_ingest_loses_nothing() {
         docs.dead_letters().expect("dead letters").len() as u64,
         snap.dead_total()
     );
-}
-
-/// The deadline of a test that drains a worker: `stop` is stopped after
-/// `limit` (a hung worker then returns) and the flag says so, for the test
-/// to fail on.
-fn deadline(
-    stop: &schemas::Shutdown,
-    limit: std::time::Duration,
-) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (stop, f) = (stop.clone(), fired.clone());
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        f.store(true, std::sync::atomic::Ordering::SeqCst);
-        stop.stop();
-    });
-    fired
 }

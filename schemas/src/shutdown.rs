@@ -134,6 +134,21 @@ impl Shutdown {
     pub fn wait(&self) {
         while !self.wait_timeout(Duration::from_secs(3_600)) {}
     }
+
+    /// A deadline: stops this token once `limit` has passed, unless it was
+    /// stopped before; the flag says whether the deadline did it (a test
+    /// that drains a worker fails on it rather than hang).
+    pub fn stop_after(&self, limit: Duration) -> Arc<std::sync::atomic::AtomicBool> {
+        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (token, flag) = (self.clone(), fired.clone());
+        std::thread::spawn(move || {
+            if !token.wait_timeout(limit) {
+                flag.store(true, Ordering::SeqCst);
+                token.stop();
+            }
+        });
+        fired
+    }
 }
 
 /// Whether a consumer that just found nothing new in the log is done: it
@@ -153,6 +168,21 @@ pub fn consumer_done<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_after_stops_a_token_left_running_and_says_so() {
+        let late = Shutdown::new();
+        let fired = late.stop_after(Duration::from_millis(50));
+        assert!(late.wait_timeout(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(fired.load(Ordering::SeqCst));
+
+        let early = Shutdown::new();
+        let fired = early.stop_after(Duration::from_secs(10));
+        early.stop();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!fired.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn stopping_a_parent_stops_its_children_but_not_the_reverse() {
