@@ -624,7 +624,10 @@ def part_four(workdir, planted, reference):
             start(name, shared, ["--until-idle", "3", "--ingest-chunk", "1000"])
         start("aggregator", os.path.join(workdir, "four-aggregator"), ["--until-idle", "3"])
         for name in ingest_names + ["aggregator"]:
-            check(procs[name].wait(900) == 0, f"distributed: {name} drained the topics and stopped")
+            status = procs[name].wait(900)
+            if status != 0:
+                print(f"{name} exited with status {status}; its stderr ends:\n{procs[name].err()[-3000:]}")
+            check(status == 0, f"distributed: {name} drained the topics and stopped")
         if len(ingest_names) == 2:
             shares = [re.search(r"Ingested by this run: (\d+) records", procs[n].out()) for n in ingest_names]
             got = [int(m.group(1)) if m else 0 for m in shares]

@@ -4,9 +4,15 @@
 //!
 //! Storage layout:
 //! - `partitions/<topic>/<partition>.log`: the partition's records, one
-//!   after the other, each a frame `length(u32 LE)` then `timestamp_ms(i64
-//!   BE) key_len(u32 BE) key payload`. Appending is a write at the end of
-//!   the file; reading is a read of a byte range. Only the first
+//!   after the other, each a frame `length(u32 LE)` then `checksum(u32 LE)
+//!   timestamp_ms(i64 BE) key_len(u32 BE) key payload`, the checksum being
+//!   the low 32 bits of the XXH3-64 of what follows it (fjall checks its
+//!   own blocks with XXH3 too). A record whose checksum does not match is
+//!   an error that names it ([`LogError::Checksum`]), never a changed
+//!   record. Logs of layout 3 and earlier have no checksums (meta has no
+//!   `layout` key): they are read and appended to as they are. Appending
+//!   is a write at the end of the file; reading is a read of a byte range.
+//!   Only the first
 //!   [`Partition::end`] bytes count: what lies beyond was written by a
 //!   producer that did not get to commit, and is cut off when the log is
 //!   opened.
@@ -16,7 +22,8 @@
 //!   partition(u32 BE) k(u64 BE)` → the byte position of offset
 //!   `k * INDEX_EVERY`, so that a consumer starting anywhere skips at most
 //!   [`INDEX_EVERY`] records; `o NUL group NUL topic NUL partition` →
-//!   committed offset; `m NUL name` → producer marker.
+//!   committed offset; `m NUL name` → producer marker; `layout` → `4`
+//!   when the frames carry checksums.
 //!
 //! A producer's buffered records are written to their files first, then
 //! the partitions' new ends (with the index entries and the producer's
@@ -142,6 +149,8 @@ struct Inner {
     db: Database,
     meta: Keyspace,
     durability: Durability,
+    /// Whether frames carry checksums (layout 4): see the module doc.
+    checked: bool,
     state: Mutex<State>,
     appended: Condvar,
     /// Held by a producer from reading its partitions' ends to publishing
@@ -162,6 +171,12 @@ impl Inner {
         self.db.batch().durability(Some(mode(self.durability)))
     }
 }
+
+/// `meta` key of the log's layout, present from layout 4 on.
+const LAYOUT_KEY: &[u8] = b"layout";
+
+/// [`LAYOUT_KEY`]'s value in a log whose frames carry checksums.
+const LAYOUT_CHECKED: &[u8] = b"4";
 
 /// The file of a partition's records.
 fn partition_path(root: &Path, topic: &str, partition: u32) -> PathBuf {
@@ -203,18 +218,41 @@ fn encode_end(next: u64, end: u64) -> [u8; 16] {
 }
 
 /// Appends one record's frame to `buf`: its length, then its value
-/// ([`encode_value`]'s layout).
-fn put_frame(buf: &mut Vec<u8>, key: &[u8], payload: &[u8], timestamp_ms: i64) -> Result<()> {
-    let len = u32::try_from(12 + key.len() + payload.len())
+/// ([`encode_value`]'s layout), preceded by its checksum if `checked`.
+fn put_frame(
+    buf: &mut Vec<u8>,
+    key: &[u8],
+    payload: &[u8],
+    timestamp_ms: i64,
+    checked: bool,
+) -> Result<()> {
+    let check_len = if checked { 4 } else { 0 };
+    let len = u32::try_from(check_len + 12 + key.len() + payload.len())
         .map_err(|_| LogError::Io(std::io::Error::other("a record of 4 GiB or more")))?;
     let key_len = u32::try_from(key.len())
         .map_err(|_| LogError::Io(std::io::Error::other("a key of 4 GiB or more")))?;
     buf.extend_from_slice(&len.to_le_bytes());
+    let check_at = buf.len();
+    if checked {
+        buf.extend_from_slice(&[0; 4]);
+    }
+    let value_at = buf.len();
     buf.extend_from_slice(&timestamp_ms.to_be_bytes());
     buf.extend_from_slice(&key_len.to_be_bytes());
     buf.extend_from_slice(key);
     buf.extend_from_slice(payload);
+    if checked {
+        let sum = checksum(buf.get(value_at..).unwrap_or_default());
+        if let Some(slot) = buf.get_mut(check_at..value_at) {
+            slot.copy_from_slice(&sum.to_le_bytes());
+        }
+    }
     Ok(())
+}
+
+/// A frame's checksum: the low 32 bits of the XXH3-64 of its value.
+fn checksum(value: &[u8]) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(value) as u32
 }
 
 /// A consumer's bytes of one partition's file, read ahead: `bytes` holds
@@ -528,24 +566,38 @@ fn be_u32(bytes: &[u8]) -> Option<u32> {
 /// A record's value as a frame holds it (the frame without its length), as
 /// the keyspaces of the earlier layouts held it.
 #[cfg(test)]
-fn encode_value(key: &[u8], payload: &[u8], timestamp_ms: i64) -> Vec<u8> {
+fn encode_value(key: &[u8], payload: &[u8], timestamp_ms: i64, checked: bool) -> Vec<u8> {
     let mut frame = Vec::new();
-    put_frame(&mut frame, key, payload, timestamp_ms).expect("small");
+    put_frame(&mut frame, key, payload, timestamp_ms, checked).expect("small");
     frame.split_off(4)
 }
 
-fn decode_value(topic: &str, partition: u32, offset: u64, v: &[u8]) -> Result<Record> {
+/// Decodes a frame's value; with `checked`, checks its checksum first.
+fn decode_value(
+    (topic, partition): (&str, u32),
+    offset: u64,
+    v: &[u8],
+    checked: bool,
+) -> Result<Record> {
     let corrupt = || LogError::Corrupt {
         topic: topic.to_string(),
         partition,
         offset,
     };
-    let ts = i64::from_be_bytes(
-        v.get(..8)
-            .ok_or_else(corrupt)?
-            .try_into()
-            .map_err(|_| corrupt())?,
-    );
+    let v = if checked {
+        let (sum, rest) = v.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        if u32::from_le_bytes(*sum) != checksum(rest) {
+            return Err(LogError::Checksum {
+                topic: topic.to_string(),
+                partition,
+                offset,
+            });
+        }
+        rest
+    } else {
+        v
+    };
+    let ts = i64::from_be_bytes(*v.first_chunk::<8>().ok_or_else(corrupt)?);
     let key_len = be_u32(v.get(8..).ok_or_else(corrupt)?).ok_or_else(corrupt)? as usize;
     let key = v.get(12..12 + key_len).ok_or_else(corrupt)?;
     let payload = v.get(12 + key_len..).ok_or_else(corrupt)?;
@@ -595,6 +647,28 @@ impl EmbeddedLog {
             })?;
             state.topics.insert(topic, partitions);
         }
+        let checked = match meta.get(LAYOUT_KEY)? {
+            Some(v) if v.as_ref() == LAYOUT_CHECKED => true,
+            Some(v) => {
+                return Err(LogError::Io(std::io::Error::other(format!(
+                    "{} holds a log of layout {:?}, which this ecomflow does not know \
+                     (written by a newer version?)",
+                    path.display(),
+                    String::from_utf8_lossy(&v)
+                ))))
+            }
+            None if state.topics.is_empty() => {
+                meta.insert(LAYOUT_KEY, LAYOUT_CHECKED)?;
+                true
+            }
+            None => {
+                tracing::warn!(
+                    log = %path.display(),
+                    "This log was written before records carried checksums: a damaged record cannot be told from a good one. Start over with --fresh to get them."
+                );
+                false
+            }
+        };
         let oldest = db
             .keyspace_exists(LEGACY_RECORDS)
             .then(|| db.keyspace(LEGACY_RECORDS, KeyspaceCreateOptions::default))
@@ -626,6 +700,7 @@ impl EmbeddedLog {
                 db,
                 meta,
                 durability,
+                checked,
                 state: Mutex::new(state),
                 appended: Condvar::new(),
                 writing: Mutex::new(()),
@@ -959,7 +1034,13 @@ impl LogProducer for EmbeddedProducer {
             .pending
             .entry((name, partition_for(key, partitions)))
             .or_default();
-        put_frame(&mut p.frames, key, payload, timestamp_ms)?;
+        put_frame(
+            &mut p.frames,
+            key,
+            payload,
+            timestamp_ms,
+            self.inner.checked,
+        )?;
         p.count += 1;
         Ok(())
     }
@@ -1167,7 +1248,12 @@ impl LogConsumer for EmbeddedConsumer {
                 take as u64,
                 window,
                 |offset, value| {
-                    out.push(decode_value(topic, partition, offset, value)?);
+                    out.push(decode_value(
+                        (topic, partition),
+                        offset,
+                        value,
+                        inner.checked,
+                    )?);
                     Ok(())
                 },
             )?;
@@ -1289,7 +1375,7 @@ mod tests {
                 legacy
                     .insert(
                         [legacy_partition_prefix("t", p), o.to_be_bytes().to_vec()].concat(),
-                        encode_value(b"k", payload.as_bytes(), 7),
+                        encode_value(b"k", payload.as_bytes(), 7, false),
                     )
                     .expect("record");
             }
@@ -1346,7 +1432,10 @@ mod tests {
         for &(p, o, payload) in records {
             db.keyspace(&records_name("t", p), KeyspaceCreateOptions::default)
                 .expect("keyspace")
-                .insert(o.to_be_bytes(), encode_value(b"k", payload.as_bytes(), 7))
+                .insert(
+                    o.to_be_bytes(),
+                    encode_value(b"k", payload.as_bytes(), 7, false),
+                )
                 .expect("record");
         }
         db.persist(PersistMode::SyncAll).expect("persist");
@@ -1399,7 +1488,7 @@ mod tests {
             let path = partition_path(dir.path(), "t", 0);
             std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
             let mut frame = Vec::new();
-            put_frame(&mut frame, b"k", b"a", 7).expect("frame");
+            put_frame(&mut frame, b"k", b"a", 7, false).expect("frame");
             std::fs::write(&path, &frame).expect("write");
             meta.insert(end_key("t", 0), encode_end(1, frame.len() as u64))
                 .expect("end");
@@ -1424,12 +1513,12 @@ mod tests {
             producer.flush().expect("flush");
         }
         let committed = std::fs::metadata(&path).expect("file").len();
-        assert_eq!(committed, 4 + 12 + 1 + 3);
+        assert_eq!(committed, 4 + 4 + 12 + 1 + 3);
         // A producer that wrote a frame and a half, then died before its
         // commit.
         let mut torn = Vec::new();
-        put_frame(&mut torn, b"k", b"lost", 2).expect("frame");
-        put_frame(&mut torn, b"k", b"half", 3).expect("frame");
+        put_frame(&mut torn, b"k", b"lost", 2, true).expect("frame");
+        put_frame(&mut torn, b"k", b"half", 3, true).expect("frame");
         torn.truncate(torn.len() - 3);
         let mut bytes = std::fs::read(&path).expect("read");
         bytes.extend_from_slice(&torn);
@@ -1604,15 +1693,98 @@ mod tests {
 
     #[test]
     fn value_encoding_round_trips_and_detects_truncation() {
-        let v = encode_value(b"user_000042", b"{}", -5);
-        let r = decode_value("t", 1, 9, &v).expect("decode");
-        assert_eq!(
-            (r.key.as_slice(), r.payload.as_slice(), r.timestamp_ms),
-            (b"user_000042".as_slice(), b"{}".as_slice(), -5)
-        );
-        assert!(matches!(
-            decode_value("t", 1, 9, &v[..10]),
-            Err(LogError::Corrupt { offset: 9, .. })
-        ));
+        for checked in [false, true] {
+            let v = encode_value(b"user_000042", b"{}", -5, checked);
+            let r = decode_value(("t", 1), 9, &v, checked).expect("decode");
+            assert_eq!(
+                (r.key.as_slice(), r.payload.as_slice(), r.timestamp_ms),
+                (b"user_000042".as_slice(), b"{}".as_slice(), -5)
+            );
+            let cut = if checked { 14 } else { 10 };
+            assert!(matches!(
+                decode_value(("t", 1), 9, &v[..cut], false),
+                Err(LogError::Corrupt { offset: 9, .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn any_flipped_bit_of_a_committed_record_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = partition_path(dir.path(), "t", 0);
+        let frames = {
+            let log = EmbeddedLog::open(dir.path()).expect("open");
+            log.ensure_topics(&[TopicSpec::new("t", 1)]).expect("topic");
+            let mut producer = log.producer().expect("producer");
+            producer.send("t", b"k", b"prod_00001", 1).expect("send");
+            producer.send("t", b"k", b"prod_00002", 2).expect("send");
+            producer.flush().expect("flush");
+            std::fs::read(&path).expect("read")
+        };
+        // The second frame: 4 (length) + 4 (checksum) + 12 + 1 + 10 bytes.
+        let second = frames.len() / 2;
+        assert_eq!(second, 31);
+        for at in second + 4..frames.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut bytes = frames.clone();
+                bytes[at] ^= bit;
+                std::fs::write(&path, &bytes).expect("write");
+                let log = EmbeddedLog::open(dir.path()).expect("open");
+                let mut c = log.consumer("g", &["t"]).expect("consumer");
+                let err = c.poll(10, Duration::from_millis(100)).map(|r| r.len());
+                assert!(
+                    matches!(err, Err(LogError::Checksum { offset: 1, .. })),
+                    "byte {at} ^ {bit:#x}: {err:?}"
+                );
+                let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(msg.contains("t/0@1") && msg.contains("--fresh"), "{msg}");
+            }
+        }
+        // Undamaged, both come back.
+        std::fs::write(&path, &frames).expect("write");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let got = c.poll(10, Duration::from_millis(100)).expect("poll");
+        assert_eq!(got[1].payload, b"prod_00002");
+    }
+
+    #[test]
+    fn a_log_written_before_checksums_is_read_and_appended_without_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let log = EmbeddedLog::open(dir.path()).expect("open");
+            log.ensure_topics(&[TopicSpec::new("t", 1)]).expect("topic");
+            let mut producer = log.producer().expect("producer");
+            producer.send("t", b"k", b"new", 1).expect("send");
+            producer.flush().expect("flush");
+        }
+        // The same log as layout 3 wrote it: no layout key, frames
+        // without checksums.
+        let path = partition_path(dir.path(), "t", 0);
+        let mut old = Vec::new();
+        put_frame(&mut old, b"k", b"old", 1, false).expect("frame");
+        std::fs::write(&path, &old).expect("write");
+        {
+            let db = Database::builder(dir.path()).open().expect("db");
+            let meta = db
+                .keyspace("meta", KeyspaceCreateOptions::default)
+                .expect("meta");
+            meta.remove(LAYOUT_KEY).expect("remove");
+            meta.insert(end_key("t", 0), encode_end(1, old.len() as u64))
+                .expect("end");
+            db.persist(PersistMode::SyncAll).expect("persist");
+        }
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        let mut producer = log.producer().expect("producer");
+        producer.send("t", b"k", b"more", 2).expect("send");
+        producer.flush().expect("flush");
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let got: Vec<Vec<u8>> = c
+            .poll(10, Duration::from_millis(100))
+            .expect("poll")
+            .into_iter()
+            .map(|r| r.payload)
+            .collect();
+        assert_eq!(got, vec![b"old".to_vec(), b"more".to_vec()]);
     }
 }

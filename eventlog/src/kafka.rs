@@ -20,17 +20,19 @@
 //! ([`KafkaSettings`]'s `Debug`, errors, logs).
 
 use crate::{
-    EventLog, LogConsumer, LogError, LogProducer, Offsets, Record, Result, TopicSpec, CLOSE_TIMEOUT,
+    EventLog, LogConsumer, LogError, LogProducer, Offsets, Record, Result, Sequence, TopicSpec,
+    CLOSE_TIMEOUT, SEQUENCE_HEADER,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -402,6 +404,44 @@ impl EventLog for KafkaLog {
         }))
     }
 
+    fn sent_since(&self, topics: &[&str], run: u64, from: u64) -> Result<HashSet<u64>> {
+        // Partitions are assigned, not subscribed: nothing is committed.
+        let consumer: BaseConsumer = self
+            .base_config()
+            .set("group.id", "ecomflow-sent-since")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| self.client_error(e))?;
+        let timeout = self.settings.timeout;
+        let tpl = self.partitions_of(&consumer, topics)?;
+        let mut found = HashSet::new();
+        for e in tpl.elements() {
+            let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+            // The run's records past its marker are the partition's last
+            // ones: read back from the end, further while the first record
+            // read is one of them.
+            let mut window: i64 = 4096;
+            loop {
+                let start = high.saturating_sub(window).max(low);
+                let (numbers, first_is_one) = read_tail(
+                    &consumer,
+                    (e.topic(), e.partition()),
+                    (start, high),
+                    timeout,
+                    |s| s.run == run && s.number >= from,
+                )?;
+                found.extend(numbers);
+                if !first_is_one || start == low {
+                    break;
+                }
+                window = window.saturating_mul(4);
+            }
+        }
+        close_bounded(Some(consumer))?;
+        Ok(found)
+    }
+
     fn lag(&self, group: &str, topics: &[&str]) -> Result<u64> {
         let consumer = self.group_client(group)?;
         let timeout = Duration::from_secs(10);
@@ -479,6 +519,50 @@ impl EventLog for KafkaLog {
     }
 }
 
+/// Reads a partition's records from offset `start` up to `high` (its end),
+/// returning the numbers of those whose [`Sequence`] `wanted` accepts, and
+/// whether the first record read was one of them.
+fn read_tail(
+    consumer: &BaseConsumer,
+    (topic, partition): (&str, i32),
+    (start, high): (i64, i64),
+    timeout: Duration,
+    wanted: impl Fn(Sequence) -> bool,
+) -> Result<(Vec<u64>, bool)> {
+    let mut numbers = Vec::new();
+    if start >= high {
+        return Ok((numbers, false));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + timeout;
+    let mut first: Option<bool> = None;
+    loop {
+        let Some(m) = consumer.poll(deadline.saturating_duration_since(Instant::now())) else {
+            return Err(LogError::Timeout(format!(
+                "reading {topic}/{partition} from offset {start} to {high}, to find what the last run sent"
+            )));
+        };
+        let m = m?;
+        let sequence = m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == SEQUENCE_HEADER)
+                .and_then(|h| h.value)
+                .and_then(Sequence::from_bytes)
+        });
+        let ours = sequence.filter(|s| wanted(*s));
+        first.get_or_insert(ours.is_some());
+        if let Some(s) = ours {
+            numbers.push(s.number);
+        }
+        if m.offset() >= high - 1 {
+            break;
+        }
+    }
+    Ok((numbers, first.unwrap_or(false)))
+}
+
 fn out_of_range(what: String) -> LogError {
     LogError::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
@@ -514,11 +598,55 @@ struct KafkaProducer {
 
 impl LogProducer for KafkaProducer {
     fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], timestamp_ms: i64) -> Result<()> {
+        self.send_record(topic, key, payload, timestamp_ms, None)
+    }
+
+    fn send_in_sequence(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        timestamp_ms: i64,
+        sequence: Sequence,
+    ) -> Result<()> {
+        self.send_record(topic, key, payload, timestamp_ms, Some(sequence))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.flush_all()
+    }
+
+    fn flush_with_markers(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()> {
+        self.flush_all()?;
+        for (name, marker) in markers {
+            let path = self.log.marker_path(name);
+            schemas::fsio::replace_with(&path, marker, schemas::fsio::Durability::Process)?;
+        }
+        Ok(())
+    }
+}
+
+impl KafkaProducer {
+    fn send_record(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        timestamp_ms: i64,
+        sequence: Option<Sequence>,
+    ) -> Result<()> {
         let topic = self.log.physical(topic);
         let mut record = BaseRecord::to(&topic)
             .key(key)
             .payload(payload)
             .timestamp(timestamp_ms);
+        if let Some(s) = sequence {
+            let bytes = s.to_bytes();
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: SEQUENCE_HEADER,
+                value: Some(&bytes[..]),
+            }));
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -533,7 +661,7 @@ impl LogProducer for KafkaProducer {
         }
     }
 
-    fn flush(&mut self) -> Result<()> {
+    fn flush_all(&mut self) -> Result<()> {
         self.producer.flush(FLUSH_TIMEOUT).map_err(|e| match e {
             KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => LogError::Timeout(format!(
                 "broker did not acknowledge within {FLUSH_TIMEOUT:?}"
@@ -550,15 +678,6 @@ impl LogProducer for KafkaProducer {
                 .take()
                 .unwrap_or_default();
             return Err(LogError::Delivery { count, first });
-        }
-        Ok(())
-    }
-
-    fn flush_with_markers(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()> {
-        self.flush()?;
-        for (name, marker) in markers {
-            let path = self.log.marker_path(name);
-            schemas::fsio::replace_with(&path, marker, schemas::fsio::Durability::Process)?;
         }
         Ok(())
     }

@@ -46,6 +46,44 @@ pub struct Record {
     pub timestamp_ms: i64,
 }
 
+/// A record's place in its producer's run: the run that sent it (a number
+/// drawn when the run began, kept in the run's marker) and the record's
+/// number in that run. Kafka records carry it in the header
+/// [`SEQUENCE_HEADER`], so that a producer resuming after a crash between
+/// the broker's acknowledgement and its marker finds which of its records
+/// the broker already holds ([`EventLog::sent_since`]) and sends them no
+/// more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequence {
+    /// The run.
+    pub run: u64,
+    /// The record's number in the run.
+    pub number: u64,
+}
+
+/// The Kafka header that holds a record's [`Sequence`]: run, then number,
+/// each a big-endian u64.
+pub const SEQUENCE_HEADER: &str = "ecomflow-sequence";
+
+impl Sequence {
+    /// The header value.
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..8].copy_from_slice(&self.run.to_be_bytes());
+        b[8..].copy_from_slice(&self.number.to_be_bytes());
+        b
+    }
+
+    /// Reads a header value; `None` unless it is 16 bytes.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (run, number) = b.split_first_chunk::<8>()?;
+        Some(Sequence {
+            run: u64::from_be_bytes(*run),
+            number: u64::from_be_bytes(*<&[u8; 8]>::try_from(number).ok()?),
+        })
+    }
+}
+
 /// A topic to create, with its partition count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -113,6 +151,16 @@ pub enum LogError {
     /// A stored record that cannot be decoded.
     #[error("corrupt record at {topic}/{partition}@{offset}")]
     Corrupt {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// Offset.
+        offset: u64,
+    },
+    /// A stored record whose checksum does not match its bytes.
+    #[error("record {topic}/{partition}@{offset} (in partitions/{topic}/{partition}.log of the log's directory) fails its checksum: the log is damaged; restore the data dir from a backup, or start over with --fresh")]
+    Checksum {
         /// Topic.
         topic: String,
         /// Partition.
@@ -203,6 +251,22 @@ pub trait EventLog: Send + Sync {
     /// `name`, if any: how a producer finds where it left off.
     fn marker(&self, name: &str) -> Result<Option<Vec<u8>>>;
 
+    /// The numbers, from `from` on, of the records that run `run` sent to
+    /// `topics` and the log holds ([`Sequence`]). On the embedded log, none:
+    /// a flush and its marker are one atomic write, so the marker tells
+    /// everything. On Kafka, the records the broker acknowledged after the
+    /// run's last marker (a crash between the two), found by reading each
+    /// partition back from its end.
+    fn sent_since(
+        &self,
+        topics: &[&str],
+        run: u64,
+        from: u64,
+    ) -> Result<std::collections::HashSet<u64>> {
+        let _ = (topics, run, from);
+        Ok(std::collections::HashSet::new())
+    }
+
     /// Records in `topics` that `group` has not committed yet (end offsets
     /// minus committed offsets, over all partitions).
     fn lag(&self, group: &str, topics: &[&str]) -> Result<u64>;
@@ -292,6 +356,21 @@ pub trait LogProducer: Send {
     /// Queues a record; partitioned by `key`. Not durable until a flush.
     fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], timestamp_ms: i64) -> Result<()>;
 
+    /// [`send`](Self::send), with the record's place in its producer's run
+    /// where the log keeps one (a Kafka header; the embedded log needs none,
+    /// see [`EventLog::sent_since`]).
+    fn send_in_sequence(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        timestamp_ms: i64,
+        sequence: Sequence,
+    ) -> Result<()> {
+        let _ = sequence;
+        self.send(topic, key, payload, timestamp_ms)
+    }
+
     /// Makes everything sent so far durable.
     fn flush(&mut self) -> Result<()>;
 
@@ -300,7 +379,9 @@ pub trait LogProducer: Send {
     /// are written atomically, so a producer that resumes from its markers
     /// neither loses nor repeats a record. On Kafka the markers are written
     /// after the broker acknowledged the records, so a crash between the two
-    /// can repeat records (at least once).
+    /// leaves records past the marker: a producer that sent them with
+    /// [`send_in_sequence`](Self::send_in_sequence) finds them with
+    /// [`EventLog::sent_since`]; others repeat them (at least once).
     fn flush_with_markers(&mut self, markers: &[(String, Vec<u8>)]) -> Result<()>;
 
     /// [`flush_with_markers`](Self::flush_with_markers) with one marker.

@@ -204,6 +204,7 @@ impl Worker<'_> {
         let mut transactions = Vec::new();
         // The record each transaction came from, to dead-letter conflicts.
         let mut transaction_records: Vec<&Record> = Vec::new();
+        let mut session_records: Vec<&Record> = Vec::new();
         let mut dead: Vec<(&Record, Rejection)> = Vec::new();
         for r in records {
             let verdict = match r.topic.as_str() {
@@ -212,7 +213,10 @@ impl Worker<'_> {
                     CatalogRecord::Product(p) => products.push(p),
                     CatalogRecord::User(u) => users.push(u),
                 }),
-                topics::SESSIONS => decode_session(&r.payload).map(|s| sessions.push(s)),
+                topics::SESSIONS => decode_session(&r.payload).map(|s| {
+                    sessions.push(s);
+                    session_records.push(r);
+                }),
                 topics::TRANSACTIONS => decode_transaction(&r.payload).map(|t| {
                     transactions.push(t);
                     transaction_records.push(r);
@@ -226,7 +230,23 @@ impl Worker<'_> {
                 dead.push((r, reason));
             }
         }
-        // 1. Good records into the stores (idempotent writes).
+        // 1. Good records into the stores (idempotent writes). An id stored
+        // before with other content (a session or a transaction): the first
+        // stands, this one is dead-lettered (and not counted as stored).
+        // The document store decides for sessions, then the wide-column
+        // store gets the ones it kept: a crash between the two stores them
+        // there on the next read, as the same sessions are no conflict.
+        let timer = Instant::now();
+        let conflicts = self.docs.put_sessions(&sessions)?;
+        if !conflicts.is_empty() {
+            for &i in &conflicts {
+                if let (Some(r), Some(s)) = (session_records.get(i), sessions.get(i)) {
+                    dead.push((r, Rejection::DuplicateConflict(s.session_id.clone())));
+                }
+            }
+            drop_positions(&mut sessions, &conflicts);
+        }
+        let mut doc_secs = timer.elapsed().as_secs_f64();
         let timer = Instant::now();
         self.sessions.put_sessions(&sessions)?;
         let wide_secs = timer.elapsed().as_secs_f64();
@@ -234,23 +254,14 @@ impl Worker<'_> {
         self.docs.upsert_categories(&categories)?;
         self.docs.upsert_products(&products)?;
         self.docs.upsert_users(&users)?;
-        self.docs.put_sessions(&sessions)?;
         let put = self.docs.put_transactions_checked(&transactions)?;
         let new = put.new;
-        // An id stored before with other content: the first stands, this
-        // one is dead-lettered (and not counted as stored).
         for &i in &put.conflicts {
             if let (Some(r), Some(t)) = (transaction_records.get(i), transactions.get(i)) {
                 dead.push((r, Rejection::DuplicateConflict(t.transaction_id.clone())));
             }
         }
-        if !put.conflicts.is_empty() {
-            let mut i = 0;
-            transactions.retain(|_| {
-                i += 1;
-                !put.conflicts.contains(&(i - 1))
-            });
-        }
+        drop_positions(&mut transactions, &put.conflicts);
         // Dead letters are kept in the document store too (keyed by source
         // position, so a replay stores each once): the nightly cleaning
         // statistics are computed from them.
@@ -259,7 +270,7 @@ impl Worker<'_> {
             .map(|(r, reason)| DeadLetter::new(&r.topic, r.partition, r.offset, reason, &r.payload))
             .collect();
         self.docs.put_dead_letters(&letters)?;
-        let doc_secs = timer.elapsed().as_secs_f64();
+        doc_secs += timer.elapsed().as_secs_f64();
         // What the stores now hold, after their data: a store that loses
         // its last writes loses this too (see `resume_from_stores`).
         let offsets = offsets_after(records);
@@ -311,6 +322,18 @@ impl Worker<'_> {
         );
         Ok(())
     }
+}
+
+/// Removes the items at `positions` (ascending, as the stores return them).
+fn drop_positions<T>(items: &mut Vec<T>, positions: &[usize]) {
+    if positions.is_empty() {
+        return;
+    }
+    let mut i = 0;
+    items.retain(|_| {
+        i += 1;
+        positions.binary_search(&(i - 1)).is_err()
+    });
 }
 
 /// What a committed chunk held, counted once: [`IngestStats::add`] adds it
@@ -627,6 +650,87 @@ mod tests {
         );
         let user = docs.user("user_000001").expect("user");
         assert!(user.is_none_or(|u| u.purchase_summary.total_spent == 10.0));
+    }
+
+    #[test]
+    fn a_session_id_seen_again_with_other_content_is_dead_lettered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = log_with_topics(dir.path(), 1);
+        let at = |start: &str| Session {
+            session_id: "sess_1".into(),
+            user_id: "user_000001".into(),
+            start_time: schemas::time::parse(start).expect("literal"),
+            duration_seconds: 60,
+            referrer: "direct".into(),
+            device_info: schemas::DeviceInfo {
+                device_type: schemas::DeviceType::Mobile,
+                os: "iOS".into(),
+                browser: "Safari".into(),
+                city: "Austin".into(),
+                state: "TX".into(),
+                ip: "10.0.0.1".into(),
+            },
+            conversion_status: schemas::ConversionStatus::Browsed,
+            viewed_products: vec!["prod_00001".into()],
+            cart_contents: vec![],
+        };
+        // The same session twice (a retry), then its id with another start
+        // time, which would be another row in either store.
+        let mut p = log.producer().expect("producer");
+        for s in [
+            at("2025-01-01T10:00:00"),
+            at("2025-01-01T10:00:00"),
+            at("2025-01-02T11:00:00"),
+        ] {
+            p.send(
+                topics::SESSIONS,
+                s.user_id.as_bytes(),
+                &encode(Kind::Session, &s),
+                0,
+            )
+            .expect("send");
+        }
+        p.flush().expect("flush");
+        let (docs, sessions) = stores(dir.path());
+        let cfg = IngestConfig {
+            batch: 2,
+            partitions: 1,
+            ..IngestConfig::default()
+        };
+        let stats = IngestStats::default();
+        let stop = Shutdown::new();
+        stop.drain();
+        let late = stop.stop_after(std::time::Duration::from_secs(300));
+        run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");
+        assert!(
+            !late.load(std::sync::atomic::Ordering::SeqCst),
+            "no drain within 300 s"
+        );
+        let snap = stats.snapshot();
+        assert_eq!(snap.sessions, 2, "{snap:?}");
+        assert_eq!(
+            snap.dead_letters,
+            BTreeMap::from([("duplicate_conflict".to_string(), 1)])
+        );
+        let first = at("2025-01-01T10:00:00");
+        assert_eq!(
+            sessions.last_sessions("user_000001", 10).expect("wide"),
+            vec![first.clone()]
+        );
+        let other_day = at("2025-01-02T11:00:00").start_time.date();
+        assert_eq!(
+            docs.sessions_on(first.start_time.date()).expect("day"),
+            vec![first]
+        );
+        assert_eq!(docs.sessions_on(other_day).expect("day"), vec![]);
+        let letters = docs.dead_letters().expect("dead letters");
+        assert_eq!(
+            letters
+                .iter()
+                .map(|l| (l.reason_code.as_str(), l.offset))
+                .collect::<Vec<_>>(),
+            vec![("duplicate_conflict", 2)]
+        );
     }
 
     /// Why a process's workers join the group before any polls: a member

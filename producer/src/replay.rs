@@ -4,13 +4,17 @@
 //! Progress is recorded as a marker written with each flushed batch (on the
 //! embedded log, atomically with the batch), so a replay that was stopped or
 //! killed continues after the last published event instead of starting over.
+//! On Kafka the marker is written after the broker acknowledged the batch:
+//! each record carries its run and number ([`eventlog::Sequence`]), and a
+//! resumed run reads the topics' tails for the records its run sent after
+//! the marker, and does not send them again.
 
 use crate::catalog::Catalog;
 use crate::config::ShopConfig;
 use crate::dataset::{Dataset, DatasetId};
 use crate::events::{Event, EventStream};
 use chrono::NaiveDateTime;
-use eventlog::{EventLog, LogError, TopicSpec};
+use eventlog::{EventLog, LogError, Sequence, TopicSpec};
 use schemas::topics;
 use schemas::Shutdown;
 use serde::{Deserialize, Serialize};
@@ -70,6 +74,9 @@ pub struct ReplaySummary {
     pub published: u64,
     /// Events published by earlier runs that this one skipped.
     pub resumed_from: u64,
+    /// Of the events this run counts as published, those an earlier run
+    /// had sent after its last marker (found in the topics, not sent again).
+    pub found_sent: u64,
     /// Events in the whole replay.
     pub total: u64,
     /// Whether the run stopped early (stop flag).
@@ -91,17 +98,19 @@ pub enum Source {
 }
 
 impl Source {
-    fn marker(&self, published: u64) -> Marker {
+    fn marker(&self, published: u64, run: u64) -> Marker {
         match self {
             Source::Shop(cfg) => Marker {
                 config: Some(cfg.clone()),
                 dataset: None,
                 published,
+                run,
             },
             Source::Dataset(d) => Marker {
                 config: None,
                 dataset: Some(d.id().clone()),
                 published,
+                run,
             },
         }
     }
@@ -140,6 +149,21 @@ struct Marker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dataset: Option<DatasetId>,
     published: u64,
+    /// The run's number in its records' [`Sequence`]s: drawn when the
+    /// replay starts, kept while it resumes (0 in markers written before
+    /// records carried one).
+    #[serde(default)]
+    run: u64,
+}
+
+/// A number for a new run: nonzero, and unlike any other run's with all
+/// likelihood (a random hash of the clock and the process id).
+fn new_run() -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::time::SystemTime::now().hash(&mut h);
+    std::process::id().hash(&mut h);
+    h.finish().max(1)
 }
 
 /// Why a replay failed.
@@ -171,18 +195,22 @@ pub fn topic_specs(partitions: u32) -> Vec<TopicSpec> {
 
 /// Events already published by earlier runs of this replay.
 pub fn published_before(log: &dyn EventLog, source: &Source) -> Result<u64, ReplayError> {
-    match log.marker(MARKER)? {
-        None => Ok(0),
-        Some(bytes) => {
-            let m: Marker = serde_json::from_slice(&bytes)
-                .map_err(|e| ReplayError::BadMarker(e.to_string()))?;
-            let ours = source.marker(m.published);
-            if (&m.config, &m.dataset) != (&ours.config, &ours.dataset) {
-                return Err(ReplayError::OtherShop(Source::describe(&m)));
-            }
-            Ok(m.published)
-        }
+    Ok(stored_marker(log, source)?.map_or(0, |m| m.published))
+}
+
+/// The replay's marker, if a run stored one; an error if it is another
+/// shop's.
+fn stored_marker(log: &dyn EventLog, source: &Source) -> Result<Option<Marker>, ReplayError> {
+    let Some(bytes) = log.marker(MARKER)? else {
+        return Ok(None);
+    };
+    let m: Marker =
+        serde_json::from_slice(&bytes).map_err(|e| ReplayError::BadMarker(e.to_string()))?;
+    let ours = source.marker(m.published, m.run);
+    if (&m.config, &m.dataset) != (&ours.config, &ours.dataset) {
+        return Err(ReplayError::OtherShop(Source::describe(&m)));
     }
+    Ok(Some(m))
 }
 
 /// Publishes `source` to `log`, resuming after what earlier runs
@@ -196,7 +224,31 @@ pub fn run(
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     log.ensure_topics(&topic_specs(opts.partitions))?;
-    let skip = published_before(log, source)?;
+    let mut producer = log.producer()?;
+    let (skip, run) = match stored_marker(log, source)? {
+        Some(m) if m.run != 0 => (m.published, m.run),
+        // No run yet (or a marker from before runs were numbered): the
+        // run's number is stored before its first record is sent.
+        stored => {
+            let (published, run) = (stored.map_or(0, |m| m.published), new_run());
+            let marker = serde_json::to_vec(&source.marker(published, run)).unwrap_or_default();
+            producer.flush_with_marker(MARKER, &marker)?;
+            (published, run)
+        }
+    };
+    // What this run sent after its marker, on a log where that can be.
+    let mut found = log.sent_since(
+        &[topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS],
+        run,
+        skip,
+    )?;
+    if !found.is_empty() {
+        tracing::info!(
+            events = found.len(),
+            "Found events an earlier run sent after its last marker: not sending them again."
+        );
+    }
+    let mut found_sent = 0u64;
     let (mut stream, total) = source.events()?;
     if skip > 0 {
         tracing::info!(
@@ -213,7 +265,6 @@ pub fn run(
             }
         }
     }
-    let mut producer = log.producer()?;
     let mut published = skip;
     let mut in_batch = 0usize;
     let mut pace_origin: Option<(NaiveDateTime, Instant)> = None;
@@ -229,7 +280,7 @@ pub fn run(
                      pending: &mut Vec<(&'static str, u64)>,
                      last_time: NaiveDateTime|
      -> Result<(), LogError> {
-        let marker = serde_json::to_vec(&source.marker(published)).unwrap_or_default();
+        let marker = serde_json::to_vec(&source.marker(published, run)).unwrap_or_default();
         producer.flush_with_marker(MARKER, &marker)?;
         crate::metrics::flushed(pending, last_time.and_utc().timestamp());
         tracing::debug!(published, "Published a batch.");
@@ -260,12 +311,20 @@ pub fn run(
             interrupted = true;
             break;
         }
-        producer.send(
-            ev.stream.topic(),
-            ev.key.as_bytes(),
-            &ev.payload(),
-            ev.timestamp_ms(),
-        )?;
+        if found.remove(&published) {
+            found_sent += 1;
+        } else {
+            producer.send_in_sequence(
+                ev.stream.topic(),
+                ev.key.as_bytes(),
+                &ev.payload(),
+                ev.timestamp_ms(),
+                Sequence {
+                    run,
+                    number: published,
+                },
+            )?;
+        }
         published += 1;
         in_batch += 1;
         match pending.last_mut() {
@@ -282,6 +341,7 @@ pub fn run(
     Ok(ReplaySummary {
         published: published - skip,
         resumed_from: skip,
+        found_sent,
         total,
         interrupted,
         elapsed: started.elapsed(),

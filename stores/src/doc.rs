@@ -107,12 +107,14 @@ pub trait DocumentStore: Send + Sync {
     fn transactions_on(&self, day: NaiveDate) -> Result<Vec<Transaction>>;
 
     /// Stores sessions (as the seed's MongoDB holds them, beside users,
-    /// products and transactions): storing one again replaces it with the
-    /// same document. The nightly snapshot reads them from here by day
+    /// products and transactions). Returns which of `items` conflict: an id
+    /// already stored (or earlier in `items`) with other content, which is
+    /// not written (the first one stored stands, on every backend); the
+    /// caller dead-letters it. The same session again (a replayed batch)
+    /// changes nothing. The nightly snapshot reads them from here by day
     /// ([`sessions_on`](Self::sessions_on)); the wide-column store stays the
-    /// path for "a user's last N sessions". Nothing looks a session up by
-    /// id, so the embedded store keeps no index for it.
-    fn put_sessions(&self, items: &[Session]) -> Result<()>;
+    /// path for "a user's last N sessions".
+    fn put_sessions(&self, items: &[Session]) -> Result<Vec<usize>>;
 
     /// The days on which sessions started, ascending.
     fn session_days(&self) -> Result<Vec<NaiveDate>>;

@@ -176,6 +176,25 @@ impl MongoDocStore {
     }
 
     /// Runs one unordered `update` command with upserts.
+    /// What `collection` holds under `ids` already, as stored, by id.
+    fn stored_by_id(&self, collection: &str, ids: &[&str]) -> Result<HashMap<String, Document>> {
+        self.runtime.block_on(async {
+            let mut cursor = self
+                .coll(collection)
+                .find(doc! {"_id": {"$in": ids}})
+                .await
+                .map_err(server_error)?;
+            let mut found = HashMap::new();
+            while cursor.advance().await.map_err(server_error)? {
+                let d: Document = cursor.deserialize_current().map_err(server_error)?;
+                if let Ok(id) = d.get_str("_id") {
+                    found.insert(id.to_string(), d.clone());
+                }
+            }
+            Ok::<_, StoreError>(found)
+        })
+    }
+
     fn upsert_many(&self, collection: &str, updates: Vec<Document>) -> Result<()> {
         for chunk in updates.chunks(1_000) {
             let cmd = doc! {"update": collection, "updates": chunk.to_vec(), "ordered": false};
@@ -323,22 +342,7 @@ impl DocumentStore for MongoDocStore {
             return Ok(TransactionsPut::default());
         }
         let ids: Vec<&str> = items.iter().map(|t| t.transaction_id.as_str()).collect();
-        // What is stored under these ids already, as stored.
-        let mut stored: HashMap<String, Document> = self.runtime.block_on(async {
-            let mut cursor = self
-                .coll("transactions")
-                .find(doc! {"_id": {"$in": &ids}})
-                .await
-                .map_err(server_error)?;
-            let mut found = HashMap::new();
-            while cursor.advance().await.map_err(server_error)? {
-                let d: Document = cursor.deserialize_current().map_err(server_error)?;
-                if let Ok(id) = d.get_str("_id") {
-                    found.insert(id.to_string(), d.clone());
-                }
-            }
-            Ok::<_, StoreError>(found)
-        })?;
+        let mut stored = self.stored_by_id("transactions", &ids)?;
         let mut out = TransactionsPut::default();
         let mut updates = Vec::new();
         for (i, t) in items.iter().enumerate() {
@@ -739,15 +743,34 @@ impl DocumentStore for MongoDocStore {
             .collect()
     }
 
-    fn put_sessions(&self, items: &[Session]) -> Result<()> {
-        let updates = items
-            .iter()
-            .map(|x| Ok(doc! {"q": {"_id": &x.session_id}, "u": to_doc(x, &x.session_id)?, "upsert": true}))
-            .collect::<Result<Vec<_>>>()?;
-        if updates.is_empty() {
-            return Ok(());
+    fn put_sessions(&self, items: &[Session]) -> Result<Vec<usize>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
-        self.upsert_many("sessions", updates)
+        let ids: Vec<&str> = items.iter().map(|s| s.session_id.as_str()).collect();
+        let mut stored = self.stored_by_id("sessions", &ids)?;
+        let mut conflicts = Vec::new();
+        let mut updates = Vec::new();
+        for (i, x) in items.iter().enumerate() {
+            let d = to_doc(x, &x.session_id)?;
+            match stored.get(&x.session_id) {
+                // The first one stored stands, as for transactions.
+                Some(existing) => {
+                    if *existing != d {
+                        conflicts.push(i);
+                    }
+                }
+                None => {
+                    updates
+                        .push(doc! {"q": {"_id": &x.session_id}, "u": d.clone(), "upsert": true});
+                    stored.insert(x.session_id.clone(), d);
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.upsert_many("sessions", updates)?;
+        }
+        Ok(conflicts)
     }
 
     fn session_days(&self) -> Result<Vec<NaiveDate>> {

@@ -298,19 +298,49 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
         &[],
         &[],
     );
-    store
-        .put_sessions(&[s1.clone(), s2.clone()])
-        .expect("sessions");
-    store
-        .put_sessions(std::slice::from_ref(&s1))
-        .expect("sessions again");
+    assert_eq!(
+        store
+            .put_sessions(&[s1.clone(), s2.clone()])
+            .expect("sessions"),
+        Vec::<usize>::new()
+    );
+    // The same again is no conflict; another session under a stored id (a
+    // later start, another product viewed) or under an id earlier in the same batch
+    // is one, and is not written: the first stands.
+    let mut moved = s1.clone();
+    moved.start_time = ts("2025-03-12T09:00:00");
+    let mut recarted = s2.clone();
+    recarted.viewed_products.push("prod_00009".into());
+    let mut twice = s2.clone();
+    twice.session_id = "sess_d".into();
+    let mut twice_other = twice.clone();
+    twice_other.duration_seconds += 1;
+    assert_eq!(
+        store
+            .put_sessions(&[
+                s1.clone(),
+                moved,
+                recarted,
+                twice.clone(),
+                twice_other,
+                twice.clone()
+            ])
+            .expect("sessions again"),
+        vec![1, 2, 4]
+    );
+    assert_eq!(
+        store
+            .put_sessions(std::slice::from_ref(&twice))
+            .expect("d again"),
+        Vec::<usize>::new()
+    );
     assert_eq!(
         store.sessions_on(day("2025-03-11")).expect("day"),
         vec![s1.clone()]
     );
     assert_eq!(
         store.sessions_on(day("2025-03-12")).expect("day"),
-        vec![s2.clone()]
+        vec![s2.clone(), twice.clone()]
     );
     // By day, for the snapshot: a at 23:59 on the 11th; on the 12th, c (an
     // id after b's) at 07:00 before b at 08:00: by start time, then id.
@@ -331,7 +361,7 @@ pub fn document_store_contract(store: &dyn DocumentStore) {
     );
     assert_eq!(
         store.sessions_on(day("2025-03-12")).expect("day"),
-        vec![s3, s2]
+        vec![s3, s2, twice]
     );
     assert_eq!(store.sessions_on(day("2025-03-11")).expect("day"), vec![s1]);
     assert!(store

@@ -423,6 +423,12 @@ fn print_publish_summary(summary: &ReplaySummary, interrupted: bool, log: &dyn E
         summary.published as f64 / secs,
         log.describe()
     );
+    if summary.found_sent > 0 {
+        println!(
+            "  {} of them had been sent by the run before, after its last marker (found in the topics by their sequence headers; not sent again).",
+            summary.found_sent
+        );
+    }
 }
 
 /// Runs the final batch under a spinner and prints what it did; its time
