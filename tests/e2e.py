@@ -31,6 +31,11 @@
 6. Readiness: an ingest service's /readyz turns 503, naming the store,
    while the HBase Thrift test server behind it is killed, and 200 again
    once it is back; the service then ingests everything.
+7. The production path under faults (part four's services): the broker
+   killed and started again mid-publish and mid-ingest, one of the two
+   ingest services killed mid-batch, the MongoDB stand-in and the HBase
+   Thrift server killed and started again mid-ingest; stores, segments and
+   the live window's top partners equal the uninterrupted run's.
 
 Parts that need a program this machine lacks say "skipped: ..." and pass,
 except under CI (CI=true), where a missing program is a failure.
@@ -562,54 +567,83 @@ def query_rows(where, q):
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
+class Services:
+    """The compose file's ecomflow services, with its commands and
+    environment; only addresses, data directories and the shop size change."""
+
+    def __init__(self, workdir, brokers, mongo, hbase, speed=""):
+        compose = check_compose.load_compose({"ECOMFLOW_SPEED": speed})
+        self.services = check_compose.ecomflow_services(compose)
+        self.workdir, self.brokers, self.mongo, self.hbase = workdir, brokers, mongo, hbase
+        self.shop_env = {f"ECOMFLOW_{SHOP[i][2:].upper()}": SHOP[i + 1] for i in range(0, len(SHOP), 2)}
+        self.database = f"e2e_{os.getpid()}_{int(time.time())}"
+        self.ports = {name: free_port() for name in self.services}
+        self.procs = {}
+
+    def env_of(self, name):
+        env = {}
+        for k, v in self.services[name].get("environment", {}).items():
+            v = str(v)
+            if k == "ECOMFLOW_KAFKA_BROKERS":
+                v = self.brokers
+            elif k == "ECOMFLOW_MONGODB_URI":
+                if not self.mongo:
+                    continue
+                v = self.mongo
+            elif k == "ECOMFLOW_HBASE_THRIFT":
+                if not self.hbase:
+                    continue
+                v = self.hbase
+            elif k in ("ECOMFLOW_METRICS", "ECOMFLOW_HTTP"):
+                v = f"127.0.0.1:{self.ports[name]}"
+            elif k == "ECOMFLOW_SPEED" and not v:
+                continue
+            env[k] = v
+        env.update(self.shop_env)
+        env["ECOMFLOW_MONGODB_DATABASE"] = self.database
+        return env
+
+    def start(self, name, data, extra=(), label=None):
+        env = self.env_of(name)
+        env["ECOMFLOW_DATA_DIR"] = data
+        label = label or f"svc-{name}"
+        self.procs[name] = Proc([BIN] + self.services[name]["command"] + list(extra), self.workdir, label, env)
+        return self.procs[name]
+
+    def finished(self, name, what, timeout=900):
+        status = self.procs[name].wait(timeout)
+        if status != 0:
+            print(f"{name} exited with status {status}; its stderr ends:\n{self.procs[name].err()[-3000:]}")
+        check(status == 0, f"{what}: {name} drained the topics and stopped")
+
+    def batch(self, data, label):
+        env = self.env_of("batch")
+        env.pop("ECOMFLOW_BATCH_EVERY", None)  # once, not nightly
+        env["ECOMFLOW_DATA_DIR"] = data
+        batch = Proc([BIN] + self.services["batch"]["command"], self.workdir, label, env)
+        check(batch.wait(900) == 0, f"{label}: the batch ran")
+        return batch.out()
+
+    def stop_all(self):
+        for p in self.procs.values():
+            p.stop()
+
+
 def part_four(workdir, planted, reference):
     """The compose file's ecomflow services, with its commands and
     environment; only addresses, data directories and the shop size change.
     The HBase role is played by the stores' test Thrift server (HBase's own
     Thrift interface over an embedded store), MongoDB's by secantusdb when
     the test script started one."""
-    compose = check_compose.load_compose({"ECOMFLOW_SPEED": ""})
-    services = check_compose.ecomflow_services(compose)
     brokers, broker_pid = start_broker(os.path.join(workdir, "four-broker"))
     hbase_proc, hbase = start_hbase(workdir)
     mongo = os.environ.get("ECOMFLOW_MONGODB_URI")
     if not mongo:
         print("note: no MongoDB-wire server (pip install secantusdb): documents go to an embedded store")
-    shop_env = {f"ECOMFLOW_{SHOP[i][2:].upper()}": SHOP[i + 1] for i in range(0, len(SHOP), 2)}
-    database = f"e2e_{os.getpid()}_{int(time.time())}"
+    svc = Services(workdir, brokers, mongo, hbase)
+    database = svc.database
     shared = os.path.join(workdir, "four-stores")
-
-    def env_of(name, port):
-        env = {}
-        for k, v in services[name].get("environment", {}).items():
-            v = str(v)
-            if k == "ECOMFLOW_KAFKA_BROKERS":
-                v = brokers
-            elif k == "ECOMFLOW_MONGODB_URI":
-                if not mongo:
-                    continue
-                v = mongo
-            elif k == "ECOMFLOW_HBASE_THRIFT":
-                if not hbase:
-                    continue
-                v = hbase
-            elif k in ("ECOMFLOW_METRICS", "ECOMFLOW_HTTP"):
-                v = f"127.0.0.1:{port}"
-            elif k == "ECOMFLOW_SPEED" and not v:
-                continue
-            env[k] = v
-        env.update(shop_env)
-        env["ECOMFLOW_MONGODB_DATABASE"] = database
-        return env
-
-    procs = {}
-    ports = {name: free_port() for name in services}
-
-    def start(name, data, extra=()):
-        env = env_of(name, ports[name])
-        env["ECOMFLOW_DATA_DIR"] = data
-        procs[name] = Proc([BIN] + services[name]["command"] + list(extra), workdir, f"svc-{name}", env)
-        return procs[name]
+    procs, start = svc.procs, svc.start
 
     try:
         # Embedded stores allow one process at a time: with both servers,
@@ -624,20 +658,12 @@ def part_four(workdir, planted, reference):
             start(name, shared, ["--until-idle", "3", "--ingest-chunk", "1000"])
         start("aggregator", os.path.join(workdir, "four-aggregator"), ["--until-idle", "3"])
         for name in ingest_names + ["aggregator"]:
-            status = procs[name].wait(900)
-            if status != 0:
-                print(f"{name} exited with status {status}; its stderr ends:\n{procs[name].err()[-3000:]}")
-            check(status == 0, f"distributed: {name} drained the topics and stopped")
+            svc.finished(name, "distributed")
         if len(ingest_names) == 2:
             shares = [re.search(r"Ingested by this run: (\d+) records", procs[n].out()) for n in ingest_names]
             got = [int(m.group(1)) if m else 0 for m in shares]
             check(all(g > 0 for g in got), f"distributed: both ingest services took part of the work {got}")
-        env = env_of("batch", ports["batch"])
-        env.pop("ECOMFLOW_BATCH_EVERY", None)  # once, not nightly
-        env["ECOMFLOW_DATA_DIR"] = shared
-        batch = Proc([BIN] + services["batch"]["command"], workdir, "svc-batch", env)
-        check(batch.wait(900) == 0, "distributed: the batch ran")
-        out = batch.out()
+        out = svc.batch(shared, "svc-batch")
         print(out)
         seg = segment_table(out)
         check(seg == reference[1], f"distributed: segment table {seg} equals the one-process run's")
@@ -659,12 +685,173 @@ def part_four(workdir, planted, reference):
                       f"distributed: `ecomflow query {' '.join(q)}` on MongoDB gives the embedded "
                       f"store's {len(here)} rows")
     finally:
-        for p in procs.values():
-            p.stop()
+        svc.stop_all()
         if hbase_proc:
             hbase_proc.p.kill()
         if broker_pid:
             os.kill(broker_pid, signal.SIGTERM)
+
+
+class Server:
+    """A server this test can SIGKILL and start again on the same port and
+    directory (its data kept): tansu, secantusdb or the HBase Thrift test
+    server."""
+
+    def __init__(self, kind, workdir):
+        self.kind, self.port = kind, free_port()
+        self.dir = os.path.join(workdir, f"seven-{kind}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.workdir, self.proc, self.pid = workdir, None, None
+        self.start()
+
+    @property
+    def address(self):
+        if self.kind == "mongodb":
+            return f"mongodb://127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        if self.kind == "kafka":
+            out = subprocess.run([os.path.join(ROOT, "scripts", "kafka-broker.sh"), str(self.port), self.dir],
+                                 capture_output=True, text=True, check=True).stdout
+            self.pid = int(dict(line.split("=", 1) for line in out.split())["TANSU_PID"])
+            return
+        if self.kind == "mongodb":
+            args = ["secantusd-py", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--storage-path", os.path.join(self.dir, "data")]
+        else:
+            args = [os.path.join(os.path.dirname(BIN), "examples", "hbase_thrift_test_server"),
+                    "--port", str(self.port), "--dir", self.dir]
+        self.proc = Proc(args, self.workdir, f"seven-{self.kind}")
+        self.pid = self.proc.p.pid
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} did not listen on {self.port} within 30 s")
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.p.wait()
+        else:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                try:
+                    os.kill(self.pid, 0)
+                    time.sleep(0.05)
+                except OSError:
+                    break
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def part_seven(workdir, reference):
+    """The production path under faults, as docker-compose.yml runs it: the
+    broker SIGKILLed and started again mid-publish and mid-ingest; one of
+    the two ingest services SIGKILLed mid-batch (the group rebalances to the
+    other); the MongoDB stand-in and the HBase Thrift server each SIGKILLed
+    and started again mid-ingest. The surviving ingest service waits,
+    naming the server, and goes on; the producer is started again if it
+    exits (compose's `restart: on-failure`). At the end the stored counts,
+    the segment table and the aggregator's top partners equal the
+    uninterrupted one-process run's: nothing lost, nothing twice."""
+    exe = os.path.join(os.path.dirname(BIN), "examples", "hbase_thrift_test_server")
+    for prog, what in (("tansu", "tansu"), ("secantusd-py", "secantusdb")):
+        if not shutil.which(prog):
+            missing(f"{what}: the production-path faults did not run")
+            return
+    if not os.path.exists(exe):
+        missing(f"{exe} (built by cargo test): the production-path faults did not run")
+        return
+    servers = {}
+    svc = None
+    try:
+        for kind in ("kafka", "mongodb", "hbase"):
+            servers[kind] = Server(kind, workdir)
+        # Paced (12 days in about 24 s), so that the broker dies mid-way.
+        svc = Services(workdir, servers["kafka"].address, servers["mongodb"].address,
+                       servers["hbase"].address, speed=PACE)
+        shared = os.path.join(workdir, "seven-stores")
+        producer_dir = os.path.join(workdir, "seven-producer")
+        producer = svc.start("producer", producer_dir, label="seven-producer")
+        published = 0
+        deadline = time.time() + 120
+        while published < 3000 and time.time() < deadline and producer.p.poll() is None:
+            try:
+                published = metric_sum(metrics_text(f"127.0.0.1:{svc.ports['producer']}"),
+                                       "ecomflow_producer_events_total") or 0
+            except Exception:
+                pass
+            time.sleep(0.1)
+        check(producer.p.poll() is None and 0 < published < 15278,
+              f"faults: the broker is killed while the producer publishes ({published:.0f} published)")
+        servers["kafka"].kill()
+        time.sleep(3)
+        servers["kafka"].start()
+        restarts = 0
+        while producer.wait(900) != 0 and restarts < 3:
+            restarts += 1
+            print(f"producer exited ({producer.p.returncode}); started again, as compose does:\n{producer.err()[-800:]}")
+            producer = svc.start("producer", producer_dir, label=f"seven-producer-{restarts}")
+        check(producer.p.returncode == 0, f"faults: the producer published the shop across a broker restart ({restarts} restart(s))")
+        print(producer.out()[-600:])
+        ingest = ["ingest-1", "ingest-2"]
+        for name in ingest:
+            svc.start(name, shared, ["--until-idle", "5", "--ingest-chunk", "100"], label=f"seven-{name}")
+        svc.start("aggregator", os.path.join(workdir, "seven-aggregator"), ["--until-idle", "5"],
+                  label="seven-aggregator")
+
+        def stored(name):
+            text = metrics_text(f"127.0.0.1:{svc.ports[name]}")
+            return metric_sum(text, "ecomflow_ingest_events_stored_total") or 0
+
+        def wait_stored(name, more_than, secs=120):
+            deadline = time.time() + secs
+            while time.time() < deadline:
+                try:
+                    if stored(name) > more_than:
+                        return True
+                except Exception:
+                    pass
+                time.sleep(0.1)
+            return False
+
+        check(wait_stored("ingest-2", 0), "faults: ingest-2 stored records before it was killed")
+        svc.procs["ingest-2"].p.send_signal(signal.SIGKILL)
+        svc.procs["ingest-2"].p.wait()
+        total = 15278
+        for kind, names in (("kafka", "Kafka"), ("mongodb", "MongoDB"), ("hbase", "HBase")):
+            before = stored("ingest-1")
+            check(before < total - 1000, f"faults: {kind} is killed mid-ingest (ingest-1 has stored {before:.0f})")
+            servers[kind].kill()
+            time.sleep(4)
+            servers[kind].start()
+            check(wait_stored("ingest-1", before), f"faults: ingest-1 goes on after {kind} is back")
+        err = svc.procs["ingest-1"].err()
+        for name in ("MongoDB", "HBase"):
+            check(re.search(rf"{name}.*retry|retry.*{name}", err) is not None,
+                  f"faults: ingest-1 named {name} while it waited for it")
+        svc.finished("ingest-1", "faults")
+        svc.finished("aggregator", "faults")
+        out = svc.batch(shared, "seven-batch")
+        check(segment_table(out) == reference[1], "faults: the segment table equals the uninterrupted run's")
+        counts = stored_counts(shared)
+        check(counts == reference[0], f"faults: stored counts {counts} equal the uninterrupted run's {reference[0]}")
+        block = bought_together_block(svc.procs["aggregator"].out())
+        check(block[1:] == reference[2][1:], "faults: the aggregator's top partners (counts included) equal the uninterrupted run's")
+    finally:
+        if svc:
+            svc.stop_all()
+        for server in servers.values():
+            server.stop()
 
 
 def part_six(workdir):
@@ -861,6 +1048,7 @@ def main():
             part_four(workdir, planted, reference)
         part_five(workdir, planted, reference)
         part_six(workdir)
+        part_seven(workdir, reference)
     finally:
         if broker_pid:
             os.kill(broker_pid, signal.SIGTERM)

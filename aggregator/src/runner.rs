@@ -297,7 +297,21 @@ pub fn run(
         let (mut dirty, mut took_last, mut in_flight) = (false, Duration::ZERO, 0usize);
         let mut idle_since = Instant::now();
         while !stop.is_stopped() {
-            let records = consumer.poll(cfg.batch, Duration::from_millis(200))?;
+            // A broker that is down (restarting, unreachable) is waited for,
+            // as ingest does: the state stays in memory, nothing is lost.
+            let records = match consumer.poll(cfg.batch, Duration::from_millis(200)) {
+                Ok(r) => {
+                    telemetry::health::set_ready("event log");
+                    r
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "Poll failed; retrying.");
+                    telemetry::health::set_unready("event log", format!("{e}; retrying"));
+                    stop.wait_timeout(Duration::from_millis(500));
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
             let polled = !records.is_empty();
             if polled {
                 idle_since = Instant::now();
@@ -365,13 +379,17 @@ pub fn run(
                 last = Instant::now();
             }
             // Everything applied is committed: done if nothing is left.
-            if leaving
-                && !dirty
-                && consumer_done(stop, cfg.until_idle, idle_since, || {
+            if leaving && !dirty {
+                match consumer_done(stop, cfg.until_idle, idle_since, || {
                     log.lag(&cfg.group, &INPUT_TOPICS)
-                })?
-            {
-                break;
+                }) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(error = %e, "Could not read the group's lag; retrying.");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         drop(raw_tx);

@@ -311,7 +311,7 @@ pub fn run(
             interrupted = true;
             break;
         }
-        if found.remove(&published) {
+        if !found.is_empty() && found.remove(&published) {
             found_sent += 1;
         } else {
             producer.send_in_sequence(

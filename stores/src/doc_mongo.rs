@@ -196,8 +196,21 @@ impl MongoDocStore {
     }
 
     fn upsert_many(&self, collection: &str, updates: Vec<Document>) -> Result<()> {
+        self.upsert_many_with(collection, updates, None)
+    }
+
+    /// [`upsert_many`](Self::upsert_many) under a write concern of its own.
+    fn upsert_many_with(
+        &self,
+        collection: &str,
+        updates: Vec<Document>,
+        write_concern: Option<Document>,
+    ) -> Result<()> {
         for chunk in updates.chunks(1_000) {
-            let cmd = doc! {"update": collection, "updates": chunk.to_vec(), "ordered": false};
+            let mut cmd = doc! {"update": collection, "updates": chunk.to_vec(), "ordered": false};
+            if let Some(wc) = &write_concern {
+                cmd.insert("writeConcern", wc.clone());
+            }
             let reply = self
                 .runtime
                 .block_on(async { self.db.run_command(cmd).await })
@@ -800,7 +813,13 @@ impl DocumentStore for MongoDocStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.upsert_many("ingest_progress", updates)
+        // Journaled: once MongoDB acknowledges this, it and every write
+        // before it are in its journal, so a mongod killed afterwards keeps
+        // them, and ingest commits its offsets only then. (With the default
+        // write concern, a mongod killed within its journal interval, up to
+        // 100 ms, loses writes it acknowledged: the end-to-end fault test
+        // lost a dead letter that way.)
+        self.upsert_many_with("ingest_progress", updates, Some(doc! {"w": 1, "j": true}))
     }
 
     fn progress(&self, group: &str) -> Result<Progress> {
