@@ -776,26 +776,59 @@ def part_seven(workdir, reference):
     try:
         for kind in ("kafka", "mongodb", "hbase"):
             servers[kind] = Server(kind, workdir)
-        # Paced (12 days in about 24 s), so that the broker dies mid-way.
+        # Paced (12 days in about 48 s), and every service started at once
+        # as compose does: each fault below lands while the producer
+        # publishes and ingest and the aggregator follow it.
         svc = Services(workdir, servers["kafka"].address, servers["mongodb"].address,
-                       servers["hbase"].address, speed=PACE)
+                       servers["hbase"].address, speed="21600")
         shared = os.path.join(workdir, "seven-stores")
         producer_dir = os.path.join(workdir, "seven-producer")
         producer = svc.start("producer", producer_dir, label="seven-producer")
-        published = 0
-        deadline = time.time() + 120
-        while published < 3000 and time.time() < deadline and producer.p.poll() is None:
+        ingest = ["ingest-1", "ingest-2"]
+        for name in ingest:
+            svc.start(name, shared, ["--until-idle", "15", "--ingest-chunk", "100"], label=f"seven-{name}")
+        # Idle for 15 s (and nothing left) before they stop: longer than an
+        # outage below, so a pause of the producer is not taken for the end.
+        svc.start("aggregator", os.path.join(workdir, "seven-aggregator"), ["--until-idle", "15"],
+                  label="seven-aggregator")
+
+        def metric(name, metric_name):
             try:
-                published = metric_sum(metrics_text(f"127.0.0.1:{svc.ports['producer']}"),
-                                       "ecomflow_producer_events_total") or 0
+                return metric_sum(metrics_text(f"127.0.0.1:{svc.ports[name]}"), metric_name) or 0
             except Exception:
-                pass
-            time.sleep(0.1)
-        check(producer.p.poll() is None and 0 < published < 15278,
-              f"faults: the broker is killed while the producer publishes ({published:.0f} published)")
-        servers["kafka"].kill()
-        time.sleep(3)
-        servers["kafka"].start()
+                return 0
+
+        def stored(name):
+            return metric(name, "ecomflow_ingest_events_stored_total")
+
+        def wait_for(pred, secs=120):
+            deadline = time.time() + secs
+            while time.time() < deadline:
+                if pred():
+                    return True
+                time.sleep(0.1)
+            return False
+
+        wait_for(lambda: metric("producer", "ecomflow_producer_events_total") >= 3000
+                 and stored("ingest-1") > 0 and stored("ingest-2") > 0)
+        published = metric("producer", "ecomflow_producer_events_total")
+        check(producer.p.poll() is None and 0 < published < 15278 and stored("ingest-2") > 0,
+              f"faults: the broker is killed while the producer publishes ({published:.0f} published) "
+              "and both ingest services store")
+        for kind in ("kafka", "mongodb", "hbase"):
+            before = stored("ingest-1")
+            servers[kind].kill()
+            time.sleep(4)
+            servers[kind].start()
+            check(wait_for(lambda: stored("ingest-1") > before),
+                  f"faults: ingest-1 goes on after {kind} is back (it had stored {before:.0f})")
+        # Killed last: a broker restarted after it would not expire the dead
+        # member on tansu (Kafka does), and its partitions would wait.
+        lag = metric("ingest-1", "ecomflow_ingest_consumer_lag_records")
+        check(producer.p.poll() is None or lag > 0,
+              f"faults: ingest-2 is killed mid-ingest (producer running or {lag:.0f} records behind)")
+        svc.procs["ingest-2"].p.send_signal(signal.SIGKILL)
+        svc.procs["ingest-2"].p.wait()
         restarts = 0
         while producer.wait(900) != 0 and restarts < 3:
             restarts += 1
@@ -803,38 +836,6 @@ def part_seven(workdir, reference):
             producer = svc.start("producer", producer_dir, label=f"seven-producer-{restarts}")
         check(producer.p.returncode == 0, f"faults: the producer published the shop across a broker restart ({restarts} restart(s))")
         print(producer.out()[-600:])
-        ingest = ["ingest-1", "ingest-2"]
-        for name in ingest:
-            svc.start(name, shared, ["--until-idle", "5", "--ingest-chunk", "100"], label=f"seven-{name}")
-        svc.start("aggregator", os.path.join(workdir, "seven-aggregator"), ["--until-idle", "5"],
-                  label="seven-aggregator")
-
-        def stored(name):
-            text = metrics_text(f"127.0.0.1:{svc.ports[name]}")
-            return metric_sum(text, "ecomflow_ingest_events_stored_total") or 0
-
-        def wait_stored(name, more_than, secs=120):
-            deadline = time.time() + secs
-            while time.time() < deadline:
-                try:
-                    if stored(name) > more_than:
-                        return True
-                except Exception:
-                    pass
-                time.sleep(0.1)
-            return False
-
-        check(wait_stored("ingest-2", 0), "faults: ingest-2 stored records before it was killed")
-        svc.procs["ingest-2"].p.send_signal(signal.SIGKILL)
-        svc.procs["ingest-2"].p.wait()
-        total = 15278
-        for kind, names in (("kafka", "Kafka"), ("mongodb", "MongoDB"), ("hbase", "HBase")):
-            before = stored("ingest-1")
-            check(before < total - 1000, f"faults: {kind} is killed mid-ingest (ingest-1 has stored {before:.0f})")
-            servers[kind].kill()
-            time.sleep(4)
-            servers[kind].start()
-            check(wait_stored("ingest-1", before), f"faults: ingest-1 goes on after {kind} is back")
         err = svc.procs["ingest-1"].err()
         for name in ("MongoDB", "HBase"):
             check(re.search(rf"{name}.*retry|retry.*{name}", err) is not None,

@@ -342,7 +342,10 @@ fn canonical(
 ) -> Result<u32, ApiError> {
     parse(id).filter(|n| format(*n) == id).ok_or_else(|| {
         let shown: String = id.chars().take(40).collect();
-        ApiError::BadRequest(format!("malformed id {shown:?}; expected like {example}"))
+        ApiError::BadRequest(format!(
+            "malformed id {shown:?}; expected like {example}: the live window holds only ids \
+             of that form (the stores and the nightly report hold the others; docs/data.md, Ids)"
+        ))
     })
 }
 

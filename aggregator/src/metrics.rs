@@ -23,6 +23,16 @@ pub static LATE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Ids left out of the window because they are not of the generated
+/// shop's form (`prod_00001`, `user_000001`).
+pub static FOREIGN_IDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    telemetry::counter_vec(
+        "ecomflow_aggregator_foreign_ids_total",
+        "Product and user ids the live window left out because they are not of the form prod_00001 / user_000001.",
+        &[],
+    )
+});
+
 /// Pairs in the sliding window, per relation.
 pub static WINDOW_PAIRS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     telemetry::int_gauge_vec(

@@ -67,6 +67,10 @@ pub struct Event {
     pub items: Vec<u32>,
     /// Transaction or session.
     pub kind: EventKind,
+    /// Ids of the event (its products, and a session's user) that are not
+    /// of the generated shop's form (`prod_00001`, `user_000001`): the
+    /// live window holds only those, so these are left out, and counted.
+    pub foreign_ids: u32,
 }
 
 /// The kind of an [`Event`].
@@ -91,19 +95,28 @@ impl Event {
     /// transactions; other topics are invalid).
     pub fn decode(topic: &str, payload: &[u8]) -> Result<Event, Rejection> {
         match topic {
-            topics::TRANSACTIONS => decode_transaction(payload).map(|t| Event {
-                time: t.timestamp.and_utc().timestamp(),
-                items: product_numbers(t.items.iter().map(|i| i.product_id.as_str())),
-                kind: EventKind::Basket,
+            topics::TRANSACTIONS => decode_transaction(payload).map(|t| {
+                let items = product_numbers(t.items.iter().map(|i| i.product_id.as_str()));
+                Event {
+                    time: t.timestamp.and_utc().timestamp(),
+                    foreign_ids: foreign(t.items.len(), items.len(), true),
+                    items,
+                    kind: EventKind::Basket,
+                }
             }),
-            topics::SESSIONS => decode_session(payload).map(|s| Event {
-                time: s.start_time.and_utc().timestamp(),
-                items: product_numbers(s.viewed_products.iter().map(String::as_str)),
-                kind: EventKind::Session {
-                    user: ids::parse_user_id(&s.user_id),
-                    viewed: s.viewed_products.len() as u64,
-                    status: s.conversion_status,
-                },
+            topics::SESSIONS => decode_session(payload).map(|s| {
+                let items = product_numbers(s.viewed_products.iter().map(String::as_str));
+                let user = ids::parse_user_id(&s.user_id);
+                Event {
+                    time: s.start_time.and_utc().timestamp(),
+                    foreign_ids: foreign(s.viewed_products.len(), items.len(), user.is_some()),
+                    items,
+                    kind: EventKind::Session {
+                        user,
+                        viewed: s.viewed_products.len() as u64,
+                        status: s.conversion_status,
+                    },
+                }
             }),
             other => Err(Rejection::WrongKind {
                 expected: "session or transaction",
@@ -168,6 +181,13 @@ impl<W: std::io::Write> std::io::Write for Hashed<W> {
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable aggregator checkpoint: {0}")]
 pub struct CheckpointError(String);
+
+/// How many of an event's ids the live window cannot hold: products given
+/// minus products kept, and the user if its id was not well-formed.
+fn foreign(given: usize, kept: usize, user_kept: bool) -> u32 {
+    let products = u32::try_from(given.saturating_sub(kept)).unwrap_or(u32::MAX);
+    products.saturating_add(u32::from(!user_kept))
+}
 
 /// Product numbers of well-formed product ids (others are skipped).
 fn product_numbers<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<u32> {

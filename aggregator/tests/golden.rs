@@ -464,3 +464,42 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
     let saved = std::fs::read(&cfg.checkpoint).expect("checkpoint written");
     assert_eq!(count(&Aggregator::restore(&saved).expect("restore")), 30);
 }
+
+/// Ids the live window cannot hold (a shop's own SKUs, a user id of
+/// another form) are counted on the event, never silently dropped: the
+/// summary and a metric report them.
+#[test]
+fn ids_of_another_form_are_counted_on_their_event() {
+    use aggregator::processor::Event;
+    let basket = Event::decode(
+        topics::TRANSACTIONS,
+        &txn(
+            "txn_000000000001",
+            "2025-01-01T10:00:00",
+            &["SKU-00060", "prod_00002"],
+        ),
+    )
+    .expect("valid");
+    assert_eq!((basket.items, basket.foreign_ids), (vec![2], 1));
+    let generated = Event::decode(
+        topics::TRANSACTIONS,
+        &txn(
+            "txn_000000000002",
+            "2025-01-01T10:00:00",
+            &["prod_00001", "prod_00002"],
+        ),
+    )
+    .expect("valid");
+    assert_eq!((generated.items, generated.foreign_ids), (vec![1, 2], 0));
+    // A session of user "user_000007" viewing one SKU and one product.
+    let browsed = Event::decode(
+        topics::SESSIONS,
+        &session(
+            "2025-01-01T10:00:00",
+            &["prod_00003", "Sku-ß-1"],
+            ConversionStatus::Browsed,
+        ),
+    )
+    .expect("valid");
+    assert_eq!((browsed.items, browsed.foreign_ids), (vec![3], 1));
+}

@@ -224,6 +224,14 @@ pub fn print_aggregator_summary(a: &AggregatorHandle) {
         bought,
         viewed
     );
+    let foreign = a.stats.foreign_ids.load(Ordering::Relaxed);
+    if foreign > 0 {
+        println!(
+            "  warning: {} ids in {} events are not of the form prod_00001 / user_000001, which the live window holds: those products and users are left out of its pairs and lookups (the stores and the nightly batch keep them; docs/data.md, \"Ids\").",
+            foreign,
+            a.stats.foreign_events.load(Ordering::Relaxed)
+        );
+    }
     println!(
         "Frequently bought together (best-sellers of the window, top partners by {}, as the API ranks them):",
         a.ranking.name()
