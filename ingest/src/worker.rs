@@ -605,6 +605,31 @@ mod tests {
         (docs, SessionStore::new(Arc::new(wide)).expect("sessions"))
     }
 
+    /// Runs one worker over everything in `log`, two records a batch, one
+    /// partition, until the group has consumed it all (300 s at most), and
+    /// returns what it counted.
+    fn drain_in_twos(
+        log: &EmbeddedLog,
+        docs: &EmbeddedDocStore,
+        sessions: &SessionStore,
+    ) -> super::StatsSnapshot {
+        let cfg = IngestConfig {
+            batch: 2,
+            partitions: 1,
+            ..IngestConfig::default()
+        };
+        let stats = IngestStats::default();
+        let stop = Shutdown::new();
+        stop.drain();
+        let late = stop.stop_after(std::time::Duration::from_secs(300));
+        run_worker(log, docs, sessions, &cfg, &stats, &stop).expect("worker");
+        assert!(
+            !late.load(std::sync::atomic::Ordering::SeqCst),
+            "no drain within 300 s"
+        );
+        stats.snapshot()
+    }
+
     #[test]
     fn a_transaction_id_seen_again_with_other_content_is_dead_lettered() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -613,22 +638,7 @@ mod tests {
         // another total, in a later batch.
         send_transactions(&log, [10.0, 10.0, 99.0].map(txn));
         let (docs, sessions) = stores(dir.path());
-        let cfg = IngestConfig {
-            batch: 2,
-            partitions: 1,
-            ..IngestConfig::default()
-        };
-        let stats = IngestStats::default();
-        // Drained: the worker stops once the group has consumed all three.
-        let stop = Shutdown::new();
-        stop.drain();
-        let late = stop.stop_after(std::time::Duration::from_secs(300));
-        run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");
-        assert!(
-            !late.load(std::sync::atomic::Ordering::SeqCst),
-            "no drain within 300 s"
-        );
-        let snap = stats.snapshot();
+        let snap = drain_in_twos(&log, &docs, &sessions);
         assert_eq!(
             (snap.transactions, snap.new_transactions),
             (2, 1),
@@ -692,21 +702,7 @@ mod tests {
         }
         p.flush().expect("flush");
         let (docs, sessions) = stores(dir.path());
-        let cfg = IngestConfig {
-            batch: 2,
-            partitions: 1,
-            ..IngestConfig::default()
-        };
-        let stats = IngestStats::default();
-        let stop = Shutdown::new();
-        stop.drain();
-        let late = stop.stop_after(std::time::Duration::from_secs(300));
-        run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");
-        assert!(
-            !late.load(std::sync::atomic::Ordering::SeqCst),
-            "no drain within 300 s"
-        );
-        let snap = stats.snapshot();
+        let snap = drain_in_twos(&log, &docs, &sessions);
         assert_eq!(snap.sessions, 2, "{snap:?}");
         assert_eq!(
             snap.dead_letters,

@@ -192,18 +192,27 @@ fn kafka_replay_round_trip_needs_the_kafka_feature() {
     eprintln!("skipped: the Kafka round trip needs `--features producer/kafka`");
 }
 
+/// The broker the test script started; `None` (the test skips) only
+/// outside CI.
 #[cfg(feature = "kafka")]
-#[test]
-fn kafka_replay_round_trip() {
-    let Some(brokers) = std::env::var("ECOMFLOW_KAFKA_BROKERS")
+fn kafka_brokers() -> Option<String> {
+    let brokers = std::env::var("ECOMFLOW_KAFKA_BROKERS")
         .ok()
-        .filter(|b| !b.is_empty())
-    else {
+        .filter(|b| !b.is_empty());
+    if brokers.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but no Kafka: set ECOMFLOW_KAFKA_BROKERS (scripts/test.sh starts tansu)"
         );
         eprintln!("skipped: no Kafka (set ECOMFLOW_KAFKA_BROKERS=127.0.0.1:PORT)");
+    }
+    brokers
+}
+
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_replay_round_trip() {
+    let Some(brokers) = kafka_brokers() else {
         return;
     };
     // Topic names are fixed and the broker may hold other runs' records, so
@@ -275,15 +284,7 @@ fn kafka_holds_each_event_once(log: &KafkaLog, cfg: &ShopConfig, group: &str) {
 #[cfg(feature = "kafka")]
 #[test]
 fn kafka_resume_after_acknowledged_batches_whose_marker_was_lost_sends_nothing_twice() {
-    let Some(brokers) = std::env::var("ECOMFLOW_KAFKA_BROKERS")
-        .ok()
-        .filter(|b| !b.is_empty())
-    else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no Kafka: set ECOMFLOW_KAFKA_BROKERS (scripts/test.sh starts tansu)"
-        );
-        eprintln!("skipped: no Kafka (set ECOMFLOW_KAFKA_BROKERS=127.0.0.1:PORT)");
+    let Some(brokers) = kafka_brokers() else {
         return;
     };
     let cfg = ShopConfig {
