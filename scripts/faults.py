@@ -549,6 +549,8 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--seed", type=int, default=20261126)
     ap.add_argument("--tries", type=int, default=3)
+    ap.add_argument("--only", action="append", metavar="KIND",
+                    help="run only this kind (repeatable), e.g. --only disk_full")
     args = ap.parse_args()
     BIN = os.path.abspath(args.binary)
     rng = random.Random(args.seed)
@@ -563,19 +565,27 @@ def main():
         if len(ref["digest"]) < 20 or not ref["window"]:
             sys.exit(f"the untouched run left too little to compare: {ref}")
         print(f"reference: {len(ref['digest'])} files, {ref['window']}", flush=True)
-        sigkill(work, ref, rng, args.tries)
-        power_loss(work, ref, rng, args.tries)
-        old_checkpoint(work, ref, rng, args.tries)
-        lost_checkpoint(work, ref)
-        log_byte_flipped(work, ref, rng, args.tries)
-        snapshot_tampered(work, ref, rng, 2 * args.tries)
-        disk_full(work, ref)
-        sql_on_a_changed_snapshot(work, ref, rng)
-        sql_writes(work, ref)
-        planted_symlink(work, ref)
-        bad_flags(work)
-        flood(work, ref)
-        broken_dataset(work)
+        kinds = {
+            "sigkill": lambda: sigkill(work, ref, rng, args.tries),
+            "power_loss": lambda: power_loss(work, ref, rng, args.tries),
+            "old_checkpoint": lambda: old_checkpoint(work, ref, rng, args.tries),
+            "lost_checkpoint": lambda: lost_checkpoint(work, ref),
+            "log_byte_flipped": lambda: log_byte_flipped(work, ref, rng, args.tries),
+            "snapshot_tampered": lambda: snapshot_tampered(work, ref, rng, 2 * args.tries),
+            "disk_full": lambda: disk_full(work, ref),
+            "sql_on_a_changed_snapshot": lambda: sql_on_a_changed_snapshot(work, ref, rng),
+            "sql_writes": lambda: sql_writes(work, ref),
+            "planted_symlink": lambda: planted_symlink(work, ref),
+            "bad_flags": lambda: bad_flags(work),
+            "flood": lambda: flood(work, ref),
+            "broken_dataset": lambda: broken_dataset(work),
+        }
+        unknown = set(args.only or []) - set(kinds)
+        if unknown:
+            sys.exit(f"--only: no fault kind {sorted(unknown)}; the kinds are {', '.join(kinds)}")
+        for name, run in kinds.items():
+            if not args.only or name in args.only:
+                run()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     w = max(len(f) for f, *_ in rows)

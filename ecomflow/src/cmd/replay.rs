@@ -18,8 +18,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Replays, then prints the summary and the report's figures.
+/// Replays, then prints the summary and the report's figures. Any error,
+/// whichever step met it (opening the log, publishing, a stage, the final
+/// batch), says what to do when the disk under the data dir is full.
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    let data_dir = args.log.data_dir.clone();
+    replay(args).map_err(|e| explain_failure(e, &data_dir))
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let source = match &args.dataset {
         Some(dir) => Source::Dataset(
             producer::dataset::Dataset::open(dir)
@@ -69,7 +76,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let finished = running.finish(log.as_ref(), &args, complete, &bar);
     bar.finish_and_clear();
     let gave_up = watcher.end();
-    let finished = finished.map_err(|e| explain_failure(e, &args.log.data_dir));
     if let Some(stage) = gave_up {
         // The stage's own error says why; without one, say which stage.
         finished?;
