@@ -35,6 +35,9 @@
    killed and started again mid-publish and mid-ingest, the MongoDB stand-in and the HBase Thrift server killed and started
    again mid-ingest; stores, segments and the live window's top partners
    equal the uninterrupted run's.
+8. Alerts: a stopped (SIGKILLed) ingest service makes Prometheus fire
+   EcomflowIngestLagSecondsHigh, from a copy of prometheus/alerts.yml with
+   short thresholds, within its `for`.
 
 Parts that need a program this machine lacks say "skipped: ..." and pass,
 except under CI (CI=true), where a missing program is a failure.
@@ -316,23 +319,31 @@ def check_metrics_balance(label, text):
     return produced
 
 
-def start_prometheus(workdir, target):
+def start_prometheus(workdir, target, rules=None, name="prometheus"):
+    """Debian's Prometheus scraping `target` (an address, or a list of
+    them) every second; with `rules`, a rule file's text, loaded too."""
     exe = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
     if not exe:
         missing("Prometheus (apt-get install prometheus): dashboard queries not checked")
         return None, None
     port = free_port()
-    cfg = os.path.join(workdir, "prometheus.yml")
+    targets = [target] if isinstance(target, str) else list(target)
+    cfg = os.path.join(workdir, f"{name}.yml")
     with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n")
+        if rules is not None:
+            rule_file = os.path.join(workdir, f"{name}-rules.yml")
+            with open(rule_file, "w") as r:
+                r.write(rules)
+            f.write(f"rule_files: ['{rule_file}']\n")
         f.write(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             "scrape_configs:\n  - job_name: ecomflow\n    static_configs:\n"
-            f"      - targets: ['{target}']\n"
+            f"      - targets: {json.dumps(targets)}\n"
         )
     proc = Proc(
-        [exe, f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
+        [exe, f"--config.file={cfg}", f"--storage.tsdb.path={os.path.join(workdir, name + '-tsdb')}",
          f"--web.listen-address=127.0.0.1:{port}"],
-        workdir, "prometheus",
+        workdir, name,
     )
     addr = f"127.0.0.1:{port}"
     for _ in range(100):
@@ -696,9 +707,9 @@ class Server:
     directory (its data kept): tansu, secantusdb or the HBase Thrift test
     server."""
 
-    def __init__(self, kind, workdir):
-        self.kind, self.port = kind, free_port()
-        self.dir = os.path.join(workdir, f"seven-{kind}")
+    def __init__(self, kind, workdir, part="seven"):
+        self.kind, self.port, self.part = kind, free_port(), part
+        self.dir = os.path.join(workdir, f"{part}-{kind}")
         os.makedirs(self.dir, exist_ok=True)
         self.workdir, self.proc, self.pid = workdir, None, None
         self.start()
@@ -724,7 +735,7 @@ class Server:
         else:
             args = [os.path.join(os.path.dirname(BIN), "examples", "hbase_thrift_test_server"),
                     "--port", str(self.port), "--dir", self.dir]
-        self.proc = Proc(args, self.workdir, f"seven-{self.kind}")
+        self.proc = Proc(args, self.workdir, f"{self.part}-{self.kind}")
         self.pid = self.proc.p.pid
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -855,6 +866,83 @@ def part_seven(workdir, reference):
             svc.stop_all()
         for server in servers.values():
             server.stop()
+
+
+def part_eight(workdir):
+    """A stopped ingest service fires its lag alert: the producer and one
+    ingest service as compose runs them, against tansu, scraped by Debian's
+    Prometheus with a copy of prometheus/alerts.yml whose windows and `for`
+    are short (15 s, 5 s). Ingest is SIGKILLed
+    while the producer goes on publishing: EcomflowIngestLagSecondsHigh,
+    not pending before, fires within its `for` and the rule evaluations
+    that follow."""
+    if not shutil.which("tansu"):
+        missing("tansu: the stopped-ingest alert did not run")
+        return
+    with open(os.path.join(ROOT, "prometheus", "alerts.yml")) as f:
+        rules = f.read()
+    # The same expressions, made quick: five-minute windows become fifteen
+    # seconds, every `for` 5 s, and the threshold twelve hours of event
+    # time. This small shop has a transaction every few thousand seconds of
+    # event time per partition, so ingest's stored-through time (the low
+    # watermark over partitions) trails the newest event by hours even
+    # when ingest keeps up.
+    limit = 12 * 3600
+    rules = re.sub(r"for: \d+m", "for: 5s", rules).replace("[5m]", "[15s]").replace(
+        "ecomflow:ingest_lag_seconds > 3600", f"ecomflow:ingest_lag_seconds > {limit}")
+    check(f"ecomflow:ingest_lag_seconds > {limit}" in rules, "alert test: the lag rule was found and shortened")
+    server = Server("kafka", workdir, part="eight")
+    # An hour of event time per second: ingest killed, the lag passes the
+    # limit within about 12 s. (12 days would take 288 s; the test stops
+    # everything once the alert has fired.)
+    svc = Services(workdir, server.address, None, None, speed="1h/s")
+    prom_proc = None
+    try:
+        svc.start("producer", os.path.join(workdir, "eight-producer"), label="eight-producer")
+        svc.start("ingest-1", os.path.join(workdir, "eight-stores"), label="eight-ingest")
+        prom_proc, prom = start_prometheus(
+            workdir, [f"127.0.0.1:{svc.ports[n]}" for n in ("producer", "ingest-1")],
+            rules=rules, name="eight-prometheus")
+        if not prom:
+            return
+
+        def query(q):
+            status, body = get(f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+            return body["data"]["result"] if status == 200 and isinstance(body, dict) else []
+
+        def alert_state():
+            got = query('ALERTS{alertname="EcomflowIngestLagSecondsHigh"}')
+            return got[0]["metric"].get("alertstate") if got else None
+
+        # Both stages scraped and ingest keeping up.
+        deadline = time.time() + 120
+        lag = None
+        while time.time() < deadline:
+            got = query("ecomflow:ingest_lag_seconds")
+            if got and query("ecomflow_ingest_event_time_seconds > 0"):
+                lag = float(got[0]["value"][1])
+                if lag < limit:
+                    break
+            time.sleep(1)
+        check(lag is not None and lag < limit, f"alert test: ingest keeps up before it stops (lag {lag} s of event time)")
+        check(alert_state() is None, f"alert test: the lag alert is not pending or firing while ingest runs ({alert_state()})")
+        os.kill(svc.procs["ingest-1"].p.pid, signal.SIGKILL)
+        svc.procs["ingest-1"].p.wait()
+        stopped = time.time()
+        state = None
+        while time.time() - stopped < 90 and state != "firing":
+            time.sleep(1)
+            state = alert_state()
+        took = time.time() - stopped
+        lag = query("ecomflow:ingest_lag_seconds")
+        check(state == "firing",
+              f"alert test: EcomflowIngestLagSecondsHigh fired {took:.0f} s after ingest was killed "
+              f"(state {state}; lag now {lag[0]['value'][1] if lag else None} s of event time)")
+    finally:
+        svc.stop_all()
+        if prom_proc:
+            prom_proc.stop()
+        server.stop()
 
 
 def part_six(workdir):
@@ -1052,6 +1140,7 @@ def main():
         part_five(workdir, planted, reference)
         part_six(workdir)
         part_seven(workdir, reference)
+        part_eight(workdir)
     finally:
         if broker_pid:
             os.kill(broker_pid, signal.SIGTERM)

@@ -99,6 +99,19 @@ pub static LAG: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Freshness: from when the producer sent an event to when the window that
+/// answers lookups holds it.
+pub static FRESHNESS: LazyLock<Histogram> = LazyLock::new(|| {
+    telemetry::histogram(
+        "ecomflow_aggregator_freshness_seconds",
+        "Seconds from an event's publish time (stamped by the log's producer) to the moment lookups see it in the live window.",
+        vec![
+            0.001, 0.002_5, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            10.0, 30.0, 60.0, 300.0,
+        ],
+    )
+});
+
 /// Lookup latency, per endpoint.
 pub static LOOKUP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     telemetry::histogram_vec(
@@ -129,6 +142,7 @@ pub fn init() {
     }
     LazyLock::force(&LAG);
     LazyLock::force(&CHECKPOINT_SECONDS);
+    LazyLock::force(&FRESHNESS);
     LazyLock::force(&CHECKPOINT_BYTES);
     LazyLock::force(&STATE_BYTES);
     LazyLock::force(&CHECKPOINT_FAILING);

@@ -304,7 +304,17 @@ pub fn run(
         while !stop.is_stopped() {
             // A broker that is down (restarting, unreachable) is waited for,
             // as ingest does: the state stays in memory, nothing is lost.
-            let records = match consumer.poll(cfg.batch, Duration::from_millis(200)) {
+            // With a batch in flight the poll does not wait: what the log
+            // holds now is taken, and if it holds nothing the batch in
+            // flight is applied at once, not when the next records come: a
+            // flush later, which would add to every batch's freshness
+            // (`ecomflow_aggregator_freshness_seconds`) when paced.
+            let poll_wait = if in_flight > 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(200)
+            };
+            let records = match consumer.poll(cfg.batch, poll_wait) {
                 Ok(r) => {
                     telemetry::health::set_ready("event log");
                     r
@@ -418,7 +428,12 @@ fn apply_batch(
     batch: Decoded,
 ) -> Result<(), RunnerError> {
     let mut batch = batch.into_iter().peekable();
+    // Publish times of the slice's applied events, for the freshness
+    // histogram once lookups can see them.
+    let mut published: Vec<i64> = Vec::new();
+    let freshness = metrics::FRESHNESS.local();
     while batch.peek().is_some() {
+        published.clear();
         let mut m = model.write();
         // Per topic, added to the counter once per slice.
         let mut applied: Vec<(String, u64)> = Vec::new();
@@ -433,6 +448,9 @@ fn apply_batch(
             match m.apply_decoded(&r.topic, r.partition, r.offset, event) {
                 Outcome::Applied => {
                     stats.applied.fetch_add(1, Ordering::Relaxed);
+                    if let Some(at) = r.published_us {
+                        published.push(at);
+                    }
                     match applied.iter_mut().find(|(t, _)| *t == r.topic) {
                         Some((_, n)) => *n += 1,
                         None => applied.push((r.topic.clone(), 1)),
@@ -466,6 +484,13 @@ fn apply_batch(
         metrics::observe_state(&m);
         // Lookups that waited for this slice get the lock before the next.
         parking_lot::RwLockWriteGuard::unlock_fair(m);
+        if !published.is_empty() {
+            let now = eventlog::now_us();
+            for at in &published {
+                // A clock that stepped back between two hosts reads 0.
+                freshness.observe(now.saturating_sub(*at).max(0) as f64 / 1e6);
+            }
+        }
         for (topic, n) in applied {
             metrics::APPLIED.with_label_values(&[&topic]).inc_by(n);
         }

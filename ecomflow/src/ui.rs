@@ -224,6 +224,18 @@ pub fn print_aggregator_summary(a: &AggregatorHandle) {
         bought,
         viewed
     );
+    let fresh = &aggregator::metrics::FRESHNESS;
+    if let (Some(p50), Some(p99)) = (
+        telemetry::histogram_quantile(fresh, 0.5),
+        telemetry::histogram_quantile(fresh, 0.99),
+    ) {
+        println!(
+            "  Freshness, from publish to lookups: p50 {:.1} ms, p99 {:.1} ms over {} events (ecomflow_aggregator_freshness_seconds; estimated within its buckets).",
+            p50 * 1e3,
+            p99 * 1e3,
+            count(fresh.get_sample_count())
+        );
+    }
     let foreign = a.stats.foreign_ids.load(Ordering::Relaxed);
     if foreign > 0 {
         println!(

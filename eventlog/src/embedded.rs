@@ -5,12 +5,15 @@
 //! Storage layout:
 //! - `partitions/<topic>/<partition>.log`: the partition's records, one
 //!   after the other, each a frame `length(u32 LE)` then `checksum(u32 LE)
-//!   timestamp_ms(i64 BE) key_len(u32 BE) key payload`, the checksum being
-//!   the low 32 bits of the XXH3-64 of what follows it (fjall checks its
-//!   own blocks with XXH3 too). A record whose checksum does not match is
+//!   timestamp_ms(i64 BE) published_us(i64 BE) key_len(u32 BE) key
+//!   payload`, the checksum being the low 32 bits of the XXH3-64 of what
+//!   follows it (fjall checks its own blocks with XXH3 too), and
+//!   `published_us` the wall-clock time the producer sent the record
+//!   ([`Record::published_us`]). A record whose checksum does not match is
 //!   an error that names it ([`LogError::Checksum`]), never a changed
-//!   record. Logs of layout 3 and earlier have no checksums (meta has no
-//!   `layout` key): they are read and appended to as they are. Appending
+//!   record. Logs of layout 4 have no `published_us`, and logs of layout 3
+//!   and earlier no checksum either (meta has no `layout` key): they are
+//!   read and appended to as they are ([`Frames`]). Appending
 //!   is a write at the end of the file; reading is a read of a byte range.
 //!   Only the first
 //!   [`Partition::end`] bytes count: what lies beyond was written by a
@@ -22,8 +25,8 @@
 //!   partition(u32 BE) k(u64 BE)` → the byte position of offset
 //!   `k * INDEX_EVERY`, so that a consumer starting anywhere skips at most
 //!   [`INDEX_EVERY`] records; `o NUL group NUL topic NUL partition` →
-//!   committed offset; `m NUL name` → producer marker; `layout` → `4`
-//!   when the frames carry checksums.
+//!   committed offset; `m NUL name` → producer marker; `layout` → `5`
+//!   (`4` in a log whose frames carry checksums but no publish time).
 //!
 //! A producer's buffered records are written to their files first, then
 //! the partitions' new ends (with the index entries and the producer's
@@ -149,8 +152,8 @@ struct Inner {
     db: Database,
     meta: Keyspace,
     durability: Durability,
-    /// Whether frames carry checksums (layout 4): see the module doc.
-    checked: bool,
+    /// What the frames hold: see the module doc.
+    frames: Frames,
     state: Mutex<State>,
     appended: Condvar,
     /// Held by a producer from reading its partitions' ends to publishing
@@ -175,8 +178,44 @@ impl Inner {
 /// `meta` key of the log's layout, present from layout 4 on.
 const LAYOUT_KEY: &[u8] = b"layout";
 
-/// [`LAYOUT_KEY`]'s value in a log whose frames carry checksums.
+/// [`LAYOUT_KEY`]'s value in a log whose frames carry checksums only.
 const LAYOUT_CHECKED: &[u8] = b"4";
+
+/// [`LAYOUT_KEY`]'s value in a log whose frames carry checksums and
+/// publish times.
+const LAYOUT_STAMPED: &[u8] = b"5";
+
+/// What a log's frames hold besides the record, by layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frames {
+    /// Layouts 1 to 3: the record alone.
+    Plain,
+    /// Layout 4: a checksum.
+    Checked,
+    /// Layout 5: a checksum and the publish time.
+    Stamped,
+}
+
+impl Frames {
+    /// Bytes before the record's own fields.
+    fn checksum_len(self) -> usize {
+        if self == Frames::Plain {
+            0
+        } else {
+            4
+        }
+    }
+
+    /// Bytes of the fixed fields after the checksum: event time,
+    /// publish time if any, key length.
+    fn fields_len(self) -> usize {
+        if self == Frames::Stamped {
+            20
+        } else {
+            12
+        }
+    }
+}
 
 /// The file of a partition's records.
 fn partition_path(root: &Path, topic: &str, partition: u32) -> PathBuf {
@@ -218,17 +257,19 @@ fn encode_end(next: u64, end: u64) -> [u8; 16] {
 }
 
 /// Appends one record's frame to `buf`: its length, then its value
-/// ([`encode_value`]'s layout), preceded by its checksum if `checked`.
+/// ([`encode_value`]'s layout) with what `frames` adds: the checksum, the
+/// publish time.
 fn put_frame(
     buf: &mut Vec<u8>,
-    key: &[u8],
-    payload: &[u8],
+    (key, payload): (&[u8], &[u8]),
     timestamp_ms: i64,
-    checked: bool,
+    published_us: i64,
+    frames: Frames,
 ) -> Result<()> {
-    let check_len = if checked { 4 } else { 0 };
-    let len = u32::try_from(check_len + 12 + key.len() + payload.len())
-        .map_err(|_| LogError::Io(std::io::Error::other("a record of 4 GiB or more")))?;
+    let checked = frames != Frames::Plain;
+    let len =
+        u32::try_from(frames.checksum_len() + frames.fields_len() + key.len() + payload.len())
+            .map_err(|_| LogError::Io(std::io::Error::other("a record of 4 GiB or more")))?;
     let key_len = u32::try_from(key.len())
         .map_err(|_| LogError::Io(std::io::Error::other("a key of 4 GiB or more")))?;
     buf.extend_from_slice(&len.to_le_bytes());
@@ -238,6 +279,9 @@ fn put_frame(
     }
     let value_at = buf.len();
     buf.extend_from_slice(&timestamp_ms.to_be_bytes());
+    if frames == Frames::Stamped {
+        buf.extend_from_slice(&published_us.to_be_bytes());
+    }
     buf.extend_from_slice(&key_len.to_be_bytes());
     buf.extend_from_slice(key);
     buf.extend_from_slice(payload);
@@ -566,25 +610,32 @@ fn be_u32(bytes: &[u8]) -> Option<u32> {
 /// A record's value as a frame holds it (the frame without its length), as
 /// the keyspaces of the earlier layouts held it.
 #[cfg(test)]
-fn encode_value(key: &[u8], payload: &[u8], timestamp_ms: i64, checked: bool) -> Vec<u8> {
+fn encode_value(key: &[u8], payload: &[u8], timestamp_ms: i64, frames: Frames) -> Vec<u8> {
     let mut frame = Vec::new();
-    put_frame(&mut frame, key, payload, timestamp_ms, checked).expect("small");
+    put_frame(
+        &mut frame,
+        (key, payload),
+        timestamp_ms,
+        1_700_000_000_123_456,
+        frames,
+    )
+    .expect("small");
     frame.split_off(4)
 }
 
-/// Decodes a frame's value; with `checked`, checks its checksum first.
+/// Decodes a frame's value; in frames with a checksum, checks it first.
 fn decode_value(
     (topic, partition): (&str, u32),
     offset: u64,
     v: &[u8],
-    checked: bool,
+    frames: Frames,
 ) -> Result<Record> {
     let corrupt = || LogError::Corrupt {
         topic: topic.to_string(),
         partition,
         offset,
     };
-    let v = if checked {
+    let v = if frames != Frames::Plain {
         let (sum, rest) = v.split_first_chunk::<4>().ok_or_else(corrupt)?;
         if u32::from_le_bytes(*sum) != checksum(rest) {
             return Err(LogError::Checksum {
@@ -598,6 +649,14 @@ fn decode_value(
         v
     };
     let ts = i64::from_be_bytes(*v.first_chunk::<8>().ok_or_else(corrupt)?);
+    let (published_us, v) = match frames {
+        Frames::Stamped => {
+            let rest = v.get(8..).ok_or_else(corrupt)?;
+            let at = i64::from_be_bytes(*rest.first_chunk::<8>().ok_or_else(corrupt)?);
+            (Some(at), rest)
+        }
+        Frames::Plain | Frames::Checked => (None, v),
+    };
     let key_len = be_u32(v.get(8..).ok_or_else(corrupt)?).ok_or_else(corrupt)? as usize;
     let key = v.get(12..12 + key_len).ok_or_else(corrupt)?;
     let payload = v.get(12 + key_len..).ok_or_else(corrupt)?;
@@ -608,6 +667,7 @@ fn decode_value(
         key: key.to_vec(),
         payload: payload.to_vec(),
         timestamp_ms: ts,
+        published_us,
     })
 }
 
@@ -647,8 +707,15 @@ impl EmbeddedLog {
             })?;
             state.topics.insert(topic, partitions);
         }
-        let checked = match meta.get(LAYOUT_KEY)? {
-            Some(v) if v.as_ref() == LAYOUT_CHECKED => true,
+        let frames = match meta.get(LAYOUT_KEY)? {
+            Some(v) if v.as_ref() == LAYOUT_STAMPED => Frames::Stamped,
+            Some(v) if v.as_ref() == LAYOUT_CHECKED => {
+                tracing::warn!(
+                    log = %path.display(),
+                    "This log's records carry no publish time (log layout 4): the aggregator cannot measure freshness. Start over with --fresh to get it."
+                );
+                Frames::Checked
+            }
             Some(v) => {
                 return Err(LogError::Io(std::io::Error::other(format!(
                     "{} holds a log of layout {:?}, which this ecomflow does not know \
@@ -658,15 +725,15 @@ impl EmbeddedLog {
                 ))))
             }
             None if state.topics.is_empty() => {
-                meta.insert(LAYOUT_KEY, LAYOUT_CHECKED)?;
-                true
+                meta.insert(LAYOUT_KEY, LAYOUT_STAMPED)?;
+                Frames::Stamped
             }
             None => {
                 tracing::warn!(
                     log = %path.display(),
                     "This log was written before records carried checksums: a damaged record cannot be told from a good one. Start over with --fresh to get them."
                 );
-                false
+                Frames::Plain
             }
         };
         let oldest = db
@@ -700,7 +767,7 @@ impl EmbeddedLog {
                 db,
                 meta,
                 durability,
-                checked,
+                frames,
                 state: Mutex::new(state),
                 appended: Condvar::new(),
                 writing: Mutex::new(()),
@@ -1036,10 +1103,10 @@ impl LogProducer for EmbeddedProducer {
             .or_default();
         put_frame(
             &mut p.frames,
-            key,
-            payload,
+            (key, payload),
             timestamp_ms,
-            self.inner.checked,
+            crate::now_us(),
+            self.inner.frames,
         )?;
         p.count += 1;
         Ok(())
@@ -1252,7 +1319,7 @@ impl LogConsumer for EmbeddedConsumer {
                         (topic, partition),
                         offset,
                         value,
-                        inner.checked,
+                        inner.frames,
                     )?);
                     Ok(())
                 },
@@ -1375,7 +1442,7 @@ mod tests {
                 legacy
                     .insert(
                         [legacy_partition_prefix("t", p), o.to_be_bytes().to_vec()].concat(),
-                        encode_value(b"k", payload.as_bytes(), 7, false),
+                        encode_value(b"k", payload.as_bytes(), 7, Frames::Plain),
                     )
                     .expect("record");
             }
@@ -1434,7 +1501,7 @@ mod tests {
                 .expect("keyspace")
                 .insert(
                     o.to_be_bytes(),
-                    encode_value(b"k", payload.as_bytes(), 7, false),
+                    encode_value(b"k", payload.as_bytes(), 7, Frames::Plain),
                 )
                 .expect("record");
         }
@@ -1488,7 +1555,7 @@ mod tests {
             let path = partition_path(dir.path(), "t", 0);
             std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
             let mut frame = Vec::new();
-            put_frame(&mut frame, b"k", b"a", 7, false).expect("frame");
+            put_frame(&mut frame, (b"k", b"a"), 7, 0, Frames::Plain).expect("frame");
             std::fs::write(&path, &frame).expect("write");
             meta.insert(end_key("t", 0), encode_end(1, frame.len() as u64))
                 .expect("end");
@@ -1513,12 +1580,12 @@ mod tests {
             producer.flush().expect("flush");
         }
         let committed = std::fs::metadata(&path).expect("file").len();
-        assert_eq!(committed, 4 + 4 + 12 + 1 + 3);
+        assert_eq!(committed, 4 + 4 + 20 + 1 + 3);
         // A producer that wrote a frame and a half, then died before its
         // commit.
         let mut torn = Vec::new();
-        put_frame(&mut torn, b"k", b"lost", 2, true).expect("frame");
-        put_frame(&mut torn, b"k", b"half", 3, true).expect("frame");
+        put_frame(&mut torn, (b"k", b"lost"), 2, 0, Frames::Stamped).expect("frame");
+        put_frame(&mut torn, (b"k", b"half"), 3, 0, Frames::Stamped).expect("frame");
         torn.truncate(torn.len() - 3);
         let mut bytes = std::fs::read(&path).expect("read");
         bytes.extend_from_slice(&torn);
@@ -1693,18 +1760,33 @@ mod tests {
 
     #[test]
     fn value_encoding_round_trips_and_detects_truncation() {
-        for checked in [false, true] {
-            let v = encode_value(b"user_000042", b"{}", -5, checked);
-            let r = decode_value(("t", 1), 9, &v, checked).expect("decode");
+        for (frames, published) in [
+            (Frames::Plain, None),
+            (Frames::Checked, None),
+            (Frames::Stamped, Some(1_700_000_000_123_456)),
+        ] {
+            let v = encode_value(b"user_000042", b"{}", -5, frames);
+            // 11 bytes of key, 2 of payload.
+            assert_eq!(v.len(), frames.checksum_len() + frames.fields_len() + 13);
+            let r = decode_value(("t", 1), 9, &v, frames).expect("decode");
             assert_eq!(
                 (r.key.as_slice(), r.payload.as_slice(), r.timestamp_ms),
                 (b"user_000042".as_slice(), b"{}".as_slice(), -5)
             );
-            let cut = if checked { 14 } else { 10 };
-            assert!(matches!(
-                decode_value(("t", 1), 9, &v[..cut], false),
-                Err(LogError::Corrupt { offset: 9, .. })
-            ));
+            assert_eq!(r.published_us, published, "{frames:?}");
+            // Cut anywhere before the payload: an error naming the
+            // offset, never a record.
+            for cut in 0..v.len() - 2 {
+                let got = decode_value(("t", 1), 9, &v[..cut], frames);
+                assert!(
+                    matches!(
+                        got,
+                        Err(LogError::Corrupt { offset: 9, .. }
+                            | LogError::Checksum { offset: 9, .. })
+                    ),
+                    "{frames:?} cut at {cut}: {got:?}"
+                );
+            }
         }
     }
 
@@ -1721,9 +1803,9 @@ mod tests {
             producer.flush().expect("flush");
             std::fs::read(&path).expect("read")
         };
-        // The second frame: 4 (length) + 4 (checksum) + 12 + 1 + 10 bytes.
+        // The second frame: 4 (length) + 4 (checksum) + 20 + 1 + 10 bytes.
         let second = frames.len() / 2;
-        assert_eq!(second, 31);
+        assert_eq!(second, 39);
         for at in second + 4..frames.len() {
             for bit in [0x01u8, 0x80] {
                 let mut bytes = frames.clone();
@@ -1748,6 +1830,27 @@ mod tests {
         assert_eq!(got[1].payload, b"prod_00002");
     }
 
+    /// Rewrites topic `t` (one partition) of the closed log in `dir` as an
+    /// older layout would hold it: one record `old` in `frames`, and the
+    /// `layout` key set to `layout` (or absent). The file's length.
+    fn as_older_layout(dir: &Path, frames: Frames, layout: Option<&[u8]>) -> u64 {
+        let mut old = Vec::new();
+        put_frame(&mut old, (b"k", b"old"), 1, 0, frames).expect("frame");
+        std::fs::write(partition_path(dir, "t", 0), &old).expect("write");
+        let db = Database::builder(dir).open().expect("db");
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .expect("meta");
+        match layout {
+            Some(v) => meta.insert(LAYOUT_KEY, v).expect("layout"),
+            None => meta.remove(LAYOUT_KEY).expect("remove"),
+        }
+        meta.insert(end_key("t", 0), encode_end(1, old.len() as u64))
+            .expect("end");
+        db.persist(PersistMode::SyncAll).expect("persist");
+        old.len() as u64
+    }
+
     #[test]
     fn a_log_written_before_checksums_is_read_and_appended_without_them() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -1760,20 +1863,7 @@ mod tests {
         }
         // The same log as layout 3 wrote it: no layout key, frames
         // without checksums.
-        let path = partition_path(dir.path(), "t", 0);
-        let mut old = Vec::new();
-        put_frame(&mut old, b"k", b"old", 1, false).expect("frame");
-        std::fs::write(&path, &old).expect("write");
-        {
-            let db = Database::builder(dir.path()).open().expect("db");
-            let meta = db
-                .keyspace("meta", KeyspaceCreateOptions::default)
-                .expect("meta");
-            meta.remove(LAYOUT_KEY).expect("remove");
-            meta.insert(end_key("t", 0), encode_end(1, old.len() as u64))
-                .expect("end");
-            db.persist(PersistMode::SyncAll).expect("persist");
-        }
+        as_older_layout(dir.path(), Frames::Plain, None);
         let log = EmbeddedLog::open(dir.path()).expect("open");
         let mut producer = log.producer().expect("producer");
         producer.send("t", b"k", b"more", 2).expect("send");
@@ -1786,5 +1876,43 @@ mod tests {
             .map(|r| r.payload)
             .collect();
         assert_eq!(got, vec![b"old".to_vec(), b"more".to_vec()]);
+    }
+
+    #[test]
+    fn records_carry_when_they_were_sent_and_layout_4_logs_none() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let log = EmbeddedLog::open(dir.path()).expect("open");
+            log.ensure_topics(&[TopicSpec::new("t", 1)]).expect("topic");
+            let mut producer = log.producer().expect("producer");
+            let before = crate::now_us();
+            producer.send("t", b"k", b"new", 1).expect("send");
+            let after = crate::now_us();
+            producer.flush().expect("flush");
+            let mut c = log.consumer("g", &["t"]).expect("consumer");
+            let got = c.poll(10, Duration::from_millis(100)).expect("poll");
+            let at = got[0].published_us.expect("stamped");
+            assert!(
+                (before..=after).contains(&at),
+                "{before} <= {at} <= {after}"
+            );
+        }
+        // The same log as layout 4 wrote it: checksums, no publish time.
+        let path = partition_path(dir.path(), "t", 0);
+        let old_len = as_older_layout(dir.path(), Frames::Checked, Some(LAYOUT_CHECKED));
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        let mut producer = log.producer().expect("producer");
+        producer.send("t", b"k", b"more", 2).expect("send");
+        producer.flush().expect("flush");
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let got: Vec<(Vec<u8>, Option<i64>)> = c
+            .poll(10, Duration::from_millis(100))
+            .expect("poll")
+            .into_iter()
+            .map(|r| (r.payload, r.published_us))
+            .collect();
+        assert_eq!(got, vec![(b"old".to_vec(), None), (b"more".to_vec(), None)]);
+        // Appended as layout 4 frames: 4 + 4 + 12 + 1 + 4 bytes.
+        assert_eq!(std::fs::metadata(&path).expect("file").len(), old_len + 25);
     }
 }

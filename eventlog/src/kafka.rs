@@ -21,7 +21,7 @@
 
 use crate::{
     EventLog, LogConsumer, LogError, LogProducer, Offsets, Record, Result, Sequence, TopicSpec,
-    CLOSE_TIMEOUT, SEQUENCE_HEADER,
+    CLOSE_TIMEOUT, PUBLISHED_HEADER, SEQUENCE_HEADER,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -640,13 +640,19 @@ impl KafkaProducer {
             .key(key)
             .payload(payload)
             .timestamp(timestamp_ms);
-        if let Some(s) = sequence {
-            let bytes = s.to_bytes();
-            record = record.headers(OwnedHeaders::new().insert(Header {
+        let published = crate::now_us().to_be_bytes();
+        let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
+            key: PUBLISHED_HEADER,
+            value: Some(&published[..]),
+        });
+        let sequence = sequence.map(Sequence::to_bytes);
+        if let Some(bytes) = &sequence {
+            headers = headers.insert(Header {
                 key: SEQUENCE_HEADER,
                 value: Some(&bytes[..]),
-            }));
+            });
         }
+        record = record.headers(headers);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -710,6 +716,13 @@ impl LogConsumer for KafkaConsumer {
                     key: m.key().unwrap_or_default().to_vec(),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+                    published_us: m.headers().and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == PUBLISHED_HEADER)
+                            .and_then(|h| h.value)
+                            .and_then(|v| v.first_chunk::<8>())
+                            .map(|b| i64::from_be_bytes(*b))
+                    }),
                 }),
                 Some(Err(e)) if out.is_empty() => return Err(e.into()),
                 Some(Err(e)) => {

@@ -44,6 +44,24 @@ pub struct Record {
     pub payload: Vec<u8>,
     /// Event time, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
+    /// When the producer sent it: wall-clock microseconds since the Unix
+    /// epoch, stamped by the log's producer (a Kafka header,
+    /// [`PUBLISHED_HEADER`]; a field of the embedded log's frames from
+    /// layout 5). `None` for records written without one. The aggregator
+    /// measures freshness from it.
+    pub published_us: Option<i64>,
+}
+
+/// The Kafka header that holds when a record was sent
+/// ([`Record::published_us`]): a big-endian i64 of microseconds since the
+/// Unix epoch.
+pub const PUBLISHED_HEADER: &str = "ecomflow-published";
+
+/// Wall-clock microseconds since the Unix epoch (0 before it).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// A record's place in its producer's run: the run that sent it (a number
@@ -422,6 +440,7 @@ mod tests {
             key: vec![],
             payload: vec![],
             timestamp_ms: 0,
+            published_us: None,
         }
     }
 

@@ -252,6 +252,15 @@ fn resumes_from_committed_offset(log: &dyn EventLog) {
     assert_eq!(all.len(), 100);
     assert_eq!(seq(&all[0]), 0);
     assert_eq!(all[0].timestamp_ms, 1_700_000_000_000);
+    // Stamped when sent, during this test: within the last ten minutes.
+    let now = eventlog::now_us();
+    for r in &all {
+        let at = r.published_us.expect("a publish time");
+        assert!(
+            at <= now && now - at < 600_000_000,
+            "sent at {at}, now {now}"
+        );
+    }
     other.close().expect("close");
 }
 

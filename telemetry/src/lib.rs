@@ -26,7 +26,7 @@ pub mod health;
 
 use axum::routing::get;
 use axum::Router;
-use prometheus::core::Collector;
+use prometheus::core::{Collector, Metric};
 use prometheus::{
     Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
@@ -155,6 +155,30 @@ pub fn latency_buckets() -> Vec<f64> {
     ]
 }
 
+/// The `q` quantile (0..1) of what `h` observed, estimated as Prometheus'
+/// `histogram_quantile` does: linearly within the bucket it falls in (the
+/// first bucket from 0). `None` before any observation; the highest finite
+/// bound when it falls in the `+Inf` bucket.
+pub fn histogram_quantile(h: &Histogram, q: f64) -> Option<f64> {
+    let metric = h.metric();
+    let hist = metric.get_histogram();
+    let total = hist.get_sample_count();
+    if total == 0 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let rank = q * total as f64;
+    let (mut lower, mut below) = (0.0, 0u64);
+    for b in hist.get_bucket() {
+        let (upper, count) = (b.upper_bound(), b.cumulative_count());
+        if count as f64 >= rank && count > below {
+            let within = (rank - below as f64) / (count - below) as f64;
+            return Some(lower + (upper - lower) * within.clamp(0.0, 1.0));
+        }
+        (lower, below) = (upper, count);
+    }
+    Some(lower)
+}
+
 /// Every metric of the process in Prometheus' text exposition format.
 pub fn encode() -> String {
     let families = prometheus::gather();
@@ -271,6 +295,27 @@ pub async fn serve_router(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_their_bucket_as_prometheus_does() {
+        let h = Histogram::with_opts(HistogramOpts::new("q", "q").buckets(vec![0.01, 0.05, 0.1]))
+            .expect("histogram");
+        assert_eq!(histogram_quantile(&h, 0.5), None);
+        for (v, n) in [(0.005, 50), (0.03, 40), (0.2, 10)] {
+            for _ in 0..n {
+                h.observe(v);
+            }
+        }
+        let q = |q| histogram_quantile(&h, q).expect("observed");
+        // 50 of 100 in (0, 0.01]: the 50th is at its top.
+        assert!((q(0.5) - 0.01).abs() < 1e-12, "{}", q(0.5));
+        // The 70th is half way through the 40 in (0.01, 0.05].
+        assert!((q(0.7) - 0.03).abs() < 1e-12, "{}", q(0.7));
+        assert!((q(0.9) - 0.05).abs() < 1e-12, "{}", q(0.9));
+        // Past the last bound: the last bound.
+        assert_eq!(q(0.99), 0.1);
+        assert_eq!(histogram_quantile(&h, 1.5), None);
+    }
 
     fn get(addr: std::net::SocketAddr, path: &str) -> String {
         use std::io::{Read, Write};
