@@ -640,19 +640,20 @@ impl KafkaProducer {
             .key(key)
             .payload(payload)
             .timestamp(timestamp_ms);
-        let published = crate::now_us().to_be_bytes();
-        let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
-            key: PUBLISHED_HEADER,
-            value: Some(&published[..]),
-        });
-        let sequence = sequence.map(Sequence::to_bytes);
-        if let Some(bytes) = &sequence {
-            headers = headers.insert(Header {
+        // One header per record (see `PUBLISHED_HEADER`).
+        let now = crate::now_us();
+        let (published, sequenced) = (now.to_be_bytes(), sequence.map(|s| s.to_header(now)));
+        let header = match &sequenced {
+            Some(bytes) => Header {
                 key: SEQUENCE_HEADER,
                 value: Some(&bytes[..]),
-            });
-        }
-        record = record.headers(headers);
+            },
+            None => Header {
+                key: PUBLISHED_HEADER,
+                value: Some(&published[..]),
+            },
+        };
+        record = record.headers(OwnedHeaders::new_with_capacity(1).insert(header));
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -717,11 +718,13 @@ impl LogConsumer for KafkaConsumer {
                     payload: m.payload().unwrap_or_default().to_vec(),
                     timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                     published_us: m.headers().and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == PUBLISHED_HEADER)
-                            .and_then(|h| h.value)
-                            .and_then(|v| v.first_chunk::<8>())
-                            .map(|b| i64::from_be_bytes(*b))
+                        h.iter().find_map(|h| match (h.key, h.value) {
+                            (PUBLISHED_HEADER, Some(v)) => {
+                                v.first_chunk::<8>().map(|b| i64::from_be_bytes(*b))
+                            }
+                            (SEQUENCE_HEADER, Some(v)) => Sequence::published_in(v),
+                            _ => None,
+                        })
                     }),
                 }),
                 Some(Err(e)) if out.is_empty() => return Err(e.into()),

@@ -45,16 +45,19 @@ pub struct Record {
     /// Event time, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
     /// When the producer sent it: wall-clock microseconds since the Unix
-    /// epoch, stamped by the log's producer (a Kafka header,
-    /// [`PUBLISHED_HEADER`]; a field of the embedded log's frames from
+    /// epoch, stamped by the log's producer (on Kafka in the record's one
+    /// header: [`PUBLISHED_HEADER`], or after the [`Sequence`] in
+    /// [`SEQUENCE_HEADER`]; a field of the embedded log's frames from
     /// layout 5). `None` for records written without one. The aggregator
     /// measures freshness from it.
     pub published_us: Option<i64>,
 }
 
-/// The Kafka header that holds when a record was sent
-/// ([`Record::published_us`]): a big-endian i64 of microseconds since the
-/// Unix epoch.
+/// The Kafka header that holds when a record without a [`Sequence`] was
+/// sent ([`Record::published_us`]): a big-endian i64 of microseconds since
+/// the Unix epoch. A record carries one header, this or
+/// [`SEQUENCE_HEADER`]: tansu, the broker the tests run, stalled its
+/// consumers' fetches on records with two.
 pub const PUBLISHED_HEADER: &str = "ecomflow-published";
 
 /// Wall-clock microseconds since the Unix epoch (0 before it).
@@ -80,24 +83,36 @@ pub struct Sequence {
 }
 
 /// The Kafka header that holds a record's [`Sequence`]: run, then number,
-/// each a big-endian u64.
+/// each a big-endian u64, then when it was sent, as in
+/// [`PUBLISHED_HEADER`] (headers of 16 bytes, written before records
+/// carried that, are read too).
 pub const SEQUENCE_HEADER: &str = "ecomflow-sequence";
 
 impl Sequence {
-    /// The header value.
-    pub fn to_bytes(self) -> [u8; 16] {
-        let mut b = [0; 16];
+    /// The header value: the sequence, then `published_us`.
+    pub fn to_header(self, published_us: i64) -> [u8; 24] {
+        let mut b = [0; 24];
         b[..8].copy_from_slice(&self.run.to_be_bytes());
-        b[8..].copy_from_slice(&self.number.to_be_bytes());
+        b[8..16].copy_from_slice(&self.number.to_be_bytes());
+        b[16..].copy_from_slice(&published_us.to_be_bytes());
         b
     }
 
-    /// Reads a header value; `None` unless it is 16 bytes.
+    /// When a [`SEQUENCE_HEADER`] value says its record was sent; `None`
+    /// for a 16-byte value.
+    pub fn published_in(b: &[u8]) -> Option<i64> {
+        Some(i64::from_be_bytes(*b.get(16..)?.first_chunk::<8>()?))
+    }
+
+    /// Reads a header value; `None` unless it is 16 or 24 bytes.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let (run, number) = b.split_first_chunk::<8>()?;
+        if b.len() != 16 && b.len() != 24 {
+            return None;
+        }
+        let (run, rest) = b.split_first_chunk::<8>()?;
         Some(Sequence {
             run: u64::from_be_bytes(*run),
-            number: u64::from_be_bytes(*<&[u8; 8]>::try_from(number).ok()?),
+            number: u64::from_be_bytes(*rest.first_chunk::<8>()?),
         })
     }
 }
@@ -441,6 +456,25 @@ mod tests {
             payload: vec![],
             timestamp_ms: 0,
             published_us: None,
+        }
+    }
+
+    #[test]
+    fn sequence_headers_of_both_lengths_read_back() {
+        let s = Sequence {
+            run: 7,
+            number: 1 << 40,
+        };
+        let h = s.to_header(1_700_000_000_123_456);
+        assert_eq!(Sequence::from_bytes(&h), Some(s));
+        assert_eq!(Sequence::published_in(&h), Some(1_700_000_000_123_456));
+        // As records sent before the publish time was added carry it.
+        assert_eq!(Sequence::from_bytes(&h[..16]), Some(s));
+        assert_eq!(Sequence::published_in(&h[..16]), None);
+        for len in [0, 8, 15, 17, 23, 25] {
+            let mut b = h.to_vec();
+            b.resize(len, 0);
+            assert_eq!(Sequence::from_bytes(&b), None, "{len} bytes");
         }
     }
 
