@@ -353,6 +353,15 @@ def start_prometheus(workdir, target, rules=None, name="prometheus"):
     raise RuntimeError(f"Prometheus did not become ready:\n{proc.err()[-2000:]}")
 
 
+def prom_query(prom, expr):
+    """(ok, series) of an instant PromQL query against Prometheus at
+    `prom`; ok when it answered 200 with status "success"."""
+    status, body = get(f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    if status != 200 or not isinstance(body, dict):
+        return False, []
+    return body.get("status") == "success", body.get("data", {}).get("result", [])
+
+
 def dashboard_queries():
     """(dashboard, panel, kind, query) for every target of every panel."""
     for fname, panel, t in check_compose.dashboard_targets():
@@ -376,10 +385,9 @@ def check_dashboards(prom, api):
             continue
         # Dashboard variables as Grafana sends them with "All" selected.
         expr = q.replace("$__rate_interval", "1m").replace("$__interval", "5s").replace("$instance", ".*")
-        status, body = get(f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        result = body.get("data", {}).get("result", []) if isinstance(body, dict) else []
+        ok, result = prom_query(prom, expr)
         check(
-            status == 200 and body.get("status") == "success" and len(result) > 0,
+            ok and len(result) > 0,
             f"{fname}: {title!r}: {expr} -> {len(result)} series",
         )
 
@@ -907,8 +915,7 @@ def part_eight(workdir):
             return
 
         def query(q):
-            status, body = get(f"http://{prom}/api/v1/query?" + urllib.parse.urlencode({"query": q}))
-            return body["data"]["result"] if status == 200 and isinstance(body, dict) else []
+            return prom_query(prom, q)[1]
 
         def alert_state():
             got = query('ALERTS{alertname="EcomflowIngestLagSecondsHigh"}')

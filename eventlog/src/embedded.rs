@@ -1851,6 +1851,17 @@ mod tests {
         old.len() as u64
     }
 
+    /// Opens the log in `dir` again, appends a record `more` to topic `t`,
+    /// and reads the topic from the start.
+    fn reopen_append_and_read(dir: &Path) -> Vec<Record> {
+        let log = EmbeddedLog::open(dir).expect("open");
+        let mut producer = log.producer().expect("producer");
+        producer.send("t", b"k", b"more", 2).expect("send");
+        producer.flush().expect("flush");
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        c.poll(10, Duration::from_millis(100)).expect("poll")
+    }
+
     #[test]
     fn a_log_written_before_checksums_is_read_and_appended_without_them() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -1864,14 +1875,7 @@ mod tests {
         // The same log as layout 3 wrote it: no layout key, frames
         // without checksums.
         as_older_layout(dir.path(), Frames::Plain, None);
-        let log = EmbeddedLog::open(dir.path()).expect("open");
-        let mut producer = log.producer().expect("producer");
-        producer.send("t", b"k", b"more", 2).expect("send");
-        producer.flush().expect("flush");
-        let mut c = log.consumer("g", &["t"]).expect("consumer");
-        let got: Vec<Vec<u8>> = c
-            .poll(10, Duration::from_millis(100))
-            .expect("poll")
+        let got: Vec<Vec<u8>> = reopen_append_and_read(dir.path())
             .into_iter()
             .map(|r| r.payload)
             .collect();
@@ -1900,14 +1904,7 @@ mod tests {
         // The same log as layout 4 wrote it: checksums, no publish time.
         let path = partition_path(dir.path(), "t", 0);
         let old_len = as_older_layout(dir.path(), Frames::Checked, Some(LAYOUT_CHECKED));
-        let log = EmbeddedLog::open(dir.path()).expect("open");
-        let mut producer = log.producer().expect("producer");
-        producer.send("t", b"k", b"more", 2).expect("send");
-        producer.flush().expect("flush");
-        let mut c = log.consumer("g", &["t"]).expect("consumer");
-        let got: Vec<(Vec<u8>, Option<i64>)> = c
-            .poll(10, Duration::from_millis(100))
-            .expect("poll")
+        let got: Vec<(Vec<u8>, Option<i64>)> = reopen_append_and_read(dir.path())
             .into_iter()
             .map(|r| (r.payload, r.published_us))
             .collect();
