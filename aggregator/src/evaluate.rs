@@ -8,6 +8,7 @@
 //! popularity alone achieves.
 
 use crate::cooccur::{Ranking, Span};
+use crate::names::UNNUMBERED;
 use crate::processor::{Aggregator, AggregatorConfig};
 use chrono::NaiveDateTime;
 use schemas::topics;
@@ -23,6 +24,9 @@ pub struct Holdout {
     /// Each held-out transaction's product numbers.
     pub test: Vec<Vec<u32>>,
     offsets: HashMap<String, u64>,
+    /// Numbers for held-out products the model never saw (named ids have
+    /// no number until then), from just below [`UNNUMBERED`] down.
+    unseen: HashMap<String, u32>,
 }
 
 impl Holdout {
@@ -33,6 +37,7 @@ impl Holdout {
             model: Aggregator::new(config),
             test: Vec::new(),
             offsets: HashMap::new(),
+            unseen: HashMap::new(),
         }
     }
 
@@ -47,12 +52,19 @@ impl Holdout {
             *offset += 1;
         } else if topic == topics::TRANSACTIONS {
             if let Ok(t) = schemas::decode_transaction(payload) {
-                self.test.push(
-                    t.items
-                        .iter()
-                        .filter_map(|i| schemas::ids::parse_product_id(&i.product_id))
-                        .collect(),
-                );
+                let basket = t
+                    .items
+                    .iter()
+                    .map(|i| match self.model.product_number(&i.product_id) {
+                        Some(n) => n,
+                        None => {
+                            let taken = u32::try_from(self.unseen.len()).unwrap_or(u32::MAX);
+                            let next = (UNNUMBERED - 1).saturating_sub(taken);
+                            *self.unseen.entry(i.product_id.clone()).or_insert(next)
+                        }
+                    })
+                    .collect();
+                self.test.push(basket);
             }
         }
     }

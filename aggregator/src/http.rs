@@ -6,12 +6,15 @@
 //! - `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`
 //! - `GET /healthz`, `GET /metrics` (Prometheus text)
 //!
-//! Malformed ids and parameters get 400, unknown ids 404, always with a JSON
-//! body `{"error": "..."}`; errors map to status codes in one place
-//! ([`ApiError`]).
+//! An id is any UTF-8 text of 1 to [`MAX_ID_BYTES`] bytes, percent-encoded
+//! in the path (`/v1/products/SKU%2F12/...` for `SKU/12`). Malformed ids
+//! and parameters get 400, ids with no event in the live window 404,
+//! always with a JSON body `{"error": "..."}`; errors map to status codes
+//! in one place ([`ApiError`]).
 
 use crate::cooccur::{Partner, Ranking, Relation, Span};
 use crate::metrics;
+use crate::names::IdKind;
 use crate::processor::Aggregator;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -21,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rustc_hash::FxHashMap;
-use schemas::ids;
+use schemas::validate::MAX_ID_BYTES;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -332,21 +335,35 @@ fn read(state: &ApiState) -> parking_lot::RwLockReadGuard<'_, Aggregator> {
     state.model.read()
 }
 
-/// The number in `id` if `id` is its canonical spelling (`format` of the
-/// number): `prod_` and 10 KB of zeros names no product, and is not echoed.
-fn canonical(
-    id: &str,
-    parse: fn(&str) -> Option<u32>,
-    format: fn(u32) -> String,
-    example: &str,
-) -> Result<u32, ApiError> {
-    parse(id).filter(|n| format(*n) == id).ok_or_else(|| {
+/// Refuses an id no record can carry: empty, or longer than
+/// [`MAX_ID_BYTES`] (not echoed whole).
+fn checked_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
         let shown: String = id.chars().take(40).collect();
-        ApiError::BadRequest(format!(
-            "malformed id {shown:?}; expected like {example}: the live window holds only ids \
-             of that form (the stores and the nightly report hold the others; docs/data.md, Ids)"
-        ))
-    })
+        return Err(ApiError::BadRequest(format!(
+            "malformed id {shown:?} ({} bytes): ids are 1 to {MAX_ID_BYTES} bytes of UTF-8, \
+             percent-encoded in the path",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The 404 for an id the live window has no event for: what the window
+/// covers, and where the rest of the history is.
+fn not_in_window(what: &str, id: &str, model: &Aggregator) -> ApiError {
+    let covers = match model.covers() {
+        Some((start, end)) => format!(
+            "the live window covers {} to {}",
+            iso(start),
+            iso(end.saturating_sub(1))
+        ),
+        None => "the live window holds no events yet".to_string(),
+    };
+    ApiError::NotFound(format!(
+        "no events for {what} {id} in the live window ({covers}); the stores and the nightly \
+         report hold all of its history"
+    ))
 }
 
 fn iso(secs: i64) -> String {
@@ -355,10 +372,10 @@ fn iso(secs: i64) -> String {
         .unwrap_or_default()
 }
 
-fn partner_rows(list: &[Partner], ranking: Ranking) -> Vec<PartnerRow> {
+fn partner_rows(model: &Aggregator, list: &[Partner], ranking: Ranking) -> Vec<PartnerRow> {
     list.iter()
         .map(|p| PartnerRow {
-            product_id: ids::product_id(p.item),
+            product_id: model.product_id(p.item).into_owned(),
             score: ranking.score(&p.score),
             count: p.score.count,
             llr: p.score.llr,
@@ -375,9 +392,15 @@ async fn together(
     q: Result<Params<PartnerQuery>, ApiError>,
     relation: Relation,
 ) -> Result<Response, ApiError> {
-    let product = canonical(&id, ids::parse_product_id, ids::product_id, "prod_00123")?;
+    checked_id(&id)?;
+    let generated = IdKind::Product.generated_number(&id);
     let Params(q) = q?;
     let (k, ranking, span) = (q.k.0, q.ranking.unwrap_or(state.default_ranking), q.span);
+    let model = read(&state);
+    let product = generated
+        .or_else(|| model.product_number(&id))
+        .filter(|&p| model.knows_product(p))
+        .ok_or_else(|| not_in_window("product", &id, &model))?;
     let key = AnswerKey {
         product,
         relation,
@@ -385,26 +408,23 @@ async fn together(
         ranking,
         span,
     };
-    let model = read(&state);
     let version = model.version();
     if let Some(body) = state.answers().get(&key, version) {
         return Ok(json_bytes(body));
-    }
-    if !model.knows_product(product) {
-        return Err(ApiError::NotFound(format!("no events for product {id}")));
     }
     let list = model.together(relation, product, k, ranking, span);
     let window = match (span, model.covers()) {
         (Span::Window, Some(range)) => Covers::Range(Range::new(range)),
         _ => Covers::Span(Span::AllTime),
     };
+    let partners = partner_rows(&model, &list, ranking);
     drop(model);
     let answer = PartnersAnswer {
         product_id: &id,
         relation: relation.together(),
         ranking,
         window,
-        partners: partner_rows(&list, ranking),
+        partners,
     };
     // Plain numbers and strings: rendering cannot fail.
     let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
@@ -479,8 +499,8 @@ fn pairs_list(s: &ApiState, q: &TopPairsQuery) -> Json<TopPairsAnswer> {
         .enumerate()
         .map(|(i, (a, b, count))| PairRow {
             rank: i + 1,
-            product_a: ids::product_id(a),
-            product_b: ids::product_id(b),
+            product_a: model.product_id(a).into_owned(),
+            product_b: model.product_id(b).into_owned(),
             count,
         })
         .collect();
@@ -491,11 +511,13 @@ fn pairs_list(s: &ApiState, q: &TopPairsQuery) -> Json<TopPairsAnswer> {
 }
 
 async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<EngagementAnswer>, ApiError> {
-    let user = canonical(&id, ids::parse_user_id, ids::user_id, "user_000042")?;
+    checked_id(&id)?;
+    let generated = IdKind::User.generated_number(&id);
     let model = read(&s);
-    if !model.knows_user(user) {
-        return Err(ApiError::NotFound(format!("no sessions for user {id}")));
-    }
+    let user = generated
+        .or_else(|| model.user_number(&id))
+        .filter(|&u| model.knows_user(u))
+        .ok_or_else(|| not_in_window("user", &id, &model))?;
     let e = model.engagement(user);
     Ok(Json(EngagementAnswer {
         user_id: id,

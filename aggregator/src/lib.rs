@@ -13,6 +13,8 @@
 //! - `pairtable`: one cell per pair of dense item numbers, in rows that
 //!   are sparse or dense, whichever is smaller.
 //! - [`metrics`]: the aggregator's Prometheus metrics.
+//! - [`names`]: numbers for ids of any format (generated-form ids are
+//!   their own number; others are numbered as they arrive).
 //! - [`pairs`]: unordered pairs of distinct items in a basket, with a cap on
 //!   items per basket.
 //! - [`evaluate`]: hit rate of top-k recommendations on held-out baskets,
@@ -37,6 +39,7 @@ pub mod evaluate;
 pub mod http;
 pub mod llr;
 pub mod metrics;
+pub mod names;
 pub mod pairs;
 mod pairtable;
 pub mod processor;

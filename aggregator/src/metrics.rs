@@ -23,13 +23,12 @@ pub static LATE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Ids left out of the window because they are not of the generated
-/// shop's form (`prod_00001`, `user_000001`).
-pub static FOREIGN_IDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    telemetry::counter_vec(
-        "ecomflow_aggregator_foreign_ids_total",
-        "Product and user ids the live window left out because they are not of the form prod_00001 / user_000001.",
-        &[],
+/// Ids the window holds by name (not of the generated form), per kind.
+pub static NAMED_IDS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    telemetry::int_gauge_vec(
+        "ecomflow_aggregator_named_ids",
+        "Product and user ids the live window numbers from a table because they are not of the form prod_00001 / user_000001 (kind: product, user).",
+        &["kind"],
     )
 });
 
@@ -155,6 +154,12 @@ pub fn observe_state(model: &Aggregator) {
         WINDOW_PAIRS
             .with_label_values(&[relation.name()])
             .set(i64::try_from(pairs).unwrap_or(i64::MAX));
+    }
+    let (products, users) = model.named_ids();
+    for (kind, n) in [("product", products), ("user", users)] {
+        NAMED_IDS
+            .with_label_values(&[kind])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
     if let (Some(low), Some(high)) = (model.watermark(), model.newest_event()) {
         WATERMARK.set(low);

@@ -8,11 +8,13 @@
 //! are reported, so the caller can dead-letter them with reason `late`.
 
 use crate::cooccur::{CoOccurrence, Engagement, Partner, Ranking, Relation, Span};
+use crate::names::{IdKind, Names, UNNUMBERED};
 use crate::window::{Lateness, Watermark, WindowedCounts, DAY};
 use schemas::codec::{DecodeError, Decoder, Encoder};
 use schemas::envelope::{decode_session, decode_transaction};
-use schemas::{ids, topics, ConversionStatus, Rejection};
+use schemas::{topics, ConversionStatus, Rejection};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Settings that shape the state (they are part of the checkpoint).
@@ -62,15 +64,24 @@ const ABANDONED: usize = 3;
 pub struct Event {
     /// Event time, seconds since the epoch.
     pub time: i64,
-    /// Product numbers of the basket (bought or viewed), well-formed ids
-    /// only, in the event's order.
+    /// Product numbers of the basket (bought or viewed), in the event's
+    /// order: a generated-form id's own number, or [`UNNUMBERED`] for an id
+    /// of another form, which the state numbers from [`named`](Self::named).
     pub items: Vec<u32>,
+    /// The ids of the [`UNNUMBERED`] items, in order.
+    pub named: Vec<String>,
     /// Transaction or session.
     pub kind: EventKind,
-    /// Ids of the event (its products, and a session's user) that are not
-    /// of the generated shop's form (`prod_00001`, `user_000001`): the
-    /// live window holds only those, so these are left out, and counted.
-    pub foreign_ids: u32,
+}
+
+/// A session's user, as decoded: numbered already, or to be numbered by
+/// the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserRef {
+    /// A generated-form id's number.
+    Number(u32),
+    /// An id of another form.
+    Named(String),
 }
 
 /// The kind of an [`Event`].
@@ -81,8 +92,8 @@ pub enum EventKind {
     /// A session: its products viewed, and for engagement the user, the
     /// count of products viewed and how it ended.
     Session {
-        /// User number, if the id is well-formed.
-        user: Option<u32>,
+        /// The user.
+        user: UserRef,
         /// Products viewed.
         viewed: u64,
         /// How it ended.
@@ -96,24 +107,28 @@ impl Event {
     pub fn decode(topic: &str, payload: &[u8]) -> Result<Event, Rejection> {
         match topic {
             topics::TRANSACTIONS => decode_transaction(payload).map(|t| {
-                let items = product_numbers(t.items.iter().map(|i| i.product_id.as_str()));
+                let (items, named) = product_numbers(t.items.into_iter().map(|i| i.product_id));
                 Event {
                     time: t.timestamp.and_utc().timestamp(),
-                    foreign_ids: foreign(t.items.len(), items.len(), true),
                     items,
+                    named,
                     kind: EventKind::Basket,
                 }
             }),
             topics::SESSIONS => decode_session(payload).map(|s| {
-                let items = product_numbers(s.viewed_products.iter().map(String::as_str));
-                let user = ids::parse_user_id(&s.user_id);
+                let viewed = s.viewed_products.len() as u64;
+                let (items, named) = product_numbers(s.viewed_products.into_iter());
+                let user = match IdKind::User.generated_number(&s.user_id) {
+                    Some(n) => UserRef::Number(n),
+                    None => UserRef::Named(s.user_id),
+                };
                 Event {
                     time: s.start_time.and_utc().timestamp(),
-                    foreign_ids: foreign(s.viewed_products.len(), items.len(), user.is_some()),
                     items,
+                    named,
                     kind: EventKind::Session {
                         user,
-                        viewed: s.viewed_products.len() as u64,
+                        viewed,
                         status: s.conversion_status,
                     },
                 }
@@ -148,12 +163,19 @@ pub struct Aggregator {
     /// hashed, and no string made per record).
     offsets: Vec<PartitionOffset>,
     late: u64,
+    /// Numbers of product ids not of the generated form.
+    products: Names,
+    /// Numbers of user ids not of the generated form.
+    users: Names,
 }
 
 /// The first bytes of a checkpoint: what it is and the format's version.
-/// Version 5 ends with the XXH3-64 of every byte before it (little-endian),
+/// Version 6 ends with the names of the ids not of the generated form, then
+/// (as version 5) with the XXH3-64 of every byte before it (little-endian),
 /// so that a flipped byte is an error, never a changed count.
-const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v5\n";
+const MAGIC: &[u8] = b"ecomflow aggregator checkpoint v6\n";
+/// The format before named ids: read, never written.
+const MAGIC_V5: &[u8] = b"ecomflow aggregator checkpoint v5\n";
 /// The format before the checksum: read, never written.
 const MAGIC_V4: &[u8] = b"ecomflow aggregator checkpoint v4\n";
 /// The format before the watermark's jump guard: read, never written.
@@ -182,16 +204,20 @@ impl<W: std::io::Write> std::io::Write for Hashed<W> {
 #[error("unreadable aggregator checkpoint: {0}")]
 pub struct CheckpointError(String);
 
-/// How many of an event's ids the live window cannot hold: products given
-/// minus products kept, and the user if its id was not well-formed.
-fn foreign(given: usize, kept: usize, user_kept: bool) -> u32 {
-    let products = u32::try_from(given.saturating_sub(kept)).unwrap_or(u32::MAX);
-    products.saturating_add(u32::from(!user_kept))
-}
-
-/// Product numbers of well-formed product ids (others are skipped).
-fn product_numbers<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<u32> {
-    ids.filter_map(ids::parse_product_id).collect()
+/// Product numbers of a basket's ids, [`UNNUMBERED`] for ids of other
+/// forms than the generated one, and those ids in order.
+fn product_numbers(ids: impl Iterator<Item = String>) -> (Vec<u32>, Vec<String>) {
+    let mut named = Vec::new();
+    let items = ids
+        .map(|id| match IdKind::Product.generated_number(&id) {
+            Some(n) => n,
+            None => {
+                named.push(id);
+                UNNUMBERED
+            }
+        })
+        .collect();
+    (items, named)
 }
 
 impl Aggregator {
@@ -205,6 +231,8 @@ impl Aggregator {
             watermark: Watermark::new(config.lateness_secs),
             offsets: Vec::new(),
             late: 0,
+            products: Names::new(IdKind::Product),
+            users: Names::new(IdKind::User),
             config,
         }
     }
@@ -244,14 +272,22 @@ impl Aggregator {
             return late;
         }
         let time = event.time;
+        let mut items = event.items;
+        if !event.named.is_empty() {
+            self.number_products(&mut items, event.named);
+        }
         match event.kind {
-            EventKind::Basket => self.bought.add_basket(&event.items, time),
+            EventKind::Basket => self.bought.add_basket(&items, time),
             EventKind::Session {
                 user,
                 viewed,
                 status,
             } => {
-                self.viewed.add_basket(&event.items, time);
+                self.viewed.add_basket(&items, time);
+                let user = match user {
+                    UserRef::Number(n) => Some(n),
+                    UserRef::Named(id) => self.users.number_named(&id),
+                };
                 if let Some(u) = user {
                     let mut n = [0u64; 4];
                     n[SESSIONS] = 1;
@@ -264,6 +300,51 @@ impl Aggregator {
         }
         self.slide();
         Outcome::Applied
+    }
+
+    /// Numbers the [`UNNUMBERED`] items from `named`, in order (an id past
+    /// the last free number, some two billion names on, is left out).
+    fn number_products(&mut self, items: &mut Vec<u32>, named: Vec<String>) {
+        let mut named = named.into_iter();
+        items.retain_mut(|n| {
+            if *n != UNNUMBERED {
+                return true;
+            }
+            match named.next().and_then(|id| self.products.number_named(&id)) {
+                Some(number) => {
+                    *n = number;
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+
+    /// The number of a product id the state has seen (or of any
+    /// generated-form id).
+    pub fn product_number(&self, id: &str) -> Option<u32> {
+        self.products.number(id)
+    }
+
+    /// The number of a user id the state has seen (or of any
+    /// generated-form id).
+    pub fn user_number(&self, id: &str) -> Option<u32> {
+        self.users.number(id)
+    }
+
+    /// The id of product number `n`.
+    pub fn product_id(&self, n: u32) -> Cow<'_, str> {
+        self.products.id(n)
+    }
+
+    /// The id of user number `n`.
+    pub fn user_id(&self, n: u32) -> Cow<'_, str> {
+        self.users.id(n)
+    }
+
+    /// Product and user ids held by name (not of the generated form).
+    pub fn named_ids(&self) -> (usize, usize) {
+        (self.products.len(), self.users.len())
     }
 
     /// Takes up to about `budget` pairs of baskets that slid out of the
@@ -383,7 +464,11 @@ impl Aggregator {
     /// capacities: the co-occurrence tables, the window's baskets, the
     /// engagement windows).
     pub fn heap_bytes(&self) -> usize {
-        self.bought.heap_bytes() + self.viewed.heap_bytes() + self.engagement.heap_bytes()
+        self.bought.heap_bytes()
+            + self.viewed.heap_bytes()
+            + self.engagement.heap_bytes()
+            + self.products.heap_bytes()
+            + self.users.heap_bytes()
     }
 
     /// Pairs in the bought-together and viewed-together windows.
@@ -477,6 +562,8 @@ impl Aggregator {
             e.u64(o.next)?;
         }
         e.u64(self.late)?;
+        self.products.encode(&mut e)?;
+        self.users.encode(&mut e)?;
         e.finish()?;
         Ok(())
     }
@@ -490,8 +577,11 @@ impl Aggregator {
                     .into(),
             ));
         }
-        let (body, with_ahead) = if bytes.starts_with(MAGIC) {
-            let Some(at) = bytes.len().checked_sub(8).filter(|&at| at >= MAGIC.len()) else {
+        let summed = [(MAGIC, 6), (MAGIC_V5, 5)]
+            .into_iter()
+            .find(|(magic, _)| bytes.starts_with(magic));
+        let (body, version) = if let Some((magic, version)) = summed {
+            let Some(at) = bytes.len().checked_sub(8).filter(|&at| at >= magic.len()) else {
                 return Err(CheckpointError("cut short: no checksum".into()));
             };
             let (covered, sum) = bytes.split_at(at);
@@ -504,25 +594,26 @@ impl Aggregator {
                         .into(),
                 ));
             }
-            (&covered[MAGIC.len()..], true)
+            (&covered[magic.len()..], version)
         } else if let Some(body) = bytes.strip_prefix(MAGIC_V4) {
-            (body, true)
+            (body, 4)
         } else if let Some(body) = bytes.strip_prefix(MAGIC_V3) {
-            (body, false)
+            (body, 3)
         } else {
             return Err(CheckpointError(
                 "not an aggregator checkpoint of this version".into(),
             ));
         };
         let mut d = Decoder::new(body);
-        let model = Self::decode(&mut d, with_ahead).map_err(|e| CheckpointError(e.to_string()))?;
+        let model = Self::decode(&mut d, version).map_err(|e| CheckpointError(e.to_string()))?;
         if !d.done() {
             return Err(CheckpointError("bytes after the end of the state".into()));
         }
         Ok(model)
     }
 
-    fn decode(d: &mut Decoder<'_>, with_ahead: bool) -> Result<Self, DecodeError> {
+    /// Decodes a body of format `version` (3 to 6).
+    fn decode(d: &mut Decoder<'_>, version: u32) -> Result<Self, DecodeError> {
         let config = AggregatorConfig {
             window_days: d.i64()?,
             lateness_secs: d.i64()?,
@@ -532,7 +623,7 @@ impl Aggregator {
         let bought = CoOccurrence::decode(d)?;
         let viewed = CoOccurrence::decode(d)?;
         let engagement = WindowedCounts::decode(d)?;
-        let watermark = Watermark::decode(d, with_ahead)?;
+        let watermark = Watermark::decode(d, version >= 4)?;
         let mut offsets: Vec<PartitionOffset> = Vec::new();
         for _ in 0..d.count()? {
             let topic = d.str()?;
@@ -548,7 +639,17 @@ impl Aggregator {
         }
         offsets.sort_by(|a, b| a.name.cmp(&b.name));
         let late = d.u64()?;
+        let (products, users) = if version >= 6 {
+            (
+                Names::decode(IdKind::Product, d)?,
+                Names::decode(IdKind::User, d)?,
+            )
+        } else {
+            (Names::new(IdKind::Product), Names::new(IdKind::User))
+        };
         Ok(Aggregator {
+            products,
+            users,
             config,
             bought,
             viewed,

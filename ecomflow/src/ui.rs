@@ -236,12 +236,16 @@ pub fn print_aggregator_summary(a: &AggregatorHandle) {
             count(fresh.get_sample_count())
         );
     }
-    let foreign = a.stats.foreign_ids.load(Ordering::Relaxed);
-    if foreign > 0 {
+    let (named_products, named_users) = m.named_ids();
+    if named_products + named_users > 0 {
         println!(
-            "  warning: {} ids in {} events are not of the form prod_00001 / user_000001, which the live window holds: those products and users are left out of its pairs and lookups (the stores and the nightly batch keep them; docs/data.md, \"Ids\").",
-            foreign,
-            a.stats.foreign_events.load(Ordering::Relaxed)
+            "  Ids of the shop's own form: {named_products} products and {named_users} users, numbered by name in the window (ecomflow_aggregator_named_ids)."
+        );
+    }
+    let applied = a.stats.applied.load(Ordering::Relaxed);
+    if bought == 0 && viewed == 0 && applied > 0 {
+        println!(
+            "  warning: the window holds no pairs although {applied} events were applied: every basket held at most one product, or the pairs slid out of the window (--window-days)."
         );
     }
     println!(
@@ -255,7 +259,7 @@ pub fn print_aggregator_summary(a: &AggregatorHandle) {
             .map(|x| {
                 format!(
                     "{} (x{}, LLR {:.0})",
-                    schemas::ids::product_id(x.item),
+                    m.product_id(x.item),
                     x.score.count,
                     x.score.llr
                 )
@@ -263,7 +267,7 @@ pub fn print_aggregator_summary(a: &AggregatorHandle) {
             .collect();
         println!(
             "  {} (in {} baskets): {}",
-            schemas::ids::product_id(p),
+            m.product_id(p),
             n,
             partners.join(", ")
         );

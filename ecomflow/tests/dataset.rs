@@ -241,3 +241,126 @@ fn a_users_file_with_broken_lines_loses_nothing() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `text` with every generated product and user id (`prod_` and exactly 5
+/// digits, `user_` and exactly 6) replaced by a shop's own form: SKUs with
+/// dashes, UUIDs, mixed case and non-ASCII letters.
+fn rekeyed(text: &str) -> String {
+    let product = |n: u32| match n % 4 {
+        0 => format!("SKU-{n:05}"),
+        1 => format!(
+            "{:08x}-7d1c-4e2b-9a3f-{n:012x}",
+            n.wrapping_mul(2_654_435_761)
+        ),
+        2 => format!("Prod{n}Red"),
+        _ => format!("café-crème-{n}-ß"),
+    };
+    let user = |n: u32| {
+        if n.is_multiple_of(2) {
+            format!("cust-{n}")
+        } else {
+            format!("Kundin Ä{n}")
+        }
+    };
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        for (prefix, width, map) in [
+            ("prod_", 5, &product as &dyn Fn(u32) -> String),
+            ("user_", 6, &user),
+        ] {
+            if let Some(tail) = rest.strip_prefix(prefix) {
+                let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == width {
+                    out.push_str(&map(tail[..width].parse().expect("digits")));
+                    rest = &tail[width..];
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().expect("not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The same shop with its ids re-keyed gives the same live pairs and
+/// engagement, the same segments and the same report, ids aside.
+#[test]
+fn a_shop_with_its_own_ids_gets_the_same_answers_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("dataset");
+    let data_arg = data.display().to_string();
+    let mut generate = vec!["generate", "--out", &data_arg];
+    generate.extend_from_slice(&SHOP);
+    ecomflow(&generate);
+    let own = tmp.path().join("own");
+    std::fs::create_dir_all(&own).expect("mkdir");
+    let mut files = 0;
+    for e in std::fs::read_dir(&data).expect("list") {
+        let path = e.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            std::fs::write(own.join(&name), rekeyed(&text)).expect("write");
+            files += 1;
+        } else {
+            std::fs::copy(&path, own.join(&name)).expect("copy");
+        }
+    }
+    assert!(files >= 4, "{files} files");
+    let own_arg = own.display().to_string();
+    let generated = replay(&tmp.path().join("a"), &["--dataset", &data_arg]);
+    let rekeyed_run = replay(&tmp.path().join("b"), &["--dataset", &own_arg]);
+    assert!(
+        rekeyed_run.contains("Ids of the shop's own form: 117 products and 142 users"),
+        "{rekeyed_run}"
+    );
+    for prefix in [
+        "Replayed: ",
+        "Aggregator: ",
+        "Ingested",
+        "  VIP",
+        "  High",
+        "  Medium",
+        "  Low",
+    ] {
+        // Without the run's timings and paths.
+        let figures = |l: String| {
+            let l = l
+                .split(" by this run")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            l.split(" (").next().unwrap_or_default().to_string()
+        };
+        let (a, b) = (line(&generated, prefix), line(&rekeyed_run, prefix));
+        assert!(!a.is_empty(), "{prefix}\n{generated}");
+        assert_eq!(
+            figures(a),
+            figures(b),
+            "{prefix}\n{generated}\n{rekeyed_run}"
+        );
+    }
+    let report = |dir: &str| {
+        std::fs::read_to_string(tmp.path().join(dir).join("report/report.md")).expect("report")
+    };
+    let (a, b) = (rekeyed(&report("a")), report("b"));
+    assert!(a.len() > 2_000, "{a}");
+    // Pairs are written in id order, which the new ids change: a line's
+    // words are compared in any order.
+    let words = |l: &str| {
+        let mut w: Vec<String> = l
+            .split([' ', '|'])
+            .map(|w| w.trim_end_matches([',', ';', ':']).to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        w.sort();
+        w
+    };
+    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        assert_eq!(words(x), words(y), "report line {}:\n{x}\n{y}", i + 1);
+    }
+    assert_eq!(a.lines().count(), b.lines().count());
+}

@@ -600,6 +600,32 @@ pub(crate) mod tests {
         );
     }
 
+    /// Ids are any text of 1 to 256 bytes (`MAX_ID_BYTES`); a longer one is
+    /// `id_too_long`, naming the field.
+    #[test]
+    fn ids_of_any_form_up_to_256_bytes() {
+        let mut v = txn_json();
+        v["user_id"] = serde_json::json!("Kundin Ä/7 ✓");
+        v["items"][0]["product_id"] = serde_json::json!("x".repeat(256));
+        let t = decode_txn_value(&v).expect("any text up to 256 bytes");
+        assert_eq!(t.user_id, "Kundin Ä/7 ✓");
+        v["items"][0]["product_id"] = serde_json::json!("x".repeat(257));
+        assert_eq!(
+            decode_txn_value(&v),
+            Err(Rejection::IdTooLong {
+                field: "items.product_id",
+                bytes: 257
+            })
+        );
+        let mut v = txn_json();
+        // 86 three-byte letters: 258 bytes.
+        v["user_id"] = serde_json::json!("✓".repeat(86));
+        assert_eq!(
+            decode_txn_value(&v).map_err(|e| e.to_string()).map(|_| ()),
+            Err("user_id of 258 bytes is longer than the limit of 256 bytes".into())
+        );
+    }
+
     #[test]
     fn money_must_add_up() {
         let mut v = txn_json();

@@ -47,6 +47,14 @@ pub enum Rejection {
     /// A required id or field is absent.
     #[error("missing field `{0}`")]
     MissingField(&'static str),
+    /// An id longer than [`MAX_ID_BYTES`].
+    #[error("{field} of {bytes} bytes is longer than the limit of {max} bytes", max = MAX_ID_BYTES)]
+    IdTooLong {
+        /// The field that holds it.
+        field: &'static str,
+        /// Its length in bytes.
+        bytes: usize,
+    },
     /// The record has no user id (seed rule).
     #[error("missing user id")]
     MissingUserId,
@@ -174,6 +182,7 @@ rejection_codes! {
     WrongType => "wrong_type",
     MissingField => "missing_field",
     MissingUserId => "missing_user_id",
+    IdTooLong => "id_too_long",
     EmptyItems => "empty_items",
     BadTimestamp => "bad_timestamp",
     FutureTimestamp => "future_timestamp",
@@ -200,16 +209,30 @@ impl Rejection {
     }
 }
 
+/// The longest id taken (product, user, session, transaction, category):
+/// any UTF-8 text of 1 to 256 bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+fn short(s: String, field: &'static str) -> Result<String, Rejection> {
+    if s.len() > MAX_ID_BYTES {
+        return Err(Rejection::IdTooLong {
+            field,
+            bytes: s.len(),
+        });
+    }
+    Ok(s)
+}
+
 fn required(v: Option<String>, field: &'static str) -> Result<String, Rejection> {
     match v {
-        Some(s) if !s.trim().is_empty() => Ok(s),
+        Some(s) if !s.trim().is_empty() => short(s, field),
         _ => Err(Rejection::MissingField(field)),
     }
 }
 
 fn user_id(v: Option<String>) -> Result<String, Rejection> {
     match v {
-        Some(s) if !s.trim().is_empty() => Ok(s),
+        Some(s) if !s.trim().is_empty() => short(s, "user_id"),
         _ => Err(Rejection::MissingUserId),
     }
 }
@@ -415,7 +438,12 @@ pub fn session(raw: RawSession) -> Result<Session, Rejection> {
         referrer: raw.referrer.unwrap_or_else(|| "direct".to_string()),
         device_info,
         conversion_status: status,
-        viewed_products: raw.viewed_products.unwrap_or_default(),
+        viewed_products: raw
+            .viewed_products
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| short(p, "viewed_products"))
+            .collect::<Result<_, _>>()?,
         cart_contents,
     })
 }

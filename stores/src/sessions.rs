@@ -181,6 +181,19 @@ fn parse<T: std::str::FromStr>(row: &Row, family: &str, q: &str) -> Result<T> {
 }
 
 /// Rebuilds a session from its row.
+/// The sessions of `user_id` among `rows` (a key range may also cover
+/// users whose ids start with `user_id` and `_`).
+fn sessions_of(user_id: &str, rows: &[Row]) -> Result<Vec<Session>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let s = session_from_row(row)?;
+        if s.user_id == user_id {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
 pub fn session_from_row(row: &Row) -> Result<Session> {
     let key = String::from_utf8_lossy(&row.key);
     // Ids contain '_' themselves: strip the known `_<13 digits>_<session id>`.
@@ -430,16 +443,31 @@ impl SessionStore {
     }
 
     /// A user's `n` newest sessions, newest first: one short prefix scan.
+    ///
+    /// Ids may hold `_`, so the prefix `a_` of user `a` also covers the
+    /// rows of user `a_b`: rows of another user are skipped, and the scan
+    /// is made again without a limit in the rare case that some were.
     pub fn last_sessions(&self, user_id: &str, n: usize) -> Result<Vec<Session>> {
         let prefix = user_prefix(user_id);
-        let rows = self.store.scan(
-            USER_SESSIONS,
-            &prefix,
-            &prefix_end(&prefix),
-            &SESSION_FAMILIES,
-            n,
-        )?;
-        rows.iter().map(session_from_row).collect()
+        let scan = |limit| {
+            let rows = self.store.scan(
+                USER_SESSIONS,
+                &prefix,
+                &prefix_end(&prefix),
+                &SESSION_FAMILIES,
+                limit,
+            )?;
+            let scanned = rows.len();
+            let own = sessions_of(user_id, &rows)?;
+            Ok::<_, StoreError>((scanned, own))
+        };
+        let (scanned, own) = scan(n)?;
+        if own.len() == scanned {
+            return Ok(own);
+        }
+        let (_, mut own) = scan(usize::MAX)?;
+        own.truncate(n);
+        Ok(own)
     }
 
     /// A user's sessions that started in `[from, to]`, newest first.
@@ -457,7 +485,7 @@ impl SessionStore {
         let rows = self
             .store
             .scan(USER_SESSIONS, &start, &stop, &SESSION_FAMILIES, usize::MAX)?;
-        rows.iter().map(session_from_row).collect()
+        sessions_of(user_id, &rows)
     }
 
     /// A product's counts for each day in `[from, to]` with any interaction,
@@ -477,7 +505,10 @@ impl SessionStore {
             .store
             .scan(PRODUCT_DAILY, &start, &stop, &DAILY_FAMILIES, usize::MAX)?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in rows.iter().rev() {
+        // `id _ 8 digits`: a longer key is another product's whose id
+        // starts with this one and `_`.
+        let own_len = product_id.len() + 9;
+        for row in rows.iter().rev().filter(|r| r.key.len() == own_len) {
             let key = String::from_utf8_lossy(&row.key);
             let rev: u32 = key
                 .rsplit('_')

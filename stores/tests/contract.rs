@@ -770,6 +770,45 @@ pub fn wide_store_contract(store: &SessionStore) {
         .last_sessions("user_000002", 10)
         .expect("scan")
         .is_empty());
+    // Ids of any form hold `_`: the prefix `cust_7_` of user `cust_7` also
+    // covers user `cust_7_1`'s rows (sorted first), which are not its own.
+    let mine = session(
+        "S-1",
+        "cust_7",
+        "2025-03-12T09:00:00",
+        Browsed,
+        &["SKU-1"],
+        &[],
+    );
+    let other = session(
+        "S-2",
+        "cust_7_1",
+        "2025-03-12T10:00:00",
+        Browsed,
+        &["SKU-2"],
+        &[],
+    );
+    store
+        .put_sessions(&[mine.clone(), other.clone()])
+        .expect("put");
+    assert_eq!(
+        store.last_sessions("cust_7", 1).expect("scan"),
+        vec![mine.clone()]
+    );
+    assert_eq!(
+        store
+            .sessions_between(
+                "cust_7",
+                ts("2025-03-12T00:00:00"),
+                ts("2025-03-13T00:00:00")
+            )
+            .expect("range"),
+        vec![mine]
+    );
+    assert_eq!(
+        store.last_sessions("cust_7_1", 5).expect("scan"),
+        vec![other]
+    );
     // Inclusive bounds, across midnight.
     assert_eq!(
         store
