@@ -410,6 +410,16 @@ impl Aggregator {
         self.bought.top_partners(product, k, ranking, span)
     }
 
+    /// Whether the window holds a basket of `relation` with a product
+    /// (pairs or not).
+    pub fn holds_baskets(&self, relation: Relation) -> bool {
+        let model = match relation {
+            Relation::Bought => &self.bought,
+            Relation::Viewed => &self.viewed,
+        };
+        !model.top_items(1, Span::Window).is_empty()
+    }
+
     /// The `k` products in the most transactions over `span`.
     pub fn best_sellers(&self, k: usize, span: Span) -> Vec<(u32, u64)> {
         self.bought.top_items(k, span)

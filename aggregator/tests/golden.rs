@@ -645,3 +645,20 @@ fn a_shop_with_its_own_ids_gets_the_same_answers() {
     assert!(named >= aggregator::names::FIRST_NAMED, "{named}");
     assert!(!own.knows_product(4));
 }
+
+/// Baskets of one product make no pair: the window says it holds baskets
+/// (the run's summary then warns), and no pairs.
+#[test]
+fn single_product_baskets_are_held_without_pairs() {
+    let mut m = Aggregator::new(AggregatorConfig::default());
+    assert!(!m.holds_baskets(Relation::Bought));
+    m.apply(
+        topics::TRANSACTIONS,
+        0,
+        0,
+        &txn("t1", "2025-01-01T10:00:00", &["SKU-1"]),
+    );
+    assert!(m.holds_baskets(Relation::Bought));
+    assert!(!m.holds_baskets(Relation::Viewed));
+    assert_eq!(m.window_pairs(), (0, 0));
+}

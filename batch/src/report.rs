@@ -263,9 +263,13 @@ pub fn write(
             f.by_device.f64(r, "conversion_pct")?,
         ));
     }
-    if let (Some(best), Some(worst)) = (
-        devices.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
-        devices.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+    // Devices the data names: an imported clickstream says none
+    // (`unknown`), and one device compared with itself says nothing.
+    let known: Vec<&(String, f64)> = devices.iter().filter(|d| d.0 != "unknown").collect();
+    if let (true, Some(best), Some(worst)) = (
+        known.len() >= 2,
+        known.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+        known.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
     ) {
         let _ = writeln!(
             md,

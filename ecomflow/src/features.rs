@@ -51,7 +51,9 @@ pub fn check(command: &Command) -> anyhow::Result<()> {
         Command::Batch(a) => (None, Some(&a.stores)),
         Command::Bench(a) => (None, Some(&a.stores)),
         Command::Query(a) => (None, Some(&a.stores)),
-        Command::Generate(_) | Command::Evaluate(_) | Command::Sql(_) => (None, None),
+        Command::Generate(_) | Command::Import(_) | Command::Evaluate(_) | Command::Sql(_) => {
+            (None, None)
+        }
     };
     if let Some(log) = log {
         if log.kafka_brokers.is_some() && !cfg!(feature = "kafka") {

@@ -51,6 +51,7 @@ fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Import(args) => cmd::import::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -214,7 +214,7 @@ pub fn print_ingest_summary(s: &ingest::StatsSnapshot, stores: &Stores) -> anyho
 /// What the aggregator applied, and the window's best-sellers with their
 /// top partners as the API ranks them.
 pub fn print_aggregator_summary(a: &AggregatorHandle) {
-    use aggregator::cooccur::Span;
+    use aggregator::cooccur::{Relation, Span};
     let m = a.model.read();
     let (bought, viewed) = m.window_pairs();
     println!(
@@ -242,11 +242,16 @@ pub fn print_aggregator_summary(a: &AggregatorHandle) {
             "  Ids of the shop's own form: {named_products} products and {named_users} users, numbered by name in the window (ecomflow_aggregator_named_ids)."
         );
     }
-    let applied = a.stats.applied.load(Ordering::Relaxed);
-    if bought == 0 && viewed == 0 && applied > 0 {
-        println!(
-            "  warning: the window holds no pairs although {applied} events were applied: every basket held at most one product, or the pairs slid out of the window (--window-days)."
-        );
+    for (relation, pairs, baskets) in [
+        (Relation::Bought, bought, "transactions"),
+        (Relation::Viewed, viewed, "viewing sessions"),
+    ] {
+        if pairs == 0 && m.holds_baskets(relation) {
+            println!(
+                "  warning: the window holds {baskets} but no {} pair: every basket held one product (the stores and the nightly report have the same baskets).",
+                relation.together()
+            );
+        }
     }
     println!(
         "Frequently bought together (best-sellers of the window, top partners by {}, as the API ranks them):",

@@ -99,7 +99,9 @@ fn device_of(i: u8) -> DeviceType {
 fn device_index(d: DeviceType) -> u8 {
     match d {
         DeviceType::Mobile => 0,
-        DeviceType::Desktop => 1,
+        // The generator makes no unknown device (`device_of` draws from
+        // the known ones).
+        DeviceType::Desktop | DeviceType::Unknown => 1,
         DeviceType::Tablet => 2,
     }
 }
@@ -117,7 +119,7 @@ const BOUNCE_SHARE_OF_BROWSED: f64 = 0.45;
 
 fn device_conversion_weight(d: DeviceType) -> f64 {
     match d {
-        DeviceType::Desktop => 1.0,
+        DeviceType::Desktop | DeviceType::Unknown => 1.0,
         DeviceType::Tablet => 0.9,
         DeviceType::Mobile => MOBILE_CONVERSION_WEIGHT,
     }
@@ -547,6 +549,7 @@ fn build_session(
             *pick(rng, &[("iPadOS", 0.6), ("Android", 0.4)]),
             *pick(rng, &[("Safari", 0.55), ("Chrome", 0.45)]),
         ),
+        DeviceType::Unknown => ("unknown", "unknown"),
     };
     let (city, state) = if rng.random_bool(0.9) {
         (user.geo_data.city.clone(), user.geo_data.state.clone())

@@ -17,11 +17,14 @@
 //!   transactions, with the dirty share.
 //! - [`shape`]: statistics that show the data has the intended shape.
 //! - [`dataset`]: writes the dataset as newline-delimited JSON.
+//! - [`clickstream`]: imports an event-level clickstream export (CSV,
+//!   plain or gzip) into such a dataset.
 //! - [`metrics`]: the producer's Prometheus metrics.
 //! - [`replay`]: publishes the stream to an [`eventlog::EventLog`],
 //!   resumable, at full speed or paced.
 
 mod catalog;
+pub mod clickstream;
 mod config;
 pub mod dataset;
 pub mod events;

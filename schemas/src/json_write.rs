@@ -126,6 +126,7 @@ fn payment_method(p: PaymentMethod) -> &'static str {
         PaymentMethod::Paypal => "paypal",
         PaymentMethod::MobileWallet => "mobile_wallet",
         PaymentMethod::BankTransfer => "bank_transfer",
+        PaymentMethod::Unknown => "unknown",
     }
 }
 

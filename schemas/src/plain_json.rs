@@ -229,6 +229,7 @@ impl<'a> Cursor<'a> {
                     "mobile" => DeviceType::Mobile,
                     "desktop" => DeviceType::Desktop,
                     "tablet" => DeviceType::Tablet,
+                    "unknown" => DeviceType::Unknown,
                     _ => return None,
                 };
                 once(&mut kind, t)
@@ -267,6 +268,7 @@ impl<'a> Cursor<'a> {
                     "paypal" => PaymentMethod::Paypal,
                     "mobile_wallet" => PaymentMethod::MobileWallet,
                     "bank_transfer" => PaymentMethod::BankTransfer,
+                    "unknown" => PaymentMethod::Unknown,
                     _ => return None,
                 };
                 once(&mut t.payment_method, method)
@@ -558,7 +560,7 @@ mod tests {
     /// The names read here are serde's names of the same variants.
     #[test]
     fn every_variant_is_named_as_serde_names_it() {
-        for d in DeviceType::ALL {
+        for d in DeviceType::EVERY {
             let data = format!(
                 r#"{{"device_info":{{"type":{},"os":"","browser":"","city":"","state":"","ip":""}}}}"#,
                 serde_json::to_string(&d).expect("a plain enum")

@@ -152,11 +152,22 @@ pub enum DeviceType {
     Desktop,
     /// Tablet.
     Tablet,
+    /// Not known: data that does not say (an imported clickstream).
+    Unknown,
 }
 
 impl DeviceType {
-    /// All device types, in a fixed order.
+    /// The known device types, in a fixed order.
     pub const ALL: [DeviceType; 3] = [DeviceType::Mobile, DeviceType::Desktop, DeviceType::Tablet];
+
+    /// Every value, [`Unknown`](Self::Unknown) last: the order stores
+    /// number them in (append only).
+    pub const EVERY: [DeviceType; 4] = [
+        DeviceType::Mobile,
+        DeviceType::Desktop,
+        DeviceType::Tablet,
+        DeviceType::Unknown,
+    ];
 
     /// The lowercase name used on the wire.
     pub fn as_str(self) -> &'static str {
@@ -164,6 +175,7 @@ impl DeviceType {
             DeviceType::Mobile => "mobile",
             DeviceType::Desktop => "desktop",
             DeviceType::Tablet => "tablet",
+            DeviceType::Unknown => "unknown",
         }
     }
 }
@@ -270,6 +282,8 @@ pub enum PaymentMethod {
     MobileWallet,
     /// Bank transfer.
     BankTransfer,
+    /// Not known: data that does not say (an imported clickstream).
+    Unknown,
 }
 
 /// A purchase, with its line items embedded.

@@ -258,6 +258,7 @@ fn transaction_bytes(t: &Transaction) -> Vec<u8> {
         PaymentMethod::Paypal => 2,
         PaymentMethod::MobileWallet => 3,
         PaymentMethod::BankTransfer => 4,
+        PaymentMethod::Unknown => 5,
     };
     put_u64(&mut out, method);
     out
@@ -266,12 +267,13 @@ fn transaction_bytes(t: &Transaction) -> Vec<u8> {
 /// Payment methods in the order [`transaction_bytes`] numbers them (the
 /// test `transactions_round_trip_and_json_from_older_stores_is_read_and_compared`
 /// checks the two agree): never reorder, only append.
-const PAYMENT_METHODS: [PaymentMethod; 5] = [
+const PAYMENT_METHODS: [PaymentMethod; 6] = [
     PaymentMethod::CreditCard,
     PaymentMethod::DebitCard,
     PaymentMethod::Paypal,
     PaymentMethod::MobileWallet,
     PaymentMethod::BankTransfer,
+    PaymentMethod::Unknown,
 ];
 
 /// A transaction stored by [`transaction_bytes`] or, by an older ecomflow,
@@ -406,7 +408,7 @@ fn session_from(bytes: &[u8]) -> Result<Session> {
     let duration_seconds = d.u32().map_err(corrupt)?;
     let referrer = d.str().map_err(corrupt)?;
     let device_type = match d.u64().map_err(corrupt)? {
-        i if i < DeviceType::ALL.len() as u64 => DeviceType::ALL[i as usize],
+        i if i < DeviceType::EVERY.len() as u64 => DeviceType::EVERY[i as usize],
         _ => return Err(StoreError::corrupt("session: device type out of range")),
     };
     let device_info = DeviceInfo {
@@ -1172,7 +1174,7 @@ mod tests {
     #[test]
     fn sessions_round_trip_in_every_variant_and_json_from_older_stores_is_read() {
         let mut sessions = Vec::new();
-        for (i, device_type) in DeviceType::ALL.into_iter().enumerate() {
+        for (i, device_type) in DeviceType::EVERY.into_iter().enumerate() {
             for status in [
                 ConversionStatus::Converted,
                 ConversionStatus::Abandoned,
@@ -1290,7 +1292,7 @@ mod tests {
         }
         let mut bytes = transaction_bytes(&paid("t", "u", "2025-03-01T10:00:00", 1.0));
         let last = bytes.len() - 1;
-        bytes[last] = 5; // no sixth payment method
+        bytes[last] = 6; // no seventh payment method
         assert!(transaction_from(&bytes).is_err());
         bytes[last] = 0;
         bytes.push(0);

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod bench;
 pub mod evaluate;
 pub mod generate;
+pub mod import;
 pub mod ingest;
 pub mod query;
 pub mod replay;

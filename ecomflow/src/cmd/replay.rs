@@ -171,7 +171,15 @@ impl Running {
                 .http_threads
                 .unwrap_or(pipeline::REPLAY_HTTP_THREADS),
         )?;
-        println!("Lookup API on http://{} (e.g. /v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement, /metrics).", aggregator.addr);
+        let example = if args.dataset.is_some() {
+            "/v1/products/{id}/bought-together, /v1/users/{id}/engagement"
+        } else {
+            "/v1/products/prod_00001/bought-together, /v1/users/user_000001/engagement"
+        };
+        println!(
+            "Lookup API on http://{} (e.g. {example}, /metrics).",
+            aggregator.addr
+        );
         // Everything this thread does and starts from here on (publish,
         // ingest, the stores, the batch) gives way to lookups.
         pipeline::yield_to_lookups();
