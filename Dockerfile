@@ -20,6 +20,7 @@ COPY ingest ./ingest
 COPY aggregator ./aggregator
 COPY batch ./batch
 COPY telemetry ./telemetry
+COPY measures ./measures
 COPY ecomflow ./ecomflow
 COPY docs/openapi.json ./docs/openapi.json
 # The release profile carries no debug info (Cargo.toml). `distributed`

@@ -122,6 +122,19 @@ def check_rust_version():
         fail(f"Dockerfile builds on rust:{m.group(1)}, but {needed[1]} needs Rust {'.'.join(map(str, needed[0]))}")
     else:
         print(f"ok: rust:{m.group(1)} >= {'.'.join(map(str, needed[0]))} (highest rust-version, {needed[1]})")
+    # The build stage copies every workspace member: a crate left out
+    # makes `docker compose up --build` fail at the build step.
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        copied = set(re.findall(r"^COPY (\S+) \./\1\s*$", f.read(), re.M))
+    member_dirs = {
+        os.path.relpath(os.path.dirname(p["manifest_path"]), ROOT)
+        for p in meta["packages"] if p["id"] in ours
+    }
+    missing = sorted(member_dirs - copied)
+    if missing:
+        fail(f"Dockerfile: the build stage does not copy the workspace members {missing}")
+    else:
+        print(f"ok: the Dockerfile copies every workspace member ({len(member_dirs)})")
     with open(os.path.join(ROOT, "Cargo.toml")) as f:
         declared = re.search(r'^rust-version = "([^"]+)"', f.read(), re.M)
     if not declared or version_tuple(declared.group(1)) != needed[0][: len(version_tuple(declared.group(1)))]:

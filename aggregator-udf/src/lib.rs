@@ -3,9 +3,9 @@
 //! Kafka topics (`sql/pipeline.sql`) when one aggregator process is not
 //! enough.
 //!
-//! The functions themselves live in the aggregator crate
-//! (`aggregator/src/pairs.rs` and `llr.rs`) and are compiled into
-//! this plugin from the same source files, so the two can never disagree.
+//! The functions themselves live in the `measures` crate (`pairs`, `llr`,
+//! `formulas`), which the aggregator and the batch depend on too, so the
+//! three can never disagree.
 //! The plugin pins arrow 51 through `arroyo-udf-plugin` 0.2.0, which needs
 //! a chrono older than DataFusion's, so it is a workspace of its own: build
 //! it with `cargo build --release --manifest-path aggregator-udf/Cargo.toml`.
@@ -14,11 +14,7 @@
 //! aggregate), so baskets travel as JSON text in and as `a|b,c|d` text out;
 //! the pipeline splits them with `unnest(string_to_array(..., ','))`.
 
-#[path = "../../aggregator/src/pairs.rs"]
-pub mod pairs;
-
-#[path = "../../aggregator/src/llr.rs"]
-pub mod llr;
+pub use measures::{llr, pairs};
 
 /// Product ids of a basket given as JSON: a whole ecomflow record as read
 /// from Kafka (`{"v":1,"kind":"transaction","data":{"items":[...]}}` or a
@@ -108,10 +104,7 @@ pub fn pair_confidence(together: i64, count_a: i64, count_b: i64, baskets: i64) 
     llr::score(ab, a, b, n).confidence
 }
 
-// The one definition of the shop's scores, shared with the main workspace
-// (whose crates this plugin cannot depend on: it needs an older chrono).
-#[path = "../../schemas/src/formulas.rs"]
-mod formulas;
+use measures::formulas;
 
 /// The seed's engagement score: sessions x 0.3 + converted x 0.5 +
 /// products viewed / 100 x 0.2 (`schemas::formulas::engagement_score`).

@@ -37,10 +37,10 @@
 pub mod cooccur;
 pub mod evaluate;
 pub mod http;
-pub mod llr;
+pub use measures::llr;
 pub mod metrics;
 pub mod names;
-pub mod pairs;
+pub use measures::pairs;
 mod pairtable;
 pub mod processor;
 pub mod runner;

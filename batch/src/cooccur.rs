@@ -15,7 +15,7 @@
 //!    not list). The basket ids that occur in more than one row are found
 //!    from the id columns alone;
 //! 2. one pass turns each basket into its distinct sorted numbers and
-//!    counts each pair (the aggregator's `pairs.rs`: one definition of a
+//!    counts each pair (`measures::pairs`: one definition of a
 //!    pair) in a flat triangular array of `u32` (dense ids; 50 MB for 5,000
 //!    products), or in a hash map keyed by a `u64` pair when the array would
 //!    pass [`DENSE_LIMIT_BYTES`]; the map writes itself, sorted, to a temp
@@ -28,9 +28,7 @@
 //! `pairs_match_the_sql_self_join` checks it, through the array and through
 //! the spilling map.
 
-#[path = "../../aggregator/src/pairs.rs"]
-#[allow(dead_code)]
-mod pairs;
+use measures::pairs;
 
 use crate::engine::Engine;
 use crate::{BatchError, Result};
@@ -490,7 +488,7 @@ impl Partial {
 
     /// Counts one basket (its products in the order seen): its distinct
     /// products, and the pairs of the first `cap` of them (all without a
-    /// cap: `pairs.rs`'s definition, as the aggregator's).
+    /// cap: `measures::pairs`, as the aggregator's).
     fn add_basket(
         counts: &mut Counts,
         holding: &mut [u64],

@@ -994,7 +994,7 @@ fn pairs_match_the_sql_self_join() {
 }
 
 /// `--basket-cap N` counts the pairs of a basket's first N distinct
-/// products, as the live aggregator does (`pairs.rs`), while the sessions
+/// products, as the live aggregator does (`measures::pairs`), while the sessions
 /// per product still count every product viewed.
 #[test]
 fn a_basket_cap_pairs_the_first_distinct_products_only() {

@@ -27,7 +27,7 @@
 
 pub mod codec;
 pub mod envelope;
-pub mod formulas;
+pub use measures::formulas;
 pub mod fsio;
 pub mod ids;
 pub mod json_write;

@@ -1,11 +1,9 @@
 //! The shop's scores, defined once.
 //!
-//! The aggregator (live engagement), and the Arroyo UDF plugin
-//! (`aggregator-udf`, its own workspace, which compiles this file
-//! through `#[path]`) call these. The batch computes the same score in SQL
-//! (`batch/sql/clv.sql`, which Spark runs too); a test of the batch
-//! checks that its numbers equal these on the same data. This file uses
-//! nothing outside `core`, so that the plugin can compile it.
+//! The aggregator (live engagement) and the Arroyo UDF plugin
+//! (`aggregator-udf`, its own workspace) call these. The batch computes the
+//! same score in SQL (`batch/sql/clv.sql`, which Spark runs too); a test of
+//! the batch checks that its numbers equal these on the same data.
 
 /// The seed's engagement score (section 5.2): sessions x 0.3 + converted
 /// sessions x 0.5 + products viewed / 100 x 0.2, in that order of
