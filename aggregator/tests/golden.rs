@@ -169,6 +169,21 @@ fn hand_made_stream() {
     assert_eq!(offsets.get(&(topics::SESSIONS.to_string(), 1)), Some(&2));
 }
 
+/// The shop's sessions and transactions as (topic, offset, payload), with
+/// offsets as a one-partition log per topic would give them.
+fn shop_records(cfg: &ShopConfig) -> Vec<(String, u64, Vec<u8>)> {
+    let mut next = std::collections::HashMap::new();
+    EventStream::new(cfg, Arc::new(Catalog::generate(cfg)))
+        .filter(|e| e.stream.topic() != topics::CATALOG)
+        .map(|e| {
+            let topic = e.stream.topic().to_string();
+            let o = next.entry(topic.clone()).or_insert(0u64);
+            *o += 1;
+            (topic, *o - 1, e.payload())
+        })
+        .collect()
+}
+
 #[test]
 fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
     let cfg = ShopConfig {
@@ -180,18 +195,7 @@ fn checkpoint_stop_restore_equals_an_uninterrupted_run() {
         days: 40,
         ..ShopConfig::default()
     };
-    // Offsets as a one-partition log per topic would give them.
-    let mut next = std::collections::HashMap::new();
-    let records: Vec<(String, u64, Vec<u8>)> =
-        EventStream::new(&cfg, Arc::new(Catalog::generate(&cfg)))
-            .filter(|e| e.stream.topic() != topics::CATALOG)
-            .map(|e| {
-                let topic = e.stream.topic().to_string();
-                let o = next.entry(topic.clone()).or_insert(0u64);
-                *o += 1;
-                (topic, *o - 1, e.payload())
-            })
-            .collect();
+    let records = shop_records(&cfg);
     let config = AggregatorConfig {
         window_days: 14,
         ..AggregatorConfig::default()
@@ -541,17 +545,7 @@ fn a_shop_with_its_own_ids_gets_the_same_answers() {
         days: 30,
         ..ShopConfig::default()
     };
-    let mut next = std::collections::HashMap::new();
-    let records: Vec<(String, u64, Vec<u8>)> =
-        EventStream::new(&cfg, Arc::new(Catalog::generate(&cfg)))
-            .filter(|e| e.stream.topic() != topics::CATALOG)
-            .map(|e| {
-                let topic = e.stream.topic().to_string();
-                let o = next.entry(topic.clone()).or_insert(0u64);
-                *o += 1;
-                (topic, *o - 1, e.payload())
-            })
-            .collect();
+    let records = shop_records(&cfg);
     let config = AggregatorConfig {
         window_days: 10,
         ..AggregatorConfig::default()

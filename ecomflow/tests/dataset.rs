@@ -89,14 +89,20 @@ fn line(stdout: &str, prefix: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn a_generated_dataset_replays_to_the_answers_of_the_generated_shop() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("dataset");
+/// `ecomflow generate` of [`SHOP`] into `dir/dataset`: the path, and as text.
+fn generate_shop(dir: &Path) -> (std::path::PathBuf, String) {
+    let data = dir.join("dataset");
     let data_arg = data.display().to_string();
     let mut generate = vec!["generate", "--out", &data_arg];
     generate.extend_from_slice(&SHOP);
     ecomflow(&generate);
+    (data, data_arg)
+}
+
+#[test]
+fn a_generated_dataset_replays_to_the_answers_of_the_generated_shop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, data_arg) = generate_shop(tmp.path());
     let shop = replay(&tmp.path().join("shop"), &SHOP);
     let from_files = replay(&tmp.path().join("files"), &["--dataset", &data_arg]);
     for prefix in ["Replayed: ", "Aggregator: ", "Ingested", "  VIP", "  High"] {
@@ -290,11 +296,7 @@ fn rekeyed(text: &str) -> String {
 #[test]
 fn a_shop_with_its_own_ids_gets_the_same_answers_end_to_end() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("dataset");
-    let data_arg = data.display().to_string();
-    let mut generate = vec!["generate", "--out", &data_arg];
-    generate.extend_from_slice(&SHOP);
-    ecomflow(&generate);
+    let (data, data_arg) = generate_shop(tmp.path());
     let own = tmp.path().join("own");
     std::fs::create_dir_all(&own).expect("mkdir");
     let mut files = 0;
