@@ -231,6 +231,27 @@ pub fn write(
     let through = through.map_or("no data yet".to_string(), |d| d.to_string());
     let _ = writeln!(md, "# Shop report\n\nData through {through}. Written by `ecomflow batch` from the Parquet snapshot, with the queries run on Apache DataFusion.\n");
 
+    key_findings(&mut md, f, prediction)?;
+    cleaning_and_pairs(&mut md, f)?;
+    products(&mut md, f)?;
+    segments(&mut md, f, prediction)?;
+    funnel_charts_and_revenue(&mut md, f)?;
+    write_charts(dir, f)?;
+    // Every figure of the report, machine-readable: what
+    // scripts/spark_batch.py writes from Spark, compared in CI.
+    let mut value = serde_json::to_value(f)
+        .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
+    round_floats(&mut value);
+    let json = serde_json::to_vec_pretty(&value)
+        .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
+    crate::snapshot::write_atomic(&dir.join(FINDINGS), &json)?;
+    let path = dir.join("report.md");
+    crate::snapshot::write_atomic(&path, md.as_bytes())?;
+    Ok(path)
+}
+
+/// The key findings, in words, and the seed's headline findings beside this run's.
+fn key_findings(md: &mut String, f: &Findings, prediction: Option<&Prediction>) -> Result<()> {
     // Key findings first, in words.
     let _ = writeln!(md, "## Key findings\n");
     if let (Some(vip), Some(high)) = (
@@ -256,31 +277,7 @@ pub fn write(
         pct(fu.abandoned, fu.sessions),
         pct(fu.abandoned, fu.with_cart)
     );
-    let mut devices = Vec::new();
-    for r in 0..f.by_device.rows.len() {
-        devices.push((
-            f.by_device.text(r, "device_type")?,
-            f.by_device.f64(r, "conversion_pct")?,
-        ));
-    }
-    // Devices the data names: an imported clickstream says none
-    // (`unknown`), and one device compared with itself says nothing.
-    let known: Vec<&(String, f64)> = devices.iter().filter(|d| d.0 != "unknown").collect();
-    if let (true, Some(best), Some(worst)) = (
-        known.len() >= 2,
-        known.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
-        known.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
-    ) {
-        let _ = writeln!(
-            md,
-            "- **Devices:** {} converts best ({:.1}%), {} worst ({:.1}%): {:.1} points apart.",
-            best.0,
-            best.1,
-            worst.0,
-            worst.1,
-            best.1 - worst.1
-        );
-    }
+    let devices = device_finding(md, f)?;
     if let Some((a, b, n)) = f.co_purchase.top.first() {
         let _ = writeln!(
             md,
@@ -317,22 +314,58 @@ pub fn write(
     if let Some(line) = engagement_line(&f.segment_engagement)? {
         let _ = writeln!(md, "{line}");
     }
-    if let Some(p) = prediction {
-        if let Some(best) = p
-            .scores
-            .iter()
-            .max_by(|a, b| a.rank_correlation.total_cmp(&b.rank_correlation))
-        {
-            let _ = writeln!(
-                md,
-                "- **Predicting value:** on the last {} days held out, {} ranked customers best (rank correlation {:.3}); see the table below before trusting a CLV figure.",
-                p.holdout_days, best.model, best.rank_correlation
-            );
-        }
+    if let Some(line) = prediction.and_then(prediction_line) {
+        let _ = writeln!(md, "{line}");
     }
-
     md.push_str(&seed_beside_run(f, &devices));
 
+    Ok(())
+}
+
+/// The devices' finding (best and worst converting), if the data names two
+/// devices or more; returns each device's conversion.
+fn device_finding(md: &mut String, f: &Findings) -> Result<Vec<(String, f64)>> {
+    let mut devices = Vec::new();
+    for r in 0..f.by_device.rows.len() {
+        devices.push((
+            f.by_device.text(r, "device_type")?,
+            f.by_device.f64(r, "conversion_pct")?,
+        ));
+    }
+    // Devices the data names: an imported clickstream says none
+    // (`unknown`), and one device compared with itself says nothing.
+    let known: Vec<&(String, f64)> = devices.iter().filter(|d| d.0 != "unknown").collect();
+    if let (true, Some(best), Some(worst)) = (
+        known.len() >= 2,
+        known.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+        known.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+    ) {
+        let _ = writeln!(
+            md,
+            "- **Devices:** {} converts best ({:.1}%), {} worst ({:.1}%): {:.1} points apart.",
+            best.0,
+            best.1,
+            worst.0,
+            worst.1,
+            best.1 - worst.1
+        );
+    }
+    Ok(devices)
+}
+
+/// The finding on predicting value: which model ranked customers best.
+fn prediction_line(p: &Prediction) -> Option<String> {
+    let best = p
+        .scores
+        .iter()
+        .max_by(|a, b| a.rank_correlation.total_cmp(&b.rank_correlation))?;
+    Some(format!(
+        "- **Predicting value:** on the last {} days held out, {} ranked customers best (rank correlation {:.3}); see the table below before trusting a CLV figure.",
+        p.holdout_days, best.model, best.rank_correlation
+    ))
+}
+/// What cleaning removed; bought and viewed together.
+fn cleaning_and_pairs(md: &mut String, f: &Findings) -> Result<()> {
     let _ = writeln!(md, "\n## Cleaning\n\nRecords that failed validation were dead-lettered by ingest with their reason; the stores hold the rest.\n");
     md.push_str(&markdown_table(&f.cleaning));
     if !f.cleaning_reasons.rows.is_empty() {
@@ -365,6 +398,11 @@ pub fn write(
         let _ = writeln!(md, "| {a} | {b} | {n} |");
     }
 
+    Ok(())
+}
+
+/// Product performance: best converting, best selling, conversion gaps, niche products.
+fn products(md: &mut String, f: &Findings) -> Result<()> {
     let _ = writeln!(md, "\n## Product performance\n\nTop 20 by conversion rate (units sold per 100 sessions that viewed the product; at least {} viewing sessions):\n", f.min_views);
     md.push_str(&markdown_table(&f.top_converting));
     md.push_str("\nTop 20 by units sold:\n\n");
@@ -382,6 +420,11 @@ pub fn write(
     );
     md.push_str(&picked_table(&f.niche));
 
+    Ok(())
+}
+
+/// CLV segments, engagement by segment, the predictive CLV models.
+fn segments(md: &mut String, f: &Findings, prediction: Option<&Prediction>) -> Result<()> {
     let _ = writeln!(md, "\n## Customer lifetime value and segments\n\nCLV = total spent + average order value x engagement score x 0.5, engagement = sessions x 0.3 + converted x 0.5 + products viewed / 100 x 0.2 (the seed's formulas). Segments by CLV rank.\n");
     let _ = writeln!(md, "| segment | customers | % of customers | average CLV | revenue | % of revenue |\n|---|---|---|---|---|---|");
     for s in &f.segments {
@@ -423,6 +466,12 @@ pub fn write(
         let _ = writeln!(md, "\nThe seed's predicted value is not scaled to any horizon, so its error is large by construction; its rank correlation is the fair comparison. On all data: BG/NBD r = {:.4}, alpha = {:.4}, a = {:.4}, b = {:.4}; Gamma-Gamma p = {:.4}, q = {:.4}, gamma = {:.4}. Each user's expected spend over the next 90 days is written back with the segment.", b.r, b.alpha, b.a, b.b, g.p, g.q, g.gamma);
     }
 
+    Ok(())
+}
+
+/// The funnel and devices, the charts' links, the daily revenue.
+fn funnel_charts_and_revenue(md: &mut String, f: &Findings) -> Result<()> {
+    let fu = &f.funnel;
     let _ = writeln!(md, "\n## Funnel and devices\n");
     let _ = writeln!(
         md,
@@ -449,7 +498,12 @@ pub fn write(
     let _ = writeln!(md, "## Daily revenue\n");
     md.push_str(&markdown_table(&f.daily_revenue));
 
-    // Charts.
+    Ok(())
+}
+
+/// The report's SVG charts ([`CHARTS`]) into `dir`.
+fn write_charts(dir: &Path, f: &Findings) -> Result<()> {
+    let fu = &f.funnel;
     let mut days = Vec::new();
     let mut revenue = Vec::new();
     for r in 0..f.daily_revenue.rows.len() {
@@ -521,17 +575,7 @@ pub fn write(
         let path = dir.join(file);
         crate::snapshot::write_atomic(&path, svg.as_bytes())?;
     }
-    // Every figure of the report, machine-readable: what
-    // scripts/spark_batch.py writes from Spark, compared in CI.
-    let mut value = serde_json::to_value(f)
-        .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
-    round_floats(&mut value);
-    let json = serde_json::to_vec_pretty(&value)
-        .map_err(|e| BatchError::Corrupt(format!("findings as JSON: {e}")))?;
-    crate::snapshot::write_atomic(&dir.join(FINDINGS), &json)?;
-    let path = dir.join("report.md");
-    crate::snapshot::write_atomic(&path, md.as_bytes())?;
-    Ok(path)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -213,6 +213,127 @@ struct OpenSession {
     last_purchase: Option<NaiveDateTime>,
 }
 
+impl OpenSession {
+    fn new(row: &Row<'_>, t: i64, seq: u64) -> OpenSession {
+        OpenSession {
+            user: row.user.into(),
+            start: t,
+            seq,
+            first: row.time,
+            last: row.time,
+            viewed: Vec::new(),
+            cart: Vec::new(),
+            bought: Vec::new(),
+            last_purchase: None,
+        }
+    }
+
+    /// Adds a row (at `t` seconds) of this session; `Some(old start)` if
+    /// it moved the start earlier, or why the row is dropped.
+    fn add(&mut self, row: &Row<'_>, t: i64) -> Result<Option<i64>, DropReason> {
+        if *self.user != *row.user {
+            return Err(DropReason::SessionUserMismatch);
+        }
+        let (first, last) = (self.first.min(row.time), self.last.max(row.time));
+        if (last - first).num_seconds() > MAX_SESSION_SECONDS {
+            return Err(DropReason::SessionOverADay);
+        }
+        let moved = (row.time < self.first).then_some(self.start);
+        if moved.is_some() {
+            self.start = t;
+        }
+        (self.first, self.last) = (first, last);
+        if !self.viewed.iter().any(|p| **p == *row.product) {
+            self.viewed.push(row.product.into());
+        }
+        let price = row.price.unwrap_or(0.0);
+        match row.kind {
+            EventType::View => {}
+            EventType::Cart | EventType::Remove => {
+                let step = if row.kind == EventType::Cart { 1 } else { -1 };
+                match self.cart.iter_mut().find(|c| *c.0 == *row.product) {
+                    Some(c) => {
+                        c.1 = (c.1 + step).max(0);
+                        if row.price.is_some() {
+                            c.2 = price;
+                        }
+                    }
+                    None if step > 0 => self.cart.push((row.product.into(), 1, price)),
+                    None => {}
+                }
+            }
+            EventType::Purchase => {
+                match self.bought.iter_mut().find(|b| *b.0 == *row.product) {
+                    Some(b) => {
+                        b.1 = b.1.saturating_add(1);
+                        b.2 = price;
+                    }
+                    None => self.bought.push((row.product.into(), 1, price)),
+                }
+                self.last_purchase = Some(self.last_purchase.map_or(row.time, |l| l.max(row.time)));
+            }
+        }
+        Ok(moved)
+    }
+
+    /// The cart as the session record holds it: added less removed, and
+    /// every bought product at least as many times as bought.
+    fn cart_contents(&self) -> Vec<CartItem> {
+        let mut cart: Vec<CartItem> = Vec::new();
+        for (product, units, price) in &self.cart {
+            let bought = self
+                .bought
+                .iter()
+                .find(|b| b.0 == *product)
+                .map_or(0, |b| b.1);
+            let quantity = u32::try_from(*units).unwrap_or(u32::MAX).max(bought);
+            if quantity > 0 {
+                cart.push(CartItem {
+                    product_id: product.to_string(),
+                    quantity,
+                    price: *price,
+                });
+            }
+        }
+        for (product, units, price) in &self.bought {
+            if !cart.iter().any(|c| *c.product_id == **product) {
+                cart.push(CartItem {
+                    product_id: product.to_string(),
+                    quantity: *units,
+                    price: *price,
+                });
+            }
+        }
+        cart
+    }
+
+    /// The session's transaction, if it bought anything.
+    fn transaction(&self, id: &str) -> Option<Transaction> {
+        let at = self.last_purchase?;
+        let items: Vec<LineItem> = self
+            .bought
+            .iter()
+            .map(|(product, units, price)| LineItem {
+                product_id: product.to_string(),
+                quantity: *units,
+                unit_price: *price,
+                subtotal: round_cents(f64::from(*units) * price),
+            })
+            .collect();
+        let total = round_cents(items.iter().map(|i| i.subtotal).sum());
+        Some(Transaction {
+            transaction_id: format!("t-{id}"),
+            session_id: id.to_string(),
+            user_id: self.user.to_string(),
+            timestamp: at,
+            items,
+            discount: 0.0,
+            total,
+            payment_method: PaymentMethod::Unknown,
+        })
+    }
+}
+
 /// A product as the rows describe it.
 struct ProductSeen {
     category: Box<str>,
@@ -502,14 +623,7 @@ pub fn import(
     let mut total = 0u64;
     for path in files {
         total += std::fs::metadata(path).map_err(io_at(path))?.len();
-        let mut r = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(open_input(path, &read)?);
-        let header = r.headers().map_err(|e| ImportError::Io {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        Columns::of(header, path)?;
+        open_csv(path, &read)?;
     }
     let mut im = Importer {
         report: ImportReport::default(),
@@ -528,143 +642,116 @@ pub fn import(
     };
     read.set(0);
     for path in files {
-        let mut r = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(open_input(path, &read)?);
-        let header = r
-            .headers()
-            .map_err(|e| ImportError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .clone();
-        let columns = Columns::of(&header, path)?;
+        let (r, header, columns) = open_csv(path, &read)?;
+        im.read_file(path, r, &header, &columns, &mut |rows| {
+            progress(read.get(), total, rows)
+        })?;
+    }
+    progress(total, total, im.report.rows);
+    im.finish(out)
+}
+
+type CsvReader = csv::Reader<Box<dyn Read>>;
+
+/// A CSV reader on `path` with its header and the columns found in it.
+fn open_csv(
+    path: &Path,
+    read: &std::rc::Rc<std::cell::Cell<u64>>,
+) -> Result<(CsvReader, csv::StringRecord, Columns), ImportError> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(open_input(path, read)?);
+    let header = r
+        .headers()
+        .map_err(|e| ImportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?
+        .clone();
+    let columns = Columns::of(&header, path)?;
+    Ok((r, header, columns))
+}
+
+impl Importer {
+    /// Takes or drops every row of one file, calling `progress` every
+    /// 100,000 rows.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        mut r: CsvReader,
+        header: &csv::StringRecord,
+        columns: &Columns,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), ImportError> {
         let mut record = csv::StringRecord::new();
         loop {
             match r.read_record(&mut record) {
-                Ok(false) => break,
+                Ok(false) => return Ok(()),
                 Ok(true) => {
-                    im.report.rows += 1;
+                    self.report.rows += 1;
                     let row = if record.len() == header.len() {
                         columns.row(&record)
                     } else {
                         Err(DropReason::BrokenLine)
                     };
                     match row {
-                        Ok(row) => im.take(row)?,
-                        Err(reason) => *im.report.dropped.entry(reason).or_default() += 1,
+                        Ok(row) => self.take(row)?,
+                        Err(reason) => self.drop_row(reason),
                     }
                 }
                 // An I/O error (a cut gzip stream, a disk error) ends the
                 // import; a line that is not CSV (bad UTF-8) is dropped.
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                     return Err(ImportError::Io {
-                        path: path.clone(),
+                        path: path.to_path_buf(),
                         source: std::io::Error::other(e),
                     });
                 }
                 Err(_) => {
-                    im.report.rows += 1;
-                    *im.report.dropped.entry(DropReason::BrokenLine).or_default() += 1;
+                    self.report.rows += 1;
+                    self.drop_row(DropReason::BrokenLine);
                 }
             }
-            if im.report.rows.is_multiple_of(100_000) {
-                progress(read.get(), total, im.report.rows);
+            if self.report.rows.is_multiple_of(100_000) {
+                progress(self.report.rows);
             }
         }
     }
-    progress(total, total, im.report.rows);
-    im.finish(out)
-}
 
-impl Importer {
+    fn drop_row(&mut self, reason: DropReason) {
+        *self.report.dropped.entry(reason).or_default() += 1;
+    }
+
     fn take(&mut self, row: Row<'_>) -> Result<(), ImportError> {
         let t = row.time.and_utc().timestamp();
         self.high = self.high.max(t);
         self.close_before(self.high.saturating_sub(MAX_SESSION_SECONDS))?;
-        let session = match self.open.get_mut(row.session) {
-            Some(s) => s,
-            None => {
-                if self.closed.contains(&id_hash(row.session)) {
-                    *self
-                        .report
-                        .dropped
-                        .entry(DropReason::SessionOverADay)
-                        .or_default() += 1;
-                    return Ok(());
-                }
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                self.by_start.insert((t, seq), row.session.into());
-                self.open.entry(row.session.into()).or_insert(OpenSession {
-                    user: row.user.into(),
-                    start: t,
-                    seq,
-                    first: row.time,
-                    last: row.time,
-                    viewed: Vec::new(),
-                    cart: Vec::new(),
-                    bought: Vec::new(),
-                    last_purchase: None,
-                })
+        if !self.open.contains_key(row.session) {
+            if self.closed.contains(&id_hash(row.session)) {
+                self.drop_row(DropReason::SessionOverADay);
+                return Ok(());
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.by_start.insert((t, seq), row.session.into());
+            self.open
+                .insert(row.session.into(), OpenSession::new(&row, t, seq));
+        }
+        let Some(session) = self.open.get_mut(row.session) else {
+            return Ok(());
+        };
+        let moved = match session.add(&row, t) {
+            Ok(moved) => moved,
+            Err(reason) => {
+                self.drop_row(reason);
+                return Ok(());
             }
         };
-        if *session.user != *row.user {
-            *self
-                .report
-                .dropped
-                .entry(DropReason::SessionUserMismatch)
-                .or_default() += 1;
-            return Ok(());
-        }
-        let (first, last) = (session.first.min(row.time), session.last.max(row.time));
-        if (last - first).num_seconds() > MAX_SESSION_SECONDS {
-            *self
-                .report
-                .dropped
-                .entry(DropReason::SessionOverADay)
-                .or_default() += 1;
-            return Ok(());
-        }
-        if row.time < session.first {
+        if let Some(from) = moved {
             // A row earlier than the session's first (a file slightly out
             // of order): the session starts there.
-            let id = self.by_start.remove(&(session.start, session.seq));
-            session.start = t;
-            if let Some(id) = id {
+            if let Some(id) = self.by_start.remove(&(from, session.seq)) {
                 self.by_start.insert((t, session.seq), id);
-            }
-        }
-        (session.first, session.last) = (first, last);
-        if !session.viewed.iter().any(|p| **p == *row.product) {
-            session.viewed.push(row.product.into());
-        }
-        let price = row.price.unwrap_or(0.0);
-        match row.kind {
-            EventType::View => {}
-            EventType::Cart | EventType::Remove => {
-                let step = if row.kind == EventType::Cart { 1 } else { -1 };
-                match session.cart.iter_mut().find(|c| *c.0 == *row.product) {
-                    Some(c) => {
-                        c.1 = (c.1 + step).max(0);
-                        if row.price.is_some() {
-                            c.2 = price;
-                        }
-                    }
-                    None if step > 0 => session.cart.push((row.product.into(), 1, price)),
-                    None => {}
-                }
-            }
-            EventType::Purchase => {
-                match session.bought.iter_mut().find(|b| *b.0 == *row.product) {
-                    Some(b) => {
-                        b.1 = b.1.saturating_add(1);
-                        b.2 = price;
-                    }
-                    None => session.bought.push((row.product.into(), 1, price)),
-                }
-                session.last_purchase =
-                    Some(session.last_purchase.map_or(row.time, |l| l.max(row.time)));
             }
         }
         *self.report.taken.entry(row.kind.name()).or_default() += 1;
@@ -756,27 +843,7 @@ impl Importer {
     }
 
     fn write_session(&mut self, id: &str, s: OpenSession) -> Result<(), ImportError> {
-        let mut cart: Vec<CartItem> = Vec::new();
-        for (product, units, price) in &s.cart {
-            let bought = s.bought.iter().find(|b| b.0 == *product).map_or(0, |b| b.1);
-            let quantity = u32::try_from(*units).unwrap_or(u32::MAX).max(bought);
-            if quantity > 0 {
-                cart.push(CartItem {
-                    product_id: product.to_string(),
-                    quantity,
-                    price: *price,
-                });
-            }
-        }
-        for (product, units, price) in &s.bought {
-            if !cart.iter().any(|c| *c.product_id == **product) {
-                cart.push(CartItem {
-                    product_id: product.to_string(),
-                    quantity: *units,
-                    price: *price,
-                });
-            }
-        }
+        let cart = s.cart_contents();
         let status = if !s.bought.is_empty() {
             ConversionStatus::Converted
         } else if !cart.is_empty() {
@@ -807,39 +874,17 @@ impl Importer {
         schemas::json_write::session(&session, &mut self.buf);
         self.sessions_out.line(&self.buf)?;
         self.report.sessions += 1;
-        if let (Some(at), false) = (s.last_purchase, s.bought.is_empty()) {
-            let items: Vec<LineItem> = s
-                .bought
-                .iter()
-                .map(|(product, units, price)| LineItem {
-                    product_id: product.to_string(),
-                    quantity: *units,
-                    unit_price: *price,
-                    subtotal: round_cents(f64::from(*units) * price),
-                })
-                .collect();
-            let total = round_cents(items.iter().map(|i| i.subtotal).sum());
+        if let Some(t) = s.transaction(id) {
             if let Some(u) = self.users.get_mut(&s.user) {
                 u.purchases += 1;
-                u.spent += total;
-                u.first_purchase = Some(u.first_purchase.map_or(at, |f| f.min(at)));
-                u.last_purchase = Some(u.last_purchase.map_or(at, |l| l.max(at)));
+                u.spent += t.total;
+                u.first_purchase =
+                    Some(u.first_purchase.map_or(t.timestamp, |f| f.min(t.timestamp)));
+                u.last_purchase = Some(u.last_purchase.map_or(t.timestamp, |l| l.max(t.timestamp)));
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.pending.push(Pending(
-                Transaction {
-                    transaction_id: format!("t-{id}"),
-                    session_id: id.to_string(),
-                    user_id: s.user.to_string(),
-                    timestamp: at,
-                    items,
-                    discount: 0.0,
-                    total,
-                    payment_method: PaymentMethod::Unknown,
-                },
-                seq,
-            ));
+            self.pending.push(Pending(t, seq));
         }
         Ok(())
     }
