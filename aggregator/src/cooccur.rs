@@ -74,7 +74,7 @@ macro_rules! named_enum {
             }
         }
 
-        impl Serialize for $enum {
+        impl serde::Serialize for $enum {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.name())
             }

@@ -13,6 +13,7 @@
 //! in one place ([`ApiError`]).
 
 use crate::cooccur::{Partner, Ranking, Relation, Span};
+pub use crate::endpoint::Endpoint;
 use crate::metrics;
 use crate::names::IdKind;
 use crate::processor::Aggregator;
@@ -29,32 +30,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-named_enum! {
-    /// The lookup endpoints; the name labels their latency metric.
-    pub enum Endpoint ("endpoint") {
-        /// `/v1/products/{id}/bought-together`.
-        BoughtTogether = "bought_together",
-        /// `/v1/products/{id}/viewed-together`.
-        ViewedTogether = "viewed_together",
-        /// `/v1/users/{id}/engagement`.
-        Engagement = "engagement",
-        /// `/v1/top-pairs`.
-        TopPairs = "top_pairs",
-    }
-}
-
-impl Endpoint {
-    /// The route it is served on.
-    pub fn route(self) -> &'static str {
-        match self {
-            Endpoint::BoughtTogether => "/v1/products/{id}/bought-together",
-            Endpoint::ViewedTogether => "/v1/products/{id}/viewed-together",
-            Endpoint::Engagement => "/v1/users/{id}/engagement",
-            Endpoint::TopPairs => "/v1/top-pairs",
-        }
-    }
-}
 
 /// The query parameters of an endpoint, as a struct: a parameter the
 /// struct does not have, or a value that does not parse, is a 400 with

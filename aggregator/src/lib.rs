@@ -12,6 +12,8 @@
 //!   [`cooccur::Ranking`], and the per-user engagement score.
 //! - `pairtable`: one cell per pair of dense item numbers, in rows that
 //!   are sparse or dense, whichever is smaller.
+//! - [`endpoint`]: the lookup API's endpoints, their routes and metric
+//!   labels.
 //! - [`metrics`]: the aggregator's Prometheus metrics.
 //! - [`names`]: numbers for ids of any format (generated-form ids are
 //!   their own number; others are numbered as they arrive).
@@ -35,6 +37,7 @@
 // `named_enum!` is defined there and used by `http` too.
 #[macro_use]
 pub mod cooccur;
+pub mod endpoint;
 pub mod evaluate;
 pub mod http;
 pub use measures::llr;

@@ -1,6 +1,7 @@
 //! The aggregator's metrics (one place; names in dashboards and docs agree).
 
 use crate::cooccur::Relation;
+use crate::endpoint::Endpoint;
 use crate::processor::Aggregator;
 use std::sync::LazyLock;
 use telemetry::prometheus::{Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
@@ -117,9 +118,7 @@ pub static LOOKUP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
         "ecomflow_aggregator_lookup_seconds",
         &format!(
             "Time to answer a lookup, per endpoint ({}) and status class.",
-            crate::http::Endpoint::ALL
-                .map(crate::http::Endpoint::name)
-                .join(", ")
+            Endpoint::ALL.map(Endpoint::name).join(", ")
         ),
         &["endpoint", "status"],
         telemetry::latency_buckets(),
@@ -129,11 +128,11 @@ pub static LOOKUP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
 /// Creates every labelled series at zero, so that dashboards show zeros
 /// instead of "no data" before the first event, late event or lookup.
 pub fn init() {
-    for topic in crate::runner::INPUT_TOPICS {
+    for topic in schemas::topics::AGGREGATOR_INPUTS {
         APPLIED.with_label_values(&[topic]);
         LATE.with_label_values(&[topic]);
     }
-    for endpoint in crate::http::Endpoint::ALL {
+    for endpoint in Endpoint::ALL {
         LOOKUP_SECONDS.with_label_values(&[endpoint.name(), "ok"]);
     }
     for relation in Relation::ALL {

@@ -256,7 +256,11 @@ impl Aggregator {
         event: Result<Event, Rejection>,
     ) -> Outcome {
         if !matches!(topic, topics::TRANSACTIONS | topics::SESSIONS) {
-            return Outcome::AlreadyApplied;
+            // Not an input: no offset is kept for it, nothing is counted.
+            return Outcome::Invalid(Rejection::WrongKind {
+                expected: "session or transaction",
+                found: topic.to_string(),
+            });
         }
         let slot = self.offset_slot(topic, partition);
         let at = &mut self.offsets[slot];

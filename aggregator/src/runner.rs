@@ -29,7 +29,7 @@ pub const GROUP: &str = "aggregator";
 const APPLY_SLICE: usize = 256;
 
 /// The topics the aggregator reads.
-pub const INPUT_TOPICS: [&str; 2] = [topics::SESSIONS, topics::TRANSACTIONS];
+pub const INPUT_TOPICS: [&str; 2] = topics::AGGREGATOR_INPUTS;
 
 /// Runner settings.
 #[derive(Debug, Clone)]

@@ -656,3 +656,20 @@ fn single_product_baskets_are_held_without_pairs() {
     assert!(!m.holds_baskets(Relation::Viewed));
     assert_eq!(m.window_pairs(), (0, 0));
 }
+
+/// A record of a topic the aggregator does not read is refused as of the
+/// wrong kind, and leaves no offset behind.
+#[test]
+fn a_topic_that_is_not_an_input_is_refused() {
+    let mut m = Aggregator::new(AggregatorConfig::default());
+    let t = txn("t1", "2025-01-01T10:00:00", &["prod_00001", "prod_00002"]);
+    assert_eq!(
+        m.apply(topics::CATALOG, 0, 0, &t),
+        Outcome::Invalid(Rejection::WrongKind {
+            expected: "session or transaction",
+            found: "catalog".into()
+        })
+    );
+    assert!(m.offsets().is_empty());
+    assert_eq!(m.window_pairs(), (0, 0));
+}

@@ -101,7 +101,7 @@ pub static EVENT_TIME: LazyLock<IntGauge> = LazyLock::new(|| {
 /// instead of "no data" before the first batch (and before the first dead
 /// letter of a reason).
 pub fn init() {
-    for topic in crate::worker::INPUT_TOPICS {
+    for topic in schemas::topics::INGEST_INPUTS {
         CONSUMED.with_label_values(&[topic]);
         STORED.with_label_values(&[topic]);
         REREAD.with_label_values(&[topic]);

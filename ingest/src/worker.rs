@@ -162,7 +162,7 @@ impl IngestStats {
 }
 
 /// The topics ingest reads.
-pub const INPUT_TOPICS: [&str; 3] = [topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS];
+pub const INPUT_TOPICS: [&str; 3] = topics::INGEST_INPUTS;
 
 /// Marker name for how far dead letters of a source partition were sent.
 fn dlq_marker(group: &str, topic: &str, partition: u32) -> String {

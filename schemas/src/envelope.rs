@@ -12,11 +12,7 @@ use serde_json::value::RawValue;
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// The largest record (envelope included) a decoder reads; a larger one
-/// is refused ([`Rejection::Oversized`]) without being parsed. The biggest
-/// record the generator makes is a few KiB; Kafka's default message limit
-/// is 1 MB.
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
+pub use crate::validate::MAX_RECORD_BYTES;
 
 /// The most of a refused record's bytes a [`DeadLetter`] carries; the rest
 /// is cut and the cut is said in the payload.

@@ -60,4 +60,8 @@ pub mod topics {
     pub const DEAD_LETTERS: &str = "dead-letters";
     /// Partitions of each event topic when ecomflow creates it.
     pub const DEFAULT_PARTITIONS: u32 = 4;
+    /// The topics ingest consumes.
+    pub const INGEST_INPUTS: [&str; 3] = [CATALOG, SESSIONS, TRANSACTIONS];
+    /// The topics the aggregator consumes.
+    pub const AGGREGATOR_INPUTS: [&str; 2] = [SESSIONS, TRANSACTIONS];
 }

@@ -13,6 +13,12 @@ use crate::types::{
 };
 use serde::Deserialize;
 
+/// The largest record (envelope included) a decoder reads; a larger one
+/// is refused ([`Rejection::Oversized`]) without being parsed. The biggest
+/// record the generator makes is a few KiB; Kafka's default message limit
+/// is 1 MB.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// Money amounts may differ by this much from their recomputation.
 pub const MONEY_TOLERANCE: f64 = 0.011;
 
@@ -23,9 +29,9 @@ pub const MAX_SESSION_SECONDS: i64 = 86_400;
 /// used as the dead-letter reason and as a metric label.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
-    /// A record larger than [`MAX_RECORD_BYTES`](crate::envelope::MAX_RECORD_BYTES),
+    /// A record larger than [`MAX_RECORD_BYTES`],
     /// refused before it is parsed.
-    #[error("record of {0} bytes is larger than the limit of {max} bytes", max = crate::envelope::MAX_RECORD_BYTES)]
+    #[error("record of {0} bytes is larger than the limit of {max} bytes", max = MAX_RECORD_BYTES)]
     Oversized(usize),
     /// Not JSON at all, or truncated.
     #[error("invalid JSON: {0}")]
