@@ -1,12 +1,11 @@
 //! The document store: MongoDB's role in the seed report's design.
 
-use crate::queries::{CategoryDay, Customer, HistoryLine, PaymentShare};
 use crate::Result;
 use chrono::{NaiveDate, NaiveDateTime};
 use schemas::{
     Category, CustomerValue, DeadLetter, Product, PurchaseSummary, Session, Transaction, User,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Documents per collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -146,27 +145,82 @@ pub trait DocumentStore: Send + Sync {
     /// What [`put_progress`](Self::put_progress) last recorded for `group`.
     fn progress(&self, group: &str) -> Result<Progress>;
 
-    /// Revenue and units per category and day, `from..=to` (see
-    /// [`queries`](crate::queries); MongoDB runs it as a pipeline).
-    fn revenue_by_category(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<CategoryDay>> {
-        crate::queries::revenue_by_category(self, from, to)
-    }
+    /// Revenue and units per category and day, `from..=to` (the
+    /// definitions of the four queries are the functions of `queries`,
+    /// over the reads above; MongoDB runs each as a pipeline).
+    fn revenue_by_category(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<CategoryDay>>;
 
     /// The `limit` customers who spent most.
-    fn top_customers(&self, limit: usize) -> Result<Vec<Customer>> {
-        crate::queries::top_customers(self, limit)
-    }
+    fn top_customers(&self, limit: usize) -> Result<Vec<Customer>>;
 
     /// Transactions and revenue per payment method.
-    fn payment_mix(&self) -> Result<Vec<PaymentShare>> {
-        crate::queries::payment_mix(self)
-    }
+    fn payment_mix(&self) -> Result<Vec<PaymentShare>>;
 
     /// A user's `limit` latest transactions, a row per line item, with
     /// product names.
-    fn purchase_history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryLine>> {
-        crate::queries::purchase_history(self, user_id, limit)
-    }
+    fn purchase_history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryLine>>;
+}
+
+/// Revenue of one category on one day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryDay {
+    /// The day.
+    pub day: NaiveDate,
+    /// `cat_007`.
+    pub category_id: String,
+    /// Its name (`None` when the category document is missing).
+    pub category: Option<String>,
+    /// Units sold.
+    pub units: u64,
+    /// Line subtotals (before the transaction's discount), to the cent.
+    pub revenue: f64,
+}
+
+/// A customer's purchases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    /// `user_000042`.
+    pub user_id: String,
+    /// Their name (`None` when the profile is missing).
+    pub name: Option<String>,
+    /// Transactions.
+    pub orders: u64,
+    /// Sum of transaction totals, to the cent.
+    pub spent: f64,
+    /// Time of the latest transaction.
+    pub last_purchase: NaiveDateTime,
+}
+
+/// One payment method's part of the transactions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentShare {
+    /// `credit_card`, `paypal`, ...
+    pub method: String,
+    /// Transactions.
+    pub orders: u64,
+    /// Sum of totals, to the cent.
+    pub revenue: f64,
+    /// Share of all revenue, 0 to 1 (rounded to 4 places).
+    pub share: f64,
+}
+
+/// One line of a user's purchase history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryLine {
+    /// The transaction.
+    pub transaction_id: String,
+    /// When.
+    pub timestamp: NaiveDateTime,
+    /// `prod_00123`.
+    pub product_id: String,
+    /// The product's name (`None` when its document is missing).
+    pub product: Option<String>,
+    /// Units.
+    pub quantity: u32,
+    /// Price per unit.
+    pub unit_price: f64,
+    /// Line subtotal.
+    pub subtotal: f64,
 }
 
 /// Next offset per (topic, partition) that a store holds everything before.

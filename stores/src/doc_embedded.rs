@@ -32,7 +32,11 @@
 //! transaction already present is skipped, so a retried batch changes
 //! nothing.
 
-use crate::doc::{DocCounts, DocumentStore, Progress, TransactionsPut};
+use crate::doc::{
+    CategoryDay, Customer, DocCounts, DocumentStore, HistoryLine, PaymentShare, Progress,
+    TransactionsPut,
+};
+use crate::queries;
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Keyspace, PersistMode};
@@ -625,6 +629,23 @@ impl EmbeddedDocStore {
 impl DocumentStore for EmbeddedDocStore {
     fn describe(&self) -> String {
         format!("embedded document store at {}", self.path.display())
+    }
+
+    // The four daily queries: their definitions, over the plain reads.
+    fn revenue_by_category(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<CategoryDay>> {
+        queries::revenue_by_category(self, from, to)
+    }
+
+    fn top_customers(&self, limit: usize) -> Result<Vec<Customer>> {
+        queries::top_customers(self, limit)
+    }
+
+    fn payment_mix(&self) -> Result<Vec<PaymentShare>> {
+        queries::payment_mix(self)
+    }
+
+    fn purchase_history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryLine>> {
+        queries::purchase_history(self, user_id, limit)
     }
 
     fn upsert_categories(&self, items: &[Category]) -> Result<()> {

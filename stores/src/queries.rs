@@ -11,10 +11,10 @@
 //! `f64` and rounded to cents at the end, so both agree to the cent.
 
 use crate::doc::DocumentStore;
+pub use crate::doc::{CategoryDay, Customer, HistoryLine, PaymentShare};
 use crate::Result;
 use chrono::{NaiveDate, NaiveDateTime};
 use schemas::types::round_cents;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// The queries, by the name `ecomflow query` takes.
@@ -24,68 +24,6 @@ pub const NAMES: [&str; 4] = [
     "payment-mix",
     "purchase-history",
 ];
-
-/// Revenue of one category on one day.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CategoryDay {
-    /// The day.
-    pub day: NaiveDate,
-    /// `cat_007`.
-    pub category_id: String,
-    /// Its name (`None` when the category document is missing).
-    pub category: Option<String>,
-    /// Units sold.
-    pub units: u64,
-    /// Line subtotals (before the transaction's discount), to the cent.
-    pub revenue: f64,
-}
-
-/// A customer's purchases.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Customer {
-    /// `user_000042`.
-    pub user_id: String,
-    /// Their name (`None` when the profile is missing).
-    pub name: Option<String>,
-    /// Transactions.
-    pub orders: u64,
-    /// Sum of transaction totals, to the cent.
-    pub spent: f64,
-    /// Time of the latest transaction.
-    pub last_purchase: NaiveDateTime,
-}
-
-/// One payment method's part of the transactions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PaymentShare {
-    /// `credit_card`, `paypal`, ...
-    pub method: String,
-    /// Transactions.
-    pub orders: u64,
-    /// Sum of totals, to the cent.
-    pub revenue: f64,
-    /// Share of all revenue, 0 to 1 (rounded to 4 places).
-    pub share: f64,
-}
-
-/// One line of a user's purchase history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryLine {
-    /// The transaction.
-    pub transaction_id: String,
-    /// When.
-    pub timestamp: NaiveDateTime,
-    /// `prod_00123`.
-    pub product_id: String,
-    /// The product's name (`None` when its document is missing).
-    pub product: Option<String>,
-    /// Units.
-    pub quantity: u32,
-    /// Price per unit.
-    pub unit_price: f64,
-    /// Line subtotal.
-    pub subtotal: f64,
-}
 
 /// Bounds that hold every stored time and format as four-digit years (the
 /// stores compare times as text).

@@ -130,7 +130,7 @@ const ROW_V3: [u8; 2] = [ROW_V2, 0];
 
 /// Family and qualifier names the current encoding writes as a reference
 /// (`2 * index + 1`) instead of as text (`2 * length`, then the bytes):
-/// those of the tables ecomflow writes ([`crate::sessions`]). Stored rows
+/// those of the tables ecomflow writes (the `sessions` module). Stored rows
 /// refer to these by position, so the list only ever grows at its end;
 /// `the_name_list_only_grows_at_its_end` pins it.
 pub const NAMES: [&str; 21] = [
