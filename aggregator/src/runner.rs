@@ -53,6 +53,30 @@ pub struct RunnerConfig {
     pub until_idle: Option<Duration>,
 }
 
+/// Seconds between checkpoints unless set otherwise (`--checkpoint-every`).
+pub const DEFAULT_CHECKPOINT_EVERY_SECS: u64 = 10;
+
+/// Records per poll unless set otherwise.
+pub const DEFAULT_BATCH: usize = 5_000;
+
+impl RunnerConfig {
+    /// The settings for `group` checkpointing to `checkpoint`, every
+    /// [`DEFAULT_CHECKPOINT_EVERY_SECS`], [`DEFAULT_BATCH`] records per
+    /// poll, checkpoints that survive the process (not the machine), no
+    /// decoder hook, running until stopped.
+    pub fn new(group: impl Into<String>, checkpoint: PathBuf) -> Self {
+        RunnerConfig {
+            group: group.into(),
+            checkpoint,
+            every: Duration::from_secs(DEFAULT_CHECKPOINT_EVERY_SECS),
+            batch: DEFAULT_BATCH,
+            on_decoder_start: None,
+            durability: Durability::Process,
+            until_idle: None,
+        }
+    }
+}
+
 /// Counters of a runner.
 #[derive(Debug, Default)]
 pub struct RunnerStats {

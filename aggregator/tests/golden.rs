@@ -312,13 +312,9 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
     let blocker = dir.path().join("blocked");
     std::fs::write(&blocker, b"").expect("blocker");
     let cfg = RunnerConfig {
-        group: "aggregator".into(),
-        checkpoint: blocker.join("checkpoint.bin"),
         every: Duration::from_millis(20),
         batch: 100,
-        on_decoder_start: None,
-        durability: schemas::fsio::Durability::Process,
-        until_idle: None,
+        ..RunnerConfig::new("aggregator", blocker.join("checkpoint.bin"))
     };
     let model = Arc::new(aggregator::RwLock::new(Aggregator::new(
         AggregatorConfig::default(),
@@ -433,13 +429,10 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
         .is_empty());
 
     let cfg = RunnerConfig {
-        group: "aggregator".into(),
-        checkpoint: dir.path().join("checkpoint.bin"),
         every: Duration::from_secs(60),
         batch: 100,
-        on_decoder_start: None,
         durability: schemas::fsio::Durability::Machine,
-        until_idle: None,
+        ..RunnerConfig::new("aggregator", dir.path().join("checkpoint.bin"))
     };
     let model = Arc::new(aggregator::RwLock::new(model));
     let stats = Arc::new(RunnerStats::default());

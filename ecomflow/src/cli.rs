@@ -764,7 +764,7 @@ pub struct AggregatorFlags {
     pub lateness: i64,
     /// Seconds between aggregator checkpoints (at least 20 times as long
     /// as the last one took, so a large state is not written all the time).
-    #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = 10,
+    #[arg(long, env = "ECOMFLOW_CHECKPOINT_EVERY", default_value_t = aggregator::runner::DEFAULT_CHECKPOINT_EVERY_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub checkpoint_every: u64,
     /// Consumer group of the aggregator. Another group (with its own

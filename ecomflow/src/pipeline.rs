@@ -541,13 +541,11 @@ pub fn start_aggregator(
     });
     let stats = Arc::new(runner::RunnerStats::default());
     let cfg = runner::RunnerConfig {
-        group: flags.aggregator_group.clone(),
-        checkpoint,
         every: std::time::Duration::from_secs(flags.checkpoint_every),
-        batch: 5_000,
         on_decoder_start: Some(yield_to_lookups),
         durability: args.durability(),
         until_idle: until_idle.map(Duration::from_secs),
+        ..runner::RunnerConfig::new(flags.aggregator_group.clone(), checkpoint)
     };
     watch_lag(
         log.clone(),
