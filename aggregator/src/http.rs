@@ -15,7 +15,6 @@
 use crate::cooccur::{Partner, Ranking, Relation, Span};
 pub use crate::endpoint::Endpoint;
 use crate::metrics;
-use crate::names::IdKind;
 use crate::processor::Aggregator;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -368,12 +367,11 @@ async fn together(
     relation: Relation,
 ) -> Result<Response, ApiError> {
     checked_id(&id)?;
-    let generated = IdKind::Product.generated_number(&id);
     let Params(q) = q?;
     let (k, ranking, span) = (q.k.0, q.ranking.unwrap_or(state.default_ranking), q.span);
     let model = read(&state);
-    let product = generated
-        .or_else(|| model.product_number(&id))
+    let product = model
+        .product_number(&id)
         .filter(|&p| model.knows_product(p))
         .ok_or_else(|| not_in_window("product", &id, &model))?;
     let key = AnswerKey {
@@ -487,10 +485,9 @@ fn pairs_list(s: &ApiState, q: &TopPairsQuery) -> Json<TopPairsAnswer> {
 
 async fn user_engagement(s: Arc<ApiState>, id: String) -> Result<Json<EngagementAnswer>, ApiError> {
     checked_id(&id)?;
-    let generated = IdKind::User.generated_number(&id);
     let model = read(&s);
-    let user = generated
-        .or_else(|| model.user_number(&id))
+    let user = model
+        .user_number(&id)
         .filter(|&u| model.knows_user(u))
         .ok_or_else(|| not_in_window("user", &id, &model))?;
     let e = model.engagement(user);

@@ -36,27 +36,14 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    fn prefix_and_digits(self) -> (&'static str, usize) {
-        match self {
-            IdKind::Product => ("prod_", 5),
-            IdKind::User => ("user_", 6),
-        }
-    }
-
-    /// The number of an id of the generated form, if `id` is one.
+    /// The number of an id of the generated form, if `id` is one (and
+    /// its number is below [`FIRST_NAMED`]).
     pub fn generated_number(self, id: &str) -> Option<u32> {
-        let (prefix, width) = self.prefix_and_digits();
-        let digits = id.strip_prefix(prefix)?.as_bytes();
-        // Exactly the width, or longer without a leading zero: the only
-        // spellings that printing the number gives back.
-        let exact = digits.len() == width || (digits.len() > width && digits[0] != b'0');
-        if !exact || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
+        match self {
+            IdKind::Product => schemas::ids::parse_product_id(id),
+            IdKind::User => schemas::ids::parse_user_id(id),
         }
-        let n = digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        u32::try_from(n).ok().filter(|&n| n < FIRST_NAMED)
+        .filter(|&n| n < FIRST_NAMED)
     }
 
     /// The generated-form id of number `n` (below [`FIRST_NAMED`]).

@@ -57,7 +57,6 @@ use schemas::{
 };
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -200,24 +199,22 @@ impl EventType {
 /// A session still taking rows.
 struct OpenSession {
     user: Box<str>,
-    /// Its key in [`Importer::by_start`].
-    start: i64,
+    /// With the first row's time, its key in [`Importer::by_start`].
     seq: u64,
     first: NaiveDateTime,
     last: NaiveDateTime,
     viewed: Vec<Box<str>>,
     /// Product, units in the cart (added less removed), last price.
-    cart: Vec<(Box<str>, i64, f64)>,
+    cart: Vec<(Box<str>, u32, f64)>,
     /// Product, units bought, last price.
     bought: Vec<(Box<str>, u32, f64)>,
     last_purchase: Option<NaiveDateTime>,
 }
 
 impl OpenSession {
-    fn new(row: &Row<'_>, t: i64, seq: u64) -> OpenSession {
+    fn new(row: &Row<'_>, seq: u64) -> OpenSession {
         OpenSession {
             user: row.user.into(),
-            start: t,
             seq,
             first: row.time,
             last: row.time,
@@ -228,9 +225,14 @@ impl OpenSession {
         }
     }
 
-    /// Adds a row (at `t` seconds) of this session; `Some(old start)` if
-    /// it moved the start earlier, or why the row is dropped.
-    fn add(&mut self, row: &Row<'_>, t: i64) -> Result<Option<i64>, DropReason> {
+    /// The key of [`Importer::by_start`]: first row's time (seconds), seq.
+    fn start_key(&self) -> (i64, u64) {
+        (self.first.and_utc().timestamp(), self.seq)
+    }
+
+    /// Adds a row of this session; `Some(old start key)` if it moved the
+    /// start earlier, or why the row is dropped.
+    fn add(&mut self, row: &Row<'_>) -> Result<Option<(i64, u64)>, DropReason> {
         if *self.user != *row.user {
             return Err(DropReason::SessionUserMismatch);
         }
@@ -238,10 +240,7 @@ impl OpenSession {
         if (last - first).num_seconds() > MAX_SESSION_SECONDS {
             return Err(DropReason::SessionOverADay);
         }
-        let moved = (row.time < self.first).then_some(self.start);
-        if moved.is_some() {
-            self.start = t;
-        }
+        let moved = (row.time < self.first).then(|| self.start_key());
         (self.first, self.last) = (first, last);
         if !self.viewed.iter().any(|p| **p == *row.product) {
             self.viewed.push(row.product.into());
@@ -250,15 +249,19 @@ impl OpenSession {
         match row.kind {
             EventType::View => {}
             EventType::Cart | EventType::Remove => {
-                let step = if row.kind == EventType::Cart { 1 } else { -1 };
+                let add = row.kind == EventType::Cart;
                 match self.cart.iter_mut().find(|c| *c.0 == *row.product) {
                     Some(c) => {
-                        c.1 = (c.1 + step).max(0);
+                        c.1 = if add {
+                            c.1.saturating_add(1)
+                        } else {
+                            c.1.saturating_sub(1)
+                        };
                         if row.price.is_some() {
                             c.2 = price;
                         }
                     }
-                    None if step > 0 => self.cart.push((row.product.into(), 1, price)),
+                    None if add => self.cart.push((row.product.into(), 1, price)),
                     None => {}
                 }
             }
@@ -286,7 +289,7 @@ impl OpenSession {
                 .iter()
                 .find(|b| b.0 == *product)
                 .map_or(0, |b| b.1);
-            let quantity = u32::try_from(*units).unwrap_or(u32::MAX).max(bought);
+            let quantity = (*units).max(bought);
             if quantity > 0 {
                 cart.push(CartItem {
                     product_id: product.to_string(),
@@ -345,10 +348,7 @@ struct ProductSeen {
 /// A user: first day and what they bought.
 struct UserSeen {
     first_day: NaiveDate,
-    purchases: u64,
-    spent: f64,
-    first_purchase: Option<NaiveDateTime>,
-    last_purchase: Option<NaiveDateTime>,
+    summary: PurchaseSummary,
 }
 
 /// A transaction waiting for its place in time order.
@@ -371,6 +371,9 @@ impl Ord for Pending {
         (other.0.timestamp, other.1).cmp(&(self.0.timestamp, self.1))
     }
 }
+
+/// What every field the layout lacks holds.
+const UNKNOWN: &str = "unknown";
 
 /// The output files, written as `.partial` and renamed when complete.
 const OUTPUTS: [&str; 5] = [
@@ -444,15 +447,10 @@ struct Importer {
     buf: Vec<u8>,
 }
 
+/// A written session's id as 64 bits (XXH3): a few MB for millions of
+/// sessions, where the ids themselves would take ten times that.
 fn id_hash(id: &str) -> u64 {
-    let mut h = rustc_hash::FxHasher::default();
-    id.hash(&mut h);
-    // A second, differently seeded pass: 64 bits of an Fx hash of short
-    // ids alone collide too easily.
-    let a = h.finish();
-    let mut h = rustc_hash::FxHasher::default();
-    (a, id).hash(&mut h);
-    h.finish()
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
 /// One row's fields, borrowed from the CSV record.
@@ -735,12 +733,12 @@ impl Importer {
             self.next_seq += 1;
             self.by_start.insert((t, seq), row.session.into());
             self.open
-                .insert(row.session.into(), OpenSession::new(&row, t, seq));
+                .insert(row.session.into(), OpenSession::new(&row, seq));
         }
         let Some(session) = self.open.get_mut(row.session) else {
             return Ok(());
         };
-        let moved = match session.add(&row, t) {
+        let moved = match session.add(&row) {
             Ok(moved) => moved,
             Err(reason) => {
                 self.drop_row(reason);
@@ -750,8 +748,8 @@ impl Importer {
         if let Some(from) = moved {
             // A row earlier than the session's first (a file slightly out
             // of order): the session starts there.
-            if let Some(id) = self.by_start.remove(&(from, session.seq)) {
-                self.by_start.insert((t, session.seq), id);
+            if let Some(id) = self.by_start.remove(&from) {
+                self.by_start.insert(session.start_key(), id);
             }
         }
         *self.report.taken.entry(row.kind.name()).or_default() += 1;
@@ -762,10 +760,7 @@ impl Importer {
             .and_modify(|u| u.first_day = u.first_day.min(day))
             .or_insert(UserSeen {
                 first_day: day,
-                purchases: 0,
-                spent: 0.0,
-                first_purchase: None,
-                last_purchase: None,
+                summary: PurchaseSummary::default(),
             });
         Ok(())
     }
@@ -774,7 +769,7 @@ impl Importer {
         let day = row.time.date();
         let p = self.products.entry(row.product.into()).or_insert_with(|| {
             let category: &str = if row.category.is_empty() {
-                "unknown"
+                UNKNOWN
             } else {
                 row.category
             };
@@ -851,7 +846,7 @@ impl Importer {
         } else {
             ConversionStatus::Browsed
         };
-        let unknown = || "unknown".to_string();
+        let unknown = || UNKNOWN.to_string();
         let session = Session {
             session_id: id.to_string(),
             user_id: s.user.to_string(),
@@ -876,11 +871,7 @@ impl Importer {
         self.report.sessions += 1;
         if let Some(t) = s.transaction(id) {
             if let Some(u) = self.users.get_mut(&s.user) {
-                u.purchases += 1;
-                u.spent += t.total;
-                u.first_purchase =
-                    Some(u.first_purchase.map_or(t.timestamp, |f| f.min(t.timestamp)));
-                u.last_purchase = Some(u.last_purchase.map_or(t.timestamp, |l| l.max(t.timestamp)));
+                u.summary.add(&t);
             }
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -892,9 +883,7 @@ impl Importer {
     fn finish(mut self, out: &Path) -> Result<ImportReport, ImportError> {
         self.close_before(i64::MAX)?;
         let mut categories = Out::create(out, "categories.jsonl")?;
-        let mut sorted: Vec<_> = self.categories.iter().collect();
-        sorted.sort();
-        for (id, name) in sorted {
+        for (id, name) in sorted(&self.categories) {
             categories.json(&Category {
                 category_id: id.to_string(),
                 name: name.clone(),
@@ -902,9 +891,7 @@ impl Importer {
             self.report.categories += 1;
         }
         let mut products = Out::create(out, "products.jsonl")?;
-        let mut sorted: Vec<_> = self.products.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        for (id, p) in sorted {
+        for (id, p) in sorted(&self.products) {
             let Some(first) = p.history.first() else {
                 self.report.products_without_price += 1;
                 continue;
@@ -922,25 +909,18 @@ impl Importer {
             self.report.products += 1;
         }
         let mut users = Out::create(out, "users.jsonl")?;
-        let mut sorted: Vec<_> = self.users.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        for (id, u) in sorted {
+        for (id, u) in sorted(&self.users) {
             users.json(&User {
                 user_id: id.to_string(),
-                name: "unknown".into(),
-                email: "unknown".into(),
+                name: UNKNOWN.into(),
+                email: UNKNOWN.into(),
                 geo_data: GeoData {
-                    city: "unknown".into(),
-                    state: "unknown".into(),
-                    country: "unknown".into(),
+                    city: UNKNOWN.into(),
+                    state: UNKNOWN.into(),
+                    country: UNKNOWN.into(),
                 },
                 registration_date: u.first_day,
-                purchase_summary: PurchaseSummary::from_totals(
-                    u.purchases,
-                    u.spent,
-                    u.first_purchase,
-                    u.last_purchase,
-                ),
+                purchase_summary: u.summary.clone(),
             })?;
             self.report.users += 1;
         }
@@ -955,4 +935,11 @@ impl Importer {
         }
         Ok(self.report)
     }
+}
+
+/// A map's entries in key order (the catalog files are written sorted).
+fn sorted<V>(map: &FxHashMap<Box<str>, V>) -> Vec<(&str, &V)> {
+    let mut entries: Vec<(&str, &V)> = map.iter().map(|(k, v)| (&**k, v)).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }

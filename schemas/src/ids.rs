@@ -26,9 +26,14 @@ pub fn transaction_id(code: u64) -> String {
     format!("txn_{:012x}", code & 0xffff_ffff_ffff)
 }
 
+/// The number in `s` if `s` is exactly how that number is written: the
+/// prefix, then `min_digits` digits, or more without a leading zero
+/// (`prod_000123` is not product 123: two spellings never name one id).
 fn parse_numbered(s: &str, prefix: &str, min_digits: usize) -> Option<u32> {
     let digits = s.strip_prefix(prefix)?;
-    if digits.len() < min_digits || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let exact =
+        digits.len() == min_digits || (digits.len() > min_digits && !digits.starts_with('0'));
+    if !exact || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
@@ -71,5 +76,7 @@ mod tests {
         assert_eq!(parse_user_id("user_00004x"), None);
         assert_eq!(parse_product_id("user_000042"), None);
         assert_eq!(parse_product_id(""), None);
+        assert_eq!(parse_product_id("prod_000123"), None);
+        assert_eq!(parse_product_id("prod_123456"), Some(123_456));
     }
 }
