@@ -30,13 +30,17 @@ pub fn transaction_id(code: u64) -> String {
 /// prefix, then `min_digits` digits, or more without a leading zero
 /// (`prod_000123` is not product 123: two spellings never name one id).
 fn parse_numbered(s: &str, prefix: &str, min_digits: usize) -> Option<u32> {
-    let digits = s.strip_prefix(prefix)?;
-    let exact =
-        digits.len() == min_digits || (digits.len() > min_digits && !digits.starts_with('0'));
-    if !exact || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = s.strip_prefix(prefix)?.as_bytes();
+    let exact = digits.len() == min_digits || (digits.len() > min_digits && digits[0] != b'0');
+    if !exact || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.parse().ok()
+    // One pass over at most 10 digits (no overflow in a u64): the live
+    // window reads every product id of every event through here.
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    u32::try_from(n).ok()
 }
 
 /// The number in a well-formed user id, or `None` if it is malformed.
