@@ -120,6 +120,59 @@ fn interrupted_replay_resumes_exactly() {
     assert_eq!((third.published, third.resumed_from), (0, second.total));
 }
 
+/// The flushes of one replay of a small shop: how many events each one
+/// made visible.
+fn flushed_per_batch(speed: Option<f64>, batch: usize, linger: Duration) -> Vec<u64> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EmbeddedLog::open(dir.path()).expect("open");
+    let small = ShopConfig {
+        sessions: 200,
+        transactions: 40,
+        ..tiny()
+    };
+    let opts = ReplayOptions {
+        speed,
+        batch,
+        linger,
+        ..ReplayOptions::default()
+    };
+    let mut seen = Vec::new();
+    let mut before = 0;
+    let done = replay::run(&Source::Shop(small), &log, &opts, &Shutdown::new(), |p| {
+        seen.push(p.published - before);
+        before = p.published;
+    })
+    .expect("run");
+    assert_eq!(
+        seen.iter().sum::<u64>(),
+        done.total,
+        "every event flushed once"
+    );
+    seen
+}
+
+#[test]
+fn a_paced_replay_behind_its_pace_flushes_by_the_linger() {
+    // Paced so fast that every event is due at once: the replay never
+    // waits, so before the linger it flushed only every `batch` events.
+    let fast = Some(1e12);
+    let per_event = flushed_per_batch(fast, usize::MAX, Duration::ZERO);
+    assert!(per_event.len() > 200, "{} flushes", per_event.len());
+    // Every event on its own, then the final flush with nothing left.
+    assert!(
+        per_event.iter().rev().skip(1).all(|&n| n == 1),
+        "{per_event:?}"
+    );
+    assert!(per_event.last().is_some_and(|&n| n <= 1), "{per_event:?}");
+    let held = flushed_per_batch(fast, usize::MAX, Duration::from_secs(3600));
+    assert_eq!(held.len(), 1, "one flush at the end: {held:?}");
+    // Unpaced, the linger does not apply: flushes of the batch.
+    let unpaced = flushed_per_batch(None, 100, Duration::ZERO);
+    let (last, full) = unpaced.split_last().expect("a flush");
+    assert!(full.iter().all(|&n| n == 100), "{unpaced:?}");
+    assert!(*last <= 100, "{unpaced:?}");
+}
+
 #[test]
 fn replay_refuses_a_log_of_another_shop() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -391,6 +391,7 @@ fn publish(
         speed: args.speed(),
         batch: args.publish_chunk,
         partitions: args.log.partitions,
+        ..producer::replay::ReplayOptions::default()
     };
     let resumed = producer::replay::published_before(log, source).unwrap_or(0);
     // Day n of the shop's days; a dataset shows dates only.
