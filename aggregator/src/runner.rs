@@ -53,6 +53,11 @@ pub struct RunnerConfig {
     /// Stop once the group has consumed everything and nothing new arrived
     /// for this long (`--until-idle`); see [`schemas::shutdown::consumer_done`].
     pub until_idle: Option<Duration>,
+    /// Once caught up with the log, write periodic checkpoints from a copy
+    /// of the state on a thread of their own, so that events are applied
+    /// while one is written (see `Background`): lower freshness, at the
+    /// cost of the state's size again in memory while one is written.
+    pub copy_checkpoints: bool,
 }
 
 /// Seconds between checkpoints unless set otherwise (`--checkpoint-every`).
@@ -64,8 +69,8 @@ pub const DEFAULT_BATCH: usize = 5_000;
 impl RunnerConfig {
     /// The settings for `group` checkpointing to `checkpoint`, every
     /// [`DEFAULT_CHECKPOINT_EVERY_SECS`], [`DEFAULT_BATCH`] records per
-    /// poll, checkpoints that survive the process (not the machine), no
-    /// decoder hook, running until stopped.
+    /// poll, checkpoints that survive the process (not the machine) and
+    /// are copied once caught up, no decoder hook, running until stopped.
     pub fn new(group: impl Into<String>, checkpoint: PathBuf) -> Self {
         RunnerConfig {
             group: group.into(),
@@ -75,6 +80,7 @@ impl RunnerConfig {
             on_decoder_start: None,
             durability: Durability::Process,
             until_idle: None,
+            copy_checkpoints: true,
         }
     }
 }
@@ -279,9 +285,13 @@ type Written = Result<u64, RunnerError>;
 /// shop's state and writing it held the read lock for 130-200 ms, and
 /// every event published meanwhile waited for it: paced at 100k events/s,
 /// with checkpoints every 3 s, freshness p99 was 133-265 ms, against
-/// 50-61 ms without checkpoints. Copying holds the lock for 30-50 ms (the
-/// copy is as large as the state, [`Aggregator::heap_bytes`], while it is
-/// written; docs/benchmarks.md, "Freshness").
+/// 50-61 ms without checkpoints. Copying holds the lock for 30-50 ms
+/// (docs/benchmarks.md, "Freshness"). The copy is as large as the state
+/// ([`Aggregator::heap_bytes`]) while it is written: `serve` reading the
+/// default shop's log peaked at 388 MiB, against 245 MiB writing the state
+/// as it is. So it is made only when [`RunnerConfig::copy_checkpoints`]
+/// asks, and once the runner has caught up with the log: with a backlog,
+/// events wait for the next poll anyway.
 struct Background {
     copies: std::sync::mpsc::SyncSender<Aggregator>,
     written: std::sync::mpsc::Receiver<Written>,
@@ -466,8 +476,22 @@ pub fn run(
         checkpoints.background.finished(true);
         Ok(())
     })?;
-    // The last checkpoint, written from the state itself: nothing is
-    // applied any more.
+    // The last checkpoint, from the state itself: nothing is applied any
+    // more.
+    checkpoint_now(model, cfg, stats, &mut producer, &mut consumer)?;
+    consumer.close()?;
+    Ok(())
+}
+
+/// Writes a checkpoint from the state itself, under its read lock, and
+/// commits its offsets: the late events' dead letters are flushed first.
+fn checkpoint_now(
+    model: &RwLock<Aggregator>,
+    cfg: &RunnerConfig,
+    stats: &RunnerStats,
+    producer: &mut Box<dyn eventlog::LogProducer>,
+    consumer: &mut Box<dyn eventlog::LogConsumer>,
+) -> Result<Duration, RunnerError> {
     let timer = Instant::now();
     producer.flush()?;
     let (size, offsets) = {
@@ -477,9 +501,9 @@ pub fn run(
         metrics::STATE_BYTES.set(i64::try_from(m.heap_bytes()).unwrap_or(i64::MAX));
         (size, m.offsets().into_iter().collect::<Offsets>())
     };
-    committed(&mut consumer, stats, &offsets, size, timer.elapsed())?;
-    consumer.close()?;
-    Ok(())
+    let took = timer.elapsed();
+    committed(consumer, stats, &offsets, size, took)?;
+    Ok(took)
 }
 
 /// Starts the decoding thread: raw batches in, decoded batches out.
@@ -592,19 +616,10 @@ impl Checkpoints {
             && (leaving
                 || self.last.elapsed() >= self.took_last.saturating_mul(CHECKPOINT_SPACING));
         if let Some((written, offsets, took)) = self.background.finished(leaving) {
-            match written.and_then(|size| committed(consumer, stats, &offsets, size, took)) {
-                Ok(()) => {
-                    stats.checkpoint_failures.store(0, Ordering::Relaxed);
-                    metrics::CHECKPOINT_FAILING.set(0);
-                    self.took_last = took;
-                    self.wait = next_checkpoint_wait(cfg.every, took);
-                }
-                Err(e) => {
-                    self.dirty = true;
-                    checkpoint_failed(stats, &mut self.wait, &e);
-                }
-            }
-            self.last = Instant::now();
+            let outcome = written
+                .and_then(|size| committed(consumer, stats, &offsets, size, took))
+                .map(|()| took);
+            self.ended(outcome, stats, cfg);
         }
         if !self.background.busy() && (caught_up || self.last.elapsed() >= self.wait) {
             // A periodic checkpoint that fails (disk full, no descriptors
@@ -612,14 +627,43 @@ impl Checkpoints {
             // memory and the offsets stay uncommitted, so nothing is lost.
             // It is retried with a doubling backoff, counted in
             // `ecomflow_aggregator_checkpoint_failures` and on /healthz.
-            match self.background.start(model, producer) {
-                Ok(()) => self.dirty = false,
-                Err(e) => {
-                    checkpoint_failed(stats, &mut self.wait, &e);
-                    self.last = Instant::now();
+            // Caught up, events arrive as they are published, and are
+            // applied while a copy is written; with a backlog (or when
+            // leaving) they wait anyway, and the state is written without
+            // a copy.
+            if drained && !leaving && cfg.copy_checkpoints {
+                match self.background.start(model, producer) {
+                    Ok(()) => self.dirty = false,
+                    Err(e) => self.ended(Err(e), stats, cfg),
                 }
+            } else {
+                self.dirty = false;
+                let outcome = checkpoint_now(model, cfg, stats, producer, consumer);
+                self.ended(outcome, stats, cfg);
             }
         }
+    }
+
+    /// Counts a checkpoint that ended, and schedules the next.
+    fn ended(
+        &mut self,
+        outcome: Result<Duration, RunnerError>,
+        stats: &RunnerStats,
+        cfg: &RunnerConfig,
+    ) {
+        match outcome {
+            Ok(took) => {
+                stats.checkpoint_failures.store(0, Ordering::Relaxed);
+                metrics::CHECKPOINT_FAILING.set(0);
+                self.took_last = took;
+                self.wait = next_checkpoint_wait(cfg.every, took);
+            }
+            Err(e) => {
+                self.dirty = true;
+                checkpoint_failed(stats, &mut self.wait, &e);
+            }
+        }
+        self.last = Instant::now();
     }
 }
 

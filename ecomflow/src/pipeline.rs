@@ -495,16 +495,29 @@ fn http_runtime(
     Ok((runtime, listener))
 }
 
+/// How a command runs its aggregator.
+pub struct AggregatorRun {
+    /// Stop when this many seconds pass without records, once all are
+    /// consumed.
+    pub until_idle: Option<u64>,
+    /// Threads answering lookups.
+    pub http_threads: u16,
+    /// Periodic checkpoints from a copy of the state once caught up
+    /// (`aggregator::runner::RunnerConfig::copy_checkpoints`): for a live
+    /// stream, not for a replay at full speed, whose lookups wait for the
+    /// backlog anyway.
+    pub copy_checkpoints: bool,
+}
+
 /// Restores (or creates) the aggregator, starts its runner and its API.
-/// The runner runs until `stop` stops (or drains, or `until_idle` seconds
-/// pass without records, once all are consumed).
+/// The runner runs until `stop` stops (or drains, or `run.until_idle`
+/// seconds pass without records, once all are consumed).
 pub fn start_aggregator(
     log: Arc<dyn EventLog>,
     args: &LogArgs,
     flags: &AggregatorFlags,
     stop: Shutdown,
-    until_idle: Option<u64>,
-    http_threads: u16,
+    run: AggregatorRun,
 ) -> anyhow::Result<AggregatorHandle> {
     use aggregator::{http, processor::AggregatorConfig, runner};
     let checkpoint = flags.checkpoint_path(&args.data_dir);
@@ -527,7 +540,7 @@ pub fn start_aggregator(
     let model = Arc::new(aggregator::RwLock::new(model));
     let (runtime, listener) = http_runtime(
         "http",
-        http_threads,
+        run.http_threads,
         &flags.http,
         "the lookup API (use --http to pick another address)",
     )?;
@@ -544,7 +557,8 @@ pub fn start_aggregator(
         every: std::time::Duration::from_secs(flags.checkpoint_every),
         on_decoder_start: Some(yield_to_lookups),
         durability: args.durability(),
-        until_idle: until_idle.map(Duration::from_secs),
+        until_idle: run.until_idle.map(Duration::from_secs),
+        copy_checkpoints: run.copy_checkpoints,
         ..runner::RunnerConfig::new(flags.aggregator_group.clone(), checkpoint)
     };
     watch_lag(

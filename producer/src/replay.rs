@@ -226,6 +226,80 @@ fn stored_marker(log: &dyn EventLog, source: &Source) -> Result<Option<Marker>, 
     Ok(Some(m))
 }
 
+/// A paced replay's clock: when each event is due, and when what was sent
+/// has waited long enough ([`ReplayOptions::linger`]).
+struct Pace {
+    speed: f64,
+    linger: Duration,
+    /// The first event's time, and when it was due.
+    origin: Option<(NaiveDateTime, Instant)>,
+    /// When the batch's first record was sent.
+    batch_since: Instant,
+}
+
+impl Pace {
+    /// The clock of `opts.speed`; none when unpaced.
+    fn new(opts: &ReplayOptions) -> Option<Pace> {
+        opts.speed.filter(|s| *s > 0.0).map(|speed| Pace {
+            speed,
+            linger: opts.linger,
+            origin: None,
+            batch_since: Instant::now(),
+        })
+    }
+
+    /// When an event of time `t` is due: the first at once, each other as
+    /// far after it as its time, divided by the speed.
+    fn due(&mut self, t: NaiveDateTime) -> Instant {
+        let (t0, w0) = *self.origin.get_or_insert((t, Instant::now()));
+        w0 + Duration::from_secs_f64(
+            ((t - t0).num_milliseconds().max(0) as f64 / 1000.0) / self.speed,
+        )
+    }
+
+    /// Called after each send with the batch's size: whether its first
+    /// record has waited the linger.
+    fn lingered(&mut self, in_batch: usize) -> bool {
+        if in_batch == 1 {
+            self.batch_since = Instant::now();
+        }
+        self.batch_since.elapsed() >= self.linger
+    }
+}
+
+/// Where a replay resumes: the events an earlier run published (by its
+/// marker), this run's number (stored before its first record is sent),
+/// and the numbers of the events this run sent after its marker, on a log
+/// that can tell.
+fn resume(
+    log: &dyn EventLog,
+    source: &Source,
+    producer: &mut Box<dyn eventlog::LogProducer>,
+) -> Result<(u64, u64, std::collections::HashSet<u64>), ReplayError> {
+    let (skip, run) = match stored_marker(log, source)? {
+        Some(m) if m.run != 0 => (m.published, m.run),
+        // No run yet (or a marker from before runs were numbered).
+        stored => {
+            let (published, run) = (stored.map_or(0, |m| m.published), new_run());
+            let marker = serde_json::to_vec(&source.marker(published, run)).unwrap_or_default();
+            producer.flush_with_marker(MARKER, &marker)?;
+            (published, run)
+        }
+    };
+    let found = log.sent_since(
+        &[topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS],
+        run,
+        skip,
+    )?;
+    if !found.is_empty() {
+        tracing::info!(
+            events = found.len(),
+            "Found events an earlier run sent after its last marker: not sending them again."
+        );
+    }
+    Ok((skip, run, found))
+}
+
 /// Publishes `source` to `log`, resuming after what earlier runs
 /// published. Checks `stop` between batches; calls `progress` after each.
 pub fn run(
@@ -238,29 +312,7 @@ pub fn run(
     let started = Instant::now();
     log.ensure_topics(&topic_specs(opts.partitions))?;
     let mut producer = log.producer()?;
-    let (skip, run) = match stored_marker(log, source)? {
-        Some(m) if m.run != 0 => (m.published, m.run),
-        // No run yet (or a marker from before runs were numbered): the
-        // run's number is stored before its first record is sent.
-        stored => {
-            let (published, run) = (stored.map_or(0, |m| m.published), new_run());
-            let marker = serde_json::to_vec(&source.marker(published, run)).unwrap_or_default();
-            producer.flush_with_marker(MARKER, &marker)?;
-            (published, run)
-        }
-    };
-    // What this run sent after its marker, on a log where that can be.
-    let mut found = log.sent_since(
-        &[topics::CATALOG, topics::SESSIONS, topics::TRANSACTIONS],
-        run,
-        skip,
-    )?;
-    if !found.is_empty() {
-        tracing::info!(
-            events = found.len(),
-            "Found events an earlier run sent after its last marker: not sending them again."
-        );
-    }
+    let (skip, run, mut found) = resume(log, source, &mut producer)?;
     let mut found_sent = 0u64;
     let (mut stream, total) = source.events()?;
     if skip > 0 {
@@ -280,10 +332,7 @@ pub fn run(
     }
     let mut published = skip;
     let mut in_batch = 0usize;
-    // When the batch's first record was sent (paced only).
-    let mut batch_since = Instant::now();
-
-    let mut pace_origin: Option<(NaiveDateTime, Instant)> = None;
+    let mut pace = Pace::new(opts);
     let mut last_time = NaiveDateTime::default();
     let mut interrupted = false;
     // Events sent since the last flush, per topic, for the metrics.
@@ -307,15 +356,10 @@ pub fn run(
         });
         Ok(())
     };
-    let paced = opts.speed.filter(|s| *s > 0.0);
     for ev in stream.by_ref() {
         let ev = ev.map_err(ReplayError::Dataset)?;
-        if let Some(speed) = paced {
-            let (t0, w0) = *pace_origin.get_or_insert((ev.time, Instant::now()));
-            let due = w0
-                + Duration::from_secs_f64(
-                    ((ev.time - t0).num_milliseconds().max(0) as f64 / 1000.0) / speed,
-                );
+        if let Some(pace) = pace.as_mut() {
+            let due = pace.due(ev.time);
             if due > Instant::now() && in_batch > 0 {
                 // Make what is due visible before waiting for what is not.
                 flush(&mut producer, published, &mut pending, last_time)?;
@@ -349,12 +393,8 @@ pub fn run(
             _ => pending.push((ev.stream.topic(), 1)),
         }
         last_time = ev.time;
-        // Paced, a batch is also flushed once its first record has waited
-        // the linger.
-        if paced.is_some() && in_batch == 1 {
-            batch_since = Instant::now();
-        }
-        if in_batch >= opts.batch || (paced.is_some() && batch_since.elapsed() >= opts.linger) {
+        let lingered = pace.as_mut().is_some_and(|p| p.lingered(in_batch));
+        if in_batch >= opts.batch || lingered {
             flush(&mut producer, published, &mut pending, last_time)?;
             in_batch = 0;
         }

@@ -166,10 +166,14 @@ impl Running {
             &args.log,
             &args.aggregator,
             stop.child(),
-            None,
-            args.aggregator
-                .http_threads
-                .unwrap_or(pipeline::REPLAY_HTTP_THREADS),
+            pipeline::AggregatorRun {
+                until_idle: None,
+                http_threads: args
+                    .aggregator
+                    .http_threads
+                    .unwrap_or(pipeline::REPLAY_HTTP_THREADS),
+                copy_checkpoints: args.speed().is_some(),
+            },
         )?;
         let example = if args.dataset.is_some() {
             "/v1/products/{id}/bought-together, /v1/users/{id}/engagement"

@@ -18,10 +18,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.log,
         &args.aggregator,
         stop.child(),
-        args.until_idle,
-        args.aggregator
-            .http_threads
-            .unwrap_or(pipeline::SERVE_HTTP_THREADS),
+        pipeline::AggregatorRun {
+            until_idle: args.until_idle,
+            http_threads: args
+                .aggregator
+                .http_threads
+                .unwrap_or(pipeline::SERVE_HTTP_THREADS),
+            copy_checkpoints: true,
+        },
     )?;
     println!(
         "Aggregator reading {}; lookup API on http://{} until Ctrl-C.",
