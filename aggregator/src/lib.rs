@@ -60,3 +60,33 @@ pub use parking_lot::RwLock;
 
 /// The live model as the aggregator and the API share it.
 pub type SharedModel = std::sync::Arc<RwLock<processor::Aggregator>>;
+
+/// Records for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A transaction `id` by `user_000007` at `at` (`YYYY-MM-DDTHH:MM:SS`),
+    /// one unit of each of `products` at 10.0, as the log carries it.
+    pub fn transaction(id: &str, at: &str, products: &[&str]) -> Vec<u8> {
+        schemas::envelope::encode(
+            schemas::envelope::Kind::Transaction,
+            &schemas::Transaction {
+                transaction_id: id.into(),
+                session_id: "sess_x".into(),
+                user_id: "user_000007".into(),
+                timestamp: schemas::time::parse(at).unwrap_or_default(),
+                items: products
+                    .iter()
+                    .map(|p| schemas::LineItem {
+                        product_id: p.to_string(),
+                        quantity: 1,
+                        unit_price: 10.0,
+                        subtotal: 10.0,
+                    })
+                    .collect(),
+                discount: 0.0,
+                total: 10.0 * products.len() as f64,
+                payment_method: schemas::PaymentMethod::Paypal,
+            },
+        )
+    }
+}

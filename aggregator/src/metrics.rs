@@ -174,30 +174,7 @@ mod tests {
     #[test]
     fn state_gauges_follow_the_model() {
         let mut m = Aggregator::new(AggregatorConfig::default());
-        let t = |id: &str, at: &str, products: &[&str]| {
-            let time = schemas::time::parse(at).unwrap_or_default();
-            schemas::envelope::encode(
-                schemas::envelope::Kind::Transaction,
-                &schemas::Transaction {
-                    transaction_id: id.into(),
-                    session_id: "sess_x".into(),
-                    user_id: "user_000007".into(),
-                    timestamp: time,
-                    items: products
-                        .iter()
-                        .map(|p| schemas::LineItem {
-                            product_id: p.to_string(),
-                            quantity: 1,
-                            unit_price: 10.0,
-                            subtotal: 10.0,
-                        })
-                        .collect(),
-                    discount: 0.0,
-                    total: 10.0 * products.len() as f64,
-                    payment_method: schemas::PaymentMethod::Paypal,
-                },
-            )
-        };
+        let t = crate::testing::transaction;
         // Three items: three pairs. Partition 0 at 10:00, partition 1 at 12:00.
         let a = t(
             "txn_a",

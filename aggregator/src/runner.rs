@@ -753,30 +753,9 @@ const EXPIRE_SLICE: usize = 20_000;
 mod tests {
     use super::*;
 
-    /// A transaction of `products` by one user, as the log carries it.
+    /// A transaction of `products`, as the log carries it.
     fn basket(id: &str, products: &[&str]) -> Vec<u8> {
-        let items = products
-            .iter()
-            .map(|p| schemas::LineItem {
-                product_id: p.to_string(),
-                quantity: 1,
-                unit_price: 10.0,
-                subtotal: 10.0,
-            })
-            .collect();
-        schemas::envelope::encode(
-            schemas::envelope::Kind::Transaction,
-            &schemas::Transaction {
-                transaction_id: id.into(),
-                session_id: "sess_x".into(),
-                user_id: "user_000007".into(),
-                timestamp: schemas::time::parse("2025-01-01T10:00:00").expect("literal"),
-                items,
-                discount: 0.0,
-                total: 10.0 * products.len() as f64,
-                payment_method: schemas::PaymentMethod::Paypal,
-            },
-        )
+        crate::testing::transaction(id, "2025-01-01T10:00:00", products)
     }
 
     #[test]
