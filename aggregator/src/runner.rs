@@ -402,28 +402,12 @@ pub fn run(
     // it is read again next time.
     std::thread::scope(|scope| -> Result<(), RunnerError> {
         let (raw_tx, decoded_rx) = spawn_decoder(scope, cfg)?;
-        let mut checkpoints = Checkpoints {
-            background: Background::spawn(scope, cfg)?,
-            last: Instant::now(),
-            wait: cfg.every,
-            took_last: Duration::ZERO,
-            dirty: false,
-        };
+        let mut checkpoints = Checkpoints::new(scope, cfg)?;
         // How many batches are being decoded.
         let mut in_flight = 0usize;
         let mut idle_since = Instant::now();
         while !stop.is_stopped() {
-            // With a batch in flight the poll does not wait: what the log
-            // holds now is taken, and if it holds nothing the batch in
-            // flight is applied at once, not when the next records come: a
-            // flush later, which would add to every batch's freshness
-            // (`ecomflow_aggregator_freshness_seconds`) when paced.
-            let poll_wait = if in_flight > 0 {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(200)
-            };
-            let records = poll(&mut consumer, cfg.batch, poll_wait, stop)?;
+            let records = poll(&mut consumer, cfg.batch, in_flight > 0, stop)?;
             let polled = !records.is_empty();
             if polled {
                 idle_since = Instant::now();
@@ -457,17 +441,12 @@ pub fn run(
                 &mut consumer,
             );
             // Everything applied is committed: done if nothing is left.
-            if leaving && !checkpoints.dirty && !checkpoints.background.busy() {
-                match consumer_done(stop, cfg.until_idle, idle_since, || {
-                    log.lag(&cfg.group, &INPUT_TOPICS)
-                }) {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(e) if e.is_retryable() => {
-                        tracing::warn!(error = %e, "Could not read the group's lag; retrying.");
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            if leaving
+                && !checkpoints.dirty
+                && !checkpoints.background.busy()
+                && nothing_left(log, cfg, stop, idle_since)?
+            {
+                break;
             }
         }
         drop(raw_tx);
@@ -544,12 +523,23 @@ fn spawn_decoder<'scope>(
 
 /// One poll. A broker that is down (restarting, unreachable) is waited
 /// for, as ingest does: the state stays in memory, nothing is lost.
+///
+/// With a batch `in_flight` the poll does not wait: what the log holds now
+/// is taken, and if it holds nothing the batch in flight is applied at
+/// once, not when the next records come: a flush later, which would add to
+/// every batch's freshness (`ecomflow_aggregator_freshness_seconds`) when
+/// paced.
 fn poll(
     consumer: &mut Box<dyn eventlog::LogConsumer>,
     max: usize,
-    wait: Duration,
+    in_flight: bool,
     stop: &Shutdown,
 ) -> Result<Vec<Record>, RunnerError> {
+    let wait = if in_flight {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(200)
+    };
     match consumer.poll(max, wait) {
         Ok(r) => {
             telemetry::health::set_ready("event log");
@@ -560,6 +550,26 @@ fn poll(
             telemetry::health::set_unready("event log", format!("{e}; retrying"));
             stop.wait_timeout(Duration::from_millis(500));
             Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the group has consumed everything (see
+/// [`consumer_done`]); a lag that cannot be read now is read next time.
+fn nothing_left(
+    log: &dyn EventLog,
+    cfg: &RunnerConfig,
+    stop: &Shutdown,
+    idle_since: Instant,
+) -> Result<bool, RunnerError> {
+    match consumer_done(stop, cfg.until_idle, idle_since, || {
+        log.lag(&cfg.group, &INPUT_TOPICS)
+    }) {
+        Ok(done) => Ok(done),
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(error = %e, "Could not read the group's lag; retrying.");
+            Ok(false)
         }
         Err(e) => Err(e.into()),
     }
@@ -596,6 +606,20 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
+    /// The schedule of a runner that starts now, with its thread.
+    fn new<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        cfg: &'scope RunnerConfig,
+    ) -> Result<Self, RunnerError> {
+        Ok(Checkpoints {
+            background: Background::spawn(scope, cfg)?,
+            last: Instant::now(),
+            wait: cfg.every,
+            took_last: Duration::ZERO,
+            dirty: false,
+        })
+    }
+
     /// Commits the offsets of a checkpoint written meanwhile, and starts
     /// the next one when it is due: every `wait`, or as soon as the log is
     /// `drained` so that a consumer group's lag reads 0 once the aggregator

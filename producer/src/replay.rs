@@ -129,6 +129,28 @@ impl Source {
     }
 
     /// The events to publish and how many there are.
+    /// The events after the first `skip` (published by an earlier run),
+    /// and how many there are in all.
+    fn events_after(&self, skip: u64) -> Result<(Events, u64), ReplayError> {
+        let (mut stream, total) = self.events()?;
+        if skip > 0 {
+            tracing::info!(
+                skip,
+                total,
+                "Resuming replay after events published by an earlier run."
+            );
+        }
+        for _ in 0..skip {
+            match stream.next() {
+                None => break,
+                Some(e) => {
+                    e.map_err(ReplayError::Dataset)?;
+                }
+            }
+        }
+        Ok((stream, total))
+    }
+
     fn events(&self) -> Result<(Events, u64), ReplayError> {
         match self {
             Source::Shop(cfg) => {
@@ -226,6 +248,54 @@ fn stored_marker(log: &dyn EventLog, source: &Source) -> Result<Option<Marker>, 
     Ok(Some(m))
 }
 
+/// The events sent since the last flush, and what a flush records and
+/// reports: the marker of progress, the metrics, the caller's progress.
+struct Batch<'a, P> {
+    source: &'a Source,
+    run: u64,
+    total: u64,
+    /// Events sent since the last flush.
+    sent: usize,
+    /// The same, per topic, for the metrics.
+    pending: Vec<(&'static str, u64)>,
+    /// The newest event's time.
+    last_time: NaiveDateTime,
+    progress: P,
+}
+
+impl<P: FnMut(&Progress)> Batch<'_, P> {
+    /// Counts an event sent to `topic`.
+    fn add(&mut self, topic: &'static str, time: NaiveDateTime) {
+        self.sent += 1;
+        match self.pending.last_mut() {
+            Some((t, n)) if *t == topic => *n += 1,
+            _ => self.pending.push((topic, 1)),
+        }
+        self.last_time = time;
+    }
+
+    /// Flushes what was sent with the marker of `published` events, then
+    /// reports.
+    fn flush(
+        &mut self,
+        producer: &mut Box<dyn eventlog::LogProducer>,
+        published: u64,
+    ) -> Result<(), LogError> {
+        let marker =
+            serde_json::to_vec(&self.source.marker(published, self.run)).unwrap_or_default();
+        producer.flush_with_marker(MARKER, &marker)?;
+        crate::metrics::flushed(&mut self.pending, self.last_time.and_utc().timestamp());
+        tracing::debug!(published, "Published a batch.");
+        (self.progress)(&Progress {
+            published,
+            total: self.total,
+            event_time: self.last_time,
+        });
+        self.sent = 0;
+        Ok(())
+    }
+}
+
 /// A paced replay's clock: when each event is due, and when what was sent
 /// has waited long enough ([`ReplayOptions::linger`]).
 struct Pace {
@@ -307,63 +377,35 @@ pub fn run(
     log: &dyn EventLog,
     opts: &ReplayOptions,
     stop: &Shutdown,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     log.ensure_topics(&topic_specs(opts.partitions))?;
     let mut producer = log.producer()?;
     let (skip, run, mut found) = resume(log, source, &mut producer)?;
     let mut found_sent = 0u64;
-    let (mut stream, total) = source.events()?;
-    if skip > 0 {
-        tracing::info!(
-            skip,
-            total,
-            "Resuming replay after events published by an earlier run."
-        );
-    }
-    for _ in 0..skip {
-        match stream.next() {
-            None => break,
-            Some(e) => {
-                e.map_err(ReplayError::Dataset)?;
-            }
-        }
-    }
+    let (mut stream, total) = source.events_after(skip)?;
     let mut published = skip;
-    let mut in_batch = 0usize;
     let mut pace = Pace::new(opts);
-    let mut last_time = NaiveDateTime::default();
     let mut interrupted = false;
-    // Events sent since the last flush, per topic, for the metrics.
-    let mut pending: Vec<(&'static str, u64)> = Vec::new();
     crate::metrics::init();
     crate::metrics::EVENTS_PLANNED.set(i64::try_from(total).unwrap_or(i64::MAX));
-    // Flushes what was sent (with the marker of progress), then reports.
-    let mut flush = |producer: &mut Box<dyn eventlog::LogProducer>,
-                     published: u64,
-                     pending: &mut Vec<(&'static str, u64)>,
-                     last_time: NaiveDateTime|
-     -> Result<(), LogError> {
-        let marker = serde_json::to_vec(&source.marker(published, run)).unwrap_or_default();
-        producer.flush_with_marker(MARKER, &marker)?;
-        crate::metrics::flushed(pending, last_time.and_utc().timestamp());
-        tracing::debug!(published, "Published a batch.");
-        progress(&Progress {
-            published,
-            total,
-            event_time: last_time,
-        });
-        Ok(())
+    let mut batch = Batch {
+        source,
+        run,
+        total,
+        sent: 0,
+        pending: Vec::new(),
+        last_time: NaiveDateTime::default(),
+        progress,
     };
     for ev in stream.by_ref() {
         let ev = ev.map_err(ReplayError::Dataset)?;
         if let Some(pace) = pace.as_mut() {
             let due = pace.due(ev.time);
-            if due > Instant::now() && in_batch > 0 {
+            if due > Instant::now() && batch.sent > 0 {
                 // Make what is due visible before waiting for what is not.
-                flush(&mut producer, published, &mut pending, last_time)?;
-                in_batch = 0;
+                batch.flush(&mut producer, published)?;
             }
             // Woken at once by a stop.
             stop.wait_timeout(due.saturating_duration_since(Instant::now()));
@@ -387,19 +429,13 @@ pub fn run(
             )?;
         }
         published += 1;
-        in_batch += 1;
-        match pending.last_mut() {
-            Some((t, n)) if *t == ev.stream.topic() => *n += 1,
-            _ => pending.push((ev.stream.topic(), 1)),
-        }
-        last_time = ev.time;
-        let lingered = pace.as_mut().is_some_and(|p| p.lingered(in_batch));
-        if in_batch >= opts.batch || lingered {
-            flush(&mut producer, published, &mut pending, last_time)?;
-            in_batch = 0;
+        batch.add(ev.stream.topic(), ev.time);
+        let lingered = pace.as_mut().is_some_and(|p| p.lingered(batch.sent));
+        if batch.sent >= opts.batch || lingered {
+            batch.flush(&mut producer, published)?;
         }
     }
-    flush(&mut producer, published, &mut pending, last_time)?;
+    batch.flush(&mut producer, published)?;
     Ok(ReplaySummary {
         published: published - skip,
         resumed_from: skip,
