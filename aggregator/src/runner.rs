@@ -7,9 +7,11 @@
 //! offsets committed. A crash before the rename keeps the older checkpoint
 //! and older offsets; a crash after it leaves offsets behind the checkpoint,
 //! and the records in between are skipped on restore (the state knows their
-//! offsets), so nothing is lost or counted twice. Periodic checkpoints are
-//! written from a copy of the state on a thread of their own, so events are
-//! applied while one is written; the last one, from the state itself.
+//! offsets), so nothing is lost or counted twice. Once caught up, periodic
+//! checkpoints are written from a copy of the state on a thread of their
+//! own when [`RunnerConfig::copy_checkpoints`] asks, so events are applied
+//! while one is written; the others, and the last one, from the state
+//! itself.
 
 use crate::metrics;
 use crate::processor::{Aggregator, AggregatorConfig, Event, Outcome};
@@ -55,7 +57,7 @@ pub struct RunnerConfig {
     pub until_idle: Option<Duration>,
     /// Once caught up with the log, write periodic checkpoints from a copy
     /// of the state on a thread of their own, so that events are applied
-    /// while one is written (see `Background`): lower freshness, at the
+    /// while one is written (see `Background`): fresher lookups, at the
     /// cost of the state's size again in memory while one is written.
     pub copy_checkpoints: bool,
 }
