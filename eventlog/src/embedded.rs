@@ -170,6 +170,20 @@ impl Inner {
 
     /// A write batch that goes as far towards the disk as the log was
     /// opened to.
+    /// Makes committed writes visible to consumers, and wakes them.
+    fn publish(&self, written: Vec<Written>) {
+        let mut state = self.lock();
+        for w in written {
+            if let Some(part) = state.partitions.get_mut(&w.tp) {
+                part.next = w.next;
+                part.end = w.end;
+                part.index.extend(w.index);
+            }
+        }
+        drop(state);
+        self.appended.notify_all();
+    }
+
     fn write_batch(&self) -> fjall::OwnedWriteBatch {
         self.db.batch().durability(Some(mode(self.durability)))
     }
@@ -403,6 +417,56 @@ fn read_frames(
     Ok((offset, pos))
 }
 
+/// The topics in `meta` and their partition counts.
+fn read_topics(meta: &Keyspace) -> Result<BTreeMap<String, u32>> {
+    let mut topics = BTreeMap::new();
+    for kv in meta.prefix(b"t\0") {
+        let (k, v) = kv.into_inner()?;
+        let topic = String::from_utf8_lossy(&k[2..]).into_owned();
+        let partitions = be_u32(&v).ok_or_else(|| LogError::Corrupt {
+            topic: topic.clone(),
+            partition: 0,
+            offset: 0,
+        })?;
+        topics.insert(topic, partitions);
+    }
+    Ok(topics)
+}
+
+/// How the frames of the log in `path` are laid out, from its `layout`
+/// key; a new (`empty`) log gets the newest layout.
+fn frames_of(meta: &Keyspace, path: &Path, empty: bool) -> Result<Frames> {
+    Ok(match meta.get(LAYOUT_KEY)? {
+        Some(v) if v.as_ref() == LAYOUT_STAMPED => Frames::Stamped,
+        Some(v) if v.as_ref() == LAYOUT_CHECKED => {
+            tracing::warn!(
+                log = %path.display(),
+                "This log's records carry no publish time (log layout 4): the aggregator cannot measure freshness. Start over with --fresh to get it."
+            );
+            Frames::Checked
+        }
+        Some(v) => {
+            return Err(LogError::Io(std::io::Error::other(format!(
+                "{} holds a log of layout {:?}, which this ecomflow does not know \
+                 (written by a newer version?)",
+                path.display(),
+                String::from_utf8_lossy(&v)
+            ))))
+        }
+        None if empty => {
+            meta.insert(LAYOUT_KEY, LAYOUT_STAMPED)?;
+            Frames::Stamped
+        }
+        None => {
+            tracing::warn!(
+                log = %path.display(),
+                "This log was written before records carried checksums: a damaged record cannot be told from a good one. Start over with --fresh to get them."
+            );
+            Frames::Plain
+        }
+    })
+}
+
 /// Opens a partition's file and reads its end and index from `meta`,
 /// cutting off what lies past the committed end. A partition whose records
 /// are still in fjall (`oldest`, the one keyspace of every partition of
@@ -434,35 +498,7 @@ fn open_partition(
             )
         })
         .transpose()?;
-    let stored = meta.get(end_key(topic, partition))?;
-    let (next, end) = match (&stored, &own, oldest) {
-        (None, Some(records), _) => {
-            let records = records.iter().map(|kv| {
-                let (k, v) = kv.into_inner()?;
-                Ok((be_u64(&k), v))
-            });
-            copy_to_file(db, meta, &file, (topic, partition), records)?
-        }
-        (None, None, Some(oldest)) => {
-            let prefix = legacy_partition_prefix(topic, partition);
-            let records = oldest.prefix(&prefix).map(|kv| {
-                let (k, v) = kv.into_inner()?;
-                Ok((k.get(prefix.len()..).and_then(be_u64), v))
-            });
-            copy_to_file(db, meta, &file, (topic, partition), records)?
-        }
-        (None, None, None) => (0, 0),
-        (Some(v), _, _) => match (be_u64(v), v.get(8..).and_then(be_u64)) {
-            (Some(next), Some(end)) => (next, end),
-            _ => {
-                return Err(LogError::Corrupt {
-                    topic: topic.to_string(),
-                    partition,
-                    offset: 0,
-                })
-            }
-        },
-    };
+    let (next, end) = partition_end(db, meta, &file, (topic, partition), own.as_ref(), oldest)?;
     if let Some(own) = own {
         // Copied now, or before a crash that came ahead of the drop.
         db.delete_keyspace(own)?;
@@ -479,6 +515,65 @@ fn open_partition(
         // Written, never committed: a producer crashed before its commit.
         file.set_len(end)?;
     }
+    let index = read_index(meta, (topic, partition), next, end)?;
+    Ok(Partition {
+        file: Arc::new(file),
+        next,
+        end,
+        index,
+    })
+}
+
+/// A partition's next offset and committed end, from `meta`; a partition
+/// whose records are still in fjall (`own`, or `oldest`) is copied to its
+/// file first.
+fn partition_end(
+    db: &Database,
+    meta: &Keyspace,
+    file: &File,
+    (topic, partition): (&str, u32),
+    own: Option<&Keyspace>,
+    oldest: Option<&Keyspace>,
+) -> Result<(u64, u64)> {
+    let stored = meta.get(end_key(topic, partition))?;
+    Ok(match (&stored, own, oldest) {
+        (None, Some(records), _) => {
+            let records = records.iter().map(|kv| {
+                let (k, v) = kv.into_inner()?;
+                Ok((be_u64(&k), v))
+            });
+            copy_to_file(db, meta, file, (topic, partition), records)?
+        }
+        (None, None, Some(oldest)) => {
+            let prefix = legacy_partition_prefix(topic, partition);
+            let records = oldest.prefix(&prefix).map(|kv| {
+                let (k, v) = kv.into_inner()?;
+                Ok((k.get(prefix.len()..).and_then(be_u64), v))
+            });
+            copy_to_file(db, meta, file, (topic, partition), records)?
+        }
+        (None, None, None) => (0, 0),
+        (Some(v), _, _) => match (be_u64(v), v.get(8..).and_then(be_u64)) {
+            (Some(next), Some(end)) => (next, end),
+            _ => {
+                return Err(LogError::Corrupt {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: 0,
+                })
+            }
+        },
+    })
+}
+
+/// A partition's index from `meta`: one byte position per
+/// [`INDEX_EVERY`] offsets below `next`, each within `end`.
+fn read_index(
+    meta: &Keyspace,
+    (topic, partition): (&str, u32),
+    next: u64,
+    end: u64,
+) -> Result<Vec<u64>> {
     let mut index = Vec::new();
     let prefix = index_key(topic, partition, None);
     for kv in meta.prefix(&prefix) {
@@ -502,12 +597,7 @@ fn open_partition(
             offset: index.len() as u64 * INDEX_EVERY,
         });
     }
-    Ok(Partition {
-        file: Arc::new(file),
-        next,
-        end,
-        index,
-    })
+    Ok(index)
 }
 
 /// Copies a partition's records out of fjall (`records`: each one's
@@ -696,46 +786,11 @@ impl EmbeddedLog {
                 other => LogError::Storage(other),
             })?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        let mut state = State::default();
-        for kv in meta.prefix(b"t\0") {
-            let (k, v) = kv.into_inner()?;
-            let topic = String::from_utf8_lossy(&k[2..]).into_owned();
-            let partitions = be_u32(&v).ok_or_else(|| LogError::Corrupt {
-                topic: topic.clone(),
-                partition: 0,
-                offset: 0,
-            })?;
-            state.topics.insert(topic, partitions);
-        }
-        let frames = match meta.get(LAYOUT_KEY)? {
-            Some(v) if v.as_ref() == LAYOUT_STAMPED => Frames::Stamped,
-            Some(v) if v.as_ref() == LAYOUT_CHECKED => {
-                tracing::warn!(
-                    log = %path.display(),
-                    "This log's records carry no publish time (log layout 4): the aggregator cannot measure freshness. Start over with --fresh to get it."
-                );
-                Frames::Checked
-            }
-            Some(v) => {
-                return Err(LogError::Io(std::io::Error::other(format!(
-                    "{} holds a log of layout {:?}, which this ecomflow does not know \
-                     (written by a newer version?)",
-                    path.display(),
-                    String::from_utf8_lossy(&v)
-                ))))
-            }
-            None if state.topics.is_empty() => {
-                meta.insert(LAYOUT_KEY, LAYOUT_STAMPED)?;
-                Frames::Stamped
-            }
-            None => {
-                tracing::warn!(
-                    log = %path.display(),
-                    "This log was written before records carried checksums: a damaged record cannot be told from a good one. Start over with --fresh to get them."
-                );
-                Frames::Plain
-            }
+        let mut state = State {
+            topics: read_topics(&meta)?,
+            ..State::default()
         };
+        let frames = frames_of(&meta, path, state.topics.is_empty())?;
         let oldest = db
             .keyspace_exists(LEGACY_RECORDS)
             .then(|| db.keyspace(LEGACY_RECORDS, KeyspaceCreateOptions::default))
@@ -1001,28 +1056,17 @@ impl EmbeddedProducer {
             // Past the committed end: until the commit below, readers do
             // not look there, and a crash leaves it to be cut off.
             file.write_all_at(&p.frames, end)?;
-            // The positions of the offsets to index among the new frames.
-            let mut index = Vec::new();
-            let mut k = next.div_ceil(INDEX_EVERY);
-            let (mut offset, mut at) = (next, 0usize);
-            while k * INDEX_EVERY < next + p.count {
-                while offset < k * INDEX_EVERY {
-                    let head = p.frames.get(at..at + 4).ok_or(LogError::Corrupt {
-                        topic: tp.0.clone(),
-                        partition: tp.1,
-                        offset,
-                    })?;
-                    at += 4 + u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                    offset += 1;
-                }
-                let pos = end + at as u64;
+            let index = index_positions(&tp, p, next, end)?;
+            for (k, pos) in index.iter().enumerate() {
                 batch.insert(
                     &self.inner.meta,
-                    index_key(topic, partition, Some(k)),
+                    index_key(
+                        topic,
+                        partition,
+                        Some(next.div_ceil(INDEX_EVERY) + k as u64),
+                    ),
                     pos.to_be_bytes(),
                 );
-                index.push(pos);
-                k += 1;
             }
             let (next, end) = (next + p.count, end + p.frames.len() as u64);
             batch.insert(
@@ -1046,22 +1090,36 @@ impl EmbeddedProducer {
             batch.insert(&self.inner.meta, marker_key(name), value.as_slice());
         }
         batch.commit()?;
-        let mut state = self.inner.lock();
-        for w in written {
-            if let Some(part) = state.partitions.get_mut(&w.tp) {
-                part.next = w.next;
-                part.end = w.end;
-                part.index.extend(w.index);
-            }
-        }
-        drop(state);
         for p in self.pending.values_mut() {
             p.frames.clear();
             p.count = 0;
         }
-        self.inner.appended.notify_all();
+        self.inner.publish(written);
         Ok(())
     }
+}
+
+/// The byte positions of the offsets to index (every [`INDEX_EVERY`]-th)
+/// among a partition's new frames, written from offset `next` at byte
+/// `end`.
+fn index_positions(tp: &(String, u32), p: &Pending, next: u64, end: u64) -> Result<Vec<u64>> {
+    let mut index = Vec::new();
+    let mut k = next.div_ceil(INDEX_EVERY);
+    let (mut offset, mut at) = (next, 0usize);
+    while k * INDEX_EVERY < next + p.count {
+        while offset < k * INDEX_EVERY {
+            let head = p.frames.get(at..at + 4).ok_or(LogError::Corrupt {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                offset,
+            })?;
+            at += 4 + u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            offset += 1;
+        }
+        index.push(end + at as u64);
+        k += 1;
+    }
+    Ok(index)
 }
 
 /// `fdatasync`s the files, each on a thread of its own when there are

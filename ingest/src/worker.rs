@@ -195,6 +195,33 @@ impl Worker<'_> {
         self.dlq_done.insert((topic.to_string(), partition), v);
         Ok(v)
     }
+    /// Processes a batch, retrying what may pass later (a server down)
+    /// with backoff until it passes or `stop`; what will not pass is
+    /// handed back.
+    fn process_retrying(&mut self, records: &[Record], stop: &Shutdown) -> Result<(), IngestError> {
+        // An uncommitted batch is safe to process again: retry what may
+        // pass later (a server down), stop on what will not.
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.process(records) {
+                Err(e) if is_retryable(&e) && !stop.is_stopped() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Ingest batch failed; retrying.");
+                    telemetry::health::set_unready(
+                        "ingest",
+                        format!("writing to the stores failed ({e}); retrying"),
+                    );
+                    stop.wait_timeout(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => {
+                    if other.is_ok() {
+                        telemetry::health::set_ready("ingest");
+                    }
+                    break other;
+                }
+            }
+        }
+    }
 
     fn process(&mut self, records: &[Record]) -> Result<(), IngestError> {
         let mut categories = Vec::new();
@@ -504,28 +531,7 @@ pub fn run_worker_on(
             continue;
         }
         idle_since = Instant::now();
-        // An uncommitted batch is safe to process again: retry what may
-        // pass later (a server down), stop on what will not.
-        let mut backoff = Duration::from_millis(200);
-        let outcome = loop {
-            match worker.process(&records) {
-                Err(e) if is_retryable(&e) && !stop.is_stopped() => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "Ingest batch failed; retrying.");
-                    telemetry::health::set_unready(
-                        "ingest",
-                        format!("writing to the stores failed ({e}); retrying"),
-                    );
-                    stop.wait_timeout(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                other => {
-                    if other.is_ok() {
-                        telemetry::health::set_ready("ingest");
-                    }
-                    break other;
-                }
-            }
-        };
+        let outcome = worker.process_retrying(&records, stop);
         if let Err(e) = outcome {
             // Not committed: read again after a restart, or by another
             // member after a rebalance.

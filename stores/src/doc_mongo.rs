@@ -175,6 +175,53 @@ impl MongoDocStore {
             .map_err(server_error)
     }
 
+    /// Recomputes the purchase summaries of `users` from the transactions
+    /// stored, and writes them to their user documents.
+    fn refresh_summaries(&self, users: &[&str]) -> Result<()> {
+        let pipeline = [
+            doc! {"$match": {"user_id": {"$in": &users}}},
+            doc! {"$group": {"_id": "$user_id", "n": {"$sum": 1}, "spent": {"$sum": "$total"},
+            "first": {"$min": "$timestamp"}, "last": {"$max": "$timestamp"}}},
+        ];
+        let groups: Vec<Document> = self.runtime.block_on(async {
+            let mut cursor = self
+                .coll("transactions")
+                .aggregate(pipeline)
+                .await
+                .map_err(server_error)?;
+            let mut out = Vec::new();
+            while cursor.advance().await.map_err(server_error)? {
+                out.push(cursor.deserialize_current().map_err(server_error)?);
+            }
+            Ok::<_, StoreError>(out)
+        })?;
+        let mut updates = Vec::with_capacity(groups.len());
+        for g in groups {
+            let user = g
+                .get_str("_id")
+                .map_err(|e| StoreError::corrupt(format!("summary group: {e}")))?
+                .to_string();
+            let n = match g.get("n") {
+                Some(Bson::Int32(n)) => i64::from(*n),
+                Some(Bson::Int64(n)) => *n,
+                Some(Bson::Double(n)) => *n as i64,
+                _ => 0,
+            };
+            let summary = PurchaseSummary::from_totals(
+                u64::try_from(n).unwrap_or(0),
+                g.get_f64("spent").unwrap_or(0.0),
+                g.get_str("first").ok().and_then(schemas::time::parse),
+                g.get_str("last").ok().and_then(schemas::time::parse),
+            );
+            let s = bson::to_bson(&summary)
+                .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
+            updates.push(
+                doc! {"q": {"_id": &user}, "u": {"$set": {"purchase_summary": s}}, "upsert": true},
+            );
+        }
+        self.upsert_many("users", updates)
+    }
+
     /// Runs one unordered `update` command with upserts.
     /// What `collection` holds under `ids` already, as stored, by id.
     fn stored_by_id(&self, collection: &str, ids: &[&str]) -> Result<HashMap<String, Document>> {
@@ -381,55 +428,13 @@ impl DocumentStore for MongoDocStore {
             self.upsert_many("transactions", updates)?;
         }
 
-        // Recompute the touched users' summaries from what is stored.
         let users: Vec<&str> = items
             .iter()
             .map(|t| t.user_id.as_str())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let pipeline = [
-            doc! {"$match": {"user_id": {"$in": &users}}},
-            doc! {"$group": {"_id": "$user_id", "n": {"$sum": 1}, "spent": {"$sum": "$total"},
-            "first": {"$min": "$timestamp"}, "last": {"$max": "$timestamp"}}},
-        ];
-        let groups: Vec<Document> = self.runtime.block_on(async {
-            let mut cursor = self
-                .coll("transactions")
-                .aggregate(pipeline)
-                .await
-                .map_err(server_error)?;
-            let mut out = Vec::new();
-            while cursor.advance().await.map_err(server_error)? {
-                out.push(cursor.deserialize_current().map_err(server_error)?);
-            }
-            Ok::<_, StoreError>(out)
-        })?;
-        let mut updates = Vec::with_capacity(groups.len());
-        for g in groups {
-            let user = g
-                .get_str("_id")
-                .map_err(|e| StoreError::corrupt(format!("summary group: {e}")))?
-                .to_string();
-            let n = match g.get("n") {
-                Some(Bson::Int32(n)) => i64::from(*n),
-                Some(Bson::Int64(n)) => *n,
-                Some(Bson::Double(n)) => *n as i64,
-                _ => 0,
-            };
-            let summary = PurchaseSummary::from_totals(
-                u64::try_from(n).unwrap_or(0),
-                g.get_f64("spent").unwrap_or(0.0),
-                g.get_str("first").ok().and_then(schemas::time::parse),
-                g.get_str("last").ok().and_then(schemas::time::parse),
-            );
-            let s = bson::to_bson(&summary)
-                .map_err(|e| StoreError::corrupt(format!("summary: {e}")))?;
-            updates.push(
-                doc! {"q": {"_id": &user}, "u": {"$set": {"purchase_summary": s}}, "upsert": true},
-            );
-        }
-        self.upsert_many("users", updates)?;
+        self.refresh_summaries(&users)?;
         Ok(out)
     }
 
