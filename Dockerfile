@@ -21,6 +21,7 @@ COPY aggregator ./aggregator
 COPY batch ./batch
 COPY telemetry ./telemetry
 COPY measures ./measures
+COPY stage ./stage
 COPY ecomflow ./ecomflow
 COPY docs/openapi.json ./docs/openapi.json
 # The release profile carries no debug info (Cargo.toml). `distributed`

@@ -641,7 +641,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 /// Serves the API on `listener` until the future is dropped.
 /// Connections are capped and idle or half-sent requests time out
-/// ([`telemetry::ServerLimits`]).
+/// ([`stage::http::ServerLimits`]).
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
-    telemetry::serve_router(listener, router(state), telemetry::ServerLimits::default()).await
+    stage::http::serve_router(
+        listener,
+        router(state),
+        stage::http::ServerLimits::default(),
+    )
+    .await
 }

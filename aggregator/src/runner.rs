@@ -18,10 +18,10 @@ use crate::processor::{Aggregator, AggregatorConfig, Event, Outcome};
 use crate::RwLock;
 use eventlog::{EventLog, LogError, Offsets, Record};
 use schemas::envelope::DeadLetter;
-use schemas::fsio::{Durability, Replace};
-use schemas::shutdown::{consumer_done, Shutdown};
 use schemas::topics;
 use schemas::Rejection;
+use stage::fsio::{Durability, Replace};
+use stage::shutdown::{consumer_done, Shutdown};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ pub struct RunnerConfig {
     /// directory after the rename) before its offsets are committed.
     pub durability: Durability,
     /// Stop once the group has consumed everything and nothing new arrived
-    /// for this long (`--until-idle`); see [`schemas::shutdown::consumer_done`].
+    /// for this long (`--until-idle`); see [`stage::shutdown::consumer_done`].
     pub until_idle: Option<Duration>,
     /// Once caught up with the log, write periodic checkpoints from a copy
     /// of the state on a thread of their own, so that events are applied

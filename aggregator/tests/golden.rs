@@ -320,7 +320,7 @@ fn a_failing_checkpoint_is_retried_and_never_stops_the_runner() {
         AggregatorConfig::default(),
     )));
     let stats = Arc::new(RunnerStats::default());
-    let stop = schemas::Shutdown::new();
+    let stop = stage::Shutdown::new();
     let handle = {
         let (model, stats, stop, cfg) = (model.clone(), stats.clone(), stop.clone(), cfg.clone());
         std::thread::spawn(move || runner::run(&log, &model, &cfg, &stats, &stop))
@@ -431,12 +431,12 @@ fn a_checkpoint_older_than_the_commit_sets_the_group_back_to_it() {
     let cfg = RunnerConfig {
         every: Duration::from_secs(60),
         batch: 100,
-        durability: schemas::fsio::Durability::Machine,
+        durability: stage::fsio::Durability::Machine,
         ..RunnerConfig::new("aggregator", dir.path().join("checkpoint.bin"))
     };
     let model = Arc::new(aggregator::RwLock::new(model));
     let stats = Arc::new(RunnerStats::default());
-    let stop = schemas::Shutdown::new();
+    let stop = stage::Shutdown::new();
     let handle = {
         let (model, stats, stop, cfg) = (model.clone(), stats.clone(), stop.clone(), cfg.clone());
         std::thread::spawn(move || runner::run(&log, &model, &cfg, &stats, &stop))

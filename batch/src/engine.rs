@@ -326,7 +326,7 @@ pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
             )))
         }
     };
-    let (guard, file) = schemas::fsio::Replace::begin(path).map_err(|e| BatchError::io(path, e))?;
+    let (guard, file) = stage::fsio::Replace::begin(path).map_err(|e| BatchError::io(path, e))?;
     let file = match kind {
         "csv" => {
             let mut out = std::io::BufWriter::new(file);
@@ -354,7 +354,7 @@ pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
         }
     };
     guard
-        .commit(file, schemas::fsio::Durability::Process)
+        .commit(file, stage::fsio::Durability::Process)
         .map_err(|e| BatchError::io(path, e))?;
     Ok(batches.iter().map(|b| b.num_rows()).sum())
 }

@@ -129,7 +129,7 @@ pub struct BatchConfig {
     /// When stopped (by another thread), the run stops after the day
     /// partitions being written and returns [`BatchError::Cancelled`]: what
     /// it wrote is recorded, the rest is left for the next run.
-    pub cancel: Option<schemas::Shutdown>,
+    pub cancel: Option<stage::Shutdown>,
 }
 
 impl BatchConfig {
@@ -212,11 +212,7 @@ fn run_steps(
         cfg.check,
         cfg.cancel.as_ref(),
     )?;
-    if cfg
-        .cancel
-        .as_ref()
-        .is_some_and(schemas::Shutdown::is_stopped)
-    {
+    if cfg.cancel.as_ref().is_some_and(stage::Shutdown::is_stopped) {
         return Err(BatchError::Cancelled);
     }
     time(&mut steps, "snapshot", t);

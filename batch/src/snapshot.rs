@@ -34,9 +34,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, T
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use schemas::fsio::{self, Durability};
 use schemas::{Category, DeadLetter, Product, Session, Transaction, User};
 use serde::{Deserialize, Serialize};
+use stage::fsio::{self, Durability};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -375,9 +375,9 @@ pub fn snapshot_cancellable(
     dir: &Path,
     through: Option<NaiveDate>,
     check: Check,
-    cancel: Option<&schemas::Shutdown>,
+    cancel: Option<&stage::Shutdown>,
 ) -> Result<SnapshotStats> {
-    let cancelled = || cancel.is_some_and(schemas::Shutdown::is_stopped);
+    let cancelled = || cancel.is_some_and(stage::Shutdown::is_stopped);
     std::fs::create_dir_all(dir).map_err(|e| BatchError::io(dir, e))?;
     let mut manifest = Manifest::load(dir)?;
     let mut stats = SnapshotStats::default();
@@ -569,7 +569,7 @@ pub fn whole_path(dir: &Path, table: &str) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` through a new temporary file beside it and a
-/// rename over it ([`schemas::fsio::Replace`]): a reader never sees half a
+/// rename over it ([`stage::fsio::Replace`]): a reader never sees half a
 /// file, and an existing `path` (a symlink included) is replaced, never
 /// written through. Synced, file and directory: the snapshot's manifest and
 /// the report are written once a night, and a machine crash must not leave

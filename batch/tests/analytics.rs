@@ -835,7 +835,7 @@ fn whole_tables_and_unfinished_runs_are_checked_too() {
 
     // A run stopped before the whole tables (here: cancelled at once, as a
     // shutdown does; a crash or a failure leaves the same mark).
-    let stop = schemas::Shutdown::new();
+    let stop = stage::Shutdown::new();
     stop.stop();
     snapshot_cancellable(
         &shop.docs,
@@ -1067,7 +1067,7 @@ fn a_cancelled_run_leaves_the_next_one_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shop = tiny_shop(dir.path());
     let mut cfg = BatchConfig::new(dir.path());
-    let cancel = schemas::Shutdown::new();
+    let cancel = stage::Shutdown::new();
     cancel.stop();
     cfg.cancel = Some(cancel);
     assert!(matches!(

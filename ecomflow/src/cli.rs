@@ -455,17 +455,17 @@ pub struct DataDirArgs {
 
 impl BatchArgs {
     /// How far the embedded stores' writes go towards the disk.
-    pub fn durability(&self) -> schemas::fsio::Durability {
+    pub fn durability(&self) -> stage::fsio::Durability {
         durability(self.fsync)
     }
 }
 
 /// `--fsync`: synced to survive a machine crash, or only a process crash.
-fn durability(fsync: bool) -> schemas::fsio::Durability {
+fn durability(fsync: bool) -> stage::fsio::Durability {
     if fsync {
-        schemas::fsio::Durability::Machine
+        stage::fsio::Durability::Machine
     } else {
-        schemas::fsio::Durability::Process
+        stage::fsio::Durability::Process
     }
 }
 
@@ -651,7 +651,7 @@ impl StoreArgs {
 
 impl LogArgs {
     /// How far writes go towards the disk (`--fsync`).
-    pub fn durability(&self) -> schemas::fsio::Durability {
+    pub fn durability(&self) -> stage::fsio::Durability {
         durability(self.fsync)
     }
 }

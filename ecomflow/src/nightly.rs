@@ -4,7 +4,7 @@
 use crate::pipeline::Stores;
 use batch::{BatchConfig, BatchOutcome};
 use chrono::NaiveDate;
-use schemas::Shutdown;
+use stage::Shutdown;
 use std::thread::JoinHandle;
 use std::time::Duration;
 

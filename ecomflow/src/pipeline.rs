@@ -7,7 +7,7 @@ use anyhow::Context;
 use eventlog::embedded::EmbeddedLog;
 use eventlog::EventLog;
 use ingest::{IngestConfig, IngestError, IngestStats};
-use schemas::Shutdown;
+use stage::Shutdown;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub struct Stores {
 /// embedded engines under `--data-dir`.
 pub fn open_stores(
     data_dir: &std::path::Path,
-    durability: schemas::fsio::Durability,
+    durability: stage::fsio::Durability,
     servers: &StoreArgs,
 ) -> anyhow::Result<Stores> {
     if servers.mongodb_uri.is_none() || servers.hbase_thrift.is_none() {

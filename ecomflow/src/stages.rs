@@ -3,7 +3,7 @@
 //! its events, seconds, events/s, and the rate over its first and last
 //! tenth of events, which shows whether it slowed down as the stores grew.
 
-use schemas::Shutdown;
+use stage::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};

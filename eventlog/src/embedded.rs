@@ -72,7 +72,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use schemas::fsio::Durability;
+pub use stage::fsio::Durability;
 
 /// fjall's persist mode for a durability.
 fn mode(durability: Durability) -> PersistMode {

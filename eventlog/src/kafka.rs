@@ -620,7 +620,7 @@ impl LogProducer for KafkaProducer {
         self.flush_all()?;
         for (name, marker) in markers {
             let path = self.log.marker_path(name);
-            schemas::fsio::replace_with(&path, marker, schemas::fsio::Durability::Process)?;
+            stage::fsio::replace_with(&path, marker, stage::fsio::Durability::Process)?;
         }
         Ok(())
     }

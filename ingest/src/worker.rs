@@ -8,9 +8,9 @@ use eventlog::{
 use schemas::envelope::{
     decode_catalog, decode_session, decode_transaction, CatalogRecord, DeadLetter,
 };
-use schemas::shutdown::{consumer_done, Shutdown};
 use schemas::{topics, Rejection};
 use schemas::{Session, Transaction};
+use stage::shutdown::{consumer_done, Shutdown};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -30,7 +30,7 @@ pub struct IngestConfig {
     /// for the stored-through event time).
     pub partitions: u32,
     /// Stop once the group has consumed everything and nothing new arrived
-    /// for this long (`--until-idle`); see [`schemas::shutdown::consumer_done`].
+    /// for this long (`--until-idle`); see [`stage::shutdown::consumer_done`].
     pub until_idle: Option<Duration>,
 }
 

@@ -324,7 +324,7 @@ fn a_fuzzed_corpus_through_ingest_loses_nothing() {
     };
     let stats = IngestStats::default();
     // Drained: the worker returns once its group has consumed everything.
-    let stop = schemas::Shutdown::new();
+    let stop = stage::Shutdown::new();
     stop.drain();
     let late = stop.stop_after(std::time::Duration::from_secs(300));
     run_worker(&log, &docs, &sessions, &cfg, &stats, &stop).expect("worker");

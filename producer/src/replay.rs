@@ -16,8 +16,8 @@ use crate::events::{Event, EventStream};
 use chrono::NaiveDateTime;
 use eventlog::{EventLog, LogError, Sequence, TopicSpec};
 use schemas::topics;
-use schemas::Shutdown;
 use serde::{Deserialize, Serialize};
+use stage::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

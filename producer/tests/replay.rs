@@ -9,7 +9,7 @@ use eventlog::kafka::KafkaLog;
 use eventlog::{EventLog, Record};
 use producer::replay::{self, ReplayError, ReplayOptions, Source};
 use producer::{Catalog, EventStream, ShopConfig};
-use schemas::Shutdown;
+use stage::Shutdown;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

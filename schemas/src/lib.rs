@@ -2,7 +2,9 @@
 //! they travel in on the event log, their ids, and the validators that turn
 //! raw bytes into clean records or a typed reason why not.
 //!
-//! Every other crate depends on this one; this one depends on nothing of ours.
+//! The crates that handle records (`eventlog`, `stores`, `producer`,
+//! `ingest`, `aggregator`, `batch` and the binary) depend on this one; of
+//! ours, it depends only on `measures`.
 //!
 //! # Layout
 //!
@@ -18,21 +20,16 @@
 //! - [`json_write`]: sessions and transactions written as JSON, the bytes
 //!   serde_json writes, without serde's derived code (the producer's).
 //! - [`time`]: the timestamp formats we accept and the one we write.
-//! - [`fsio`]: files replaced whole (temporary file and rename) and
-//!   [`fsio::Durability`], how far a write goes towards the disk.
 //! - [`formulas`]: the shop's scores (engagement), defined once.
-//! - [`shutdown`]: the one stop signal of every stage ([`Shutdown`]).
 //! - [`codec`]: a compact binary encoding (varints, length-prefixed
 //!   strings) for what only ecomflow reads back.
 
 pub mod codec;
 pub mod envelope;
 pub use measures::formulas;
-pub mod fsio;
 pub mod ids;
 pub mod json_write;
 mod plain_json;
-pub mod shutdown;
 pub mod time;
 pub mod types;
 pub mod validate;
@@ -41,7 +38,6 @@ pub use envelope::{
     decode_catalog, decode_session, decode_transaction, encode, CatalogRecord, DeadLetter, Kind,
     SCHEMA_VERSION,
 };
-pub use shutdown::Shutdown;
 pub use types::{
     CartItem, Category, ConversionStatus, CustomerValue, DeviceInfo, DeviceType, GeoData, LineItem,
     PaymentMethod, PricePoint, Product, PurchaseSummary, Session, Transaction, User,

@@ -40,13 +40,13 @@ use crate::queries;
 use crate::{Result, StoreError};
 use chrono::{NaiveDate, NaiveDateTime};
 use fjall::{Keyspace, PersistMode};
-use schemas::fsio::Durability;
 use schemas::{
     CartItem, Category, ConversionStatus, CustomerValue, DeadLetter, DeviceInfo, DeviceType,
     LineItem, PaymentMethod, Product, PurchaseSummary, Session, Transaction, User,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use stage::fsio::Durability;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

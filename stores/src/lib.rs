@@ -108,10 +108,10 @@ pub(crate) fn document_keyspace_options() -> fjall::KeyspaceCreateOptions {
 }
 
 /// fjall's persist mode for a durability.
-pub(crate) fn persist_mode(durability: schemas::fsio::Durability) -> fjall::PersistMode {
+pub(crate) fn persist_mode(durability: stage::fsio::Durability) -> fjall::PersistMode {
     match durability {
-        schemas::fsio::Durability::Process => fjall::PersistMode::Buffer,
-        schemas::fsio::Durability::Machine => fjall::PersistMode::SyncData,
+        stage::fsio::Durability::Process => fjall::PersistMode::Buffer,
+        stage::fsio::Durability::Machine => fjall::PersistMode::SyncData,
     }
 }
 

@@ -36,7 +36,7 @@
 use crate::wide::{Cell, CellRef, Row, RowMutation, RowRef, WideColumnStore};
 use crate::{Result, StoreError};
 use fjall::{Keyspace, PersistMode};
-use schemas::fsio::Durability;
+use stage::fsio::Durability;
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};

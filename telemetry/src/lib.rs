@@ -17,7 +17,8 @@
 //! - [`encode`]: the registry in Prometheus' text format.
 //! - [`router`], [`serve`]: a minimal HTTP endpoint (`/metrics`, `/livez`,
 //!   `/readyz` and its alias `/healthz`) for processes without the lookup
-//!   API; [`serve_router`], the accept loop both servers run on.
+//!   API, on the accept loop of `stage::http`, which the lookup API runs
+//!   on too.
 //! - [`health`]: what is not ready, and why.
 
 pub use prometheus;
@@ -228,68 +229,7 @@ fn json(status: u16, body: String) -> axum::response::Response {
 
 /// Serves [`router`] on `listener` until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    serve_router(listener, router(), ServerLimits::default()).await
-}
-
-/// What one HTTP server lets its clients hold.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerLimits {
-    /// Connections open at once; past it new ones wait in the listen
-    /// backlog until one closes, and file descriptors stay for the rest of
-    /// the process (its checkpoints, its stores).
-    pub max_connections: usize,
-    /// Time a client has to send a request's headers, counted from when
-    /// the server starts waiting for them: a half-sent request and an idle
-    /// keep-alive connection are closed after it.
-    pub header_timeout: std::time::Duration,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits {
-            max_connections: 1024,
-            header_timeout: std::time::Duration::from_secs(10),
-        }
-    }
-}
-
-/// Serves `app` on `listener` with `limits` until the future is dropped:
-/// HTTP/1.1 with keep-alive, each connection on its own task. An accept
-/// error (out of file descriptors) is logged and retried after a pause,
-/// never the end of the server.
-pub async fn serve_router(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    limits: ServerLimits,
-) -> std::io::Result<()> {
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return Ok(()); // The semaphore is never closed.
-        };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "Accepting a connection failed; retrying.");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .keep_alive(true);
-            let served = http
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "Connection closed with an error.");
-            }
-        });
-    }
+    stage::http::serve_router(listener, router(), stage::http::ServerLimits::default()).await
 }
 
 #[cfg(test)]
@@ -380,11 +320,11 @@ mod tests {
         use std::io::{Read, Write};
         use std::time::Duration;
         let (runtime, listener, addr) = runtime_and_listener();
-        let limits = ServerLimits {
+        let limits = stage::http::ServerLimits {
             max_connections: 2,
             header_timeout: Duration::from_millis(400),
         };
-        runtime.spawn(serve_router(listener, router(), limits));
+        runtime.spawn(stage::http::serve_router(listener, router(), limits));
 
         let connect = || std::net::TcpStream::connect(addr).expect("connect");
         let mut idle = connect();

@@ -9,7 +9,7 @@ use std::time::Instant;
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stores = pipeline::open_stores(
         &args.dir.data_dir,
-        schemas::fsio::Durability::Process,
+        stage::fsio::Durability::Process,
         &args.stores,
     )?;
     // The shop it measures is the one stored: its users, not a flag's.

@@ -14,7 +14,7 @@ pub mod serve;
 pub mod sql;
 
 use anyhow::Context;
-use schemas::Shutdown;
+use stage::Shutdown;
 
 /// The process's root [`Shutdown`] token, stopped by Ctrl-C (or SIGTERM);
 /// a second one exits at once.

@@ -15,7 +15,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
     let stores = crate::pipeline::open_stores(
         &args.dir.data_dir,
-        schemas::fsio::Durability::Process,
+        stage::fsio::Durability::Process,
         &args.stores,
     )?;
     let docs = stores.docs.as_ref();

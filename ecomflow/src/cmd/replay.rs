@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use eventlog::EventLog;
 
 use producer::replay::{ReplaySummary, Source};
-use schemas::Shutdown;
+use stage::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
