@@ -135,14 +135,9 @@ fn json_lines<T: Serialize>(rows: &[T]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Columns padded to their widest cell; numbers (and dates) right-aligned.
+/// A table in the style `ecomflow sql` prints (arrow's, on the same
+/// comfy-table); numbers (and dates) right-aligned.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
     let numeric = |col: usize| {
         rows.iter().all(|r| {
             r.get(col).is_none_or(|c| {
@@ -151,30 +146,22 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             })
         })
     };
-    let right: Vec<bool> = (0..header.len()).map(numeric).collect();
-    let mut out = String::new();
-    let line = |cells: Vec<&str>, out: &mut String| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let pad = widths[i].saturating_sub(c.chars().count());
-                if right[i] {
-                    format!("{}{c}", " ".repeat(pad))
-                } else {
-                    format!("{c}{}", " ".repeat(pad))
-                }
-            })
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(header.to_vec(), &mut out);
+    let mut t = comfy_table::Table::new();
+    t.load_preset(ARROW_STYLE);
+    t.set_header(header.to_vec());
     for r in rows {
-        line(r.iter().map(String::as_str).collect(), &mut out);
+        t.add_row(r.clone());
     }
-    out
+    for (i, column) in t.column_iter_mut().enumerate() {
+        if numeric(i) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    format!("{t}\n")
 }
+
+/// The borders arrow's `pretty_format_batches` draws (`ecomflow sql`).
+const ARROW_STYLE: &str = "||--+-++|    ++++++";
 
 #[cfg(test)]
 mod tests {
@@ -191,7 +178,12 @@ mod tests {
         );
         assert_eq!(
             t,
-            "method       orders\npaypal            2\ncredit_card      12\n"
+            "+-------------+--------+\n\
+             | method      | orders |\n\
+             +-------------+--------+\n\
+             | paypal      |      2 |\n\
+             | credit_card |     12 |\n\
+             +-------------+--------+\n"
         );
     }
 }
