@@ -7,7 +7,7 @@
 //! (the `k` most bought products, the item itself left out) shows what
 //! popularity alone achieves.
 
-use crate::cooccur::{Ranking, Span};
+use crate::choices::{Ranking, Span};
 use crate::names::UNNUMBERED;
 use crate::processor::{Aggregator, AggregatorConfig};
 use chrono::NaiveDateTime;

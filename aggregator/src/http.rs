@@ -12,7 +12,8 @@
 //! always with a JSON body `{"error": "..."}`; errors map to status codes
 //! in one place ([`ApiError`]).
 
-use crate::cooccur::{Partner, Ranking, Relation, Span};
+use crate::choices::{Ranking, Relation, Span};
+use crate::cooccur::Partner;
 pub use crate::endpoint::Endpoint;
 use crate::metrics;
 use crate::processor::Aggregator;

@@ -8,8 +8,11 @@
 //!
 //! # Layout
 //!
+//! - [`choices`]: what a lookup chooses by name: [`choices::Ranking`],
+//!   [`choices::Relation`], [`choices::Span`]; `named_enum!`, which names
+//!   them and the endpoints.
 //! - [`cooccur`]: windowed item and pair counts, top-k partners by every
-//!   [`cooccur::Ranking`], and the per-user engagement score.
+//!   ranking, and the per-user engagement score.
 //! - `pairtable`: one cell per pair of dense item numbers, in rows that
 //!   are sparse or dense, whichever is smaller.
 //! - [`endpoint`]: the lookup API's endpoints, their routes and metric
@@ -34,8 +37,9 @@
 //!   per key by event time in buckets (one per day by default) that slide
 //!   by dropping whole buckets, plus all-time counts; watermarks.
 
-// `named_enum!` is defined there and used by `http` too.
+// `named_enum!` is defined there and used by `endpoint` too.
 #[macro_use]
+pub mod choices;
 pub mod cooccur;
 pub mod endpoint;
 pub mod evaluate;

@@ -1,6 +1,6 @@
 //! The aggregator's metrics (one place; names in dashboards and docs agree).
 
-use crate::cooccur::Relation;
+use crate::choices::Relation;
 use crate::endpoint::Endpoint;
 use crate::processor::Aggregator;
 use std::sync::LazyLock;

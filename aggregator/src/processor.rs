@@ -7,7 +7,8 @@
 //! are skipped. Late events (older than the watermark) change nothing and
 //! are reported, so the caller can dead-letter them with reason `late`.
 
-use crate::cooccur::{CoOccurrence, Engagement, Partner, Ranking, Relation, Span};
+use crate::choices::{Ranking, Relation, Span};
+use crate::cooccur::{CoOccurrence, Engagement, Partner};
 use crate::names::{IdKind, Names, UNNUMBERED};
 use crate::window::{Lateness, Watermark, WindowedCounts, DAY};
 use schemas::codec::{DecodeError, Decoder, Encoder};

@@ -7,7 +7,7 @@
 
 mod common;
 
-use aggregator::cooccur::{Ranking, Relation, Span};
+use aggregator::choices::{Ranking, Relation, Span};
 use aggregator::processor::{Aggregator, AggregatorConfig, Outcome};
 use common::{session, txn};
 use producer::{Catalog, EventStream, ShopConfig};

@@ -753,7 +753,7 @@ pub struct AggregatorFlags {
     /// scripts/ranking-study.sh), `llr` (significance), `cosine`, `jaccard`
     /// or `llr-min-support` (LLR among pairs seen 3+ times).
     #[arg(long, env = "ECOMFLOW_RANKING", default_value = "count", value_parser = ranking_parser())]
-    pub ranking: aggregator::cooccur::Ranking,
+    pub ranking: aggregator::choices::Ranking,
     /// Days in the sliding window of the live counts.
     #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = AggregatorConfig::default().window_days,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
@@ -842,8 +842,8 @@ fn positive_usize() -> clap::builder::RangedU64ValueParser<usize> {
 
 /// `--ranking`: one of the names `Ranking` defines (listed in `--help`),
 /// parsed once, into the type.
-fn ranking_parser() -> impl clap::builder::TypedValueParser<Value = aggregator::cooccur::Ranking> {
-    use aggregator::cooccur::Ranking;
+fn ranking_parser() -> impl clap::builder::TypedValueParser<Value = aggregator::choices::Ranking> {
+    use aggregator::choices::Ranking;
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Ranking::ALL.map(Ranking::name))
         .try_map(|name| name.parse::<Ranking>())

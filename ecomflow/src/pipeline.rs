@@ -440,7 +440,7 @@ pub struct AggregatorHandle {
     /// Runner counters.
     pub stats: Arc<aggregator::runner::RunnerStats>,
     /// The API's default ranking (the summary ranks the same way).
-    pub ranking: aggregator::cooccur::Ranking,
+    pub ranking: aggregator::choices::Ranking,
     /// The runner's thread; `None` once joined.
     pub runner: Option<Threads<aggregator::runner::RunnerError>>,
     /// The runner's token: drain it to finish the log, stop it to stop.

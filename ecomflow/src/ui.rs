@@ -214,7 +214,7 @@ pub fn print_ingest_summary(s: &ingest::StatsSnapshot, stores: &Stores) -> anyho
 /// What the aggregator applied, and the window's best-sellers with their
 /// top partners as the API ranks them.
 pub fn print_aggregator_summary(a: &AggregatorHandle) {
-    use aggregator::cooccur::{Relation, Span};
+    use aggregator::choices::{Relation, Span};
     let m = a.model.read();
     let (bought, viewed) = m.window_pairs();
     println!(

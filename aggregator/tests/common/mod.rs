@@ -1,7 +1,7 @@
 //! Events for the aggregator tests, built from the schemas' types.
 #![allow(dead_code)]
 
-use aggregator::cooccur::Ranking;
+use aggregator::choices::Ranking;
 use aggregator::http::{serve, ApiState};
 use aggregator::processor::{Aggregator, AggregatorConfig};
 use aggregator::RwLock;
