@@ -5,6 +5,16 @@
 //! byte, so the full shop's aggregator state is a few tens of MB instead of
 //! the hundreds its JSON took.
 //!
+//! Hand-written rather than postcard (serde's varint format, from the
+//! derives the records already have): on 200,000 sessions shaped like the
+//! default shop's, a session takes 174-192 ns to encode here against
+//! 552-581 ns with postcard 1 (a third of the time), 728-814 ns to decode
+//! against 768-834 ns (about the same), and 147.5 bytes against 160.5 (postcard writes the start time as text,
+//! as chrono's serde does). Measured by `cargo test -p stores --release
+//! --lib codec_against_postcard -- --ignored --nocapture`, three runs. The
+//! aggregator's checkpoint has no serde derives to compare: its tables are
+//! written in the same varints.
+//!
 //! [`Encoder`] buffers for a stream; [`put_u64`], [`put_i64`],
 //! [`put_f64`] and [`put_str`] append to a `Vec` for one small value. Reading never panics:
 //! a truncated or corrupted input is an error.

@@ -1092,6 +1092,90 @@ mod tests {
         assert_eq!(held.0.len(), 2);
     }
 
+    /// The codec against postcard (serde's compact varint format, from the
+    /// derives the records already have) on 200,000 sessions shaped like
+    /// the default shop's: bytes and time to encode and to decode. A
+    /// benchmark that prints; run it with `cargo test -p stores --release
+    /// --lib codec_against_postcard -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints figures, asserts only that both round-trip"]
+    fn codec_against_postcard() {
+        use std::time::Instant;
+        let mut seed = 42u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let sessions: Vec<Session> = (0..200_000)
+            .map(|i| {
+                let mut s = session(&format!("sess_{i:010x}"), "2025-03-12T08:00:00");
+                s.user_id = format!("user_{:06}", next(10_000));
+                s.start_time += chrono::Duration::seconds(next(86_400) as i64);
+                s.duration_seconds = next(1_800) as u32;
+                s.viewed_products = (0..1 + next(8))
+                    .map(|_| format!("prod_{:05}", next(5_000)))
+                    .collect();
+                s.cart_contents = (0..next(3))
+                    .map(|_| schemas::CartItem {
+                        product_id: format!("prod_{:05}", next(5_000)),
+                        quantity: 1 + next(3) as u32,
+                        price: 1.0 + next(50_000) as f64 / 100.0,
+                    })
+                    .collect();
+                s
+            })
+            .collect();
+        let time = |what: &str, f: &mut dyn FnMut() -> usize| {
+            let mut best = f64::MAX;
+            let mut size = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                size = f();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{what:>16}: {:6.0} ns per session, {:5.1} bytes per session",
+                best * 1e9 / sessions.len() as f64,
+                size as f64 / sessions.len() as f64
+            );
+        };
+        let ours: Vec<Vec<u8>> = sessions.iter().map(session_bytes).collect();
+        let theirs: Vec<Vec<u8>> = sessions
+            .iter()
+            .map(|s| postcard::to_allocvec(s).expect("postcard"))
+            .collect();
+        time("codec encode", &mut || {
+            sessions.iter().map(|s| session_bytes(s).len()).sum()
+        });
+        time("postcard encode", &mut || {
+            sessions
+                .iter()
+                .map(|s| postcard::to_allocvec(s).expect("postcard").len())
+                .sum()
+        });
+        time("codec decode", &mut || {
+            for b in &ours {
+                std::hint::black_box(session_from(b).expect("codec"));
+            }
+            ours.iter().map(Vec::len).sum()
+        });
+        time("postcard decode", &mut || {
+            for b in &theirs {
+                std::hint::black_box(postcard::from_bytes::<Session>(b).expect("postcard"));
+            }
+            theirs.iter().map(Vec::len).sum()
+        });
+        for (i, s) in sessions.iter().enumerate().step_by(997) {
+            assert_eq!(&session_from(&ours[i]).expect("codec"), s);
+            assert_eq!(
+                &postcard::from_bytes::<Session>(&theirs[i]).expect("postcard"),
+                s
+            );
+        }
+    }
+
     fn session(id: &str, start: &str) -> Session {
         serde_json::from_value(serde_json::json!({
             "session_id": id, "user_id": "user_000001", "start_time": start,
