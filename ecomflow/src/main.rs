@@ -8,6 +8,7 @@ mod features;
 mod lock;
 mod nightly;
 mod pipeline;
+mod priority;
 mod stages;
 mod ui;
 

@@ -134,6 +134,15 @@ impl TopicSpec {
             partitions,
         }
     }
+
+    /// The shop's topics ([`schemas::topics::shop`]), each event topic with
+    /// `partitions` partitions.
+    pub fn shop(partitions: u32) -> Vec<TopicSpec> {
+        schemas::topics::shop(partitions)
+            .into_iter()
+            .map(|(name, partitions)| TopicSpec::new(name, partitions))
+            .collect()
+    }
 }
 
 /// Next offset to read, per (topic, partition).

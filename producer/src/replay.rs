@@ -14,7 +14,7 @@ use crate::config::ShopConfig;
 use crate::dataset::{Dataset, DatasetId};
 use crate::events::{Event, EventStream};
 use chrono::NaiveDateTime;
-use eventlog::{EventLog, LogError, Sequence, TopicSpec};
+use eventlog::{EventLog, LogError, Sequence};
 use schemas::topics;
 use serde::{Deserialize, Serialize};
 use stage::Shutdown;
@@ -39,8 +39,6 @@ pub struct ReplayOptions {
     pub speed: Option<f64>,
     /// Events per flushed batch.
     pub batch: usize,
-    /// Partitions of the event topics when they are created.
-    pub partitions: u32,
     /// Paced, what was sent is flushed at least this often, so a record
     /// waits at most this long before consumers can read it (Kafka's
     /// `linger.ms`). Unpaced, only [`ReplayOptions::batch`] flushes.
@@ -63,7 +61,6 @@ impl Default for ReplayOptions {
             // publishing alone 5.1-5.7 s as with 5,000 where 50,000 took
             // 6.2-6.7 s (docs/benchmarks.md).
             batch: 20_000,
-            partitions: schemas::topics::DEFAULT_PARTITIONS,
             linger: DEFAULT_LINGER,
         }
     }
@@ -218,16 +215,6 @@ pub enum ReplayError {
     Dataset(std::io::Error),
 }
 
-/// The topics a replay publishes to, and the dead-letter topic.
-pub fn topic_specs(partitions: u32) -> Vec<TopicSpec> {
-    vec![
-        TopicSpec::new(topics::CATALOG, partitions),
-        TopicSpec::new(topics::SESSIONS, partitions),
-        TopicSpec::new(topics::TRANSACTIONS, partitions),
-        TopicSpec::new(topics::DEAD_LETTERS, 1),
-    ]
-}
-
 /// Events already published by earlier runs of this replay.
 pub fn published_before(log: &dyn EventLog, source: &Source) -> Result<u64, ReplayError> {
     Ok(stored_marker(log, source)?.map_or(0, |m| m.published))
@@ -370,7 +357,8 @@ fn resume(
     Ok((skip, run, found))
 }
 
-/// Publishes `source` to `log`, resuming after what earlier runs
+/// Publishes `source` to `log`, whose topics exist
+/// ([`eventlog::TopicSpec::shop`]), resuming after what earlier runs
 /// published. Checks `stop` between batches; calls `progress` after each.
 pub fn run(
     source: &Source,
@@ -380,7 +368,6 @@ pub fn run(
     progress: impl FnMut(&Progress),
 ) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
-    log.ensure_topics(&topic_specs(opts.partitions))?;
     let mut producer = log.producer()?;
     let (skip, run, mut found) = resume(log, source, &mut producer)?;
     let mut found_sent = 0u64;

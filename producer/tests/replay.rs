@@ -6,7 +6,7 @@
 use eventlog::embedded::EmbeddedLog;
 #[cfg(feature = "kafka")]
 use eventlog::kafka::KafkaLog;
-use eventlog::{EventLog, Record};
+use eventlog::{EventLog, Record, TopicSpec};
 use producer::replay::{self, ReplayError, ReplayOptions, Source};
 use producer::{Catalog, EventStream, ShopConfig};
 use stage::Shutdown;
@@ -71,6 +71,7 @@ fn interrupted_replay_resumes_exactly() {
     let cfg = tiny();
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
     let opts = ReplayOptions {
         batch: 500,
         ..ReplayOptions::default()
@@ -125,6 +126,7 @@ fn interrupted_replay_resumes_exactly() {
 fn flushed_per_batch(speed: Option<f64>, batch: usize, linger: Duration) -> Vec<u64> {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
     let small = ShopConfig {
         sessions: 200,
         transactions: 40,
@@ -134,7 +136,6 @@ fn flushed_per_batch(speed: Option<f64>, batch: usize, linger: Duration) -> Vec<
         speed,
         batch,
         linger,
-        ..ReplayOptions::default()
     };
     let mut seen = Vec::new();
     let mut before = 0;
@@ -177,6 +178,7 @@ fn a_paced_replay_behind_its_pace_flushes_by_the_linger() {
 fn replay_refuses_a_log_of_another_shop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
     let small = ShopConfig {
         sessions: 300,
         transactions: 50,
@@ -212,6 +214,7 @@ fn paced_replay_takes_the_time_it_should() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
     let opts = ReplayOptions {
         speed: Some(2.0 * 86_400.0),
         ..ReplayOptions::default()
@@ -278,6 +281,7 @@ fn kafka_replay_round_trip() {
     };
     let markers = tempfile::tempdir().expect("tempdir");
     let log = KafkaLog::new(&brokers, markers.path().to_path_buf());
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
     let s = replay::run(
         &Source::Shop(cfg.clone()),
         &log,
@@ -348,6 +352,7 @@ fn kafka_resume_after_acknowledged_batches_whose_marker_was_lost_sends_nothing_t
     };
     let markers = tempfile::tempdir().expect("tempdir");
     let log = KafkaLog::new(&brokers, markers.path().to_path_buf());
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
     let source = Source::Shop(cfg.clone());
     let opts = ReplayOptions {
         batch: 300,

@@ -60,4 +60,16 @@ pub mod topics {
     pub const INGEST_INPUTS: [&str; 3] = [CATALOG, SESSIONS, TRANSACTIONS];
     /// The topics the aggregator consumes.
     pub const AGGREGATOR_INPUTS: [&str; 2] = [SESSIONS, TRANSACTIONS];
+
+    /// Every topic of the shop with its partition count when ecomflow
+    /// creates it: the event topics `partitions` each, the dead letters one
+    /// (they are read in order, by people and by `ecomflow query`).
+    pub fn shop(partitions: u32) -> [(&'static str, u32); 4] {
+        [
+            (CATALOG, partitions),
+            (SESSIONS, partitions),
+            (TRANSACTIONS, partitions),
+            (DEAD_LETTERS, 1),
+        ]
+    }
 }

@@ -7,7 +7,7 @@
 use crate::cli::ReplayArgs;
 use crate::nightly::{self, Nightly};
 use crate::pipeline::{self, AggregatorHandle, Stores, Workers};
-use crate::{stages, ui};
+use crate::{priority, stages, ui};
 use anyhow::Context;
 use chrono::NaiveDate;
 use eventlog::EventLog;
@@ -44,8 +44,8 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         pipeline::remove_embedded(&args.log)?;
     }
     // Opened on a background-priority thread: the log's store workers it
-    // starts yield to lookups (see `pipeline::yield_to_lookups`).
-    let log = pipeline::in_background(|| pipeline::open_log(&args.log, args.fresh))??;
+    // starts yield to lookups (see `priority::yield_to_lookups`).
+    let log = priority::in_background(|| pipeline::open_log(&args.log, args.fresh))??;
     match &source {
         Source::Shop(cfg) => {
             tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.")
@@ -57,7 +57,6 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let stop = super::ctrl_c()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
     // Topics exist before any consumer subscribes.
-    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions))?;
     let mut running = Running::start(&args, &log, &stop)?;
     let watcher = running.watch(&stop);
     let bar = ui::Progress::new(0, "events");
@@ -186,7 +185,7 @@ impl Running {
         );
         // Everything this thread does and starts from here on (publish,
         // ingest, the stores, the batch) gives way to lookups.
-        pipeline::yield_to_lookups();
+        priority::yield_to_lookups();
         let stats = Arc::new(ingest::IngestStats::default());
         let ingest_stop = stop.child();
         let (stores, workers) = pipeline::start_ingest(
@@ -394,7 +393,6 @@ fn publish(
     let opts = producer::replay::ReplayOptions {
         speed: args.speed(),
         batch: args.publish_chunk,
-        partitions: args.log.partitions,
         ..producer::replay::ReplayOptions::default()
     };
     let resumed = producer::replay::published_before(log, source).unwrap_or(0);

@@ -12,7 +12,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
     let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
-    log.ensure_topics(&producer::replay::topic_specs(args.log.partitions))?;
     let mut handle = pipeline::start_aggregator(
         log.clone(),
         &args.log,
