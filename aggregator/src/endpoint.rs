@@ -12,6 +12,8 @@ named_enum! {
         Engagement = "engagement",
         /// `/v1/top-pairs`.
         TopPairs = "top_pairs",
+        /// `/v1/products/{id}/daily`.
+        ProductDaily = "product_daily",
     }
 }
 
@@ -23,6 +25,7 @@ impl Endpoint {
             Endpoint::ViewedTogether => "/v1/products/{id}/viewed-together",
             Endpoint::Engagement => "/v1/users/{id}/engagement",
             Endpoint::TopPairs => "/v1/top-pairs",
+            Endpoint::ProductDaily => "/v1/products/{id}/daily",
         }
     }
 }

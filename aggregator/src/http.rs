@@ -24,6 +24,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use schemas::validate::MAX_ID_BYTES;
 use serde::de::DeserializeOwned;
@@ -91,6 +92,70 @@ fn default_relation() -> Relation {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoQuery {}
+
+/// `?from=&to=` of `/v1/products/{id}/daily`: days, both included.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DailyQuery {
+    from: Option<Day>,
+    to: Option<Day>,
+}
+
+/// A day in a query: `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy)]
+struct Day(NaiveDate);
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+            .map(Day)
+            .map_err(|_| serde::de::Error::custom(format!("must be a day, YYYY-MM-DD, got {v:?}")))
+    }
+}
+
+/// Days a daily lookup covers when `from=` is not given, ending at `to`.
+pub const DAILY_DEFAULT_DAYS: u64 = 30;
+
+/// The most days one daily lookup may cover.
+pub const DAILY_MAX_DAYS: i64 = 366;
+
+/// A product's counts on one day: the wide-column store's
+/// `product_daily`, which the nightly batch writes once a day is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCounts {
+    /// The day (`YYYY-MM-DD`).
+    pub day: NaiveDate,
+    /// Sessions that viewed the product.
+    pub views: u64,
+    /// Units put in carts.
+    pub cart_adds: u64,
+    /// Units bought (in the carts of converted sessions).
+    pub purchases: u64,
+}
+
+/// Where the API reads a product's daily counts: the wide-column store,
+/// which the binary wires in ([`ApiState::serve_daily`]). Blocking: the API
+/// calls it off its async threads.
+pub trait DailySource: Send + Sync {
+    /// The product's counts for each day in `[from, to]` that has any,
+    /// oldest first; an error says why the store could not answer.
+    fn product_daily(
+        &self,
+        product: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayCounts>, String>;
+}
+
+/// The answer of `/v1/products/{id}/daily`.
+#[derive(Debug, Serialize)]
+struct DailyAnswer {
+    product_id: String,
+    from: NaiveDate,
+    to: NaiveDate,
+    days: Vec<DayCounts>,
+}
 
 /// `k=`: how many answers, 1 to 100; 10 when not given.
 #[derive(Debug, Clone, Copy)]
@@ -218,6 +283,9 @@ pub struct ApiState {
     /// they are (a product page asks the same question many times; the
     /// ranking and the JSON are made once per change, not per request).
     answers: Mutex<Answers>,
+    /// Where daily counts are read, once this process has the store open
+    /// (the aggregator and its API start before the stores).
+    daily: std::sync::OnceLock<Arc<dyn DailySource>>,
 }
 
 /// A partner lookup, as the cache knows it.
@@ -267,7 +335,15 @@ impl ApiState {
             model,
             default_ranking,
             answers: Mutex::new(Answers::default()),
+            daily: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Answers `/v1/products/{id}/daily` from `source` from now on; until
+    /// then (or in a process without the store), that endpoint answers 503.
+    /// A second source is ignored.
+    pub fn serve_daily(&self, source: Arc<dyn DailySource>) {
+        let _ = self.daily.set(source);
     }
 
     fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
@@ -294,6 +370,9 @@ pub enum ApiError {
     BadRequest(String),
     /// A well-formed id the aggregator has never seen: 404.
     NotFound(String),
+    /// What answers it is not there (a store not opened or not
+    /// reachable): 503.
+    Unavailable(String),
 }
 
 impl IntoResponse for ApiError {
@@ -301,6 +380,7 @@ impl IntoResponse for ApiError {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
         };
         (status, Json(ErrorBody { error: message })).into_response()
     }
@@ -416,6 +496,7 @@ fn timed<T>(
         Ok(_) => "ok",
         Err(ApiError::BadRequest(_)) => "bad_request",
         Err(ApiError::NotFound(_)) => "not_found",
+        Err(ApiError::Unavailable(_)) => "unavailable",
     };
     metrics::LOOKUP_SECONDS
         .with_label_values(&[endpoint.name(), status])
@@ -449,6 +530,74 @@ async fn engagement(
         Err(e) => Err(e),
     };
     timed(Endpoint::Engagement, started, answer)
+}
+
+/// `GET /v1/products/{id}/daily?from=YYYY-MM-DD&to=YYYY-MM-DD`: the
+/// product's views, cart adds and purchases per day, from the wide-column
+/// store (complete days only). `to` defaults to the day of the newest
+/// event the aggregator has seen, `from` to [`DAILY_DEFAULT_DAYS`] days
+/// ending at `to`.
+async fn product_daily(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    q: Result<Params<DailyQuery>, ApiError>,
+) -> Result<Json<DailyAnswer>, ApiError> {
+    let started = Instant::now();
+    let answer = match q {
+        Ok(Params(q)) => daily_counts(&s, id, &q).await,
+        Err(e) => Err(e),
+    };
+    timed(Endpoint::ProductDaily, started, answer)
+}
+
+async fn daily_counts(
+    s: &ApiState,
+    id: String,
+    q: &DailyQuery,
+) -> Result<Json<DailyAnswer>, ApiError> {
+    checked_id(&id)?;
+    let source = s.daily.get().cloned().ok_or_else(|| {
+        ApiError::Unavailable(
+            "daily counts are read from the wide-column store, which this process has not \
+             opened: `ecomflow replay` serves them, and `ecomflow serve` on an embedded data dir"
+                .to_string(),
+        )
+    })?;
+    let to = match q.to {
+        Some(Day(to)) => to,
+        None => {
+            let newest = read(s).newest_event();
+            newest
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.date_naive())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "no events seen yet to take `to` from: give to=YYYY-MM-DD".to_string(),
+                    )
+                })?
+        }
+    };
+    let from = match q.from {
+        Some(Day(from)) => from,
+        None => to - chrono::Days::new(DAILY_DEFAULT_DAYS - 1),
+    };
+    if from > to || (to - from).num_days() >= DAILY_MAX_DAYS {
+        return Err(ApiError::BadRequest(format!(
+            "from={from} to={to}: from must not be after to, and a lookup covers at most \
+             {DAILY_MAX_DAYS} days"
+        )));
+    }
+    let product = id.clone();
+    let days = tokio::task::spawn_blocking(move || source.product_daily(&product, from, to))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("reading the daily counts failed: {e}")))?
+        .map_err(|e| ApiError::Unavailable(format!("reading the daily counts: {e}")))?;
+    Ok(Json(DailyAnswer {
+        product_id: id,
+        from,
+        to,
+        days,
+    }))
 }
 
 /// `GET /v1/top-pairs?relation=bought|viewed&k=10&span=window|all-time`:
@@ -630,6 +779,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route(Endpoint::Engagement.route(), get(engagement))
         .route(Endpoint::TopPairs.route(), get(top_pairs))
+        .route(Endpoint::ProductDaily.route(), get(product_daily))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/healthz", get(readyz))

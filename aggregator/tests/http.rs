@@ -5,8 +5,11 @@
 
 mod common;
 
-use common::{get, request, server, session, txn};
+use aggregator::http::{DailySource, DayCounts};
+use chrono::NaiveDate;
+use common::{get, request, server, server_with_state, session, txn};
 use schemas::{topics, ConversionStatus};
+use std::sync::{Arc, Mutex};
 
 #[test]
 fn answers_while_events_stream_in_and_refuses_bad_ids() {
@@ -266,4 +269,143 @@ fn top_pairs_by_count() {
         let (status, body) = get(&addr, path);
         assert_eq!(status, 400, "{path}: {body}");
     }
+}
+
+/// A store of daily counts: one product with two days, a product whose
+/// read fails, and the ranges it was asked for.
+#[derive(Default)]
+struct Days {
+    asked: Mutex<Vec<(String, NaiveDate, NaiveDate)>>,
+}
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test literal")
+}
+
+impl DailySource for Days {
+    fn product_daily(
+        &self,
+        product: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DayCounts>, String> {
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((product.to_string(), from, to));
+        match product {
+            "prod_00001" => Ok(vec![
+                DayCounts {
+                    day: day("2025-03-01"),
+                    views: 7,
+                    cart_adds: 3,
+                    purchases: 1,
+                },
+                DayCounts {
+                    day: day("2025-03-02"),
+                    views: 2,
+                    cart_adds: 0,
+                    purchases: 0,
+                },
+            ]
+            .into_iter()
+            .filter(|d| d.day >= from && d.day <= to)
+            .collect()),
+            "prod_broken" => Err("HBase Thrift at hbase:9090: connection refused".into()),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+#[test]
+fn daily_counts_come_from_the_store_with_their_defaults_and_refusals() {
+    let (model, api, addr, _runtime) = server_with_state();
+    let path = "/v1/products/prod_00001/daily?from=2025-03-01&to=2025-03-02";
+
+    // No store yet (the API starts before the stores): 503, saying why.
+    let (status, body) = get(&addr, path);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wide-column store"),
+        "{body}"
+    );
+
+    let days = Arc::new(Days::default());
+    api.serve_daily(days.clone());
+    let (status, body) = get(&addr, path);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "product_id": "prod_00001", "from": "2025-03-01", "to": "2025-03-02",
+            "days": [
+                {"day": "2025-03-01", "views": 7, "cart_adds": 3, "purchases": 1},
+                {"day": "2025-03-02", "views": 2, "cart_adds": 0, "purchases": 0}
+            ]
+        })
+    );
+    let (_, body) = get(
+        &addr,
+        "/v1/products/prod_00001/daily?from=2025-03-02&to=2025-03-02",
+    );
+    assert_eq!(body["days"].as_array().map(Vec::len), Some(1), "{body}");
+
+    // Without `to`, nothing seen yet: nothing to take it from.
+    let (status, body) = get(&addr, "/v1/products/prod_00001/daily");
+    assert_eq!(status, 400, "{body}");
+    // With events, `to` is the newest event's day and `from` 29 days
+    // before it (30 days in all).
+    model.write().apply(
+        topics::SESSIONS,
+        0,
+        0,
+        &session(
+            "2025-03-12T10:00:00",
+            &["prod_00001"],
+            ConversionStatus::Browsed,
+        ),
+    );
+    let (status, body) = get(&addr, "/v1/products/prod_00009/daily");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["from"], &body["to"]),
+        (&"2025-02-11".into(), &"2025-03-12".into())
+    );
+    assert_eq!(body["days"], serde_json::json!([]));
+    assert_eq!(
+        days.asked.lock().expect("lock").last(),
+        Some(&(
+            "prod_00009".to_string(),
+            day("2025-02-11"),
+            day("2025-03-12")
+        ))
+    );
+
+    for (query, says) in [
+        ("from=2025-03-02&to=2025-03-01", "from must not be after to"),
+        ("from=2024-01-01&to=2025-03-01", "at most 366 days"),
+        (
+            "from=2025-13-01",
+            "from: must be a day, YYYY-MM-DD, got \"2025-13-01\"",
+        ),
+        ("day=2025-03-01", "unknown field `day`"),
+    ] {
+        let (status, body) = get(&addr, &format!("/v1/products/prod_00001/daily?{query}"));
+        assert_eq!(status, 400, "{query}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{query}: {error}");
+    }
+    // A store that cannot answer: 503 with its reason.
+    let (status, body) = get(&addr, "/v1/products/prod_broken/daily?to=2025-03-01");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("connection refused"),
+        "{body}"
+    );
 }

@@ -214,6 +214,9 @@ pub struct ServeArgs {
     /// Aggregator settings.
     #[command(flatten)]
     pub aggregator: AggregatorFlags,
+    /// The wide-column store that `/v1/products/{id}/daily` reads.
+    #[command(flatten)]
+    pub hbase: HbaseArgs,
     /// Stop once everything is consumed and nothing new arrived for this
     /// many seconds (for batch-style runs and tests).
     #[arg(long, env = "ECOMFLOW_UNTIL_IDLE")]
@@ -602,6 +605,16 @@ pub struct StoreArgs {
     /// `shop1_users`), for a database shared with other applications.
     #[arg(long, env = "ECOMFLOW_MONGODB_COLLECTION_PREFIX", default_value = "")]
     pub mongodb_collection_prefix: String,
+    /// The wide-column store.
+    #[command(flatten)]
+    pub hbase: HbaseArgs,
+}
+
+/// Where the wide-column store is: an HBase Thrift server, or the embedded
+/// engine in --data-dir.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Stores")]
+pub struct HbaseArgs {
     /// HBase Thrift server (host:port) for the wide-column store. Without it
     /// the embedded wide-column store in --data-dir is used. Needs a build
     /// with the `hbase` feature.
@@ -628,9 +641,9 @@ pub struct StoreArgs {
 }
 
 #[cfg(feature = "hbase")]
-impl StoreArgs {
+impl HbaseArgs {
     /// The HBase client settings for the server at `addr`.
-    pub fn hbase_settings(&self, addr: &str) -> stores::wide_hbase::HbaseSettings {
+    pub fn settings(&self, addr: &str) -> stores::wide_hbase::HbaseSettings {
         use stores::wide_hbase::{HbaseSettings, ThriftProtocol, ThriftTransport};
         let mut settings = HbaseSettings::new(addr);
         settings.pool_size = self.hbase_pool_size;

@@ -47,7 +47,12 @@ pub fn check(command: &Command) -> anyhow::Result<()> {
     let (log, stores): (Option<&LogArgs>, Option<&StoreArgs>) = match command {
         Command::Replay(a) => (Some(&a.log), Some(&a.stores)),
         Command::Ingest(a) => (Some(&a.log), Some(&a.stores)),
-        Command::Serve(a) => (Some(&a.log), None),
+        Command::Serve(a) => {
+            if a.hbase.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
+                return Err(missing("hbase", "--hbase-thrift"));
+            }
+            (Some(&a.log), None)
+        }
         Command::Batch(a) => (None, Some(&a.stores)),
         Command::Bench(a) => (None, Some(&a.stores)),
         Command::Query(a) => (None, Some(&a.stores)),
@@ -64,7 +69,7 @@ pub fn check(command: &Command) -> anyhow::Result<()> {
         if stores.mongodb_uri.is_some() && !cfg!(feature = "mongodb") {
             return Err(missing("mongodb", "--mongodb-uri"));
         }
-        if stores.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
+        if stores.hbase.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
             return Err(missing("hbase", "--hbase-thrift"));
         }
     }

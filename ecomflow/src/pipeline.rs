@@ -2,7 +2,7 @@
 //! ingest workers and the aggregator on threads, each stage under its own
 //! [`Shutdown`] token.
 
-use crate::cli::{AggregatorFlags, IngestFlags, LogArgs, StoreArgs};
+use crate::cli::{AggregatorFlags, HbaseArgs, IngestFlags, LogArgs, StoreArgs};
 use anyhow::Context;
 use eventlog::embedded::EmbeddedLog;
 use eventlog::EventLog;
@@ -31,7 +31,7 @@ pub fn open_stores(
     durability: stage::fsio::Durability,
     servers: &StoreArgs,
 ) -> anyhow::Result<Stores> {
-    if servers.mongodb_uri.is_none() || servers.hbase_thrift.is_none() {
+    if servers.mongodb_uri.is_none() || servers.hbase.hbase_thrift.is_none() {
         check_data_dir(data_dir)?;
     }
     let open_docs = || -> anyhow::Result<Arc<dyn DocumentStore>> {
@@ -61,27 +61,7 @@ pub fn open_stores(
             ),
         })
     };
-    let open_wide = || -> anyhow::Result<Arc<dyn WideColumnStore>> {
-        Ok(match &servers.hbase_thrift {
-            #[cfg(feature = "hbase")]
-            Some(addr) => Arc::new(
-                stores::wide_hbase::HbaseWideStore::connect_with(servers.hbase_settings(addr))
-                    .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
-            ),
-            #[cfg(not(feature = "hbase"))]
-            Some(_) => return Err(crate::features::missing("hbase", "--hbase-thrift")),
-            None => Arc::new(
-                EmbeddedWideStore::open_with(&data_dir.join("wide"), durability).with_context(
-                    || {
-                        format!(
-                            "opening the wide-column store in {} (if it is damaged, start over with `replay --fresh`)",
-                            data_dir.join("wide").display()
-                        )
-                    },
-                )?,
-            ),
-        })
-    };
+    let open_wide = || open_wide(data_dir, durability, &servers.hbase);
     // Opening an embedded store replays its journal (tens of MB after a
     // replay): the two open side by side.
     let (docs, wide) = std::thread::scope(|scope| {
@@ -96,6 +76,47 @@ pub fn open_stores(
         docs: docs?,
         sessions: SessionStore::new(wide?)?,
     })
+}
+
+/// Opens the wide-column store: the HBase Thrift server when given,
+/// otherwise the embedded engine under `--data-dir`.
+fn open_wide(
+    data_dir: &std::path::Path,
+    durability: stage::fsio::Durability,
+    hbase: &HbaseArgs,
+) -> anyhow::Result<Arc<dyn WideColumnStore>> {
+    Ok(match &hbase.hbase_thrift {
+        #[cfg(feature = "hbase")]
+        Some(addr) => Arc::new(
+            stores::wide_hbase::HbaseWideStore::connect_with(hbase.settings(addr))
+                .with_context(|| format!("connecting to HBase Thrift at {addr}"))?,
+        ),
+        #[cfg(not(feature = "hbase"))]
+        Some(_) => return Err(crate::features::missing("hbase", "--hbase-thrift")),
+        None => Arc::new(
+            EmbeddedWideStore::open_with(&data_dir.join("wide"), durability).with_context(
+                || {
+                    format!(
+                        "opening the wide-column store in {} (if it is damaged, start over with `replay --fresh`)",
+                        data_dir.join("wide").display()
+                    )
+                },
+            )?,
+        ),
+    })
+}
+
+/// The wide-column store `serve` reads daily counts from: the HBase
+/// Thrift server when given; otherwise, on an embedded data dir, the
+/// embedded store a replay made there (`serve` holds the data dir's lock,
+/// so no other process has it open). `None` when there is neither.
+pub fn daily_sessions(log: &LogArgs, hbase: &HbaseArgs) -> anyhow::Result<Option<SessionStore>> {
+    let embedded = log.kafka_brokers.is_none() && log.data_dir.join("wide").is_dir();
+    if hbase.hbase_thrift.is_none() && !embedded {
+        return Ok(None);
+    }
+    let wide = open_wide(&log.data_dir, log.durability(), hbase)?;
+    Ok(Some(SessionStore::new(wide)?))
 }
 
 /// Removes the embedded engines' directories (for `--fresh`).
@@ -454,10 +475,19 @@ pub struct AggregatorHandle {
     pub runner: Option<Threads<aggregator::runner::RunnerError>>,
     /// The runner's token: drain it to finish the log, stop it to stop.
     pub stop: Shutdown,
+    /// What the lookup API serves from.
+    api: Arc<aggregator::http::ApiState>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl AggregatorHandle {
+    /// Serves `/v1/products/{id}/daily` from the wide-column store's
+    /// `product_daily` from now on.
+    pub fn serve_daily(&self, sessions: &SessionStore) {
+        self.api
+            .serve_daily(Arc::new(DailyFromStore(sessions.clone())));
+    }
+
     /// Waits for the runner to end (it ends when its token stops or
     /// drains, or at `--until-idle`), then stops its token.
     pub fn join_runner(&mut self) -> anyhow::Result<()> {
@@ -555,7 +585,8 @@ pub fn start_aggregator(
     )?;
     let addr = listener.local_addr()?;
     let ranking = flags.ranking;
-    let state = Arc::new(http::ApiState::new(model.clone(), ranking));
+    let api = Arc::new(http::ApiState::new(model.clone(), ranking));
+    let state = api.clone();
     runtime.spawn(async move {
         if let Err(e) = http::serve(listener, state).await {
             tracing::error!(error = %e, "Lookup API stopped.");
@@ -590,8 +621,35 @@ pub fn start_aggregator(
         ranking,
         runner: Some(runner),
         stop,
+        api,
         runtime,
     })
+}
+
+/// The lookup API's daily counts, read from the wide-column store.
+struct DailyFromStore(SessionStore);
+
+impl aggregator::http::DailySource for DailyFromStore {
+    fn product_daily(
+        &self,
+        product: &str,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<aggregator::http::DayCounts>, String> {
+        let days = self
+            .0
+            .product_daily(product, from, to)
+            .map_err(|e| e.to_string())?;
+        Ok(days
+            .into_iter()
+            .map(|c| aggregator::http::DayCounts {
+                day: c.day,
+                views: c.views,
+                cart_adds: c.cart_adds,
+                purchases: c.purchases,
+            })
+            .collect())
+    }
 }
 
 /// A `/metrics` endpoint on its own address (`--metrics`), up while this

@@ -102,8 +102,20 @@ pub fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
 
 /// An empty model served on 127.0.0.1:0: (model, address, runtime).
 pub fn server() -> (Arc<RwLock<Aggregator>>, String, tokio::runtime::Runtime) {
+    let (model, _, addr, runtime) = server_with_state();
+    (model, addr, runtime)
+}
+
+/// [`server`], with what the API serves from.
+pub fn server_with_state() -> (
+    Arc<RwLock<Aggregator>>,
+    Arc<ApiState>,
+    String,
+    tokio::runtime::Runtime,
+) {
     let model = Arc::new(RwLock::new(Aggregator::new(AggregatorConfig::default())));
     let state = Arc::new(ApiState::new(model.clone(), Ranking::Llr));
+    let api = state.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -114,5 +126,5 @@ pub fn server() -> (Arc<RwLock<Aggregator>>, String, tokio::runtime::Runtime) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     runtime.spawn(serve(listener, state));
-    (model, addr, runtime)
+    (model, api, addr, runtime)
 }

@@ -14,7 +14,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     // ingest services may share it.
     let embedded = args.log.kafka_brokers.is_none()
         || args.stores.mongodb_uri.is_none()
-        || args.stores.hbase_thrift.is_none();
+        || args.stores.hbase.hbase_thrift.is_none();
     let _lock = if embedded {
         Some(crate::lock::lock_data_dir(&args.log.data_dir)?)
     } else {

@@ -197,6 +197,7 @@ impl Running {
             ingest_stop.clone(),
             None,
         )?;
+        aggregator.serve_daily(&stores.sessions);
         // The nightly batch: after each simulated midnight whose events are
         // all stored, snapshot and report through that day.
         let to_publish = Arc::new(AtomicU64::new(0));

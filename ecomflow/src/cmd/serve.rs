@@ -26,6 +26,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             copy_checkpoints: true,
         },
     )?;
+    // Daily counts are a side dish: without their store, the lookups of
+    // the live window are served all the same, and that endpoint says why.
+    match pipeline::daily_sessions(&args.log, &args.hbase) {
+        Ok(Some(sessions)) => handle.serve_daily(&sessions),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "No daily counts: /v1/products/{{id}}/daily answers 503."
+        ),
+    }
     println!(
         "Aggregator reading {}; lookup API on http://{} until Ctrl-C.",
         log.describe(),
