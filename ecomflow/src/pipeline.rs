@@ -371,8 +371,7 @@ fn ingest_config(flags: &IngestFlags, partitions: u32, until_idle: Option<u64>) 
 /// The ingest workers of one process.
 pub type Workers = Threads<IngestError>;
 
-/// Creates the topics, opens the stores and starts the ingest workers the
-/// flags ask for; they run until `stop` stops (or drains, or
+/// Opens the stores and starts the ingest workers the flags ask for; they run until `stop` stops (or drains, or
 /// `until_idle` seconds pass without records, once all are consumed).
 pub fn start_ingest(
     log: Arc<dyn EventLog>,
@@ -383,7 +382,6 @@ pub fn start_ingest(
     stop: Shutdown,
     until_idle: Option<u64>,
 ) -> anyhow::Result<(Stores, Workers)> {
-    // Topics must exist before consumers subscribe.
     let stores = open_stores(&args.data_dir, args.durability(), servers)?;
     ingest::resume_from_stores(
         log.as_ref(),

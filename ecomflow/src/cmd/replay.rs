@@ -26,14 +26,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     replay(args).map_err(|e| explain_failure(e, &data_dir))
 }
 
-fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let source = match &args.dataset {
+/// What the replay publishes: `--dataset`, or the shop the flags describe.
+fn source(args: &ReplayArgs) -> anyhow::Result<Source> {
+    Ok(match &args.dataset {
         Some(dir) => Source::Dataset(
             producer::dataset::Dataset::open(dir)
                 .with_context(|| format!("opening the dataset {}", dir.display()))?,
         ),
         None => Source::Shop(args.shop.config()?),
-    };
+    })
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let source = source(&args)?;
     // Before anything in the data dir is opened or removed: a running
     // process keeps it, and `--fresh` is refused rather than deleting its
     // files from under it.
@@ -81,14 +86,14 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         anyhow::bail!("the replay stopped: {stage}");
     }
     let summary = result?;
-    let nightly = finished?;
+    let ended = finished?;
     let interrupted = summary.interrupted || stop.is_stopped();
     print_publish_summary(&summary, interrupted, log.as_ref());
     if let Some(ingest) = &running.ingest {
         ui::print_ingest_summary(&ingest.stats.snapshot(), &ingest.stores)?;
     }
-    if let Some(r) = nightly {
-        r.context("the nightly batch")?;
+    if let Some(e) = ended.nightly_failed {
+        return Err(e.context("the nightly batch"));
     }
     // The last run covers everything stored, the final day included.
     let final_batch = match &running.ingest {
@@ -97,16 +102,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let rows = clock.finish();
-    if !rows.is_empty() {
-        print!("Stages (events from this run):\n{}", stages::format(&rows));
-        if let Some(secs) = final_batch {
-            println!(
-                "  final batch {secs:.1} s; peak RSS of the run {} MiB.",
-                stages::peak_rss_kb() / 1024
-            );
-        }
-    }
+    print_stages(&clock.finish(), final_batch);
     if let Some(a) = running.aggregator {
         ui::print_aggregator_summary(&a);
         if args.aggregator.keep_serving && !interrupted {
@@ -198,39 +194,16 @@ impl Running {
             None,
         )?;
         aggregator.serve_daily(&stores.sessions);
-        // The nightly batch: after each simulated midnight whose events are
-        // all stored, snapshot and report through that day.
         let to_publish = Arc::new(AtomicU64::new(0));
         let nightly = (!args.no_batch && !args.no_nightly).then(|| {
-            let stats = stats.clone();
-            let ingested = stats.clone();
-            let to_ingest = to_publish.clone();
-            let started = Instant::now();
-            let partitions = args.log.partitions;
-            let shown = nightly_day.clone();
-            Nightly::start(
-                stores.clone(),
-                batch.clone(),
-                move || {
-                    let wm = stats.low_watermark_ms(partitions)?;
-                    let t = chrono::DateTime::from_timestamp_millis(wm)?.naive_utc();
-                    t.date().pred_opt()
-                },
-                // Ingest's time to the end of what this run publishes, at
-                // its rate so far.
-                move || {
-                    let done = ingested.snapshot().consumed;
-                    let all = to_ingest.load(Ordering::Relaxed);
-                    (done > 0 && all > 0).then(|| {
-                        started
-                            .elapsed()
-                            .mul_f64(all.saturating_sub(done) as f64 / done as f64)
-                    })
-                },
-                move |o| {
-                    *shown.lock().unwrap_or_else(|e| e.into_inner()) = o.through;
-                },
-                stop.child(),
+            start_nightly(
+                args,
+                &stores,
+                &batch,
+                &stats,
+                &to_publish,
+                &nightly_day,
+                stop,
             )
         });
         Ok(Running {
@@ -325,7 +298,7 @@ impl Running {
 
     /// Ingest, then the aggregator, finish what the log holds when the
     /// publisher got to the end (`complete`), or stop at once; the nightly
-    /// batch stops in between. Returns the nightly batch's result, or the
+    /// batch stops in between. Returns how the nightly batch ended, or the
     /// first error of ingest or the aggregator.
     fn finish(
         &mut self,
@@ -333,7 +306,7 @@ impl Running {
         args: &ReplayArgs,
         complete: bool,
         bar: &ui::Progress,
-    ) -> anyhow::Result<Option<anyhow::Result<Option<batch::BatchOutcome>>>> {
+    ) -> anyhow::Result<Ended> {
         let lag = |group: &str, topics: &[&str]| {
             log.lag(group, topics)
                 .map_or_else(|_| "?".to_string(), |n| n.to_string())
@@ -376,8 +349,75 @@ impl Running {
         // checkpoint on the same full disk, say) is a consequence.
         joined.context("ingest")?;
         aggregator.context("the aggregator")?;
-        Ok(nightly)
+        Ok(Ended {
+            nightly_failed: nightly.and_then(Result::err),
+        })
     }
+}
+
+/// What the stages beside the publisher leave when they end well.
+struct Ended {
+    /// The nightly batch's error, if its last run failed: raised once the
+    /// summaries are printed, since what was stored is still worth showing.
+    nightly_failed: Option<anyhow::Error>,
+}
+
+/// The stage table of this run, with the final batch's time.
+fn print_stages(rows: &[stages::StageRow], final_batch: Option<f64>) {
+    if rows.is_empty() {
+        return;
+    }
+    print!("Stages (events from this run):\n{}", stages::format(rows));
+    if let Some(secs) = final_batch {
+        println!(
+            "  final batch {secs:.1} s; peak RSS of the run {} MiB.",
+            stages::peak_rss_kb() / 1024
+        );
+    }
+}
+
+/// The nightly batch of a replay: after each simulated midnight whose
+/// events are all stored, snapshot and report through that day; `shown`
+/// gets the day each run reported through, for the progress line.
+fn start_nightly(
+    args: &ReplayArgs,
+    stores: &Stores,
+    batch: &batch::BatchConfig,
+    stats: &Arc<ingest::IngestStats>,
+    to_publish: &Arc<AtomicU64>,
+    shown: &Arc<Mutex<Option<NaiveDate>>>,
+    stop: &Shutdown,
+) -> Nightly {
+    let stats = stats.clone();
+    let ingested = stats.clone();
+    let to_ingest = to_publish.clone();
+    let started = Instant::now();
+    let partitions = args.log.partitions;
+    let shown = shown.clone();
+    Nightly::start(
+        stores.clone(),
+        batch.clone(),
+        move || {
+            let wm = stats.low_watermark_ms(partitions)?;
+            let t = chrono::DateTime::from_timestamp_millis(wm)?.naive_utc();
+            t.date().pred_opt()
+        },
+        // Ingest's time to the end of what this run publishes, at
+        // its rate so far.
+        move || {
+            let done = ingested.snapshot().consumed;
+            let all = to_ingest.load(Ordering::Relaxed);
+            (done > 0 && all > 0).then(|| {
+                started
+                    .elapsed()
+                    .mul_f64(all.saturating_sub(done) as f64 / done as f64)
+            })
+        },
+        move |o| {
+            *shown.lock().unwrap_or_else(|e| e.into_inner()) = o.through;
+        },
+        stop.child(),
+    )
 }
 
 /// Publishes `source`, showing progress on `bar` and counting into
