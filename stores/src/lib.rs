@@ -4,12 +4,18 @@
 //! - The **document store** plays MongoDB's role: collections `users`,
 //!   `products`, `categories`, `transactions`, shaped as in the seed report
 //!   (transactions embed their items; products embed `price_history`; users
-//!   embed `geo_data` and a `purchase_summary` kept current by ingest).
+//!   embed `geo_data` and a `purchase_summary` kept current by ingest), and
+//!   also `sessions` (by day: what the nightly snapshot reads),
+//!   `dead_letters` (keyed by where the record came from) and each consumer
+//!   group's progress.
 //! - The **wide-column store** plays HBase's role. Its trait is HBase's own
 //!   model (tables, column families, cells, row-range scans); the domain
-//!   tables on top of it (`user_sessions`, `product_daily`) are one piece of
-//!   code shared by every implementation, so row keys and cells are the same
-//!   byte for byte whichever store is behind.
+//!   tables on top of it (`user_sessions`, a user's sessions newest first,
+//!   which ingest writes; `product_daily`, a product's counts per day, which
+//!   the nightly batch writes and the lookup API's
+//!   `/v1/products/{id}/daily` reads) are one piece of code shared by every
+//!   implementation, so row keys and cells are the same byte for byte
+//!   whichever store is behind.
 //!
 //! # Layout
 //!
