@@ -299,6 +299,84 @@ impl PartialEq for PairTable {
 mod tests {
     use super::*;
 
+    /// Counting pairs here against a `DashMap` of the same cells (the
+    /// concurrent map the project card suggested), on 3,000,000 pairs of
+    /// 5,000 items drawn with a skew like the shop's, and reading one
+    /// popular item's partners back. A benchmark that prints; run it with
+    /// `cargo test -p aggregator --release --lib pair_table_against_dashmap
+    /// -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints figures, asserts only that both count the same"]
+    fn pair_table_against_dashmap() {
+        use std::time::Instant;
+        const ITEMS: u64 = 5_000;
+        let mut seed = 7u64;
+        let mut item = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Squared: low numbers are far more popular, as in the shop.
+            let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            (u * u * ITEMS as f64) as u32
+        };
+        let pairs: Vec<(u32, u32)> = (0..3_000_000)
+            .filter_map(|_| {
+                let (a, b) = (item(), item());
+                (a != b).then(|| (a.min(b), a.max(b)))
+            })
+            .collect();
+        let per = |t: std::time::Duration, n: usize| t.as_secs_f64() * 1e9 / n as f64;
+
+        let started = Instant::now();
+        let mut table = PairTable::default();
+        table.grow(ITEMS as usize);
+        for &(a, b) in &pairs {
+            table.add(a, b, true);
+        }
+        let table_add = started.elapsed();
+
+        let started = Instant::now();
+        let map: dashmap::DashMap<(u32, u32), Cell> = dashmap::DashMap::new();
+        for &(a, b) in &pairs {
+            let mut cell = map.entry((a, b)).or_default();
+            cell.all_time += 1;
+            cell.window += 1;
+        }
+        let map_add = started.elapsed();
+
+        let started = Instant::now();
+        let mut from_table = 0u64;
+        table.for_each_partner(1, |_, c| from_table += u64::from(c.all_time));
+        let table_read = started.elapsed();
+        let started = Instant::now();
+        // A map keyed by pair has no rows: an item's partners are a scan.
+        let from_map: u64 = map
+            .iter()
+            .filter(|e| e.key().0 == 1 || e.key().1 == 1)
+            .map(|e| u64::from(e.value().all_time))
+            .sum();
+        let map_read = started.elapsed();
+
+        println!(
+            "counting {} pairs: PairTable {:.1} ns per pair, DashMap {:.1} ns",
+            pairs.len(),
+            per(table_add, pairs.len()),
+            per(map_add, pairs.len())
+        );
+        println!(
+            "one item's partners ({} baskets): PairTable {:.0} us, DashMap {:.0} us",
+            from_table,
+            table_read.as_secs_f64() * 1e6,
+            map_read.as_secs_f64() * 1e6
+        );
+        assert_eq!(from_table, from_map);
+        assert_eq!(map.len(), {
+            let mut n = 0;
+            table.for_each(|_, _, _| n += 1);
+            n
+        });
+    }
+
     #[test]
     fn rows_turn_dense_and_keep_their_cells() {
         let mut t = PairTable::default();
