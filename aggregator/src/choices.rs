@@ -102,6 +102,11 @@ named_enum! {
 pub const MIN_SUPPORT: u64 = 3;
 
 impl Ranking {
+    /// The ranking when neither the request nor `--ranking` names one:
+    /// count, which had the best hit rate on held-out days
+    /// (scripts/ranking-study.sh, docs/benchmarks.md).
+    pub const DEFAULT: Ranking = Ranking::Count;
+
     /// The score a pair is ranked by (higher first), as the API shows it.
     pub fn score(self, s: &PairScore) -> f64 {
         match self {

@@ -631,7 +631,7 @@ pub struct HbaseArgs {
           value_parser = ["binary", "compact"])]
     pub hbase_protocol: String,
     /// Connections to the HBase Thrift server (one call at a time each).
-    #[arg(long, env = "ECOMFLOW_HBASE_POOL_SIZE", default_value_t = 4,
+    #[arg(long, env = "ECOMFLOW_HBASE_POOL_SIZE", default_value_t = stores::DEFAULT_HBASE_POOL_SIZE,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub hbase_pool_size: usize,
     /// HBase namespace of ecomflow's tables (it must exist: `create_namespace`
@@ -765,7 +765,8 @@ pub struct AggregatorFlags {
     /// `count` (the best hit rate on held-out days, see
     /// scripts/ranking-study.sh), `llr` (significance), `cosine`, `jaccard`
     /// or `llr-min-support` (LLR among pairs seen 3+ times).
-    #[arg(long, env = "ECOMFLOW_RANKING", default_value = "count", value_parser = ranking_parser())]
+    #[arg(long, env = "ECOMFLOW_RANKING", default_value_t = aggregator::choices::Ranking::DEFAULT,
+          value_parser = ranking_parser())]
     pub ranking: aggregator::choices::Ranking,
     /// Days in the sliding window of the live counts.
     #[arg(long, env = "ECOMFLOW_WINDOW_DAYS", default_value_t = AggregatorConfig::default().window_days,
@@ -817,7 +818,7 @@ impl AggregatorFlags {
 #[command(next_help_heading = "Ingest")]
 pub struct IngestFlags {
     /// Ingest workers (threads), members of one consumer group.
-    #[arg(long, env = "ECOMFLOW_INGEST_WORKERS", default_value_t = 2,
+    #[arg(long, env = "ECOMFLOW_INGEST_WORKERS", default_value_t = ingest::worker::DEFAULT_WORKERS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub ingest_workers: usize,
     /// Records per ingest chunk (one store write and one offset commit).

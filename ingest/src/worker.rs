@@ -34,6 +34,11 @@ pub struct IngestConfig {
     pub until_idle: Option<Duration>,
 }
 
+/// Ingest workers (threads) a process runs unless told otherwise: two
+/// keep one core decoding while the other writes, on the 2-core machine of
+/// docs/benchmarks.md.
+pub const DEFAULT_WORKERS: usize = 2;
+
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {

@@ -114,6 +114,11 @@ pub(crate) fn document_keyspace_options() -> fjall::KeyspaceCreateOptions {
 }
 
 /// fjall's persist mode for a durability.
+/// Connections to an HBase Thrift server unless told otherwise (each
+/// carries one call at a time): as many as ingest's workers and the
+/// nightly batch use at once.
+pub const DEFAULT_HBASE_POOL_SIZE: usize = 4;
+
 pub(crate) fn persist_mode(durability: stage::fsio::Durability) -> fjall::PersistMode {
     match durability {
         stage::fsio::Durability::Process => fjall::PersistMode::Buffer,

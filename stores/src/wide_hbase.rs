@@ -108,7 +108,7 @@ impl HbaseSettings {
     pub fn new(addr: &str) -> Self {
         HbaseSettings {
             addr: addr.to_string(),
-            pool_size: 4,
+            pool_size: crate::DEFAULT_HBASE_POOL_SIZE,
             transport: ThriftTransport::default(),
             protocol: ThriftProtocol::default(),
             namespace: None,
