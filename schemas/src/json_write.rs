@@ -2,7 +2,11 @@
 //! the same bytes `serde_json::to_vec` writes (compact, fields in
 //! declaration order, the renamed keys), faster. The producer writes every
 //! record it publishes; serde's derived serialiser was a quarter of its
-//! CPU, and chrono writes a timestamp through its `Debug` formatting.
+//! CPU, and chrono writes a timestamp through its `Debug` formatting. On
+//! 200,000 sessions shaped like the default shop's, a session takes
+//! 340-443 ns here against 770-859 ns with `serde_json::to_vec` (`cargo
+//! test -p schemas --release --lib hand_written_against_serde_and_chrono --
+//! --ignored --nocapture`, three runs).
 //!
 //! Strings that need escaping (a quote, a backslash, a control character),
 //! timestamps outside years 0-9999 or with fractions of a second, and every
@@ -186,6 +190,112 @@ fn via_serde<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 mod tests {
     use super::*;
     use crate::types::{ConversionStatus, DeviceType};
+
+    /// The hand-written writer and timestamp code against serde_json's
+    /// derived code and chrono's format strings, on 200,000 sessions shaped
+    /// like the default shop's. A benchmark that prints; run it with
+    /// `cargo test -p schemas --release --lib hand_written_against_serde_and_chrono
+    /// -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints figures, asserts only that the outputs agree"]
+    fn hand_written_against_serde_and_chrono() {
+        use std::time::Instant;
+        let mut seed = 42u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let start = ts("2025-01-01T00:00:00");
+        let sessions: Vec<Session> = (0..200_000)
+            .map(|i| Session {
+                session_id: format!("sess_{i:010x}"),
+                user_id: format!("user_{:06}", next(10_000)),
+                start_time: start + chrono::Duration::seconds(next(90 * 86_400) as i64),
+                duration_seconds: next(1_800) as u32,
+                referrer: "google".into(),
+                device_info: crate::DeviceInfo {
+                    device_type: DeviceType::Mobile,
+                    os: "iOS".into(),
+                    browser: "Safari".into(),
+                    city: "Austin".into(),
+                    state: "TX".into(),
+                    ip: format!("10.0.{}.{}", next(256), next(256)),
+                },
+                conversion_status: ConversionStatus::Browsed,
+                viewed_products: (0..1 + next(8))
+                    .map(|_| format!("prod_{:05}", next(5_000)))
+                    .collect(),
+                cart_contents: (0..next(3))
+                    .map(|_| CartItem {
+                        product_id: format!("prod_{:05}", next(5_000)),
+                        quantity: 1 + next(3) as u32,
+                        price: 1.0 + next(50_000) as f64 / 100.0,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let n = sessions.len() as f64;
+        let best = |f: &mut dyn FnMut()| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e9 / n
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let mut out = Vec::new();
+        let ours = best(&mut || {
+            for s in &sessions {
+                out.clear();
+                session(s, &mut out);
+                std::hint::black_box(&out);
+            }
+        });
+        let serde = best(&mut || {
+            for s in &sessions {
+                std::hint::black_box(serde_json::to_vec(s).expect("json"));
+            }
+        });
+        println!("session to JSON: {ours:.0} ns here, {serde:.0} ns with serde_json::to_vec");
+        let ours = best(&mut || {
+            for s in &sessions {
+                std::hint::black_box(crate::time::format(s.start_time));
+            }
+        });
+        let theirs = best(&mut || {
+            for s in &sessions {
+                std::hint::black_box(s.start_time.format("%Y-%m-%dT%H:%M:%S").to_string());
+            }
+        });
+        println!("timestamp written: {ours:.0} ns here, {theirs:.0} ns with chrono's format");
+        let texts: Vec<String> = sessions
+            .iter()
+            .map(|s| crate::time::format(s.start_time))
+            .collect();
+        let ours = best(&mut || {
+            for t in &texts {
+                std::hint::black_box(crate::time::parse(t));
+            }
+        });
+        let theirs = best(&mut || {
+            for t in &texts {
+                std::hint::black_box(
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").ok(),
+                );
+            }
+        });
+        println!("timestamp read: {ours:.0} ns here, {theirs:.0} ns with chrono's parse_from_str");
+        for s in sessions.iter().step_by(997) {
+            out.clear();
+            session(s, &mut out);
+            assert_eq!(out, serde_json::to_vec(s).expect("json"));
+            let text = crate::time::format(s.start_time);
+            assert_eq!(crate::time::parse(&text), Some(s.start_time));
+        }
+    }
 
     fn ts(s: &str) -> NaiveDateTime {
         crate::time::parse(s).expect("literal")
