@@ -50,11 +50,45 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Every server flag of `command` is backed by a compiled-in backend.
+pub(crate) fn check_backends(command: &Command) -> anyhow::Result<()> {
+    let (log, stores): (Option<&LogArgs>, Option<&StoreArgs>) = match command {
+        Command::Replay(a) => (Some(&a.log), Some(&a.stores)),
+        Command::Ingest(a) => (Some(&a.log), Some(&a.stores)),
+        Command::Serve(a) => {
+            if a.hbase.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
+                return Err(crate::features::missing("hbase", "--hbase-thrift"));
+            }
+            (Some(&a.log), None)
+        }
+        Command::Batch(a) => (None, Some(&a.stores)),
+        Command::Bench(a) => (None, Some(&a.stores)),
+        Command::Query(a) => (None, Some(&a.stores)),
+        Command::Generate(_) | Command::Import(_) | Command::Evaluate(_) | Command::Sql(_) => {
+            (None, None)
+        }
+    };
+    if let Some(log) = log {
+        if log.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
+            return Err(crate::features::missing("kafka", "--kafka-brokers"));
+        }
+    }
+    if let Some(stores) = stores {
+        if stores.mongodb_uri.is_some() && !cfg!(feature = "mongodb") {
+            return Err(crate::features::missing("mongodb", "--mongodb-uri"));
+        }
+        if stores.hbase.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
+            return Err(crate::features::missing("hbase", "--hbase-thrift"));
+        }
+    }
+    Ok(())
+}
+
 impl Cli {
     /// Checks what can be checked of the command's settings without
     /// touching the data, the log or the stores.
     pub fn check(&self) -> anyhow::Result<()> {
-        crate::features::check(&self.command)?;
+        check_backends(&self.command)?;
         let log = |_l: &LogArgs| -> anyhow::Result<()> {
             #[cfg(feature = "kafka")]
             if let Some(brokers) = &_l.kafka_brokers {

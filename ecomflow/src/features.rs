@@ -2,8 +2,6 @@
 //! `kafka`, `mongodb`, `hbase`; `distributed` is all three), and the error
 //! a flag that needs a missing one gets before anything runs.
 
-use crate::cli::{Command, LogArgs, StoreArgs};
-
 /// The backends compiled in, e.g. `["kafka", "mongodb", "hbase"]`.
 pub fn enabled() -> Vec<&'static str> {
     let mut on = Vec::new();
@@ -42,43 +40,10 @@ pub fn missing(feature: &str, flag: &str) -> anyhow::Error {
     )
 }
 
-/// Every server flag of `command` is backed by a compiled-in backend.
-pub fn check(command: &Command) -> anyhow::Result<()> {
-    let (log, stores): (Option<&LogArgs>, Option<&StoreArgs>) = match command {
-        Command::Replay(a) => (Some(&a.log), Some(&a.stores)),
-        Command::Ingest(a) => (Some(&a.log), Some(&a.stores)),
-        Command::Serve(a) => {
-            if a.hbase.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
-                return Err(missing("hbase", "--hbase-thrift"));
-            }
-            (Some(&a.log), None)
-        }
-        Command::Batch(a) => (None, Some(&a.stores)),
-        Command::Bench(a) => (None, Some(&a.stores)),
-        Command::Query(a) => (None, Some(&a.stores)),
-        Command::Generate(_) | Command::Import(_) | Command::Evaluate(_) | Command::Sql(_) => {
-            (None, None)
-        }
-    };
-    if let Some(log) = log {
-        if log.kafka_brokers.is_some() && !cfg!(feature = "kafka") {
-            return Err(missing("kafka", "--kafka-brokers"));
-        }
-    }
-    if let Some(stores) = stores {
-        if stores.mongodb_uri.is_some() && !cfg!(feature = "mongodb") {
-            return Err(missing("mongodb", "--mongodb-uri"));
-        }
-        if stores.hbase.hbase_thrift.is_some() && !cfg!(feature = "hbase") {
-            return Err(missing("hbase", "--hbase-thrift"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{check_backends as check, Command};
 
     /// `args` parsed without the environment (the test script exports
     /// `ECOMFLOW_KAFKA_BROKERS` and the rest for other tests).

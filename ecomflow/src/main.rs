@@ -46,7 +46,7 @@ fn main() -> std::process::ExitCode {
         env!("CARGO_PKG_VERSION"),
         option_env!("ECOMFLOW_GIT_REVISION").unwrap_or("unknown"),
     );
-    if let Err(e) = features::check(&cli.command) {
+    if let Err(e) = cli::check_backends(&cli.command) {
         eprintln!("error: {e:#}");
         return std::process::ExitCode::FAILURE;
     }
