@@ -9,7 +9,9 @@ mod lock;
 mod nightly;
 mod pipeline;
 mod priority;
+mod servers;
 mod stages;
+mod threads;
 mod ui;
 
 use clap::Parser;

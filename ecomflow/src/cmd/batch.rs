@@ -11,7 +11,7 @@ pub fn run(args: BatchArgs) -> anyhow::Result<()> {
     // The snapshot and the report are written here: one batch at a time.
     let _lock = crate::lock::lock_data_dir(&args.dir.data_dir)?;
     let stores = pipeline::open_stores(&args.dir.data_dir, args.durability(), &args.stores)?;
-    let _metrics = pipeline::start_metrics(args.metrics.as_deref())?;
+    let _metrics = crate::servers::start_metrics(args.metrics.as_deref())?;
     loop {
         // Nothing stored shows in the run itself (no user, no transaction
         // in the snapshot): no separate count of the stores, which would

@@ -22,7 +22,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     };
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
-    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
     let stats = Arc::new(ingest::IngestStats::default());
     let counted = stats.clone();
     let clock =

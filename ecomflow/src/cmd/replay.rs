@@ -60,7 +60,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
     }
     let stop = super::ctrl_c()?;
-    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
     // Topics exist before any consumer subscribes.
     let mut running = Running::start(&args, &log, &stop)?;
     let watcher = running.watch(&stop);
@@ -231,7 +231,7 @@ impl Running {
             .ingest
             .as_ref()
             .and_then(|i| i.workers.as_ref())
-            .map(pipeline::Threads::failure_flag);
+            .map(crate::threads::Threads::failure_flag);
         let aggregator = self.aggregator.as_ref().map(|a| a.stats.clone());
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let why: Arc<Mutex<Option<&'static str>>> = Arc::default();
@@ -314,7 +314,7 @@ impl Running {
         let workers = self.ingest.as_mut().and_then(|i| i.workers.take());
         let joined = match (workers, &self.ingest) {
             (Some(workers), Some(ingest)) => {
-                pipeline::finish_stage(&workers, &ingest.stop, complete, || {
+                crate::threads::finish_stage(&workers, &ingest.stop, complete, || {
                     let left = lag(&args.ingest.ingest_group, &ingest::worker::INPUT_TOPICS);
                     bar.set_message(format!(
                         "catching up: {left} left; {}",
@@ -334,7 +334,7 @@ impl Running {
         let mut aggregator = Ok(());
         if let Some(a) = self.aggregator.as_mut() {
             if let Some(runner) = &a.runner {
-                pipeline::finish_stage(runner, &a.stop, complete, || {
+                crate::threads::finish_stage(runner, &a.stop, complete, || {
                     let left = lag(
                         &args.aggregator.aggregator_group,
                         &aggregator::runner::INPUT_TOPICS,

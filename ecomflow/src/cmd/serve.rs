@@ -11,7 +11,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _lock = crate::lock::lock_data_dir(&args.log.data_dir)?;
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
-    let _metrics = pipeline::start_metrics(args.log.metrics.as_deref())?;
+    let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
     let mut handle = pipeline::start_aggregator(
         log.clone(),
         &args.log,
