@@ -227,10 +227,16 @@ fn connect_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>>
     }
 }
 
-/// Ingest settings from flags.
-fn ingest_config(flags: &IngestFlags, partitions: u32, until_idle: Option<u64>) -> IngestConfig {
+/// Ingest's settings from its flags: what `replay` and `ingest` build
+/// once, at their start.
+pub fn ingest_config(
+    flags: &IngestFlags,
+    partitions: u32,
+    until_idle: Option<u64>,
+) -> IngestConfig {
     IngestConfig {
         group: flags.ingest_group.clone(),
+        workers: flags.ingest_workers,
         batch: flags.ingest_chunk,
         partitions,
         until_idle: until_idle.map(Duration::from_secs),
@@ -241,42 +247,39 @@ fn ingest_config(flags: &IngestFlags, partitions: u32, until_idle: Option<u64>) 
 /// The ingest workers of one process.
 pub type Workers = Threads<IngestError>;
 
-/// Opens the stores and starts the ingest workers the flags ask for; they run until `stop` stops (or drains, or
-/// `until_idle` seconds pass without records, once all are consumed).
+/// Starts the ingest workers of `cfg` on `stores`, once the group is set
+/// back to what the stores hold; they run until `stop` stops (or drains,
+/// or `cfg.until_idle` passes without records, once all are consumed).
 pub fn start_ingest(
-    log: Arc<dyn EventLog>,
-    args: &LogArgs,
-    servers: &StoreArgs,
-    flags: &IngestFlags,
-    stats: Arc<IngestStats>,
-    stop: Shutdown,
-    until_idle: Option<u64>,
-) -> anyhow::Result<(Stores, Workers)> {
-    let stores = open_stores(&args.data_dir, args.durability(), servers)?;
+    log: &Arc<dyn EventLog>,
+    stores: &Stores,
+    cfg: &IngestConfig,
+    stats: &Arc<IngestStats>,
+    stop: &Shutdown,
+) -> anyhow::Result<Workers> {
     ingest::resume_from_stores(
         log.as_ref(),
         stores.docs.as_ref(),
         &stores.sessions,
-        &flags.ingest_group,
+        &cfg.group,
     )
     .with_context(|| {
         format!(
             "setting ingest group {:?} back to what the stores hold (stop the group's \
              other members and start again)",
-            flags.ingest_group
+            cfg.group
         )
     })?;
     watch_lag(
         log.clone(),
-        flags.ingest_group.clone(),
+        cfg.group.clone(),
         &ingest::worker::INPUT_TOPICS,
         &ingest::metrics::LAG,
         stop.clone(),
     )?;
-    let cfg = ingest_config(flags, args.partitions, until_idle);
     // Every worker joins the group before any polls (see
     // `ingest::run_worker_on`): no partition changes hands under a batch.
-    let consumers = (0..flags.ingest_workers)
+    let consumers = (0..cfg.workers)
         .map(|_| log.consumer(&cfg.group, &ingest::worker::INPUT_TOPICS))
         .collect::<Result<Vec<_>, _>>()?;
     let mut workers = Threads::new("an ingest thread");
@@ -300,7 +303,7 @@ pub fn start_ingest(
             )
         })?;
     }
-    Ok((stores, workers))
+    Ok(workers)
 }
 
 /// Reads `group`'s lag into `gauge` every 2 s on a thread of its own until
@@ -397,29 +400,68 @@ pub struct AggregatorRun {
     pub copy_checkpoints: bool,
 }
 
+/// The aggregator's settings, in its own types: what `replay` and `serve`
+/// build once, at their start, from their flags.
+pub struct AggregatorSettings {
+    /// The windows and lateness of the live counts.
+    pub model: aggregator::processor::AggregatorConfig,
+    /// The consumer group member: group, checkpoint file and schedule,
+    /// durability, when to stop.
+    pub runner: aggregator::runner::RunnerConfig,
+    /// Re-read the log from the start instead of restoring the checkpoint.
+    pub rebuild: bool,
+    /// The lookup API's address, threads and default ranking.
+    pub http: String,
+    /// Threads answering lookups.
+    pub http_threads: u16,
+    /// Ranking when a request names none.
+    pub ranking: aggregator::choices::Ranking,
+}
+
+impl AggregatorSettings {
+    /// The settings `flags` and `log` (its data dir and durability) ask
+    /// for, run as `run` says.
+    pub fn new(flags: &AggregatorFlags, log: &LogArgs, run: AggregatorRun) -> Self {
+        use aggregator::runner::RunnerConfig;
+        let checkpoint = flags.checkpoint_path(&log.data_dir);
+        AggregatorSettings {
+            model: aggregator::processor::AggregatorConfig {
+                window_days: flags.window_days,
+                lateness_secs: flags.lateness,
+                ..Default::default()
+            },
+            runner: RunnerConfig {
+                every: Duration::from_secs(flags.checkpoint_every),
+                on_decoder_start: Some(crate::priority::yield_to_lookups),
+                durability: log.durability(),
+                until_idle: run.until_idle.map(Duration::from_secs),
+                copy_checkpoints: run.copy_checkpoints,
+                ..RunnerConfig::new(flags.aggregator_group.clone(), checkpoint)
+            },
+            rebuild: flags.rebuild_aggregator,
+            http: flags.http.clone(),
+            http_threads: run.http_threads,
+            ranking: flags.ranking,
+        }
+    }
+}
+
 /// Restores (or creates) the aggregator, starts its runner and its API.
-/// The runner runs until `stop` stops (or drains, or `run.until_idle`
-/// seconds pass without records, once all are consumed).
+/// The runner runs until `stop` stops (or drains, or `until_idle` passes
+/// without records, once all are consumed).
 pub fn start_aggregator(
     log: Arc<dyn EventLog>,
-    args: &LogArgs,
-    flags: &AggregatorFlags,
+    settings: AggregatorSettings,
     stop: Shutdown,
-    run: AggregatorRun,
 ) -> anyhow::Result<AggregatorHandle> {
-    use aggregator::{http, processor::AggregatorConfig, runner};
-    let checkpoint = flags.checkpoint_path(&args.data_dir);
-    let config = AggregatorConfig {
-        window_days: flags.window_days,
-        lateness_secs: flags.lateness,
-        ..AggregatorConfig::default()
-    };
-    let group = &flags.aggregator_group;
-    let model = if flags.rebuild_aggregator {
-        runner::rebuild(log.as_ref(), group, &checkpoint, config)?
+    use aggregator::{http, runner};
+    let cfg = settings.runner;
+    let (group, checkpoint) = (&cfg.group, &cfg.checkpoint);
+    let model = if settings.rebuild {
+        runner::rebuild(log.as_ref(), group, checkpoint, settings.model)?
     } else {
         let committed = log.committed_offsets(group, &runner::INPUT_TOPICS)?;
-        let model = runner::restore_or_new(&checkpoint, config, &committed)?;
+        let model = runner::restore_or_new(checkpoint, settings.model, &committed)?;
         runner::resume_from_checkpoint(log.as_ref(), group, &model).with_context(|| {
             format!("setting aggregator group {group:?} back to what its checkpoint holds")
         })?;
@@ -428,12 +470,12 @@ pub fn start_aggregator(
     let model = Arc::new(aggregator::RwLock::new(model));
     let (runtime, listener) = http_runtime(
         "http",
-        run.http_threads,
-        &flags.http,
+        settings.http_threads,
+        &settings.http,
         "the lookup API (use --http to pick another address)",
     )?;
     let addr = listener.local_addr()?;
-    let ranking = flags.ranking;
+    let ranking = settings.ranking;
     let api = Arc::new(http::ApiState::new(model.clone(), ranking));
     let state = api.clone();
     runtime.spawn(async move {
@@ -442,17 +484,9 @@ pub fn start_aggregator(
         }
     });
     let stats = Arc::new(runner::RunnerStats::default());
-    let cfg = runner::RunnerConfig {
-        every: std::time::Duration::from_secs(flags.checkpoint_every),
-        on_decoder_start: Some(crate::priority::yield_to_lookups),
-        durability: args.durability(),
-        until_idle: run.until_idle.map(Duration::from_secs),
-        copy_checkpoints: run.copy_checkpoints,
-        ..runner::RunnerConfig::new(flags.aggregator_group.clone(), checkpoint)
-    };
     watch_lag(
         log.clone(),
-        flags.aggregator_group.clone(),
+        cfg.group.clone(),
         &runner::INPUT_TOPICS,
         &aggregator::metrics::LAG,
         stop.clone(),

@@ -22,6 +22,8 @@ use stores::{DocumentStore, SessionStore, StoreError};
 pub struct IngestConfig {
     /// Consumer group shared by all ingest workers.
     pub group: String,
+    /// Workers (threads) a process runs, members of the group.
+    pub workers: usize,
     /// Records per batch (one store write and one commit each).
     pub batch: usize,
     /// How long a poll waits for records.
@@ -43,6 +45,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             group: "ingest".into(),
+            workers: DEFAULT_WORKERS,
             // Fewer commits and dead-letter syncs, each user's summary
             // written once per chunk, and longer sorted runs into the
             // stores. 8,000 against 2,000, ingest alone on the default

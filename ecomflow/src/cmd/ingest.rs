@@ -20,6 +20,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let cfg = pipeline::ingest_config(&args.ingest, args.log.partitions, args.until_idle);
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
     let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
@@ -27,16 +28,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     let counted = stats.clone();
     let clock =
         stages::StageClock::start(vec!["ingest"], move || vec![counted.snapshot().consumed]);
-    let (stores, workers) = pipeline::start_ingest(
-        log.clone(),
-        &args.log,
-        &args.stores,
-        &args.ingest,
-        stats.clone(),
-        stop.child(),
-        args.until_idle,
-    )?;
-    tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = args.ingest.ingest_workers, "Ingest started.");
+    let stores = pipeline::open_stores(&args.log.data_dir, args.log.durability(), &args.stores)?;
+    let workers = pipeline::start_ingest(&log, &stores, &cfg, &stats, &stop.child())?;
+    tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = cfg.workers, "Ingest started.");
     workers.join()?;
     let rows = clock.finish();
     ui::print_ingest_summary(&stats.snapshot(), &stores)?;

@@ -156,11 +156,9 @@ impl Running {
                 to_publish: Arc::default(),
             });
         }
-        let aggregator = pipeline::start_aggregator(
-            log.clone(),
-            &args.log,
+        let settings = pipeline::AggregatorSettings::new(
             &args.aggregator,
-            stop.child(),
+            &args.log,
             pipeline::AggregatorRun {
                 until_idle: None,
                 http_threads: args
@@ -169,7 +167,8 @@ impl Running {
                     .unwrap_or(pipeline::REPLAY_HTTP_THREADS),
                 copy_checkpoints: args.speed().is_some(),
             },
-        )?;
+        );
+        let aggregator = pipeline::start_aggregator(log.clone(), settings, stop.child())?;
         let example = if args.dataset.is_some() {
             "/v1/products/{id}/bought-together, /v1/users/{id}/engagement"
         } else {
@@ -184,15 +183,10 @@ impl Running {
         priority::yield_to_lookups();
         let stats = Arc::new(ingest::IngestStats::default());
         let ingest_stop = stop.child();
-        let (stores, workers) = pipeline::start_ingest(
-            log.clone(),
-            &args.log,
-            &args.stores,
-            &args.ingest,
-            stats.clone(),
-            ingest_stop.clone(),
-            None,
-        )?;
+        let stores =
+            pipeline::open_stores(&args.log.data_dir, args.log.durability(), &args.stores)?;
+        let cfg = pipeline::ingest_config(&args.ingest, args.log.partitions, None);
+        let workers = pipeline::start_ingest(log, &stores, &cfg, &stats, &ingest_stop)?;
         aggregator.serve_daily(&stores.sessions);
         let to_publish = Arc::new(AtomicU64::new(0));
         let nightly = (!args.no_batch && !args.no_nightly).then(|| {

@@ -12,11 +12,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let log = pipeline::open_log(&args.log, false)?;
     let stop = super::ctrl_c()?;
     let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
-    let mut handle = pipeline::start_aggregator(
-        log.clone(),
-        &args.log,
+    let settings = pipeline::AggregatorSettings::new(
         &args.aggregator,
-        stop.child(),
+        &args.log,
         pipeline::AggregatorRun {
             until_idle: args.until_idle,
             http_threads: args
@@ -25,7 +23,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or(pipeline::SERVE_HTTP_THREADS),
             copy_checkpoints: true,
         },
-    )?;
+    );
+    let mut handle = pipeline::start_aggregator(log.clone(), settings, stop.child())?;
     // Daily counts are a side dish: without their store, the lookups of
     // the live window are served all the same, and that endpoint says why.
     match pipeline::daily_sessions(&args.log, &args.hbase) {
