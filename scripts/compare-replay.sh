@@ -37,7 +37,7 @@ digest() { # dir: sha256 of every Parquet file and the report, by path
 }
 
 summary() { # the printed summary without what differs run to run
-  grep -v -E 'Lookup API on|Steps:|^Stages|^  (stage|publish|ingest|aggregator) |final batch' "$1" |
+  grep -v -E 'Lookup API on|Steps:|Freshness, from publish|^Stages|^  (stage|publish|ingest|aggregator) |final batch' "$1" |
     sed -E 's/ in [0-9.]+ s, [0-9]+ events\/s\)/)/; s/(before|after)-1/RUN/g; s/[0-9]+ day partitions written \([0-9]+ rows\)/N day partitions written (nightly timing)/'
 }
 
