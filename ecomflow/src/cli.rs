@@ -557,12 +557,13 @@ pub struct KafkaFlags {
     #[arg(long, env = "ECOMFLOW_KAFKA_TOPIC_PREFIX", default_value = "")]
     pub kafka_topic_prefix: String,
     /// Codec of the batches ecomflow produces (every codec is read).
-    #[arg(long, env = "ECOMFLOW_KAFKA_COMPRESSION", default_value = "lz4",
+    #[arg(long, env = "ECOMFLOW_KAFKA_COMPRESSION", default_value = eventlog::kafka_defaults::COMPRESSION,
           value_parser = ["lz4", "zstd", "gzip", "snappy", "none"])]
     pub kafka_compression: String,
     /// Replication factor of the topics ecomflow creates (3 on a
     /// production cluster; -1 for the broker's default).
-    #[arg(long, env = "ECOMFLOW_KAFKA_REPLICATION_FACTOR", default_value_t = 1,
+    #[arg(long, env = "ECOMFLOW_KAFKA_REPLICATION_FACTOR",
+          default_value_t = eventlog::kafka_defaults::REPLICATION_FACTOR,
           value_parser = parse_replication)]
     pub kafka_replication_factor: i32,
     /// Retention of the event topics ecomflow creates, in hours (default:
@@ -575,7 +576,7 @@ pub struct KafkaFlags {
     #[arg(long, env = "ECOMFLOW_KAFKA_COMPACT_CATALOG")]
     pub kafka_compact_catalog: bool,
     /// Seconds to wait for the cluster before an error naming the brokers.
-    #[arg(long, env = "ECOMFLOW_KAFKA_TIMEOUT", default_value_t = 10,
+    #[arg(long, env = "ECOMFLOW_KAFKA_TIMEOUT", default_value_t = eventlog::kafka_defaults::TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub kafka_timeout: u64,
 }

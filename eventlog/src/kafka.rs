@@ -76,11 +76,11 @@ impl KafkaSettings {
             brokers: brokers.to_string(),
             properties: Vec::new(),
             topic_prefix: String::new(),
-            compression: "lz4".to_string(),
-            replication_factor: 1,
+            compression: crate::kafka_defaults::COMPRESSION.to_string(),
+            replication_factor: crate::kafka_defaults::REPLICATION_FACTOR,
             retention_ms: None,
             compact_catalog: false,
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(crate::kafka_defaults::TIMEOUT_SECS),
         }
     }
 

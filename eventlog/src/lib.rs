@@ -26,6 +26,18 @@ pub mod embedded;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
+/// Kafka settings' defaults, here so that a build without the `kafka`
+/// feature (whose flags still list them) takes them from the same place.
+pub mod kafka_defaults {
+    /// Codec of the batches ecomflow produces.
+    pub const COMPRESSION: &str = "lz4";
+    /// Replication factor of the topics ecomflow creates (1 suits one
+    /// broker; a production cluster wants 3).
+    pub const REPLICATION_FACTOR: i32 = 1;
+    /// Seconds a request to the cluster may take.
+    pub const TIMEOUT_SECS: u64 = 10;
+}
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
