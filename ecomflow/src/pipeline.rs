@@ -16,6 +16,38 @@ use stores::doc_embedded::EmbeddedDocStore;
 use stores::wide_embedded::EmbeddedWideStore;
 use stores::{DocumentStore, SessionStore, WideColumnStore};
 
+/// What a command's stages run on, opened from its flags in one place:
+/// the event log with the shop's topics, and the stores when the command
+/// writes them.
+pub struct Pipeline {
+    /// The event log, its topics created.
+    pub log: Arc<dyn EventLog>,
+    /// The stores, if the command asked for them.
+    pub stores: Option<Stores>,
+}
+
+impl Pipeline {
+    /// Opens the log (`fresh`: emptied first) and, given `stores`, the
+    /// stores they name.
+    pub fn open(log: &LogArgs, stores: Option<&StoreArgs>, fresh: bool) -> anyhow::Result<Self> {
+        let opened = open_log(log, fresh)?;
+        let stores = stores
+            .map(|servers| open_stores(&log.data_dir, log.durability(), servers))
+            .transpose()?;
+        Ok(Pipeline {
+            log: opened,
+            stores,
+        })
+    }
+
+    /// The stores, which `open` was asked for.
+    pub fn stores(&self) -> anyhow::Result<&Stores> {
+        self.stores
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the stores were not opened"))
+    }
+}
+
 /// The stores of one process.
 #[derive(Clone)]
 pub struct Stores {
@@ -176,8 +208,8 @@ pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Opens the event log the flags ask for, with the shop's topics
 /// created if they are not there (`--partitions` each): every command
-/// that reads or writes the log gets it from here.
-pub fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
+/// that reads or writes the log gets it from here, through [`Pipeline`].
+fn open_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>> {
     check_data_dir(&args.data_dir)?;
     let log = connect_log(args, fresh)?;
     log.ensure_topics(&eventlog::TopicSpec::shop(args.partitions))

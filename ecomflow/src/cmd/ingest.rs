@@ -21,15 +21,16 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         None
     };
     let cfg = pipeline::ingest_config(&args.ingest, args.log.partitions, args.until_idle);
-    let log = pipeline::open_log(&args.log, false)?;
+    let opened = pipeline::Pipeline::open(&args.log, Some(&args.stores), false)?;
+    let log = &opened.log;
     let stop = super::ctrl_c()?;
     let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
     let stats = Arc::new(ingest::IngestStats::default());
     let counted = stats.clone();
     let clock =
         stages::StageClock::start(vec!["ingest"], move || vec![counted.snapshot().consumed]);
-    let stores = pipeline::open_stores(&args.log.data_dir, args.log.durability(), &args.stores)?;
-    let workers = pipeline::start_ingest(&log, &stores, &cfg, &stats, &stop.child())?;
+    let stores = opened.stores()?;
+    let workers = pipeline::start_ingest(log, stores, &cfg, &stats, &stop.child())?;
     tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = cfg.workers, "Ingest started.");
     workers.join()?;
     let rows = clock.finish();

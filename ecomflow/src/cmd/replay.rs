@@ -6,7 +6,7 @@
 
 use crate::cli::ReplayArgs;
 use crate::nightly::{self, Nightly};
-use crate::pipeline::{self, AggregatorHandle, Stores, Workers};
+use crate::pipeline::{self, AggregatorHandle, Pipeline, Stores, Workers};
 use crate::{priority, stages, ui};
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -48,9 +48,11 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         // old aggregator checkpoint would skip or double-count events.
         pipeline::remove_embedded(&args.log)?;
     }
-    // Opened on a background-priority thread: the log's store workers it
-    // starts yield to lookups (see `priority::yield_to_lookups`).
-    let log = priority::in_background(|| pipeline::open_log(&args.log, args.fresh))??;
+    // Opened on a background-priority thread: the log's and the stores'
+    // workers it starts yield to lookups (see `priority::yield_to_lookups`).
+    let stores = (!args.publish_only).then_some(&args.stores);
+    let opened = priority::in_background(|| Pipeline::open(&args.log, stores, args.fresh))??;
+    let log = &opened.log;
     match &source {
         Source::Shop(cfg) => {
             tracing::info!(log = %log.describe(), seed = cfg.seed, sessions = cfg.sessions, "Replaying the shop.")
@@ -62,7 +64,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let stop = super::ctrl_c()?;
     let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
     // Topics exist before any consumer subscribes.
-    let mut running = Running::start(&args, &log, &stop)?;
+    let mut running = Running::start(&args, &opened, &stop)?;
     let watcher = running.watch(&stop);
     let bar = ui::Progress::new(0, "events");
     let published = Arc::new(AtomicU64::new(0));
@@ -141,9 +143,10 @@ struct Running {
 
 impl Running {
     /// Starts the aggregator and its API (first, so a taken --http address
-    /// fails before any work), ingest and the nightly batch, unless
-    /// `--publish-only`.
-    fn start(args: &ReplayArgs, log: &Arc<dyn EventLog>, stop: &Shutdown) -> anyhow::Result<Self> {
+    /// fails before any record is read), ingest on the stores `opened`
+    /// holds, and the nightly batch, unless `--publish-only`.
+    fn start(args: &ReplayArgs, opened: &Pipeline, stop: &Shutdown) -> anyhow::Result<Self> {
+        let log = &opened.log;
         let batch = args.report.config(&args.log.data_dir)?;
         let nightly_day = Arc::new(Mutex::new(None));
         if args.publish_only {
@@ -183,8 +186,7 @@ impl Running {
         priority::yield_to_lookups();
         let stats = Arc::new(ingest::IngestStats::default());
         let ingest_stop = stop.child();
-        let stores =
-            pipeline::open_stores(&args.log.data_dir, args.log.durability(), &args.stores)?;
+        let stores = opened.stores()?.clone();
         let cfg = pipeline::ingest_config(&args.ingest, args.log.partitions, None);
         let workers = pipeline::start_ingest(log, &stores, &cfg, &stats, &ingest_stop)?;
         aggregator.serve_daily(&stores.sessions);

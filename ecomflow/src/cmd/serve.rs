@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The checkpoint lives in the data dir: one process at a time.
     let _lock = crate::lock::lock_data_dir(&args.log.data_dir)?;
-    let log = pipeline::open_log(&args.log, false)?;
+    let log = pipeline::Pipeline::open(&args.log, None, false)?.log;
     let stop = super::ctrl_c()?;
     let _metrics = crate::servers::start_metrics(args.log.metrics.as_deref())?;
     let settings = pipeline::AggregatorSettings::new(
