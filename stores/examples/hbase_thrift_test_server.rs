@@ -11,10 +11,6 @@
 // A test server for the contract tests: a failed unwrap stops it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(dead_code)]
-#[path = "../tests/support/hbase_server.rs"]
-mod hbase_server;
-
 fn main() {
     use stores::wide_hbase::{ThriftProtocol, ThriftTransport};
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,16 +29,16 @@ fn main() {
     } else {
         ThriftProtocol::Binary
     };
-    let server = match value("--dir") {
-        Some(dir) => {
-            let addr = format!(
-                "127.0.0.1:{}",
-                value("--port").unwrap_or_else(|| "0".into())
-            );
-            hbase_server::start_on(&addr, std::path::Path::new(&dir), transport, protocol)
-        }
-        None => hbase_server::start_with(transport, protocol),
-    };
+    // Without --dir, a temporary one: a SIGKILL leaves it behind, for the
+    // OS's cleaning of temporary files.
+    let temporary = tempfile::tempdir().expect("a temporary directory");
+    let dir = value("--dir").map_or_else(|| temporary.path().to_path_buf(), Into::into);
+    let addr = format!(
+        "127.0.0.1:{}",
+        value("--port").unwrap_or_else(|| "0".into())
+    );
+    let server = stores::hbase_test_server::start_on(&addr, &dir, transport, protocol)
+        .expect("the HBase Thrift test server");
     println!("ECOMFLOW_HBASE_THRIFT={}", server.addr);
     loop {
         std::thread::park();

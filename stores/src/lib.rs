@@ -32,6 +32,8 @@
 //!   keyspaces of 256 MiB (its generations), one value per row.
 //! - `wide_hbase`: the wide-column store on HBase's Thrift API, with the
 //!   `hbase` feature.
+//! - `hbase_test_server`: a stand-in HBase Thrift server over the embedded
+//!   wide-column store, for the tests (with the `hbase` feature).
 //! - `sessions`: `user_sessions` and `product_daily`: row keys, cells,
 //!   and the queries (last N sessions, sessions between two times, a
 //!   product's daily counts).
@@ -41,6 +43,8 @@ pub mod doc_embedded;
 #[cfg(feature = "mongodb")]
 pub mod doc_mongo;
 mod error;
+#[cfg(feature = "hbase")]
+pub mod hbase_test_server;
 pub mod queries;
 pub mod redact;
 mod sessions;

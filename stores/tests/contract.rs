@@ -1091,9 +1091,36 @@ fn mongodb_document_store() {
     queries_contract(&store);
 }
 
+/// The in-process HBase Thrift test server over a temporary store, and the
+/// directory it lives in (removed when dropped).
 #[cfg(feature = "hbase")]
-mod support {
-    pub mod hbase_server;
+struct TestHbase {
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "hbase")]
+fn test_hbase(
+    transport: stores::wide_hbase::ThriftTransport,
+    protocol: stores::wide_hbase::ThriftProtocol,
+) -> TestHbase {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        stores::hbase_test_server::start_on("127.0.0.1:0", dir.path(), transport, protocol)
+            .expect("the HBase Thrift test server");
+    TestHbase {
+        addr: server.addr,
+        _dir: dir,
+    }
+}
+
+/// The test server with HBase's defaults: binary protocol, buffered.
+#[cfg(feature = "hbase")]
+fn test_hbase_default() -> TestHbase {
+    test_hbase(
+        stores::wide_hbase::ThriftTransport::Buffered,
+        stores::wide_hbase::ThriftProtocol::Binary,
+    )
 }
 
 /// Without the server features their contracts are not compiled: under CI
@@ -1125,7 +1152,7 @@ fn hbase_wide_store() {
         Some(a) => a,
         None => {
             eprintln!("no HBase (ECOMFLOW_HBASE_THRIFT unset): running the HBase client against the in-process Thrift test server");
-            server = support::hbase_server::start();
+            server = test_hbase_default();
             server.addr.clone()
         }
     };
@@ -1150,7 +1177,7 @@ fn hbase_wide_store_framed_and_compact() {
         (ThriftTransport::Buffered, ThriftProtocol::Compact),
         (ThriftTransport::Framed, ThriftProtocol::Compact),
     ] {
-        let server = support::hbase_server::start_with(transport, protocol);
+        let server = test_hbase(transport, protocol);
         let mut settings = HbaseSettings::new(&server.addr);
         settings.transport = transport;
         settings.protocol = protocol;
@@ -1174,8 +1201,7 @@ fn hbase_wide_store_framed_and_compact() {
 #[test]
 fn hbase_wrong_protocol_is_a_clear_error() {
     use stores::wide_hbase::{HbaseSettings, HbaseWideStore, ThriftProtocol, ThriftTransport};
-    let server =
-        support::hbase_server::start_with(ThriftTransport::Framed, ThriftProtocol::Compact);
+    let server = test_hbase(ThriftTransport::Framed, ThriftProtocol::Compact);
     let settings = HbaseSettings::new(&server.addr);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -1195,7 +1221,7 @@ fn hbase_wrong_protocol_is_a_clear_error() {
 #[cfg(feature = "hbase")]
 #[test]
 fn hbase_tables_created_concurrently() {
-    let server = support::hbase_server::start();
+    let server = test_hbase_default();
     let barrier = Arc::new(std::sync::Barrier::new(6));
     let threads: Vec<_> = (0..6)
         .map(|_| {
@@ -1218,7 +1244,7 @@ fn hbase_tables_created_concurrently() {
 #[test]
 fn hbase_scanner_pages_and_errors() {
     use stores::wide::{Cell, RowMutation, WideColumnStore};
-    let server = support::hbase_server::start();
+    let server = test_hbase_default();
     let hbase = stores::wide_hbase::HbaseWideStore::connect(&server.addr, 1).expect("connect");
     hbase.ensure_table("t", &["f"]).expect("table");
     let rows: Vec<RowMutation> = (0..2_500)

@@ -2,16 +2,19 @@
 //! interface (`hbase-thrift`'s generated processor), implementing the calls
 //! our client uses on top of the embedded wide-column store. It tests our
 //! client (framing, batching, scanner paging, errors) over the real wire
-//! protocol; it is not HBase.
+//! protocol; it is not HBase. The contract tests start it in their process;
+//! the end-to-end test runs it as a process of its own (the
+//! `hbase_thrift_test_server` example), shared by several ecomflow
+//! services.
 
+use crate::wide::{Cell, Row, RowMutation, WideColumnStore};
+use crate::wide_embedded::EmbeddedWideStore;
+use crate::wide_hbase::{protocols, ThriftProtocol, ThriftTransport};
 use hbase_thrift::hbase::*;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use stores::wide::{Cell, Row, RowMutation, WideColumnStore};
-use stores::wide_embedded::EmbeddedWideStore;
-use stores::wide_hbase::{protocols, ThriftProtocol, ThriftTransport};
 use thrift::server::TProcessor;
 
 fn unsupported<T>(call: &str) -> thrift::Result<T> {
@@ -39,7 +42,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Handler state: the store, the tables' families, open scanners.
-pub struct Handler {
+struct Handler {
     store: EmbeddedWideStore,
     tables: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the tables' families are kept, when the store outlives the
@@ -580,7 +583,6 @@ impl HbaseSyncHandler for Handler {
 pub struct TestServer {
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    _dir: Option<tempfile::TempDir>,
 }
 
 fn serve(
@@ -597,30 +599,18 @@ fn serve(
     while processor.process(&mut input, &mut output).is_ok() {}
 }
 
-/// Starts a server on 127.0.0.1 (a free port) over a fresh embedded store,
-/// binary protocol over buffered transport (HBase's default).
-pub fn start() -> TestServer {
-    start_with(ThriftTransport::Buffered, ThriftProtocol::Binary)
-}
-
-/// Starts a server speaking `protocol` over `transport`, as `hbase thrift
-/// start` does with `-f` (framed) and `-c` (compact).
-pub fn start_with(transport: ThriftTransport, protocol: ThriftProtocol) -> TestServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start_on("127.0.0.1:0", dir.path(), transport, protocol);
-    server._dir = Some(dir);
-    server
-}
-
-/// Starts a server on `addr` over the store in `dir`, keeping its tables
-/// there too: a server started again on the same directory (after a kill)
-/// serves the same tables and rows, as an HBase that restarts does.
+/// Starts a server on `addr` (`127.0.0.1:0` for a free port) over the
+/// store in `dir`, speaking `protocol` over `transport` (as `hbase thrift
+/// start` does with `-f`, framed, and `-c`, compact), and keeping its
+/// tables there too: a server started again on the same directory (after a
+/// kill) serves the same tables and rows, as an HBase that restarts does.
+/// It serves until the process ends.
 pub fn start_on(
     addr: &str,
     dir: &std::path::Path,
     transport: ThriftTransport,
     protocol: ThriftProtocol,
-) -> TestServer {
+) -> crate::Result<TestServer> {
     let tables_file = dir.join("tables.tsv");
     let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&tables_file) {
@@ -633,12 +623,10 @@ pub fn start_on(
             }
         }
     }
-    let store = EmbeddedWideStore::open(&dir.join("store")).expect("store");
+    let store = EmbeddedWideStore::open(&dir.join("store"))?;
     for (table, families) in &tables {
         let refs: Vec<&str> = families.iter().map(String::as_str).collect();
-        store
-            .ensure_table(table, &refs)
-            .expect("tables of the last run");
+        store.ensure_table(table, &refs)?;
     }
     let handler = Handler {
         store,
@@ -648,13 +636,13 @@ pub fn start_on(
         next_scanner: AtomicI32::new(1),
     };
     let processor = Arc::new(HbaseSyncProcessor::new(handler));
-    let listener = TcpListener::bind(addr).expect("bind the test server's address");
-    let addr = listener.local_addr().expect("local addr").to_string();
+    let listener = TcpListener::bind(addr)?;
+    let addr = listener.local_addr()?.to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let p = processor.clone();
             std::thread::spawn(move || serve(p, stream, transport, protocol));
         }
     });
-    TestServer { addr, _dir: None }
+    Ok(TestServer { addr })
 }
