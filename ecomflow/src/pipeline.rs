@@ -82,16 +82,13 @@ pub fn open_stores(
             ),
             #[cfg(not(feature = "mongodb"))]
             Some(_) => return Err(crate::features::missing("mongodb", "--mongodb-uri")),
-            None => Arc::new(
-                EmbeddedDocStore::open_with(&data_dir.join("docs"), durability).with_context(
-                    || {
-                        format!(
-                            "opening the document store in {} (if it is damaged, start over with `replay --fresh`)",
-                            data_dir.join("docs").display()
-                        )
-                    },
-                )?,
-            ),
+            None => {
+                let dir = data_dir.join("docs");
+                Arc::new(
+                    EmbeddedDocStore::open_with(&dir, durability)
+                        .with_context(|| opening("the document store", &dir))?,
+                )
+            }
         })
     };
     let open_wide = || open_wide(data_dir, durability, &servers.hbase);
@@ -111,6 +108,15 @@ pub fn open_stores(
     })
 }
 
+/// The context of an embedded engine's open error: which, where, and the
+/// way out if it is damaged.
+fn opening(what: &str, dir: &std::path::Path) -> String {
+    format!(
+        "opening {what} in {} (if it is damaged, start over with `replay --fresh`)",
+        dir.display()
+    )
+}
+
 /// Opens the wide-column store: the HBase Thrift server when given,
 /// otherwise the embedded engine under `--data-dir`.
 fn open_wide(
@@ -126,16 +132,13 @@ fn open_wide(
         ),
         #[cfg(not(feature = "hbase"))]
         Some(_) => return Err(crate::features::missing("hbase", "--hbase-thrift")),
-        None => Arc::new(
-            EmbeddedWideStore::open_with(&data_dir.join("wide"), durability).with_context(
-                || {
-                    format!(
-                        "opening the wide-column store in {} (if it is damaged, start over with `replay --fresh`)",
-                        data_dir.join("wide").display()
-                    )
-                },
-            )?,
-        ),
+        None => {
+            let dir = data_dir.join("wide");
+            Arc::new(
+                EmbeddedWideStore::open_with(&dir, durability)
+                    .with_context(|| opening("the wide-column store", &dir))?,
+            )
+        }
     })
 }
 
@@ -248,12 +251,8 @@ fn connect_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>>
                     .with_context(|| format!("removing {}", dir.display()))?;
             }
             Ok(Arc::new(
-                EmbeddedLog::open_with(&dir, args.durability()).with_context(|| {
-                    format!(
-                        "opening the event log in {} (if it is damaged, start over with `replay --fresh`)",
-                        dir.display()
-                    )
-                })?,
+                EmbeddedLog::open_with(&dir, args.durability())
+                    .with_context(|| opening("the event log", &dir))?,
             ))
         }
     }
