@@ -34,7 +34,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     tracing::info!(log = %log.describe(), docs = %stores.docs.describe(), workers = cfg.workers, "Ingest started.");
     workers.join()?;
     let rows = clock.finish();
-    ui::print_ingest_summary(&stats.snapshot(), &stores)?;
+    ui::print_ingest_summary(&stats.snapshot(), stores)?;
     if !rows.is_empty() {
         print!("{}", stages::format(&rows));
     }
