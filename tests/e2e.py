@@ -362,13 +362,26 @@ def prom_query(prom, expr):
     return body.get("status") == "success", body.get("data", {}).get("result", [])
 
 
+def dashboard_variables(fname):
+    """A dashboard's variables and their defaults: what Grafana puts in a
+    query before anyone picks another value."""
+    with open(os.path.join(ROOT, "grafana", "dashboards", fname)) as f:
+        dash = json.load(f)
+    return {v["name"]: v.get("query", "") for v in dash.get("templating", {}).get("list", [])
+            if v.get("type") == "textbox"}
+
+
 def dashboard_queries():
-    """(dashboard, panel, kind, query) for every target of every panel."""
+    """(dashboard, panel, kind, query) for every target of every panel,
+    with the dashboards' text variables at their defaults."""
     for fname, panel, t in check_compose.dashboard_targets():
         if "expr" in t:
             yield fname, panel["title"], "promql", t["expr"]
         elif t.get("source") == "url":
-            yield fname, panel["title"], "api", (t["url"], t.get("root_selector"))
+            url = t["url"]
+            for name, value in dashboard_variables(fname).items():
+                url = url.replace("${" + name + "}", value)
+            yield fname, panel["title"], "api", (url, t.get("root_selector"))
 
 
 def check_dashboards(prom, api):
