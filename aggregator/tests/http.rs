@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 #[test]
 fn answers_while_events_stream_in_and_refuses_bad_ids() {
+    // It sets the checkpoint gauge, which readiness below reads.
+    let _alone = common::process_wide();
     let (model, addr, _runtime) = server();
 
     let apply = |offset: u64, payload: Vec<u8>, topic: &str| {
@@ -180,6 +182,7 @@ fn answers_while_events_stream_in_and_refuses_bad_ids() {
 /// every route the server answers.
 #[test]
 fn liveness_readiness_and_the_openapi_document() {
+    let _alone = common::process_wide();
     let (model, addr, _runtime) = server();
     assert_eq!(get(&addr, "/livez").0, 200);
     let (status, body) = get(&addr, "/readyz");

@@ -100,6 +100,14 @@ pub fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
     )
 }
 
+/// Held by the tests of one binary that set or read process-wide state
+/// (the checkpoint gauge readiness reads): they run one at a time, as the
+/// test harness otherwise runs them side by side.
+pub fn process_wide() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// An empty model served on 127.0.0.1:0: (model, address, runtime).
 pub fn server() -> (Arc<RwLock<Aggregator>>, String, tokio::runtime::Runtime) {
     let (model, _, addr, runtime) = server_with_state();
