@@ -66,12 +66,19 @@ fn by_key(records: &[Record]) -> BTreeMap<(String, Vec<u8>), Vec<Vec<u8>>> {
     got
 }
 
+/// An embedded log in `dir` with the shop's topics, as `ecomflow` opens
+/// it (`replay::run` expects them).
+fn embedded_log(dir: &std::path::Path) -> EmbeddedLog {
+    let log = EmbeddedLog::open(dir).expect("open");
+    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
+    log
+}
+
 #[test]
 fn interrupted_replay_resumes_exactly() {
     let cfg = tiny();
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = EmbeddedLog::open(dir.path()).expect("open");
-    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
+    let log = embedded_log(dir.path());
     let opts = ReplayOptions {
         batch: 500,
         ..ReplayOptions::default()
@@ -125,8 +132,7 @@ fn interrupted_replay_resumes_exactly() {
 /// made visible.
 fn flushed_per_batch(speed: Option<f64>, batch: usize, linger: Duration) -> Vec<u64> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = EmbeddedLog::open(dir.path()).expect("open");
-    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
+    let log = embedded_log(dir.path());
     let small = ShopConfig {
         sessions: 200,
         transactions: 40,
@@ -177,8 +183,7 @@ fn a_paced_replay_behind_its_pace_flushes_by_the_linger() {
 #[test]
 fn replay_refuses_a_log_of_another_shop() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = EmbeddedLog::open(dir.path()).expect("open");
-    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
+    let log = embedded_log(dir.path());
     let small = ShopConfig {
         sessions: 300,
         transactions: 50,
@@ -213,8 +218,7 @@ fn paced_replay_takes_the_time_it_should() {
         ..tiny()
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = EmbeddedLog::open(dir.path()).expect("open");
-    log.ensure_topics(&TopicSpec::shop(4)).expect("topics");
+    let log = embedded_log(dir.path());
     let opts = ReplayOptions {
         speed: Some(2.0 * 86_400.0),
         ..ReplayOptions::default()
