@@ -848,17 +848,17 @@ def part_seven(workdir, reference):
     try:
         for kind in ("kafka", "mongodb", "hbase"):
             servers[kind] = Server(kind, workdir)
-        # Paced (12 days in about 48 s), and every service started at once
+        # Paced (12 days in about 72 s), and every service started at once
         # as compose does: each fault below lands while the producer
         # publishes and ingest and the aggregator follow it.
         svc = Services(workdir, servers["kafka"].address, servers["mongodb"].address,
-                       servers["hbase"].address, speed="21600")
+                       servers["hbase"].address, speed="14400")
         shared = os.path.join(workdir, "seven-stores")
         producer_dir = os.path.join(workdir, "seven-producer")
         producer = svc.start("producer", producer_dir, label="seven-producer")
-        ingest = ["ingest-1", "ingest-2"]
-        for name in ingest:
-            svc.start(name, shared, ["--until-idle", "15", "--ingest-chunk", "100"], label=f"seven-{name}")
+        ingest_args = ["--until-idle", "15", "--ingest-chunk", "100"]
+        for name in ["ingest-1", "ingest-2"]:
+            svc.start(name, shared, ingest_args, label=f"seven-{name}")
         # Idle for 15 s (and nothing left) before they stop: longer than an
         # outage below, so a pause of the producer is not taken for the end.
         svc.start("aggregator", os.path.join(workdir, "seven-aggregator"), ["--until-idle", "15"],
@@ -885,7 +885,7 @@ def part_seven(workdir, reference):
                  and stored("ingest-1") > 0 and stored("ingest-2") > 0)
         published = metric("producer", "ecomflow_producer_events_total")
         check(producer.p.poll() is None and 0 < published < 15278 and stored("ingest-2") > 0,
-              f"faults: the broker is killed while the producer publishes ({published:.0f} published) "
+              f"faults: the faults begin while the producer publishes ({published:.0f} published) "
               "and both ingest services store")
         for kind in ("kafka", "mongodb", "hbase"):
             before = stored("ingest-1")
@@ -894,10 +894,25 @@ def part_seven(workdir, reference):
             servers[kind].start()
             check(wait_for(lambda: stored("ingest-1") > before),
                   f"faults: ingest-1 goes on after {kind} is back (it had stored {before:.0f})")
-        # Not here: SIGKILL of one of the two ingest services. On tansu the
-        # dead member's partitions were at times never handed over, even
-        # after the service was started again (lag stuck above 0; Kafka
-        # expires the member after session.timeout.ms).
+        # One of the two ingest services SIGKILLed mid-batch, and started
+        # again under its member name as compose's `restart: on-failure`
+        # does: it takes its partitions back from the committed offsets.
+        # After the broker's restart: tansu 0.6 left the group forming for
+        # ever when a static member that had been started again met a
+        # broker restart (each alone is handled). Dynamic members are not
+        # used here: tansu does not hand a dead dynamic member's partitions
+        # to the others when its heartbeat check finds it gone; Kafka does.
+        killed_at = stored("ingest-2")
+        lag = metric("ingest-2", "ecomflow_ingest_consumer_lag_records")
+        publishing = producer.p.poll() is None
+        svc.procs["ingest-2"].p.kill()
+        check(svc.procs["ingest-2"].p.wait(30) == -signal.SIGKILL and (publishing or lag > 0),
+              f"faults: ingest-2 SIGKILLed mid-ingest after {killed_at:.0f} stored "
+              f"(producer {'publishing' if publishing else 'done'}, lag {lag:.0f} records)")
+        time.sleep(2)
+        svc.start("ingest-2", shared, ingest_args, label="seven-ingest-2-again")
+        check(wait_for(lambda: stored("ingest-2") > 0),
+              "faults: ingest-2, started again under its member name, stores again")
         restarts = 0
         while producer.wait(900) != 0 and restarts < 3:
             restarts += 1

@@ -579,6 +579,15 @@ pub struct KafkaFlags {
     #[arg(long, env = "ECOMFLOW_KAFKA_TIMEOUT", default_value_t = eventlog::kafka_defaults::TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub kafka_timeout: u64,
+    /// A stable name for this service in its consumer groups (Kafka's
+    /// static membership, `group.instance.id`; one per service, as in
+    /// docker-compose.yml). Started again under the same name, the
+    /// service takes its partitions back from the committed offsets
+    /// without the group rebalancing; a member that does not come back is
+    /// expired after 10 s and its partitions go to the others.
+    #[arg(long, env = "ECOMFLOW_KAFKA_GROUP_INSTANCE", value_name = "NAME",
+          value_parser = parse_instance)]
+    pub kafka_group_instance: Option<String>,
 }
 
 #[cfg(feature = "kafka")]
@@ -598,7 +607,22 @@ impl KafkaFlags {
         settings.retention_ms = self.kafka_retention_hours.map(|h| i64::from(h) * 3_600_000);
         settings.compact_catalog = self.kafka_compact_catalog;
         settings.timeout = std::time::Duration::from_secs(self.kafka_timeout);
+        settings.group_instance = self.kafka_group_instance.clone();
         Ok(settings)
+    }
+}
+
+/// `--kafka-group-instance`: 1 to 200 letters, digits, `.`, `_` or `-`
+/// (Kafka's limit on a member name is 249; the group and the worker's
+/// number are added).
+fn parse_instance(s: &str) -> anyhow::Result<String> {
+    let ok = (1..=200).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        bail!("expected 1 to 200 letters, digits, '.', '_' or '-', e.g. ingest-1")
     }
 }
 
@@ -1039,6 +1063,15 @@ pub fn configuration_markdown() -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn member_names_are_kafka_safe() {
+        assert_eq!(parse_instance("ingest-1").ok().as_deref(), Some("ingest-1"));
+        assert_eq!(parse_instance("a.b_C-9").ok().as_deref(), Some("a.b_C-9"));
+        for bad in ["", "ingest 1", "ingest/1", "é", &"x".repeat(201)] {
+            assert!(parse_instance(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn speeds_parse() {

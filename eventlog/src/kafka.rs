@@ -32,10 +32,10 @@ use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a flush may wait for the broker's acknowledgements.
@@ -66,6 +66,14 @@ pub struct KafkaSettings {
     /// How long to wait for the cluster when connecting and for admin
     /// operations.
     pub timeout: Duration,
+    /// A stable name for this process in its consumer groups (Kafka's
+    /// static membership, `group.instance.id`): the `n`-th consumer of a
+    /// group that this log makes is the member `NAME-GROUP-n`. A service
+    /// started again under the same name takes its partitions back from
+    /// the committed offsets without the group rebalancing; one that does
+    /// not come back is expired after `session.timeout.ms` (10 s) and its
+    /// partitions go to the others. None: dynamic members, as before.
+    pub group_instance: Option<String>,
 }
 
 impl KafkaSettings {
@@ -81,6 +89,7 @@ impl KafkaSettings {
             retention_ms: None,
             compact_catalog: false,
             timeout: Duration::from_secs(crate::kafka_defaults::TIMEOUT_SECS),
+            group_instance: None,
         }
     }
 
@@ -112,6 +121,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("retention_ms", &self.retention_ms)
             .field("compact_catalog", &self.compact_catalog)
             .field("timeout", &self.timeout)
+            .field("group_instance", &self.group_instance)
             .finish()
     }
 }
@@ -170,6 +180,9 @@ pub fn read_properties(path: &std::path::Path) -> Result<Vec<(String, String)>> 
 pub struct KafkaLog {
     settings: KafkaSettings,
     marker_dir: PathBuf,
+    /// Consumers made so far per group: the `n` of a static member's name
+    /// ([`KafkaSettings::group_instance`]).
+    members: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl KafkaLog {
@@ -185,6 +198,7 @@ impl KafkaLog {
         KafkaLog {
             settings,
             marker_dir,
+            members: Arc::default(),
         }
     }
 
@@ -275,6 +289,19 @@ impl KafkaLog {
     }
 
     /// The user's properties, last, so that they override ours.
+    /// The static member name of the next consumer of `group`, when the
+    /// settings give this process a name: `NAME-GROUP-n`, `n` counting the
+    /// consumers of the group made so far (ingest's workers start in
+    /// order, so a restarted service gets the same names).
+    fn member_name(&self, group: &str) -> Option<String> {
+        let name = self.settings.group_instance.as_deref()?;
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        let n = members.entry(group.to_string()).or_insert(0);
+        let member = format!("{name}-{group}-{n}");
+        *n = n.saturating_add(1);
+        Some(member)
+    }
+
     fn user_properties(&self, c: &mut ClientConfig) {
         for (k, v) in &self.settings.properties {
             c.set(k, v);
@@ -393,6 +420,9 @@ impl EventLog for KafkaLog {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("enable.partition.eof", "false");
+        if let Some(instance) = self.member_name(group) {
+            config.set("group.instance.id", instance);
+        }
         self.user_properties(&mut config);
         let consumer: BaseConsumer = config.create().map_err(|e| self.client_error(e))?;
         let names: Vec<String> = topics.iter().map(|t| self.physical(t)).collect();
@@ -817,6 +847,37 @@ mod tests {
             .collect();
         settings.timeout = Duration::from_secs(2);
         KafkaLog::with_settings(settings, std::env::temp_dir())
+    }
+
+    /// A named process's consumers are static members `NAME-GROUP-n`,
+    /// counted per group in the order they are made, so that a restarted
+    /// service with the same workers gets the same names; an unnamed one
+    /// makes dynamic members.
+    #[test]
+    fn static_member_names_count_per_group() {
+        let unnamed = log_with(&[]);
+        assert_eq!(unnamed.member_name("ingest"), None);
+        let mut settings = KafkaSettings::new("127.0.0.1:9");
+        settings.group_instance = Some("ingest-2".into());
+        let named = KafkaLog::with_settings(settings, std::env::temp_dir());
+        let names: Vec<_> = ["ingest", "ingest", "aggregator", "ingest"]
+            .iter()
+            .map(|g| named.member_name(g))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some("ingest-2-ingest-0".to_string()),
+                Some("ingest-2-ingest-1".to_string()),
+                Some("ingest-2-aggregator-0".to_string()),
+                Some("ingest-2-ingest-2".to_string()),
+            ]
+        );
+        // A clone (each stage gets one) counts on from the same numbers.
+        assert_eq!(
+            named.clone().member_name("ingest").as_deref(),
+            Some("ingest-2-ingest-3")
+        );
     }
 
     /// SASL and TLS settings reach librdkafka: no local broker here speaks
