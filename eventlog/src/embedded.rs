@@ -107,15 +107,21 @@ struct State {
 }
 
 /// A partition: its file, the offset its next record gets, and how much of
-/// the file is committed.
+/// the file consumers may read; and what of it is committed.
 struct Partition {
     file: Arc<File>,
+    /// The offset after the last record consumers may read.
     next: u64,
-    /// Committed bytes of `file`: records past them are not there.
+    /// Bytes of `file` consumers may read: records past them are not
+    /// there. Ahead of `committed` while a producer's records are written
+    /// but not yet synced and committed (see the module's documentation).
     end: u64,
     /// The byte position of offset `k * INDEX_EVERY`, for each such offset
     /// below `next`.
     index: Vec<u64>,
+    /// The committed `(next, end)`: where a producer writes its next
+    /// records, and how far consumers may commit.
+    committed: (u64, u64),
 }
 
 /// A partition keeps the byte position of every this-many-th offset (in
@@ -126,7 +132,22 @@ const INDEX_EVERY: u64 = 4096;
 /// How many bytes a read asks the file for at once (at least one frame).
 const READ_CHUNK: u64 = 1 << 20;
 
+/// How many index entries a partition whose next offset is `next` has:
+/// one per multiple of [`INDEX_EVERY`] below it.
+fn index_len(next: u64) -> usize {
+    usize::try_from(next.div_ceil(INDEX_EVERY)).unwrap_or(usize::MAX)
+}
+
 impl Partition {
+    /// Makes a write's records readable, once.
+    fn show(&mut self, w: &Written) {
+        if self.next < w.next {
+            self.next = w.next;
+            self.end = w.end;
+            self.index.extend_from_slice(&w.index);
+        }
+    }
+
     /// The nearest offset at or before `offset` whose byte position is
     /// known from the index, and that position.
     fn seek_from(&self, offset: u64) -> (u64, u64) {
@@ -168,22 +189,51 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A write batch that goes as far towards the disk as the log was
-    /// opened to.
-    /// Makes committed writes visible to consumers, and wakes them.
-    fn publish(&self, written: Vec<Written>) {
+    /// Makes written records readable by consumers before they are synced
+    /// and committed, and wakes them.
+    fn show(&self, written: &[Written]) {
         let mut state = self.lock();
         for w in written {
             if let Some(part) = state.partitions.get_mut(&w.tp) {
-                part.next = w.next;
-                part.end = w.end;
-                part.index.extend(w.index);
+                part.show(w);
             }
         }
         drop(state);
         self.appended.notify_all();
     }
 
+    /// Takes back what [`Inner::show`] showed of a write that then failed:
+    /// its partitions are readable up to their committed ends again.
+    fn hide(&self, written: &[Written]) {
+        let mut state = self.lock();
+        for w in written {
+            if let Some(part) = state.partitions.get_mut(&w.tp) {
+                let (next, end) = part.committed;
+                part.next = next;
+                part.end = end;
+                part.index.truncate(index_len(next));
+            }
+        }
+        drop(state);
+        self.appended.notify_all();
+    }
+
+    /// Records a commit: its records become readable if they were not yet,
+    /// and committable. Wakes consumers and commits waiting for it.
+    fn publish(&self, written: &[Written]) {
+        let mut state = self.lock();
+        for w in written {
+            if let Some(part) = state.partitions.get_mut(&w.tp) {
+                part.show(w);
+                part.committed = (w.next, w.end);
+            }
+        }
+        drop(state);
+        self.appended.notify_all();
+    }
+
+    /// A write batch that goes as far towards the disk as the log was
+    /// opened to.
     fn write_batch(&self) -> fjall::OwnedWriteBatch {
         self.db.batch().durability(Some(mode(self.durability)))
     }
@@ -521,6 +571,7 @@ fn open_partition(
         next,
         end,
         index,
+        committed: (next, end),
     })
 }
 
@@ -1031,7 +1082,25 @@ impl EmbeddedProducer {
         // One write at a time: the ends read here stay ours until the
         // commit. The state's lock is only held to read and to publish
         // them, so consumers do not wait for the writes and syncs.
-        let _writing = self.inner.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.clone();
+        let _writing = inner.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let staged = self.stage()?;
+        // Readable now, while they are synced and committed: what a
+        // consumer reads of them before a crash is cut off with them and
+        // sent again the same by the producer, as after a machine crash;
+        // consumers commit no further than the committed ends
+        // (`EmbeddedConsumer::commit`). With `Durability::Machine` records
+        // are read only once on disk.
+        let early = inner.durability == Durability::Process;
+        if early {
+            inner.show(&staged.written);
+        }
+        self.commit_staged(staged, markers, early)
+    }
+
+    /// Writes the pending records past their partitions' committed ends,
+    /// and prepares the commit of the new ends (with index entries).
+    fn stage(&self) -> Result<Staged> {
         // Each partition written to: its file, next offset and end.
         let targets = {
             let state = self.inner.lock();
@@ -1044,7 +1113,8 @@ impl EmbeddedProducer {
                         .partitions
                         .get(&tp)
                         .ok_or_else(|| LogError::UnknownTopic(tp.0.clone()))?;
-                    Ok((tp, p, part.file.clone(), part.next, part.end))
+                    let (next, end) = part.committed;
+                    Ok((tp, p, part.file.clone(), next, end))
                 })
                 .collect::<Result<Vec<_>>>()?
         };
@@ -1053,8 +1123,8 @@ impl EmbeddedProducer {
         let mut files = Vec::new();
         for (tp, p, file, next, end) in targets {
             let (topic, partition) = (tp.0.as_str(), tp.1);
-            // Past the committed end: until the commit below, readers do
-            // not look there, and a crash leaves it to be cut off.
+            // Past the committed end: a crash before the commit leaves it
+            // to be cut off.
             file.write_all_at(&p.frames, end)?;
             let index = index_positions(&tp, p, next, end)?;
             for (k, pos) in index.iter().enumerate() {
@@ -1082,21 +1152,56 @@ impl EmbeddedProducer {
                 index,
             });
         }
+        Ok(Staged {
+            batch,
+            written,
+            files,
+        })
+    }
+
+    /// Syncs the staged files, then commits their ends with `markers`;
+    /// takes back what was shown (`shown`) if either fails.
+    fn commit_staged(
+        &mut self,
+        staged: Staged,
+        markers: &[(String, Vec<u8>)],
+        shown: bool,
+    ) -> Result<()> {
+        let Staged {
+            mut batch,
+            written,
+            files,
+        } = staged;
         // On disk before the commit that points at them, with either
         // durability (see the module's documentation); side by side, as
         // each sync mostly waits for the file system's journal.
-        sync_all_data(&files)?;
-        for (name, value) in markers {
-            batch.insert(&self.inner.meta, marker_key(name), value.as_slice());
+        let committed = sync_all_data(&files).and_then(|()| {
+            for (name, value) in markers {
+                batch.insert(&self.inner.meta, marker_key(name), value.as_slice());
+            }
+            Ok(batch.commit()?)
+        });
+        if let Err(e) = committed {
+            if shown {
+                self.inner.hide(&written);
+            }
+            return Err(e);
         }
-        batch.commit()?;
         for p in self.pending.values_mut() {
             p.frames.clear();
             p.count = 0;
         }
-        self.inner.publish(written);
+        self.inner.publish(&written);
         Ok(())
     }
+}
+
+/// A producer's records written to their files, not yet synced or
+/// committed.
+struct Staged {
+    batch: fjall::OwnedWriteBatch,
+    written: Vec<Written>,
+    files: Vec<Arc<File>>,
 }
 
 /// The byte positions of the offsets to index (every [`INDEX_EVERY`]-th)
@@ -1196,7 +1301,44 @@ struct EmbeddedConsumer {
     cursor: usize,
 }
 
+/// How long a consumer's commit waits for the producer's commit of records
+/// it read before they were committed (a sync, normally milliseconds).
+const COMMIT_WAIT: Duration = Duration::from_secs(60);
+
 impl EmbeddedConsumer {
+    /// Waits until the log has committed every record below `offsets`:
+    /// records are readable once written, before the producer's sync and
+    /// commit, and a group's offset never passes what a crash keeps. An
+    /// error if the producer's write failed (the records are taken back)
+    /// or did not commit within [`COMMIT_WAIT`].
+    fn wait_committed(&self, offsets: &Offsets) -> Result<()> {
+        let deadline = Instant::now() + COMMIT_WAIT;
+        let mut state = self.inner.lock();
+        for ((topic, partition), &offset) in offsets {
+            let tp = (topic.clone(), *partition);
+            while let Some(part) = state.partitions.get(&tp) {
+                if part.committed.0 >= offset {
+                    break;
+                }
+                let now = Instant::now();
+                if part.next < offset || now >= deadline {
+                    return Err(LogError::Uncommitted {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset,
+                    });
+                }
+                state = self
+                    .inner
+                    .appended
+                    .wait_timeout(state, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        Ok(())
+    }
+
     /// Recomputes this member's partitions after a join or leave, and
     /// restarts each from the group's committed offset, as Kafka does.
     fn rebalance(&mut self, state: &State) -> Result<()> {
@@ -1402,6 +1544,7 @@ impl LogConsumer for EmbeddedConsumer {
     }
 
     fn commit(&mut self, offsets: &Offsets) -> Result<()> {
+        self.wait_committed(offsets)?;
         let mut batch = self.inner.write_batch();
         let mut any = false;
         for ((topic, partition), offset) in offsets {
@@ -1624,6 +1767,93 @@ mod tests {
         let log = EmbeddedLog::open(dir.path()).expect("open");
         assert!(!log.inner.db.keyspace_exists(&records_name("t", 0)));
         assert_eq!(log.end_offset("t", 0), 1, "copied once, not twice");
+    }
+
+    fn producer_of(log: &EmbeddedLog) -> EmbeddedProducer {
+        EmbeddedProducer {
+            inner: log.inner.clone(),
+            topics: HashMap::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    fn payloads(records: Vec<Record>) -> Vec<(u64, Vec<u8>)> {
+        records.into_iter().map(|r| (r.offset, r.payload)).collect()
+    }
+
+    /// Written records are readable before their sync and commit, so that
+    /// the live window does not wait for the disk; a consumer's commit up
+    /// to them waits for the producer's commit.
+    #[test]
+    fn records_are_read_before_their_commit_and_committed_after_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        log.ensure_topics(&[TopicSpec::new("t", 1)]).expect("topic");
+        let mut producer = producer_of(&log);
+        producer.send("t", b"k", b"a", 1).expect("send");
+        producer.send("t", b"k", b"b", 2).expect("send");
+        let staged = producer.stage().expect("stage");
+        log.inner.show(&staged.written);
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let got = payloads(c.poll(10, Duration::from_millis(100)).expect("poll"));
+        assert_eq!(got, vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
+        assert_eq!(log.end_offset("t", 0), 2);
+        let offsets: Offsets = [(("t".to_string(), 0), 2)].into_iter().collect();
+        std::thread::scope(|s| {
+            let commit = s.spawn(|| c.commit(&offsets));
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!commit.is_finished(), "the commit did not wait");
+            assert_eq!(log.committed("g", "t", 0).expect("read"), None);
+            producer
+                .commit_staged(staged, &[], true)
+                .expect("producer's commit");
+            commit.join().expect("thread").expect("commit");
+        });
+        assert_eq!(log.committed("g", "t", 0).expect("read"), Some(2));
+    }
+
+    /// A write whose sync or commit fails is taken back: a consumer that
+    /// read it cannot commit it, and the producer's retry writes the same
+    /// records at the same offsets.
+    #[test]
+    fn a_failed_write_is_taken_back_and_written_again_the_same() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = EmbeddedLog::open(dir.path()).expect("open");
+        log.ensure_topics(&[TopicSpec::new("t", 1)]).expect("topic");
+        let mut producer = producer_of(&log);
+        producer.send("t", b"k", b"a", 1).expect("send");
+        producer.flush().expect("flush");
+        producer.send("t", b"k", b"b", 2).expect("send");
+        let staged = producer.stage().expect("stage");
+        log.inner.show(&staged.written);
+        let mut c = log.consumer("g", &["t"]).expect("consumer");
+        let got = payloads(c.poll(10, Duration::from_millis(100)).expect("poll"));
+        assert_eq!(got, vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
+        // The sync failed: what was shown is taken back.
+        log.inner.hide(&staged.written);
+        drop(staged);
+        assert_eq!(log.end_offset("t", 0), 1);
+        let offsets: Offsets = [(("t".to_string(), 0), 2)].into_iter().collect();
+        let err = c.commit(&offsets).expect_err("committed past the log");
+        assert!(
+            matches!(err, LogError::Uncommitted { offset: 2, .. }),
+            "{err}"
+        );
+        // Up to the committed end is fine.
+        c.commit(&[(("t".to_string(), 0), 1)].into_iter().collect())
+            .expect("commit");
+        // The retry: the same record at the same offset, then more.
+        producer.send("t", b"k", b"c", 3).expect("send");
+        producer.flush().expect("retry");
+        c.commit(&offsets).expect("commit after the retry");
+        let got = payloads(c.poll(10, Duration::from_millis(100)).expect("poll"));
+        assert_eq!(got, vec![(2, b"c".to_vec())]);
+        let mut fresh = log.consumer("other", &["t"]).expect("consumer");
+        let got = payloads(fresh.poll(10, Duration::from_millis(100)).expect("poll"));
+        assert_eq!(
+            got,
+            vec![(0, b"a".to_vec()), (1, b"b".to_vec()), (2, b"c".to_vec())]
+        );
     }
 
     #[test]

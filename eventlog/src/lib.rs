@@ -222,6 +222,17 @@ pub enum LogError {
         /// Offset.
         offset: u64,
     },
+    /// A consumer's commit up to records whose producer did not commit
+    /// them: its write failed, or did not finish within a minute.
+    #[error("records of {topic}/{partition} below offset {offset} were read but their producer did not commit them (its write failed, or did not finish within a minute); the run stops here and starts again from the last commit")]
+    Uncommitted {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// The offset the consumer asked to commit.
+        offset: u64,
+    },
     /// An operation that did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
