@@ -269,17 +269,12 @@ def main():
         for flag in command[1:]:
             if flag.startswith("--") and flag not in help_text:
                 fail(f"{name}: ecomflow {command[0]} has no flag {flag}")
-    ingest_envs = [dict(ours[n].get("environment") or {}) for n in ("ingest-1", "ingest-2") if n in ours]
-    # Each ingest service has a member name of its own in the group, and
-    # compose starts it again after a crash: it takes its partitions back.
-    instances = [e.pop("ECOMFLOW_KAFKA_GROUP_INSTANCE", None) for e in ingest_envs]
-    if len(ingest_envs) == 2 and (None in instances or instances[0] == instances[1]):
-        fail(f"ingest-1 and ingest-2 need distinct ECOMFLOW_KAFKA_GROUP_INSTANCE names, got {instances}")
+    ingest_envs = [ours[n].get("environment") for n in ("ingest-1", "ingest-2") if n in ours]
+    if len(ingest_envs) == 2 and ingest_envs[0] != ingest_envs[1]:
+        fail("ingest-1 and ingest-2 must run with the same environment (one consumer group)")
     for n in ("ingest-1", "ingest-2"):
         if n in ours and ours[n].get("restart") != "on-failure":
-            fail(f"{n}: `restart: on-failure` starts it again after a crash, under its member name")
-    if len(ingest_envs) == 2 and ingest_envs[0] != ingest_envs[1]:
-        fail("ingest-1 and ingest-2 must run with the same environment but their member names (one consumer group)")
+            fail(f"{n}: `restart: on-failure` starts it again after a crash")
     groups = {e.get("ECOMFLOW_INGEST_GROUP") for e in ingest_envs}
     if len(groups) != 1:
         fail(f"ingest services are in different consumer groups: {groups}")

@@ -700,12 +700,12 @@ def check_daily_from_hbase(svc, data, reference):
 def kill_and_start_again(svc, name, data, args):
     """SIGKILLs an ingest service mid-ingest and starts it again under its
     member name, as compose's `restart: on-failure` does: a static member
-    of the group (ECOMFLOW_KAFKA_GROUP_INSTANCE), it takes its partitions
-    back from the committed offsets. On a broker this test never restarts:
-    tansu 0.6 does not hand a dead dynamic member's partitions to the
-    others when its heartbeat check finds it gone (Kafka does), and once
-    left a group forming for ever when a static member started again after
-    a broker restart."""
+    of the group (--kafka-group-instance), it takes its partitions back
+    from the committed offsets. Static members, on a broker this test never
+    restarts: tansu 0.6 does not hand a dead dynamic member's partitions to
+    the others when its heartbeat check finds it gone (Kafka does), and
+    twice left a group of static members forming for ever after a broker
+    restart (part seven restarts the broker, with dynamic members)."""
     def metric(metric_name):
         try:
             return metric_sum(metrics_text(f"127.0.0.1:{svc.ports[name]}"), metric_name) or 0
@@ -757,12 +757,14 @@ def part_four(workdir, planted, reference):
         # Chunks far smaller than this small shop (15k events; the default
         # is 32,000), so that the service that joins second still finds
         # work: one chunk of the first could otherwise hold the whole log.
-        ingest_args = ["--until-idle", "3", "--ingest-chunk", "1000"]
+        # Each a static member of the group under its service's name.
+        ingest_args = {name: ["--until-idle", "3", "--ingest-chunk", "1000", "--kafka-group-instance", name]
+                       for name in ingest_names}
         for name in ingest_names:
-            start(name, shared, ingest_args)
+            start(name, shared, ingest_args[name])
         start("aggregator", os.path.join(workdir, "four-aggregator"), ["--until-idle", "3"])
         if len(ingest_names) == 2:
-            kill_and_start_again(svc, "ingest-2", shared, ingest_args)
+            kill_and_start_again(svc, "ingest-2", shared, ingest_args["ingest-2"])
         for name in ingest_names + ["aggregator"]:
             svc.finished(name, "distributed")
         if len(ingest_names) == 2:

@@ -580,8 +580,8 @@ pub struct KafkaFlags {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub kafka_timeout: u64,
     /// A stable name for this service in its consumer groups (Kafka's
-    /// static membership, `group.instance.id`; one per service, as in
-    /// docker-compose.yml). Started again under the same name, the
+    /// static membership, `group.instance.id`; one per service, e.g. its
+    /// compose service name). Started again under the same name, the
     /// service takes its partitions back from the committed offsets
     /// without the group rebalancing; a member that does not come back is
     /// expired after 10 s and its partitions go to the others.
