@@ -57,10 +57,10 @@
 //!
 //! Consumers read a write's records as soon as they are in the files, while
 //! the producer syncs and commits them ([`Durability::Process`]; with
-//! [`Durability::Machine`] only once committed): the sync is what made the
-//! tail of freshness, and a record waited for it before the live window
-//! could count it (p99 65 ms against 48 ms at 66-82k events/s,
-//! docs/benchmarks.md "Freshness"). A consumer's commit waits until the
+//! [`Durability::Machine`] only once committed): a record that waits for
+//! the sync before the live window can count it gives freshness a p99 of
+//! 63-72 ms, against 44-48 ms read at once, at 66-82k events/s
+//! (docs/benchmarks.md "Freshness"). A consumer's commit waits until the
 //! producer has committed what it commits, so that a group's offsets
 //! never pass what a crash keeps; a write whose sync or commit fails is
 //! taken back (its records are not readable again until written again,
