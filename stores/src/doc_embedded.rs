@@ -79,7 +79,7 @@ pub struct EmbeddedDocStore {
 /// session sent again (a replayed batch: no conflict) is told from another
 /// session under a stored id (dead-lettered), without an index in the store.
 /// A session id index in fjall (id → start time, random keys) made the
-/// main job 23% slower in wall time and 20% in CPU (`farm-bench -n 3`,
+/// main job 23% slower in wall time and 20% in CPU (`scripts/ab.py -n 3`,
 /// alternated); this set costs a hash lookup per session and 9 bytes per
 /// bucket (about 36 MiB for the default shop's 2 million sessions). A
 /// fingerprint met again is checked against the store: the same id and
