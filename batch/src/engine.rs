@@ -13,8 +13,6 @@ use crate::table::Table;
 use crate::{BatchError, Result};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use std::path::Path;
 
 /// Views used by several analytics: the seed's "exploded" tables.
@@ -34,11 +32,20 @@ pub const VIEWS: [&str; 2] = [
 /// The query engine's memory pool.
 pub const MEMORY_POOL_BYTES: usize = 512 << 20;
 
-/// A DataFusion session over one snapshot directory, with its own runtime
-/// (the rest of ecomflow is synchronous).
+/// A DataFusion session over one snapshot directory. The calls into
+/// DataFusion's SQL front end are in the `engine` crate (built at
+/// opt-level 1); what runs per batch of rows is here.
 pub struct Engine {
-    runtime: tokio::runtime::Runtime,
-    ctx: SessionContext,
+    session: engine::Session,
+}
+
+impl From<engine::EngineError> for BatchError {
+    fn from(e: engine::EngineError) -> Self {
+        match e {
+            engine::EngineError::Plan(e) | engine::EngineError::Run(e) => BatchError::Query(e),
+            engine::EngineError::Io { path, source } => BatchError::io(&path, source),
+        }
+    }
 }
 
 impl Engine {
@@ -66,77 +73,46 @@ impl Engine {
                 problems,
             });
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            // DataFusion reads Parquet files on tokio's blocking pool (up to
-            // 512 threads by default): the batch started about a hundred,
-            // each with its own allocator heap, and its peak RSS was 1.5 to
-            // 2 GB where two give 0.6 GB, faster (docs/benchmarks.md).
-            .max_blocking_threads(2)
-            .thread_name("batch-sql")
-            .enable_all()
-            .build()
-            .map_err(|e| BatchError::io(dir, e))?;
-        let config = SessionConfig::new()
-            .with_target_partitions(2)
-            .with_information_schema(true);
-        // Bounded memory: operators that can spill (sorts, hash
-        // aggregates) do so to the OS temp dir past this pool, shared
-        // fairly between them, instead of growing beside the replay.
-        let runtime_env = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_pool(std::sync::Arc::new(
-                datafusion::execution::memory_pool::FairSpillPool::new(MEMORY_POOL_BYTES),
-            ))
-            .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime_env);
-        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
-            ListCardinality::default(),
-        ));
-        runtime.block_on(async {
-            for table in DAILY_TABLES.iter().chain(&WHOLE_TABLES) {
-                let path = dir.join(table);
-                std::fs::create_dir_all(&path).map_err(|e| BatchError::io(&path, e))?;
-                let schema = schema_of(table)
-                    .ok_or_else(|| BatchError::Corrupt(format!("no schema for {table}")))?;
-                let mut options = ParquetReadOptions::default().schema(&schema);
-                if DAILY_TABLES.contains(table) {
-                    options =
-                        options.table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
-                }
-                let url = format!("{}/", path.display());
-                ctx.register_parquet(*table, &url, options).await?;
-            }
-            for view in VIEWS {
-                ctx.sql(view).await?.collect().await?;
-            }
-            Ok::<_, BatchError>(())
-        })?;
-        Ok(Engine { runtime, ctx })
+        let sources = DAILY_TABLES
+            .iter()
+            .map(|t| (t, true))
+            .chain(WHOLE_TABLES.iter().map(|t| (t, false)))
+            .map(|(table, date_partitioned)| {
+                Ok(engine::Source {
+                    name: table.to_string(),
+                    dir: dir.join(table),
+                    schema: schema_of(table)
+                        .ok_or_else(|| BatchError::Corrupt(format!("no schema for {table}")))?,
+                    date_partitioned,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let session = engine::Session::open(
+            &sources,
+            vec![datafusion::logical_expr::ScalarUDF::new_from_impl(
+                ListCardinality::default(),
+            )],
+            &VIEWS,
+            engine::Limits {
+                threads: 2,
+                memory_pool_bytes: MEMORY_POOL_BYTES,
+            },
+        )?;
+        Ok(Engine { session })
     }
 
     /// Runs one SQL statement and collects its result.
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await?;
-            Ok(df.collect().await?)
-        })
+        Ok(self.session.query(sql)?.1)
     }
 
     /// Runs one query and returns its result as a [`Table`], with its
     /// columns even when no row came back.
     pub fn table(&self, sql: &str) -> Result<Table> {
-        self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await?;
-            let columns = df
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let mut table = Table::from_batches(&df.collect().await?)?;
-            table.columns = columns;
-            Ok(table)
-        })
+        let (columns, batches) = self.session.query(sql)?;
+        let mut table = Table::from_batches(&batches)?;
+        table.columns = columns;
+        Ok(table)
     }
 
     /// Runs one query and hands its result to `f` a batch at a time, so a
@@ -147,8 +123,8 @@ impl Engine {
         mut f: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
         use futures::StreamExt;
-        self.runtime.block_on(async {
-            let mut stream = self.ctx.sql(sql).await?.execute_stream().await?;
+        let mut stream = self.session.stream(sql)?;
+        self.session.block_on(async {
             while let Some(batch) = stream.next().await {
                 f(&batch?)?;
             }
@@ -169,23 +145,15 @@ impl Engine {
         f: impl Fn(&mut S, &RecordBatch) -> Result<()> + Sync,
     ) -> Result<Vec<S>> {
         use futures::StreamExt;
-        let streams = self.runtime.block_on(async {
-            Ok::<_, BatchError>(
-                self.ctx
-                    .sql(sql)
-                    .await?
-                    .execute_stream_partitioned()
-                    .await?,
-            )
-        })?;
-        let (init, f, runtime) = (&init, &f, &self.runtime);
+        let streams = self.session.partition_streams(sql)?;
+        let (init, f, session) = (&init, &f, &self.session);
         std::thread::scope(|scope| {
             let folds: Vec<_> = streams
                 .into_iter()
                 .map(|mut stream| {
                     scope.spawn(move || {
                         let mut state = init();
-                        runtime.block_on(async {
+                        session.block_on(async {
                             while let Some(batch) = stream.next().await {
                                 f(&mut state, &batch?)?;
                             }
@@ -226,8 +194,7 @@ impl Engine {
                 )),
             ],
         )?;
-        self.ctx.deregister_table("product_views")?;
-        self.ctx.register_batch("product_views", batch)?;
+        self.session.register_batch("product_views", batch)?;
         Ok(())
     }
 
@@ -237,53 +204,38 @@ impl Engine {
     /// add files to the snapshot nor write anywhere else. `ecomflow sql`
     /// runs user queries through this.
     pub fn query_read_only(&self, sql: &str) -> Result<QueryResult> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        self.runtime.block_on(async {
-            let df = match self.ctx.sql_with_options(sql, options).await {
-                Ok(df) => df,
-                Err(e) => {
-                    let message = e.to_string();
-                    // What SQLOptions refuses: "DDL not supported: ...",
-                    // "DML not supported: ...", "Statement not supported".
-                    let refused = [
-                        "DDL not supported",
-                        "DML not supported",
-                        "Statement not supported",
-                    ]
-                    .iter()
-                    .any(|r| message.contains(r));
-                    return Err(if refused {
-                        BatchError::ReadOnly(format!(
-                            "{message} (`ecomflow sql` only reads the snapshot; \
-                             use --out FILE to save a result)"
-                        ))
-                    } else {
-                        BatchError::BadQuery {
-                            message,
-                            tables: self.table_names().join(", "),
-                        }
-                    });
-                }
-            };
-            let schema = df.schema().inner().clone();
-            let batches = df.collect().await?;
-            Ok(QueryResult { schema, batches })
-        })
+        match self.session.query_read_only(sql) {
+            Ok((schema, batches)) => Ok(QueryResult { schema, batches }),
+            Err(engine::EngineError::Plan(e)) => {
+                let message = e.to_string();
+                // What SQLOptions refuses: "DDL not supported: ...",
+                // "DML not supported: ...", "Statement not supported".
+                let refused = [
+                    "DDL not supported",
+                    "DML not supported",
+                    "Statement not supported",
+                ]
+                .iter()
+                .any(|r| message.contains(r));
+                Err(if refused {
+                    BatchError::ReadOnly(format!(
+                        "{message} (`ecomflow sql` only reads the snapshot; \
+                         use --out FILE to save a result)"
+                    ))
+                } else {
+                    BatchError::BadQuery {
+                        message,
+                        tables: self.table_names().join(", "),
+                    }
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The tables and views of the default schema, sorted.
     pub fn table_names(&self) -> Vec<String> {
-        let mut names = self
-            .ctx
-            .catalog("datafusion")
-            .and_then(|c| c.schema("public"))
-            .map(|s| s.table_names())
-            .unwrap_or_default();
-        names.sort();
-        names
+        self.session.table_names()
     }
 
     /// Runs one SQL statement and formats the result as a text table.
@@ -362,6 +314,7 @@ pub fn write_result(result: &QueryResult, path: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::prelude::SessionContext;
 
     #[test]
     fn write_result_refuses_other_extensions() {
