@@ -19,6 +19,7 @@ COPY producer ./producer
 COPY ingest ./ingest
 COPY aggregator ./aggregator
 COPY batch ./batch
+COPY engine ./engine
 COPY telemetry ./telemetry
 COPY measures ./measures
 COPY stage ./stage
