@@ -59,7 +59,7 @@ pub struct Source {
 /// How the session runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Threads of the runtime, and partitions of a plan.
+    /// Threads of the runtime, and partitions of a plan (at least 1).
     pub threads: usize,
     /// The memory pool: operators that can spill (sorts, hash aggregates)
     /// do so to the OS temp dir past it, shared fairly between them.
@@ -82,13 +82,15 @@ impl Session {
         views: &[&str],
         limits: Limits,
     ) -> Result<Session> {
+        // tokio refuses (panics on) a runtime of no threads.
+        let threads = limits.threads.max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(limits.threads)
+            .worker_threads(threads)
             // DataFusion reads Parquet files on tokio's blocking pool (up to
             // 512 threads by default): the batch started about a hundred,
             // each with its own allocator heap, and its peak RSS was 1.5 to
             // 2 GB where two give 0.6 GB, faster (docs/benchmarks.md).
-            .max_blocking_threads(limits.threads)
+            .max_blocking_threads(threads)
             .thread_name("batch-sql")
             .enable_all()
             .build()
@@ -97,7 +99,7 @@ impl Session {
                 source,
             })?;
         let config = SessionConfig::new()
-            .with_target_partitions(limits.threads)
+            .with_target_partitions(threads)
             .with_information_schema(true);
         let runtime_env = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_memory_pool(std::sync::Arc::new(
@@ -218,5 +220,64 @@ impl Session {
             .unwrap_or_default();
         names.sort();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int64Array};
+
+    fn session() -> Session {
+        // No tables, and 0 threads: taken as 1, not a panic in tokio.
+        Session::open(
+            &[],
+            Vec::new(),
+            &["CREATE VIEW two AS SELECT 2 AS n"],
+            Limits {
+                threads: 0,
+                memory_pool_bytes: 1 << 20,
+            },
+        )
+        .expect("session")
+    }
+
+    #[test]
+    fn a_query_answers_with_its_columns_and_a_view_is_read() {
+        let s = session();
+        let (columns, batches) = s.query("SELECT n + 1 AS three FROM two").expect("query");
+        assert_eq!(columns, ["three"]);
+        let column = batches[0].column(0);
+        let values = column.as_any().downcast_ref::<Int64Array>().expect("Int64");
+        assert_eq!(values.values(), &[3]);
+    }
+
+    #[test]
+    fn read_only_refuses_ddl_and_dml_while_planning_and_tables_are_listed() {
+        let s = session();
+        for sql in [
+            "CREATE TABLE t AS SELECT 1",
+            "DROP VIEW two",
+            "SET datafusion.execution.batch_size = 1",
+        ] {
+            match s.query_read_only(sql) {
+                Err(EngineError::Plan(e)) => {
+                    assert!(e.to_string().contains("not supported"), "{sql}: {e}")
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        // The view is still there; a replaced batch table is listed once.
+        let batch = RecordBatch::try_from_iter([(
+            "x",
+            std::sync::Arc::new(Int64Array::from(vec![1, 2])) as _,
+        )])
+        .expect("batch");
+        s.register_batch("t", batch.clone()).expect("register");
+        s.register_batch("t", batch).expect("replace");
+        assert_eq!(s.table_names(), ["t", "two"]);
+        let (_, batches) = s.query_read_only("SELECT SUM(x) AS s FROM t").expect("sum");
+        let sum = batches[0].column(0).as_any().downcast_ref::<Int64Array>();
+        assert_eq!(sum.map(|a| a.values().to_vec()), Some(vec![3]));
     }
 }
