@@ -8,9 +8,10 @@ Each command is run through `sh -c`, so it may hold a redirection or
 system of the processes it waited for) and peak RSS (the largest single
 process) come from the operating system's accounting of the finished
 child (`os.wait4`); the peak cannot read below this script's own (about
-15 MiB), which the child holds for a moment before its exec. The report gives min / median / max of each, and the
-median of the pair-by-pair ratios A/B: pairing keeps the ratio meaningful
-when the machine's speed drifts during the call. Nothing is judged: the
+15 MiB), which the child holds for a moment before its exec. The report
+gives min / median / max of each, and the median of the pair-by-pair
+ratios A/B: pairing keeps the ratio meaningful when the machine's speed
+drifts during the call. Nothing is judged: the
 exit status is 1 only when a run failed.
 
 Standard library only; Linux (ru_maxrss in KiB).
