@@ -17,6 +17,7 @@ comparison leans against ecomflow. Each is a separate process under
 `/usr/bin/time`; the table gives the median of `runs` (default 3) runs of
 each, alternated, with wall time, CPU (user + system) and peak RSS.
 """
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -126,8 +127,11 @@ def timed(cmd):
     """(wall s, cpu s, peak RSS MB, stdout) of one process under /usr/bin/time."""
     p = subprocess.run(
         ["/usr/bin/time", "-f", "TIME %e %U %S %M"] + cmd,
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True,
     )
+    if p.returncode != 0:
+        tail = "\n".join(p.stderr.strip().splitlines()[-5:])
+        sys.exit(f"{' '.join(cmd)} failed (exit {p.returncode}):\n{tail}")
     line = next(l for l in p.stderr.splitlines() if l.startswith("TIME "))
     wall, user, sys_, rss = line.split()[1:]
     return float(wall), float(user) + float(sys_), int(rss) / 1024, p.stdout
@@ -137,6 +141,11 @@ def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "--duckdb-only":
         duckdb_only(sys.argv[2])
         return
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        sys.exit(__doc__)
+    if importlib.util.find_spec("duckdb") is None:
+        sys.exit(f"DuckDB's Python package is not installed for {sys.executable}: "
+                 "pip install duckdb")
     data = sys.argv[1]
     ecomflow = sys.argv[2] if len(sys.argv) > 2 else "target/release/ecomflow"
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
@@ -159,6 +168,9 @@ def main():
         r = results[name]
         med = lambda i: statistics.median(x[i] for x in r)
         print(f"| {label} | {med(0):.1f} s | {med(1):.1f} s | {med(2):.0f} MB |")
+    ratio = lambda i: statistics.median(x[i] for x in results["ecomflow"]) / statistics.median(
+        x[i] for x in results["duckdb"])
+    print(f"\necomflow / DuckDB: {ratio(0):.2f} wall, {ratio(1):.2f} CPU")
 
 
 if __name__ == "__main__":
