@@ -141,7 +141,10 @@ def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "--duckdb-only":
         duckdb_only(sys.argv[2])
         return
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
     if importlib.util.find_spec("duckdb") is None:
         sys.exit(f"DuckDB's Python package is not installed for {sys.executable}: "
@@ -161,16 +164,17 @@ def main():
     print()
     print(f"| engine ({runs} runs, median) | wall | CPU | peak RSS |")
     print("|---|---|---|---|")
+    # (wall, cpu, rss) medians of each engine.
+    med = {name: [statistics.median(x[i] for x in r) for i in range(3)]
+           for name, r in results.items()}
     for name, label in (
         ("duckdb", "DuckDB: the four analytics"),
         ("ecomflow", "`ecomflow batch`: the four and the rest of the nightly"),
     ):
-        r = results[name]
-        med = lambda i: statistics.median(x[i] for x in r)
-        print(f"| {label} | {med(0):.1f} s | {med(1):.1f} s | {med(2):.0f} MB |")
-    ratio = lambda i: statistics.median(x[i] for x in results["ecomflow"]) / statistics.median(
-        x[i] for x in results["duckdb"])
-    print(f"\necomflow / DuckDB: {ratio(0):.2f} wall, {ratio(1):.2f} CPU")
+        wall, cpu, rss = med[name]
+        print(f"| {label} | {wall:.1f} s | {cpu:.1f} s | {rss:.0f} MB |")
+    e, d = med["ecomflow"], med["duckdb"]
+    print(f"\necomflow / DuckDB: {e[0] / d[0]:.2f} wall, {e[1] / d[1]:.2f} CPU")
 
 
 if __name__ == "__main__":

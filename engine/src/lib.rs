@@ -16,7 +16,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::ScalarUDF;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 use std::path::PathBuf;
 
 /// Errors of the session.
@@ -142,11 +142,16 @@ impl Session {
         self.runtime.block_on(future)
     }
 
+    /// Parses and plans one statement.
+    async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        self.ctx.sql(sql).await.map_err(EngineError::Plan)
+    }
+
     /// Runs one statement and collects its result, with its column names
     /// (there even when no row came back).
     pub fn query(&self, sql: &str) -> Result<(Vec<String>, Vec<RecordBatch>)> {
         self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await.map_err(EngineError::Plan)?;
+            let df = self.plan(sql).await?;
             let columns = df
                 .schema()
                 .fields()
@@ -161,7 +166,7 @@ impl Session {
     /// Plans one query and starts it as one stream of batches.
     pub fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await.map_err(EngineError::Plan)?;
+            let df = self.plan(sql).await?;
             df.execute_stream().await.map_err(EngineError::Run)
         })
     }
@@ -170,7 +175,7 @@ impl Session {
     /// session's `threads`), to be drained on as many threads.
     pub fn partition_streams(&self, sql: &str) -> Result<Vec<SendableRecordBatchStream>> {
         self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await.map_err(EngineError::Plan)?;
+            let df = self.plan(sql).await?;
             df.execute_stream_partitioned()
                 .await
                 .map_err(EngineError::Run)
