@@ -17,9 +17,19 @@
 //! 2. one pass turns each basket into its distinct sorted numbers and
 //!    counts each pair (`measures::pairs`: one definition of a
 //!    pair) in a flat triangular array of `u32` (dense ids; 50 MB for 5,000
-//!    products), or in a hash map keyed by a `u64` pair when the array would
-//!    pass [`DENSE_LIMIT_BYTES`]; the map writes itself, sorted, to a temp
-//!    run file every [`SPILL_PAIRS`] pairs, and reading merges the runs.
+//!    products). Past [`DENSE_LIMIT_BYTES`] of array, the baskets' sorted
+//!    numbers go to a temp file and are counted a block of the array's rows
+//!    at a time, each block within the limit, in up to [`MAX_PASSES`]
+//!    passes over the file; the bought and viewed tables' blocks are
+//!    counted side by side on two threads and read in pair order, so no
+//!    merge is needed. Past that many passes (about 46,000 products), the
+//!    counts go to a hash map keyed by a `u64` pair, which writes itself,
+//!    sorted, to a temp run file every [`SPILL_PAIRS`] pairs; reading merges
+//!    the runs. On a shop of 20,000 products (`ecomflow replay --users 40000
+//!    --products 20000 --sessions 8000000 --transactions 2000000`, then
+//!    `ecomflow batch --log batch=debug`, the step "co-purchase and co-view
+//!    pairs") the blocks took 6.5 s where the map and its runs took 16.9 s,
+//!    and the whole batch 0.60 of the time (`scripts/ab.py -n 3`).
 //!
 //! Each pass folds DataFusion's two partitions on their own threads; the
 //! partitions' tables are added up at the end. Rows that share a basket id
@@ -38,11 +48,20 @@ use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use std::collections::BinaryHeap;
 use std::hash::Hasher;
 
-/// The triangular array is used up to this size; past it (more than about
-/// 8,000 products) the counts go to a hash map, whose size follows the
-/// pairs that occur rather than the pairs that could. There are up to three
-/// at once (the bought table, and one viewed table per partition).
+/// The triangular array is used up to this size, up to three at once (the
+/// bought table, and one viewed table per partition); past it (more than
+/// about 8,000 products) the baskets are counted in blocks of rows of at
+/// most this size, two at once (a block of each table).
 pub const DENSE_LIMIT_BYTES: usize = 128 << 20;
+
+/// Past the array's limit, the baskets are counted a block of rows at a time
+/// while that takes at most this many passes over them (each pass reads
+/// every basket); past that, in the spilling hash map.
+pub const MAX_PASSES: usize = 32;
+
+/// Basket numbers a blocked table holds in memory before it appends them to
+/// its temp file (4 MiB; fewer if [`Limits::spill_pairs`] is lower).
+const BLOCKED_CHUNK: usize = 1 << 20;
 
 /// Pairs a hash map holds before they are written, sorted, to a run file in
 /// the temp dir and the map starts again: the memory stays bounded whatever
@@ -52,13 +71,16 @@ pub const DENSE_LIMIT_BYTES: usize = 128 << 20;
 pub const SPILL_PAIRS: usize = 3_500_000;
 
 /// Where the counting switches representation and spills; the defaults are
-/// [`DENSE_LIMIT_BYTES`] and [`SPILL_PAIRS`] (tests set them low to reach
-/// the map and its run files on a small shop).
+/// [`DENSE_LIMIT_BYTES`], [`MAX_PASSES`] and [`SPILL_PAIRS`] (tests set them
+/// low to reach the blocks and the map on a small shop).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// The largest triangular array.
+    /// The largest triangular array, or block of one.
     pub dense_bytes: usize,
-    /// Pairs a map holds before it spills.
+    /// The most passes over the baskets a blocked count may take.
+    pub max_passes: usize,
+    /// Pairs a map holds before it spills (and, up to 2^20, basket
+    /// numbers a blocked table holds before it writes them).
     pub spill_pairs: usize,
 }
 
@@ -66,6 +88,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             dense_bytes: DENSE_LIMIT_BYTES,
+            max_passes: MAX_PASSES,
             spill_pairs: SPILL_PAIRS,
         }
     }
@@ -154,8 +177,198 @@ fn id_hash(id: &str) -> u64 {
 enum Counts {
     /// `a * (2n - a - 1) / 2 + (b - a - 1)` for `a < b`.
     Dense { n: usize, counts: Vec<u32> },
+    /// The baskets, counted into the array a block of rows at a time.
+    Blocked(Blocked),
     /// Keyed `a << 32 | b`.
     Sparse(Spilling),
+}
+
+/// Where row `a`'s cells start in the triangular array over `n` products:
+/// `a * (2n - a - 1) / 2`, the cells of rows `0..a`.
+fn row_start(n: usize, a: usize) -> usize {
+    a * (2 * n - a - 1) / 2
+}
+
+/// The rows of the triangular array over `n` products cut into blocks of at
+/// most `cells` cells (a row longer than that is a block of its own):
+/// block `k` is rows `bounds[k]..bounds[k + 1]`. `None` past `max_blocks`.
+fn row_blocks(n: usize, cells: usize, max_blocks: usize) -> Option<Vec<u32>> {
+    let mut bounds = vec![0u32];
+    let mut held = 0usize;
+    for a in 0..n {
+        let row = n - a - 1;
+        if held > 0 && held + row > cells {
+            if bounds.len() >= max_blocks {
+                return None;
+            }
+            bounds.push(u32::try_from(a).ok()?);
+            held = 0;
+        }
+        held += row;
+    }
+    bounds.push(u32::try_from(n).ok()?);
+    Some(bounds)
+}
+
+/// Baskets kept as `len, weight, numbers...` (`u32`s; the numbers strictly
+/// increasing), a chunk at a time appended to an unnamed temp file; the
+/// pairs are counted from them one block of rows at a time
+/// ([`Blocked::block`]), each pass reading every basket.
+struct Blocked {
+    n: usize,
+    bounds: Vec<u32>,
+    /// Baskets not yet written.
+    pending: Vec<u32>,
+    /// Basket numbers held before they are written.
+    chunk: usize,
+    /// The temp files: this table's own (created at its first chunk) and
+    /// those of the tables it absorbed.
+    files: Vec<std::fs::File>,
+    /// The written chunks: file, byte position, `u32`s.
+    chunks: Vec<(usize, u64, usize)>,
+    /// This table's own file in `files`, and the bytes written to it.
+    own: Option<(usize, u64)>,
+}
+
+impl Blocked {
+    /// Adds a basket of strictly increasing numbers, `weight` times.
+    fn push(&mut self, sorted_distinct: &[u32], weight: u32) {
+        if sorted_distinct.len() < 2 || weight == 0 {
+            return;
+        }
+        self.pending.push(sorted_distinct.len() as u32);
+        self.pending.push(weight);
+        self.pending.extend_from_slice(sorted_distinct);
+    }
+
+    /// Appends the pending baskets to the temp file once they fill a chunk.
+    fn write_if_full(&mut self) -> Result<()> {
+        if self.pending.len() < self.chunk {
+            return Ok(());
+        }
+        use std::os::unix::fs::FileExt;
+        let (file, at) = match self.own {
+            Some(own) => own,
+            None => {
+                self.files.push(tempfile::tempfile().map_err(run_io)?);
+                (self.files.len() - 1, 0)
+            }
+        };
+        let bytes: Vec<u8> = self.pending.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.files[file].write_all_at(&bytes, at).map_err(run_io)?;
+        self.chunks.push((file, at, self.pending.len()));
+        self.own = Some((file, at + bytes.len() as u64));
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Takes `other`'s baskets (over the same products) into these.
+    fn absorb(&mut self, other: Blocked) -> Result<()> {
+        let shift = self.files.len();
+        self.files.extend(other.files);
+        self.chunks.extend(
+            other
+                .chunks
+                .into_iter()
+                .map(|(f, at, len)| (f + shift, at, len)),
+        );
+        self.pending.extend(other.pending);
+        self.write_if_full()
+    }
+
+    /// Calls `f(weight, numbers)` for every basket: the written chunks, then
+    /// the pending ones.
+    fn for_each_basket(&self, mut f: impl FnMut(u32, &[u32])) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = Vec::new();
+        let mut numbers = Vec::new();
+        for &(file, at, len) in &self.chunks {
+            bytes.resize(len * 4, 0);
+            self.files[file]
+                .read_exact_at(&mut bytes, at)
+                .map_err(run_io)?;
+            numbers.clear();
+            numbers.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+            self.walk(&numbers, &mut f)?;
+        }
+        self.walk(&self.pending, &mut f)
+    }
+
+    /// The baskets of one chunk, checked as they are read.
+    fn walk(&self, mut rest: &[u32], f: &mut impl FnMut(u32, &[u32])) -> Result<()> {
+        let bad = || BatchError::Corrupt("a pair-count temp file is damaged".into());
+        while let [len, weight, tail @ ..] = rest {
+            let len = *len as usize;
+            let basket = tail.get(..len).ok_or_else(bad)?;
+            let increasing = basket.windows(2).all(|w| w[0] < w[1]);
+            if !increasing || basket.last().is_some_and(|&p| p as usize >= self.n) {
+                return Err(bad());
+            }
+            f(*weight, basket);
+            rest = &tail[len..];
+        }
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    }
+
+    fn blocks(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    /// Block `k`'s cells: rows `bounds[k]..bounds[k + 1]` of the triangular
+    /// array, as in [`Counts::Dense`].
+    fn block(&self, k: usize) -> Result<Vec<u32>> {
+        let n = self.n;
+        let (a0, a1) = (self.bounds[k], self.bounds[k + 1]);
+        let base = row_start(n, a0 as usize);
+        let mut cells = vec![0u32; row_start(n, a1 as usize) - base];
+        self.for_each_basket(|weight, basket| {
+            let first = basket.partition_point(|&p| p < a0);
+            for (i, &a) in basket.iter().enumerate().skip(first) {
+                if a >= a1 {
+                    break;
+                }
+                // Cell of (a, b): the row's start plus b - a - 1, b > a
+                // (`row` alone may wrap below zero for the block's first
+                // row; `row + b` does not).
+                let row = (row_start(n, a as usize) - base).wrapping_sub(a as usize + 1);
+                for &b in &basket[i + 1..] {
+                    let c = &mut cells[row.wrapping_add(b as usize)];
+                    *c = c.saturating_add(weight);
+                }
+            }
+        })?;
+        Ok(cells)
+    }
+
+    /// Calls `f(a, b, count)` for the pairs of block `k` with a count, in
+    /// pair order.
+    fn each_in_block(
+        &self,
+        k: usize,
+        cells: &[u32],
+        mut f: impl FnMut(u32, u32, u32) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.n as u32;
+        let mut i = 0;
+        for a in self.bounds[k]..self.bounds[k + 1] {
+            for b in a + 1..n {
+                let c = cells[i];
+                i += 1;
+                if c > 0 {
+                    f(a, b, c)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A hash map of pair counts that writes itself to a sorted run file when
@@ -304,20 +517,42 @@ impl Counts {
     fn new(n: usize, limits: Limits) -> Counts {
         let cells = n.saturating_mul(n.saturating_sub(1)) / 2;
         if cells.saturating_mul(4) <= limits.dense_bytes {
-            Counts::Dense {
+            return Counts::Dense {
                 n,
                 counts: vec![0; cells],
-            }
-        } else {
-            Counts::Sparse(Spilling::new(limits.spill_pairs))
+            };
+        }
+        match row_blocks(n, limits.dense_bytes / 4, limits.max_passes) {
+            Some(bounds) => Counts::Blocked(Blocked {
+                n,
+                bounds,
+                pending: Vec::new(),
+                chunk: limits.spill_pairs.clamp(1, BLOCKED_CHUNK),
+                files: Vec::new(),
+                chunks: Vec::new(),
+                own: None,
+            }),
+            None => Counts::Sparse(Spilling::new(limits.spill_pairs)),
         }
     }
 
-    /// Spills a full map (after each basket: a basket's pairs may take a
-    /// map past its limit, by at most that basket's pairs).
+    /// Counts the pairs of one basket, its numbers strictly increasing.
+    fn add_basket(&mut self, sorted_distinct: &[u32]) -> Result<()> {
+        if let Counts::Blocked(blocked) = self {
+            blocked.push(sorted_distinct, 1);
+        } else {
+            pairs::for_each_pair(sorted_distinct, |a, b| self.add(*a, *b));
+        }
+        self.settle()
+    }
+
+    /// Spills a full map or writes a full chunk of baskets (after each
+    /// basket: a basket may take either past its limit, by at most its
+    /// own size).
     fn settle(&mut self) -> Result<()> {
         match self {
             Counts::Dense { .. } => Ok(()),
+            Counts::Blocked(b) => b.write_if_full(),
             Counts::Sparse(s) => s.spill_if_full(),
         }
     }
@@ -336,6 +571,12 @@ impl Counts {
                             f(a as u32, b as u32, c)?;
                         }
                     }
+                }
+            }
+            Counts::Blocked(blocked) => {
+                for k in 0..blocked.blocks() {
+                    let cells = blocked.block(k)?;
+                    blocked.each_in_block(k, &cells, &mut f)?;
                 }
             }
             Counts::Sparse(s) => {
@@ -359,6 +600,24 @@ impl Counts {
                 }
                 Ok(())
             })?,
+            // A block of theirs at a time, as ours come in pair order.
+            Counts::Blocked(theirs) => {
+                let mut block: Option<(usize, Vec<u32>)> = None;
+                let n = theirs.n;
+                self.for_each(|a, b, _| {
+                    let k = theirs.bounds.partition_point(|&start| start <= a) - 1;
+                    if block.as_ref().is_none_or(|(at, _)| *at != k) {
+                        block = Some((k, theirs.block(k)?));
+                    }
+                    if let Some((_, cells)) = &block {
+                        let base = row_start(n, theirs.bounds[k] as usize);
+                        if cells[Self::dense_index(n, a, b) - base] == 0 {
+                            missing += 1;
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
             // Both in pair order, side by side.
             Counts::Sparse(s) => {
                 let mut theirs = s.sorted()?;
@@ -397,6 +656,7 @@ impl Counts {
                 let i = Self::dense_index(*products, a, b);
                 counts[i] = counts[i].saturating_add(n);
             }
+            Counts::Blocked(blocked) => blocked.push(&[a, b], n),
             Counts::Sparse(s) => s.add_n(u64::from(a) << 32 | u64::from(b), n),
         }
     }
@@ -409,6 +669,7 @@ impl Counts {
                     *c = c.saturating_add(m);
                 }
             }
+            (Counts::Blocked(this), Counts::Blocked(more)) => this.absorb(more)?,
             (Counts::Sparse(this), Counts::Sparse(more)) => {
                 // Its runs join ours; its map's pairs go into ours.
                 this.runs.extend(more.runs);
@@ -507,8 +768,7 @@ impl Partial {
             holding[p as usize] += 1;
         }
         let paired = if cap.is_some() { &*capped } else { &*basket };
-        pairs::for_each_pair(paired, |a, b| counts.add(*a, *b));
-        counts.settle()
+        counts.add_basket(paired)
     }
 
     /// Merges the partitions: counts and holdings add up, and the rows of a
@@ -710,7 +970,7 @@ fn count_over(
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Pairs: counted.");
     let started = std::time::Instant::now();
     let ((bought, _), (viewed, viewing_sessions)) = (&tables[0], &tables[1]);
-    let viewed_never_bought = viewed.missing_from(bought)?;
+    let (bought, viewed, viewed_never_bought) = summarise_both(bought, viewed, names, top)?;
     let sessions_viewed = names
         .iter()
         .zip(viewing_sessions)
@@ -718,8 +978,8 @@ fn count_over(
         .map(|(name, n)| (name.clone(), *n))
         .collect();
     let out = CoOccurrence {
-        bought: summarise(bought, names, top)?,
-        viewed: summarise(viewed, names, top)?,
+        bought,
+        viewed,
         viewed_never_bought,
         sessions_viewed,
     };
@@ -730,39 +990,112 @@ fn count_over(
     Ok(Some(out))
 }
 
-fn summarise(counts: &Counts, names: &[String], top: usize) -> Result<PairTable> {
-    let (mut unique_pairs, mut total) = (0u64, 0u64);
-    // A max-heap of the best `top` so far, whose top is the worst of them:
-    // order by (count descending, a, b), so "worse" is greater.
-    let mut best: BinaryHeap<(std::cmp::Reverse<u32>, u32, u32)> = BinaryHeap::new();
-    counts.for_each(|a, b, c| {
-        unique_pairs += 1;
-        total += u64::from(c);
-        let item = (std::cmp::Reverse(c), a, b);
-        if best.len() < top {
-            best.push(item);
-        } else if best.peek().is_some_and(|worst| item < *worst) {
-            best.pop();
-            best.push(item);
+/// A [`PairTable`] in the making, fed its pairs one at a time.
+struct Summary {
+    unique_pairs: u64,
+    total: u64,
+    top: usize,
+    /// A max-heap of the best `top` so far, whose top is the worst of them:
+    /// order by (count descending, a, b), so "worse" is greater.
+    best: BinaryHeap<(std::cmp::Reverse<u32>, u32, u32)>,
+}
+
+impl Summary {
+    fn new(top: usize) -> Summary {
+        Summary {
+            unique_pairs: 0,
+            total: 0,
+            top,
+            best: BinaryHeap::new(),
         }
+    }
+
+    fn add(&mut self, a: u32, b: u32, c: u32) {
+        self.unique_pairs += 1;
+        self.total += u64::from(c);
+        let item = (std::cmp::Reverse(c), a, b);
+        if self.best.len() < self.top {
+            self.best.push(item);
+        } else if self.best.peek().is_some_and(|worst| item < *worst) {
+            self.best.pop();
+            self.best.push(item);
+        }
+    }
+
+    fn table(self, names: &[String]) -> PairTable {
+        let top = self
+            .best
+            .into_sorted_vec()
+            .into_iter()
+            .map(|(std::cmp::Reverse(c), a, b)| {
+                (
+                    names[a as usize].clone(),
+                    names[b as usize].clone(),
+                    u64::from(c),
+                )
+            })
+            .collect();
+        PairTable {
+            unique_pairs: self.unique_pairs,
+            total: self.total,
+            top,
+        }
+    }
+}
+
+fn summarise(counts: &Counts, names: &[String], top: usize) -> Result<PairTable> {
+    let mut summary = Summary::new(top);
+    counts.for_each(|a, b, c| {
+        summary.add(a, b, c);
         Ok(())
     })?;
-    let top = best
-        .into_sorted_vec()
-        .into_iter()
-        .map(|(std::cmp::Reverse(c), a, b)| {
-            (
-                names[a as usize].clone(),
-                names[b as usize].clone(),
-                u64::from(c),
-            )
-        })
-        .collect();
-    Ok(PairTable {
-        unique_pairs,
-        total,
-        top,
-    })
+    Ok(summary.table(names))
+}
+
+/// Both tables' summaries and the viewed pairs never bought. Two blocked
+/// tables over the same rows are read together, a block at a time, each
+/// block of the two counted on its own thread: one pass over each table's
+/// baskets per block instead of two.
+fn summarise_both(
+    bought: &Counts,
+    viewed: &Counts,
+    names: &[String],
+    top: usize,
+) -> Result<(PairTable, PairTable, u64)> {
+    let (b, v) = match (bought, viewed) {
+        (Counts::Blocked(b), Counts::Blocked(v)) if b.bounds == v.bounds => (b, v),
+        _ => {
+            return Ok((
+                summarise(bought, names, top)?,
+                summarise(viewed, names, top)?,
+                viewed.missing_from(bought)?,
+            ))
+        }
+    };
+    let (mut sb, mut sv, mut missing) = (Summary::new(top), Summary::new(top), 0u64);
+    for k in 0..b.blocks() {
+        let (bought_cells, viewed_cells) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| b.block(k));
+            let viewed_cells = v.block(k);
+            let bought_cells = other
+                .join()
+                .map_err(|_| BatchError::Corrupt("a pair-count thread panicked".into()))?;
+            Ok::<_, BatchError>((bought_cells?, viewed_cells?))
+        })?;
+        b.each_in_block(k, &bought_cells, |a, bb, c| {
+            sb.add(a, bb, c);
+            Ok(())
+        })?;
+        let base = row_start(b.n, b.bounds[k] as usize);
+        v.each_in_block(k, &viewed_cells, |a, bb, c| {
+            sv.add(a, bb, c);
+            if bought_cells[Counts::dense_index(b.n, a, bb) - base] == 0 {
+                missing += 1;
+            }
+            Ok(())
+        })?;
+    }
+    Ok((sb.table(names), sv.table(names), missing))
 }
 
 #[cfg(test)]
@@ -781,6 +1114,7 @@ mod tests {
 
     const DENSE: Limits = Limits {
         dense_bytes: usize::MAX,
+        max_passes: usize::MAX,
         spill_pairs: usize::MAX,
     };
 
@@ -819,6 +1153,7 @@ mod tests {
     fn spilled_runs_merge_to_the_plain_count() {
         let limits = Limits {
             dense_bytes: 0,
+            max_passes: 1,
             spill_pairs: 3,
         };
         let mut seed = 11u64;
@@ -850,6 +1185,84 @@ mod tests {
         let t = summarise(&all, &names, 3).expect("summary");
         assert_eq!(t.unique_pairs, want.len() as u64);
         assert_eq!(t.total, 500);
+    }
+
+    #[test]
+    fn the_array_cut_into_row_blocks() {
+        // 5 products: rows of 4, 3, 2, 1 and 0 cells.
+        assert_eq!(row_blocks(5, 4, 9), Some(vec![0, 1, 2, 5]));
+        assert_eq!(row_blocks(5, 6, 9), Some(vec![0, 1, 5]));
+        assert_eq!(row_blocks(5, 10, 9), Some(vec![0, 5]));
+        // A row longer than a block is a block of its own.
+        assert_eq!(row_blocks(5, 1, 9), Some(vec![0, 1, 2, 3, 5]));
+        assert_eq!(row_blocks(5, 1, 3), None);
+        assert_eq!(row_start(5, 0), 0);
+        assert_eq!(row_start(5, 2), 7);
+        assert_eq!(row_start(5, 5), 10);
+    }
+
+    /// Baskets counted a block of rows at a time, from their temp files
+    /// (every 7 numbers) and memory, two tables absorbed into one, against
+    /// a plain count; and the viewed-never-bought count every way.
+    #[test]
+    fn blocked_counts_match_the_plain_count() {
+        let limits = Limits {
+            dense_bytes: 4 * 6,
+            max_passes: usize::MAX,
+            spill_pairs: 7,
+        };
+        let baskets: [&[u32]; 6] = [&[0, 1, 4], &[3, 4], &[0, 1], &[1, 2, 3, 4], &[2], &[0, 4]];
+        let mut plain = Counts::new(5, DENSE);
+        let mut parts = [Counts::new(5, limits), Counts::new(5, limits)];
+        for (i, basket) in baskets.iter().enumerate() {
+            plain.add_basket(basket).expect("plain");
+            parts[i % 2].add_basket(basket).expect("blocked");
+        }
+        let [mut all, other] = parts;
+        all.absorb(other).expect("absorb");
+        all.add(2, 3);
+        plain.add(2, 3);
+        assert!(
+            matches!(&all, Counts::Blocked(b) if b.bounds == vec![0, 1, 5] && !b.chunks.is_empty() && !b.pending.is_empty())
+        );
+        let want = vec![
+            (0, 1, 2),
+            (0, 4, 2),
+            (1, 2, 1),
+            (1, 3, 1),
+            (1, 4, 2),
+            (2, 3, 2),
+            (2, 4, 1),
+            (3, 4, 2),
+        ];
+        assert_eq!(collect(&plain), want);
+        assert_eq!(collect(&all), want);
+        // Missing: (0, 2) and (1, 2) of `few` are not in `all` but for
+        // (1, 2).
+        let mut few = Counts::new(5, limits);
+        few.add_basket(&[0, 1, 2]).expect("few");
+        let mut few_dense = Counts::new(5, DENSE);
+        few_dense.add_basket(&[0, 1, 2]).expect("few");
+        assert_eq!(few.missing_from(&all).expect("blocked"), 1);
+        assert_eq!(few_dense.missing_from(&all).expect("mixed"), 1);
+        assert_eq!(all.missing_from(&few).expect("blocked"), 6);
+        assert_eq!(all.missing_from(&few_dense).expect("lookup"), 6);
+        // Both tables read together, block by block: the same as apart.
+        let names: Vec<String> = (0..5).map(|i| format!("p{i}")).collect();
+        let together = summarise_both(&few, &all, &names, 3).expect("both");
+        let apart = summarise_both(&few_dense, &plain, &names, 3).expect("apart");
+        assert_eq!(together, apart);
+        assert_eq!(together.2, 6);
+        assert_eq!(together.1.unique_pairs, 8);
+        assert_eq!(together.1.total, 13);
+        assert_eq!(
+            together.1.top,
+            vec![
+                ("p0".into(), "p1".into(), 2),
+                ("p0".into(), "p4".into(), 2),
+                ("p1".into(), "p4".into(), 2),
+            ]
+        );
     }
 
     #[test]

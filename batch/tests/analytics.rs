@@ -967,13 +967,26 @@ fn pairs_match_the_sql_self_join() {
     assert_eq!(co.sessions_viewed.len(), 60);
     assert_eq!(co.sessions_viewed, by_sql);
     // Through the hash map, spilling to run files every 50 pairs (as a shop
-    // past the array's limit does): the same answers.
+    // past the blocks' limit does): the same answers.
     let limits = batch::cooccur::Limits {
         dense_bytes: 0,
+        max_passes: 1,
         spill_pairs: 50,
     };
     let spilled = batch::cooccur::count_with(&engine, 10, None, limits).expect("count");
     assert_eq!(spilled, co);
+    // Through blocks of 30 cells (a row or two of the 60 products' array:
+    // dozens of passes), the baskets written to their files every 50
+    // numbers (as a shop past the array's limit does): the same answers.
+    let blocked = batch::cooccur::Limits {
+        dense_bytes: 120,
+        max_passes: usize::MAX,
+        spill_pairs: 50,
+    };
+    assert_eq!(
+        batch::cooccur::count_with(&engine, 10, None, blocked).expect("count"),
+        co
+    );
     // Above, no basket's product was in the (empty) catalog: the baskets
     // were read for their products. With a catalog that lacks one of them
     // (p60), the same; with all of them and one no basket holds (p61), the
@@ -990,6 +1003,8 @@ fn pairs_match_the_sql_self_join() {
         );
         let spilled = batch::cooccur::count_with(&engine, 10, None, limits).expect("count");
         assert_eq!(spilled, co, "catalog of {last}, spilled");
+        let by_blocks = batch::cooccur::count_with(&engine, 10, None, blocked).expect("count");
+        assert_eq!(by_blocks, co, "catalog of {last}, blocked");
     }
 }
 
