@@ -399,8 +399,17 @@ mod tests {
         // Row 3: two partners, stays sparse and is listed under them.
         t.add(3, 7, true);
         t.add(3, 30, true);
+        t.add(3, 30, false);
         assert!(matches!(t.rows[3], Row::Sparse(_)));
+        // Listed once, however often the pair is counted.
         assert_eq!(t.lower[30], vec![3]);
+        assert_eq!(
+            t.get(3, 30),
+            Cell {
+                all_time: 2,
+                window: 1
+            }
+        );
         let mut of_7 = Vec::new();
         t.for_each_partner(7, |p, c| of_7.push((p, c.all_time)));
         of_7.sort();
