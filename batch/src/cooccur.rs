@@ -354,21 +354,33 @@ impl Blocked {
         &self,
         k: usize,
         cells: &[u32],
-        mut f: impl FnMut(u32, u32, u32) -> Result<()>,
+        f: impl FnMut(u32, u32, u32) -> Result<()>,
     ) -> Result<()> {
-        let n = self.n as u32;
-        let mut i = 0;
-        for a in self.bounds[k]..self.bounds[k + 1] {
-            for b in a + 1..n {
-                let c = cells[i];
-                i += 1;
-                if c > 0 {
-                    f(a, b, c)?;
-                }
+        each_cell(self.n, self.bounds[k]..self.bounds[k + 1], cells, f)
+    }
+}
+
+/// Calls `f(a, b, count)` for the cells with a count of rows `rows` of the
+/// triangular array over `n` products, `cells` holding those rows alone,
+/// in pair order.
+fn each_cell(
+    n: usize,
+    rows: std::ops::Range<u32>,
+    cells: &[u32],
+    mut f: impl FnMut(u32, u32, u32) -> Result<()>,
+) -> Result<()> {
+    let n = n as u32;
+    let mut i = 0;
+    for a in rows {
+        for b in a + 1..n {
+            let c = cells[i];
+            i += 1;
+            if c > 0 {
+                f(a, b, c)?;
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// A hash map of pair counts that writes itself to a sorted run file when
@@ -562,16 +574,9 @@ impl Counts {
     fn for_each(&self, mut f: impl FnMut(u32, u32, u32) -> Result<()>) -> Result<()> {
         match self {
             Counts::Dense { n, counts } => {
-                let mut i = 0;
-                for a in 0..*n {
-                    for b in a + 1..*n {
-                        let c = counts[i];
-                        i += 1;
-                        if c > 0 {
-                            f(a as u32, b as u32, c)?;
-                        }
-                    }
-                }
+                let rows = u32::try_from(*n)
+                    .map_err(|_| BatchError::Corrupt("more than 2^32 products".into()))?;
+                each_cell(*n, 0..rows, counts, &mut f)?;
             }
             Counts::Blocked(blocked) => {
                 for k in 0..blocked.blocks() {
@@ -640,7 +645,7 @@ impl Counts {
     /// Where `(a, b)`, `a < b < n`, lives in the triangular array.
     fn dense_index(n: usize, a: u32, b: u32) -> usize {
         let (a, b) = (a as usize, b as usize);
-        a * (2 * n - a - 1) / 2 + (b - a - 1)
+        row_start(n, a) + (b - a - 1)
     }
 
     fn add(&mut self, a: u32, b: u32) {
