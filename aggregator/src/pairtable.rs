@@ -109,6 +109,18 @@ const DENSE_COST: usize = 8;
 /// Rows shorter than this stay sparse (not worth the switch).
 const MIN_DENSE: usize = 16;
 
+/// Bytes of a sparse row's hash table once it holds `len` cells, from
+/// its room now (`capacity`): hashbrown fills at most 7/8 of its buckets
+/// (a power of two, each a key, a cell and a control byte) and doubles
+/// them when full. A row turns dense rather than grow past its flat
+/// array: before it reaches [`SPARSE_COST`]'s average, a table just
+/// doubled can be half again the array's size.
+fn table_bytes(capacity: usize, len: usize) -> usize {
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    let buckets = if len > capacity { buckets * 2 } else { buckets };
+    buckets * (std::mem::size_of::<(u32, Cell)>() + 1)
+}
+
 /// The pair cells of items `0..n`.
 #[derive(Debug, Clone, Default)]
 pub struct PairTable {
@@ -146,7 +158,11 @@ impl PairTable {
         let densify = match &self.rows[ai] {
             Row::Sparse(m) if !m.contains_key(&b) => {
                 let len = m.len() + 1;
-                Some(len >= MIN_DENSE && len * SPARSE_COST >= span * DENSE_COST)
+                let flat = span * DENSE_COST;
+                Some(
+                    len >= MIN_DENSE
+                        && (len * SPARSE_COST >= flat || table_bytes(m.capacity(), len) > flat),
+                )
             }
             _ => None,
         };
@@ -176,6 +192,9 @@ impl PairTable {
             Row::Dense(cells) => {
                 let i = bi - ai - 1;
                 if i >= cells.len() {
+                    // An eighth more than the span, not double the row:
+                    // the slack would be state.
+                    cells.reserve_exact((span - cells.len()).max(cells.len() / 8));
                     cells.resize(span, Cell::default());
                 }
                 cells.get_mut(i)
@@ -546,6 +565,27 @@ mod tests {
         assert_eq!(t.rows_holding(150), vec![1]);
     }
 
+    /// A row of 700 partners: its flat array is 5,600 bytes. Its hash
+    /// table holds 224 cells in 256 buckets (3,328 bytes); the 225th would
+    /// double it to 512 (6,656 bytes), so the row turns dense there, at 32%
+    /// full, before the average cost (20 bytes a cell) would say so at 280.
+    #[test]
+    fn a_row_turns_dense_rather_than_outgrow_its_array() {
+        let mut t = PairTable::default();
+        t.grow(701);
+        for b in 1..=224 {
+            t.add(0, b, true);
+        }
+        assert!(matches!(&t.rows[0], Row::Sparse(m) if m.capacity() == 224));
+        t.add(0, 225, true);
+        assert!(matches!(t.rows[0], Row::Dense(_)));
+        assert_eq!(t.get(0, 224).all_time, 1);
+        assert_eq!(t.get(0, 225).all_time, 1);
+        let mut row = Vec::new();
+        t.row_sorted(0, &mut row);
+        assert_eq!(row.len(), 225);
+    }
+
     #[test]
     fn a_dense_row_grows_with_the_items() {
         let mut t = PairTable::default();
@@ -557,9 +597,13 @@ mod tests {
         t.grow(100);
         t.add(0, 99, true);
         assert_eq!(t.get(0, 99).all_time, 1);
+        // One item more: room for an eighth more (99 + 12), not double.
+        t.grow(101);
+        t.add(0, 100, true);
+        assert!(matches!(&t.rows[0], Row::Dense(c) if c.len() == 100 && c.capacity() == 111));
         let mut row = Vec::new();
         t.row_sorted(0, &mut row);
-        assert_eq!(row.len(), 20);
+        assert_eq!(row.len(), 21);
         assert_eq!(row[19].0, 99);
     }
 }
