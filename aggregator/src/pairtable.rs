@@ -109,6 +109,9 @@ const DENSE_COST: usize = 8;
 /// Rows shorter than this stay sparse (not worth the switch).
 const MIN_DENSE: usize = 16;
 
+/// Bytes of a hash-map row's bucket: a key, a cell and a control byte.
+const BUCKET_BYTES: usize = std::mem::size_of::<(u32, Cell)>() + 1;
+
 /// Bytes of a sparse row's hash table once it holds `len` cells, from
 /// its room now (`capacity`): hashbrown fills at most 7/8 of its buckets
 /// (a power of two, each a key, a cell and a control byte) and doubles
@@ -118,7 +121,7 @@ const MIN_DENSE: usize = 16;
 fn table_bytes(capacity: usize, len: usize) -> usize {
     let buckets = (capacity * 8 / 7).next_power_of_two();
     let buckets = if len > capacity { buckets * 2 } else { buckets };
-    buckets * (std::mem::size_of::<(u32, Cell)>() + 1)
+    buckets * BUCKET_BYTES
 }
 
 /// The pair cells of items `0..n`.
@@ -284,7 +287,7 @@ impl PairTable {
             .rows
             .iter()
             .map(|r| match r {
-                Row::Sparse(m) => m.capacity() * (size_of::<(u32, Cell)>() + 1),
+                Row::Sparse(m) => m.capacity() * BUCKET_BYTES,
                 Row::Dense(c) => c.capacity() * size_of::<Cell>(),
             })
             .sum();

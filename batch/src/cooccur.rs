@@ -348,6 +348,12 @@ impl Blocked {
         Ok(cells)
     }
 
+    /// The count of `(a, b)`, `a` a row of block `k`, from that block's cells.
+    fn count_in(&self, k: usize, cells: &[u32], a: u32, b: u32) -> u32 {
+        let base = row_start(self.n, self.bounds[k] as usize);
+        cells[Counts::dense_index(self.n, a, b) - base]
+    }
+
     /// Calls `f(a, b, count)` for the pairs of block `k` with a count, in
     /// pair order.
     fn each_in_block(
@@ -614,15 +620,13 @@ impl Counts {
             // A block of theirs at a time, as ours come in pair order.
             Counts::Blocked(theirs) => {
                 let mut block: Option<(usize, Vec<u32>)> = None;
-                let n = theirs.n;
                 self.for_each(|a, b, _| {
                     let k = theirs.bounds.partition_point(|&start| start <= a) - 1;
                     if block.as_ref().is_none_or(|(at, _)| *at != k) {
                         block = Some((k, theirs.block(k)?));
                     }
                     if let Some((_, cells)) = &block {
-                        let base = row_start(n, theirs.bounds[k] as usize);
-                        if cells[Self::dense_index(n, a, b) - base] == 0 {
+                        if theirs.count_in(k, cells, a, b) == 0 {
                             missing += 1;
                         }
                     }
@@ -1098,10 +1102,9 @@ fn summarise_both(
             sb.add(a, bb, c);
             Ok(())
         })?;
-        let base = row_start(b.n, b.bounds[k] as usize);
         v.each_in_block(k, &viewed_cells, |a, bb, c| {
             sv.add(a, bb, c);
-            if bought_cells[Counts::dense_index(b.n, a, bb) - base] == 0 {
+            if b.count_in(k, &bought_cells, a, bb) == 0 {
                 missing += 1;
             }
             Ok(())
