@@ -32,7 +32,7 @@ impl Pipeline {
     pub fn open(log: &LogArgs, stores: Option<&StoreArgs>, fresh: bool) -> anyhow::Result<Self> {
         let opened = open_log(log, fresh)?;
         let stores = stores
-            .map(|servers| open_stores(&log.data_dir, log.durability(), servers))
+            .map(|servers| open_stores(&log.data_dir, log.durability(), log.compress, servers))
             .transpose()?;
         Ok(Pipeline {
             log: opened,
@@ -58,10 +58,12 @@ pub struct Stores {
 }
 
 /// Opens the stores the flags ask for: servers when given, otherwise the
-/// embedded engines under `--data-dir`.
+/// embedded engines under `--data-dir`, whose new keyspaces compress
+/// their blocks with `compress` (`--compress`).
 pub fn open_stores(
     data_dir: &std::path::Path,
     durability: stage::fsio::Durability,
+    compress: bool,
     servers: &StoreArgs,
 ) -> anyhow::Result<Stores> {
     if servers.mongodb_uri.is_none() || servers.hbase.hbase_thrift.is_none() {
@@ -85,13 +87,13 @@ pub fn open_stores(
             None => {
                 let dir = data_dir.join("docs");
                 Arc::new(
-                    EmbeddedDocStore::open_with(&dir, durability)
+                    EmbeddedDocStore::open_compressed(&dir, durability, compress)
                         .with_context(|| opening("the document store", &dir))?,
                 )
             }
         })
     };
-    let open_wide = || open_wide(data_dir, durability, &servers.hbase);
+    let open_wide = || open_wide(data_dir, durability, compress, &servers.hbase);
     // Opening an embedded store replays its journal (tens of MB after a
     // replay): the two open side by side.
     let (docs, wide) = std::thread::scope(|scope| {
@@ -122,6 +124,7 @@ fn opening(what: &str, dir: &std::path::Path) -> String {
 fn open_wide(
     data_dir: &std::path::Path,
     durability: stage::fsio::Durability,
+    compress: bool,
     hbase: &HbaseArgs,
 ) -> anyhow::Result<Arc<dyn WideColumnStore>> {
     Ok(match &hbase.hbase_thrift {
@@ -135,7 +138,7 @@ fn open_wide(
         None => {
             let dir = data_dir.join("wide");
             Arc::new(
-                EmbeddedWideStore::open_with(&dir, durability)
+                EmbeddedWideStore::open_compressed(&dir, durability, compress)
                     .with_context(|| opening("the wide-column store", &dir))?,
             )
         }
@@ -151,7 +154,7 @@ pub fn daily_sessions(log: &LogArgs, hbase: &HbaseArgs) -> anyhow::Result<Option
     if hbase.hbase_thrift.is_none() && !embedded {
         return Ok(None);
     }
-    let wide = open_wide(&log.data_dir, log.durability(), hbase)?;
+    let wide = open_wide(&log.data_dir, log.durability(), log.compress, hbase)?;
     Ok(Some(SessionStore::new(wide)?))
 }
 
@@ -251,7 +254,7 @@ fn connect_log(args: &LogArgs, fresh: bool) -> anyhow::Result<Arc<dyn EventLog>>
                     .with_context(|| format!("removing {}", dir.display()))?;
             }
             Ok(Arc::new(
-                EmbeddedLog::open_with(&dir, args.durability())
+                EmbeddedLog::open_compressed(&dir, args.durability(), args.compress)
                     .with_context(|| opening("the event log", &dir))?,
             ))
         }

@@ -300,6 +300,29 @@ fn embedded_markers() {
     markers(&EmbeddedLog::open(dir.path()).expect("open"));
 }
 
+/// The embedded log with `--compress`: records in compressed blocks.
+fn compressed(dir: &std::path::Path) -> EmbeddedLog {
+    EmbeddedLog::open_compressed(dir, Default::default(), true).expect("open")
+}
+
+#[test]
+fn compressed_embedded_group_reads_everything_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    group_reads_everything_once(&compressed(dir.path()));
+}
+
+#[test]
+fn compressed_embedded_resumes_from_committed_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    resumes_from_committed_offset(&compressed(dir.path()));
+}
+
+#[test]
+fn compressed_embedded_markers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    markers(&compressed(dir.path()));
+}
+
 #[cfg(feature = "kafka")]
 #[test]
 fn kafka_group_reads_everything_once() {

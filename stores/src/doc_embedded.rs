@@ -70,6 +70,8 @@ pub struct EmbeddedDocStore {
     /// The 64-bit fingerprints of the stored sessions' ids: see
     /// [`SessionIds`]. Built on the first [`DocumentStore::put_sessions`].
     session_ids: Mutex<Option<SessionIds>>,
+    /// Whether the keyspaces it creates compress their blocks.
+    compress: bool,
     durability: Durability,
     /// Serialises the writers, and holds the purchase summaries they wrote.
     writer: Mutex<Summaries>,
@@ -516,8 +518,14 @@ impl EmbeddedDocStore {
     /// [`Durability::Machine`], [`DocumentStore::put_progress`] syncs the
     /// journal (and with it every write before it).
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
+        Self::open_compressed(path, durability, false)
+    }
+
+    /// [`EmbeddedDocStore::open_with`]; with `compress`, the keyspaces it
+    /// creates compress their blocks ([`crate::keyspace_options`]).
+    pub fn open_compressed(path: &Path, durability: Durability, compress: bool) -> Result<Self> {
         let db = crate::open_fjall(path)?;
-        let ks = |name: &str| db.keyspace(name, crate::keyspace_options);
+        let ks = |name: &str| db.keyspace(name, || crate::keyspace_options(compress));
         let store = EmbeddedDocStore {
             users: ks("users")?,
             products: ks("products")?,
@@ -529,9 +537,12 @@ impl EmbeddedDocStore {
             by_day: ks("transactions_by_day")?,
             dead: ks("dead_letters")?,
             values: ks("customer_values")?,
-            session_docs: db.keyspace("session_docs", crate::document_keyspace_options)?,
+            session_docs: db.keyspace("session_docs", || {
+                crate::document_keyspace_options(compress)
+            })?,
             session_ids: Mutex::new(None),
             progress: ks("progress")?,
+            compress,
             durability,
             writer: Mutex::new(Summaries::default()),
             path: path.to_path_buf(),
@@ -543,7 +554,9 @@ impl EmbeddedDocStore {
         // mapped a session id to its whole key in `session_docs`.
         for unused in ["products_by_active", "session_ids"] {
             if store.db.keyspace_exists(unused) {
-                let ks = store.db.keyspace(unused, crate::keyspace_options)?;
+                let ks = store
+                    .db
+                    .keyspace(unused, || crate::keyspace_options(false))?;
                 store.db.delete_keyspace(ks)?;
             }
         }
@@ -560,7 +573,9 @@ impl EmbeddedDocStore {
         if !self.db.keyspace_exists(OLD) {
             return Ok(());
         }
-        let old = self.db.keyspace(OLD, crate::document_keyspace_options)?;
+        let old = self
+            .db
+            .keyspace(OLD, || crate::document_keyspace_options(self.compress))?;
         let mut moved = 0u64;
         loop {
             let mut sessions = Vec::new();
@@ -1201,7 +1216,7 @@ mod tests {
             // and two indexes nothing reads now.
             let db = crate::open_fjall(dir.path()).expect("db");
             let old = db
-                .keyspace("sessions", crate::document_keyspace_options)
+                .keyspace("sessions", || crate::document_keyspace_options(false))
                 .expect("keyspace");
             for s in [&a, &b] {
                 old.insert(s.session_id.as_bytes(), to_json(s))
@@ -1212,7 +1227,7 @@ mod tests {
                 ("session_ids", b"sess_a", b"2025-03-12\0..."),
             ] {
                 let unused = db
-                    .keyspace(name, crate::keyspace_options)
+                    .keyspace(name, || crate::keyspace_options(false))
                     .expect("keyspace");
                 unused.insert(k, v).expect("insert");
             }

@@ -10,7 +10,7 @@ pub fn run(args: BatchArgs) -> anyhow::Result<()> {
     let cfg = args.batch.config(&args.dir.data_dir)?;
     // The snapshot and the report are written here: one batch at a time.
     let _lock = crate::lock::lock_data_dir(&args.dir.data_dir)?;
-    let stores = pipeline::open_stores(&args.dir.data_dir, args.durability(), &args.stores)?;
+    let stores = pipeline::open_stores(&args.dir.data_dir, args.durability(), false, &args.stores)?;
     let _metrics = crate::servers::start_metrics(args.metrics.as_deref())?;
     loop {
         // Nothing stored shows in the run itself (no user, no transaction

@@ -10,6 +10,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stores = pipeline::open_stores(
         &args.dir.data_dir,
         stage::fsio::Durability::Process,
+        false,
         &args.stores,
     )?;
     // The shop it measures is the one stored: its users, not a flag's.

@@ -16,6 +16,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let stores = crate::pipeline::open_stores(
         &args.dir.data_dir,
         stage::fsio::Durability::Process,
+        false,
         &args.stores,
     )?;
     let docs = stores.docs.as_ref();
