@@ -234,11 +234,13 @@ def lost_checkpoint(work, ref):
     shutil.rmtree(data, ignore_errors=True)
 
 
-def log_byte_flipped(work, ref, rng, tries):
+def log_byte_flipped(work, ref, rng, tries, *extra):
     """One byte of a stored record in the embedded log changed (not its
     length: a bit rot the file system did not notice), then the log is
     read again from the start (`--rebuild-aggregator`): the checksum names
-    the record, and nothing of the snapshot or report changes."""
+    the record, and nothing of the snapshot or report changes. Frames and
+    the blocks of a compressed log both start with the length of what
+    follows them, so one walk finds either. Returns the problems."""
     import struct
     problems = []
     for i in range(tries):
@@ -255,13 +257,42 @@ def log_byte_flipped(work, ref, rng, tries):
         start, n = rng.choice(frames)
         b[start + rng.randrange(n)] ^= 1 << rng.randrange(8)
         open(path, "wb").write(bytes(b))
-        r = replay(data, "--rebuild-aggregator")
+        r = replay(data, "--rebuild-aggregator", *extra)
         problems += clear_error(r, "fails its checksum", f"try {i}: a byte of {path}")
         if digest(data) != ref["digest"]:
             problems.append(f"try {i}: the failed run changed the snapshot or report")
         shutil.rmtree(data, ignore_errors=True)
-    record("a flipped bit in a stored log record, then the log read again", tries,
-           "clear error naming the record", problems)
+    return problems
+
+
+def compressed(work, ref, rng, tries):
+    """The shop replayed with `--compress` (the log in zstd blocks, the
+    stores lz4'd): its snapshot, report and window equal the uncompressed
+    reference's. Then, on copies, each partition file gets a torn tail
+    past its committed end and the replay runs again (identical state),
+    and a flipped byte in a block is an error naming the checksum."""
+    problems = []
+    data = os.path.join(work, "compressed")
+    r = replay(data, "--compress")
+    problems += finished(r, "compressed run") or differs("compressed run", data, ref, r.stdout)
+    log = os.path.join(data, "log", "partitions", "sessions", "0.log")
+    head = open(log, "rb").read(24) if os.path.exists(log) else b""
+    if len(head) < 24 or int.from_bytes(head[8:16], "little") != 0:
+        problems.append(f"{log} does not start with a block of the log's first records")
+    for i in range(tries):
+        copy = os.path.join(work, f"compressed-torn{i}")
+        shutil.copytree(data, copy)
+        for root, _, files in os.walk(os.path.join(copy, "log", "partitions")):
+            for name in files:
+                with open(os.path.join(root, name), "ab") as f:
+                    f.write(rng.randbytes(rng.randrange(1, 5000)))
+        r = replay(copy, "--compress")
+        problems += finished(r, f"torn try {i}") or differs(f"torn try {i}", copy, ref, r.stdout)
+        shutil.rmtree(copy, ignore_errors=True)
+    problems += log_byte_flipped(work, dict(ref, dir=data), rng, tries, "--compress")
+    shutil.rmtree(data, ignore_errors=True)
+    record("--compress: same state; torn block tails cut off; a flipped bit in a block",
+           tries, "identical state; clear error", problems)
 
 
 def snapshot_tampered(work, ref, rng, tries):
@@ -570,7 +601,10 @@ def main():
             "power_loss": lambda: power_loss(work, ref, rng, args.tries),
             "old_checkpoint": lambda: old_checkpoint(work, ref, rng, args.tries),
             "lost_checkpoint": lambda: lost_checkpoint(work, ref),
-            "log_byte_flipped": lambda: log_byte_flipped(work, ref, rng, args.tries),
+            "log_byte_flipped": lambda: record(
+                "a flipped bit in a stored log record, then the log read again", args.tries,
+                "clear error naming the record", log_byte_flipped(work, ref, rng, args.tries)),
+            "compressed": lambda: compressed(work, ref, rng, args.tries),
             "snapshot_tampered": lambda: snapshot_tampered(work, ref, rng, 2 * args.tries),
             "disk_full": lambda: disk_full(work, ref),
             "sql_on_a_changed_snapshot": lambda: sql_on_a_changed_snapshot(work, ref, rng),
