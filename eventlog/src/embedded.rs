@@ -442,10 +442,14 @@ struct ReadWindow {
     bytes: Vec<u8>,
 }
 
-/// A consumer's reading of one partition: its bytes read ahead, and in a
-/// packed log the block last read, decompressed.
+/// A consumer's reading of one partition: where its last read stopped,
+/// its bytes read ahead, and in a packed log the block last read,
+/// decompressed.
 #[derive(Default)]
 struct PartitionRead {
+    /// The offset after the last record read and its byte position, so
+    /// that the next read starts there without a search.
+    read_to: Option<(u64, u64)>,
     window: ReadWindow,
     block: Unpacked,
     /// The partition's [`Partition::taken_back`] when these were read.
@@ -615,9 +619,12 @@ fn read_blocks(
             .checked_add(4 + h.len)
             .filter(|&a| a <= end)
             .ok_or_else(|| corrupt(named))?;
-        let held = block.pos == Some(pos);
-        if !held {
-            // Checked before any field after the length is trusted.
+        // The header's fields after the length and the compressed frames,
+        // checked before any field after the length is trusted; a block
+        // held decompressed was checked when it was read.
+        let sealed = if block.pos == Some(pos) {
+            None
+        } else {
             let bytes = window.at(file, pos, 4 + h.len, end)?;
             let sealed = bytes
                 .get(8..4 + h.len as usize)
@@ -630,7 +637,8 @@ fn read_blocks(
                     offset: named,
                 });
             }
-        }
+            Some(sealed)
+        };
         let last = h.first.checked_add(h.count).ok_or_else(|| corrupt(named))?;
         if h.first > offset || chained.is_some_and(|c| c != h.first) {
             return Err(corrupt(named));
@@ -640,11 +648,7 @@ fn read_blocks(
             pos = after;
             continue;
         }
-        if !held {
-            let bytes = window.at(file, pos, 4 + h.len, end)?;
-            let sealed = bytes
-                .get(8..4 + h.len as usize)
-                .ok_or_else(|| corrupt(named))?;
+        if let Some(sealed) = sealed {
             block.pos = None;
             block.frames.clear();
             block.frames.reserve(h.raw_len);
@@ -1244,7 +1248,6 @@ impl EventLog for EmbeddedLog {
             generation: 0,
             assigned: Vec::new(),
             positions: HashMap::new(),
-            read_to: HashMap::new(),
             windows: HashMap::new(),
             cursor: 0,
         }))
@@ -1502,12 +1505,11 @@ fn index_positions(tp: &(String, u32), p: &Pending, next: u64, end: u64) -> Resu
     let (mut offset, mut at) = (next, 0usize);
     while k * INDEX_EVERY < next + p.count {
         while offset < k * INDEX_EVERY {
-            let head = p.frames.get(at..at + 4).ok_or(LogError::Corrupt {
+            at += frame_len(&p.frames, at).ok_or(LogError::Corrupt {
                 topic: tp.0.clone(),
                 partition: tp.1,
                 offset,
             })?;
-            at += 4 + u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
             offset += 1;
         }
         index.push(end + at as u64);
@@ -1661,11 +1663,7 @@ struct EmbeddedConsumer {
     generation: u64,
     assigned: Vec<(String, u32)>,
     positions: HashMap<(String, u32), u64>,
-    /// Per partition: the offset after the last record read and its byte
-    /// position, so that the next read starts there without a search.
-    /// The partition's [`Partition::taken_back`] they were read at.
-    read_to: HashMap<(String, u32), (u64, u64, u64)>,
-    /// Per partition: bytes read ahead of the position.
+    /// Per partition: where the last read stopped, and what it read ahead.
     windows: HashMap<(String, u32), PartitionRead>,
     cursor: usize,
 }
@@ -1762,8 +1760,9 @@ impl EmbeddedConsumer {
             .filter_map(|tp| {
                 let pos = self.positions.get(tp).copied().unwrap_or(0);
                 let part = state.partitions.get(tp)?;
-                let from = match self.read_to.get(tp) {
-                    Some(&(offset, at, taken_back))
+                let read = self.windows.get(tp);
+                let from = match read.and_then(|r| Some((r.read_to?, r.taken_back))) {
+                    Some(((offset, at), taken_back))
                         if offset == pos && taken_back == part.taken_back =>
                     {
                         (offset, at)
@@ -1918,10 +1917,9 @@ impl LogConsumer for EmbeddedConsumer {
                     offset: after.0,
                 });
             }
+            window.read_to = Some(after);
             // Only this partition's records move its position.
-            let tp = (r.topic, partition);
-            self.positions.insert(tp.clone(), after.0);
-            self.read_to.insert(tp, (after.0, after.1, r.taken_back));
+            self.positions.insert((r.topic, partition), after.0);
         }
         if !self.assigned.is_empty() {
             self.cursor = (self.cursor + 1) % self.assigned.len();
