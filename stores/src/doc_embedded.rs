@@ -54,7 +54,6 @@ use std::sync::Mutex;
 /// The embedded document store.
 pub struct EmbeddedDocStore {
     path: PathBuf,
-    db: crate::Db,
     users: Keyspace,
     products: Keyspace,
     categories: Keyspace,
@@ -75,6 +74,8 @@ pub struct EmbeddedDocStore {
     durability: Durability,
     /// Serialises the writers, and holds the purchase summaries they wrote.
     writer: Mutex<Summaries>,
+    /// Last: dropped after the keyspaces above ([`crate::Db`]).
+    db: crate::Db,
 }
 
 /// The stored sessions' ids, as the XXH3-64 of each, in memory: how a
@@ -1070,6 +1071,9 @@ mod tests {
             store.put_transactions_checked(&[t]).expect("put");
             assert_eq!(summary(&store, "user_000001"), (1, 10.0, 10.0));
         }
+        // The store let go of its keyspaces before the database, with
+        // everything in tables: the journal is emptied.
+        assert_eq!(crate::journal_bytes(dir.path()), 0);
         // A new process knows nothing in memory: it reads the stored summary.
         let store = EmbeddedDocStore::open(dir.path()).expect("reopen");
         assert!(store.lock().0.is_empty());

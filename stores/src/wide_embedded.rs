@@ -82,7 +82,6 @@ pub const GENERATION_BYTES: u64 = 256 << 20;
 /// The embedded wide-column store.
 pub struct EmbeddedWideStore {
     path: PathBuf,
-    db: crate::Db,
     tables: RwLock<HashMap<String, Table>>,
     /// Puts that read, merge and write: one at a time.
     writer: Mutex<()>,
@@ -92,6 +91,8 @@ pub struct EmbeddedWideStore {
     generation_bytes: u64,
     /// Whether the generations it creates compress their blocks.
     compress: bool,
+    /// Last: dropped after the keyspaces in `tables` ([`crate::Db`]).
+    db: crate::Db,
 }
 
 /// The keyspace of a table's generation `g` (generation 0 keeps the name
@@ -989,6 +990,9 @@ mod tests {
             store.ensure_table("t", &["behavior"]).expect("table");
             store.put("t", std::slice::from_ref(&row)).expect("put");
         }
+        // Every entry was in a table, and the store let go of its
+        // keyspaces before the database: the journal is emptied.
+        assert_eq!(crate::journal_bytes(dir.path()), 0);
         {
             // Under the store: the row is in a table, not in a memtable
             // rebuilt from the journal.
