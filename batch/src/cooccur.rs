@@ -749,6 +749,9 @@ struct Partial {
     capped: Vec<u32>,
     /// A basket held a product without a number.
     unknown: bool,
+    /// The hashes of the basket ids counted as whole baskets, when the
+    /// pass is to find the ids that repeat (see [`count_over`]).
+    ids: Vec<u64>,
 }
 
 impl Partial {
@@ -760,6 +763,7 @@ impl Partial {
             basket: Vec::new(),
             capped: Vec::new(),
             unknown: false,
+            ids: Vec::new(),
         }
     }
 
@@ -840,10 +844,6 @@ pub fn count_with(
 ) -> Result<CoOccurrence> {
     let kinds = [TRANSACTION_BASKETS, SESSION_BASKETS];
     let started = std::time::Instant::now();
-    let repeated = kinds
-        .iter()
-        .map(|kind| repeated_ids(engine, kind))
-        .collect::<Result<Vec<_>>>()?;
     // The products are numbered in string order. The catalog's numbers do
     // when every basket's products are in it (the ordinary case): then the
     // baskets are read once. Otherwise they are read once more for the
@@ -852,34 +852,27 @@ pub fn count_with(
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         products = catalog.len(),
-        "Pairs: repeated baskets and the catalog read."
+        "Pairs: the catalog read."
     );
-    if let Some(out) = count_over(engine, &kinds, &repeated, &catalog, top, cap, limits)? {
+    if let Some(out) = count_over(engine, &kinds, &catalog, top, cap, limits)? {
         return Ok(out);
     }
     let started = std::time::Instant::now();
     let held = basket_products(engine, &kinds)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), products = held.len(), "Pairs: a basket holds a product the catalog does not; counting over the baskets' products.");
-    count_over(engine, &kinds, &repeated, &held, top, cap, limits)?.ok_or_else(|| {
+    count_over(engine, &kinds, &held, top, cap, limits)?.ok_or_else(|| {
         BatchError::Corrupt("a basket's product was not among the baskets' products".into())
     })
 }
 
-/// Hashes of the basket ids of `kind` that occur in more than one row (read
-/// from the id column alone).
-fn repeated_ids(engine: &Engine, kind: &Baskets) -> Result<FxHashSet<u64>> {
-    let parts = engine.fold_partitions(kind.ids, Vec::<u64>::new, |hashes, batch| {
-        let ids = strings(batch.column(0))?;
-        hashes.extend(ids.iter().flatten().map(id_hash));
-        Ok(())
-    })?;
-    let mut hashes: Vec<u64> = parts.into_iter().flatten().collect();
+/// The hashes that occur more than once among `hashes` (sorted here).
+fn repeated(mut hashes: Vec<u64>) -> FxHashSet<u64> {
     hashes.sort_unstable();
-    Ok(hashes
+    hashes
         .windows(2)
         .filter(|w| w[0] == w[1])
         .map(|w| w[0])
-        .collect())
+        .collect()
 }
 
 /// The catalog's product ids, sorted.
@@ -930,7 +923,6 @@ fn basket_products(engine: &Engine, kinds: &[Baskets]) -> Result<Vec<String>> {
 fn count_over(
     engine: &Engine,
     kinds: &[Baskets],
-    repeated: &[FxHashSet<u64>],
     names: &[String],
     top: usize,
     cap: Option<usize>,
@@ -942,45 +934,26 @@ fn count_over(
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-    // Count the pairs, and the baskets holding each product.
+    // Count the pairs, and the baskets holding each product. Each kind is
+    // counted once taking every row for a whole basket, noting its id's
+    // hash; an id that turns out to repeat (a basket in more than one row,
+    // which the snapshot does not normally hold) has the kind counted
+    // again, those ids' rows merged into one basket each. One pass in the
+    // ordinary case, where reading the ids first took a pass of its own.
     let mut tables = Vec::new();
-    for (&kind, dups) in kinds.iter().zip(repeated) {
-        let parts = engine.fold_partitions(
-            kind.query,
-            || Partial::new(names.len(), limits),
-            |part, batch| {
-                for_each_basket(kind, batch, |id, products| {
-                    part.basket.clear();
-                    for p in products {
-                        match number.get(p) {
-                            Some(&n) => part.basket.push(n),
-                            None => part.unknown = true,
-                        }
-                    }
-                    if part.unknown {
-                        return Ok(());
-                    }
-                    if !dups.is_empty() && dups.contains(&id_hash(id)) {
-                        part.merged
-                            .entry(id.to_string())
-                            .or_default()
-                            .extend_from_slice(&part.basket);
-                        Ok(())
-                    } else {
-                        Partial::add_basket(
-                            &mut part.counts,
-                            &mut part.holding,
-                            &mut part.basket,
-                            cap,
-                            &mut part.capped,
-                        )
-                    }
-                })
-            },
-        )?;
+    for &kind in kinds {
+        let none = FxHashSet::default();
+        let parts = count_kind(engine, kind, &number, &none, names.len(), cap, limits)?;
         if parts.iter().any(|p| p.unknown) {
             return Ok(None);
         }
+        let dups = repeated(parts.iter().flat_map(|p| p.ids.iter().copied()).collect());
+        let parts = if dups.is_empty() {
+            parts
+        } else {
+            drop(parts);
+            count_kind(engine, kind, &number, &dups, names.len(), cap, limits)?
+        };
         tables.push(Partial::merge(parts, names.len(), cap, limits)?);
     }
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Pairs: counted.");
@@ -1004,6 +977,54 @@ fn count_over(
         "Pairs: summaries done."
     );
     Ok(Some(out))
+}
+
+/// One pass over the baskets of `kind`, a [`Partial`] per partition. The
+/// rows of an id in `dups` are merged into one basket; with `dups` empty,
+/// every row is a whole basket and its id's hash is kept (`Partial::ids`).
+fn count_kind(
+    engine: &Engine,
+    kind: Baskets,
+    number: &FxHashMap<&str, u32>,
+    dups: &FxHashSet<u64>,
+    n: usize,
+    cap: Option<usize>,
+    limits: Limits,
+) -> Result<Vec<Partial>> {
+    engine.fold_partitions(
+        kind.query,
+        || Partial::new(n, limits),
+        |part, batch| {
+            for_each_basket(kind, batch, |id, products| {
+                part.basket.clear();
+                for p in products {
+                    match number.get(p) {
+                        Some(&n) => part.basket.push(n),
+                        None => part.unknown = true,
+                    }
+                }
+                if part.unknown {
+                    return Ok(());
+                }
+                if dups.is_empty() {
+                    part.ids.push(id_hash(id));
+                } else if dups.contains(&id_hash(id)) {
+                    part.merged
+                        .entry(id.to_string())
+                        .or_default()
+                        .extend_from_slice(&part.basket);
+                    return Ok(());
+                }
+                Partial::add_basket(
+                    &mut part.counts,
+                    &mut part.holding,
+                    &mut part.basket,
+                    cap,
+                    &mut part.capped,
+                )
+            })
+        },
+    )
 }
 
 /// A [`PairTable`] in the making, fed its pairs one at a time.
