@@ -139,6 +139,7 @@ class Batch:
         self.step("co-purchase and co-view pairs", t)
 
         t = time.perf_counter()
+        self.create("product_sales", render("product_sales"))
         perf = lambda order, views, limit: render(
             "product_performance", min_views=views, order_by=order, limit=limit
         )

@@ -1,10 +1,6 @@
 -- Product performance (seed 4.3.1), with a floor on views ({min_views}) so
 -- that a product seen twice and bought once does not top the list; the
--- first {limit} by {order_by}.
-WITH product_sales AS (
-    SELECT product_id, SUM(quantity) AS units_sold, SUM(revenue) AS total_revenue
-    FROM transaction_items GROUP BY product_id
-)
+-- first {limit} by {order_by}. product_sales is product_sales.sql.
 SELECT p.product_id, p.name, ps.units_sold, ps.total_revenue, pv.sessions_viewed,
        (CAST(ps.units_sold AS DOUBLE) / pv.sessions_viewed) * 100 AS conversion_rate
 FROM products p

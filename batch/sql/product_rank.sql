@@ -1,9 +1,8 @@
 -- Table product_rank: products viewed in at least {min_views} sessions
 -- (sales or not), with their views' and conversion's percentile among
 -- them: the base of the conversion gaps and the niche products.
-WITH product_sales AS (
-    SELECT product_id, SUM(quantity) AS units_sold FROM transaction_items GROUP BY product_id
-), perf AS (
+-- product_sales is product_sales.sql.
+WITH perf AS (
     SELECT p.product_id, p.name, pv.sessions_viewed, COALESCE(ps.units_sold, 0) AS units_sold,
            CAST(COALESCE(ps.units_sold, 0) AS DOUBLE) / pv.sessions_viewed * 100 AS conversion_rate
     FROM products p

@@ -54,6 +54,8 @@ pub mod sql {
     pub const VIEWED_NOT_BOUGHT: &str = include_str!("../sql/viewed_not_bought.sql");
     /// Per product, the sessions that viewed it (seed 4.3.1).
     pub const PRODUCT_VIEWS: &str = include_str!("../sql/product_views.sql");
+    /// Per product sold, units and revenue: the base of the two below.
+    pub const PRODUCT_SALES: &str = include_str!("../sql/product_sales.sql");
     /// Product performance: `{min_views}`, `{order_by}`, `{limit}`.
     pub const PRODUCT_PERFORMANCE: &str = include_str!("../sql/product_performance.sql");
     /// Lowest and highest conversion among `{ranked}`.
@@ -326,6 +328,7 @@ pub fn run(
     step("co-purchase and co-view pairs", t);
 
     let t = Instant::now();
+    create_table(engine, "product_sales", sql::PRODUCT_SALES)?;
     let top_converting =
         engine.table(&product_performance("conversion_rate DESC", min_views, 20)?)?;
     let top_selling = engine.table(&product_performance(
@@ -470,7 +473,7 @@ mod tests {
             );
         }
         assert_eq!(
-            files, 20,
+            files, 21,
             "a new SQL file needs its constant in analytics::sql"
         );
     }
