@@ -234,16 +234,34 @@ impl Dense {
         }
     }
 
-    /// Adds `other`'s counts (over the same products) to these.
+    /// Adds `other`'s counts (over the same products) to these: the two
+    /// halves of the array on two threads, then the few cells whose sum
+    /// reaches `u16::MAX` one by one.
     fn absorb(&mut self, other: Dense) {
-        for (i, &m) in other.cells.iter().enumerate() {
-            if m > 0 {
-                let c = &mut self.cells[i];
+        let add = |cells: &mut [u16], more: &[u16], from: usize| -> Vec<(usize, u16)> {
+            let mut full = Vec::new();
+            for (i, (c, &m)) in cells.iter_mut().zip(more).enumerate() {
                 match c.checked_add(m) {
                     Some(sum) if sum < u16::MAX => *c = sum,
-                    _ => self.add_n(i, u32::from(m)),
+                    _ => full.push((from + i, m)),
                 }
             }
+            full
+        };
+        let mid = self.cells.len() / 2;
+        let (low, high) = self.cells.split_at_mut(mid);
+        let (more_low, more_high) = other.cells.split_at(mid.min(other.cells.len()));
+        let full = std::thread::scope(|scope| {
+            let high = scope.spawn(|| add(high, more_high, mid));
+            let mut full = add(low, more_low, 0);
+            full.extend(
+                high.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+            full
+        });
+        for (i, m) in full {
+            self.add_n(i, u32::from(m));
         }
         for (i, extra) in other.over {
             let o = self.over.entry(i).or_default();
@@ -930,11 +948,25 @@ pub fn count_with(
     })
 }
 
-/// The hashes that occur more than once among `hashes` (sorted here).
-fn repeated(mut hashes: Vec<u64>) -> FxHashSet<u64> {
-    hashes.sort_unstable();
-    hashes
-        .windows(2)
+/// The hashes that occur more than once among the partitions' `ids`,
+/// which are sorted here, each partition's on its own thread, and then
+/// walked in merged order.
+fn repeated(parts: &mut [Partial]) -> FxHashSet<u64> {
+    std::thread::scope(|scope| {
+        for part in parts.iter_mut() {
+            scope.spawn(move || part.ids.sort_unstable());
+        }
+    });
+    let mut all: Vec<u64> = Vec::with_capacity(parts.iter().map(|p| p.ids.len()).sum());
+    for part in parts.iter() {
+        let mid = all.len();
+        all.extend_from_slice(&part.ids);
+        // Two sorted runs: the standard sort merges them in one pass.
+        if mid > 0 {
+            all.sort();
+        }
+    }
+    all.windows(2)
         .filter(|w| w[0] == w[1])
         .map(|w| w[0])
         .collect()
@@ -1012,7 +1044,8 @@ fn count_over(
         if parts.iter().any(|p| p.unknown) {
             return Ok(None);
         }
-        let dups = repeated(parts.iter().flat_map(|p| p.ids.iter().copied()).collect());
+        let mut parts = parts;
+        let dups = repeated(&mut parts);
         let parts = if dups.is_empty() {
             parts
         } else {
@@ -1124,6 +1157,22 @@ impl Summary {
         }
     }
 
+    /// Takes in another summary of other pairs: the same as adding its
+    /// pairs here (the best `top` of a set of pairs, by count descending,
+    /// then a, then b, is one set whatever the order they came in).
+    fn merge(&mut self, other: Summary) {
+        self.unique_pairs += other.unique_pairs;
+        self.total += other.total;
+        for item in other.best {
+            if self.best.len() < self.top {
+                self.best.push(item);
+            } else if self.best.peek().is_some_and(|worst| item < *worst) {
+                self.best.pop();
+                self.best.push(item);
+            }
+        }
+    }
+
     fn table(self, names: &[String]) -> PairTable {
         let top = self
             .best
@@ -1166,6 +1215,9 @@ fn summarise_both(
 ) -> Result<(PairTable, PairTable, u64)> {
     let (b, v) = match (bought, viewed) {
         (Counts::Blocked(b), Counts::Blocked(v)) if b.bounds == v.bounds => (b, v),
+        (Counts::Dense(b), Counts::Dense(v)) if b.n == v.n => {
+            return summarise_dense(b, v, names, top);
+        }
         _ => {
             return Ok((
                 summarise(bought, names, top)?,
@@ -1196,6 +1248,58 @@ fn summarise_both(
             Ok(())
         })?;
     }
+    Ok((sb.table(names), sv.table(names), missing))
+}
+
+/// [`summarise_both`] for two arrays over the same products: one walk over
+/// both, the rows cut in two halves of about as many cells, each half on
+/// its own thread. Three walks on one thread (each table's summary, then
+/// the viewed pairs looked up in the bought array) took 0.10 s of the
+/// default shop's batch, with the other core idle.
+fn summarise_dense(
+    bought: &Dense,
+    viewed: &Dense,
+    names: &[String],
+    top: usize,
+) -> Result<(PairTable, PairTable, u64)> {
+    let n = bought.n;
+    let walk = |rows: std::ops::Range<usize>| {
+        let (mut sb, mut sv, mut missing) = (Summary::new(top), Summary::new(top), 0u64);
+        let mut i = row_start(n, rows.start);
+        for a in rows {
+            for b in a + 1..n {
+                let (cb, cv) = (bought.get(i), viewed.get(i));
+                i += 1;
+                if cb > 0 {
+                    sb.add(a as u32, b as u32, cb);
+                }
+                if cv > 0 {
+                    sv.add(a as u32, b as u32, cv);
+                    if cb == 0 {
+                        missing += 1;
+                    }
+                }
+            }
+        }
+        (sb, sv, missing)
+    };
+    // The first row whose cells start past half of them.
+    let half = (0..n)
+        .find(|&a| row_start(n, a) * 2 >= row_start(n, n))
+        .unwrap_or(n);
+    let ((mut sb, mut sv, mut missing), second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| walk(half..n));
+        let first = walk(0..half);
+        (
+            first,
+            second
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
+    });
+    sb.merge(second.0);
+    sv.merge(second.1);
+    missing += second.2;
     Ok((sb.table(names), sv.table(names), missing))
 }
 
@@ -1244,6 +1348,43 @@ mod tests {
         assert_eq!(dense.missing_from(&sparse).expect("walk"), 0);
         // 5 products: 10 cells, the last one is (3, 4).
         assert!(matches!(&dense, Counts::Dense(d) if d.cells.len() == 10 && d.cells[9] == 1));
+    }
+
+    /// The one walk over two arrays, cut in halves on two threads, gives
+    /// what the three walks give: both summaries (their top pairs among
+    /// many tied counts) and the viewed pairs never bought.
+    #[test]
+    fn two_arrays_summarised_in_one_walk_as_in_three() {
+        let mut seed = 5u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let (mut bought, mut viewed) = (Counts::new(40, DENSE), Counts::new(40, DENSE));
+        for i in 0..900 {
+            let a = next(39) as u32;
+            let b = a + 1 + next(u64::from(39 - a)) as u32;
+            if i % 3 == 0 {
+                bought.add(a, b);
+            }
+            viewed.add(a, b);
+        }
+        let names: Vec<String> = (0..40).map(|i| format!("p{i:02}")).collect();
+        let (Counts::Dense(b), Counts::Dense(v)) = (&bought, &viewed) else {
+            panic!("dense");
+        };
+        let one = summarise_dense(b, v, &names, 5).expect("one walk");
+        let three = (
+            summarise(&bought, &names, 5).expect("bought"),
+            summarise(&viewed, &names, 5).expect("viewed"),
+            viewed.missing_from(&bought).expect("missing"),
+        );
+        assert_eq!(one, three);
+        assert!(one.2 > 100 && one.1.unique_pairs > 400, "{one:?}");
+        assert_eq!(one.1.total, 900);
+        assert_eq!(one.0.total, 300);
     }
 
     /// A cell past `u16::MAX` counts on in `over`, exactly: by ones, by
