@@ -1317,6 +1317,16 @@ mod tests {
         v
     }
 
+    /// A repeatable stream of numbers below `n` from `seed` (a 64-bit LCG).
+    fn numbers(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        }
+    }
+
     const DENSE: Limits = Limits {
         dense_bytes: usize::MAX,
         max_passes: usize::MAX,
@@ -1355,13 +1365,7 @@ mod tests {
     /// many tied counts) and the viewed pairs never bought.
     #[test]
     fn two_arrays_summarised_in_one_walk_as_in_three() {
-        let mut seed = 5u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = numbers(5);
         let (mut bought, mut viewed) = (Counts::new(40, DENSE), Counts::new(40, DENSE));
         for i in 0..900 {
             let a = next(39) as u32;
@@ -1429,13 +1433,7 @@ mod tests {
             max_passes: 1,
             spill_pairs: 3,
         };
-        let mut seed = 11u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = numbers(11);
         let mut plain: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
         let mut parts = [Counts::new(40, limits), Counts::new(40, limits)];
         for i in 0..500 {
