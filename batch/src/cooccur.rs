@@ -1265,6 +1265,9 @@ fn summarise_dense(
     let n = bought.n;
     let walk = |rows: std::ops::Range<usize>| {
         let (mut sb, mut sv, mut missing) = (Summary::new(top), Summary::new(top), 0u64);
+        if rows.is_empty() {
+            return (sb, sv, missing);
+        }
         let mut i = row_start(n, rows.start);
         for a in rows {
             for b in a + 1..n {
@@ -1284,9 +1287,8 @@ fn summarise_dense(
         (sb, sv, missing)
     };
     // The first row whose cells start past half of them.
-    let half = (0..n)
-        .find(|&a| row_start(n, a) * 2 >= row_start(n, n))
-        .unwrap_or(n);
+    let cells = bought.cells.len();
+    let half = (0..n).find(|&a| row_start(n, a) * 2 >= cells).unwrap_or(n);
     let ((mut sb, mut sv, mut missing), second) = std::thread::scope(|scope| {
         let second = scope.spawn(|| walk(half..n));
         let first = walk(0..half);
@@ -1389,6 +1391,12 @@ mod tests {
         assert!(one.2 > 100 && one.1.unique_pairs > 400, "{one:?}");
         assert_eq!(one.1.total, 900);
         assert_eq!(one.0.total, 300);
+        // No products, and one: no pairs, no walk.
+        for n in [0, 1] {
+            let empty = Dense::new(n, 0);
+            let (b, v, missing) = summarise_dense(&empty, &empty, &names, 5).expect("empty");
+            assert_eq!((b.unique_pairs, v.total, missing), (0, 0, 0));
+        }
     }
 
     /// A cell past `u16::MAX` counts on in `over`, exactly: by ones, by
