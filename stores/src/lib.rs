@@ -236,7 +236,9 @@ impl Drop for Db {
 ///
 /// The journal is emptied only when all of these hold, else it is left
 /// as it is (the next open reads it, as before):
-/// - it is the directory's only journal;
+/// - it is the directory's only journal (a sealed journal that the
+///   flushes on close emptied is deleted by fjall just after them: closing
+///   waits up to [`SEALED_JOURNAL_WAIT`] for that);
 /// - after its length was read, a persist (which takes fjall's journal
 ///   lock, under which a write appends to the journal and inserts into a
 ///   memtable) was followed by every keyspace's memtables being empty, so
@@ -285,6 +287,11 @@ fn only_journal(dir: &std::path::Path) -> Option<std::path::PathBuf> {
     found
 }
 
+/// How long closing waits for fjall to delete a sealed journal whose
+/// entries its last flushes put in tables (it does so just after each
+/// flush, once the memtables are already empty).
+const SEALED_JOURNAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The journal and its length, if every entry up to that length is in a
 /// table (see [`JournalOnClose`] for the order of the checks).
 fn settled_journal(
@@ -292,7 +299,20 @@ fn settled_journal(
     dir: &std::path::Path,
 ) -> Option<(std::path::PathBuf, u64)> {
     use fjall::AbstractTree;
-    let journal = only_journal(dir)?;
+    let kept = |why: &str| {
+        tracing::debug!(store = %dir.display(), why, "Journal kept on close.");
+        None
+    };
+    let started = std::time::Instant::now();
+    let journal = loop {
+        match only_journal(dir) {
+            Some(journal) => break journal,
+            None if started.elapsed() < SEALED_JOURNAL_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            None => return kept("not the directory's only journal"),
+        }
+    };
     db.persist(fjall::PersistMode::Buffer).ok()?;
     let len = std::fs::metadata(&journal).ok()?.len();
     if len == 0 {
@@ -304,7 +324,7 @@ fn settled_journal(
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .ok()?;
         if keyspace.sealed_memtable_count() > 0 || !keyspace.tree.active_memtable().is_empty() {
-            return None;
+            return kept("a memtable holds entries that are not in tables");
         }
     }
     Some((journal, len))
@@ -386,7 +406,7 @@ mod tests {
             .expect("keyspace")
     }
 
-    fn value(db: &fjall::Database, key: &str) -> Option<Vec<u8>> {
+    fn value_of(db: &fjall::Database, key: &str) -> Option<Vec<u8>> {
         keyspace(db).get(key).expect("get").map(|v| v.to_vec())
     }
 
@@ -406,8 +426,8 @@ mod tests {
         assert_eq!(journal_bytes(dir.path()), 0);
         {
             let db = open_fjall(dir.path()).expect("reopen");
-            assert_eq!(value(&db, "a").as_deref(), Some(&b"1"[..]));
-            assert_eq!(value(&db, "b").as_deref(), Some(&b"1"[..]));
+            assert_eq!(value_of(&db, "a").as_deref(), Some(&b"1"[..]));
+            assert_eq!(value_of(&db, "b").as_deref(), Some(&b"1"[..]));
             let k = keyspace(&db);
             k.insert("a", "2").expect("insert");
             k.remove("b").expect("remove");
@@ -415,8 +435,37 @@ mod tests {
         assert_eq!(journal_bytes(dir.path()), 0);
         for _ in 0..2 {
             let db = open_fjall(dir.path()).expect("reopen");
-            assert_eq!(value(&db, "a").as_deref(), Some(&b"2"[..]));
-            assert_eq!(value(&db, "b"), None);
+            assert_eq!(value_of(&db, "a").as_deref(), Some(&b"2"[..]));
+            assert_eq!(value_of(&db, "b"), None);
+        }
+    }
+
+    /// A sealed journal that is deleted while the store closes (as fjall
+    /// deletes one just after the flushes that emptied it) is waited for,
+    /// then the active journal is emptied; one that stays past
+    /// [`SEALED_JOURNAL_WAIT`] leaves the active journal as it is.
+    #[test]
+    fn closing_waits_for_a_sealed_journal_to_go() {
+        for stays in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let sealed = dir.path().join("sealed.jnl");
+            {
+                let db = open_fjall(dir.path()).expect("open");
+                keyspace(&db).insert("a", "1").expect("insert");
+                std::fs::write(&sealed, b"").expect("sealed journal");
+                if !stays {
+                    let sealed = sealed.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        std::fs::remove_file(sealed).expect("remove");
+                    });
+                }
+            }
+            assert_eq!(sealed.exists(), stays);
+            let _ = std::fs::remove_file(&sealed);
+            assert_eq!(journal_bytes(dir.path()) > 0, stays, "stays: {stays}");
+            let db = open_fjall(dir.path()).expect("reopen");
+            assert_eq!(value_of(&db, "a").as_deref(), Some(&b"1"[..]));
         }
     }
 
@@ -438,8 +487,8 @@ mod tests {
         // journal, and is there on the next open.
         assert!(journal_bytes(dir.path()) > 0);
         let db = open_fjall(dir.path()).expect("reopen");
-        assert_eq!(value(&db, "a").as_deref(), Some(&b"1"[..]));
-        assert_eq!(value(&db, "b").as_deref(), Some(&b"2"[..]));
+        assert_eq!(value_of(&db, "a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(value_of(&db, "b").as_deref(), Some(&b"2"[..]));
     }
 
     /// A journal is not emptied while a memtable holds entries that are
