@@ -303,6 +303,18 @@ fn settled_journal(
         tracing::debug!(store = %dir.display(), why, "Journal kept on close.");
         None
     };
+    let flushed = || {
+        db.list_keyspace_names().iter().all(|name| {
+            db.keyspace(name, fjall::KeyspaceCreateOptions::default)
+                .is_ok_and(|k| {
+                    k.sealed_memtable_count() == 0 && k.tree.active_memtable().is_empty()
+                })
+        })
+    };
+    // Not worth waiting for fjall below when a flush on close failed.
+    if !flushed() {
+        return kept("a memtable holds entries that are not in tables");
+    }
     let started = std::time::Instant::now();
     let journal = loop {
         match only_journal(dir) {
@@ -319,13 +331,8 @@ fn settled_journal(
         return None;
     }
     db.persist(fjall::PersistMode::Buffer).ok()?;
-    for name in db.list_keyspace_names() {
-        let keyspace = db
-            .keyspace(&name, fjall::KeyspaceCreateOptions::default)
-            .ok()?;
-        if keyspace.sealed_memtable_count() > 0 || !keyspace.tree.active_memtable().is_empty() {
-            return kept("a memtable holds entries that are not in tables");
-        }
+    if !flushed() {
+        return kept("a memtable holds entries that are not in tables");
     }
     Some((journal, len))
 }
