@@ -173,14 +173,10 @@ pub fn predict(
     // everything (for the written-back prediction) are independent: one
     // pair on each core. Each fit is deterministic, so the answers do not
     // depend on which thread ran it.
-    let ((bg_cal, gg_cal), (bgnbd, gamma_gamma)) = std::thread::scope(|scope| {
-        let full = scope.spawn(|| (BgNbd::fit(&rows).0, GammaGamma::fit(&rows).0));
-        let calibration = (BgNbd::fit(&cal).0, GammaGamma::fit(&cal).0);
-        let full = full
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (calibration, full)
-    });
+    let ((bgnbd, gamma_gamma), (bg_cal, gg_cal)) = crate::join(
+        || (BgNbd::fit(&rows).0, GammaGamma::fit(&rows).0),
+        || (BgNbd::fit(&cal).0, GammaGamma::fit(&cal).0),
+    );
     let t = holdout_days as f64;
     let model: Vec<f64> = cal
         .iter()

@@ -251,16 +251,9 @@ impl Dense {
         let mid = self.cells.len() / 2;
         let (low, high) = self.cells.split_at_mut(mid);
         let (more_low, more_high) = other.cells.split_at(mid.min(other.cells.len()));
-        let full = std::thread::scope(|scope| {
-            let high = scope.spawn(|| add(high, more_high, mid));
-            let mut full = add(low, more_low, 0);
-            full.extend(
-                high.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-            full
-        });
-        for (i, m) in full {
+        let (full_high, full_low) =
+            crate::join(|| add(high, more_high, mid), || add(low, more_low, 0));
+        for (i, m) in full_low.into_iter().chain(full_high) {
             self.add_n(i, u32::from(m));
         }
         for (i, extra) in other.over {
@@ -957,15 +950,9 @@ fn repeated(parts: &mut [Partial]) -> FxHashSet<u64> {
             scope.spawn(move || part.ids.sort_unstable());
         }
     });
-    let mut all: Vec<u64> = Vec::with_capacity(parts.iter().map(|p| p.ids.len()).sum());
-    for part in parts.iter() {
-        let mid = all.len();
-        all.extend_from_slice(&part.ids);
-        // Two sorted runs: the standard sort merges them in one pass.
-        if mid > 0 {
-            all.sort();
-        }
-    }
+    let mut all: Vec<u64> = parts.iter().flat_map(|p| p.ids.iter().copied()).collect();
+    // Sorted runs, one per partition: the standard sort merges them.
+    all.sort();
     all.windows(2)
         .filter(|w| w[0] == w[1])
         .map(|w| w[0])
@@ -1289,16 +1276,7 @@ fn summarise_dense(
     // The first row whose cells start past half of them.
     let cells = bought.cells.len();
     let half = (0..n).find(|&a| row_start(n, a) * 2 >= cells).unwrap_or(n);
-    let ((mut sb, mut sv, mut missing), second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| walk(half..n));
-        let first = walk(0..half);
-        (
-            first,
-            second
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        )
-    });
+    let (second, (mut sb, mut sv, mut missing)) = crate::join(|| walk(half..n), || walk(0..half));
     sb.merge(second.0);
     sv.merge(second.1);
     missing += second.2;

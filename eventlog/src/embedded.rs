@@ -534,6 +534,16 @@ impl ReadWindow {
     }
 }
 
+/// The error for a record of `topic`/`partition` at `offset` that cannot
+/// be read as written.
+fn corrupt_at(topic: &str, partition: u32, offset: u64) -> LogError {
+    LogError::Corrupt {
+        topic: topic.to_string(),
+        partition,
+        offset,
+    }
+}
+
 /// Reads up to `max` frames of `file` from `(offset, pos)` (an offset and
 /// its byte position) without passing `end` (committed bytes), passing each
 /// frame's value and offset to `f`, through the consumer's read-ahead
@@ -547,11 +557,7 @@ fn read_frames(
     window: &mut ReadWindow,
     mut f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<(u64, u64)> {
-    let corrupt = |offset| LogError::Corrupt {
-        topic: topic.to_string(),
-        partition,
-        offset,
-    };
+    let corrupt = |offset| corrupt_at(topic, partition, offset);
     let mut read = 0u64;
     while read < max && pos < end {
         let Some(&[a, b, c, d]) = window.at(file, pos, 4, end)?.get(..4) else {
@@ -601,11 +607,7 @@ fn read_blocks(
     PartitionRead { window, block, .. }: &mut PartitionRead,
     mut f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<(u64, u64)> {
-    let corrupt = |offset| LogError::Corrupt {
-        topic: topic.to_string(),
-        partition,
-        offset,
-    };
+    let corrupt = |offset| corrupt_at(topic, partition, offset);
     let stop = offset.saturating_add(max);
     // The first offset the next block must have, once a block was passed.
     let mut chained: Option<u64> = None;
@@ -871,13 +873,7 @@ fn partition_end(
         (None, None, None) => (0, 0),
         (Some(v), _, _) => match (be_u64(v), v.get(8..).and_then(be_u64)) {
             (Some(next), Some(end)) => (next, end),
-            _ => {
-                return Err(LogError::Corrupt {
-                    topic: topic.to_string(),
-                    partition,
-                    offset: 0,
-                })
-            }
+            _ => return Err(corrupt_at(topic, partition, 0)),
         },
     })
 }
@@ -898,20 +894,20 @@ fn read_index(
         match (at, be_u64(&v)) {
             (Some(k), Some(pos)) if k == index.len() as u64 && pos <= end => index.push(pos),
             _ => {
-                return Err(LogError::Corrupt {
-                    topic: topic.to_string(),
+                return Err(corrupt_at(
+                    topic,
                     partition,
-                    offset: at.unwrap_or(0).saturating_mul(INDEX_EVERY),
-                })
+                    at.unwrap_or(0).saturating_mul(INDEX_EVERY),
+                ))
             }
         }
     }
     if (index.len() as u64) < next.div_ceil(INDEX_EVERY) {
-        return Err(LogError::Corrupt {
-            topic: topic.to_string(),
+        return Err(corrupt_at(
+            topic,
             partition,
-            offset: index.len() as u64 * INDEX_EVERY,
-        });
+            index.len() as u64 * INDEX_EVERY,
+        ));
     }
     Ok(index)
 }
@@ -929,11 +925,7 @@ fn copy_to_file(
     records: impl Iterator<Item = Result<(Option<u64>, fjall::Slice)>>,
 ) -> Result<(u64, u64)> {
     file.set_len(0)?;
-    let corrupt = |offset| LogError::Corrupt {
-        topic: topic.to_string(),
-        partition,
-        offset,
-    };
+    let corrupt = |offset| corrupt_at(topic, partition, offset);
     let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
     let (mut next, mut end) = (0u64, 0u64);
     let mut buf = Vec::with_capacity(1 << 20);
@@ -1036,11 +1028,7 @@ fn decode_value(
     v: &[u8],
     frames: Frames,
 ) -> Result<Record> {
-    let corrupt = || LogError::Corrupt {
-        topic: topic.to_string(),
-        partition,
-        offset,
-    };
+    let corrupt = || corrupt_at(topic, partition, offset);
     let v = if frames != Frames::Plain {
         let (sum, rest) = v.split_first_chunk::<4>().ok_or_else(corrupt)?;
         if u32::from_le_bytes(*sum) != checksum(rest) {
@@ -1505,11 +1493,7 @@ fn index_positions(tp: &(String, u32), p: &Pending, next: u64, end: u64) -> Resu
     let (mut offset, mut at) = (next, 0usize);
     while k * INDEX_EVERY < next + p.count {
         while offset < k * INDEX_EVERY {
-            at += frame_len(&p.frames, at).ok_or(LogError::Corrupt {
-                topic: tp.0.clone(),
-                partition: tp.1,
-                offset,
-            })?;
+            at += frame_len(&p.frames, at).ok_or_else(|| corrupt_at(&tp.0, tp.1, offset))?;
             offset += 1;
         }
         index.push(end + at as u64);
@@ -1539,11 +1523,7 @@ fn pack(
     end: u64,
     (out, scratch): (&mut Vec<u8>, &mut Vec<u8>),
 ) -> Result<Vec<u64>> {
-    let corrupt = |offset| LogError::Corrupt {
-        topic: tp.0.clone(),
-        partition: tp.1,
-        offset,
-    };
+    let corrupt = |offset| corrupt_at(&tp.0, tp.1, offset);
     let too_large = || LogError::Io(std::io::Error::other("a block of 4 GiB or more"));
     out.clear();
     let mut index = Vec::new();
