@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -140,6 +141,61 @@ def sigkill(work, ref, rng, tries):
         problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
     record("SIGKILL mid-replay, then replay again", tries, "identical state", problems)
+
+
+# A shop whose ingest chunks (the default 32,000 records, no pacing) are large
+# enough for the embedded stores to write their sessions straight into tables
+# (fjall's ingestion, `stores::put_rows`) rather than through the journal.
+FULL_CHUNKS = [
+    "--users", "400", "--products", "200", "--categories", "8",
+    "--sessions", "60000", "--transactions", "15000", "--days", "12",
+    "--http", "127.0.0.1:0",
+]
+STRAIGHT_INTO_A_TABLE = "Rows written straight into a table."
+
+
+def sigkill_full_chunks(work, rng, tries):
+    """SIGKILL while ingest writes full chunks straight into tables, then run
+    it again: the same state as a run left alone."""
+    ref_dir = os.path.join(work, "full-chunks-reference")
+    e = dict(env(), ECOMFLOW_LOG="warn,stores=debug")
+    started = time.time()
+    r = subprocess.run([BIN, "replay", "--data-dir", ref_dir, *FULL_CHUNKS], env=e,
+                       capture_output=True, text=True, errors="replace", timeout=600)
+    took = time.time() - started
+    if r.returncode != 0:
+        sys.exit(f"the untouched full-chunk run failed: {r.stderr[-400:]}")
+    if STRAIGHT_INTO_A_TABLE not in r.stderr:
+        sys.exit("the untouched full-chunk run wrote no chunk straight into a table: "
+                 "the shop is too small to test that path")
+    ref = {"dir": ref_dir, "digest": digest(ref_dir), "window": window(r.stdout)}
+    problems = []
+    for i in range(tries):
+        data = os.path.join(work, f"full-chunks-kill{i}")
+        p = subprocess.Popen([BIN, "replay", "--data-dir", data, *FULL_CHUNKS], env=e,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             errors="replace")
+        # Kill once the first chunk went straight into a table, a random
+        # moment later (within the rest of the untouched run's length).
+        for line in p.stderr:
+            if STRAIGHT_INTO_A_TABLE in line:
+                break
+        threading.Thread(target=p.stderr.read, daemon=True).start()
+        time.sleep(rng.uniform(0.0, took / 2))
+        if p.poll() is not None:
+            problems.append(f"try {i}: the replay had already ended (exit {p.returncode}) "
+                            "before the kill: nothing was tested")
+            shutil.rmtree(data, ignore_errors=True)
+            continue
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        r = subprocess.run([BIN, "replay", "--data-dir", data, *FULL_CHUNKS], env=env(),
+                           capture_output=True, text=True, errors="replace", timeout=600)
+        problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
+        shutil.rmtree(data, ignore_errors=True)
+    shutil.rmtree(ref_dir, ignore_errors=True)
+    record("SIGKILL while full chunks go straight into tables, then replay again", tries,
+           "identical state", problems)
 
 
 def lose_power_at_the_end(data):
@@ -598,6 +654,7 @@ def main():
         print(f"reference: {len(ref['digest'])} files, {ref['window']}", flush=True)
         kinds = {
             "sigkill": lambda: sigkill(work, ref, rng, args.tries),
+            "sigkill_full_chunks": lambda: sigkill_full_chunks(work, rng, args.tries),
             "power_loss": lambda: power_loss(work, ref, rng, args.tries),
             "old_checkpoint": lambda: old_checkpoint(work, ref, rng, args.tries),
             "lost_checkpoint": lambda: lost_checkpoint(work, ref),

@@ -271,25 +271,44 @@ impl Worker<'_> {
         // The document store decides for sessions, then the wide-column
         // store gets the ones it kept: a crash between the two stores them
         // there on the next read, as the same sessions are no conflict.
-        let timer = Instant::now();
-        let conflicts = self.docs.put_sessions(&sessions)?;
-        if !conflicts.is_empty() {
-            for &i in &conflicts {
-                if let (Some(r), Some(s)) = (session_records.get(i), sessions.get(i)) {
-                    dead.push((r, Rejection::DuplicateConflict(s.session_id.clone())));
+        //
+        // The sessions (both stores) and the catalog and transactions are
+        // independent, so they are written side by side: a full chunk's
+        // sessions go straight into tables that are synced to disk
+        // (`stores::put_rows`), and that wait overlaps the other writes.
+        let (docs, wide) = (&self.docs, &self.sessions);
+        let (session_writes, catalog_and_transactions) = std::thread::scope(|scope| {
+            let session_writes = scope.spawn(|| -> Result<_, IngestError> {
+                let timer = Instant::now();
+                let conflicts = docs.put_sessions(&sessions)?;
+                let mut dead = Vec::with_capacity(conflicts.len());
+                for &i in &conflicts {
+                    if let (Some(r), Some(s)) = (session_records.get(i), sessions.get(i)) {
+                        dead.push((*r, Rejection::DuplicateConflict(s.session_id.clone())));
+                    }
                 }
+                drop_positions(&mut sessions, &conflicts);
+                let doc_secs = timer.elapsed().as_secs_f64();
+                let timer = Instant::now();
+                wide.put_sessions(&sessions)?;
+                Ok((dead, doc_secs, timer.elapsed().as_secs_f64()))
+            });
+            let timer = Instant::now();
+            let rest = (|| -> Result<_, IngestError> {
+                docs.upsert_categories(&categories)?;
+                docs.upsert_products(&products)?;
+                docs.upsert_users(&users)?;
+                Ok(docs.put_transactions_checked(&transactions)?)
+            })();
+            let rest = rest.map(|put| (put, timer.elapsed().as_secs_f64()));
+            match session_writes.join() {
+                Ok(done) => (done, rest),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            drop_positions(&mut sessions, &conflicts);
-        }
-        let mut doc_secs = timer.elapsed().as_secs_f64();
-        let timer = Instant::now();
-        self.sessions.put_sessions(&sessions)?;
-        let wide_secs = timer.elapsed().as_secs_f64();
-        let timer = Instant::now();
-        self.docs.upsert_categories(&categories)?;
-        self.docs.upsert_products(&products)?;
-        self.docs.upsert_users(&users)?;
-        let put = self.docs.put_transactions_checked(&transactions)?;
+        });
+        let (session_conflicts, mut doc_secs, wide_secs) = session_writes?;
+        let (put, rest_secs) = catalog_and_transactions?;
+        dead.extend(session_conflicts);
         let new = put.new;
         for &i in &put.conflicts {
             if let (Some(r), Some(t)) = (transaction_records.get(i), transactions.get(i)) {
@@ -300,12 +319,13 @@ impl Worker<'_> {
         // Dead letters are kept in the document store too (keyed by source
         // position, so a replay stores each once): the nightly cleaning
         // statistics are computed from them.
+        let timer = Instant::now();
         let letters: Vec<DeadLetter> = dead
             .iter()
             .map(|(r, reason)| DeadLetter::new(&r.topic, r.partition, r.offset, reason, &r.payload))
             .collect();
-        self.docs.put_dead_letters(&letters)?;
-        doc_secs += timer.elapsed().as_secs_f64();
+        docs.put_dead_letters(&letters)?;
+        doc_secs += rest_secs + timer.elapsed().as_secs_f64();
         // What the stores now hold, after their data: a store that loses
         // its last writes loses this too (see `resume_from_stores`).
         let offsets = offsets_after(records);

@@ -934,9 +934,10 @@ impl DocumentStore for EmbeddedDocStore {
             Some(known) => known,
             unset => unset.insert(SessionIds::of(&self.session_docs)?),
         };
-        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
-        // Id -> the bytes about to be stored under it.
-        let mut seen: HashMap<&str, Vec<u8>> = HashMap::new();
+        // Key and bytes of each session about to be stored, and each one's
+        // place there by id.
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut added = Vec::new();
         let mut conflicts = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -946,7 +947,7 @@ impl DocumentStore for EmbeddedDocStore {
             let k = day_key(&ts, id.as_bytes());
             let fingerprint = SessionIds::fingerprint(id);
             let earlier = match seen.get(id) {
-                Some(b) => Some(Some(b.clone())),
+                Some(&row) => Some(rows.get(row).map(|(_, b)| b.clone())),
                 None if known.0.contains(&fingerprint) => {
                     Some(self.session_docs.get(&k)?.map(|b| b.to_vec()))
                 }
@@ -959,13 +960,13 @@ impl DocumentStore for EmbeddedDocStore {
                         || (stored.first() == Some(&b'{') && session_from(&stored)? == *item) => {}
                 Some(_) => conflicts.push(i),
                 None => {
-                    batch.insert(&self.session_docs, k, bytes.as_slice());
-                    seen.insert(id, bytes);
+                    seen.insert(id, rows.len());
+                    rows.push((k, bytes));
                     added.push(fingerprint);
                 }
             }
         }
-        batch.commit()?;
+        crate::put_rows(&self.db, &self.session_docs, rows)?;
         known.0.extend(added);
         Ok(conflicts)
     }

@@ -469,7 +469,7 @@ impl EmbeddedWideStore {
                 Entry::Occupied(mut e) => e.get_mut().to_mut().extend_from_slice(r.cells),
             }
         }
-        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        let mut out = Vec::with_capacity(touched.len());
         let mut bytes = 0;
         for (key, mut new) in touched {
             settle(&mut new);
@@ -488,9 +488,9 @@ impl EmbeddedWideStore {
                 }
             };
             bytes += (key.len() + value.len()) as u64;
-            batch.insert(t.newest(), key, value);
+            out.push((key, value));
         }
-        batch.commit()?;
+        crate::put_rows(&self.db, t.newest(), out)?;
         if t.written.fetch_add(bytes, Ordering::Relaxed) + bytes >= self.generation_bytes {
             self.start_generation(table, t.generations.len())?;
         }

@@ -1063,6 +1063,112 @@ fn embedded_stores_survive_reopen() {
     assert_eq!(wide.last_sessions("user_000001", 5).expect("scan").len(), 1);
 }
 
+/// Table files under a store directory (`keyspaces/*/tables/*`).
+fn table_files(store: &std::path::Path) -> usize {
+    std::fs::read_dir(store.join("keyspaces"))
+        .expect("keyspaces")
+        .filter_map(|k| std::fs::read_dir(k.expect("keyspace").path().join("tables")).ok())
+        .map(Iterator::count)
+        .sum()
+}
+
+/// A chunk of sessions as ingest writes one in a replay, large enough for
+/// both embedded stores to write it straight into tables: new tables are
+/// there as soon as the writes return, every session reads back from both
+/// stores before and after a reopen, writing the chunk again reports no
+/// conflict, and a changed session is one.
+#[test]
+fn embedded_stores_take_a_full_chunk_of_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (docs_dir, wide_dir) = (dir.path().join("docs"), dir.path().join("wide"));
+    let products: Vec<String> = (1..=9).map(|p| format!("prod_{p:05}")).collect();
+    let sessions: Vec<Session> = (0..12_000u32)
+        .map(|i| {
+            let viewed: Vec<&str> = products
+                .iter()
+                .take(1 + i as usize % 9)
+                .map(String::as_str)
+                .collect();
+            session(
+                &format!("sess_{i:06}"),
+                &format!("user_{:06}", 1 + i % 40),
+                &format!(
+                    "2025-03-{:02}T{:02}:{:02}:{:02}",
+                    10 + i % 3,
+                    i / 500,
+                    i % 60,
+                    i / 60 % 60
+                ),
+                ConversionStatus::Abandoned,
+                &viewed,
+                &[(viewed[0], 1 + i % 3)],
+            )
+        })
+        .collect();
+    let sorted = |mut v: Vec<Session>| {
+        v.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        v
+    };
+    let check = |docs: &EmbeddedDocStore, wide: &SessionStore| {
+        for d in 10..13 {
+            let on_day = sessions
+                .iter()
+                .filter(|s| s.start_time.date() == day(&format!("2025-03-{d}")));
+            assert_eq!(
+                sorted(docs.sessions_on(day(&format!("2025-03-{d}"))).expect("day")),
+                sorted(on_day.cloned().collect())
+            );
+        }
+        for u in [1, 17, 40] {
+            let user = format!("user_{u:06}");
+            let theirs: Vec<Session> = sessions
+                .iter()
+                .filter(|s| s.user_id == user)
+                .cloned()
+                .collect();
+            assert_eq!(theirs.len(), 300);
+            assert_eq!(
+                sorted(wide.last_sessions(&user, 1000).expect("scan")),
+                sorted(theirs)
+            );
+        }
+    };
+    let open = || {
+        let docs = EmbeddedDocStore::open(&docs_dir).expect("open docs");
+        let wide = SessionStore::new(Arc::new(
+            EmbeddedWideStore::open(&wide_dir).expect("open wide"),
+        ))
+        .expect("tables");
+        (docs, wide)
+    };
+    {
+        let (docs, wide) = open();
+        let before = (table_files(&docs_dir), table_files(&wide_dir));
+        assert_eq!(
+            docs.put_sessions(&sessions).expect("put docs"),
+            Vec::<usize>::new()
+        );
+        wide.put_sessions(&sessions).expect("put wide");
+        assert!(table_files(&docs_dir) > before.0, "{before:?}");
+        assert!(table_files(&wide_dir) > before.1, "{before:?}");
+        check(&docs, &wide);
+    }
+    let (docs, wide) = open();
+    check(&docs, &wide);
+    assert_eq!(
+        docs.put_sessions(&sessions).expect("again"),
+        Vec::<usize>::new()
+    );
+    let mut changed = sessions[5].clone();
+    changed.duration_seconds += 1;
+    assert_eq!(
+        docs.put_sessions(&[sessions[4].clone(), changed])
+            .expect("changed"),
+        vec![1]
+    );
+    check(&docs, &wide);
+}
+
 /// The same document contract against MongoDB (or a wire-compatible server)
 /// when `ECOMFLOW_MONGODB_URI` is set; CI runs it against secantusdb.
 #[cfg(feature = "mongodb")]
