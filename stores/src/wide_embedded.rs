@@ -38,8 +38,7 @@ use crate::{Result, StoreError};
 use fjall::{Keyspace, PersistMode};
 use stage::fsio::Durability;
 use std::borrow::Cow;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -453,20 +452,29 @@ impl EmbeddedWideStore {
         let _w = matches!(merge, Merge::WithStored)
             .then(|| self.writer.lock().unwrap_or_else(|e| e.into_inner()));
         let t = self.table(table)?;
-        // Row -> the cells this put writes, in order: borrowed from the
-        // caller unless the row is written twice in the put.
-        let mut touched: BTreeMap<&[u8], Cow<'_, [CellRef<'_>]>> = BTreeMap::new();
-        for r in rows {
-            for &(family, _, _) in r.cells {
+        // Each family is looked up in the table's once in a run of cells
+        // naming it (a session's 13 cells name 3 families).
+        let mut known: Option<&str> = None;
+        for &(family, _, _) in rows.iter().flat_map(|r| r.cells) {
+            if known != Some(family) {
                 if !t.families.iter().any(|f| f == family) {
                     return Err(StoreError::Unknown(format!("{table}:{family}")));
                 }
+                known = Some(family);
             }
-            match touched.entry(r.row) {
-                Entry::Vacant(e) => {
-                    e.insert(Cow::Borrowed(r.cells));
-                }
-                Entry::Occupied(mut e) => e.get_mut().to_mut().extend_from_slice(r.cells),
+        }
+        // Row -> the cells this put writes, in order: borrowed from the
+        // caller unless the row is written twice in the put. Sorted by row
+        // (stable, so a row's cells keep the order they were given in),
+        // then each row's runs joined.
+        let mut given: Vec<(&[u8], &[CellRef<'_>])> =
+            rows.iter().map(|r| (r.row, r.cells)).collect();
+        given.sort_by(|a, b| a.0.cmp(b.0));
+        let mut touched: Vec<(&[u8], Cow<'_, [CellRef<'_>]>)> = Vec::with_capacity(given.len());
+        for (row, cells) in given {
+            match touched.last_mut() {
+                Some((last, joined)) if *last == row => joined.to_mut().extend_from_slice(cells),
+                _ => touched.push((row, Cow::Borrowed(cells))),
             }
         }
         let mut out = Vec::with_capacity(touched.len());
