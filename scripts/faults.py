@@ -118,6 +118,23 @@ def clear_error(p, says, label):
 
 # --- faults -------------------------------------------------------------------
 
+def kill(p, i, data, problems):
+    """SIGKILLs replay `p` (try `i`, data dir `data`). A try counts only if
+    the kill found the replay still running: one that had already ended (a
+    fast machine) would test nothing, so its data dir is removed and False
+    returned. What went wrong is added to `problems`."""
+    if p.poll() is not None:
+        problems.append(f"try {i}: the replay had already ended (exit {p.returncode}) "
+                        "before the kill: nothing was tested")
+        shutil.rmtree(data, ignore_errors=True)
+        return False
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    if p.returncode != -signal.SIGKILL:
+        problems.append(f"try {i}: ended with {p.returncode}, not by the SIGKILL")
+    return True
+
+
 def sigkill(work, ref, rng, tries):
     """SIGKILL at a random moment of a paced replay, then run it again."""
     problems = []
@@ -126,17 +143,8 @@ def sigkill(work, ref, rng, tries):
         p = subprocess.Popen([BIN, "replay", "--data-dir", data, *RUN, "--speed", "3d/s"],
                              env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 3.5))
-        # A try counts only if the kill found the replay still running: one
-        # that had already ended (a fast machine) would test nothing.
-        if p.poll() is not None:
-            problems.append(f"try {i}: the replay had already ended (exit {p.returncode}) "
-                            "before the kill: nothing was tested")
-            shutil.rmtree(data, ignore_errors=True)
+        if not kill(p, i, data, problems):
             continue
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        if p.returncode != -signal.SIGKILL:
-            problems.append(f"try {i}: ended with {p.returncode}, not by the SIGKILL")
         r = replay(data)
         problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
         shutil.rmtree(data, ignore_errors=True)
@@ -182,13 +190,8 @@ def sigkill_full_chunks(work, rng, tries):
                 break
         threading.Thread(target=p.stderr.read, daemon=True).start()
         time.sleep(rng.uniform(0.0, took / 2))
-        if p.poll() is not None:
-            problems.append(f"try {i}: the replay had already ended (exit {p.returncode}) "
-                            "before the kill: nothing was tested")
-            shutil.rmtree(data, ignore_errors=True)
+        if not kill(p, i, data, problems):
             continue
-        p.send_signal(signal.SIGKILL)
-        p.wait()
         r = subprocess.run([BIN, "replay", "--data-dir", data, *FULL_CHUNKS], env=env(),
                            capture_output=True, text=True, errors="replace", timeout=600)
         problems += finished(r, f"try {i}") or differs(f"try {i}", data, ref, r.stdout)
