@@ -148,9 +148,10 @@ pub(crate) const INGEST_MIN_BYTES: usize = 2 << 20;
 /// of ingest's CPU in a profile, for its two writes of every session. With
 /// it, ingest alone took 0.89 of the CPU and the main job 0.93 of the time
 /// (docs/benchmarks.md, "Sessions written straight into tables"). A crash
-/// before it returns leaves at most an unregistered table file, and the
-/// caller's retry writes the rows again. Smaller writes go through an
-/// ordinary write batch.
+/// before it returns leaves at most table files that no version names,
+/// which fjall deletes when the store opens next (lsm-tree's recovery of
+/// orphaned tables), and the caller's retry writes the rows again. Smaller
+/// writes go through an ordinary write batch.
 pub(crate) fn put_rows<K, V>(
     db: &fjall::Database,
     keyspace: &fjall::Keyspace,
