@@ -173,7 +173,7 @@ pub fn predict(
     // everything (for the written-back prediction) are independent: one
     // pair on each core. Each fit is deterministic, so the answers do not
     // depend on which thread ran it.
-    let ((bgnbd, gamma_gamma), (bg_cal, gg_cal)) = crate::join(
+    let ((bgnbd, gamma_gamma), (bg_cal, gg_cal)) = stage::join(
         || (BgNbd::fit(&rows).0, GammaGamma::fit(&rows).0),
         || (BgNbd::fit(&cal).0, GammaGamma::fit(&cal).0),
     );

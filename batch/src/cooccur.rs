@@ -252,7 +252,7 @@ impl Dense {
         let (low, high) = self.cells.split_at_mut(mid);
         let (more_low, more_high) = other.cells.split_at(mid.min(other.cells.len()));
         let (full_high, full_low) =
-            crate::join(|| add(high, more_high, mid), || add(low, more_low, 0));
+            stage::join(|| add(high, more_high, mid), || add(low, more_low, 0));
         for (i, m) in full_low.into_iter().chain(full_high) {
             self.add_n(i, u32::from(m));
         }
@@ -1276,7 +1276,7 @@ fn summarise_dense(
     // The first row whose cells start past half of them.
     let cells = bought.cells.len();
     let half = (0..n).find(|&a| row_start(n, a) * 2 >= cells).unwrap_or(n);
-    let (second, (mut sb, mut sv, mut missing)) = crate::join(|| walk(half..n), || walk(0..half));
+    let (second, (mut sb, mut sv, mut missing)) = stage::join(|| walk(half..n), || walk(0..half));
     sb.merge(second.0);
     sv.merge(second.1);
     missing += second.2;

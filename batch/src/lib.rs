@@ -34,20 +34,6 @@ use stores::{DocumentStore, SessionStore};
 pub use analytics::{Findings, SegmentCuts};
 pub use engine::{Engine, QueryResult};
 
-/// Runs `a` on a thread of its own and `b` on this one, and returns both
-/// results (the batch's way to keep both cores busy on two independent
-/// halves of a job). A panic in `a` is raised again here.
-pub(crate) fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
-    std::thread::scope(|scope| {
-        let a = scope.spawn(a);
-        let b = b();
-        let a = a
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (a, b)
-    })
-}
-
 /// Errors of the batch job.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {

@@ -277,8 +277,8 @@ impl Worker<'_> {
         // sessions go straight into tables that are synced to disk
         // (`stores::put_rows`), and that wait overlaps the other writes.
         let (docs, wide) = (&self.docs, &self.sessions);
-        let (session_writes, catalog_and_transactions) = std::thread::scope(|scope| {
-            let session_writes = scope.spawn(|| -> Result<_, IngestError> {
+        let (session_writes, catalog_and_transactions) = stage::join(
+            || -> Result<_, IngestError> {
                 let timer = Instant::now();
                 let conflicts = docs.put_sessions(&sessions)?;
                 let mut dead = Vec::with_capacity(conflicts.len());
@@ -292,20 +292,16 @@ impl Worker<'_> {
                 let timer = Instant::now();
                 wide.put_sessions(&sessions)?;
                 Ok((dead, doc_secs, timer.elapsed().as_secs_f64()))
-            });
-            let timer = Instant::now();
-            let rest = (|| -> Result<_, IngestError> {
+            },
+            || -> Result<_, IngestError> {
+                let timer = Instant::now();
                 docs.upsert_categories(&categories)?;
                 docs.upsert_products(&products)?;
                 docs.upsert_users(&users)?;
-                Ok(docs.put_transactions_checked(&transactions)?)
-            })();
-            let rest = rest.map(|put| (put, timer.elapsed().as_secs_f64()));
-            match session_writes.join() {
-                Ok(done) => (done, rest),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        });
+                let put = docs.put_transactions_checked(&transactions)?;
+                Ok((put, timer.elapsed().as_secs_f64()))
+            },
+        );
         let (session_conflicts, mut doc_secs, wide_secs) = session_writes?;
         let (put, rest_secs) = catalog_and_transactions?;
         dead.extend(session_conflicts);

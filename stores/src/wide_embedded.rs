@@ -466,17 +466,19 @@ impl EmbeddedWideStore {
         // Row -> the cells this put writes, in order: borrowed from the
         // caller unless the row is written twice in the put. Sorted by row
         // (stable, so a row's cells keep the order they were given in),
-        // then each row's runs joined.
-        let mut given: Vec<(&[u8], &[CellRef<'_>])> =
-            rows.iter().map(|r| (r.row, r.cells)).collect();
-        given.sort_by(|a, b| a.0.cmp(b.0));
-        let mut touched: Vec<(&[u8], Cow<'_, [CellRef<'_>]>)> = Vec::with_capacity(given.len());
-        for (row, cells) in given {
-            match touched.last_mut() {
-                Some((last, joined)) if *last == row => joined.to_mut().extend_from_slice(cells),
-                _ => touched.push((row, Cow::Borrowed(cells))),
+        // then each row's later cells joined to its first.
+        let mut touched: Vec<(&[u8], Cow<'_, [CellRef<'_>]>)> = rows
+            .iter()
+            .map(|r| (r.row, Cow::Borrowed(r.cells)))
+            .collect();
+        touched.sort_by(|a, b| a.0.cmp(b.0));
+        touched.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1.to_mut().extend_from_slice(&later.1);
             }
-        }
+            same
+        });
         let mut out = Vec::with_capacity(touched.len());
         let mut bytes = 0;
         for (key, mut new) in touched {
