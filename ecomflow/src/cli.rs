@@ -532,8 +532,8 @@ pub struct LogArgs {
     pub fsync: bool,
     /// Compress what the embedded engines create in --data-dir: the log's
     /// records (zstd) and the stores' tables (lz4). The default replay's
-    /// data dir then takes 1.1 GiB instead of 2.6 GiB, and the replay about
-    /// 16% longer (docs/benchmarks.md, "Footprint"). A log or store keeps
+    /// data dir then takes 1.0 GiB instead of 2.6 GiB, and the replay about
+    /// 15% longer (docs/benchmarks.md, "Footprint"). A log or store keeps
     /// how it was created: give it from the first run on (or with
     /// --fresh).
     #[arg(long, env = "ECOMFLOW_COMPRESS")]
