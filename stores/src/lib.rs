@@ -89,7 +89,8 @@ pub const MEMTABLE_BYTES: u64 = 16 << 20;
 /// compacts about as many bytes at once as 8 did before: ingest alone
 /// wrote 2.7 GB instead of 3.5 GB for the same 1.2 GB of stores
 /// (`/usr/bin/time -f %O`), and the main job took 0.96 of the time and
-/// CPU with 8, alternated (docs/benchmarks.md, "Level 0 of the stores").
+/// CPU that it took with 8, alternated (docs/benchmarks.md, "Level 0 of
+/// the stores").
 /// Like the memtable size, it applies to keyspaces created from now on.
 /// It must stay well below 20: fjall slows writes from 20 level-0 runs and
 /// halts them at 30, so a threshold of 30 or more never compacts and
