@@ -76,6 +76,12 @@ impl Table {
 /// within about one compaction's reach (fjall's level 1 holds
 /// [`crate::L0_TABLES`] tables of 64 MiB), and a user's sessions, spread
 /// over the default 90-day replay's 0.9 GB, are in four generations.
+/// Smaller generations compact less but give a read more of them to
+/// merge: at 80 MiB (no generation ever compacted) ingest alone took 0.81
+/// of the CPU, and a user's last ten sessions took four times as long
+/// (`ecomflow bench`: median 551 against 139 us); at 112 MiB, 0.87-0.97 of
+/// the CPU for a median of 164 us (docs/benchmarks.md, "Generations of the
+/// wide-column store").
 pub const GENERATION_BYTES: u64 = 256 << 20;
 
 /// The embedded wide-column store.
