@@ -85,9 +85,9 @@ pub const MEMTABLE_BYTES: u64 = 16 << 20;
 /// 1: three times fjall's default. Ingest writes every keyspace all the
 /// time, and fewer, larger compactions cost less CPU. Since a chunk of
 /// sessions goes straight into a table of its own (`put_rows`), level 0
-/// fills with tables of 2.5-8 MB rather than 16 MiB memtables, and 12
-/// compacts about as many bytes at once as 8 did before: ingest alone
-/// wrote 2.7 GB instead of 3.5 GB for the same 1.2 GB of stores
+/// fills with tables of 2.5-8 MB rather than 16 MiB memtables, and 12 of
+/// them (30-96 MB) are still fewer bytes than 8 full memtables (128 MiB):
+/// ingest alone wrote 2.7 GB instead of 3.5 GB for the same 1.2 GB of stores
 /// (`/usr/bin/time -f %O`), and the main job took 0.96 of the time and
 /// CPU that it took with 8, alternated (docs/benchmarks.md, "Level 0 of
 /// the stores").

@@ -75,7 +75,8 @@ impl Table {
 /// one is started (see "Generations" above). Level 1 of a generation then stays
 /// within about one compaction's reach (fjall's level 1 holds
 /// [`crate::L0_TABLES`] tables of 64 MiB), and a user's sessions, spread
-/// over the default 90-day replay's 0.9 GB, are in four generations.
+/// over the default 90-day replay's 620 MiB of them, are in three
+/// generations.
 /// Smaller generations compact less but give a read more of them to
 /// merge: at 80 MiB (no generation ever compacted) ingest alone took 0.81
 /// of the CPU, and a user's last ten sessions took four times as long
