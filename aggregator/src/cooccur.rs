@@ -145,7 +145,7 @@ fn window_basket(
     }
     match way {
         Move::In => for_each_pair(basket, |&a, &b| ok &= pairs.add_window(a, b)),
-        Move::Out => for_each_pair(basket, |&a, &b| pairs.remove_window(a, b)),
+        Move::Out => pairs.remove_basket_window(basket),
     }
     ok
 }
@@ -200,8 +200,7 @@ impl CoOccurrence {
                 c.all_time += 1;
                 c.window += w;
             }
-            let pairs = &mut self.pairs;
-            for_each_pair(&basket, |&a, &b| pairs.add(a, b, in_window));
+            self.pairs.add_basket(&basket, in_window);
             if let Some(bucket) = self.buckets.bucket_mut(t) {
                 bucket.push(&basket);
             }

@@ -15,6 +15,8 @@
 //!   ranking, and the per-user engagement score.
 //! - `pairtable`: one cell per pair of dense item numbers, in rows that
 //!   are sparse or dense, whichever is smaller.
+//! - `sparserow`: a sparse row's cells, in a table of its own probed
+//!   linearly.
 //! - [`endpoint`]: the lookup API's endpoints, their routes and metric
 //!   labels.
 //! - [`metrics`]: the aggregator's Prometheus metrics.
@@ -51,6 +53,7 @@ pub use measures::pairs;
 mod pairtable;
 pub mod processor;
 pub mod runner;
+mod sparserow;
 mod window;
 
 /// The lock the live model sits behind, shared by the aggregator (the

@@ -2,8 +2,8 @@
 //! pair, holding its all-time and window counts side by side, so counting a
 //! pair is one memory access, not three hash-map updates.
 //!
-//! The cells of `a` form its row. A row starts sparse (a small hash map
-//! from partner to cell) and turns dense (a flat array indexed by
+//! The cells of `a` form its row. A row starts sparse (a small hash table
+//! from partner to cell, `sparserow`) and turns dense (a flat array indexed by
 //! `b - a - 1`) once that is no larger: on the default shop, where
 //! the viewed-together graph holds most of the possible pairs, the dense
 //! rows are an upper-triangular matrix of 8-byte cells, while the
@@ -16,11 +16,10 @@
 //! That is a list of row numbers while it is short, and a bit per row
 //! before the item once the list would be larger. Lists alone (4 bytes a
 //! pair plus growth slack, and rows that turned dense stay listed) make
-//! the state 142 MiB instead of 121 on the default shop, and 808 MiB
-//! instead of 694 on the four-times shop, at the same rate
-//! (docs/benchmarks.md).
+//! the state about a sixth larger on the default and four-times shops, at
+//! the same rate (docs/benchmarks.md, "The pair table's column index").
 
-use rustc_hash::FxHashMap as HashMap;
+use crate::sparserow::{Probe, SparseRow};
 
 /// The counts of one pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,7 +33,7 @@ pub struct Cell {
 #[derive(Debug, Clone)]
 enum Row {
     /// Partner index to cell.
-    Sparse(HashMap<u32, Cell>),
+    Sparse(SparseRow),
     /// Cell of partner `b` at `b - a - 1`.
     Dense(Vec<Cell>),
 }
@@ -101,28 +100,28 @@ fn set_bit(bits: &mut [u64], r: u32) {
     }
 }
 
+/// Asks the CPU to fetch the cache line of `p` (a hint: nothing else
+/// changes).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch neither reads nor writes memory as the
+        // program sees it, and `p` points into a live value anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A sparse row turns dense once its cells times `SPARSE_COST` reach its
 /// span (the items after it) times `DENSE_COST`: a sparse cell costs about
-/// 20 bytes (key, cell, control byte, load factor), a dense one 8.
-const SPARSE_COST: usize = 20;
+/// 17 bytes (partner and cell, and the table's free slots), a dense one 8.
+const SPARSE_COST: usize = 17;
 const DENSE_COST: usize = 8;
 /// Rows shorter than this stay sparse (not worth the switch).
 const MIN_DENSE: usize = 16;
-
-/// Bytes of a hash-map row's bucket: a key, a cell and a control byte.
-const BUCKET_BYTES: usize = std::mem::size_of::<(u32, Cell)>() + 1;
-
-/// Bytes of a sparse row's hash table once it holds `len` cells, from
-/// its room now (`capacity`): hashbrown fills at most 7/8 of its buckets
-/// (a power of two, each a key, a cell and a control byte) and doubles
-/// them when full. A row turns dense rather than grow past its flat
-/// array: before it reaches [`SPARSE_COST`]'s average, a table just
-/// doubled can be half again the array's size.
-fn table_bytes(capacity: usize, len: usize) -> usize {
-    let buckets = (capacity * 8 / 7).next_power_of_two();
-    let buckets = if len > capacity { buckets * 2 } else { buckets };
-    buckets * BUCKET_BYTES
-}
 
 /// The pair cells of items `0..n`.
 #[derive(Debug, Clone, Default)]
@@ -140,7 +139,7 @@ impl PairTable {
     /// Makes room for items up to `n - 1`.
     pub fn grow(&mut self, n: usize) {
         while self.rows.len() < n {
-            self.rows.push(Row::Sparse(HashMap::default()));
+            self.rows.push(Row::Sparse(SparseRow::default()));
             self.lower.push(Column::default());
         }
     }
@@ -157,23 +156,33 @@ impl PairTable {
         }
         let span = n - ai - 1;
         // A new partner of a sparse row: the row turns dense, or the
-        // partner lists the row among those that hold it.
-        let densify = match &self.rows[ai] {
-            Row::Sparse(m) if !m.contains_key(&b) => {
-                let len = m.len() + 1;
-                let flat = span * DENSE_COST;
-                Some(
-                    len >= MIN_DENSE
-                        && (len * SPARSE_COST >= flat || table_bytes(m.capacity(), len) > flat),
-                )
-            }
-            _ => None,
+        // partner lists the row among those that hold it. A row turns
+        // dense rather than grow its table past its flat array: before it
+        // reaches `SPARSE_COST`'s average, a table just grown can be
+        // larger than the array.
+        let missing = match &self.rows[ai] {
+            Row::Sparse(m) => match m.probe(b) {
+                Probe::Found(i) => {
+                    return match &mut self.rows[ai] {
+                        Row::Sparse(m) => m.at_mut(i),
+                        Row::Dense(_) => None,
+                    }
+                }
+                Probe::Missing(i) => {
+                    let len = m.len() + 1;
+                    let flat = span * DENSE_COST;
+                    let densify = len >= MIN_DENSE
+                        && (len * SPARSE_COST >= flat || m.heap_bytes_holding(len) > flat);
+                    Some((i, densify))
+                }
+            },
+            Row::Dense(_) => None,
         };
-        match densify {
-            Some(true) => {
+        match missing {
+            Some((_, true)) => {
                 let mut cells = vec![Cell::default(); span];
-                if let Row::Sparse(m) = &mut self.rows[ai] {
-                    for (k, c) in m.drain() {
+                if let Row::Sparse(m) = &self.rows[ai] {
+                    for (k, c) in m.iter() {
                         if let Some(slot) = cells.get_mut((k - a - 1) as usize) {
                             *slot = c;
                         }
@@ -182,16 +191,19 @@ impl PairTable {
                 self.rows[ai] = Row::Dense(cells);
                 self.dense.push(a);
             }
-            Some(false) => {
+            Some((slot, false)) => {
                 if let Some(column) = self.lower.get_mut(bi) {
                     column.add(bi, a);
                 }
+                return match &mut self.rows[ai] {
+                    Row::Sparse(m) => m.insert_missing(b, slot),
+                    Row::Dense(_) => None,
+                };
             }
             None => {}
         }
-        let row = &mut self.rows[ai];
-        match row {
-            Row::Sparse(m) => Some(m.entry(b).or_default()),
+        match &mut self.rows[ai] {
+            Row::Sparse(m) => m.get_mut(b),
             Row::Dense(cells) => {
                 let i = bi - ai - 1;
                 if i >= cells.len() {
@@ -211,13 +223,76 @@ impl PairTable {
             return Cell::default();
         };
         match row {
-            Row::Sparse(m) => m.get(&b).copied().unwrap_or_default(),
+            Row::Sparse(m) => m.get(b).copied().unwrap_or_default(),
             Row::Dense(cells) => (b as usize)
                 .checked_sub(a as usize + 1)
                 .and_then(|i| cells.get(i))
                 .copied()
                 .unwrap_or_default(),
         }
+    }
+
+    /// Asks the CPU to fetch the cell of `(a, b)`, `a < b`, if it has one,
+    /// or the slot where its row's table would look for it.
+    #[inline]
+    fn prefetch_cell(&self, a: u32, b: u32) {
+        match self.rows.get(a as usize) {
+            Some(Row::Sparse(m)) => m.prefetch(b),
+            Some(Row::Dense(cells)) => {
+                if let Some(c) = (b as usize)
+                    .checked_sub(a as usize + 1)
+                    .and_then(|i| cells.get(i))
+                {
+                    prefetch(c);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Asks the CPU to fetch the rows and columns of a basket's items.
+    #[inline]
+    fn prefetch_items(&self, basket: &[u32]) {
+        for &x in basket {
+            if let Some(r) = self.rows.get(x as usize) {
+                prefetch(r);
+            }
+            if let Some(c) = self.lower.get(x as usize) {
+                prefetch(c);
+            }
+        }
+    }
+
+    /// `f(a, b)` for every pair `a < b` of `basket` (sorted, distinct), in
+    /// the order of `pairs::for_each_pair`, fetching each row's cells for
+    /// the basket before the first of them is touched: the cells of a
+    /// large table are each a cache miss, and fetched together their
+    /// misses overlap instead of waiting one after the other.
+    #[inline]
+    fn for_each_pair_fetched(&mut self, basket: &[u32], mut f: impl FnMut(&mut Self, u32, u32)) {
+        self.prefetch_items(basket);
+        for (i, &a) in basket.iter().enumerate() {
+            let rest = basket.get(i + 1..).unwrap_or_default();
+            for &b in rest {
+                self.prefetch_cell(a, b);
+            }
+            for &b in rest {
+                f(self, a, b);
+            }
+        }
+    }
+
+    /// Counts every pair of a basket (sorted, distinct item numbers): all
+    /// time, and the window if `in_window`. The same as [`add`](Self::add)
+    /// on each pair in turn.
+    pub fn add_basket(&mut self, basket: &[u32], in_window: bool) {
+        self.for_each_pair_fetched(basket, |t, a, b| t.add(a, b, in_window));
+    }
+
+    /// Takes one basket (sorted, distinct item numbers) out of the window:
+    /// [`remove_window`](Self::remove_window) on each pair in turn.
+    pub fn remove_basket_window(&mut self, basket: &[u32]) {
+        self.for_each_pair_fetched(basket, |t, a, b| t.remove_window(a, b));
     }
 
     /// Counts one basket of `(a, b)`: all time, and the window if
@@ -268,7 +343,7 @@ impl PairTable {
             return;
         }
         let c = match &mut self.rows[ai] {
-            Row::Sparse(m) => m.get_mut(&b),
+            Row::Sparse(m) => m.get_mut(b),
             Row::Dense(cells) => cells.get_mut(bi - ai - 1),
         };
         if let Some(c) = c {
@@ -287,7 +362,7 @@ impl PairTable {
             .rows
             .iter()
             .map(|r| match r {
-                Row::Sparse(m) => m.capacity() * BUCKET_BYTES,
+                Row::Sparse(m) => m.heap_bytes(),
                 Row::Dense(c) => c.capacity() * size_of::<Cell>(),
             })
             .sum();
@@ -337,7 +412,7 @@ impl PairTable {
         if let Some(column) = self.lower.get(x as usize) {
             column.for_each(|j| {
                 if let Some(Row::Sparse(m)) = self.rows.get(j as usize) {
-                    if let Some(c) = m.get(&x) {
+                    if let Some(c) = m.get(x) {
                         f(j, *c);
                     }
                 }
@@ -350,7 +425,7 @@ impl PairTable {
     fn for_each_in_row(&self, a: u32, row: &Row, f: &mut impl FnMut(u32, Cell)) {
         match row {
             Row::Sparse(m) => {
-                for (&b, &c) in m {
+                for (b, c) in m.iter() {
                     f(b, c);
                 }
             }
@@ -483,6 +558,100 @@ mod tests {
         });
     }
 
+    /// The table against a map of every pair's counts, under a stream of
+    /// baskets counted and taken out of the window at random, over item
+    /// counts whose rows stay sparse, turn dense, or grow with the items:
+    /// every cell, every item's partners and the window's pair count agree.
+    #[test]
+    fn the_table_counts_as_a_map_of_pairs_does() {
+        use std::collections::BTreeMap;
+        let mut seed = 11u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for items in [30u32, 300, 3_000] {
+            let mut t = PairTable::default();
+            t.grow(items as usize / 2);
+            let mut want: BTreeMap<(u32, u32), Cell> = BTreeMap::new();
+            let mut counted: Vec<Vec<u32>> = Vec::new();
+            for step in 0..20_000 {
+                if step == 10_000 {
+                    t.grow(items as usize);
+                }
+                let live = if step < 10_000 { items / 2 } else { items };
+                if !counted.is_empty() && next(4) == 0 {
+                    // Take out of the window a basket counted in it.
+                    let basket = counted.swap_remove(next(counted.len() as u64) as usize);
+                    t.remove_basket_window(&basket);
+                    for_each_pair_in(&basket, |a, b| {
+                        if let Some(c) = want.get_mut(&(a, b)) {
+                            c.window -= 1;
+                        }
+                    });
+                    continue;
+                }
+                // Low numbers are far more popular, as in the shop.
+                let mut basket: Vec<u32> = (0..2 + next(6))
+                    .map(|_| {
+                        let u = next(live as u64) as u32;
+                        u * u / live
+                    })
+                    .collect();
+                basket.sort_unstable();
+                basket.dedup();
+                let in_window = next(3) > 0;
+                t.add_basket(&basket, in_window);
+                for_each_pair_in(&basket, |a, b| {
+                    let c = want.entry((a, b)).or_default();
+                    c.all_time += 1;
+                    c.window += u32::from(in_window);
+                });
+                if in_window {
+                    counted.push(basket);
+                }
+            }
+            for (&(a, b), &c) in &want {
+                assert_eq!(t.get(a, b), c, "{items} items, pair ({a}, {b})");
+            }
+            let window_pairs = want.values().filter(|c| c.window > 0).count();
+            assert_eq!(t.window_pairs(), window_pairs, "{items} items");
+            let mut partners: Vec<Vec<(u32, Cell)>> = vec![Vec::new(); items as usize];
+            for (&(a, b), &c) in &want {
+                partners[a as usize].push((b, c));
+                partners[b as usize].push((a, c));
+            }
+            for (x, expected) in partners.iter_mut().enumerate() {
+                expected.sort_unstable_by_key(|(p, _)| *p);
+                let mut got = Vec::new();
+                t.for_each_partner(x as u32, |p, c| got.push((p, c)));
+                got.sort_unstable_by_key(|(p, _)| *p);
+                assert_eq!(&got, expected, "{items} items, partners of {x}");
+            }
+            // Both kinds of row were exercised.
+            let dense = t.dense_rows();
+            let sparse = t
+                .rows
+                .iter()
+                .filter(|r| matches!(r, Row::Sparse(m) if m.len() > 0))
+                .count();
+            assert!(
+                dense > 0 && sparse > 0,
+                "{items} items: {dense} dense, {sparse} sparse"
+            );
+        }
+    }
+
+    fn for_each_pair_in(basket: &[u32], mut f: impl FnMut(u32, u32)) {
+        for (i, &a) in basket.iter().enumerate() {
+            for &b in &basket[i + 1..] {
+                f(a, b);
+            }
+        }
+    }
+
     #[test]
     fn rows_turn_dense_and_keep_their_cells() {
         let mut t = PairTable::default();
@@ -568,25 +737,25 @@ mod tests {
         assert_eq!(t.rows_holding(150), vec![1]);
     }
 
-    /// A row of 700 partners: its flat array is 5,600 bytes. Its hash
-    /// table holds 224 cells in 256 buckets (3,328 bytes); the 225th would
-    /// double it to 512 (6,656 bytes), so the row turns dense there, at 32%
-    /// full, before the average cost (20 bytes a cell) would say so at 280.
+    /// A row of 650 partners: its flat array is 5,200 bytes. Its table
+    /// holds 292 cells in 366 slots (4,392 bytes); the 293rd would grow it
+    /// to 457 slots (5,484 bytes), so the row turns dense there, at 45%
+    /// full, before the average cost (17 bytes a cell) would say so at 306.
     #[test]
     fn a_row_turns_dense_rather_than_outgrow_its_array() {
         let mut t = PairTable::default();
-        t.grow(701);
-        for b in 1..=224 {
+        t.grow(651);
+        for b in 1..=292 {
             t.add(0, b, true);
         }
-        assert!(matches!(&t.rows[0], Row::Sparse(m) if m.capacity() == 224));
-        t.add(0, 225, true);
+        assert!(matches!(&t.rows[0], Row::Sparse(m) if m.heap_bytes() == 366 * 12));
+        t.add(0, 293, true);
         assert!(matches!(t.rows[0], Row::Dense(_)));
-        assert_eq!(t.get(0, 224).all_time, 1);
-        assert_eq!(t.get(0, 225).all_time, 1);
+        assert_eq!(t.get(0, 292).all_time, 1);
+        assert_eq!(t.get(0, 293).all_time, 1);
         let mut row = Vec::new();
         t.row_sorted(0, &mut row);
-        assert_eq!(row.len(), 225);
+        assert_eq!(row.len(), 293);
     }
 
     #[test]
