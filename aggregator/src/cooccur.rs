@@ -274,8 +274,12 @@ impl CoOccurrence {
         let mut left = false;
         while let Some(first) = self.expiring.front() {
             let mut at = self.expired_in_first;
+            // Whether the bucket has no basket left from `at` on (the bytes
+            // are `push`'s, so that is at their end).
+            let mut done = false;
             while spent < budget {
                 let Some(next) = first.read(at, &mut basket) else {
+                    done = true;
                     break;
                 };
                 window_basket(
@@ -288,8 +292,8 @@ impl CoOccurrence {
                 spent += 1 + basket.len() * basket.len().saturating_sub(1) / 2;
                 at = next;
             }
-            self.expired_in_first = at;
-            if at < first.bytes.len() {
+            if !done && at < first.bytes.len() {
+                self.expired_in_first = at;
                 left = true;
                 break;
             }
