@@ -85,32 +85,16 @@ impl Baskets {
     /// returns the byte after it, or `None` past the last basket.
     fn read(&self, at: usize, out: &mut Vec<u32>) -> Option<usize> {
         out.clear();
-        let mut at = at;
-        let len = varint(&self.bytes, &mut at)?;
+        let mut d = Decoder::new(self.bytes.get(at..)?);
+        let len = d.u64().ok()?;
         let mut item = 0u32;
         for j in 0..len {
-            let v = u32::try_from(varint(&self.bytes, &mut at)?).ok()?;
+            let v = d.u32().ok()?;
             item = if j == 0 { v } else { item.wrapping_add(v) };
             out.push(item);
         }
-        Some(at)
+        Some(at + d.position())
     }
-}
-
-/// The varint [`put_u64`] wrote at byte `*at`, moving `*at` past it;
-/// `None` past the end.
-#[inline]
-fn varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(*at)?;
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// Baskets, item counts and pair counts, by event time.

@@ -480,6 +480,15 @@ impl PartialEq for PairTable {
 mod tests {
     use super::*;
 
+    /// The next number of a linear congruential generator (Knuth's MMIX
+    /// constants): repeatable test data without a dependency.
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *seed
+    }
+
     /// Counting pairs here against a `DashMap` of the same cells (the
     /// concurrent map the project card suggested), on 3,000,000 pairs of
     /// 5,000 items drawn with a skew like the shop's, and reading one
@@ -493,9 +502,7 @@ mod tests {
         const ITEMS: u64 = 5_000;
         let mut seed = 7u64;
         let mut item = || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            let seed = lcg(&mut seed);
             // Squared: low numbers are far more popular, as in the shop.
             let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
             (u * u * ITEMS as f64) as u32
@@ -566,12 +573,7 @@ mod tests {
     fn the_table_counts_as_a_map_of_pairs_does() {
         use std::collections::BTreeMap;
         let mut seed = 11u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
+        let mut next = move |n: u64| (lcg(&mut seed) >> 33) % n;
         for items in [30u32, 300, 3_000] {
             let mut t = PairTable::default();
             t.grow(items as usize / 2);

@@ -73,6 +73,16 @@ fn grown(slots: usize) -> usize {
     }
 }
 
+/// Slots of a table of `slots` slots once it holds `len` cells: as many,
+/// or grown until they fit.
+fn slots_holding(slots: usize, len: usize) -> usize {
+    let mut n = slots;
+    while !fits(len, n) {
+        n = grown(n);
+    }
+    n
+}
+
 /// The first slot probed for `partner` in a table of `slots` slots (not
 /// 0): Fibonacci hashing, then the high bits scaled to the table.
 #[inline]
@@ -95,11 +105,7 @@ impl SparseRow {
     /// Bytes on the heap once the table holds `len` cells, growing from
     /// its size now.
     pub(crate) fn heap_bytes_holding(&self, len: usize) -> usize {
-        let mut slots = self.slots.len();
-        while !fits(len, slots) {
-            slots = grown(slots);
-        }
-        slots * SLOT_BYTES
+        slots_holding(self.slots.len(), len) * SLOT_BYTES
     }
 
     /// Where `partner` is, or the empty slot it would take.
@@ -189,10 +195,7 @@ impl SparseRow {
 
     /// Re-lays the cells in a table large enough for `len`.
     fn grow(&mut self, len: usize) {
-        let mut n = grown(self.slots.len());
-        while !fits(len, n) {
-            n = grown(n);
-        }
+        let n = slots_holding(self.slots.len(), len);
         let old = std::mem::replace(&mut self.slots, vec![VACANT; n].into_boxed_slice());
         for s in old.iter().filter(|s| s.partner != EMPTY) {
             if let Probe::Missing(i) = self.probe(s.partner) {

@@ -198,6 +198,11 @@ impl<'a> Decoder<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| self.err("not UTF-8"))
     }
 
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
     /// Whether everything was read.
     pub fn done(&self) -> bool {
         self.at == self.bytes.len()
